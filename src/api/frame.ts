@@ -1,0 +1,77 @@
+/**
+ * Length-prefixed JSON frames over any byte stream, and the hand-over of that stream to raw
+ * bytes after an `attach`.
+ */
+import type { Duplex } from 'node:stream';
+import { WormholeError } from '../common/errors';
+import { MAX_FRAME } from './protocol';
+
+/** Encode one value as a frame. */
+export function encodeFrame(value: unknown): Buffer {
+  const body = Buffer.from(JSON.stringify(value), 'utf8');
+  if (body.length > MAX_FRAME)
+    throw new WormholeError('FRAME_TOO_LARGE', `message of ${body.length} bytes is too large`);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length, 0);
+  return Buffer.concat([head, body]);
+}
+
+/**
+ * Reads frames from a stream and hands each parsed value to `onFrame`. A frame over
+ * MAX_FRAME or one that is not JSON goes to `onError` and reading stops. `detach()` stops
+ * reading frames and puts any bytes already read back into the stream, so that it can be
+ * used as a plain byte stream from there on.
+ */
+export class FrameReader {
+  private buffered: Buffer = Buffer.alloc(0);
+  private stopped = false;
+  private readonly onData = (chunk: Buffer): void => this.push(chunk);
+
+  constructor(
+    private readonly stream: Duplex,
+    private readonly onFrame: (value: unknown) => void,
+    private readonly onError: (err: WormholeError) => void,
+  ) {
+    stream.on('data', this.onData);
+  }
+
+  private push(chunk: Buffer): void {
+    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    while (!this.stopped && this.buffered.length >= 4) {
+      const len = this.buffered.readUInt32BE(0);
+      if (len > MAX_FRAME) {
+        this.fail(
+          new WormholeError('FRAME_TOO_LARGE', `frame of ${len} bytes is over the ${MAX_FRAME}-byte limit`),
+        );
+        return;
+      }
+      if (this.buffered.length < 4 + len) return;
+      const body = this.buffered.subarray(4, 4 + len);
+      this.buffered = this.buffered.subarray(4 + len);
+      let value: unknown;
+      try {
+        value = JSON.parse(body.toString('utf8'));
+      } catch {
+        this.fail(new WormholeError('BAD_FRAME', 'frame is not valid JSON'));
+        return;
+      }
+      this.onFrame(value);
+    }
+  }
+
+  private fail(err: WormholeError): void {
+    this.detach();
+    this.buffered = Buffer.alloc(0);
+    this.onError(err);
+  }
+
+  /** Stop reading frames; unread bytes go back to the stream; the stream is paused. */
+  detach(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stream.off('data', this.onData);
+    this.stream.pause();
+    if (this.buffered.length > 0) this.stream.unshift(this.buffered);
+    this.buffered = Buffer.alloc(0);
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The create grammar of SPEC.md: `wormhole create ACTION...`, read left to right.
+ *
+ * Two stages, both pure: `tokenize` turns command-line words into actions (this is what goes
+ * on the wire), `parsePlan` turns actions into a tree of plans, one per segment. The CLI and
+ * the daemon both run them, so a malformed create is refused before any side effect.
+ */
+import { UsageError } from '../common/errors';
+import { parseUrl, type UrlParts } from './url';
+
+/** Every action word of the grammar. */
+export const VERBS = [
+  'id',
+  'url',
+  'docker-ns',
+  'docker-run',
+  'tail',
+  'trigger',
+  'child',
+  'chain',
+  'remote',
+  'tunnel',
+  'udptunnel',
+] as const;
+export type Verb = (typeof VERBS)[number];
+
+/** One action as sent on the wire. */
+export interface Action {
+  verb: Verb;
+  /** The argument words (none, one, or several for docker-run). */
+  args: string[];
+}
+
+const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain'];
+const ONE_ARG: readonly Verb[] = ['id', 'url', 'remote', 'tunnel', 'udptunnel'];
+
+/** Is this word an action word? */
+export function isVerb(word: string): word is Verb {
+  return (VERBS as readonly string[]).includes(word);
+}
+
+/** Segment ids: letters, digits, `-`, `_`, `.`, up to 64, starting with a letter or digit. */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Peer host: `host[:port]`, `[v6][:port]`. */
+const PEER_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252})(:\d{1,5})?$/;
+
+/**
+ * Command-line words -> actions. `docker-ns` takes the next word unless it is an action word
+ * or there is none (then it means the host's own namespace). `docker-run` takes every word up
+ * to the next action word (quote them as one word to be safe).
+ */
+export function tokenize(words: readonly string[]): Action[] {
+  if (words.length === 0)
+    throw new UsageError('create needs at least one action, e.g. create url :8080 tail url :80');
+  const actions: Action[] = [];
+  let i = 0;
+  while (i < words.length) {
+    const word = words[i++];
+    if (!isVerb(word)) {
+      throw new UsageError(`"${word}" is not an action: expected one of ${VERBS.join(', ')}`);
+    }
+    if (NO_ARG.includes(word)) {
+      actions.push({ verb: word, args: [] });
+    } else if (ONE_ARG.includes(word)) {
+      if (i >= words.length || isVerb(words[i])) throw new UsageError(`${word} needs an argument`);
+      actions.push({ verb: word, args: [words[i++]] });
+    } else if (word === 'docker-ns') {
+      if (i < words.length && !isVerb(words[i])) actions.push({ verb: word, args: [words[i++]] });
+      else actions.push({ verb: word, args: [] });
+    } else {
+      const args: string[] = [];
+      while (i < words.length && !isVerb(words[i])) args.push(words[i++]);
+      if (args.length === 0)
+        throw new UsageError('docker-run needs an image, e.g. docker-run wormhole/mysql');
+      actions.push({ verb: word, args });
+    }
+  }
+  return actions;
+}
+
+/** Which end an action configures. */
+export type Side = 'head' | 'tail';
+
+/** One step of a plan. */
+export type Step =
+  | { op: 'url'; side: Side; url: UrlParts }
+  | { op: 'docker-ns'; side: Side; container: string | null }
+  | { op: 'docker-run'; side: Side; args: string[] }
+  | { op: 'child' | 'chain'; plan: Plan }
+  | { op: 'remote' | 'tunnel' | 'udptunnel'; host: string; plan: Plan; actions: Action[] };
+
+/** What to do for one segment: steps at create time, and steps at the first connection. */
+export interface Plan {
+  id?: string;
+  init: Step[];
+  /** Steps run on the first connection; null when there is no trigger. */
+  trigger: Step[] | null;
+}
+
+/** Check a peer host word. */
+export function checkPeerHost(host: string, verb: string): string {
+  const m = PEER_PATTERN.exec(host);
+  if (!m || (m[2] && Number(m[2].slice(1)) > 65535)) {
+    throw new UsageError(`${verb} "${host}": expected a host name or address, optionally with :port`);
+  }
+  return host;
+}
+
+/**
+ * Actions -> plan tree. `tail` switches to the tail; `trigger` switches to the tail and
+ * defers what follows to the first connection; `child`, `chain`, `remote`, `tunnel` and
+ * `udptunnel` hand every following action to a new segment, which starts in head mode.
+ */
+export function parsePlan(actions: readonly Action[]): Plan {
+  const plan: Plan = { init: [], trigger: null };
+  let side: Side = 'head';
+  let steps = plan.init;
+  for (let i = 0; i < actions.length; i++) {
+    const { verb, args } = actions[i];
+    switch (verb) {
+      case 'id':
+        if (plan.id !== undefined) throw new UsageError('id is given twice for one segment');
+        if (!ID_PATTERN.test(args[0])) {
+          throw new UsageError(
+            `id "${args[0]}" is not valid: use letters, digits, "-", "_" or ".", at most 64`,
+          );
+        }
+        plan.id = args[0];
+        break;
+      case 'url':
+        steps.push({ op: 'url', side, url: parseUrl(args[0]) });
+        break;
+      case 'docker-ns':
+        steps.push({ op: 'docker-ns', side, container: args[0] ?? null });
+        break;
+      case 'docker-run':
+        steps.push({ op: 'docker-run', side, args: [...args] });
+        break;
+      case 'tail':
+        side = 'tail';
+        break;
+      case 'trigger':
+        if (plan.trigger !== null) throw new UsageError('trigger is given twice for one segment');
+        side = 'tail';
+        plan.trigger = [];
+        steps = plan.trigger;
+        break;
+      case 'child':
+      case 'chain': {
+        const child = parsePlan(actions.slice(i + 1));
+        steps.push({ op: verb, plan: child });
+        return plan;
+      }
+      case 'remote':
+      case 'tunnel':
+      case 'udptunnel': {
+        // The peer parses these again: they are what goes on the wire.
+        const rest = actions.slice(i + 1);
+        steps.push({ op: verb, host: checkPeerHost(args[0], verb), plan: parsePlan(rest), actions: rest });
+        return plan;
+      }
+    }
+  }
+  return plan;
+}

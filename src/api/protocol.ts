@@ -1,0 +1,161 @@
+/**
+ * The wire: one versioned request/response schema shared by the CLI, the daemon and peers.
+ *
+ * A connection carries frames (a 4-byte big-endian length, then that many bytes of UTF-8
+ * JSON). The client sends a Request, the daemon answers with a Response of the same `id`.
+ * An `attach` request, once answered, turns the connection into a raw byte stream.
+ */
+import { z } from 'zod';
+import { VERBS } from './grammar';
+
+/** Bump on any incompatible change; a mismatch is refused with VERSION_MISMATCH. */
+export const PROTOCOL_VERSION = 1;
+
+/** Largest frame either side accepts. */
+export const MAX_FRAME = 1024 * 1024;
+
+const action = z
+  .object({
+    verb: z.enum(VERBS),
+    args: z.array(z.string().max(4096)).max(256),
+  })
+  .strict();
+
+const protocol = z.enum(['tcp', 'udp']);
+
+/** A fully resolved endpoint, as the daemon reports it. */
+export const endpointSchema = z.object({
+  proto: protocol,
+  ns: z.string().nullable(),
+  host: z.string(),
+  port: z.number().int(),
+  container: z.string().optional(),
+  peer: z.string().optional(),
+});
+export type EndpointInfo = z.infer<typeof endpointSchema>;
+
+/** One segment in `list`. */
+export const segmentInfoSchema = z.object({
+  id: z.string(),
+  url: z.string(),
+  head: endpointSchema,
+  tail: endpointSchema.nullable(),
+  state: z.enum(['ready', 'waiting', 'triggering', 'closed']),
+  parent: z.string().nullable(),
+  remote: z.boolean(),
+  connections: z.number().int(),
+  containers: z.array(z.string()),
+});
+export type SegmentInfo = z.infer<typeof segmentInfoSchema>;
+
+/** One tunnel in `tunnel-list`. */
+export const tunnelInfoSchema = z.object({
+  host: z.string(),
+  localIp: z.string(),
+  remoteIp: z.string(),
+  engine: z.string(),
+  udp: z.boolean(),
+  iface: z.string(),
+});
+export type TunnelInfo = z.infer<typeof tunnelInfoSchema>;
+
+const hostParam = z.string().min(1).max(300);
+
+/** Each method: its params and its result. */
+export const methods = {
+  ping: {
+    params: z.object({ host: hostParam.optional() }).strict(),
+    result: z.object({ peerMs: z.number().optional() }),
+  },
+  create: {
+    params: z.object({ actions: z.array(action).min(1).max(256) }).strict(),
+    result: z.object({ segments: z.array(z.object({ id: z.string(), url: z.string() })) }),
+  },
+  delete: {
+    params: z.object({ id: z.string().min(1).max(64) }).strict(),
+    result: z.object({ deleted: z.array(z.string()) }),
+  },
+  list: {
+    params: z.object({}).strict(),
+    result: z.object({ segments: z.array(segmentInfoSchema) }),
+  },
+  /** Peer to peer: create a child segment here, on behalf of a peer's segment. */
+  'peer-create': {
+    params: z
+      .object({
+        actions: z.array(action).max(256),
+        head: z.object({ proto: protocol, host: z.string().optional(), port: z.number().int() }).strict(),
+        tunnel: z.string().optional(),
+      })
+      .strict(),
+    result: z.object({
+      id: z.string(),
+      url: z.string(),
+      proto: protocol,
+      host: z.string(),
+      port: z.number(),
+    }),
+  },
+  /** Peer to peer: after the reply, this connection is a byte stream to the segment's tail. */
+  attach: {
+    params: z.object({ id: z.string().min(1).max(64) }).strict(),
+    result: z.object({}),
+  },
+  'tunnel-create': {
+    params: z.object({ host: hostParam, udp: z.boolean() }).strict(),
+    result: tunnelInfoSchema,
+  },
+  'tunnel-delete': {
+    params: z.object({ host: hostParam }).strict(),
+    result: z.object({ deleted: z.boolean() }),
+  },
+  'tunnel-list': {
+    params: z.object({}).strict(),
+    result: z.object({ tunnels: z.array(tunnelInfoSchema) }),
+  },
+  /** Peer to peer tunnel negotiation (see src/tunnel). */
+  'peer-tunnel': {
+    params: z.object({ op: z.enum(['create', 'delete']), data: z.record(z.unknown()) }).strict(),
+    result: z.record(z.unknown()),
+  },
+} as const;
+
+export type Method = keyof typeof methods;
+export type Params<M extends Method> = z.infer<(typeof methods)[M]['params']>;
+export type Result<M extends Method> = z.infer<(typeof methods)[M]['result']>;
+
+/** Is this string a method name? */
+export function isMethod(name: string): name is Method {
+  return Object.prototype.hasOwnProperty.call(methods, name);
+}
+
+/** A request frame's envelope; params are checked per method. */
+export const requestSchema = z
+  .object({
+    v: z.number().int(),
+    id: z.number().int().nonnegative(),
+    method: z.string().max(64),
+    params: z.unknown(),
+  })
+  .strict();
+export type Request = z.infer<typeof requestSchema>;
+
+/** A response frame. */
+export const responseSchema = z.union([
+  z.object({ v: z.number().int(), id: z.number().int(), ok: z.literal(true), result: z.unknown() }),
+  z.object({
+    v: z.number().int(),
+    id: z.number().int(),
+    ok: z.literal(false),
+    error: z.object({ code: z.string(), message: z.string() }),
+  }),
+]);
+export type Response = z.infer<typeof responseSchema>;
+
+/** Turn a zod failure into one line a user can act on. */
+export function describeIssues(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.length ? i.path.join('.') : 'request'}: ${i.message}`)
+    .join('; ');
+}

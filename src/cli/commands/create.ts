@@ -1,0 +1,37 @@
+import { parsePlan, tokenize } from '../../api/grammar';
+import { type Command, withDaemon } from '../command';
+
+export const create: Command = {
+  name: 'create',
+  summary: 'create a segment (a proxy from a head to a tail)',
+  usage: `usage: wormhole create ACTION...
+
+Actions, read left to right (see the README for the whole grammar):
+  id ID              the segment's id (default: a random UUID)
+  url URL            [tcp|udp://][NS@][host][:port]; NS is an 'ip netns' name or a path
+                     like /proc/PID/ns/net
+  docker-ns [ID]     the namespace of a running container (none: the host's own)
+  docker-run ARGS    start a container (image, then its command) and use its namespace
+  tail               the following actions set the tail
+  trigger            like tail, and the following actions run on the first connection
+  child              a second segment whose head is this segment's tail
+  chain              like child, and this segment's tail becomes the child's head
+  remote HOST        the child segment lives on the peer HOST
+  tunnel HOST        an encrypted L3 tunnel to HOST, then as remote through it
+  udptunnel HOST     as tunnel, carried in UDP
+
+Defaults: head tcp://127.0.0.1, tail = head's protocol and port on 127.0.0.1.
+Prints "ID URL", URL being where the head listens.
+
+  wormhole create url :8080 tail url :80
+  wormhole create url :3306 docker-ns tail docker-ns $mysql
+  wormhole create url :80 trigger docker-run wormhole/wordpress child url :3306 trigger docker-run wormhole/mysql`,
+  async run(args, ctx) {
+    const actions = tokenize(args);
+    parsePlan(actions); // refuse a malformed create before reaching the daemon
+    const res = await withDaemon(ctx, (c) => c.call('create', { actions }));
+    const top = res.segments[0];
+    ctx.out(`${top.id} ${top.url}`);
+    return 0;
+  },
+};

@@ -1,0 +1,41 @@
+import type { EndpointInfo } from '../../api/protocol';
+import { formatUrl } from '../../api/url';
+import { UsageError } from '../../common/errors';
+import { type Command, withDaemon } from '../command';
+
+function endpoint(e: EndpointInfo | null): string {
+  if (!e) return '-';
+  if (e.peer) return `peer:${e.peer}`;
+  const ns = e.container ? `docker:${e.container.slice(0, 12)}` : (e.ns ?? undefined);
+  return formatUrl(e.proto, e.host, e.port, ns);
+}
+
+export const list: Command = {
+  name: 'list',
+  summary: 'list segments, one line each',
+  usage: `usage: wormhole list [--json]
+
+One line per segment: ID HEAD -> TAIL STATE CONNECTIONS [parent=ID]. --json prints an
+array for scripts.
+
+  wormhole list
+  wormhole list --json`,
+  async run(args, ctx) {
+    const json = args.includes('--json');
+    const extra = args.filter((a) => a !== '--json');
+    if (extra.length > 0) throw new UsageError(`list: unexpected "${extra[0]}"`);
+    const { segments } = await withDaemon(ctx, (c) => c.call('list', {}));
+    if (json) {
+      ctx.out(JSON.stringify(segments, null, 2));
+      return 0;
+    }
+    for (const s of segments) {
+      const parent = s.parent ? ` parent=${s.parent}` : '';
+      const remote = s.remote ? ' remote' : '';
+      ctx.out(
+        `${s.id} ${endpoint(s.head)} -> ${endpoint(s.tail)} ${s.state} ${s.connections}${parent}${remote}`,
+      );
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,204 @@
+/**
+ * The only way to talk to a daemon: the CLI uses it, and so does a daemon talking to a peer.
+ * TCP connections are TLS 1.3 with the pre-shared key; unix sockets are plain (the socket is
+ * mode 0600).
+ */
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { type DaemonAddress, formatDaemonAddress } from '../common/address';
+import { WormholeError, errnoCode, errorMessage } from '../common/errors';
+import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
+import { encodeFrame, FrameReader } from '../api/frame';
+import {
+  PROTOCOL_VERSION,
+  type Method,
+  type Params,
+  type Result,
+  describeIssues,
+  methods,
+  responseSchema,
+} from '../api/protocol';
+
+/** How long to wait for a connection (TCP + TLS handshake). */
+const CONNECT_TIMEOUT_MS = 5000;
+
+/** Open a raw transport to a daemon: TLS-PSK for TCP, plain for unix sockets. */
+export function openTransport(addr: DaemonAddress, key: Buffer | null): Promise<Duplex> {
+  const where = formatDaemonAddress(addr);
+  return new Promise((resolve, reject) => {
+    let socket: net.Socket;
+    const readyEvent = addr.kind === 'tcp' ? 'secureConnect' : 'connect';
+    if (addr.kind === 'unix') {
+      socket = net.connect({ path: addr.path });
+    } else {
+      if (!key) {
+        reject(new WormholeError('KEY_MISSING', 'a key is needed for a TCP connection (-K FILE)'));
+        return;
+      }
+      const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
+        host: addr.host,
+        port: addr.port,
+        minVersion: 'TLSv1.3',
+        maxVersion: 'TLSv1.3',
+        ciphers: PSK_CIPHERS,
+        pskCallback: () => ({ psk: key, identity: PSK_IDENTITY }),
+        checkServerIdentity: () => undefined,
+        // A peer stream carries one proxied connection: its half-close must pass through.
+        allowHalfOpen: true,
+      };
+      socket = tls.connect(options);
+    }
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(
+        new WormholeError(
+          'TIMEOUT',
+          `no answer from the daemon at ${where} within ${CONNECT_TIMEOUT_MS / 1000} s`,
+        ),
+      );
+    }, CONNECT_TIMEOUT_MS);
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(transportError(err, where, addr.kind === 'tcp'));
+    };
+    socket.once('error', onError);
+    socket.once('close', () => onError(new Error('closed during handshake')));
+    socket.once(readyEvent, () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      socket.removeAllListeners('close');
+      resolve(socket);
+    });
+  });
+}
+
+/** A connect-time failure, said so that the user knows what to do. */
+function transportError(err: Error, where: string, tlsUsed: boolean): WormholeError {
+  const code = errnoCode(err);
+  if (
+    code === 'ECONNREFUSED' ||
+    code === 'ENOENT' ||
+    code === 'ENOTFOUND' ||
+    code === 'EHOSTUNREACH' ||
+    code === 'ENETUNREACH' ||
+    code === 'EAI_AGAIN'
+  ) {
+    return new WormholeError(
+      'DAEMON_UNREACHABLE',
+      `cannot reach the daemon at ${where} (${code}): start it with 'sudo bin/wormholed' or check -H`,
+    );
+  }
+  if (tlsUsed) {
+    return new WormholeError(
+      'AUTH_FAILED',
+      `the daemon at ${where} refused the connection: its key differs from ours (check -K) or it is not a wormhole daemon`,
+    );
+  }
+  return new WormholeError(
+    'DAEMON_UNREACHABLE',
+    `cannot talk to the daemon at ${where}: ${errorMessage(err)}`,
+  );
+}
+
+/** One connection to a daemon; requests are answered in order. */
+export class Connection {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly reader: FrameReader;
+  private failure: WormholeError | undefined;
+
+  constructor(
+    readonly stream: Duplex,
+    private readonly where: string,
+  ) {
+    this.reader = new FrameReader(
+      stream,
+      (frame) => this.onFrame(frame),
+      (err) => this.fail(err),
+    );
+    stream.on('error', (err) =>
+      this.fail(new WormholeError('CONNECTION_LOST', `connection to ${where} failed: ${err.message}`)),
+    );
+    stream.on('close', () =>
+      this.fail(new WormholeError('CONNECTION_LOST', `the daemon at ${where} closed the connection`)),
+    );
+  }
+
+  private onFrame(frame: unknown): void {
+    const parsed = responseSchema.safeParse(frame);
+    if (!parsed.success) {
+      this.fail(new WormholeError('BAD_RESPONSE', `the daemon at ${this.where} sent a malformed reply`));
+      return;
+    }
+    const res = parsed.data;
+    const waiter = this.pending.get(res.id);
+    if (!waiter) return;
+    this.pending.delete(res.id);
+    if (res.ok) waiter.resolve(res.result);
+    else waiter.reject(new WormholeError(res.error.code, res.error.message));
+  }
+
+  private fail(err: WormholeError): void {
+    if (!this.failure) this.failure = err;
+    for (const w of this.pending.values()) w.reject(err);
+    this.pending.clear();
+  }
+
+  /** Send a request and wait for its reply; the reply is checked against the schema. */
+  async call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>> {
+    if (this.failure) throw this.failure;
+    const id = this.nextId++;
+    const reply = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.stream.write(encodeFrame({ v: PROTOCOL_VERSION, id, method, params }));
+    const result = await reply;
+    const checked = methods[method].result.safeParse(result);
+    if (!checked.success) {
+      throw new WormholeError(
+        'BAD_RESPONSE',
+        `the daemon at ${this.where} sent a malformed ${method} reply: ${describeIssues(checked.error)}`,
+      );
+    }
+    return checked.data as Result<M>;
+  }
+
+  /**
+   * Ask the daemon to connect this stream to a segment's tail; once it says yes, the stream
+   * carries the segment's bytes both ways and is no longer a request channel.
+   */
+  async attach(id: string): Promise<Duplex> {
+    await this.call('attach', { id });
+    this.reader.detach();
+    this.stream.removeAllListeners('error');
+    this.stream.removeAllListeners('close');
+    return this.stream;
+  }
+
+  /** Close the connection. */
+  close(): void {
+    this.stream.end();
+    this.stream.destroy();
+  }
+}
+
+/** Connect to a daemon. */
+export async function connect(addr: DaemonAddress, key: Buffer | null): Promise<Connection> {
+  const stream = await openTransport(addr, key);
+  return new Connection(stream, formatDaemonAddress(addr));
+}
+
+/** Connect, make one call, close. */
+export async function callOnce<M extends Method>(
+  addr: DaemonAddress,
+  key: Buffer | null,
+  method: M,
+  params: Params<M>,
+): Promise<Result<M>> {
+  const conn = await connect(addr, key);
+  try {
+    return await conn.call(method, params);
+  } finally {
+    conn.close();
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * The method -> handler table: what each request does. Input has been checked against the
+ * schema before a handler runs.
+ */
+import type { Params } from '../api/protocol';
+import type { SegmentManager } from '../segment/manager';
+import type { Peers } from './peers';
+import type { HandlerTable } from './server';
+import type { TunnelService } from './tunnels';
+
+/** Everything the handlers reach. */
+export interface Services {
+  manager: SegmentManager;
+  peers: Peers;
+  tunnels: TunnelService;
+}
+
+/** Build the routing table. */
+export function makeHandlers({ manager, peers, tunnels }: Services): HandlerTable {
+  return {
+    ping: async ({ host }) => (host ? { peerMs: await peers.ping(host) } : {}),
+    create: async ({ actions }) => {
+      const segments = await manager.create(actions);
+      return { segments: segments.map((s) => ({ id: s.id, url: s.url })) };
+    },
+    delete: async ({ id }) => ({ deleted: await manager.delete(id) }),
+    list: async () => ({ segments: manager.list() }),
+    'peer-create': (params: Params<'peer-create'>) => manager.createForPeer(params),
+    'tunnel-create': ({ host, udp }) => tunnels.create(host, udp),
+    'tunnel-delete': async ({ host }) => ({ deleted: await tunnels.delete(host) }),
+    'tunnel-list': async () => ({ tunnels: await tunnels.list() }),
+    'peer-tunnel': ({ op, data }, conn) => tunnels.fromPeer(op, data, conn.remote),
+  };
+}

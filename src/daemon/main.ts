@@ -1,0 +1,99 @@
+/**
+ * wormholed: the composition root. Parses flags, opens the state directory and the key,
+ * starts the API listeners, and on SIGTERM / SIGINT closes everything and exits 0.
+ */
+import { UsageError, WormholeError, errorMessage } from '../common/errors';
+import { DEFAULT_KEY_FILE, ensureKeyFile, readKey } from '../common/key';
+import { createLogger } from '../common/log';
+import { SegmentManager } from '../segment/manager';
+import { Containers } from './containers';
+import { makeHandlers } from './handlers';
+import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
+import { Peers } from './peers';
+import { ApiServer } from './server';
+import { StateDir } from './state';
+import { TunnelService } from './tunnels';
+
+/** How long shutdown may take before the process exits anyway. */
+const SHUTDOWN_LIMIT_MS = 1800;
+
+/** Run the daemon; resolves when it has started. */
+export async function main(argv: string[]): Promise<void> {
+  let opts: DaemonOptions;
+  try {
+    opts = parseDaemonOptions(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`wormholed: ${err.message}\n\n${DAEMON_USAGE}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (opts.help) {
+    process.stdout.write(`${DAEMON_USAGE}\n`);
+    return;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('wormholed: must run as root (it enters network namespaces): sudo bin/wormholed\n');
+    process.exit(1);
+  }
+  const log = createLogger('wormholed');
+  let state: StateDir | undefined;
+  try {
+    if (opts.keyFile === DEFAULT_KEY_FILE && ensureKeyFile(opts.keyFile)) {
+      log.warn({ file: opts.keyFile }, 'created a new key file: copy it to every peer');
+    }
+    const key = readKey(opts.keyFile);
+    state = new StateDir(opts.stateDir);
+    const containers = new Containers();
+    const peers = new Peers(key);
+    const tunnels = new TunnelService();
+    const manager = new SegmentManager({
+      log,
+      containers,
+      peers,
+      tunnels,
+      dialTimeoutMs: opts.dialTimeoutMs,
+      udpIdleMs: opts.udpIdleMs,
+    });
+    const server = new ApiServer(
+      makeHandlers({ manager, peers, tunnels }),
+      (id, s, ready) => manager.attach(id, s, ready),
+      key,
+      log,
+    );
+    for (const addr of opts.listen) await server.listen(addr);
+
+    const openState = state;
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      setTimeout(() => {
+        log.error('shutdown took too long, exiting');
+        process.exit(0);
+      }, SHUTDOWN_LIMIT_MS).unref();
+      void (async () => {
+        await server.close().catch(() => undefined);
+        await manager
+          .closeAll()
+          .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'segments not all closed'));
+        await containers.removeOwned().catch(() => undefined);
+        openState.release();
+        log.info('stopped');
+        process.exit(0);
+      })();
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    log.info({ stateDir: opts.stateDir }, 'wormholed started');
+  } catch (err) {
+    state?.release();
+    const msg = err instanceof WormholeError ? err.message : `unexpected error: ${errorMessage(err)}`;
+    if (!(err instanceof WormholeError))
+      log.error({ err: err instanceof Error ? err.stack : err }, 'start failed');
+    process.stderr.write(`wormholed: ${msg}\n`);
+    process.exit(1);
+  }
+}

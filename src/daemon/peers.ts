@@ -1,0 +1,79 @@
+/**
+ * Talking to peers: other daemons with the same key, reached on their TLS-PSK port.
+ */
+import type { Duplex } from 'node:stream';
+import type { Method, Params, Result } from '../api/protocol';
+import { connect } from '../client';
+import { parseDaemonAddress } from '../common/address';
+import { WormholeError } from '../common/errors';
+import type { PeerLink } from '../segment/context';
+
+/** Rewrites connection errors so that they name the peer and say what to check. */
+function peerError(host: string, err: unknown): unknown {
+  if (!(err instanceof WormholeError)) return err;
+  if (err.code === 'DAEMON_UNREACHABLE' || err.code === 'TIMEOUT') {
+    return new WormholeError(
+      'PEER_UNREACHABLE',
+      `peer ${host} is not reachable: is wormholed running there, on the port given? (${err.message})`,
+    );
+  }
+  if (err.code === 'AUTH_FAILED') {
+    return new WormholeError(
+      'PEER_REFUSED',
+      `peer ${host} refused us: its key differs from ours (both need the same key.secret)`,
+    );
+  }
+  return err;
+}
+
+/** The daemon's side of peer traffic. */
+export class Peers implements PeerLink {
+  constructor(private readonly key: Buffer) {}
+
+  /** One request to a peer. */
+  async call<M extends Method>(host: string, method: M, params: Params<M>): Promise<Result<M>> {
+    let conn;
+    try {
+      conn = await connect(parseDaemonAddress(host, host), this.key);
+    } catch (err) {
+      throw peerError(host, err);
+    }
+    try {
+      return await conn.call(method, params);
+    } catch (err) {
+      throw peerError(host, err);
+    } finally {
+      conn.close();
+    }
+  }
+
+  /** Round trip to a peer, in milliseconds. */
+  async ping(host: string): Promise<number> {
+    const started = process.hrtime.bigint();
+    await this.call(host, 'ping', {});
+    return Number(process.hrtime.bigint() - started) / 1e6;
+  }
+
+  createChild(host: string, params: Params<'peer-create'>): Promise<Result<'peer-create'>> {
+    return this.call(host, 'peer-create', params);
+  }
+
+  async deleteChild(host: string, id: string): Promise<void> {
+    await this.call(host, 'delete', { id });
+  }
+
+  async attach(host: string, id: string): Promise<Duplex> {
+    let conn;
+    try {
+      conn = await connect(parseDaemonAddress(host, host), this.key);
+    } catch (err) {
+      throw peerError(host, err);
+    }
+    try {
+      return await conn.attach(id);
+    } catch (err) {
+      conn.close();
+      throw peerError(host, err);
+    }
+  }
+}

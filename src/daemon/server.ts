@@ -1,0 +1,209 @@
+/**
+ * The daemon's API listeners: TLS 1.3 with the pre-shared key on TCP, plain on a unix socket
+ * (mode 0600). Each connection carries framed requests; every request is checked against the
+ * schema before its handler runs, and a handler's failure is an error reply, never a crash.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { encodeFrame, FrameReader } from '../api/frame';
+import {
+  PROTOCOL_VERSION,
+  type Method,
+  type Params,
+  type Result,
+  describeIssues,
+  isMethod,
+  methods,
+  requestSchema,
+} from '../api/protocol';
+import { type DaemonAddress, formatDaemonAddress } from '../common/address';
+import { WormholeError, errorMessage } from '../common/errors';
+import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
+import type { Logger } from '../common/log';
+
+/** A method's handler. */
+export type Handler<M extends Method> = (params: Params<M>, conn: { remote: string }) => Promise<Result<M>>;
+
+/** The daemon's routing table: one handler per method, except attach (a stream hand-over). */
+export type HandlerTable = { [M in Exclude<Method, 'attach'>]: Handler<M> };
+
+/** Called for an attach: answer with `ready()` once the tail is connected, then bytes flow. */
+export type AttachHandler = (id: string, stream: Duplex, ready: (err?: unknown) => void) => void;
+
+const HANDSHAKE_TIMEOUT_MS = 5000;
+
+/** Listens on every -H address and serves requests. */
+export class ApiServer {
+  private readonly servers: net.Server[] = [];
+  private readonly streams = new Set<Duplex>();
+
+  constructor(
+    private readonly handlers: HandlerTable,
+    private readonly onAttach: AttachHandler,
+    private readonly key: Buffer,
+    private readonly log: Logger,
+  ) {}
+
+  /** Start listening on one address. */
+  async listen(addr: DaemonAddress): Promise<void> {
+    let server: net.Server;
+    if (addr.kind === 'tcp') {
+      server = tls.createServer(
+        {
+          minVersion: 'TLSv1.3',
+          maxVersion: 'TLSv1.3',
+          ciphers: PSK_CIPHERS,
+          // A resumed session would skip the key check: no tickets.
+          secureOptions: crypto.constants.SSL_OP_NO_TICKET,
+          handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+          pskCallback: (_socket, identity) => (identity === PSK_IDENTITY ? this.key : null),
+          allowHalfOpen: true,
+        } as tls.TlsOptions & { allowHalfOpen: boolean },
+        (socket) => this.serve(socket, `${socket.remoteAddress}:${socket.remotePort}`),
+      );
+      server.on('tlsClientError', (err, socket) => {
+        this.log.warn(
+          { from: socket.remoteAddress, err: errorMessage(err) },
+          'client refused: bad key or not TLS',
+        );
+        socket.destroy();
+      });
+    } else {
+      await removeStaleSocket(addr.path);
+      server = net.createServer({ allowHalfOpen: true }, (socket) => this.serve(socket, 'unix'));
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new WormholeError(
+            err.code === 'EADDRINUSE' ? 'ADDR_IN_USE' : 'LISTEN_FAILED',
+            `cannot listen on ${formatDaemonAddress(addr)}: ${err.code === 'EADDRINUSE' ? 'address in use (is another wormholed running? use -H)' : err.message}`,
+          ),
+        ),
+      );
+      if (addr.kind === 'tcp') server.listen({ host: addr.host, port: addr.port }, resolve);
+      else {
+        // Created 0600 from the start: no moment where others could connect.
+        const old = process.umask(0o177);
+        server.listen({ path: addr.path }, () => {
+          process.umask(old);
+          resolve();
+        });
+      }
+    });
+    server.on('error', (err) => this.log.error({ err: errorMessage(err) }, 'listener error'));
+    this.servers.push(server);
+    this.log.info({ address: formatDaemonAddress(addr) }, 'listening');
+  }
+
+  private serve(stream: Duplex, remote: string): void {
+    this.streams.add(stream);
+    stream.on('close', () => this.streams.delete(stream));
+    stream.on('error', () => undefined);
+    const send = (value: unknown): void => {
+      if (!stream.destroyed && stream.writable) stream.write(encodeFrame(value));
+    };
+    const reply = (id: number, result: unknown): void => send({ v: PROTOCOL_VERSION, id, ok: true, result });
+    const fail = (id: number, err: unknown): void => {
+      const e =
+        err instanceof WormholeError
+          ? err
+          : new WormholeError('INTERNAL', `internal error: ${errorMessage(err)}`);
+      if (!(err instanceof WormholeError))
+        this.log.error({ err: err instanceof Error ? err.stack : err }, 'handler failed');
+      send({ v: PROTOCOL_VERSION, id, ok: false, error: e.toJSON() });
+    };
+    const reader = new FrameReader(
+      stream,
+      (frame) => {
+        const env = requestSchema.safeParse(frame);
+        if (!env.success) {
+          fail(0, new WormholeError('BAD_REQUEST', `malformed request: ${describeIssues(env.error)}`));
+          return;
+        }
+        const req = env.data;
+        if (req.v !== PROTOCOL_VERSION) {
+          fail(
+            req.id,
+            new WormholeError(
+              'VERSION_MISMATCH',
+              `protocol version ${req.v} is not ${PROTOCOL_VERSION}: use the same wormhole version on both ends`,
+            ),
+          );
+          return;
+        }
+        if (!isMethod(req.method)) {
+          fail(req.id, new WormholeError('UNKNOWN_METHOD', `unknown method "${req.method}"`));
+          return;
+        }
+        const params = methods[req.method].params.safeParse(req.params);
+        if (!params.success) {
+          fail(
+            req.id,
+            new WormholeError('BAD_REQUEST', `bad ${req.method} request: ${describeIssues(params.error)}`),
+          );
+          return;
+        }
+        if (req.method === 'attach') {
+          // From here on the stream belongs to the segment.
+          reader.detach();
+          const { id } = params.data as Params<'attach'>;
+          this.onAttach(id, stream, (err) => {
+            if (err) {
+              fail(req.id, err);
+              stream.end();
+            } else reply(req.id, {});
+          });
+          return;
+        }
+        const handler = this.handlers[req.method] as Handler<Method>;
+        handler(params.data as Params<Method>, { remote }).then(
+          (result) => reply(req.id, result),
+          (err: unknown) => fail(req.id, err),
+        );
+      },
+      (err) => {
+        this.log.warn({ from: remote, err: err.message }, 'bad frame, closing connection');
+        fail(0, err);
+        stream.end();
+      },
+    );
+  }
+
+  /** Stop listening and drop every API connection. */
+  async close(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    for (const s of this.streams) s.destroy();
+  }
+}
+
+/** A unix socket left by a daemon that died is removed; a live one is an error. */
+async function removeStaleSocket(path: string): Promise<void> {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket())
+    throw new WormholeError(
+      'LISTEN_FAILED',
+      `${path} exists and is not a socket: remove it or pick another -H`,
+    );
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect({ path }, () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.on('error', () => resolve(false));
+  });
+  if (live)
+    throw new WormholeError(
+      'ADDR_IN_USE',
+      `another daemon listens on unix://${path}: stop it or pick another -H`,
+    );
+  fs.unlinkSync(path);
+}

@@ -1,0 +1,73 @@
+/**
+ * Dialing a tail that may not be listening yet: a service in a container that has just
+ * started opens its port a little later, so refused connections are retried until a deadline.
+ */
+import type { Duplex } from 'node:stream';
+import { WormholeError, errnoCode, errorMessage } from '../common/errors';
+
+/** Errors that mean "not there yet", worth another try. */
+const RETRYABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+]);
+
+/** Is this dial error worth retrying? */
+export function isRetryable(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code !== undefined && RETRYABLE.has(code);
+}
+
+/**
+ * Call `attempt` until it gives a connected stream, retrying retryable failures with a short
+ * back-off until `timeoutMs` has passed or `signal` aborts. The last error is kept in the
+ * thrown WormholeError (code DIAL_FAILED).
+ */
+export async function dialWithRetry(
+  attempt: () => Promise<Duplex>,
+  what: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<Duplex> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 50;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (signal?.aborted) throw new WormholeError('ABORTED', `dial ${what} abandoned: the client went away`);
+      if (!isRetryable(err) || Date.now() + delay > deadline) {
+        const tried = isRetryable(err) ? ` (retried for ${timeoutMs / 1000} s)` : '';
+        throw new WormholeError(
+          'DIAL_FAILED',
+          `cannot connect to ${what}: ${errnoCode(err) ?? errorMessage(err)}${tried}`,
+          {
+            cause: err,
+          },
+        );
+      }
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 400);
+  }
+}
+
+/** Wait for a socket made by net.connect-like calls to connect or fail. */
+export function whenConnected<T extends Duplex>(socket: T, connectEvent = 'connect'): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      socket.off(connectEvent, onConnect);
+      socket.destroy();
+      reject(err);
+    };
+    const onConnect = (): void => {
+      socket.off('error', onError);
+      resolve(socket);
+    };
+    socket.once('error', onError);
+    socket.once(connectEvent, onConnect);
+  });
+}

@@ -1,0 +1,102 @@
+/**
+ * UDP relay: one upstream socket per client address, so replies find their way back; a
+ * session that sees no datagram either way for `idleMs` is closed.
+ */
+import type * as dgram from 'node:dgram';
+
+/** Datagrams kept per new session while its upstream socket is being made. */
+const QUEUE_LIMIT = 64;
+
+interface Session {
+  upstream?: dgram.Socket;
+  queue: Buffer[];
+  timer: NodeJS.Timeout;
+  closed: boolean;
+}
+
+/** Relays datagrams between a head socket and per-client upstream sockets. */
+export class UdpRelay {
+  private readonly sessions = new Map<string, Session>();
+  private closed = false;
+
+  /**
+   * @param head the bound head socket
+   * @param openUpstream makes a socket connected to the tail (may wait for a trigger)
+   * @param idleMs session idle time
+   * @param onError told when a session could not be opened
+   */
+  constructor(
+    private readonly head: dgram.Socket,
+    private readonly openUpstream: () => Promise<dgram.Socket>,
+    private readonly idleMs: number,
+    private readonly onError: (err: unknown) => void,
+  ) {
+    head.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+  }
+
+  /** Number of live sessions. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closed) return;
+    const key = `${rinfo.address}|${rinfo.port}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = { queue: [], timer: setTimeout(() => undefined, 0), closed: false };
+      this.sessions.set(key, s);
+      this.open(key, s, rinfo);
+    }
+    this.touch(key, s);
+    if (s.upstream) s.upstream.send(msg);
+    else if (s.queue.length < QUEUE_LIMIT) s.queue.push(msg);
+  }
+
+  private touch(key: string, s: Session): void {
+    clearTimeout(s.timer);
+    s.timer = setTimeout(() => this.end(key, s), this.idleMs);
+    s.timer.unref();
+  }
+
+  private open(key: string, s: Session, rinfo: dgram.RemoteInfo): void {
+    this.openUpstream().then(
+      (up) => {
+        if (s.closed || this.closed) {
+          up.close();
+          return;
+        }
+        s.upstream = up;
+        up.on('message', (reply) => {
+          this.touch(key, s);
+          this.head.send(reply, rinfo.port, rinfo.address);
+        });
+        up.on('error', () => this.end(key, s));
+        for (const m of s.queue) up.send(m);
+        s.queue = [];
+      },
+      (err) => {
+        this.end(key, s);
+        this.onError(err);
+      },
+    );
+  }
+
+  private end(key: string, s: Session): void {
+    if (s.closed) return;
+    s.closed = true;
+    clearTimeout(s.timer);
+    if (this.sessions.get(key) === s) this.sessions.delete(key);
+    try {
+      s.upstream?.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Close every session (the head socket belongs to the caller). */
+  close(): void {
+    this.closed = true;
+    for (const [key, s] of this.sessions) this.end(key, s);
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * What a segment needs from the rest of the daemon, as small interfaces, so that the segment
+ * layer can be tested without Docker, peers or tunnels.
+ */
+import type { Duplex } from 'node:stream';
+import type { Params, Result } from '../api/protocol';
+import type { Logger } from '../common/log';
+
+/** Containers: Docker behind the daemon. */
+export interface ContainerRuntime {
+  /** Check `docker-run` words and make sure the image is here (pull it), without running. */
+  prepare(args: string[]): Promise<void>;
+  /** Create and start a container; its network namespace file. */
+  run(args: string[], segmentId: string): Promise<{ id: string; nsPath: string }>;
+  /** The network namespace file of a running container (full id, short id or name). */
+  namespaceOf(container: string): Promise<string>;
+  /** Remove a container this daemon started (idempotent). */
+  remove(id: string): Promise<void>;
+}
+
+/** Other daemons that share our key. */
+export interface PeerLink {
+  /** Create a segment on the peer on behalf of one of ours. */
+  createChild(host: string, params: Params<'peer-create'>): Promise<Result<'peer-create'>>;
+  /** Delete a segment on the peer. */
+  deleteChild(host: string, id: string): Promise<void>;
+  /** A byte stream to the tail of the peer's segment `id`, over the encrypted channel. */
+  attach(host: string, id: string): Promise<Duplex>;
+}
+
+/** Encrypted L3 tunnels to peers. */
+export interface TunnelLink {
+  /** Build (or find) the tunnel to `host`; our and its overlay addresses. */
+  ensure(host: string, udp: boolean): Promise<{ localIp: string; remoteIp: string }>;
+}
+
+/** Everything a segment may call on. */
+export interface SegmentContext {
+  log: Logger;
+  containers: ContainerRuntime;
+  peers: PeerLink;
+  tunnels: TunnelLink;
+  /** How long a tail is retried before a connection is given up. */
+  dialTimeoutMs: number;
+  /** How long a UDP session may be idle. */
+  udpIdleMs: number;
+}
