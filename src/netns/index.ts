@@ -73,14 +73,19 @@ function family(host: string): 4 | 6 {
 function nsError(err: unknown, nsPath: string | null, what: string): WormholeError {
   const code = errnoCode(err) ?? 'EIO';
   const where = nsPath ?? 'the host namespace';
-  if (code === 'ENOENT') return new WormholeError('NS_NOT_FOUND', `network namespace ${where} does not exist`);
+  if (code === 'ENOENT')
+    return new WormholeError('NS_NOT_FOUND', `network namespace ${where} does not exist`);
   if (code === 'EINVAL' && errorMessage(err).startsWith('setns'))
     return new WormholeError('NS_INVALID', `${where} is not a network namespace`);
-  if (code === 'EADDRINUSE') return new WormholeError('ADDR_IN_USE', `${what} in ${where}: address already in use`);
+  if (code === 'EADDRINUSE')
+    return new WormholeError('ADDR_IN_USE', `${what} in ${where}: address already in use`);
   if (code === 'EADDRNOTAVAIL')
     return new WormholeError('ADDR_NOT_AVAILABLE', `${what} in ${where}: address not available there`);
   if (code === 'EACCES' || code === 'EPERM')
-    return new WormholeError('PERMISSION', `${what} in ${where}: permission denied (wormholed must run as root)`);
+    return new WormholeError(
+      'PERMISSION',
+      `${what} in ${where}: permission denied (wormholed must run as root)`,
+    );
   return new WormholeError(code, `${what} in ${where}: ${errorMessage(err)}`);
 }
 
