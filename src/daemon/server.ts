@@ -116,6 +116,12 @@ export class ApiServer {
         this.log.error({ err: err instanceof Error ? err.stack : err }, 'handler failed');
       send({ v: PROTOCOL_VERSION, id, ok: false, error: e.toJSON() });
     };
+    // A request channel ends when the client's side does (the listener allows half-open
+    // connections only for the sake of attached streams).
+    const endWithClient = (): void => {
+      stream.end();
+    };
+    stream.on('end', endWithClient);
     const reader = new FrameReader(
       stream,
       (frame) => {
@@ -150,6 +156,7 @@ export class ApiServer {
         if (req.method === 'attach') {
           // From here on the stream belongs to the segment.
           reader.detach();
+          stream.off('end', endWithClient);
           const { id } = params.data as Params<'attach'>;
           this.onAttach(id, stream, (err) => {
             if (err) {

@@ -35,14 +35,17 @@ export interface Endpoint {
 /** The loopback address SPEC.md uses when a URL names no host. */
 export const DEFAULT_HOST = '127.0.0.1';
 
-/** Apply a URL's parts to a draft; a namespace must exist. */
-export function applyUrl(draft: Draft, url: UrlParts): void {
+/**
+ * Apply a URL's parts to a draft. A namespace must exist unless `checkNs` is false (a
+ * trigger's namespace may appear before the first connection; the trigger checks it then).
+ */
+export function applyUrl(draft: Draft, url: UrlParts, checkNs = true): void {
   if (url.proto) draft.proto = url.proto;
   if (url.host !== undefined) draft.host = url.host;
   if (url.port !== undefined) draft.port = url.port;
   if (url.ns !== undefined) {
     const nsPath = namespacePath(url.ns);
-    namespaceIdentity(nsPath);
+    if (checkNs) namespaceIdentity(nsPath);
     draft.ns = nsPath;
     draft.nsLabel = url.ns;
     draft.container = undefined;

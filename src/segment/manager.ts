@@ -3,6 +3,7 @@
  * step by step, and deletes them with everything they own.
  */
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { type Action, type Plan, type Step, parsePlan } from '../api/grammar';
 import type { Params, Result, SegmentInfo } from '../api/protocol';
@@ -119,9 +120,9 @@ export class SegmentManager {
 
   /** Refuse at create time a trigger whose tail could only ever be the head itself. */
   private checkStatically(seg: Segment, steps: Step[]): void {
-    if (steps.some((s) => s.op !== 'url')) return;
     const tail: Draft = { ...seg.tailDraft };
-    for (const s of steps) if (s.op === 'url') applyUrl(tail, s.url);
+    for (const s of steps) if (s.op === 'url') applyUrl(tail, s.url, false);
+    if (steps.some((s) => s.op !== 'url') || (tail.ns && !fs.existsSync(tail.ns))) return;
     const port = tail.port ?? seg.headDraft.port ?? 0;
     if (port === 0)
       throw new WormholeError('TAIL_NO_PORT', 'the tail has no port: name one, e.g. "tail url :80"');

@@ -1,0 +1,156 @@
+/**
+ * Real daemons for tests: `startDaemon(t)` runs bin/wormholed (optionally inside a network
+ * namespace, as a test host) with its own key, state directory and unix socket, and stops it
+ * when the test ends. `cli()` runs bin/wormhole against it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Cleanup } from './netns';
+
+export const ROOT = path.resolve(__dirname, '../../..');
+export const WORMHOLED = path.join(ROOT, 'bin/wormholed');
+export const WORMHOLE = path.join(ROOT, 'bin/wormhole');
+
+/** What a command printed and how it exited. */
+export interface CmdResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a program to completion (argv, no shell). */
+export function runCmd(
+  file: string,
+  args: string[],
+  opts: { timeoutMs?: number; input?: string } = {},
+): Promise<CmdResult> {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Write a key file (mode 0600) with a random or given key. */
+export function writeKey(file: string, key = randomBytes(24).toString('hex')): string {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return key;
+}
+
+/** A running test daemon. */
+export interface TestDaemon {
+  dir: string;
+  keyFile: string;
+  socket: string;
+  /** TCP address it listens on (tcp://...). */
+  tcp: string;
+  netns?: string;
+  proc: ChildProcess;
+  /** bin/wormhole against this daemon's unix socket. */
+  cli(...args: string[]): Promise<CmdResult>;
+  /** bin/wormhole over TCP with a key file. */
+  cliTcp(keyFile: string, ...args: string[]): Promise<CmdResult>;
+  /** Everything the daemon logged so far. */
+  log(): string;
+  /** SIGTERM and wait; resolves with the exit code and how long it took. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
+}
+
+/** Options for startDaemon. */
+export interface DaemonOpts {
+  /** Run inside this namespace (via ip netns exec), listening on 0.0.0.0:9999. */
+  netns?: string;
+  /** Use this key (text) instead of a random one. */
+  key?: string;
+  /** Extra daemon flags. */
+  args?: string[];
+  /** Reuse this directory (state dir, key) instead of a fresh one: a restart. */
+  dir?: string;
+}
+
+/** Start bin/wormholed and wait until it answers. */
+export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<TestDaemon> {
+  const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'whd-'));
+  const keyFile = path.join(dir, 'key.secret');
+  if (!fs.existsSync(keyFile) || opts.key !== undefined) writeKey(keyFile, opts.key);
+  const socket = path.join(dir, 'api.sock');
+  const port = opts.netns ? 9999 : 20000 + (randomBytes(2).readUInt16BE(0) % 20000);
+  const tcp = opts.netns ? 'tcp://0.0.0.0:9999' : `tcp://127.0.0.1:${port}`;
+  const daemonArgs = [
+    '-H',
+    tcp,
+    '-H',
+    `unix://${socket}`,
+    '-K',
+    keyFile,
+    '--state-dir',
+    path.join(dir, 'state'),
+    ...(opts.args ?? []),
+  ];
+  const logFile = path.join(dir, `wormholed-${Date.now()}.log`);
+  const out = fs.openSync(logFile, 'a');
+  const [file, args] = opts.netns
+    ? ['ip', ['netns', 'exec', opts.netns, process.execPath, WORMHOLED, ...daemonArgs]]
+    : [process.execPath, [WORMHOLED, ...daemonArgs]];
+  const proc = spawn(file, args as string[], {
+    stdio: ['ignore', out, out],
+    env: { ...process.env, WORMHOLE_LOG: 'debug' },
+  });
+  fs.closeSync(out);
+  let exited: { code: number | null } | undefined;
+  const exitPromise = new Promise<number | null>((resolve) =>
+    proc.on('exit', (code) => {
+      exited = { code };
+      resolve(code);
+    }),
+  );
+  const cli = (...a: string[]): Promise<CmdResult> =>
+    runCmd(process.execPath, [WORMHOLE, '-H', `unix://${socket}`, ...a]);
+  const d: TestDaemon = {
+    dir,
+    keyFile,
+    socket,
+    tcp: opts.netns ? 'tcp://127.0.0.1:9999' : tcp,
+    netns: opts.netns,
+    proc,
+    cli,
+    cliTcp: (key, ...a) => runCmd(process.execPath, [WORMHOLE, '-H', tcp, '-K', key, ...a]),
+    log: () => fs.readFileSync(logFile, 'utf8'),
+    async stop(signal = 'SIGTERM') {
+      const started = Date.now();
+      if (exited) return { code: exited.code, ms: 0 };
+      proc.kill(signal);
+      const code = await exitPromise;
+      return { code, ms: Date.now() - started };
+    },
+  };
+  t.after(async () => {
+    if (!exited) {
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      await exitPromise;
+      clearTimeout(timer);
+    }
+  });
+  for (let i = 0; i < 100; i++) {
+    if (exited) throw new Error(`wormholed exited with ${exited.code}: ${d.log()}`);
+    if (fs.existsSync(socket)) {
+      const r = await cli('ping');
+      if (r.code === 0) return d;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`wormholed did not answer: ${d.log()}`);
+}

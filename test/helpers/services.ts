@@ -1,0 +1,82 @@
+/**
+ * Test services (test/fixtures/server.js) run inside a namespace, and small clients.
+ */
+import { spawn } from 'node:child_process';
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { Cleanup } from './netns';
+import { ROOT } from './daemon';
+
+const SERVER = path.join(ROOT, 'test/fixtures/server.js');
+
+/** Start a fixture server (in `netns`, or the host's namespace for null); resolves when ready. */
+export function startService(
+  t: Cleanup,
+  netns: string | null,
+  mode: 'tcp-echo' | 'udp-echo' | 'tcp-reset' | 'tcp-sha',
+  host: string,
+  port: number,
+): Promise<void> {
+  const [file, args] = netns
+    ? ['ip', ['netns', 'exec', netns, process.execPath, SERVER, mode, host, String(port)]]
+    : [process.execPath, [SERVER, mode, host, String(port)]];
+  const child = spawn(file, args as string[], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => {
+    child.kill('SIGKILL');
+  });
+  return new Promise((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
+  });
+}
+
+/** Connect, send `data`, half-close, and collect everything until the other side closes. */
+export function exchange(port: number, data: string | Buffer, host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const c = net.connect({ port, host, allowHalfOpen: true }, () => c.end(data));
+    c.on('data', (d: Buffer) => chunks.push(d));
+    c.on('end', () => resolve(Buffer.concat(chunks).toString()));
+    c.on('error', reject);
+  });
+}
+
+/** Send one datagram and wait for the answer. */
+export function udpExchange(
+  port: number,
+  data: string,
+  host = '127.0.0.1',
+  timeoutMs = 3000,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    const timer = setTimeout(() => {
+      s.close();
+      reject(new Error('no udp answer'));
+    }, timeoutMs);
+    s.on('message', (m) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(m.toString());
+    });
+    s.send(data, port, host);
+  });
+}
+
+/** A free TCP port on 127.0.0.1 in the host namespace (also free for UDP most of the time). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The "ID URL" line of create, split. */
+export function parseCreate(stdout: string): { id: string; url: string; port: number } {
+  const [id, url] = stdout.trim().split(' ');
+  return { id, url, port: Number(url.slice(url.lastIndexOf(':') + 1)) };
+}
