@@ -72,6 +72,7 @@ export async function main(argv: string[]): Promise<void> {
       log.info({ signal }, 'stopping');
       setTimeout(() => {
         log.error('shutdown took too long, exiting');
+        openState.release();
         process.exit(0);
       }, SHUTDOWN_LIMIT_MS).unref();
       void (async () => {

@@ -182,8 +182,12 @@ export class ApiServer {
 
   /** Stop listening and drop every API connection. */
   async close(): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    // close() waits for open connections: drop them first.
+    const closed = Promise.all(
+      this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+    );
     for (const s of this.streams) s.destroy();
+    await closed;
   }
 }
 
