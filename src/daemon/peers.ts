@@ -12,9 +12,10 @@ import type { PeerLink } from '../segment/context';
 function peerError(host: string, err: unknown): unknown {
   if (!(err instanceof WormholeError)) return err;
   if (err.code === 'DAEMON_UNREACHABLE' || err.code === 'TIMEOUT') {
+    const why = /\((E[A-Z_]+)\)/.exec(err.message)?.[1] ?? err.code;
     return new WormholeError(
       'PEER_UNREACHABLE',
-      `peer ${host} is not reachable: is wormholed running there, on the port given? (${err.message})`,
+      `peer ${host} is not reachable (${why}): is wormholed running there, on that port?`,
     );
   }
   if (err.code === 'AUTH_FAILED') {
