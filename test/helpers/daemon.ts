@@ -76,6 +76,8 @@ export interface DaemonOpts {
   key?: string;
   /** Extra daemon flags. */
   args?: string[];
+  /** TCP port inside the namespace (default 9999). */
+  port?: number;
   /** Reuse this directory (state dir, key) instead of a fresh one: a restart. */
   dir?: string;
 }
@@ -86,8 +88,8 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
   const keyFile = path.join(dir, 'key.secret');
   if (!fs.existsSync(keyFile) || opts.key !== undefined) writeKey(keyFile, opts.key);
   const socket = path.join(dir, 'api.sock');
-  const port = opts.netns ? 9999 : 20000 + (randomBytes(2).readUInt16BE(0) % 20000);
-  const tcp = opts.netns ? 'tcp://0.0.0.0:9999' : `tcp://127.0.0.1:${port}`;
+  const port = opts.netns ? (opts.port ?? 9999) : 20000 + (randomBytes(2).readUInt16BE(0) % 20000);
+  const tcp = opts.netns ? `tcp://0.0.0.0:${port}` : `tcp://127.0.0.1:${port}`;
   const daemonArgs = [
     '-H',
     tcp,
@@ -122,7 +124,7 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
     dir,
     keyFile,
     socket,
-    tcp: opts.netns ? 'tcp://127.0.0.1:9999' : tcp,
+    tcp: opts.netns ? `tcp://127.0.0.1:${port}` : tcp,
     netns: opts.netns,
     proc,
     cli,

@@ -1,0 +1,98 @@
+/**
+ * Two test hosts (network namespaces joined by a veth pair), each with its own daemon:
+ * remote segments over the daemons' encrypted channel.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { type TestDaemon, startDaemon } from '../helpers/daemon';
+import { startCapture } from '../helpers/capture';
+import { suiteCleanup, withHostPair } from '../helpers/netns';
+import { parseCreate, startService } from '../helpers/services';
+
+/** A TCP exchange from inside a namespace (socat: send, half-close, read all). */
+function exchangeIn(netns: string, port: number, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = execFile(
+      'ip',
+      ['netns', 'exec', netns, 'socat', '-t', '3', '-', `TCP:127.0.0.1:${port}`],
+      (err, stdout) => (err ? reject(err) : resolve(stdout)),
+    );
+    p.stdin?.end(data);
+  });
+}
+
+describe('remote segments between two hosts', () => {
+  const suite = suiteCleanup(after);
+  let hosts: ReturnType<typeof withHostPair>;
+  let a: TestDaemon;
+  let b: TestDaemon;
+
+  before(async () => {
+    hosts = withHostPair(suite);
+    const key = randomBytes(20).toString('hex');
+    a = await startDaemon(suite, { netns: hosts.a, key });
+    b = await startDaemon(suite, { netns: hosts.b, key });
+  });
+
+  it('carries a remote leg through the daemons, never in clear text, and deletes the remote child', async (t) => {
+    await startService(t, hosts.b, 'tcp-echo', '127.0.0.1', 5432);
+    const c = await a.cli('create', 'url', ':6543', 'remote', hosts.ipB, 'tail', 'url', ':5432');
+    assert.equal(c.code, 0, c.stderr);
+    const { id } = parseCreate(c.stdout);
+    // the child lives on b, listening on b's loopback at the parent's tail port
+    const onB = JSON.parse((await b.cli('list', '--json')).stdout) as {
+      id: string;
+      remote: boolean;
+      head: { host: string; port: number };
+    }[];
+    assert.equal(onB.length, 1);
+    assert.equal(onB[0].remote, true);
+    assert.deepEqual([onB[0].head.host, onB[0].head.port], ['127.0.0.1', 6543]);
+
+    const marker = `MARKER-${randomBytes(8).toString('hex')}`;
+    const cap = await startCapture(t, hosts.a, hosts.vethA);
+    assert.equal(await exchangeIn(hosts.a, 6543, marker), `${marker}bye`);
+    const bytes = await cap.stop();
+    assert.ok(bytes.length > 200, `the capture saw the traffic (${bytes.length} bytes)`);
+    assert.ok(!bytes.includes(Buffer.from(marker)), 'the marker never crossed the link in clear text');
+
+    // The same marker over a plain connection on the link is visible: the check can fail.
+    await startService(t, hosts.b, 'tcp-echo', hosts.ipB, 5433);
+    const plain = await startCapture(t, hosts.a, hosts.vethA);
+    await new Promise<void>((resolve, reject) => {
+      const p = execFile(
+        'ip',
+        ['netns', 'exec', hosts.a, 'socat', '-t', '3', '-', `TCP:${hosts.ipB}:5433`],
+        (err) => (err ? reject(err) : resolve()),
+      );
+      p.stdin?.end(marker);
+    });
+    assert.ok(
+      (await plain.stop()).includes(Buffer.from(marker)),
+      'a clear-text marker is seen by the capture',
+    );
+
+    assert.equal((await a.cli('delete', id)).code, 0);
+    assert.equal((await b.cli('list')).stdout, '', 'the remote child is gone');
+  });
+
+  it('says clearly when the peer is down, and leaves nothing behind', async () => {
+    const r = await a.cli('create', 'url', ':6600', 'remote', '10.77.255.254:1', 'tail', 'url', ':1');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /peer 10\.77\.255\.254:1 is not reachable/);
+    assert.equal((await a.cli('list')).stdout, '');
+  });
+
+  it('says clearly when the peer has another key', async (t) => {
+    await startDaemon(t, { netns: hosts.b, port: 9998 });
+    const r = await a.cli('create', 'url', ':6601', 'remote', `${hosts.ipB}:9998`, 'tail', 'url', ':1');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /refused us: its key differs/);
+    assert.equal((await a.cli('list')).stdout, '');
+    const p = await a.cli('ping', `${hosts.ipB}:9998`);
+    assert.equal(p.code, 1);
+    assert.match(p.stderr, /key differs/);
+  });
+});
