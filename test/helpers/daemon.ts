@@ -60,6 +60,8 @@ export interface TestDaemon {
   proc: ChildProcess;
   /** bin/wormhole against this daemon's unix socket. */
   cli(...args: string[]): Promise<CmdResult>;
+  /** bin/wormhole as the seed writes it (no flags), run on the daemon's namespace host. */
+  asWritten(...args: string[]): Promise<CmdResult>;
   /** bin/wormhole over TCP with a key file. */
   cliTcp(keyFile: string, ...args: string[]): Promise<CmdResult>;
   /** Everything the daemon logged so far. */
@@ -76,6 +78,12 @@ export interface DaemonOpts {
   key?: string;
   /** Extra daemon flags. */
   args?: string[];
+  /**
+   * Run as the seed's users do, with no -K: the key is at the default path, which for a
+   * namespace host is /etc/netns/NS/wormhole/key.secret (ip netns exec mounts it on
+   * /etc/wormhole). `hosts` lines go to /etc/netns/NS/hosts (e.g. "10.77.1.2 myserver").
+   */
+  seedStyle?: { hosts?: string[] };
   /** TCP port inside the namespace (default 9999). */
   port?: number;
   /** Reuse this directory (state dir, key) instead of a fresh one: a restart. */
@@ -85,7 +93,18 @@ export interface DaemonOpts {
 /** Start bin/wormholed and wait until it answers. */
 export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<TestDaemon> {
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'whd-'));
-  const keyFile = path.join(dir, 'key.secret');
+  let keyFile = path.join(dir, 'key.secret');
+  if (opts.seedStyle) {
+    if (!opts.netns) throw new Error('seedStyle needs a netns');
+    const etc = path.join('/etc/netns', opts.netns);
+    fs.mkdirSync(path.join(etc, 'wormhole'), { recursive: true });
+    // ip netns exec bind-mounts /etc/netns/NS/wormhole over /etc/wormhole, which must exist
+    fs.mkdirSync('/etc/wormhole', { recursive: true, mode: 0o700 });
+    keyFile = path.join(etc, 'wormhole', 'key.secret');
+    const hosts = ['127.0.0.1 localhost', ...(opts.seedStyle.hosts ?? [])];
+    fs.writeFileSync(path.join(etc, 'hosts'), `${hosts.join('\n')}\n`);
+    t.after(() => fs.rmSync(etc, { recursive: true, force: true }));
+  }
   if (!fs.existsSync(keyFile) || opts.key !== undefined) writeKey(keyFile, opts.key);
   const socket = path.join(dir, 'api.sock');
   const port = opts.netns ? (opts.port ?? 9999) : 20000 + (randomBytes(2).readUInt16BE(0) % 20000);
@@ -95,8 +114,7 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
     tcp,
     '-H',
     `unix://${socket}`,
-    '-K',
-    keyFile,
+    ...(opts.seedStyle ? [] : ['-K', keyFile]),
     '--state-dir',
     path.join(dir, 'state'),
     ...(opts.args ?? []),
@@ -128,6 +146,7 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
     netns: opts.netns,
     proc,
     cli,
+    asWritten: (...a) => runCmd('ip', ['netns', 'exec', opts.netns ?? '', process.execPath, WORMHOLE, ...a]),
     cliTcp: (key, ...a) => runCmd(process.execPath, [WORMHOLE, '-H', tcp, '-K', key, ...a]),
     log: () => fs.readFileSync(logFile, 'utf8'),
     async stop(signal = 'SIGTERM') {
