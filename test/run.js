@@ -22,5 +22,24 @@ if (selected.length === 0) {
   console.error('no test files found: run "npm run build:ts" first');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+
+// Docker tests need an engine and their images: start dockerd if none runs (and stop it
+// again at the end), and build the images once, before any test's clock starts.
+async function main() {
+  const needsDocker = selected.some((f) => /docker|seed/.test(path.basename(f)));
+  const docker = needsDocker ? require('../dist/test/helpers/docker.js') : undefined;
+  let dockerd;
+  if (docker) {
+    dockerd = await docker.ensureDockerd();
+    const started = Date.now();
+    await docker.ensureTestImages();
+    console.log(`# test images ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], { stdio: 'inherit' });
+  if (dockerd) await docker.stopDockerd(dockerd);
+  process.exit(r.status ?? 1);
+}
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -5,8 +5,8 @@
 import { UsageError, WormholeError, errorMessage } from '../common/errors';
 import { DEFAULT_KEY_FILE, ensureKeyFile, readKey } from '../common/key';
 import { createLogger } from '../common/log';
+import { Docker } from '../docker';
 import { SegmentManager } from '../segment/manager';
-import { Containers } from './containers';
 import { makeHandlers } from './handlers';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
 import { Peers } from './peers';
@@ -45,7 +45,16 @@ export async function main(argv: string[]): Promise<void> {
     }
     const key = readKey(opts.keyFile);
     state = new StateDir(opts.stateDir);
-    const containers = new Containers();
+    const containers = new Docker(log, state.ownerId);
+    // Containers a crashed run of this daemon left behind (same state dir, same owner id).
+    await containers.removeOwned().then(
+      (n) => n > 0 && log.warn({ removed: n }, 'removed containers left by an earlier run'),
+      (err: unknown) =>
+        log.info(
+          { err: errorMessage(err) },
+          'docker not reachable at start; checked again when a segment needs it',
+        ),
+    );
     const peers = new Peers(key);
     const tunnels = new TunnelService();
     const manager = new SegmentManager({

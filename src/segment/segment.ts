@@ -7,7 +7,6 @@ import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { SegmentInfo } from '../api/protocol';
 import type { Step } from '../api/grammar';
-import { formatUrl } from '../api/url';
 import { DisposableStack } from '../common/disposable';
 import { errorMessage } from '../common/errors';
 import { bindUdp, connectTcp, listenTcp } from '../netns';
@@ -53,7 +52,7 @@ export class Segment {
 
   /** Where the head listens, as printed by create. */
   get url(): string {
-    return formatUrl(this.head.proto, this.head.host, this.boundPort, this.head.nsLabel);
+    return describe(this.head, this.boundPort);
   }
 
   /** Start listening at the head. */
