@@ -13,7 +13,7 @@ packages=(
   socat iperf3 tcpdump openssh-client openssh-server   # tests and bench peers
   mariadb-client    # the seed's 'mysql -u root -h 127.0.0.1'
   debootstrap busybox-static   # test images are built locally
-  python3 make g++  # node-gyp
+  python3 make g++ gcc libc6-dev   # node-gyp, and the test echo server (static)
 )
 missing=()
 for p in "${packages[@]}"; do

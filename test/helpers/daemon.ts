@@ -86,6 +86,8 @@ export interface DaemonOpts {
   seedStyle?: { hosts?: string[] };
   /** TCP port inside the namespace (default 9999). */
   port?: number;
+  /** Extra environment for the daemon. */
+  env?: Record<string, string>;
   /** Reuse this directory (state dir, key) instead of a fresh one: a restart. */
   dir?: string;
 }
@@ -126,7 +128,7 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
     : [process.execPath, [WORMHOLED, ...daemonArgs]];
   const proc = spawn(file, args as string[], {
     stdio: ['ignore', out, out],
-    env: { ...process.env, WORMHOLE_LOG: 'debug' },
+    env: { ...process.env, WORMHOLE_LOG: 'debug', ...opts.env },
   });
   fs.closeSync(out);
   let exited: { code: number | null } | undefined;

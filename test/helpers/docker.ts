@@ -2,7 +2,7 @@
  * Docker for tests: a real dockerd (started when none answers, stopped again by whoever
  * started it) and the test images, built locally because no registry is reachable:
  *
- * - wormhole-test/echo: busybox-static, `nc -ll -p 9001 -e cat`;
+ * - wormhole-test/echo: busybox-static and a small echo server (echo.c), `echo-server 9001`;
  * - wormhole-test/mariadb (also tagged wormhole/mysql): Debian's mariadb-server from a
  *   debootstrap root, listening on 127.0.0.1:3306 only, root from 127.0.0.1 without a
  *   password, database `wormhole` with table `t` holding 'hello from mariadb';
@@ -111,18 +111,24 @@ function importDir(dir: string, image: string, changes: string[]): Promise<void>
 }
 
 async function buildEcho(): Promise<void> {
-  const hash = recipeHash('echo-v1', fs.readFileSync('/bin/busybox').length.toString());
+  const source = path.join(IMAGES_DIR, 'echo.c');
+  const hash = recipeHash(
+    'echo-v2',
+    fs.readFileSync('/bin/busybox').length.toString(),
+    fs.readFileSync(source, 'utf8'),
+  );
   if ((await imageRecipe(ECHO_IMAGE)) === hash) return;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-echo-'));
   try {
     fs.mkdirSync(path.join(dir, 'bin'));
+    await run('gcc', ['-static', '-O2', '-o', path.join(dir, 'bin/echo-server'), source]);
     fs.copyFileSync('/bin/busybox', path.join(dir, 'bin/busybox'));
     fs.chmodSync(path.join(dir, 'bin/busybox'), 0o755);
     for (const applet of ['sh', 'nc', 'cat', 'sleep', 'echo'])
       fs.symlinkSync('busybox', path.join(dir, 'bin', applet));
     await importDir(dir, ECHO_IMAGE, [
       'ENV PATH=/bin',
-      'CMD ["nc", "-ll", "-p", "9001", "-e", "cat"]',
+      'CMD ["echo-server", "9001"]',
       `LABEL ${RECIPE_LABEL}=${hash}`,
     ]);
   } finally {

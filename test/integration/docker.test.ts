@@ -1,0 +1,132 @@
+/**
+ * docker-ns and docker-run against a real dockerd: socket-activated containers, cleanup on
+ * delete, stop and crash, and bad input.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type TestDaemon, startDaemon } from '../helpers/daemon';
+import { ECHO_IMAGE, containers, run } from '../helpers/docker';
+import { suiteCleanup } from '../helpers/netns';
+import { exchange, freePort, parseCreate } from '../helpers/services';
+
+const ECHO_RUN = `${ECHO_IMAGE} echo-server 9001`;
+
+function owner(d: TestDaemon): string {
+  return `label=wormhole.owner=${fs.readFileSync(path.join(d.dir, 'state', 'owner-id'), 'utf8').trim()}`;
+}
+
+describe('docker-run and docker-ns', () => {
+  const suite = suiteCleanup(after);
+  let d: TestDaemon;
+
+  before(async () => {
+    d = await startDaemon(suite);
+  });
+
+  it('starts one container for 50 simultaneous first connections and answers them all', async () => {
+    const head = await freePort();
+    const c = await d.cli('create', 'url', `:${head}`, 'trigger', 'docker-run', ECHO_RUN, 'url', ':9001');
+    assert.equal(c.code, 0, c.stderr);
+    assert.deepEqual(await containers(owner(d)), [], 'nothing runs before the first connection');
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => exchange(head, `n${i}`)));
+    assert.deepEqual(
+      answers,
+      Array.from({ length: 50 }, (_, i) => `n${i}`),
+    );
+    const running = await containers(owner(d));
+    assert.equal(running.length, 1, 'one container');
+    assert.equal((await d.cli('delete', parseCreate(c.stdout).id)).code, 0);
+    assert.deepEqual(await containers(owner(d)), [], 'delete removed the container');
+  });
+
+  it('puts a head in a running container found by name, short id or full id', async () => {
+    const name = `wh-echo-${process.pid}`;
+    const id = (await run('docker', ['run', '-d', '--name', name, ECHO_IMAGE])).trim();
+    suite.after(() => run('docker', ['rm', '-f', id]).catch(() => undefined));
+    for (const ref of [name, id.slice(0, 12), id]) {
+      const head = await freePort();
+      const c = await d.cli('create', 'url', `:${head}`, 'tail', 'docker-ns', ref, 'url', ':9001');
+      assert.equal(c.code, 0, c.stderr);
+      assert.equal(await exchange(head, ref), ref);
+      await d.cli('delete', parseCreate(c.stdout).id);
+    }
+    // docker-ns followed by an action word: the host's own namespace
+    const c = await d.cli('create', 'url', ':5999', 'docker-ns', 'tail', 'docker-ns', name, 'url', ':9001');
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(await exchange(5999, 'host'), 'host');
+  });
+
+  it('refuses bad input in one line, running nothing and changing nothing', async () => {
+    const before = (await d.cli('list')).stdout;
+    const marker = `/tmp/wh-pwned-${process.pid}`;
+    const cases: [string[], RegExp][] = [
+      [['docker-ns', 'no-such-container', 'url', ':9001'], /container no-such-container does not exist/],
+      [['docker-run', `--privileged ${ECHO_IMAGE}`], /option --privileged is not supported/],
+      [
+        ['docker-run', 'wormhole-test/no-such-image'],
+        /image wormhole-test\/no-such-image is not here and cannot be pulled/,
+      ],
+      [['docker-run', `${ECHO_IMAGE};touch ${marker}`], /not a valid image name/],
+      [['docker-run', `${ECHO_IMAGE} $(touch ${marker})`], /executable file not found|no such file/i],
+    ];
+    for (const [tail, msg] of cases) {
+      const r = await d.cli('create', 'url', `:${await freePort()}`, 'tail', ...tail);
+      assert.equal(r.code, 1, `${tail.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, msg);
+      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    }
+    assert.ok(!fs.existsSync(marker), 'nothing ran on the host');
+    assert.equal((await d.cli('list')).stdout, before, 'no segment was left');
+    assert.deepEqual(await containers(owner(d)), [], 'no container was left');
+    // a trigger's image is pulled at create time, so a missing one fails create, not the first connection
+    const t = await d.cli(
+      'create',
+      'url',
+      `:${await freePort()}`,
+      'trigger',
+      'docker-run',
+      'wormhole-test/missing',
+    );
+    assert.equal(t.code, 1);
+    assert.match(t.stderr, /cannot be pulled/);
+  });
+});
+
+describe('containers outlive nothing', () => {
+  const suite = suiteCleanup(after);
+
+  it('removes its containers when the daemon stops', async () => {
+    const d = await startDaemon(suite);
+    const head = await freePort();
+    assert.equal(
+      (await d.cli('create', 'url', `:${head}`, 'tail', 'docker-run', ECHO_RUN, 'url', ':9001')).code,
+      0,
+    );
+    assert.equal((await containers(owner(d))).length, 1);
+    assert.equal((await d.stop()).code, 0);
+    assert.deepEqual(await containers(owner(d)), []);
+  });
+
+  it('removes the orphans of a daemon killed with SIGKILL when it starts again', async () => {
+    const d = await startDaemon(suite);
+    assert.equal(
+      (await d.cli('create', 'url', `:${await freePort()}`, 'tail', 'docker-run', ECHO_RUN, 'url', ':9001'))
+        .code,
+      0,
+    );
+    await d.stop('SIGKILL');
+    assert.equal((await containers(owner(d))).length, 1, 'the orphan is there');
+    const again = await startDaemon(suite, { dir: d.dir });
+    assert.deepEqual(await containers(owner(again)), [], 'the restarted daemon removed it');
+    assert.match(again.log(), /removed containers left by an earlier run/);
+  });
+
+  it('says the engine is not running when a segment needs it, not at start', async () => {
+    const d = await startDaemon(suite, { env: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' } });
+    const r = await d.cli('create', 'url', `:${await freePort()}`, 'tail', 'docker-ns', 'anything');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Docker engine is not running at unix:\/\/\/nonexistent\/docker.sock/);
+  });
+});
