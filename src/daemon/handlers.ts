@@ -6,7 +6,7 @@ import type { Params } from '../api/protocol';
 import type { SegmentManager } from '../segment/manager';
 import type { Peers } from './peers';
 import type { HandlerTable } from './server';
-import type { TunnelService } from './tunnels';
+import type { TunnelService } from '../tunnel';
 
 /** Everything the handlers reach. */
 export interface Services {
@@ -29,6 +29,6 @@ export function makeHandlers({ manager, peers, tunnels }: Services): HandlerTabl
     'tunnel-create': ({ host, udp }) => tunnels.create(host, udp),
     'tunnel-delete': async ({ host }) => ({ deleted: await tunnels.delete(host) }),
     'tunnel-list': async () => ({ tunnels: await tunnels.list() }),
-    'peer-tunnel': ({ op, data }, conn) => tunnels.fromPeer(op, data, conn.remote),
+    'peer-tunnel': ({ op, data }) => tunnels.fromPeer(op, data),
   };
 }

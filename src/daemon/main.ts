@@ -7,12 +7,12 @@ import { DEFAULT_KEY_FILE, ensureKeyFile, readKey } from '../common/key';
 import { createLogger } from '../common/log';
 import { Docker } from '../docker';
 import { SegmentManager } from '../segment/manager';
+import { TunnelService } from '../tunnel';
 import { makeHandlers } from './handlers';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
 import { Peers } from './peers';
 import { ApiServer } from './server';
 import { StateDir } from './state';
-import { TunnelService } from './tunnels';
 
 /** How long shutdown may take before the process exits anyway. */
 const SHUTDOWN_LIMIT_MS = 1800;
@@ -56,7 +56,20 @@ export async function main(argv: string[]): Promise<void> {
         ),
     );
     const peers = new Peers(key);
-    const tunnels = new TunnelService();
+    const tunnels = new TunnelService(
+      {
+        stateFile: state.file('tunnels.json'),
+        keyDir: state.file('tunnel-keys'),
+        cidr: opts.overlayCidr,
+        ports: opts.udpPorts,
+        internalIp: opts.internalIp,
+        externalIp: opts.externalIp,
+        engine: opts.tunnelEngine,
+      },
+      peers,
+      log,
+    );
+    await tunnels.start();
     const manager = new SegmentManager({
       log,
       containers,

@@ -1,0 +1,47 @@
+/**
+ * What a tunnel engine does: build one side of an encrypted point-to-point link between two
+ * overlay addresses, find the ones that exist, and remove one.
+ */
+
+/** One side of a tunnel, as this host builds it. */
+export interface TunnelSide {
+  /** Interface name (wh + 10 hex digits). */
+  iface: string;
+  localIp: string;
+  remoteIp: string;
+  /** Our UDP port (WireGuard listen port, or the ESP-in-UDP port). */
+  localPort: number;
+  /** The peer's underlay address and port. */
+  peerAddress: string;
+  peerPort: number;
+  /** Our own underlay address (IPsec needs it). */
+  underlay: string;
+  /** Base64 32-byte keys: ours (private) and the peer's (public) for WireGuard; shared for IPsec. */
+  privateKey: string;
+  peerPublicKey: string;
+  udp: boolean;
+}
+
+/** A tunnel interface found on this host. */
+export interface FoundTunnel {
+  iface: string;
+  localIp?: string;
+  remoteIp?: string;
+  /** Up, addressed, with its peer configured. */
+  complete: boolean;
+}
+
+/** An engine: WireGuard or IPsec. */
+export interface TunnelEngine {
+  readonly name: string;
+  /** Can this host run it? */
+  available(): Promise<boolean>;
+  /** A key pair for one tunnel: [private, public] (base64). */
+  keyPair(): [string, string];
+  create(side: TunnelSide): Promise<void>;
+  delete(iface: string): Promise<void>;
+  list(): Promise<FoundTunnel[]>;
+}
+
+/** Interface names wormhole gives its tunnels. */
+export const IFACE_PATTERN = /^wh[0-9a-f]{10}$/;

@@ -1,0 +1,331 @@
+/**
+ * Tunnels between this daemon and its peers: the negotiation (over the daemons' encrypted
+ * channel: overlay addresses, UDP ports, keys), the record of what exists (in the state
+ * directory, so tunnels outlive the daemon), and the engine that builds each side.
+ */
+import { createHash } from 'node:crypto';
+import * as dns from 'node:dns/promises';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { z } from 'zod';
+import type { Params, Result, TunnelInfo } from '../api/protocol';
+import { WormholeError, errorMessage } from '../common/errors';
+import { run } from '../common/exec';
+import type { Logger } from '../common/log';
+import type { TunnelLink } from '../segment/context';
+import type { TunnelEngine, TunnelSide } from './engine';
+import { Ipsec } from './ipsec';
+import { pickPair, pickPort } from './overlay';
+import { WireGuard } from './wireguard';
+
+/** What the service needs to ask a peer. */
+export interface PeerCaller {
+  call(host: string, method: 'peer-tunnel', params: Params<'peer-tunnel'>): Promise<Result<'peer-tunnel'>>;
+}
+
+/** Settings from the daemon's flags. */
+export interface TunnelOptions {
+  stateFile: string;
+  keyDir: string;
+  cidr: string;
+  ports: [number, number];
+  internalIp?: string;
+  externalIp?: string;
+  engine?: 'wireguard' | 'ipsec';
+}
+
+/** One tunnel as this daemon records it. */
+interface TunnelRecord extends TunnelInfo {
+  localPort: number;
+  peerAddress: string;
+  peerPort: number;
+  /** False while it is being built: a record left so by a crash is removed at start. */
+  built: boolean;
+}
+
+const createRequest = z.object({
+  from: z.string().ip({ version: 'v4' }),
+  port: z.number().int().min(1).max(65535),
+  key: z.string().regex(/^[A-Za-z0-9+/=]{28,44}$/),
+  used: z.array(z.string().ip({ version: 'v4' })).max(100000),
+  udp: z.boolean(),
+  engine: z.enum(['wireguard', 'ipsec']),
+});
+const createReply = z.object({
+  localIp: z.string().ip({ version: 'v4' }),
+  remoteIp: z.string().ip({ version: 'v4' }),
+  port: z.number().int(),
+  key: z.string(),
+  address: z.string().ip({ version: 'v4' }),
+});
+const deleteRequest = z.object({ from: z.string().ip({ version: 'v4' }) });
+
+/** A tunnel's interface name, the same whenever the same two hosts build it. */
+export function ifaceName(local: string, remote: string): string {
+  return `wh${createHash('sha256').update(`${local}|${remote}`).digest('hex').slice(0, 10)}`;
+}
+
+/** What is kept of a side being built (keys stay in the engine's key files). */
+function toRecord(host: string, engine: string, s: TunnelSide): TunnelRecord {
+  return {
+    host,
+    engine,
+    udp: s.udp,
+    iface: s.iface,
+    localIp: s.localIp,
+    remoteIp: s.remoteIp,
+    localPort: s.localPort,
+    peerAddress: s.peerAddress,
+    peerPort: s.peerPort,
+    built: false,
+  };
+}
+
+/** The daemon's tunnels. */
+export class TunnelService implements TunnelLink {
+  private records = new Map<string, TunnelRecord>();
+  private readonly busy = new Map<string, Promise<unknown>>();
+  private readonly engines: TunnelEngine[];
+
+  constructor(
+    private readonly opts: TunnelOptions,
+    private readonly peers: PeerCaller,
+    private readonly log: Logger,
+  ) {
+    this.engines = [new WireGuard(opts.keyDir), new Ipsec()];
+    try {
+      const saved = JSON.parse(fs.readFileSync(opts.stateFile, 'utf8')) as TunnelRecord[];
+      for (const r of saved) this.records.set(r.host, r);
+    } catch {
+      // no tunnels yet
+    }
+  }
+
+  private save(): void {
+    fs.writeFileSync(this.opts.stateFile, JSON.stringify([...this.records.values()], null, 2), {
+      mode: 0o600,
+    });
+  }
+
+  /** The engine to build with: the one asked for (-tunnel-engine), else the first available. */
+  private async engine(name?: string): Promise<TunnelEngine> {
+    const wanted = name ?? this.opts.engine;
+    for (const e of this.engines) {
+      if (wanted && e.name !== wanted) continue;
+      if (await e.available()) return e;
+    }
+    throw new WormholeError(
+      'TUNNEL_UNAVAILABLE',
+      wanted
+        ? `the ${wanted} tunnel engine is not available on this host${wanted === 'ipsec' ? ' (the kernel has no ESP)' : ': apt-get install wireguard-go wireguard-tools'}`
+        : 'no tunnel engine here: install wireguard-go and wireguard-tools (apt-get install wireguard-go wireguard-tools), or use a kernel with WireGuard or ESP',
+    );
+  }
+
+  private engineNamed(name: string): TunnelEngine {
+    return this.engines.find((e) => e.name === name)!;
+  }
+
+  /** At start: keep the tunnels that exist whole, remove what a crash left half-built. */
+  async start(): Promise<void> {
+    for (const r of [...this.records.values()]) {
+      const engine = this.engineNamed(r.engine);
+      const found = await engine.list().catch(() => []);
+      const f = found.find((x) => x.iface === r.iface);
+      if (r.built && f?.complete) {
+        this.log.info({ host: r.host, iface: r.iface, engine: r.engine }, 'tunnel found');
+        continue;
+      }
+      await engine.delete(r.iface).catch(() => undefined);
+      this.records.delete(r.host);
+      this.log.warn({ host: r.host, iface: r.iface }, 'removed a half-built tunnel');
+    }
+    this.save();
+  }
+
+  /** Run one change per host at a time. */
+  private serial<T>(host: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.busy.get(host) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    this.busy.set(host, next);
+    return next;
+  }
+
+  private async underlayToward(address: string): Promise<string> {
+    if (this.opts.internalIp) return this.opts.internalIp;
+    const routes = JSON.parse((await run('ip', ['-j', 'route', 'get', address])).stdout) as {
+      prefsrc?: string;
+    }[];
+    const src = routes[0]?.prefsrc;
+    if (!src) throw new WormholeError('NO_ROUTE', `no route to ${address}: give this daemon -I IP`);
+    return src;
+  }
+
+  private usedIps(): string[] {
+    return [...this.records.values()].map((r) => r.localIp);
+  }
+
+  private usedPorts(): number[] {
+    return [...this.records.values()].map((r) => r.localPort);
+  }
+
+  private info(r: TunnelRecord): TunnelInfo {
+    return {
+      host: r.host,
+      localIp: r.localIp,
+      remoteIp: r.remoteIp,
+      engine: r.engine,
+      udp: r.udp,
+      iface: r.iface,
+    };
+  }
+
+  /** Build (or find) the tunnel to a peer. */
+  async ensure(host: string, udp: boolean): Promise<{ localIp: string; remoteIp: string }> {
+    return this.create(host, udp);
+  }
+
+  /** tunnel-create: build the tunnel to `host`, or return the one there is. */
+  create(host: string, udp: boolean): Promise<TunnelInfo> {
+    return this.serial(host, async () => {
+      const existing = this.records.get(host);
+      if (existing?.built) return this.info(existing);
+      const engine = await this.engine();
+      const peerName = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
+      const peerAddress = net.isIP(peerName)
+        ? peerName
+        : await dns.lookup(peerName, { family: 4 }).then(
+            (r) => r.address,
+            () => {
+              throw new WormholeError('HOST_NOT_FOUND', `cannot resolve peer host "${peerName}"`);
+            },
+          );
+      const underlay = await this.underlayToward(peerAddress);
+      const external = this.opts.externalIp ?? underlay;
+      const localPort = pickPort(this.opts.ports, this.usedPorts());
+      const [priv, pub] = engine.keyPair();
+      const raw = await this.peers.call(host, 'peer-tunnel', {
+        op: 'create',
+        data: { from: external, port: localPort, key: pub, used: this.usedIps(), udp, engine: engine.name },
+      });
+      const reply = createReply.parse(raw);
+      const side: TunnelSide = {
+        iface: ifaceName(external, reply.address),
+        localIp: reply.remoteIp,
+        remoteIp: reply.localIp,
+        localPort,
+        peerAddress: reply.address,
+        peerPort: reply.port,
+        underlay,
+        privateKey: priv,
+        peerPublicKey: reply.key,
+        udp,
+      };
+      const record = toRecord(host, engine.name, side);
+      this.records.set(host, record);
+      this.save();
+      try {
+        await engine.create(side);
+      } catch (err) {
+        this.records.delete(host);
+        this.save();
+        await this.peers
+          .call(host, 'peer-tunnel', { op: 'delete', data: { from: external } })
+          .catch(() => undefined);
+        throw err;
+      }
+      record.built = true;
+      this.save();
+      this.log.info(
+        { host, iface: side.iface, engine: engine.name, local: side.localIp, remote: side.remoteIp },
+        'tunnel created',
+      );
+      return this.info(record);
+    });
+  }
+
+  /** tunnel-delete: remove our side and ask the peer to remove its own. */
+  delete(host: string): Promise<boolean> {
+    return this.serial(host, async () => {
+      const r = this.records.get(host);
+      if (!r) throw new WormholeError('NOT_FOUND', `no tunnel to ${host}: 'wormhole tunnel-list' shows them`);
+      await this.engineNamed(r.engine).delete(r.iface);
+      this.records.delete(host);
+      this.save();
+      const from = this.opts.externalIp ?? (await this.underlayToward(r.peerAddress).catch(() => ''));
+      await this.peers
+        .call(host, 'peer-tunnel', { op: 'delete', data: { from } })
+        .catch((err: unknown) =>
+          this.log.warn({ host, err: errorMessage(err) }, 'the peer did not remove its side of the tunnel'),
+        );
+      this.log.info({ host, iface: r.iface }, 'tunnel deleted');
+      return true;
+    });
+  }
+
+  async list(): Promise<TunnelInfo[]> {
+    return [...this.records.values()].filter((r) => r.built).map((r) => this.info(r));
+  }
+
+  /** A peer asks us to build or remove our side of a tunnel to it. */
+  async fromPeer(op: 'create' | 'delete', data: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (op === 'delete') {
+      const { from } = deleteRequest.parse(data);
+      return this.serial(from, async () => {
+        const r = this.records.get(from);
+        if (r) {
+          await this.engineNamed(r.engine).delete(r.iface);
+          this.records.delete(from);
+          this.save();
+          this.log.info({ host: from, iface: r.iface }, 'tunnel deleted by the peer');
+        }
+        return { deleted: r !== undefined };
+      });
+    }
+    const req = createRequest.safeParse(data);
+    if (!req.success) throw new WormholeError('BAD_REQUEST', 'malformed tunnel request from the peer');
+    const q = req.data;
+    return this.serial(q.from, async () => {
+      const stale = this.records.get(q.from);
+      if (stale) {
+        await this.engineNamed(stale.engine)
+          .delete(stale.iface)
+          .catch(() => undefined);
+        this.records.delete(q.from);
+      }
+      const engine = await this.engine(q.engine);
+      const [theirs, mine] = pickPair(this.opts.cidr, [...this.usedIps(), ...q.used]);
+      const localPort = pickPort(this.opts.ports, this.usedPorts());
+      const [priv, pub] = engine.name === 'ipsec' ? [q.key, q.key] : engine.keyPair();
+      const underlay = await this.underlayToward(q.from);
+      const external = this.opts.externalIp ?? underlay;
+      const side: TunnelSide = {
+        iface: ifaceName(external, q.from),
+        localIp: mine,
+        remoteIp: theirs,
+        localPort,
+        peerAddress: q.from,
+        peerPort: q.port,
+        underlay,
+        privateKey: priv,
+        peerPublicKey: q.key,
+        udp: q.udp,
+      };
+      const record = toRecord(q.from, engine.name, side);
+      this.records.set(q.from, record);
+      this.save();
+      await engine.create(side).catch((err: unknown) => {
+        this.records.delete(q.from);
+        this.save();
+        throw err;
+      });
+      record.built = true;
+      this.save();
+      this.log.info(
+        { host: q.from, iface: side.iface, engine: engine.name, local: mine, remote: theirs },
+        'tunnel created for the peer',
+      );
+      return { localIp: mine, remoteIp: theirs, port: localPort, key: pub, address: external };
+    });
+  }
+}

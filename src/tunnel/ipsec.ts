@@ -1,0 +1,210 @@
+/**
+ * IPsec, the original wormhole's engine: ESP in tunnel mode between the two hosts' underlay
+ * addresses (ESP in UDP for --udp), AES-GCM, set up with `ip xfrm` state and policy. The
+ * overlay address sits on a dummy interface named like the tunnel. Used where the kernel has
+ * ESP; `available()` finds out by adding a throwaway state in a scratch namespace.
+ */
+import { randomBytes } from 'node:crypto';
+import { run } from '../common/exec';
+import { WormholeError } from '../common/errors';
+import { type FoundTunnel, IFACE_PATTERN, type TunnelEngine, type TunnelSide } from './engine';
+
+const AEAD = 'rfc4106(gcm(aes))';
+
+function ipInt(ip: string): number {
+  return ip.split('.').reduce((n, p) => n * 256 + Number(p), 0);
+}
+
+/** The SPI of traffic sent by the host with overlay address `ip`: both sides agree on it. */
+export function spiFor(ip: string): string {
+  return `0x${(0x1000000 + (ipInt(ip) % 0xffffff)).toString(16)}`;
+}
+
+/** The reqid tying a tunnel's states and policies together, from its interface name. */
+export function reqidFor(iface: string): string {
+  return String(parseInt(iface.slice(2, 8), 16));
+}
+
+/** Every command that builds one side, in order (argv arrays for `ip`). */
+export function ipsecCommands(s: TunnelSide): string[][] {
+  const reqid = reqidFor(s.iface);
+  const key = `0x${Buffer.from(s.privateKey, 'base64').toString('hex')}`;
+  const encap = (sport: number, dport: number): string[] =>
+    s.udp ? ['encap', 'espinudp', String(sport), String(dport), '0.0.0.0'] : [];
+  const state = (src: string, dst: string, spi: string, sport: number, dport: number): string[] => [
+    'xfrm',
+    'state',
+    'add',
+    'src',
+    src,
+    'dst',
+    dst,
+    'proto',
+    'esp',
+    'spi',
+    spi,
+    'reqid',
+    reqid,
+    'mode',
+    'tunnel',
+    'aead',
+    AEAD,
+    key,
+    '128',
+    ...encap(sport, dport),
+  ];
+  const policy = (src: string, dst: string, dir: string, tsrc: string, tdst: string): string[] => [
+    'xfrm',
+    'policy',
+    'add',
+    'src',
+    `${src}/32`,
+    'dst',
+    `${dst}/32`,
+    'dir',
+    dir,
+    'tmpl',
+    'src',
+    tsrc,
+    'dst',
+    tdst,
+    'proto',
+    'esp',
+    'reqid',
+    reqid,
+    'mode',
+    'tunnel',
+  ];
+  return [
+    ['link', 'add', s.iface, 'type', 'dummy'],
+    ['addr', 'add', `${s.localIp}/32`, 'dev', s.iface],
+    ['link', 'set', s.iface, 'up'],
+    state(s.underlay, s.peerAddress, spiFor(s.localIp), s.localPort, s.peerPort),
+    state(s.peerAddress, s.underlay, spiFor(s.remoteIp), s.peerPort, s.localPort),
+    policy(s.localIp, s.remoteIp, 'out', s.underlay, s.peerAddress),
+    policy(s.remoteIp, s.localIp, 'in', s.peerAddress, s.underlay),
+    policy(s.remoteIp, s.localIp, 'fwd', s.peerAddress, s.underlay),
+    ['route', 'add', `${s.remoteIp}/32`, 'dev', s.iface, 'src', s.localIp],
+  ];
+}
+
+/** A policy as `ip xfrm policy` prints it. */
+export interface XfrmPolicy {
+  src: string;
+  dst: string;
+  dir: string;
+  reqid?: string;
+}
+
+/** Parse the text of `ip xfrm policy` (this iproute2 has no JSON for xfrm). */
+export function parsePolicies(text: string): XfrmPolicy[] {
+  const out: XfrmPolicy[] = [];
+  let cur: XfrmPolicy | undefined;
+  for (const line of text.split('\n')) {
+    const head = /^src (\S+) dst (\S+)/.exec(line);
+    if (head) {
+      cur = { src: head[1].replace(/\/32$/, ''), dst: head[2].replace(/\/32$/, ''), dir: '' };
+      out.push(cur);
+      continue;
+    }
+    if (!cur) continue;
+    const dir = /^\s+dir (\S+)/.exec(line);
+    if (dir) cur.dir = dir[1];
+    const reqid = /reqid (\d+)/.exec(line);
+    if (reqid) cur.reqid = reqid[1];
+  }
+  return out;
+}
+
+/** The IPsec engine. */
+export class Ipsec implements TunnelEngine {
+  readonly name = 'ipsec';
+  private probed: boolean | undefined;
+
+  async available(): Promise<boolean> {
+    if (this.probed === undefined) {
+      const ns = `whesp${process.pid % 100000}`;
+      await run('ip', ['netns', 'add', ns]).catch(() => undefined);
+      const key = `0x${'11'.repeat(20)}`;
+      this.probed = await run('ip', [
+        '-n',
+        ns,
+        'xfrm',
+        'state',
+        'add',
+        'src',
+        '192.0.2.1',
+        'dst',
+        '192.0.2.2',
+        'proto',
+        'esp',
+        'spi',
+        '0x100',
+        'mode',
+        'tunnel',
+        'aead',
+        AEAD,
+        key,
+        '128',
+      ]).then(
+        () => true,
+        () => false,
+      );
+      await run('ip', ['netns', 'delete', ns]).catch(() => undefined);
+    }
+    return this.probed;
+  }
+
+  /** IPsec uses one shared key for both directions: the "public" half is the same key. */
+  keyPair(): [string, string] {
+    const key = randomBytes(20).toString('base64');
+    return [key, key];
+  }
+
+  async create(s: TunnelSide): Promise<void> {
+    try {
+      for (const argv of ipsecCommands(s)) await run('ip', argv);
+    } catch (err) {
+      await this.delete(s.iface).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async delete(iface: string): Promise<void> {
+    if (!IFACE_PATTERN.test(iface))
+      throw new WormholeError('TUNNEL_INVALID', `${iface} is not a wormhole tunnel interface`);
+    const reqid = reqidFor(iface);
+    const policies = parsePolicies((await run('ip', ['xfrm', 'policy'])).stdout).filter(
+      (p) => p.reqid === reqid,
+    );
+    for (const p of policies) {
+      await run('ip', [
+        'xfrm',
+        'policy',
+        'delete',
+        'src',
+        `${p.src}/32`,
+        'dst',
+        `${p.dst}/32`,
+        'dir',
+        p.dir,
+      ]).catch(() => undefined);
+    }
+    await run('ip', ['xfrm', 'state', 'deleteall', 'reqid', reqid]).catch(() => undefined);
+    await run('ip', ['link', 'del', iface]).catch(() => undefined);
+  }
+
+  async list(): Promise<FoundTunnel[]> {
+    const links = JSON.parse((await run('ip', ['-j', 'link', 'show', 'type', 'dummy'])).stdout) as {
+      ifname: string;
+    }[];
+    const policies = parsePolicies((await run('ip', ['xfrm', 'policy'])).stdout);
+    return links
+      .filter((l) => IFACE_PATTERN.test(l.ifname))
+      .map((l) => {
+        const mine = policies.filter((p) => p.reqid === reqidFor(l.ifname));
+        const out = mine.find((p) => p.dir === 'out');
+        return { iface: l.ifname, localIp: out?.src, remoteIp: out?.dst, complete: mine.length === 3 };
+      });
+  }
+}
