@@ -8,7 +8,7 @@ import * as dns from 'node:dns/promises';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { z } from 'zod';
-import type { Params, Result, TunnelInfo } from '../api/protocol';
+import type { Method, Params, Result, TunnelInfo } from '../api/protocol';
 import { WormholeError, errorMessage } from '../common/errors';
 import { run } from '../common/exec';
 import type { Logger } from '../common/log';
@@ -20,7 +20,7 @@ import { WireGuard } from './wireguard';
 
 /** What the service needs to ask a peer. */
 export interface PeerCaller {
-  call(host: string, method: 'peer-tunnel', params: Params<'peer-tunnel'>): Promise<Result<'peer-tunnel'>>;
+  call<M extends Method>(host: string, method: M, params: Params<M>): Promise<Result<M>>;
 }
 
 /** Settings from the daemon's flags. */
@@ -153,9 +153,13 @@ export class TunnelService implements TunnelLink {
 
   private async underlayToward(address: string): Promise<string> {
     if (this.opts.internalIp) return this.opts.internalIp;
-    const routes = JSON.parse((await run('ip', ['-j', 'route', 'get', address])).stdout) as {
-      prefsrc?: string;
-    }[];
+    const route = await run('ip', ['-j', 'route', 'get', address]).catch(() => {
+      throw new WormholeError(
+        'NO_ROUTE',
+        `no route to ${address} from this host: check the address, or give -I IP`,
+      );
+    });
+    const routes = JSON.parse(route.stdout) as { prefsrc?: string }[];
     const src = routes[0]?.prefsrc;
     if (!src) throw new WormholeError('NO_ROUTE', `no route to ${address}: give this daemon -I IP`);
     return src;
@@ -191,6 +195,8 @@ export class TunnelService implements TunnelLink {
       const existing = this.records.get(host);
       if (existing?.built) return this.info(existing);
       const engine = await this.engine();
+      // Is it a peer at all (and does it share our key)? Say so before building anything.
+      await this.peers.call(host, 'ping', {});
       const peerName = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
       const peerAddress = net.isIP(peerName)
         ? peerName
