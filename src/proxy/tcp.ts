@@ -8,6 +8,7 @@
  *   sees what the server did.
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { errnoCode } from '../common/errors';
 
@@ -21,8 +22,9 @@ export interface SpliceStats {
   error?: string;
 }
 
+/** Reset a plain TCP socket; anything else (a TLS stream to a peer) can only be torn down. */
 function reset(stream: Duplex): void {
-  if (stream instanceof net.Socket && !stream.destroyed && typeof stream.resetAndDestroy === 'function') {
+  if (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket) && !stream.destroyed) {
     stream.resetAndDestroy();
   } else {
     stream.destroy();

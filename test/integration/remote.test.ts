@@ -78,6 +78,17 @@ describe('remote segments between two hosts', () => {
     assert.equal((await b.cli('list')).stdout, '', 'the remote child is gone');
   });
 
+  it('survives a reset on the remote leg: the client sees the connection end, both daemons go on', async (t) => {
+    await startService(t, hosts.b, 'tcp-reset', '127.0.0.1', 5434);
+    const c = await a.cli('create', 'url', ':6544', 'remote', hosts.ipB, 'tail', 'url', ':5434');
+    assert.equal(c.code, 0, c.stderr);
+    const got = await exchangeIn(hosts.a, 6544, 'boom').catch((e: Error) => e);
+    assert.ok(got === '' || got instanceof Error, 'no answer, the connection ended');
+    assert.equal((await b.cli('ping')).code, 0, 'the peer daemon is alive');
+    assert.equal((await a.cli('ping', hosts.ipB)).code, 0);
+    assert.equal((await a.cli('delete', parseCreate(c.stdout).id)).code, 0);
+  });
+
   it('says clearly when the peer is down, and leaves nothing behind', async () => {
     const r = await a.cli('create', 'url', ':6600', 'remote', '10.77.255.254:1', 'tail', 'url', ':1');
     assert.equal(r.code, 1);

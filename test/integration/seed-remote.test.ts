@@ -43,7 +43,11 @@ describe("the seed's multi-host examples", () => {
     hosts = withHostPair(suite);
     const key = randomBytes(16).toString('hex'); // the same key.secret on both machines
     myserver = await startDaemon(suite, { netns: hosts.b, key, seedStyle: {} });
-    local = await startDaemon(suite, { netns: hosts.a, key, seedStyle: { hosts: [`${hosts.ipB} myserver`] } });
+    local = await startDaemon(suite, {
+      netns: hosts.a,
+      key,
+      seedStyle: { hosts: [`${hosts.ipB} myserver`] },
+    });
   });
 
   it('4: a local port to talk to a remote mysql', async () => {
