@@ -27,6 +27,8 @@ const IDLE = quick ? 200 : 1000;
 
 const procs: ChildProcess[] = [];
 const cleanups: (() => void)[] = [];
+/** Clean-ups that need the daemons still running. */
+const beforeStop: (() => void)[] = [];
 
 function start(file: string, args: string[], extraFd = false): ChildProcess {
   const stdio: ('ignore' | number)[] = ['ignore', 'ignore', 'ignore'];
@@ -64,7 +66,8 @@ async function waitPort(host: string, port: number, prefix: string[] = []): Prom
   throw new Error(`nothing listens on ${host}:${port}`);
 }
 
-let nextPort = 31000 + Math.floor(Math.random() * 1000) * 10;
+// below the ephemeral range (32768+), which the connection runs fill with TIME_WAIT sockets
+let nextPort = 12000 + Math.floor(Math.random() * 1500) * 10;
 const port = (): number => nextPort++;
 
 /** A wormholed with its own key and state (optionally inside a namespace). */
@@ -197,8 +200,9 @@ async function oneMachine(): Promise<Row[]> {
 
   const rows: Row[] = [];
   for (const p of paths) {
-    await waitPort('127.0.0.1', p.iperf);
+    // Probe only the echo side: a probe through a proxy to iperf3 can leave its server busy.
     await waitPort('127.0.0.1', p.echo);
+    await new Promise((r) => setTimeout(r, 200));
     const gbps = await throughput('127.0.0.1', p.iperf, T);
     const connsPerSec = await connectionRate('127.0.0.1', p.echo, CONNS);
     const { p50, p99 } = await latency('127.0.0.1', p.echo, ROUNDS);
@@ -295,7 +299,8 @@ async function twoHosts(): Promise<Row[]> {
 
   const rows: Row[] = [];
   const measure = async (name: string, host: string, iperf: number, echo: number): Promise<void> => {
-    await waitPort(host, iperf, inA);
+    await waitPort(host, echo, inA);
+    await new Promise((r) => setTimeout(r, 200));
     const gbps = await throughput(host, iperf, T, inA);
     const lat = await latencyIn(a, host, echo, quick ? 500 : 2000);
     rows.push({ path: name, gbps, p50us: lat.p50, p99us: lat.p99 });
@@ -313,13 +318,7 @@ async function twoHosts(): Promise<Row[]> {
   da.cli('create', 'url', `:${ti}`, 'tunnel', ipB, 'url', `:${port()}`, 'tail', 'url', `:${iperfPort}`);
   da.cli('create', 'url', `:${te}`, 'tunnel', ipB, 'url', `:${port()}`, 'tail', 'url', `:${echoPort}`);
   await measure('wormhole tunnel (wireguard-go)', '127.0.0.1', ti, te);
-  cleanups.push(() => {
-    try {
-      da.cli('tunnel-delete', ipB);
-    } catch {
-      // gone with the namespaces
-    }
-  });
+  beforeStop.push(() => da.cli('tunnel-delete', ipB));
 
   // ssh -L: sshd on b, a key pair made for the run
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whssh-'));
@@ -422,6 +421,13 @@ async function main(): Promise<void> {
     console.log(`\n### Two hosts (namespaces joined by a veth pair, iperf3 ${T} s)\n`);
     console.log(table(two, false));
   } finally {
+    for (const c of beforeStop) {
+      try {
+        c();
+      } catch {
+        // best effort
+      }
+    }
     for (const p of procs.reverse()) p.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 1000));
     for (const c of cleanups.reverse()) {

@@ -3,7 +3,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Method, Params, Result } from '../api/protocol';
-import { connect } from '../client';
+import { type Connection, connect } from '../client';
 import { parseDaemonAddress } from '../common/address';
 import { WormholeError } from '../common/errors';
 import type { PeerLink } from '../segment/context';
@@ -31,14 +31,17 @@ function peerError(host: string, err: unknown): unknown {
 export class Peers implements PeerLink {
   constructor(private readonly key: Buffer) {}
 
-  /** One request to a peer. */
-  async call<M extends Method>(host: string, method: M, params: Params<M>): Promise<Result<M>> {
-    let conn;
+  private async open(host: string): Promise<Connection> {
     try {
-      conn = await connect(parseDaemonAddress(host, host), this.key);
+      return await connect(parseDaemonAddress(host, host), this.key);
     } catch (err) {
       throw peerError(host, err);
     }
+  }
+
+  /** One request to a peer. */
+  async call<M extends Method>(host: string, method: M, params: Params<M>): Promise<Result<M>> {
+    const conn = await this.open(host);
     try {
       return await conn.call(method, params);
     } catch (err) {
@@ -64,12 +67,7 @@ export class Peers implements PeerLink {
   }
 
   async attach(host: string, id: string): Promise<Duplex> {
-    let conn;
-    try {
-      conn = await connect(parseDaemonAddress(host, host), this.key);
-    } catch (err) {
-      throw peerError(host, err);
-    }
+    const conn = await this.open(host);
     try {
       return await conn.attach(id);
     } catch (err) {

@@ -23,6 +23,16 @@ function isChildStep(step: Step): boolean {
   );
 }
 
+/** Head and tail speak the same protocol (conversion between socket types is not built yet). */
+function checkSameProto(head: string, tail: string): void {
+  if (head !== tail) {
+    throw new WormholeError(
+      'PROTO_MISMATCH',
+      `the head speaks ${head} but the tail ${tail}: give both the same protocol`,
+    );
+  }
+}
+
 function toDraft(e: Endpoint, port = e.port): Draft {
   return { proto: e.proto, ns: e.ns, nsLabel: e.nsLabel, host: e.host, port, container: e.container };
 }
@@ -95,6 +105,7 @@ export class SegmentManager {
 
   private async localTail(seg: Segment, tail: Draft, head: Draft): Promise<Tail> {
     const ep = await resolveTail(tail, head);
+    checkSameProto(seg.head.proto, ep.proto);
     checkNotSelf(seg.head, seg.boundPort, ep);
     return { kind: 'local', ep };
   }
@@ -122,6 +133,7 @@ export class SegmentManager {
   private checkStatically(seg: Segment, steps: Step[]): void {
     const tail: Draft = { ...seg.tailDraft };
     for (const s of steps) if (s.op === 'url') applyUrl(tail, s.url, false);
+    checkSameProto(seg.head.proto, tail.proto ?? seg.head.proto);
     if (steps.some((s) => s.op !== 'url') || (tail.ns && !fs.existsSync(tail.ns))) return;
     const port = tail.port ?? seg.headDraft.port ?? 0;
     if (port === 0)
@@ -189,6 +201,12 @@ export class SegmentManager {
     }
     if (step.op !== 'remote' && step.op !== 'tunnel' && step.op !== 'udptunnel') return undefined;
     const proto = tail.proto ?? head.proto ?? 'tcp';
+    if (step.op === 'remote' && proto === 'udp') {
+      throw new WormholeError(
+        'UNSUPPORTED',
+        'remote carries TCP only: for UDP use "tunnel HOST", whose datagrams cross the encrypted L3 tunnel',
+      );
+    }
     const port = tail.port ?? head.port ?? 0;
     let peerHost: string | undefined;
     if (step.op !== 'remote') {

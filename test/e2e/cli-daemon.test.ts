@@ -103,6 +103,17 @@ describe('wormhole and wormholed', () => {
       [['create', 'url', 'tcp://../etc@:1'], 1, /not valid/],
       [['create', 'url', 'tcp://no-such-ns@:1'], 1, /does not exist/],
       [['delete', 'no-such-id'], 1, /no segment with id/],
+      [['create', 'url', 'udp://:5000', 'tail', 'url', 'tcp://:5001'], 1, /head speaks udp but the tail tcp/],
+      [
+        ['create', 'url', 'udp://:5002', 'trigger', 'url', 'tcp://:5003'],
+        1,
+        /head speaks udp but the tail tcp/,
+      ],
+      [
+        ['create', 'url', 'udp://:5004', 'remote', '127.0.0.1:1', 'tail', 'url', ':53'],
+        1,
+        /remote carries TCP only/,
+      ],
       [['nonsense'], 2, /unknown command/],
       [['list', '--yaml'], 2, /unexpected/],
     ];
