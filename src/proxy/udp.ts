@@ -10,7 +10,7 @@ const QUEUE_LIMIT = 64;
 interface Session {
   upstream?: dgram.Socket;
   queue: Buffer[];
-  timer: NodeJS.Timeout;
+  timer?: NodeJS.Timeout;
   closed: boolean;
 }
 
@@ -44,7 +44,7 @@ export class UdpRelay {
     const key = `${rinfo.address}|${rinfo.port}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = { queue: [], timer: setTimeout(() => undefined, 0), closed: false };
+      s = { queue: [], closed: false };
       this.sessions.set(key, s);
       this.open(key, s, rinfo);
     }

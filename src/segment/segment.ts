@@ -38,7 +38,6 @@ export class Segment {
   connections = 0;
   private active = new Set<Duplex>();
   private triggerRun: Promise<void> | undefined;
-  private relay: UdpRelay | undefined;
   private closed = false;
 
   constructor(
@@ -65,14 +64,14 @@ export class Segment {
     } else {
       const socket = await bindUdp(head.ns, head.host, head.port);
       this.boundPort = socket.address().port;
-      this.relay = new UdpRelay(
+      const relay = new UdpRelay(
         socket,
         () => this.openUdpUpstream(),
         this.ctx.udpIdleMs,
         (err) => this.ctx.log.warn({ segment: this.id, err: errorMessage(err) }, 'udp session failed'),
       );
       this.stack.defer(() => {
-        this.relay?.close();
+        relay.close();
         socket.close();
       });
     }
