@@ -56,9 +56,9 @@ export async function run(
       out(c.usage);
       return 0;
     }
+    const addr = parseDaemonAddress(flagValue(g, '-H', 'tcp://127.0.0.1:9999'));
     command = COMMANDS.find((c) => c.name === name);
     if (!command) throw new UsageError(`unknown command "${name}"`);
-    const addr = parseDaemonAddress(flagValue(g, '-H', 'tcp://127.0.0.1:9999'));
     const keyFile = flagValue(g, '-K', DEFAULT_KEY_FILE);
     const ctx: CliContext = {
       connect: () => connect(addr, addr.kind === 'tcp' ? readKey(keyFile) : null),

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, startDaemon } from '../helpers/daemon';
@@ -83,6 +84,32 @@ describe('segments across namespaces', () => {
     await create('url', `udp://:${head}`, 'tail', 'url', `udp://${ns}@:7400`);
     assert.equal(await udpExchange(head, 'u1'), 'u1');
     assert.equal(await udpExchange(head, 'u2'), 'u2');
+  });
+
+  it('keeps one UDP session per client and closes it when idle', async (t) => {
+    const quick = await startDaemon(t, { args: ['--udp-idle', '0.5'] });
+    await startService(t, ns, 'udp-whoami', '127.0.0.1', 7450);
+    const head = await freePort();
+    const c = await quick.cli('create', 'url', `udp://:${head}`, 'tail', 'url', `udp://${ns}@:7450`);
+    assert.equal(c.code, 0, c.stderr);
+    const client = dgram.createSocket('udp4');
+    t.after(() => client.close());
+    const ask = (): Promise<string> =>
+      new Promise((resolve) => {
+        client.once('message', (m) => resolve(m.toString()));
+        client.send('who', head, '127.0.0.1');
+      });
+    const first = await ask();
+    assert.equal(await ask(), first, 'the same upstream socket for the same client');
+    const other = dgram.createSocket('udp4');
+    t.after(() => other.close());
+    const fromOther = await new Promise<string>((resolve) => {
+      other.once('message', (m) => resolve(m.toString()));
+      other.send('who', head, '127.0.0.1');
+    });
+    assert.notEqual(fromOther, first, 'another client gets its own upstream socket');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.notEqual(await ask(), first, 'after the idle time the session was closed and a new one made');
   });
 
   it('runs a trigger once for 50 simultaneous first connections, all answered', async (t) => {
