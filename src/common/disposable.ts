@@ -23,10 +23,6 @@ export class DisposableStack implements Disposable {
     this.add({ dispose: fn });
   }
 
-  get isDisposed(): boolean {
-    return this.disposed;
-  }
-
   /** Release everything, last added first; errors are collected, not thrown early. */
   async dispose(): Promise<void> {
     if (this.disposed) return;

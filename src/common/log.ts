@@ -10,6 +10,3 @@ export type Logger = pino.Logger;
 export function createLogger(name: string, level = process.env.WORMHOLE_LOG ?? 'info'): Logger {
   return pino({ name, level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
 }
-
-/** A logger that drops everything, for library code used outside the daemon and for tests. */
-export const silentLogger: Logger = pino({ level: 'silent' });

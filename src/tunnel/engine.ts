@@ -36,6 +36,8 @@ export interface TunnelEngine {
   readonly name: string;
   /** Can this host run it? */
   available(): Promise<boolean>;
+  /** What runs it here, for the log. */
+  describe(): Promise<string>;
   /** A key pair for one tunnel: [private, public] (base64). */
   keyPair(): [string, string];
   create(side: TunnelSide): Promise<void>;

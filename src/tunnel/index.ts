@@ -126,8 +126,11 @@ export class TunnelService implements TunnelLink {
     return this.engines.find((e) => e.name === name)!;
   }
 
-  /** At start: keep the tunnels that exist whole, remove what a crash left half-built. */
+  /** At start: say which engine runs here; keep whole tunnels, remove half-built ones. */
   async start(): Promise<void> {
+    const engine = await this.engine().catch((err: WormholeError) => err);
+    if (engine instanceof WormholeError) this.log.warn({ err: engine.message }, 'no tunnel engine');
+    else this.log.info({ engine: await engine.describe() }, 'tunnel engine');
     for (const r of [...this.records.values()]) {
       const engine = this.engineNamed(r.engine);
       const found = await engine.list().catch(() => []);

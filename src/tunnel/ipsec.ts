@@ -155,6 +155,10 @@ export class Ipsec implements TunnelEngine {
     return this.probed;
   }
 
+  async describe(): Promise<string> {
+    return 'ipsec (kernel xfrm, ESP tunnel mode, AES-GCM)';
+  }
+
   /** IPsec uses one shared key for both directions: the "public" half is the same key. */
   keyPair(): [string, string] {
     const key = randomBytes(20).toString('base64');

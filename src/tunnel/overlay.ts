@@ -40,10 +40,3 @@ export function pickPort([from, to]: [number, number], used: Iterable<number>): 
   for (let p = from; p <= to; p++) if (!taken.has(p)) return p;
   throw new WormholeError('PORTS_FULL', `no free UDP port left in ${from}-${to}: give a larger -P`);
 }
-
-/** Is `ip` inside `cidr`? */
-export function inCidr(ip: string, cidr: string): boolean {
-  const [base, bits] = cidr.split('/');
-  const size = 2 ** (32 - Number(bits));
-  return Math.floor(toInt(ip) / size) === Math.floor(toInt(base) / size);
-}

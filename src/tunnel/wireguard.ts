@@ -49,9 +49,9 @@ export class WireGuard implements TunnelEngine {
     );
   }
 
-  /** How this host runs WireGuard: 'kernel' or 'wireguard-go'. */
-  async flavour(): Promise<string> {
-    return (await this.hasKernelModule()) ? 'kernel' : 'wireguard-go';
+  /** How this host runs WireGuard: the kernel's, or wireguard-go on TUN. */
+  async describe(): Promise<string> {
+    return (await this.hasKernelModule()) ? 'wireguard (kernel)' : 'wireguard (userspace wireguard-go)';
   }
 
   keyPair(): [string, string] {

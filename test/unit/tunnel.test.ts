@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ifaceName } from '../../src/tunnel';
 import { ipsecCommands, parsePolicies, reqidFor, spiFor } from '../../src/tunnel/ipsec';
-import { inCidr, pickPair, pickPort } from '../../src/tunnel/overlay';
+import { pickPair, pickPort } from '../../src/tunnel/overlay';
 
 describe('overlay allocation', () => {
   it('picks pairs from the address the range is written with, skipping used ones', () => {
@@ -16,12 +16,10 @@ describe('overlay allocation', () => {
     const used = Array.from({ length: 252 }, (_, i) => `10.9.0.${i + 2}`);
     assert.throws(() => pickPair('10.9.0.0/24', used), /no free address pair left in 10.9.0.0\/24/);
   });
-  it('picks ports and checks ranges', () => {
+  it('picks ports', () => {
     assert.equal(pickPort([4500, 4599], []), 4500);
     assert.equal(pickPort([4500, 4599], [4500, 4501]), 4502);
     assert.throws(() => pickPort([4500, 4500], [4500]), { code: 'PORTS_FULL' });
-    assert.ok(inCidr('100.67.255.1', '100.65.0.0/14'));
-    assert.ok(!inCidr('100.68.0.1', '100.65.0.0/14'));
   });
   it('names interfaces the same for the same two hosts, differently per direction', () => {
     assert.match(ifaceName('10.0.0.1', '10.0.0.2'), /^wh[0-9a-f]{10}$/);
