@@ -14,7 +14,7 @@ const SERVER = path.join(ROOT, 'test/fixtures/server.js');
 export function startService(
   t: Cleanup,
   netns: string | null,
-  mode: 'tcp-echo' | 'udp-echo' | 'udp-whoami' | 'tcp-reset' | 'tcp-sha',
+  mode: 'tcp-echo' | 'udp-echo' | 'udp-whoami' | 'tcp-reset' | 'tcp-sha' | 'tcp-stall',
   host: string,
   port: number,
 ): Promise<void> {

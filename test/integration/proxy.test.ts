@@ -173,6 +173,36 @@ describe('segments across namespaces', () => {
     assert.equal((err as NodeJS.ErrnoException).code, 'ECONNRESET');
   });
 
+  it('respects backpressure: a tail that does not read stops the client, not the daemon', async (t) => {
+    await startService(t, ns, 'tcp-stall', '127.0.0.1', 8100);
+    const head = await freePort();
+    await create('url', `:${head}`, 'tail', 'url', `tcp://${ns}@:8100`);
+    const limit = 64 * 1024 * 1024;
+    const accepted = await new Promise<number>((resolve, reject) => {
+      const c = net.connect(head, '127.0.0.1');
+      c.on('error', reject);
+      let written = 0;
+      let stalled: NodeJS.Timeout | undefined;
+      const block = Buffer.alloc(256 * 1024);
+      const done = (): void => {
+        c.destroy();
+        resolve(written);
+      };
+      // write whenever the socket lets us; once it has not let us for a second, stop
+      const pump = (): void => {
+        clearTimeout(stalled);
+        while (written < limit && c.write(block)) written += block.length;
+        if (written >= limit) return done();
+        written += block.length;
+        stalled = setTimeout(done, 1000);
+      };
+      c.on('drain', pump);
+      c.on('connect', pump);
+    });
+    // kernel socket buffers on three sockets plus the proxy's stream buffers: a few MiB at most
+    assert.ok(accepted < 32 * 1024 * 1024, `the client could write ${accepted} bytes into a stalled tail`);
+  });
+
   it('moves 64 MiB both ways intact', async (t) => {
     await startService(t, ns, 'tcp-echo', '127.0.0.1', 8000);
     const head = await freePort();
