@@ -35,9 +35,13 @@ async function main() {
     await docker.ensureTestImages();
     console.log(`# test images ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', ...selected], {
-    stdio: 'inherit',
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--test', '--test-concurrency=1', '--test-timeout=180000', ...selected],
+    {
+      stdio: 'inherit',
+    },
+  );
   if (dockerd) await docker.stopDockerd(dockerd);
   process.exit(r.status ?? 1);
 }

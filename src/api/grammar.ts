@@ -42,6 +42,9 @@ export function isVerb(word: string): word is Verb {
 /** Segment ids: letters, digits, `-`, `_`, `.`, up to 64, starting with a letter or digit. */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+/** Container references: a full or short id, or a name. */
+export const CONTAINER_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
 /** Peer host: `host[:port]`, `[v6][:port]`. */
 const PEER_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252})(:\d{1,5})?$/;
 
@@ -132,6 +135,9 @@ export function parsePlan(actions: readonly Action[]): Plan {
         steps.push({ op: 'url', side, url: parseUrl(args[0]) });
         break;
       case 'docker-ns':
+        if (args[0] !== undefined && !CONTAINER_PATTERN.test(args[0])) {
+          throw new UsageError(`docker-ns "${args[0]}" is not a container id or name`);
+        }
         steps.push({ op: 'docker-ns', side, container: args[0] ?? null });
         break;
       case 'docker-run':

@@ -108,6 +108,13 @@ export async function main(argv: string[]): Promise<void> {
         process.exit(0);
       })();
     };
+    // One failing connection or library callback must not take every segment down with it.
+    process.on('uncaughtException', (err) =>
+      log.fatal({ err: err.stack ?? String(err) }, 'unexpected error, going on'),
+    );
+    process.on('unhandledRejection', (err) =>
+      log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection, going on'),
+    );
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     log.info({ stateDir: opts.stateDir }, 'wormholed started');

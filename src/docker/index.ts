@@ -5,6 +5,7 @@
  * it starts again.
  */
 import Dockerode from 'dockerode';
+import { CONTAINER_PATTERN } from '../api/grammar';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerRuntime } from '../segment/context';
@@ -54,6 +55,9 @@ export class Docker implements ContainerRuntime {
 
   /** The network namespace file of a running container. */
   async namespaceOf(container: string): Promise<string> {
+    if (!CONTAINER_PATTERN.test(container)) {
+      throw new WormholeError('CONTAINER_NOT_FOUND', `"${container}" is not a container id or name`);
+    }
     let info: Dockerode.ContainerInspectInfo;
     try {
       info = await this.api.getContainer(container).inspect();

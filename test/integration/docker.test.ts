@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { callOnce } from '../../src/client';
 import { type TestDaemon, startDaemon } from '../helpers/daemon';
 import { ECHO_IMAGE, containers, run } from '../helpers/docker';
 import { suiteCleanup } from '../helpers/netns';
@@ -77,6 +78,21 @@ describe('docker-run and docker-ns', () => {
       assert.match(r.stderr, msg);
       assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
     }
+    // the CLI refuses an empty container name; a client that skips the CLI's check gets the
+    // daemon's refusal, and the daemon goes on
+    const empty = await d.cli('create', 'url', ':5998', 'tail', 'docker-ns', '');
+    assert.equal(empty.code, 2);
+    await assert.rejects(
+      callOnce({ kind: 'unix', path: d.socket }, null, 'create', {
+        actions: [
+          { verb: 'url', args: [':5998'] },
+          { verb: 'tail', args: [] },
+          { verb: 'docker-ns', args: [''] },
+        ],
+      }),
+      /is not a container id or name/,
+    );
+    assert.equal((await d.cli('ping')).code, 0);
     assert.ok(!fs.existsSync(marker), 'nothing ran on the host');
     assert.equal((await d.cli('list')).stdout, before, 'no segment was left');
     assert.deepEqual(await containers(owner(d)), [], 'no container was left');

@@ -143,6 +143,8 @@ describe('parsePlan', () => {
     ['url :1 remote bad_host!', /remote "bad_host!"/],
     ['url :1 tunnel host:99999', /tunnel "host:99999"/],
     ['url ftp://:1', /protocol "ftp"/],
+    ['url :1 docker-ns /etc', /not a container id or name/],
+    ['url :1 docker-ns .hidden', /not a container id or name/],
   ];
   for (const [words, msg] of bad) {
     it(`refuses "${words}"`, () => assert.throws(() => plan(words), msg));
