@@ -110,6 +110,18 @@ export function checkPeerHost(host: string, verb: string): string {
   return host;
 }
 
+/** Actions that come over the wire did not pass through tokenize: check their arguments. */
+function checkArity(verb: Verb, args: readonly string[]): void {
+  const ok = NO_ARG.includes(verb)
+    ? args.length === 0
+    : ONE_ARG.includes(verb)
+      ? args.length === 1
+      : verb === 'docker-ns'
+        ? args.length <= 1
+        : args.length >= 1;
+  if (!ok) throw new UsageError(`${verb} was given ${args.length} argument(s): see 'wormhole help create'`);
+}
+
 /**
  * Actions -> plan tree. `tail` switches to the tail; `trigger` switches to the tail and
  * defers what follows to the first connection; `child`, `chain`, `remote`, `tunnel` and
@@ -121,6 +133,7 @@ export function parsePlan(actions: readonly Action[]): Plan {
   let steps = plan.init;
   for (let i = 0; i < actions.length; i++) {
     const { verb, args } = actions[i];
+    checkArity(verb, args);
     switch (verb) {
       case 'id':
         if (plan.id !== undefined) throw new UsageError('id is given twice for one segment');

@@ -84,7 +84,13 @@ export const methods = {
     params: z
       .object({
         actions: z.array(action).max(256),
-        head: z.object({ proto: protocol, host: z.string().optional(), port: z.number().int() }).strict(),
+        head: z
+          .object({
+            proto: protocol,
+            host: z.string().max(255).optional(),
+            port: z.number().int().min(0).max(65535),
+          })
+          .strict(),
         tunnel: z.string().optional(),
       })
       .strict(),

@@ -135,6 +135,17 @@ describe('parsePlan', () => {
     assert.equal((c.plan.init[0] as { side: string }).side, 'head');
   });
 
+  it('checks the arguments of actions that come over the wire', () => {
+    assert.throws(() => parsePlan([{ verb: 'url', args: [] }]), /url was given 0 argument/);
+    assert.throws(() => parsePlan([{ verb: 'tail', args: ['x'] }]), /tail was given 1 argument/);
+    assert.throws(() => parsePlan([{ verb: 'remote', args: ['a', 'b'] }]), /remote was given 2 argument/);
+    assert.throws(() => parsePlan([{ verb: 'docker-run', args: [] }]), /docker-run was given 0 argument/);
+    assert.throws(
+      () => parsePlan([{ verb: 'docker-ns', args: ['a', 'b'] }]),
+      /docker-ns was given 2 argument/,
+    );
+  });
+
   const bad: [string, RegExp][] = [
     ['id a id b', /id is given twice/],
     ['id -x', /id "-x" is not valid/],
