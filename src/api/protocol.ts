@@ -91,7 +91,6 @@ export const methods = {
             port: z.number().int().min(0).max(65535),
           })
           .strict(),
-        tunnel: z.string().optional(),
       })
       .strict(),
     result: z.object({

@@ -25,7 +25,7 @@ import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
 import type { Logger } from '../common/log';
 
 /** A method's handler. */
-export type Handler<M extends Method> = (params: Params<M>, conn: { remote: string }) => Promise<Result<M>>;
+export type Handler<M extends Method> = (params: Params<M>) => Promise<Result<M>>;
 
 /** The daemon's routing table: one handler per method, except attach (a stream hand-over). */
 export type HandlerTable = { [M in Exclude<Method, 'attach'>]: Handler<M> };
@@ -167,7 +167,7 @@ export class ApiServer {
           return;
         }
         const handler = this.handlers[req.method] as Handler<Method>;
-        handler(params.data as Params<Method>, { remote }).then(
+        handler(params.data as Params<Method>).then(
           (result) => reply(req.id, result),
           (err: unknown) => fail(req.id, err),
         );
