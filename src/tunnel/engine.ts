@@ -47,3 +47,17 @@ export interface TunnelEngine {
 
 /** Interface names wormhole gives its tunnels. */
 export const IFACE_PATTERN = /^wh[0-9a-f]{10}$/;
+
+/** Run the steps that build one side; if one fails, remove what was built, then rethrow. */
+export async function buildOrUndo(
+  engine: TunnelEngine,
+  iface: string,
+  build: () => Promise<void>,
+): Promise<void> {
+  try {
+    await build();
+  } catch (err) {
+    await engine.delete(iface).catch(() => undefined);
+    throw err;
+  }
+}

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { run } from '../common/exec';
 import { WormholeError } from '../common/errors';
-import { type FoundTunnel, IFACE_PATTERN, type TunnelEngine, type TunnelSide } from './engine';
+import { type FoundTunnel, IFACE_PATTERN, type TunnelEngine, type TunnelSide, buildOrUndo } from './engine';
 
 const AEAD = 'rfc4106(gcm(aes))';
 
@@ -25,13 +25,9 @@ export function reqidFor(iface: string): string {
   return String(parseInt(iface.slice(2, 8), 16));
 }
 
-/** Every command that builds one side, in order (argv arrays for `ip`). */
-export function ipsecCommands(s: TunnelSide): string[][] {
-  const reqid = reqidFor(s.iface);
-  const key = `0x${Buffer.from(s.privateKey, 'base64').toString('hex')}`;
-  const encap = (sport: number, dport: number): string[] =>
-    s.udp ? ['encap', 'espinudp', String(sport), String(dport), '0.0.0.0'] : [];
-  const state = (src: string, dst: string, spi: string, sport: number, dport: number): string[] => [
+/** `xfrm state add` for one direction of ESP in tunnel mode with AES-GCM (argv for `ip`). */
+function espState(src: string, dst: string, spi: string, key: string, reqid: string[] = []): string[] {
+  return [
     'xfrm',
     'state',
     'add',
@@ -43,14 +39,24 @@ export function ipsecCommands(s: TunnelSide): string[][] {
     'esp',
     'spi',
     spi,
-    'reqid',
-    reqid,
+    ...reqid,
     'mode',
     'tunnel',
     'aead',
     AEAD,
     key,
     '128',
+  ];
+}
+
+/** Every command that builds one side, in order (argv arrays for `ip`). */
+export function ipsecCommands(s: TunnelSide): string[][] {
+  const reqid = reqidFor(s.iface);
+  const key = `0x${Buffer.from(s.privateKey, 'base64').toString('hex')}`;
+  const encap = (sport: number, dport: number): string[] =>
+    s.udp ? ['encap', 'espinudp', String(sport), String(dport), '0.0.0.0'] : [];
+  const state = (src: string, dst: string, spi: string, sport: number, dport: number): string[] => [
+    ...espState(src, dst, spi, key, ['reqid', reqid]),
     ...encap(sport, dport),
   ];
   const policy = (src: string, dst: string, dir: string, tsrc: string, tdst: string): string[] => [
@@ -126,27 +132,7 @@ export class Ipsec implements TunnelEngine {
       const ns = `whesp${process.pid % 100000}`;
       await run('ip', ['netns', 'add', ns]).catch(() => undefined);
       const key = `0x${'11'.repeat(20)}`;
-      this.probed = await run('ip', [
-        '-n',
-        ns,
-        'xfrm',
-        'state',
-        'add',
-        'src',
-        '192.0.2.1',
-        'dst',
-        '192.0.2.2',
-        'proto',
-        'esp',
-        'spi',
-        '0x100',
-        'mode',
-        'tunnel',
-        'aead',
-        AEAD,
-        key,
-        '128',
-      ]).then(
+      this.probed = await run('ip', ['-n', ns, ...espState('192.0.2.1', '192.0.2.2', '0x100', key)]).then(
         () => true,
         () => false,
       );
@@ -166,12 +152,9 @@ export class Ipsec implements TunnelEngine {
   }
 
   async create(s: TunnelSide): Promise<void> {
-    try {
+    await buildOrUndo(this, s.iface, async () => {
       for (const argv of ipsecCommands(s)) await run('ip', argv);
-    } catch (err) {
-      await this.delete(s.iface).catch(() => undefined);
-      throw err;
-    }
+    });
   }
 
   async delete(iface: string): Promise<void> {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { run } from '../common/exec';
 import { WormholeError } from '../common/errors';
-import { type FoundTunnel, IFACE_PATTERN, type TunnelEngine, type TunnelSide } from './engine';
+import { type FoundTunnel, IFACE_PATTERN, type TunnelEngine, type TunnelSide, buildOrUndo } from './engine';
 
 interface IpLink {
   ifname: string;
@@ -64,7 +64,7 @@ export class WireGuard implements TunnelEngine {
   async create(s: TunnelSide): Promise<void> {
     if (await this.hasKernelModule()) await run('ip', ['link', 'add', s.iface, 'type', 'wireguard']);
     else await run('wireguard-go', [s.iface]);
-    try {
+    await buildOrUndo(this, s.iface, async () => {
       fs.mkdirSync(this.keyDir, { recursive: true, mode: 0o700 });
       const keyFile = path.join(this.keyDir, `${s.iface}.key`);
       fs.writeFileSync(keyFile, `${s.privateKey}\n`, { mode: 0o600 });
@@ -86,10 +86,7 @@ export class WireGuard implements TunnelEngine {
       ]);
       await run('ip', ['addr', 'add', `${s.localIp}/32`, 'peer', `${s.remoteIp}/32`, 'dev', s.iface]);
       await run('ip', ['link', 'set', s.iface, 'up']);
-    } catch (err) {
-      await this.delete(s.iface).catch(() => undefined);
-      throw err;
-    }
+    });
   }
 
   async delete(iface: string): Promise<void> {

@@ -28,6 +28,8 @@ export const DB_IMAGE = 'wormhole-test/mariadb';
 export const APP_IMAGE = 'wormhole-test/app';
 /** The value the database image holds. */
 export const DB_VALUE = 'hello from mariadb';
+/** The mysql / mariadb client's arguments that read it through 127.0.0.1:3306, as root. */
+export const DB_QUERY = ['-u', 'root', '-h', '127.0.0.1', '-N', '-B', '-e', 'SELECT v FROM wormhole.t'];
 
 /** Run a command; reject with its stderr. */
 export function run(file: string, args: string[], input?: string): Promise<string> {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, runCmd, startDaemon } from '../helpers/daemon';
-import { DB_VALUE, containers, run } from '../helpers/docker';
+import { DB_QUERY, DB_VALUE, containers, run } from '../helpers/docker';
 import { suiteCleanup, withNetns } from '../helpers/netns';
 import { parseCreate } from '../helpers/services';
 
@@ -45,17 +45,7 @@ describe("the seed's Docker examples", () => {
     const c = await d.asWritten('create', 'url', ':3306', 'docker-ns', 'tail', 'docker-ns', mysql);
     assert.equal(c.code, 0, c.stderr);
     assert.equal(parseCreate(c.stdout).url, 'tcp://127.0.0.1:3306');
-    const q = await onHost(
-      'mysql',
-      '-u',
-      'root',
-      '-h',
-      '127.0.0.1',
-      '-N',
-      '-B',
-      '-e',
-      'SELECT v FROM wormhole.t',
-    );
+    const q = await onHost('mysql', ...DB_QUERY);
     assert.equal(q.code, 0, q.stderr);
     assert.equal(q.stdout.trim(), DB_VALUE);
     await d.asWritten('delete', parseCreate(c.stdout).id);
@@ -67,19 +57,7 @@ describe("the seed's Docker examples", () => {
     const c = await d.asWritten('create', 'url', ':3306', 'docker-ns', app, 'tail', 'docker-ns', mysql);
     assert.equal(c.code, 0, c.stderr);
     // from inside the application container, on its own loopback
-    const q = await runCmd('docker', [
-      'exec',
-      app,
-      'mariadb',
-      '-u',
-      'root',
-      '-h',
-      '127.0.0.1',
-      '-N',
-      '-B',
-      '-e',
-      'SELECT v FROM wormhole.t',
-    ]);
+    const q = await runCmd('docker', ['exec', app, 'mariadb', ...DB_QUERY]);
     assert.equal(q.code, 0, q.stderr);
     assert.equal(q.stdout.trim(), DB_VALUE);
     // and the application itself answers with the database's value

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, runCmd, startDaemon } from '../helpers/daemon';
-import { DB_VALUE, run } from '../helpers/docker';
+import { DB_QUERY, DB_VALUE, run } from '../helpers/docker';
 import { suiteCleanup, withHostPair } from '../helpers/netns';
 import { parseCreate } from '../helpers/services';
 
@@ -20,8 +20,7 @@ describe("the seed's multi-host examples", () => {
 
   const onLocal = (input: string, ...argv: string[]) =>
     runCmd('ip', ['netns', 'exec', hosts.a, ...argv], { timeoutMs: 60_000, input });
-  const query = () =>
-    onLocal('', 'mysql', '-u', 'root', '-h', '127.0.0.1', '-N', '-B', '-e', 'SELECT v FROM wormhole.t');
+  const query = () => onLocal('', 'mysql', ...DB_QUERY);
 
   async function dockerRunMysql(): Promise<string> {
     const id = (await run('docker', ['run', '-d', 'wormhole/mysql'])).trim();
