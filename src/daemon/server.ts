@@ -56,7 +56,9 @@ export class ApiServer {
           minVersion: 'TLSv1.3',
           maxVersion: 'TLSv1.3',
           ciphers: PSK_CIPHERS,
-          // A resumed session would skip the key check: no tickets.
+          // A resumed session would skip the key check: no stateless tickets. OpenSSL still
+          // sends a stateful TLS 1.3 ticket, but Node keeps no server-side session cache
+          // (no newSession handler), so it resumes nothing (tested in test/e2e).
           secureOptions: crypto.constants.SSL_OP_NO_TICKET,
           handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
           pskCallback: (_socket, identity) => (identity === PSK_IDENTITY ? this.key : null),

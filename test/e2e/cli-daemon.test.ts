@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { PSK_CIPHERS, PSK_IDENTITY, readKey } from '../../src/common/key';
 import { WORMHOLED, type TestDaemon, runCmd, startDaemon, writeKey } from '../helpers/daemon';
 import { suiteCleanup } from '../helpers/netns';
 import { exchange, freePort, parseCreate, startService } from '../helpers/services';
@@ -42,6 +44,41 @@ describe('wormhole and wormholed', () => {
     assert.match(r.stderr, /key differs/);
     assert.equal(r.stderr.trim().split('\n').length, 1);
     assert.doesNotMatch(r.stderr, /at .*\.js:\d+/, 'no stack trace');
+  });
+
+  it('lets no client in on a saved TLS session without the key (no resumption)', async () => {
+    const port = Number(d.tcp.split(':').pop());
+    const base = {
+      host: '127.0.0.1',
+      port,
+      minVersion: 'TLSv1.3' as const,
+      ciphers: PSK_CIPHERS,
+      checkServerIdentity: () => undefined,
+    };
+    const session = await new Promise<Buffer>((resolve, reject) => {
+      const s = tls.connect({
+        ...base,
+        pskCallback: () => ({ psk: readKey(d.keyFile), identity: PSK_IDENTITY }),
+      });
+      s.once('session', (sess: Buffer) => {
+        s.destroy();
+        resolve(sess);
+      });
+      s.once('error', reject);
+    });
+    const outcome = await new Promise<string>((resolve) => {
+      const s = tls.connect({
+        ...base,
+        session,
+        pskCallback: () => ({ psk: Buffer.alloc(32, 7), identity: PSK_IDENTITY }),
+      });
+      s.once('secureConnect', () => {
+        s.destroy();
+        resolve(`connected (reused: ${s.isSessionReused()})`);
+      });
+      s.once('error', () => resolve('refused'));
+    });
+    assert.equal(outcome, 'refused');
   });
 
   it('refuses a key file that others can read', async () => {
