@@ -29,7 +29,12 @@ export const RESERVED_LABEL_PREFIX = 'wormhole.';
 const ACCEPTED = '-e/--env NAME=VALUE, --name NAME, -v/--volume SRC:DST[:ro|rw], -l/--label KEY[=VALUE]';
 
 type Option = 'env' | 'name' | 'volume' | 'label';
-const LONG: Record<string, Option> = { '--env': 'env', '--name': 'name', '--volume': 'volume', '--label': 'label' };
+const LONG: Record<string, Option> = {
+  '--env': 'env',
+  '--name': 'name',
+  '--volume': 'volume',
+  '--label': 'label',
+};
 const SHORT: Record<string, Option> = { e: 'env', v: 'volume', l: 'label' };
 
 // The image reference grammar of the Docker distribution project, written out here:

@@ -160,7 +160,7 @@ export class Docker implements ContainerRuntime {
     if (!CONTAINER_REF.test(container) || container.length > 255) {
       throw new WormholeError(
         'CONTAINER_NOT_FOUND',
-        `container ${JSON.stringify(container)} does not exist: a container id or name is letters, digits, _ . -`,
+        `"${container}" is not a container id or name (letters, digits, _ . -): no such container`,
       );
     }
     const first = await this.inspectRunning(container);
@@ -327,7 +327,10 @@ export class Docker implements ContainerRuntime {
       return { id: container.id, nsPath };
     } catch (err) {
       await this.remove(container.id).catch((e: unknown) =>
-        this.log.warn({ container: container.id, err: errorMessage(e) }, 'could not remove a failed container'),
+        this.log.warn(
+          { container: container.id, err: errorMessage(e) },
+          'could not remove a failed container',
+        ),
       );
       throw err;
     }

@@ -63,6 +63,9 @@ export class Segment {
       this.stack.defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
     } else {
       const socket = await bindUdp(head.ns, head.host, head.port);
+      socket.on('error', (err) =>
+        this.ctx.log.warn({ segment: this.id, err: err.message }, 'udp head error'),
+      );
       this.boundPort = socket.address().port;
       const relay = new UdpRelay(
         socket,

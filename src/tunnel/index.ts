@@ -217,7 +217,10 @@ export class TunnelService implements TunnelLink {
         op: 'create',
         data: { from: external, port: localPort, key: pub, used: this.usedIps(), udp, engine: engine.name },
       });
-      const reply = createReply.parse(raw);
+      const parsed = createReply.safeParse(raw);
+      if (!parsed.success)
+        throw new WormholeError('BAD_RESPONSE', `peer ${host} answered the tunnel request malformed`);
+      const reply = parsed.data;
       const side: TunnelSide = {
         iface: ifaceName(external, reply.address),
         localIp: reply.remoteIp,
@@ -279,7 +282,9 @@ export class TunnelService implements TunnelLink {
   /** A peer asks us to build or remove our side of a tunnel to it. */
   async fromPeer(op: 'create' | 'delete', data: Record<string, unknown>): Promise<Record<string, unknown>> {
     if (op === 'delete') {
-      const { from } = deleteRequest.parse(data);
+      const del = deleteRequest.safeParse(data);
+      if (!del.success) throw new WormholeError('BAD_REQUEST', 'malformed tunnel request from the peer');
+      const { from } = del.data;
       return this.serial(from, async () => {
         const r = this.records.get(from);
         if (r) {
