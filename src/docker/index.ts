@@ -1,186 +1,66 @@
 /**
  * Docker behind the daemon: the Docker Engine API over its socket (DOCKER_HOST honoured),
- * through dockerode; never the docker CLI. Nothing is asked of the engine before a segment
- * needs it, so a daemon starts whether or not Docker runs.
- *
- * Containers a daemon starts carry its owner label (and their segment's), so that they are
- * removed with their segment, when the daemon stops, and, after a crash, when it starts again.
+ * through dockerode; never the docker CLI. Containers a daemon starts carry its owner label,
+ * so that they are removed with their segment, when the daemon stops, and, after a crash, when
+ * it starts again.
  */
-import * as fs from 'node:fs';
 import Dockerode from 'dockerode';
+import { CONTAINER_PATTERN } from '../api/grammar';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerRuntime } from '../segment/context';
 import { type RunSpec, parseRunArgs } from './args';
 
-export { isImageReference, parseRunArgs, type RunSpec } from './args';
+export { parseRunArgs, type RunSpec } from './args';
 
 /** Label keys wormhole puts on the containers it starts. */
 export const OWNER_LABEL = 'wormhole.owner';
 export const SEGMENT_LABEL = 'wormhole.segment';
 
-/** The engine's socket when DOCKER_HOST is not set. */
-export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
-
-/** How long an ordinary Engine API call may take before the engine counts as not answering. */
-const CALL_TIMEOUT_MS = 30_000;
-/** Pull progress of one layer is logged at most this often. */
-const PROGRESS_EVERY_MS = 2_000;
-
-export interface DockerOptions {
-  /** Override of ordinary calls' time limit (not pulls, which take what they take). */
-  callTimeoutMs?: number;
+function where(): string {
+  return process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
 }
 
-/** A container id (full or short) or name as the engine knows it. */
-const CONTAINER_REF = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-
-/** Errno codes that mean nothing usable answers at the engine's address. */
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'ENOENT',
-  'ENOTDIR',
-  'ECONNRESET',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-]);
-
 function statusOf(err: unknown): number | undefined {
-  const s = (err as { statusCode?: unknown } | null)?.statusCode;
+  const s = (err as { statusCode?: unknown }).statusCode;
   return typeof s === 'number' ? s : undefined;
 }
 
-/** The engine's own words for a refused call, without docker-modem's `(HTTP code N) ... - `. */
-function engineMessage(err: unknown): string {
-  const json = (err as { json?: unknown } | null)?.json;
-  const fromJson =
-    json && typeof json === 'object' && typeof (json as { message?: unknown }).message === 'string'
-      ? (json as { message: string }).message
-      : undefined;
-  return (fromJson ?? errorMessage(err)).replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
-}
-
-function isAbort(err: unknown): boolean {
-  const e = err as { name?: unknown; code?: unknown } | null;
-  return e?.name === 'AbortError' || e?.code === 'ABORT_ERR' || e?.name === 'TimeoutError';
-}
-
-/** Split the engine's multiplexed log stream (8-byte frame headers) into text. */
-function demuxLogs(buf: Buffer): string {
-  const out: Buffer[] = [];
-  let at = 0;
-  while (at + 8 <= buf.length && buf[at] <= 2 && buf.readUInt16BE(at + 1) === 0 && buf[at + 3] === 0) {
-    const size = buf.readUInt32BE(at + 4);
-    out.push(buf.subarray(at + 8, at + 8 + size));
-    at += 8 + size;
+/** Say what a failed Engine API call means, as one line a user can act on. */
+function dockerError(err: unknown, what: string): WormholeError {
+  if (err instanceof WormholeError) return err;
+  const code = errnoCode(err);
+  if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'ECONNRESET') {
+    return new WormholeError(
+      'DOCKER_UNAVAILABLE',
+      `the Docker engine is not running at ${where()} (${code}): start dockerd`,
+    );
   }
-  return at === 0 ? buf.toString('utf8') : Buffer.concat(out).toString('utf8');
+  const body = (err as { json?: { message?: string } }).json?.message ?? errorMessage(err);
+  return new WormholeError(
+    'DOCKER_FAILED',
+    `${what}: ${body.replace(/^\(HTTP code \d+\) [a-z ]+ - /, '').trim()}`,
+  );
 }
 
-/** The daemon's container runtime: one per daemon, owned by its owner id. */
+/** The daemon's container runtime. */
 export class Docker implements ContainerRuntime {
-  /** Where the engine is expected, for messages. */
-  readonly host: string;
-  private readonly client: Dockerode | undefined;
-  /** Why no client could be made from the environment (a malformed DOCKER_HOST, say). */
-  private readonly clientError: string | undefined;
-  private readonly callTimeoutMs: number;
-  /** Pulls under way, so that two segments needing one image wait for one pull. */
-  private readonly pulls = new Map<string, Promise<void>>();
+  private readonly api = new Dockerode();
 
   constructor(
     private readonly log: Logger,
     /** This daemon's owner id (from its state directory). */
     private readonly ownerId: string,
-    options: DockerOptions = {},
-  ) {
-    this.host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
-    this.callTimeoutMs = options.callTimeoutMs ?? CALL_TIMEOUT_MS;
-    // Making a client connects to nothing; it only reads DOCKER_HOST (and TLS files).
-    let client: Dockerode | undefined;
-    let clientError: string | undefined;
-    try {
-      client = new Dockerode();
-    } catch (err) {
-      clientError = errorMessage(err);
-    }
-    this.client = client;
-    this.clientError = clientError;
-  }
+  ) {}
 
-  private api(): Dockerode {
-    if (!this.client) {
-      throw new WormholeError(
-        'DOCKER_UNAVAILABLE',
-        `cannot use the Docker engine at ${this.host}: ${this.clientError ?? 'no client'}`,
-      );
-    }
-    return this.client;
-  }
-
-  /** Options for an ordinary call: a time limit. */
-  private timed(): { abortSignal: AbortSignal } {
-    return { abortSignal: AbortSignal.timeout(this.callTimeoutMs) };
-  }
-
-  /** What a failed Engine API call means, as one line a user can act on. */
-  private failure(err: unknown, what: string): WormholeError {
-    if (err instanceof WormholeError) return err;
-    const code = errnoCode(err);
-    if (code === 'EACCES' || code === 'EPERM') {
-      return new WormholeError(
-        'DOCKER_UNAVAILABLE',
-        `no permission to use the Docker engine at ${this.host} (${code}): run the daemon as root`,
-      );
-    }
-    if (code && UNREACHABLE.has(code)) {
-      return new WormholeError(
-        'DOCKER_UNAVAILABLE',
-        `the Docker engine is not running at ${this.host} (${code}): start dockerd`,
-      );
-    }
-    if (isAbort(err)) {
-      return new WormholeError(
-        'DOCKER_UNAVAILABLE',
-        `the Docker engine at ${this.host} did not answer within ${this.callTimeoutMs / 1000} s (${what})`,
-      );
-    }
-    return new WormholeError('DOCKER_FAILED', `${what}: ${engineMessage(err)}`);
-  }
-
-  /**
-   * The network namespace file (`/proc/PID/ns/net`) of a running container, found by full id,
-   * short id or name.
-   */
+  /** The network namespace file of a running container. */
   async namespaceOf(container: string): Promise<string> {
-    if (!CONTAINER_REF.test(container) || container.length > 255) {
-      throw new WormholeError(
-        'CONTAINER_NOT_FOUND',
-        `"${container}" is not a container id or name (letters, digits, _ . -): no such container`,
-      );
+    if (!CONTAINER_PATTERN.test(container)) {
+      throw new WormholeError('CONTAINER_NOT_FOUND', `"${container}" is not a container id or name`);
     }
-    const first = await this.inspectRunning(container);
-    const nsPath = `/proc/${first.pid}/ns/net`;
-    if (fs.existsSync(nsPath)) return nsPath;
-    // Gone between the two looks, or a process this daemon cannot see.
-    const again = await this.inspectRunning(container);
-    if (again.pid === first.pid) {
-      throw new WormholeError(
-        'CONTAINER_NOT_RUNNING',
-        `container ${container} runs as process ${first.pid}, which this daemon cannot see: run wormholed in the host's PID namespace`,
-      );
-    }
-    return `/proc/${again.pid}/ns/net`;
-  }
-
-  private async inspectRunning(container: string): Promise<{ id: string; pid: number }> {
     let info: Dockerode.ContainerInspectInfo;
     try {
-      info = await this.api().getContainer(container).inspect(this.timed());
+      info = await this.api.getContainer(container).inspect();
     } catch (err) {
       if (statusOf(err) === 404) {
         throw new WormholeError(
@@ -188,203 +68,103 @@ export class Docker implements ContainerRuntime {
           `container ${container} does not exist: 'docker ps' lists the running ones`,
         );
       }
-      throw this.failure(err, `inspect container ${container}`);
+      throw dockerError(err, `inspect container ${container}`);
     }
-    const state = info.State;
-    if (state.Paused) {
-      throw new WormholeError('CONTAINER_NOT_RUNNING', `container ${container} is paused: unpause it first`);
-    }
-    if (!state.Running || !state.Pid) {
+    if (!info.State.Running || !info.State.Pid) {
       throw new WormholeError(
         'CONTAINER_NOT_RUNNING',
-        `container ${container} is not running (${state.Status}): start it first`,
+        `container ${container} is not running: start it first`,
       );
     }
-    return { id: info.Id, pid: state.Pid };
+    return `/proc/${info.State.Pid}/ns/net`;
   }
 
-  /**
-   * Make sure an image is here, pulling it if not (its progress logged). A pull that fails is
-   * IMAGE_UNAVAILABLE with the engine's reason.
-   */
+  /** Make sure an image is here, pulling it (with its progress logged) if not. */
   async ensureImage(image: string): Promise<void> {
-    if (await this.hasImage(image)) return;
-    let pull = this.pulls.get(image);
-    if (!pull) {
-      pull = this.pull(image).finally(() => this.pulls.delete(image));
-      this.pulls.set(image, pull);
-    }
-    await pull;
-  }
-
-  private async hasImage(image: string): Promise<boolean> {
     try {
-      // (dockerode passes no abort signal for this call: race it against the time limit)
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new DOMException('timed out', 'TimeoutError')), this.callTimeoutMs);
+      await this.api.getImage(image).inspect();
+      return;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw dockerError(err, `inspect image ${image}`);
+    }
+    this.log.info({ image }, 'pulling image');
+    try {
+      const stream = await this.api.pull(image);
+      await new Promise<void>((resolve, reject) => {
+        this.api.modem.followProgress(
+          stream,
+          (err: Error | null, events: { error?: string }[]) => {
+            const failed = events?.find((e) => e.error);
+            if (err || failed) reject(new Error(failed?.error ?? err?.message));
+            else resolve();
+          },
+          (event: { status?: string; progress?: string; id?: string }) =>
+            this.log.debug(
+              { image, status: event.status, progress: event.progress, layer: event.id },
+              'pull progress',
+            ),
+        );
       });
-      try {
-        await Promise.race([this.api().getImage(image).inspect(), timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
-      return true;
     } catch (err) {
-      if (statusOf(err) === 404) return false;
-      throw this.failure(err, `inspect image ${image}`);
-    }
-  }
-
-  private async pull(image: string): Promise<void> {
-    const api = this.api();
-    const started = Date.now();
-    this.log.info({ image }, 'image not here: pulling it');
-    const unavailable = (why: string) =>
-      new WormholeError('IMAGE_UNAVAILABLE', `image ${image} is not here and cannot be pulled: ${why}`);
-    let stream: NodeJS.ReadableStream;
-    try {
-      stream = await api.pull(image);
-    } catch (err) {
-      const e = this.failure(err, 'pull');
+      const e = dockerError(err, 'pull');
       if (e.code === 'DOCKER_UNAVAILABLE') throw e;
-      throw unavailable(engineMessage(err));
-    }
-    const lastLogged = new Map<string, { status: string; at: number }>();
-    await new Promise<void>((resolve, reject) => {
-      api.modem.followProgress(
-        stream,
-        (err: Error | null, events: { error?: string; errorDetail?: { message?: string } }[] | undefined) => {
-          const failed = (events ?? []).find((e) => e.error || e.errorDetail);
-          if (err || failed) {
-            reject(unavailable(failed?.errorDetail?.message ?? failed?.error ?? engineMessage(err)));
-          } else {
-            resolve();
-          }
-        },
-        (event: { status?: string; progress?: string; id?: string }) => {
-          // One line per layer and status change, and a running one every few seconds.
-          const layer = event.id ?? '';
-          const status = event.status ?? '';
-          const seen = lastLogged.get(layer);
-          const now = Date.now();
-          if (seen && seen.status === status && now - seen.at < PROGRESS_EVERY_MS) return;
-          lastLogged.set(layer, { status, at: now });
-          this.log.info({ image, layer: event.id, status, progress: event.progress }, 'pull progress');
-        },
+      throw new WormholeError(
+        'IMAGE_UNAVAILABLE',
+        `image ${image} is not here and cannot be pulled: ${e.message.replace(/^pull: /, '')}`,
       );
-    });
-    if (!(await this.hasImage(image))) throw unavailable('the pull ended but the image is not here');
-    this.log.info({ image, ms: Date.now() - started }, 'image pulled');
+    }
+    this.log.info({ image }, 'image pulled');
   }
 
-  /** Check docker-run's words and have the image ready (pulled at create time for triggers). */
+  /** Check docker-run's words and have the image ready. */
   async prepare(args: string[]): Promise<void> {
     await this.ensureImage(parseRunArgs(args).image);
   }
 
-  /**
-   * Create and start a container for a segment (labelled with this daemon's owner id and the
-   * segment's id); its id and network namespace file. A container that fails to start or exits
-   * at once is removed, and the error says why.
-   */
-  async run(args: RunSpec | string[], segmentId: string): Promise<{ id: string; nsPath: string }> {
-    const spec = Array.isArray(args) ? parseRunArgs(args) : args;
+  /** Create and start a container for a segment; its id and namespace file. */
+  async run(args: string[], segmentId: string): Promise<{ id: string; nsPath: string }> {
+    const spec: RunSpec = parseRunArgs(args);
     await this.ensureImage(spec.image);
     let container: Dockerode.Container;
     try {
-      container = await this.api().createContainer({
+      container = await this.api.createContainer({
         Image: spec.image,
         Cmd: spec.cmd.length > 0 ? spec.cmd : undefined,
         Env: spec.env,
         name: spec.name,
         Labels: { ...spec.labels, [OWNER_LABEL]: this.ownerId, [SEGMENT_LABEL]: segmentId },
         HostConfig: { Binds: spec.binds.length > 0 ? spec.binds : undefined },
-        ...this.timed(),
       });
     } catch (err) {
-      throw this.failure(err, `create a container from ${spec.image}`);
+      throw dockerError(err, `create a container from ${spec.image}`);
     }
     try {
-      try {
-        await container.start(this.timed());
-      } catch (err) {
-        throw this.failure(err, `start a container from ${spec.image}`);
-      }
-      let nsPath: string;
-      try {
-        nsPath = await this.namespaceOf(container.id);
-      } catch (err) {
-        if (err instanceof WormholeError && err.code === 'CONTAINER_NOT_RUNNING') {
-          throw await this.exitedAtOnce(container, spec.image);
-        }
-        throw err;
-      }
-      this.log.info(
-        { container: container.id, image: spec.image, segment: segmentId, nsPath },
-        'container started',
-      );
-      return { id: container.id, nsPath };
+      await container.start();
+      return { id: container.id, nsPath: await this.namespaceOf(container.id) };
     } catch (err) {
-      await this.remove(container.id).catch((e: unknown) =>
-        this.log.warn(
-          { container: container.id, err: errorMessage(e) },
-          'could not remove a failed container',
-        ),
-      );
-      throw err;
+      await this.remove(container.id);
+      throw dockerError(err, `start a container from ${spec.image}`);
     }
   }
 
-  /** The error for a container that stopped right after it started: its exit code and last words. */
-  private async exitedAtOnce(container: Dockerode.Container, image: string): Promise<WormholeError> {
-    let detail = '';
-    try {
-      const info = await container.inspect(this.timed());
-      detail = ` with exit code ${info.State.ExitCode}`;
-      const logs = (await container.logs({
-        stdout: true,
-        stderr: true,
-        tail: 3,
-        ...this.timed(),
-      })) as unknown as Buffer;
-      const last = demuxLogs(logs).trim().split('\n').filter(Boolean).join(' / ');
-      if (last) detail += `: ${last.slice(0, 300)}`;
-    } catch {
-      // the reason is a nicety
-    }
-    return new WormholeError('CONTAINER_EXITED', `the container from ${image} stopped at once${detail}`);
-  }
-
-  /** Remove a container (forced, with its anonymous volumes); a missing one is fine. */
+  /** Remove a container (force; a missing one is fine). */
   async remove(id: string): Promise<void> {
     try {
-      await this.api()
-        .getContainer(id)
-        .remove({ force: true, v: true, ...this.timed() });
+      await this.api.getContainer(id).remove({ force: true });
       this.log.info({ container: id }, 'container removed');
     } catch (err) {
-      // 404: already gone; 409: its removal is already under way
       if (statusOf(err) === 404 || statusOf(err) === 409) return;
-      throw this.failure(err, `remove container ${id}`);
+      throw dockerError(err, `remove container ${id}`);
     }
   }
 
-  /**
-   * Remove every container that carries this daemon's owner label: at stop, and at start for
-   * the orphans of a run that crashed. Returns how many there were.
-   */
+  /** Remove every container this daemon owns: at stop, and at start for a crashed run's orphans. */
   async removeOwned(): Promise<number> {
-    let found: Dockerode.ContainerInfo[];
-    try {
-      found = await this.api().listContainers({
-        all: true,
-        filters: { label: [`${OWNER_LABEL}=${this.ownerId}`] },
-        ...this.timed(),
+    const found = await this.api
+      .listContainers({ all: true, filters: { label: [`${OWNER_LABEL}=${this.ownerId}`] } })
+      .catch((err: unknown) => {
+        throw dockerError(err, 'list containers');
       });
-    } catch (err) {
-      throw this.failure(err, 'list containers');
-    }
     await Promise.all(found.map((c) => this.remove(c.Id)));
     return found.length;
   }
