@@ -33,6 +33,12 @@ function checkSameProto(head: string, tail: string): void {
   }
 }
 
+/** A tail must speak the head's protocol and must not be the head itself. */
+function checkTail(head: Endpoint, headPort: number, tail: Endpoint): void {
+  checkSameProto(head.proto, tail.proto);
+  checkNotSelf(head, headPort, tail);
+}
+
 function toDraft(e: Endpoint, port = e.port): Draft {
   return { proto: e.proto, ns: e.ns, nsLabel: e.nsLabel, host: e.host, port, container: e.container };
 }
@@ -80,6 +86,10 @@ export class SegmentManager {
         if (!isChildStep(step)) await this.apply(seg, step, head, tail, seg.stack);
       if (plan.trigger) await this.prepareTrigger(plan.trigger);
       const headEp = await resolveHead(head);
+      if (!plan.trigger && !childStep && headEp.port !== 0) {
+        // refuse a tail that is the head before taking the port, so the reason is the real one
+        checkTail(headEp, headEp.port, await resolveTail(tail, head));
+      }
       await seg.listen(headEp);
       seg.headDraft = head;
       let peerTail: Tail | undefined;
@@ -105,8 +115,7 @@ export class SegmentManager {
 
   private async localTail(seg: Segment, tail: Draft, head: Draft): Promise<Tail> {
     const ep = await resolveTail(tail, head);
-    checkSameProto(seg.head.proto, ep.proto);
-    checkNotSelf(seg.head, seg.boundPort, ep);
+    checkTail(seg.head, seg.boundPort, ep);
     return { kind: 'local', ep };
   }
 
