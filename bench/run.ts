@@ -16,6 +16,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { connectTcp } from '../src/netns';
+import { removeNetns } from '../test/helpers/netns';
 import { childrenOf, connectionRate, idleMemory, latency, throughput } from './measure';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -267,7 +268,7 @@ async function twoHosts(): Promise<Row[]> {
   const [ipA, ipB] = ['10.77.250.1', '10.77.250.2'];
   for (const ns of [a, b]) {
     sh('ip', 'netns', 'add', ns);
-    cleanups.push(() => sh('ip', 'netns', 'delete', ns));
+    cleanups.push(() => removeNetns(ns));
     sh('ip', '-n', ns, 'link', 'set', 'lo', 'up');
   }
   sh('ip', 'link', 'add', `vba${tag}`, 'netns', a, 'type', 'veth', 'peer', 'name', `vbb${tag}`, 'netns', b);

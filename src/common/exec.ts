@@ -45,7 +45,13 @@ export function run(
           );
           return;
         }
-        const detail = (stderr || stdout || err.message).trim().split('\n').slice(-3).join('; ');
+        // the last lines that say something (wireguard-go, for one, ends with a drawn banner)
+        const detail = (stderr || stdout || err.message)
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l !== '' && !/^[│┌└─]/.test(l))
+          .slice(-3)
+          .join('; ');
         reject(new WormholeError('TOOL_FAILED', `${file} ${args.join(' ')} failed: ${detail}`));
       },
     );

@@ -14,18 +14,32 @@ export interface Cleanup {
   after(fn: () => unknown): void;
 }
 
+/**
+ * Delete a namespace and end what still runs in it first: a process left inside (such as a
+ * wireguard-go that a test did not tear down) would keep the namespace, and its interface
+ * names, alive after `ip netns delete`.
+ */
+export function removeNetns(name: string): void {
+  try {
+    for (const pid of sh('ip', 'netns', 'pids', name).split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    sh('ip', 'netns', 'delete', name);
+  } catch {
+    // already gone
+  }
+}
+
 /** A fresh named namespace with loopback up, deleted when the test (or suite) ends. */
 export function withNetns(t: Cleanup, prefix = 'wht', exactName?: string): string {
   const name = exactName ?? `${prefix}-${randomBytes(3).toString('hex')}`;
   sh('ip', 'netns', 'add', name);
   sh('ip', '-n', name, 'link', 'set', 'lo', 'up');
-  t.after(() => {
-    try {
-      sh('ip', 'netns', 'delete', name);
-    } catch {
-      // already gone
-    }
-  });
+  t.after(() => removeNetns(name));
   return name;
 }
 
