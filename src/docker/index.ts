@@ -1,66 +1,197 @@
 /**
  * Docker behind the daemon: the Docker Engine API over its socket (DOCKER_HOST honoured),
- * through dockerode; never the docker CLI. Containers a daemon starts carry its owner label,
- * so that they are removed with their segment, when the daemon stops, and, after a crash, when
- * it starts again.
+ * through dockerode; never the docker CLI. Nothing is asked of the engine before a segment
+ * needs it, so a daemon starts whether or not Docker runs.
+ *
+ * Containers a daemon starts carry its owner label (and their segment's), so that they are
+ * removed with their segment, when the daemon stops, and, after a crash, when it starts again.
  */
+import * as fs from 'node:fs';
 import Dockerode from 'dockerode';
-import { CONTAINER_PATTERN } from '../api/grammar';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerRuntime } from '../segment/context';
-import { type RunSpec, parseRunArgs } from './args';
+import { type RunSpec, isImageReference, parseRunArgs } from './args';
 
-export { parseRunArgs, type RunSpec } from './args';
+export { isImageReference, parseRunArgs, type RunSpec } from './args';
 
 /** Label keys wormhole puts on the containers it starts. */
 export const OWNER_LABEL = 'wormhole.owner';
 export const SEGMENT_LABEL = 'wormhole.segment';
 
-function where(): string {
-  return process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+/** The engine's socket when DOCKER_HOST is not set. */
+export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
+
+/** How long an ordinary Engine API call may take before the engine counts as not answering. */
+const CALL_TIMEOUT_MS = 30_000;
+/** Pull progress of one layer is logged at most this often. */
+const PROGRESS_EVERY_MS = 2_000;
+
+export interface DockerOptions {
+  /** Override of ordinary calls' time limit (not pulls, which take what they take). */
+  callTimeoutMs?: number;
 }
 
+/**
+ * A container id (full or short) or name as the engine knows it. Only these reach an Engine
+ * API path: anything else (`//`, `..`) makes the engine answer with a redirect, which the
+ * client library would follow to somewhere else.
+ */
+function isContainerRef(ref: string): boolean {
+  return /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(ref) && ref.length <= 255;
+}
+
+/** Errno codes that mean nothing usable answers at the engine's address. */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'ENOTDIR',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+]);
+
 function statusOf(err: unknown): number | undefined {
-  const s = (err as { statusCode?: unknown }).statusCode;
+  const s = (err as { statusCode?: unknown } | null)?.statusCode;
   return typeof s === 'number' ? s : undefined;
 }
 
-/** Say what a failed Engine API call means, as one line a user can act on. */
-function dockerError(err: unknown, what: string): WormholeError {
-  if (err instanceof WormholeError) return err;
-  const code = errnoCode(err);
-  if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'ECONNRESET') {
-    return new WormholeError(
-      'DOCKER_UNAVAILABLE',
-      `the Docker engine is not running at ${where()} (${code}): start dockerd`,
-    );
-  }
-  const body = (err as { json?: { message?: string } }).json?.message ?? errorMessage(err);
-  return new WormholeError(
-    'DOCKER_FAILED',
-    `${what}: ${body.replace(/^\(HTTP code \d+\) [a-z ]+ - /, '').trim()}`,
-  );
+/** The engine's own words for a refused call, without docker-modem's `(HTTP code N) ... - `. */
+function engineMessage(err: unknown): string {
+  const json = (err as { json?: unknown } | null)?.json;
+  const fromJson =
+    json && typeof json === 'object' && typeof (json as { message?: unknown }).message === 'string'
+      ? (json as { message: string }).message
+      : undefined;
+  return (fromJson ?? errorMessage(err))
+    .replace(/^\(HTTP code \d+\) [^-]*- /, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
 }
 
-/** The daemon's container runtime. */
+function isAbort(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown } | null;
+  return e?.name === 'AbortError' || e?.code === 'ABORT_ERR' || e?.name === 'TimeoutError';
+}
+
+/** Split the engine's multiplexed log stream (8-byte frame headers) into text. */
+function demuxLogs(buf: Buffer): string {
+  const out: Buffer[] = [];
+  let at = 0;
+  while (at + 8 <= buf.length && buf[at] <= 2 && buf.readUInt16BE(at + 1) === 0 && buf[at + 3] === 0) {
+    const size = buf.readUInt32BE(at + 4);
+    out.push(buf.subarray(at + 8, at + 8 + size));
+    at += 8 + size;
+  }
+  return at === 0 ? buf.toString('utf8') : Buffer.concat(out).toString('utf8');
+}
+
+/** The daemon's container runtime: one per daemon, owned by its owner id. */
 export class Docker implements ContainerRuntime {
-  private readonly api = new Dockerode();
+  /** Where the engine is expected, for messages. */
+  readonly host: string;
+  private readonly client: Dockerode | undefined;
+  /** Why no client could be made from the environment (a malformed DOCKER_HOST, say). */
+  private readonly clientError: string | undefined;
+  private readonly callTimeoutMs: number;
+  /** Pulls under way, so that two segments needing one image wait for one pull. */
+  private readonly pulls = new Map<string, Promise<void>>();
 
   constructor(
     private readonly log: Logger,
     /** This daemon's owner id (from its state directory). */
     private readonly ownerId: string,
-  ) {}
-
-  /** The network namespace file of a running container. */
-  async namespaceOf(container: string): Promise<string> {
-    if (!CONTAINER_PATTERN.test(container)) {
-      throw new WormholeError('CONTAINER_NOT_FOUND', `"${container}" is not a container id or name`);
+    options: DockerOptions = {},
+  ) {
+    this.host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
+    this.callTimeoutMs = options.callTimeoutMs ?? CALL_TIMEOUT_MS;
+    // Making a client connects to nothing; it only reads DOCKER_HOST (and TLS files).
+    let client: Dockerode | undefined;
+    let clientError: string | undefined;
+    try {
+      client = new Dockerode();
+    } catch (err) {
+      clientError = errorMessage(err);
     }
+    this.client = client;
+    this.clientError = clientError;
+  }
+
+  private api(): Dockerode {
+    if (!this.client) {
+      throw new WormholeError(
+        'DOCKER_UNAVAILABLE',
+        `cannot use the Docker engine at ${this.host}: ${this.clientError ?? 'no client'}`,
+      );
+    }
+    return this.client;
+  }
+
+  /** Options for an ordinary call: a time limit. */
+  private timed(): { abortSignal: AbortSignal } {
+    return { abortSignal: AbortSignal.timeout(this.callTimeoutMs) };
+  }
+
+  /** What a failed Engine API call means, as one line a user can act on. */
+  private failure(err: unknown, what: string): WormholeError {
+    if (err instanceof WormholeError) return err;
+    const code = errnoCode(err);
+    if (code === 'EACCES' || code === 'EPERM') {
+      return new WormholeError(
+        'DOCKER_UNAVAILABLE',
+        `no permission to use the Docker engine at ${this.host} (${code}): run the daemon as root`,
+      );
+    }
+    if (code && UNREACHABLE.has(code)) {
+      return new WormholeError(
+        'DOCKER_UNAVAILABLE',
+        `the Docker engine is not running at ${this.host} (${code}): start dockerd`,
+      );
+    }
+    if (isAbort(err)) {
+      return new WormholeError(
+        'DOCKER_UNAVAILABLE',
+        `the Docker engine at ${this.host} did not answer within ${this.callTimeoutMs / 1000} s (${what})`,
+      );
+    }
+    return new WormholeError('DOCKER_FAILED', `${what}: ${engineMessage(err)}`);
+  }
+
+  /**
+   * The network namespace file (`/proc/PID/ns/net`) of a running container, found by full id,
+   * short id or name (`/name` too, as `docker inspect` shows it).
+   */
+  async namespaceOf(container: string): Promise<string> {
+    if (!isContainerRef(container)) {
+      throw new WormholeError(
+        'CONTAINER_NOT_FOUND',
+        `"${container}" is not a container id or name (letters, digits, _ . -): no such container`,
+      );
+    }
+    // A process that has just exited may still be "running" to the engine for a moment; one
+    // that stays invisible runs in a PID namespace this daemon cannot see.
+    let pid = 0;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 100));
+      pid = (await this.inspectRunning(container)).pid;
+      const nsPath = `/proc/${pid}/ns/net`;
+      if (fs.existsSync(nsPath)) return nsPath;
+    }
+    throw new WormholeError(
+      'CONTAINER_NOT_RUNNING',
+      `container ${container} runs as process ${pid}, which this daemon cannot see: run wormholed in the host's PID namespace`,
+    );
+  }
+
+  private async inspectRunning(container: string): Promise<{ id: string; pid: number }> {
     let info: Dockerode.ContainerInspectInfo;
     try {
-      info = await this.api.getContainer(container).inspect();
+      // (the engine names containers "/name"; its API wants them without the slash)
+      info = await this.api().getContainer(container.replace(/^\//, '')).inspect(this.timed());
     } catch (err) {
       if (statusOf(err) === 404) {
         throw new WormholeError(
@@ -68,103 +199,216 @@ export class Docker implements ContainerRuntime {
           `container ${container} does not exist: 'docker ps' lists the running ones`,
         );
       }
-      throw dockerError(err, `inspect container ${container}`);
+      throw this.failure(err, `inspect container ${container}`);
     }
-    if (!info.State.Running || !info.State.Pid) {
+    const state = info.State;
+    if (state.Paused) {
+      throw new WormholeError('CONTAINER_NOT_RUNNING', `container ${container} is paused: unpause it first`);
+    }
+    if (!state.Running || !state.Pid) {
       throw new WormholeError(
         'CONTAINER_NOT_RUNNING',
-        `container ${container} is not running: start it first`,
+        `container ${container} is not running (${state.Status}): start it first`,
       );
     }
-    return `/proc/${info.State.Pid}/ns/net`;
+    return { id: info.Id, pid: state.Pid };
   }
 
-  /** Make sure an image is here, pulling it (with its progress logged) if not. */
+  /**
+   * Make sure an image is here, pulling it if not (its progress logged). A pull that fails is
+   * IMAGE_UNAVAILABLE with the engine's reason.
+   */
   async ensureImage(image: string): Promise<void> {
-    try {
-      await this.api.getImage(image).inspect();
-      return;
-    } catch (err) {
-      if (statusOf(err) !== 404) throw dockerError(err, `inspect image ${image}`);
+    if (!isImageReference(image)) {
+      throw new WormholeError('IMAGE_UNAVAILABLE', `"${image}" is not a valid image name`);
     }
-    this.log.info({ image }, 'pulling image');
-    try {
-      const stream = await this.api.pull(image);
-      await new Promise<void>((resolve, reject) => {
-        this.api.modem.followProgress(
-          stream,
-          (err: Error | null, events: { error?: string }[]) => {
-            const failed = events?.find((e) => e.error);
-            if (err || failed) reject(new Error(failed?.error ?? err?.message));
-            else resolve();
-          },
-          (event: { status?: string; progress?: string; id?: string }) =>
-            this.log.debug(
-              { image, status: event.status, progress: event.progress, layer: event.id },
-              'pull progress',
-            ),
-        );
-      });
-    } catch (err) {
-      const e = dockerError(err, 'pull');
-      if (e.code === 'DOCKER_UNAVAILABLE') throw e;
-      throw new WormholeError(
-        'IMAGE_UNAVAILABLE',
-        `image ${image} is not here and cannot be pulled: ${e.message.replace(/^pull: /, '')}`,
-      );
+    if (await this.hasImage(image)) return;
+    let pull = this.pulls.get(image);
+    if (!pull) {
+      pull = this.pull(image).finally(() => this.pulls.delete(image));
+      this.pulls.set(image, pull);
     }
-    this.log.info({ image }, 'image pulled');
+    await pull;
   }
 
-  /** Check docker-run's words and have the image ready. */
+  private async hasImage(image: string): Promise<boolean> {
+    const api = this.api();
+    try {
+      // GET /images/NAME/json, as dockerode's Image.inspect, but with the time limit (which
+      // that one does not pass on)
+      await new Promise((resolve, reject) =>
+        api.modem.dial(
+          {
+            path: `/images/${image}/json`,
+            method: 'GET',
+            abortSignal: this.timed().abortSignal,
+            statusCodes: { 200: true, 404: 'no such image', 500: 'server error' },
+          },
+          (err: unknown, data: unknown) => (err ? reject(err) : resolve(data)),
+        ),
+      );
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw this.failure(err, `inspect image ${image}`);
+    }
+  }
+
+  private async pull(image: string): Promise<void> {
+    const api = this.api();
+    const started = Date.now();
+    this.log.info({ image }, 'image not here: pulling it');
+    const unavailable = (why: string) =>
+      new WormholeError(
+        'IMAGE_UNAVAILABLE',
+        `image ${image} is not here and cannot be pulled: ${why.replace(/\s*\n\s*/g, ' ').trim()}`,
+      );
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await api.pull(image);
+    } catch (err) {
+      const e = this.failure(err, 'pull');
+      if (e.code === 'DOCKER_UNAVAILABLE') throw e;
+      throw unavailable(engineMessage(err));
+    }
+    const lastLogged = new Map<string, { status: string; at: number }>();
+    await new Promise<void>((resolve, reject) => {
+      api.modem.followProgress(
+        stream,
+        (err: Error | null, events: { error?: string; errorDetail?: { message?: string } }[] | undefined) => {
+          const failed = (events ?? []).find((e) => e.error || e.errorDetail);
+          if (err || failed) {
+            reject(unavailable(failed?.errorDetail?.message ?? failed?.error ?? engineMessage(err)));
+          } else {
+            resolve();
+          }
+        },
+        (event: { status?: string; progress?: string; id?: string }) => {
+          // One line per layer and status change, and a running one every few seconds.
+          const layer = event.id ?? '';
+          const status = event.status ?? '';
+          const seen = lastLogged.get(layer);
+          const now = Date.now();
+          if (seen && seen.status === status && now - seen.at < PROGRESS_EVERY_MS) return;
+          lastLogged.set(layer, { status, at: now });
+          this.log.info({ image, layer: event.id, status, progress: event.progress }, 'pull progress');
+        },
+      );
+    });
+    if (!(await this.hasImage(image))) throw unavailable('the pull ended but the image is not here');
+    this.log.info({ image, ms: Date.now() - started }, 'image pulled');
+  }
+
+  /** Check docker-run's words and have the image ready (pulled at create time for triggers). */
   async prepare(args: string[]): Promise<void> {
     await this.ensureImage(parseRunArgs(args).image);
   }
 
-  /** Create and start a container for a segment; its id and namespace file. */
-  async run(args: string[], segmentId: string): Promise<{ id: string; nsPath: string }> {
-    const spec: RunSpec = parseRunArgs(args);
+  /**
+   * Create and start a container for a segment (labelled with this daemon's owner id and the
+   * segment's id); its id and network namespace file. A container that fails to start or exits
+   * at once is removed, and the error says why.
+   */
+  async run(args: RunSpec | string[], segmentId: string): Promise<{ id: string; nsPath: string }> {
+    const spec = Array.isArray(args) ? parseRunArgs(args) : args;
     await this.ensureImage(spec.image);
     let container: Dockerode.Container;
     try {
-      container = await this.api.createContainer({
+      container = await this.api().createContainer({
         Image: spec.image,
         Cmd: spec.cmd.length > 0 ? spec.cmd : undefined,
         Env: spec.env,
         name: spec.name,
         Labels: { ...spec.labels, [OWNER_LABEL]: this.ownerId, [SEGMENT_LABEL]: segmentId },
         HostConfig: { Binds: spec.binds.length > 0 ? spec.binds : undefined },
+        ...this.timed(),
       });
     } catch (err) {
-      throw dockerError(err, `create a container from ${spec.image}`);
+      throw this.failure(err, `create a container from ${spec.image}`);
     }
     try {
-      await container.start();
-      return { id: container.id, nsPath: await this.namespaceOf(container.id) };
+      try {
+        await container.start(this.timed());
+      } catch (err) {
+        throw this.failure(err, `start a container from ${spec.image}`);
+      }
+      let nsPath: string;
+      try {
+        nsPath = await this.namespaceOf(container.id);
+      } catch (err) {
+        if (err instanceof WormholeError && err.code === 'CONTAINER_NOT_RUNNING') {
+          throw await this.exitedAtOnce(container, spec.image);
+        }
+        throw err;
+      }
+      this.log.info(
+        { container: container.id, image: spec.image, segment: segmentId, nsPath },
+        'container started',
+      );
+      return { id: container.id, nsPath };
     } catch (err) {
-      await this.remove(container.id);
-      throw dockerError(err, `start a container from ${spec.image}`);
+      await this.remove(container.id).catch((e: unknown) =>
+        this.log.warn(
+          { container: container.id, err: errorMessage(e) },
+          'could not remove a failed container',
+        ),
+      );
+      throw err;
     }
   }
 
-  /** Remove a container (force; a missing one is fine). */
-  async remove(id: string): Promise<void> {
+  /** The error for a container that stopped right after it started: its exit code and last words. */
+  private async exitedAtOnce(container: Dockerode.Container, image: string): Promise<WormholeError> {
+    let detail = '';
     try {
-      await this.api.getContainer(id).remove({ force: true });
+      const info = await container.inspect(this.timed());
+      detail = ` with exit code ${info.State.ExitCode}`;
+      const logs = (await container.logs({
+        stdout: true,
+        stderr: true,
+        tail: 3,
+        ...this.timed(),
+      })) as unknown as Buffer;
+      const last = demuxLogs(logs).trim().split('\n').filter(Boolean).join(' / ');
+      if (last) detail += `: ${last.slice(0, 300)}`;
+    } catch {
+      // the reason is a nicety
+    }
+    return new WormholeError('CONTAINER_EXITED', `the container from ${image} stopped at once${detail}`);
+  }
+
+  /** Remove a container (forced, with its anonymous volumes); a missing one is fine. */
+  async remove(id: string): Promise<void> {
+    // No container has such a name; and a path with `//` or `..` would have the client
+    // follow the engine's redirect elsewhere.
+    if (!isContainerRef(id)) return;
+    try {
+      await this.api()
+        .getContainer(id.replace(/^\//, ''))
+        .remove({ force: true, v: true, ...this.timed() });
       this.log.info({ container: id }, 'container removed');
     } catch (err) {
+      // 404: already gone; 409: its removal is already under way
       if (statusOf(err) === 404 || statusOf(err) === 409) return;
-      throw dockerError(err, `remove container ${id}`);
+      throw this.failure(err, `remove container ${id}`);
     }
   }
 
-  /** Remove every container this daemon owns: at stop, and at start for a crashed run's orphans. */
+  /**
+   * Remove every container that carries this daemon's owner label: at stop, and at start for
+   * the orphans of a run that crashed. Returns how many there were.
+   */
   async removeOwned(): Promise<number> {
-    const found = await this.api
-      .listContainers({ all: true, filters: { label: [`${OWNER_LABEL}=${this.ownerId}`] } })
-      .catch((err: unknown) => {
-        throw dockerError(err, 'list containers');
+    let found: Dockerode.ContainerInfo[];
+    try {
+      found = await this.api().listContainers({
+        all: true,
+        filters: { label: [`${OWNER_LABEL}=${this.ownerId}`] },
+        ...this.timed(),
       });
+    } catch (err) {
+      throw this.failure(err, 'list containers');
+    }
     await Promise.all(found.map((c) => this.remove(c.Id)));
     return found.length;
   }
