@@ -28,22 +28,21 @@ if (selected.length === 0) {
 async function main() {
   const needsDocker = selected.some((f) => /docker|seed/.test(path.basename(f)));
   const docker = needsDocker ? require('../dist/test/helpers/docker.js') : undefined;
-  let dockerd;
-  if (docker) {
-    dockerd = await docker.ensureDockerd();
-    const started = Date.now();
-    await docker.ensureTestImages();
-    console.log(`# test images ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  let status = 1;
+  try {
+    if (docker) {
+      await docker.ensureDockerd();
+      const started = Date.now();
+      await docker.ensureTestImages();
+      console.log(`# test images ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }
+    const args = ['--test', '--test-concurrency=1', '--test-timeout=180000', ...selected];
+    status = spawnSync(process.execPath, args, { stdio: 'inherit' }).status ?? 1;
+  } finally {
+    // a dockerd this run started is stopped again, even when the image build failed
+    if (docker) await docker.stopDockerdIfStarted();
   }
-  const r = spawnSync(
-    process.execPath,
-    ['--test', '--test-concurrency=1', '--test-timeout=180000', ...selected],
-    {
-      stdio: 'inherit',
-    },
-  );
-  if (dockerd) await docker.stopDockerd(dockerd);
-  process.exit(r.status ?? 1);
+  process.exit(status);
 }
 main().catch((err) => {
   console.error(err);

@@ -60,7 +60,8 @@ export class StateDir {
   }
 }
 
-function alive(pid: number): boolean {
+/** Is a process with this pid running (ours to signal or not)? */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -25,6 +25,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { alive } from '../../src/daemon/state';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const IMAGES_DIR = path.join(ROOT, 'test/fixtures/images');
@@ -81,15 +82,6 @@ export function run(
 
 function say(line: string): void {
   process.stderr.write(`# ${line}\n`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
@@ -240,11 +232,6 @@ export async function stopDockerdIfStarted(): Promise<void> {
     },
     120_000,
   );
-}
-
-/** Older name of stopDockerdIfStarted (the pid is not needed). */
-export async function stopDockerd(_pid?: number): Promise<void> {
-  await stopDockerdIfStarted();
 }
 
 // ---------------------------------------------------------------------------------------
