@@ -80,3 +80,8 @@ export function parseCreate(stdout: string): { id: string; url: string; port: nu
   const [id, url] = stdout.trim().split(' ');
   return { id, url, port: Number(url.slice(url.lastIndexOf(':') + 1)) };
 }
+
+/** A command line of the seed, word by word, exactly as it is written there. */
+export function seed(line: string): string[] {
+  return line.split(' ');
+}

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, runCmd, startDaemon } from '../helpers/daemon';
 import { DB_QUERY, DB_VALUE, containers, run } from '../helpers/docker';
 import { suiteCleanup, withNetns } from '../helpers/netns';
-import { parseCreate } from '../helpers/services';
+import { parseCreate, seed } from '../helpers/services';
 
 const HTTP_GET = 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n';
 
@@ -75,17 +75,9 @@ describe("the seed's Docker examples", () => {
   it('3: a local port that starts wp and mysql on the first connection', async () => {
     const c = await d.asWritten(
       'create',
-      'url',
-      ':80',
-      'trigger',
-      'docker-run',
-      'wormhole/wordpress',
-      'child',
-      'url',
-      ':3306',
-      'trigger',
-      'docker-run',
-      'wormhole/mysql',
+      ...seed(
+        'url :80 trigger docker-run wormhole/wordpress child url :3306 trigger docker-run wormhole/mysql',
+      ),
     );
     assert.equal(c.code, 0, c.stderr);
     assert.deepEqual(await containers(ownerFilter), [], 'no container runs before the first request');

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, runCmd, startDaemon } from '../helpers/daemon';
 import { DB_QUERY, DB_VALUE, run } from '../helpers/docker';
 import { suiteCleanup, withHostPair } from '../helpers/netns';
-import { parseCreate } from '../helpers/services';
+import { parseCreate, seed } from '../helpers/services';
 
 describe("the seed's multi-host examples", () => {
   const suite = suiteCleanup(after);
@@ -61,37 +61,16 @@ describe("the seed's multi-host examples", () => {
 
   it('6: a local port that runs a remote mysql on connection', async () => {
     await createAndQuery(
-      'url',
-      ':3306',
-      'trigger',
-      'tunnel',
-      'myserver',
-      'trigger',
-      'url',
-      ':3306',
-      'docker-run',
-      'wormhole/mysql',
+      ...seed('url :3306 trigger tunnel myserver trigger url :3306 docker-run wormhole/mysql'),
     );
   });
 
   it('7: a local port that runs wp, followed by the above', async () => {
     const c = await local.asWritten(
       'create',
-      'url',
-      ':80',
-      'trigger',
-      'docker-run',
-      'wormhole/wordpress',
-      'child',
-      'url',
-      ':3306',
-      'tunnel',
-      'myserver',
-      'trigger',
-      'url',
-      ':3306',
-      'docker-run',
-      'wormhole/mysql',
+      ...seed(
+        'url :80 trigger docker-run wormhole/wordpress child url :3306 tunnel myserver trigger url :3306 docker-run wormhole/mysql',
+      ),
     );
     assert.equal(c.code, 0, c.stderr);
     const page = await onLocal('GET / HTTP/1.0\r\n\r\n', 'socat', '-t', '30', '-', 'TCP:127.0.0.1:80');
