@@ -144,59 +144,38 @@ async function oneMachine(): Promise<Row[]> {
   wh.cli('create', 'url', `:${we}`, 'tail', 'url', `:${echoPort}`);
   paths.push({ name: 'wormhole', iperf: wi, echo: we, pids: () => [wh.pid()] });
 
-  const [si, se] = [port(), port()];
-  const socats = [
+  // socat and docker-proxy: one process in front of each backend
+  const socat = (listen: number, to: number): ChildProcess =>
     start('socat', [
-      `TCP-LISTEN:${si},bind=127.0.0.1,reuseaddr,fork,backlog=1024`,
-      `TCP:127.0.0.1:${iperfPort}`,
-    ]),
-    start('socat', [
-      `TCP-LISTEN:${se},bind=127.0.0.1,reuseaddr,fork,backlog=1024`,
-      `TCP:127.0.0.1:${echoPort}`,
-    ]),
-  ];
+      `TCP-LISTEN:${listen},bind=127.0.0.1,reuseaddr,fork,backlog=1024`,
+      `TCP:127.0.0.1:${to}`,
+    ]);
+  const dockerProxy = (listen: number, to: number): ChildProcess =>
+    start(
+      'docker-proxy',
+      [
+        '-proto',
+        'tcp',
+        '-host-ip',
+        '127.0.0.1',
+        '-host-port',
+        String(listen),
+        '-container-ip',
+        '127.0.0.1',
+        '-container-port',
+        String(to),
+      ],
+      true,
+    );
+  const [si, se, di, de] = [port(), port(), port(), port()];
+  const socats = [socat(si, iperfPort), socat(se, echoPort)];
   paths.push({
     name: 'socat',
     iperf: si,
     echo: se,
     pids: () => socats.flatMap((p) => [p.pid!, ...childrenOf(p.pid!)]),
   });
-
-  const [di, de] = [port(), port()];
-  const dps = [
-    start(
-      'docker-proxy',
-      [
-        '-proto',
-        'tcp',
-        '-host-ip',
-        '127.0.0.1',
-        '-host-port',
-        String(di),
-        '-container-ip',
-        '127.0.0.1',
-        '-container-port',
-        String(iperfPort),
-      ],
-      true,
-    ),
-    start(
-      'docker-proxy',
-      [
-        '-proto',
-        'tcp',
-        '-host-ip',
-        '127.0.0.1',
-        '-host-port',
-        String(de),
-        '-container-ip',
-        '127.0.0.1',
-        '-container-port',
-        String(echoPort),
-      ],
-      true,
-    ),
-  ];
+  const dps = [dockerProxy(di, iperfPort), dockerProxy(de, echoPort)];
   paths.push({ name: 'docker-proxy', iperf: di, echo: de, pids: () => dps.map((p) => p.pid!) });
 
   const rows: Row[] = [];

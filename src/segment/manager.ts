@@ -180,8 +180,8 @@ export class SegmentManager {
       const { id, nsPath } = await this.ctx.containers.run(step.args, seg.id);
       seg.containers.push(id);
       scope.defer(() => this.ctx.containers.remove(id));
+      // (the runtime logs the start, with the segment)
       Object.assign(d, { ns: nsPath, nsLabel: id.slice(0, 12), container: id });
-      this.ctx.log.info({ segment: seg.id, container: id, args: step.args }, 'container started');
     }
   }
 
