@@ -223,15 +223,17 @@ async function coldStart(): Promise<{ wormholeMs: number[]; byHandMs: number[] }
     const cid = sh('docker', 'run', '-d', image, 'echo-server', '9001').trim();
     const pid = sh('docker', 'inspect', '-f', '{{.State.Pid}}', cid).trim();
     for (;;) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = connectTcp(`/proc/${pid}/ns/net`, '127.0.0.1', 9001);
-        s.once('connect', () => s.write('x'));
-        s.once('data', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once('error', () => resolve(false));
-      });
+      const s = await connectTcp(`/proc/${pid}/ns/net`, '127.0.0.1', 9001).catch(() => undefined);
+      const ok =
+        s !== undefined &&
+        (await new Promise<boolean>((resolve) => {
+          s.write('x');
+          s.once('data', () => {
+            s.destroy();
+            resolve(true);
+          });
+          s.once('error', () => resolve(false));
+        }));
       if (ok) break;
       await new Promise((r) => setTimeout(r, 10));
     }

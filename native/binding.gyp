@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "netns",
-      "sources": ["netns.c"],
+      "target_name": "wormhole",
+      "sources": ["addon.c", "nsfactory.c", "engine.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
     }

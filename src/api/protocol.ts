@@ -44,6 +44,17 @@ export const segmentInfoSchema = z.object({
   parent: z.string().nullable(),
   remote: z.boolean(),
   connections: z.number().int(),
+  /** A TCP head's counters, from the engine where it moves the bytes. */
+  traffic: z
+    .object({
+      open: z.number().int(),
+      total: z.number().int(),
+      refused: z.number().int(),
+      bytesUp: z.number(),
+      bytesDown: z.number(),
+      dialFailures: z.number().int(),
+    })
+    .optional(),
   containers: z.array(z.string()),
 });
 export type SegmentInfo = z.infer<typeof segmentInfoSchema>;

@@ -4,8 +4,9 @@
  */
 import { UsageError, WormholeError, errorMessage } from '../common/errors';
 import { DEFAULT_KEY_FILE, ensureKeyFile, readKey } from '../common/key';
-import { createLogger } from '../common/log';
+import { type Logger, createLogger } from '../common/log';
 import { Docker } from '../docker';
+import { Engine } from '../proxy/engine';
 import { SegmentManager } from '../segment/manager';
 import { TunnelService } from '../tunnel';
 import { makeHandlers } from './handlers';
@@ -70,6 +71,7 @@ export async function main(argv: string[]): Promise<void> {
       log,
     );
     await tunnels.start();
+    const engine = startEngine(log);
     const manager = new SegmentManager({
       log,
       containers,
@@ -77,6 +79,8 @@ export async function main(argv: string[]): Promise<void> {
       tunnels,
       dialTimeoutMs: opts.dialTimeoutMs,
       udpIdleMs: opts.udpIdleMs,
+      engine,
+      maxConnections: 65536,
     });
     const server = new ApiServer(
       makeHandlers({ manager, peers, tunnels }),
@@ -103,6 +107,7 @@ export async function main(argv: string[]): Promise<void> {
           .closeAll()
           .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'segments not all closed'));
         await containers.removeOwned().catch(() => undefined);
+        engine?.stop();
         openState.release();
         log.info('stopped');
         process.exit(0);
@@ -125,5 +130,26 @@ export async function main(argv: string[]): Promise<void> {
       log.error({ err: err instanceof Error ? err.stack : err }, 'start failed');
     process.stderr.write(`wormholed: ${msg}\n`);
     process.exit(1);
+  }
+}
+
+/**
+ * The splice engine moves the bytes; if it cannot start (or WORMHOLE_ENGINE=off), the daemon
+ * says so once and JavaScript moves them: a slower daemon, never a broken one.
+ */
+function startEngine(log: Logger): Engine | null {
+  if (process.env.WORMHOLE_ENGINE === 'off') {
+    log.warn('splice engine off (WORMHOLE_ENGINE=off): JavaScript moves the bytes');
+    return null;
+  }
+  try {
+    const engine = new Engine((err) =>
+      log.error({ err }, 'the engine could not leave a namespace: new connections go through JavaScript'),
+    );
+    log.info('splice engine started');
+    return engine;
+  } catch (err) {
+    log.warn({ err: errorMessage(err) }, 'splice engine not available: JavaScript moves the bytes (slower)');
+    return null;
   }
 }

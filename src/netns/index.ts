@@ -1,35 +1,17 @@
 /**
- * The TypeScript face of native/netns.c: listen, dial and bind inside network namespaces.
- * The daemon's own threads never change namespace; the addon does that on a thread of its own.
+ * The TypeScript face of native/nsfactory.c: listen, dial and bind inside network namespaces.
+ * The daemon's own threads never change namespace, and nothing here blocks the event loop:
+ * the addon opens namespace files and makes sockets on a long-lived thread of its own.
  */
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
-import type { NetnsBinding } from './binding';
+import { native } from '../native';
 
 /** Where `ip netns add NAME` puts its namespace files. */
 export const NETNS_DIR = '/var/run/netns';
-
-let binding: NetnsBinding | undefined;
-
-/** Load the addon once, from the place `npm run build` puts it. */
-function native(): NetnsBinding {
-  if (!binding) {
-    const file = path.resolve(__dirname, '../../../native/build/Release/netns.node');
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      binding = require(file) as NetnsBinding;
-    } catch (err) {
-      throw new WormholeError(
-        'NATIVE_MISSING',
-        `the netns addon is not built (${errorMessage(err)}): run the setup command from the README`,
-      );
-    }
-  }
-  return binding;
-}
 
 /**
  * Turn a user's namespace word into a namespace file path: a plain name is looked up in
@@ -62,6 +44,12 @@ export function namespaceIdentity(nsPath: string | null): string {
       `network namespace ${nsPath} does not exist: create it with 'ip netns add NAME' or check the path`,
     );
   }
+  if (!st.isFile()) {
+    throw new WormholeError(
+      'NS_INVALID',
+      `${nsPath} is not a network namespace file: give a name from 'ip netns list' or a path like /proc/PID/ns/net`,
+    );
+  }
   return `${st.dev}:${st.ino}`;
 }
 
@@ -73,9 +61,14 @@ function family(host: string): 4 | 6 {
 function nsError(err: unknown, nsPath: string | null, what: string): WormholeError {
   const code = errnoCode(err) ?? 'EIO';
   const where = nsPath ?? 'the host namespace';
+  if (code === 'NS_INVALID')
+    return new WormholeError(
+      'NS_INVALID',
+      `${errorMessage(err)}: give a name from 'ip netns list' or a path like /proc/PID/ns/net`,
+    );
   if (code === 'ENOENT')
     return new WormholeError('NS_NOT_FOUND', `network namespace ${where} does not exist`);
-  if (code === 'EINVAL' && errorMessage(err).startsWith('setns'))
+  if (code === 'EINVAL' && errorMessage(err).includes('setns'))
     return new WormholeError('NS_INVALID', `${where} is not a network namespace`);
   if (code === 'EADDRINUSE')
     return new WormholeError('ADDR_IN_USE', `${what} in ${where}: address already in use`);
@@ -89,60 +82,76 @@ function nsError(err: unknown, nsPath: string | null, what: string): WormholeErr
   return new WormholeError(code, `${what} in ${where}: ${errorMessage(err)}`);
 }
 
-/** A TCP listener bound inside a namespace; listens once the promise resolves. */
+/** A listening TCP socket bound inside a namespace: its fd (for proxy/) and the bound port. */
 export async function listenTcp(
   nsPath: string | null,
   host: string,
   port: number,
-  onConnection: (socket: net.Socket) => void,
-): Promise<net.Server> {
-  let fd: number;
+): Promise<{ fd: number; port: number }> {
   try {
-    [fd] = native().listenIn(nsPath, family(host), 'tcp', host, port, 511);
+    const [fd, bound] = await native().listenIn(nsPath, family(host), 'tcp', host, port, 4096);
+    return { fd, port: bound };
   } catch (err) {
     throw nsError(err, nsPath, `listen on ${host}:${port}`);
   }
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ fd }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return server;
 }
 
 /**
- * Start a TCP connection from inside a namespace (null: the daemon's own). The returned
- * socket emits 'connect' or 'error' like net.connect's.
+ * An fd of the namespace (null: the daemon's own), checked to be a network namespace, for
+ * the engine to make dialing sockets in. The caller closes it.
  */
-export function connectTcp(nsPath: string | null, host: string, port: number): net.Socket {
-  if (nsPath === null) return net.connect({ host, port, allowHalfOpen: true });
-  let fd: number;
+export async function openNamespace(nsPath: string | null): Promise<number> {
   try {
-    fd = native().socketIn(nsPath, family(host), 'tcp');
+    return await native().openNamespace(nsPath);
   } catch (err) {
-    throw nsError(err, nsPath, `connect to ${host}:${port}`);
+    throw nsError(err, nsPath, 'open');
   }
-  const socket = new net.Socket({ fd, allowHalfOpen: true });
-  socket.connect({ host, port });
-  return socket;
+}
+
+/**
+ * A TCP connection from inside a namespace (null: the daemon's own), resolved once connected
+ * (rejected with the errno code, e.g. ECONNREFUSED, so that callers can retry).
+ */
+export async function connectTcp(nsPath: string | null, host: string, port: number): Promise<net.Socket> {
+  let socket: net.Socket;
+  if (nsPath === null) socket = net.connect({ host, port, allowHalfOpen: true });
+  else {
+    let fd: number;
+    try {
+      fd = await native().socketIn(nsPath, family(host), 'tcp');
+    } catch (err) {
+      throw nsError(err, nsPath, `connect to ${host}:${port}`);
+    }
+    socket = new net.Socket({ fd, allowHalfOpen: true });
+    socket.connect({ host, port });
+  }
+  socket.setNoDelay(true);
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      socket.off('connect', onConnect);
+      socket.destroy();
+      reject(err);
+    };
+    const onConnect = (): void => {
+      socket.off('error', onError);
+      resolve(socket);
+    };
+    socket.once('error', onError);
+    socket.once('connect', onConnect);
+  });
 }
 
 /** A UDP socket inside a namespace, bound to host:port (port 0: any). */
 export async function bindUdp(nsPath: string | null, host: string, port: number): Promise<dgram.Socket> {
-  const type = family(host) === 6 ? 'udp6' : 'udp4';
-  const socket = dgram.createSocket({ type });
   let fd: number | undefined;
   if (nsPath !== null) {
     try {
-      [fd] = native().listenIn(nsPath, family(host), 'udp', host, port, 0);
+      [fd] = await native().listenIn(nsPath, family(host), 'udp', host, port, 0);
     } catch (err) {
-      socket.close();
       throw nsError(err, nsPath, `bind udp ${host}:${port}`);
     }
   }
+  const socket = dgram.createSocket({ type: family(host) === 6 ? 'udp6' : 'udp4' });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', (err) => reject(nsError(err, nsPath, `bind udp ${host}:${port}`)));
     const done = (): void => {

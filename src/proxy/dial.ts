@@ -2,7 +2,6 @@
  * Dialing a tail that may not be listening yet: a service in a container that has just
  * started opens its port a little later, so refused connections are retried until a deadline.
  */
-import type { Duplex } from 'node:stream';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 
 /** Errors that mean "not there yet", worth another try. */
@@ -26,19 +25,19 @@ export function isRetryable(err: unknown): boolean {
  * back-off until `timeoutMs` has passed or `signal` aborts. The last error is kept in the
  * thrown WormholeError (code DIAL_FAILED).
  */
-export async function dialWithRetry(
-  attempt: () => Promise<Duplex>,
+export async function dialWithRetry<T>(
+  attempt: () => Promise<T>,
   what: string,
   timeoutMs: number,
   signal?: AbortSignal,
-): Promise<Duplex> {
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let delay = 50;
   for (;;) {
     try {
       return await attempt();
     } catch (err) {
-      if (signal?.aborted) throw new WormholeError('ABORTED', `dial ${what} abandoned: the client went away`);
+      if (signal?.aborted) throw new WormholeError('ABORTED', `dial ${what} abandoned: the segment closed`);
       if (!isRetryable(err) || Date.now() + delay > deadline) {
         const tried = isRetryable(err) ? ` (retried for ${timeoutMs / 1000} s)` : '';
         throw new WormholeError(
@@ -53,21 +52,4 @@ export async function dialWithRetry(
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 400);
   }
-}
-
-/** Wait for a socket made by net.connect-like calls to connect or fail. */
-export function whenConnected<T extends Duplex>(socket: T, connectEvent = 'connect'): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      socket.off(connectEvent, onConnect);
-      socket.destroy();
-      reject(err);
-    };
-    const onConnect = (): void => {
-      socket.off('error', onError);
-      resolve(socket);
-    };
-    socket.once('error', onError);
-    socket.once(connectEvent, onConnect);
-  });
 }

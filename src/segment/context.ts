@@ -5,6 +5,7 @@
 import type { Duplex } from 'node:stream';
 import type { Params, Result } from '../api/protocol';
 import type { Logger } from '../common/log';
+import type { Engine } from '../proxy/engine';
 
 /** Containers: Docker behind the daemon. */
 export interface ContainerRuntime {
@@ -44,4 +45,8 @@ export interface SegmentContext {
   dialTimeoutMs: number;
   /** How long a UDP session may be idle. */
   udpIdleMs: number;
+  /** The splice engine, or null where it could not start (JavaScript moves the bytes). */
+  engine: Engine | null;
+  /** Open TCP connections allowed per segment; the excess is refused at once. */
+  maxConnections: number;
 }

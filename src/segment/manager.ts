@@ -99,7 +99,7 @@ export class SegmentManager {
         seg.triggerSteps = plan.trigger;
         this.checkStatically(seg, plan.trigger);
       } else {
-        seg.tail = peerTail ?? (await this.localTail(seg, tail, head));
+        await seg.setTail(peerTail ?? (await this.localTail(seg, tail, head)));
       }
       this.ctx.log.info(
         { segment: id, url: seg.url, parent, remote, trigger: plan.trigger !== null },

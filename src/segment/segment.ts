@@ -3,15 +3,15 @@
  * (its listener, the containers it started, its children), released in reverse order.
  */
 import type * as dgram from 'node:dgram';
-import type * as net from 'node:net';
+import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { SegmentInfo } from '../api/protocol';
 import type { Step } from '../api/grammar';
 import { DisposableStack } from '../common/disposable';
-import { errorMessage } from '../common/errors';
-import { bindUdp, connectTcp, listenTcp } from '../netns';
-import { dialWithRetry, whenConnected } from '../proxy/dial';
-import { splice } from '../proxy/tcp';
+import { WormholeError, errorMessage } from '../common/errors';
+import { bindUdp, connectTcp, listenTcp, openNamespace } from '../netns';
+import { dialWithRetry } from '../proxy/dial';
+import { type Client, type TcpHead, openTcpHead } from '../proxy/head';
 import { UdpRelay } from '../proxy/udp';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
@@ -35,8 +35,8 @@ export class Segment {
   tailDraft: Draft = {};
   tail: Tail | undefined;
   triggerSteps: Step[] | null = null;
-  connections = 0;
-  private active = new Set<Duplex>();
+  private tcpHead: TcpHead | undefined;
+  private udpSessions = 0;
   private triggerRun: Promise<void> | undefined;
   private closed = false;
 
@@ -58,9 +58,22 @@ export class Segment {
   async listen(head: Endpoint): Promise<void> {
     this.head = head;
     if (head.proto === 'tcp') {
-      const server = await listenTcp(head.ns, head.host, head.port, (socket) => this.accept(socket));
-      this.boundPort = (server.address() as net.AddressInfo).port;
-      this.stack.defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      const { fd, port } = await listenTcp(head.ns, head.host, head.port);
+      this.boundPort = port;
+      const tcpHead = openTcpHead(this.ctx.engine, fd, {
+        maxConnections: this.ctx.maxConnections,
+        dialTimeoutMs: this.ctx.dialTimeoutMs,
+        onClient: (client) => void this.serve(client),
+        onClosed: (stats) => this.ctx.log.debug({ segment: this.id, ...stats }, 'connection closed'),
+        onWarning: (kind, detail) =>
+          this.ctx.log.warn(
+            { segment: this.id, detail },
+            kind === 'refused' ? 'connection refused: over --max-connections' : 'accept failed',
+          ),
+      });
+      this.tcpHead = tcpHead;
+      // closing the head closes its connections too
+      this.stack.defer(() => tcpHead.close());
     } else {
       const socket = await bindUdp(head.ns, head.host, head.port);
       socket.on('error', (err) =>
@@ -78,10 +91,29 @@ export class Segment {
         socket.close();
       });
     }
-    // Open connections go before the listener (disposed first, registered last).
-    this.stack.defer(() => {
-      for (const s of this.active) s.destroy();
-    });
+  }
+
+  /**
+   * The tail is known (at create time, or when the trigger has run): the head's connections
+   * go there from now on. A local TCP tail is dialed by the engine, from inside its namespace.
+   */
+  async setTail(tail: Tail): Promise<void> {
+    if (this.tcpHead && tail.kind === 'local' && tail.ep.proto === 'tcp') {
+      const ep = tail.ep;
+      const nsFd = this.ctx.engine && ep.ns ? await openNamespace(ep.ns) : -1;
+      try {
+        this.tcpHead.setTail({
+          nsFd,
+          host: ep.host,
+          port: ep.port,
+          connect: () => connectTcp(ep.ns, ep.host, ep.port),
+          what: describe(ep),
+        });
+      } finally {
+        if (nsFd >= 0) fs.closeSync(nsFd); // the engine keeps its own copy
+      }
+    }
+    this.tail = tail;
   }
 
   /** Run the trigger once; concurrent callers wait for the same run; a failure is retried next time. */
@@ -93,13 +125,13 @@ export class Segment {
       this.ctx.log.info({ segment: this.id }, 'trigger running');
       const started = Date.now();
       this.triggerRun = this.runTrigger(this, this.triggerSteps, scope).then(
-        (tail) => {
+        async (tail) => {
           if (this.closed) {
             void scope.dispose();
             throw new Error('segment was deleted while its trigger ran');
           }
-          this.tail = tail;
           this.stack.add(scope);
+          await this.setTail(tail);
           this.ctx.log.info(
             { segment: this.id, ms: Date.now() - started, tail: this.tailText() },
             'trigger ran',
@@ -123,75 +155,45 @@ export class Segment {
       : `peer ${this.tail.host} segment ${this.tail.id}`;
   }
 
-  /** A TCP connection arrived at the head (paused until the tail is connected). */
-  private accept(socket: net.Socket): void {
-    this.connections++;
-    this.track(socket);
-    socket.on('error', () => undefined);
-    void this.serve(socket);
-  }
-
-  private track(stream: Duplex): void {
-    this.active.add(stream);
-    stream.once('close', () => this.active.delete(stream));
-  }
-
   /**
-   * Connect `client` to the tail, running the trigger first if needed. `ready`, when given,
+   * Take a connection to the tail, running the trigger first if needed. `ready`, when given,
    * is told before bytes flow (used by attach to answer the peer) or with the failure.
    */
-  async serve(client: Duplex, ready?: (err?: unknown) => void): Promise<void> {
-    const abort = new AbortController();
-    const onGone = (): void => abort.abort();
-    client.once('close', onGone);
-    let upstream: Duplex;
+  private async serve(client: Client, ready?: (err?: unknown) => void): Promise<void> {
     try {
       await this.ensureTriggered();
-      upstream = await this.dialTail(abort.signal);
+      const tail = this.tail!;
+      if (tail.kind === 'peer') {
+        const stream = await dialWithRetry(
+          () => this.ctx.peers.attach(tail.host, tail.id),
+          `peer ${tail.host}`,
+          this.ctx.dialTimeoutMs,
+        );
+        if (this.closed) {
+          stream.destroy();
+          client.drop();
+          return;
+        }
+        ready?.();
+        client.join(stream);
+      } else {
+        await client.toTail(ready);
+      }
     } catch (err) {
-      client.off('close', onGone);
-      if (!abort.signal.aborted)
-        this.ctx.log.warn({ segment: this.id, err: errorMessage(err) }, 'connection dropped');
-      if (ready) ready(err);
-      else client.destroy();
-      return;
+      if (!this.closed) this.ctx.log.warn({ segment: this.id, err: errorMessage(err) }, 'connection dropped');
+      client.drop();
+      ready?.(err);
     }
-    client.off('close', onGone);
-    if (client.destroyed || this.closed) {
-      upstream.destroy();
-      return;
-    }
-    this.track(upstream);
-    ready?.();
-    splice(client, upstream, (stats) =>
-      this.ctx.log.debug({ segment: this.id, ...stats }, 'connection closed'),
-    );
   }
 
   /** Accept a stream handed over by a peer's attach, as if it had connected to the head. */
   attach(stream: Duplex, ready: (err?: unknown) => void): void {
-    this.connections++;
-    this.track(stream);
-    void this.serve(stream, ready);
-  }
-
-  private dialTail(signal: AbortSignal): Promise<Duplex> {
-    const tail = this.tail!;
-    if (tail.kind === 'peer') {
-      return dialWithRetry(
-        () => this.ctx.peers.attach(tail.host, tail.id),
-        `peer ${tail.host}`,
-        this.ctx.dialTimeoutMs,
-        signal,
-      );
+    const client = this.tcpHead?.adopt(stream);
+    if (!client) {
+      ready(new WormholeError('REFUSED', `segment ${this.id} is at its connection limit`));
+      return;
     }
-    const ep = tail.ep;
-    return dialWithRetry(
-      () => whenConnected(connectTcp(ep.ns, ep.host, ep.port)),
-      describe(ep),
-      this.ctx.dialTimeoutMs,
-      signal,
-    );
+    void this.serve(client, ready);
   }
 
   private async openUdpUpstream(): Promise<dgram.Socket> {
@@ -236,6 +238,7 @@ export class Segment {
       };
     }
     const h = this.head;
+    const traffic = this.tcpHead?.stats();
     return {
       id: this.id,
       url: this.url,
@@ -250,7 +253,8 @@ export class Segment {
       state,
       parent: this.parent,
       remote: this.remote,
-      connections: this.connections,
+      connections: traffic?.total ?? this.udpSessions,
+      traffic,
       containers: [...this.containers],
     };
   }

@@ -50,12 +50,12 @@ async function dockerRun(...args: string[]): Promise<string> {
 }
 
 /** Connect inside a namespace file, send `data`, half-close, read until the other side closes. */
-function exchangeIn(nsPath: string, port: number, data: string): Promise<string> {
+async function exchangeIn(nsPath: string, port: number, data: string): Promise<string> {
+  const s = await connectTcp(nsPath, '127.0.0.1', port);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const s = connectTcp(nsPath, '127.0.0.1', port);
     s.setTimeout(20_000, () => s.destroy(new Error('no answer in 20 s')));
-    s.on('connect', () => s.end(data));
+    s.end(data);
     s.on('data', (d: Buffer) => chunks.push(d));
     s.on('end', () => resolve(Buffer.concat(chunks).toString()));
     s.on('error', reject);

@@ -8,7 +8,15 @@ import * as path from 'node:path';
 import { it } from 'node:test';
 import { ROOT } from '../helpers/daemon';
 
-const FORBIDDEN = ['src/daemon', 'src/segment', 'src/proxy', 'src/netns', 'src/docker', 'src/tunnel'];
+const FORBIDDEN = [
+  'src/daemon',
+  'src/segment',
+  'src/proxy',
+  'src/netns',
+  'src/native',
+  'src/docker',
+  'src/tunnel',
+];
 
 function resolve(from: string, spec: string): string | undefined {
   if (!spec.startsWith('.')) return undefined;

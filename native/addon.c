@@ -1,0 +1,61 @@
+/*
+ * The wormhole addon: one module, two concerns, each in its own file.
+ *   nsfactory.c  sockets made inside network namespaces by a long-lived thread (setns there
+ *                and back), namespace files checked and kept open, never on the event loop;
+ *   engine.c     the data path: one epoll thread moving bytes with splice(2).
+ * This file holds what they share: errors with errno names as codes, argument readers.
+ */
+#include "common.h"
+
+napi_value wh_coded_error(napi_env env, const char *code, const char *msg) {
+  napi_value vcode, vmsg, err;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &vcode) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &vmsg) != napi_ok) return NULL;
+  if (napi_create_error(env, vcode, vmsg, &err) != napi_ok) return NULL;
+  return err;
+}
+
+napi_value wh_errno_error(napi_env env, int err, const char *what) {
+  char msg[600];
+  const char *name = strerrorname_np(err);
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  return wh_coded_error(env, name ? name : "EIO", msg);
+}
+
+napi_value wh_throw_errno(napi_env env, int err, const char *what) {
+  napi_value e = wh_errno_error(env, err, what);
+  if (e) napi_throw(env, e);
+  return NULL;
+}
+
+bool wh_int_arg(napi_env env, napi_value v, const char *name, int32_t *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number ||
+      napi_get_value_int32(env, v, out) != napi_ok) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be a number", name);
+    napi_throw_type_error(env, "EINVAL", msg);
+    return false;
+  }
+  return true;
+}
+
+bool wh_ptr_arg(napi_env env, napi_value v, const char *name, void **out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
+      napi_get_value_external(env, v, out) != napi_ok || *out == NULL) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be a handle from this addon", name);
+    napi_throw_type_error(env, "EINVAL", msg);
+    return false;
+  }
+  return true;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  if (!wh_nsfactory_init(env, exports)) return NULL;
+  if (!wh_engine_init(env, exports)) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

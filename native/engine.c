@@ -1,0 +1,1025 @@
+/*
+ * engine: the data path. One thread, one epoll set, every plain TCP connection of every
+ * segment; bytes move socket -> pipe -> socket with splice(2) and never enter user space.
+ *
+ * Shape (after passt's tcp_splice.c and HAProxy's pipe.c / raw_sock.c, rewritten here):
+ * - A *group* is one segment's share of the engine: its listening socket (the head), its
+ *   tail (address, and the namespace to make dialing sockets in), its connections, and its
+ *   counters (open, total, refused, bytes each way, dial failures), which JavaScript reads
+ *   at any time with atomic loads.
+ * - A *connection* joins a client socket (side 0) and an upstream socket (side 1). Each
+ *   direction has its own pipe, taken from a small pool when data first moves, grown to
+ *   1 MiB when a read fills it (bulk), and given back when it is empty and the reader has
+ *   nothing more (idle connections hold no pipe: ~0.2 KiB each).
+ * - Per direction: drain the pipe into the writer; at EOF from the reader, shutdown(SHUT_WR)
+ *   the writer once the pipe is empty (half-close); read more only when the pipe is empty,
+ *   so a slow writer stops the reader (backpressure: at most one pipe per direction is
+ *   buffered). An error on one side ends both; a reset (ECONNRESET/EPIPE) is passed on as a
+ *   reset (SO_LINGER 0), anything else as a close.
+ * - Accept and dial happen here too when the group's tail is set: the client is never read
+ *   before its upstream is connected, so a dial that fails hands the untouched client fd
+ *   back to JavaScript (retries, triggers), with no byte lost. Sockets for a tail in another
+ *   namespace are made after setns(2) there and back; if coming back ever fails the engine
+ *   stops dialing (everything is handed back) rather than make sockets in the wrong place.
+ *
+ * JavaScript talks to the engine through commands (a queue and an eventfd) and hears from it
+ * through events, batched once per loop turn on a thread-safe function. Epoll is
+ * edge-triggered for connections: every pump runs until EAGAIN.
+ *
+ * Exports (flat; handles are Externals):
+ *   engineStart(onEvents)                -> engine     onEvents(Float64Array of 6-number events)
+ *   engineStop(engine)
+ *   engineRef(engine, on)                keep the event loop alive while JavaScript waits on it
+ *   groupCreate(engine, id, maxOpen)     -> group
+ *   groupListen(engine, group, fd)       the engine owns fd from now on
+ *   groupTail(engine, group, nsFd|-1, family, host, port) / groupTail(engine, group, null)
+ *   groupDial(engine, group, fd)         dial the tail for a client fd JavaScript holds
+ *   groupPair(engine, group, fdA, fdB)   -> connection id (the engine dups both fds)
+ *   groupAcquire(group) -> bool, groupRelease(group)   count a connection JS holds
+ *   groupStats(group)                    -> Float64Array [open,total,refused,up,down,dialFailed]
+ *   connClose(engine, group, id)         close one connection
+ *   groupClose(engine, group)            close the head and every connection (event when done)
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define PIPE_POOL 64
+#define PIPE_BIG (1 << 20)
+#define ACCEPT_BATCH 64
+#define EVENTS 256
+
+/* Events, as JavaScript sees them: [type, group, a, b, c, d]. */
+enum ev_type {
+  EV_CLOSED = 1,      /* a = conn id, b = bytes up, c = bytes down, d = errno (0: clean) */
+  EV_HANDOFF = 2,     /* a = client fd (now JavaScript's), b = errno of the failed dial (0: no tail) */
+  EV_DIALED = 3,      /* a = client fd JavaScript gave with groupDial, b = conn id */
+  EV_REFUSED = 4,     /* a connection over the group's cap was refused */
+  EV_ACCEPT_ERROR = 5, /* b = errno (EMFILE...): accepting paused for a moment */
+  EV_GROUP_CLOSED = 6,
+  EV_DIAL_BROKEN = 7, /* b = errno: the engine could not come back from a namespace */
+};
+
+enum kind { W_WAKE, W_LISTEN, W_CONN0, W_CONN1 };
+struct watch {
+  uint8_t kind;
+};
+
+struct pipe_buf {
+  int r, w;
+  uint32_t cap;
+};
+
+struct group;
+
+enum cstate { C_DIALING, C_OPEN, C_DEAD };
+
+struct conn {
+  struct watch w[2]; /* epoll data: &w[side] */
+  int fd[2];         /* 0: client, 1: upstream */
+  struct pipe_buf *p[2]; /* p[d] carries fd[d] -> fd[!d] */
+  uint32_t inpipe[2];
+  uint64_t bytes[2];
+  uint8_t state, eof[2], shut[2];
+  bool from_js; /* given by groupDial: JavaScript is told when it is connected */
+  uint32_t id;
+  struct group *g;
+  struct conn *prev, *next, *dead_next;
+};
+
+struct group {
+  struct watch w; /* the listening socket */
+  int32_t id;
+  int32_t max;
+  /* read by JavaScript at any time (atomics) */
+  int64_t open, total, refused, up, down, dial_failed;
+  /* engine thread only */
+  int lfd;
+  bool paused, closing;
+  struct conn *conns;
+  bool has_tail;
+  int tail_ns; /* -1: the engine's own namespace */
+  struct sockaddr_storage tail;
+  socklen_t tail_len;
+  struct group *paused_next;
+};
+
+enum cmd_type { CMD_LISTEN, CMD_TAIL, CMD_DIAL, CMD_PAIR, CMD_CLOSE_CONN, CMD_CLOSE_GROUP, CMD_STOP };
+
+struct cmd {
+  struct cmd *next;
+  enum cmd_type type;
+  struct group *g;
+  int fd[2];
+  int ns;
+  uint32_t id;
+  bool has_tail;
+  struct sockaddr_storage addr;
+  socklen_t addr_len;
+};
+
+struct ev {
+  double v[6];
+};
+
+struct batch {
+  size_t n;
+  struct group **freed; /* groups closed in this batch: freed on the main thread */
+  size_t nfreed;
+  struct ev e[];
+};
+
+struct engine {
+  struct watch wake_w; /* epoll data for the eventfd */
+  int ep, wake, home;
+  pthread_t th;
+  pthread_mutex_t mu;
+  struct cmd *cmds, *cmds_tail;
+  napi_threadsafe_function tsfn;
+  napi_ref on_events;
+  uint32_t next_id; /* atomic */
+  bool stopped;     /* main thread */
+  /* engine thread only */
+  struct ev *evs;
+  size_t nev, evcap;
+  struct group **freed;
+  size_t nfreed, freedcap;
+  struct pipe_buf *pool[PIPE_POOL];
+  int npool;
+  struct conn *dead;
+  struct group *paused;
+  struct timespec resume_at; /* when paused listeners accept again */
+  bool dial_broken, stopping;
+};
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+static void emit(struct engine *e, int type, struct group *g, double a, double b, double c, double d) {
+  if (e->nev == e->evcap) {
+    size_t cap = e->evcap ? e->evcap * 2 : 64;
+    struct ev *n = realloc(e->evs, cap * sizeof *n);
+    if (!n) return; /* out of memory: the event is lost, the data path goes on */
+    e->evs = n;
+    e->evcap = cap;
+  }
+  struct ev *v = &e->evs[e->nev++];
+  v->v[0] = type;
+  v->v[1] = g ? g->id : 0;
+  v->v[2] = a;
+  v->v[3] = b;
+  v->v[4] = c;
+  v->v[5] = d;
+}
+
+/* Send what this loop turn produced to JavaScript, in one call. */
+static void flush(struct engine *e) {
+  if (e->nev == 0 && e->nfreed == 0) return;
+  struct batch *b = malloc(sizeof *b + e->nev * sizeof(struct ev));
+  if (!b) return;
+  b->n = e->nev;
+  memcpy(b->e, e->evs, e->nev * sizeof(struct ev));
+  b->freed = NULL;
+  b->nfreed = e->nfreed;
+  if (e->nfreed) {
+    b->freed = malloc(e->nfreed * sizeof *b->freed);
+    if (b->freed) memcpy(b->freed, e->freed, e->nfreed * sizeof *b->freed);
+    else b->nfreed = 0;
+  }
+  e->nev = 0;
+  e->nfreed = 0;
+  if (napi_call_threadsafe_function(e->tsfn, b, napi_tsfn_blocking) != napi_ok) {
+    free(b->freed);
+    free(b);
+  }
+}
+
+static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)context;
+  struct batch *b = data;
+  if (env != NULL && js_cb != NULL && b->n > 0) {
+    napi_value ab, arr, undef;
+    void *mem = NULL;
+    if (napi_create_arraybuffer(env, b->n * sizeof(struct ev), &mem, &ab) == napi_ok) {
+      memcpy(mem, b->e, b->n * sizeof(struct ev));
+      if (napi_create_typedarray(env, napi_float64_array, b->n * 6, ab, 0, &arr) == napi_ok &&
+          napi_get_undefined(env, &undef) == napi_ok)
+        napi_call_function(env, undef, js_cb, 1, &arr, NULL);
+    }
+  }
+  /* JavaScript forgets a group when it asks to close it; the memory goes after its last event. */
+  for (size_t i = 0; i < b->nfreed; i++) free(b->freed[i]);
+  free(b->freed);
+  free(b);
+}
+
+/* ---- pipes ----------------------------------------------------------------------------- */
+
+static struct pipe_buf *pipe_get(struct engine *e) {
+  if (e->npool > 0) return e->pool[--e->npool];
+  int fds[2];
+  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return NULL;
+  struct pipe_buf *p = malloc(sizeof *p);
+  if (!p) {
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+  }
+  p->r = fds[0];
+  p->w = fds[1];
+  int cap = fcntl(p->w, F_GETPIPE_SZ);
+  p->cap = cap > 0 ? (uint32_t)cap : 65536;
+  return p;
+}
+
+static void pipe_drop(struct pipe_buf *p) {
+  close(p->r);
+  close(p->w);
+  free(p);
+}
+
+/* Only an empty pipe goes back to the pool: one with bytes in it would leak them to another. */
+static void pipe_put(struct engine *e, struct pipe_buf *p, bool empty) {
+  if (empty && e->npool < PIPE_POOL) e->pool[e->npool++] = p;
+  else pipe_drop(p);
+}
+
+/* ---- connections ----------------------------------------------------------------------- */
+
+static struct conn *conn_of(struct watch *w) {
+  int side = w->kind - W_CONN0;
+  return (struct conn *)((char *)(w - side) - offsetof(struct conn, w));
+}
+
+static void reset_close(int fd) {
+  struct linger l = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(fd);
+}
+
+static void unlink_conn(struct conn *c) {
+  if (c->prev) c->prev->next = c->next;
+  else c->g->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+}
+
+static void release_open(struct group *g) { __atomic_sub_fetch(&g->open, 1, __ATOMIC_RELAXED); }
+
+/* End a connection: close both sockets (resetting with `rst`), report, free after this turn. */
+static void conn_end(struct engine *e, struct conn *c, int err, bool rst) {
+  if (c->state == C_DEAD) return;
+  for (int s = 0; s < 2; s++) {
+    if (c->fd[s] < 0) continue;
+    epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd[s], NULL);
+    if (rst) reset_close(c->fd[s]);
+    else close(c->fd[s]);
+    c->fd[s] = -1;
+    if (c->p[s]) pipe_put(e, c->p[s], c->inpipe[s] == 0);
+    c->p[s] = NULL;
+  }
+  c->state = C_DEAD;
+  unlink_conn(c);
+  release_open(c->g);
+  emit(e, EV_CLOSED, c->g, c->id, (double)c->bytes[0], (double)c->bytes[1], err);
+  c->dead_next = e->dead;
+  e->dead = c;
+}
+
+/* The client goes back to JavaScript untouched (no byte read); the upstream is closed. */
+static void conn_handoff(struct engine *e, struct conn *c, int err) {
+  epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd[0], NULL);
+  if (c->fd[1] >= 0) {
+    epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd[1], NULL);
+    close(c->fd[1]);
+  }
+  /* still counted in g->open: JavaScript holds it now, and releases or dials it again */
+  int fd = c->fd[0];
+  if (err) __atomic_add_fetch(&c->g->dial_failed, 1, __ATOMIC_RELAXED);
+  emit(e, EV_HANDOFF, c->g, fd, err, 0, 0);
+  c->fd[0] = c->fd[1] = -1;
+  c->state = C_DEAD;
+  unlink_conn(c);
+  c->dead_next = e->dead;
+  e->dead = c;
+}
+
+/* A failure on `side`: a reset is passed on as a reset, anything else as a close. */
+static void conn_fail(struct engine *e, struct conn *c, int err) {
+  conn_end(e, c, err, err == ECONNRESET || err == EPIPE);
+}
+
+/* Move bytes fd[d] -> fd[!d] until one of them would block. */
+static void pump(struct engine *e, struct conn *c, int d) {
+  int src = c->fd[d], dst = c->fd[!d];
+  for (;;) {
+    if (c->state != C_OPEN) return;
+    if (c->inpipe[d] > 0) {
+      ssize_t n = splice(c->p[d]->r, NULL, dst, NULL, c->inpipe[d], SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n < 0) {
+        if (errno == EAGAIN) return; /* the writer is full: EPOLLOUT on dst resumes */
+        if (errno == EINTR) continue;
+        return conn_fail(e, c, errno);
+      }
+      c->inpipe[d] -= (uint32_t)n;
+      c->bytes[d] += (uint64_t)n;
+      __atomic_add_fetch(d == 0 ? &c->g->up : &c->g->down, n, __ATOMIC_RELAXED);
+      continue;
+    }
+    if (c->eof[d]) {
+      if (c->p[d]) {
+        pipe_put(e, c->p[d], true);
+        c->p[d] = NULL;
+      }
+      if (!c->shut[d]) {
+        c->shut[d] = 1;
+        shutdown(dst, SHUT_WR);
+      }
+      if (c->shut[!d]) conn_end(e, c, 0, false);
+      return;
+    }
+    if (!c->p[d] && !(c->p[d] = pipe_get(e))) return conn_end(e, c, ENOMEM, true);
+    struct pipe_buf *p = c->p[d];
+    ssize_t n = splice(src, NULL, p->w, NULL, p->cap, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n == 0) {
+      c->eof[d] = 1;
+      continue;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        /* nothing to read: an idle direction holds no pipe */
+        pipe_put(e, p, true);
+        c->p[d] = NULL;
+        return;
+      }
+      return conn_fail(e, c, errno);
+    }
+    c->inpipe[d] = (uint32_t)n;
+    if ((uint32_t)n == p->cap && p->cap < PIPE_BIG) {
+      /* a full read: bulk data, so a bigger pipe means fewer turns per byte */
+      int cap = fcntl(p->w, F_SETPIPE_SZ, PIPE_BIG);
+      if (cap > 0) p->cap = (uint32_t)cap;
+    }
+  }
+}
+
+static void nodelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static bool watch_fd(struct engine *e, int fd, struct watch *w) {
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = w};
+  return epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+static struct conn *conn_new(struct engine *e, struct group *g, int client) {
+  struct conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->w[0].kind = W_CONN0;
+  c->w[1].kind = W_CONN1;
+  c->fd[0] = client;
+  c->fd[1] = -1;
+  c->g = g;
+  c->id = __atomic_add_fetch(&e->next_id, 1, __ATOMIC_RELAXED);
+  c->next = g->conns;
+  if (g->conns) g->conns->prev = c;
+  g->conns = c;
+  return c;
+}
+
+/* A socket for the tail, made in the tail's namespace; -1 with errno set. */
+static int tail_socket(struct engine *e, struct group *g) {
+  if (g->tail_ns < 0) return socket(g->tail.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (e->dial_broken) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (setns(g->tail_ns, CLONE_NEWNET) != 0) return -1;
+  int fd = socket(g->tail.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int saved = errno;
+  if (setns(e->home, CLONE_NEWNET) != 0) {
+    /* Stranded in another namespace: never make a socket here again. */
+    e->dial_broken = true;
+    emit(e, EV_DIAL_BROKEN, g, 0, errno, 0, 0);
+  }
+  errno = saved;
+  return fd;
+}
+
+static void dial_done(struct engine *e, struct conn *c);
+
+/* Start dialing the group's tail for connection c (client already in c->fd[0]). */
+static void conn_dial(struct engine *e, struct conn *c) {
+  struct group *g = c->g;
+  if (!g->has_tail || e->dial_broken) return conn_handoff(e, c, 0);
+  int up = tail_socket(e, g);
+  if (up < 0) return conn_handoff(e, c, errno);
+  nodelay(up);
+  c->fd[1] = up;
+  c->state = C_DIALING;
+  int rc = connect(up, (struct sockaddr *)&g->tail, g->tail_len);
+  if (rc != 0 && errno != EINPROGRESS) return conn_handoff(e, c, errno);
+  if (!watch_fd(e, up, &c->w[1])) return conn_handoff(e, c, errno);
+  if (rc == 0) dial_done(e, c);
+}
+
+/* The upstream of a dialing connection became writable (connected) or failed. */
+static void dial_done(struct engine *e, struct conn *c) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(c->fd[1], SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err) return conn_handoff(e, c, err);
+  c->state = C_OPEN;
+  if (c->from_js) emit(e, EV_DIALED, c->g, c->fd[0], c->id, 0, 0);
+  pump(e, c, 0);
+  pump(e, c, 1);
+}
+
+static void conn_event(struct engine *e, struct watch *w, uint32_t events) {
+  struct conn *c = conn_of(w);
+  int s = w->kind - W_CONN0;
+  if (c->state == C_DEAD) return;
+  if (c->state == C_DIALING) {
+    /* the client waits unread until its upstream is there */
+    if (s == 1 && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) dial_done(e, c);
+    return;
+  }
+  if (events & EPOLLERR) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c->fd[s], SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) return conn_fail(e, c, err);
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) pump(e, c, s);
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) pump(e, c, !s);
+}
+
+/* ---- listeners ------------------------------------------------------------------------- */
+
+static bool acquire_open(struct group *g) {
+  int64_t cur = __atomic_load_n(&g->open, __ATOMIC_RELAXED);
+  do {
+    if (cur >= g->max) return false;
+  } while (!__atomic_compare_exchange_n(&g->open, &cur, cur + 1, true, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED));
+  __atomic_add_fetch(&g->total, 1, __ATOMIC_RELAXED);
+  return true;
+}
+
+static void pause_listener(struct engine *e, struct group *g) {
+  if (g->paused) return;
+  clock_gettime(CLOCK_MONOTONIC, &e->resume_at);
+  e->resume_at.tv_nsec += 100 * 1000000L; /* a tenth of a second */
+  if (e->resume_at.tv_nsec >= 1000000000L) {
+    e->resume_at.tv_sec++;
+    e->resume_at.tv_nsec -= 1000000000L;
+  }
+  struct epoll_event ev = {.events = 0, .data.ptr = &g->w};
+  epoll_ctl(e->ep, EPOLL_CTL_MOD, g->lfd, &ev);
+  g->paused = true;
+  g->paused_next = e->paused;
+  e->paused = g;
+}
+
+static void resume_listeners(struct engine *e) {
+  for (struct group *g = e->paused; g; g = g->paused_next) {
+    g->paused = false;
+    if (g->lfd < 0) continue;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &g->w};
+    epoll_ctl(e->ep, EPOLL_CTL_MOD, g->lfd, &ev);
+  }
+  e->paused = NULL;
+}
+
+static void accept_some(struct engine *e, struct group *g) {
+  for (int i = 0; i < ACCEPT_BATCH && g->lfd >= 0; i++) {
+    int fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
+      /* out of fds or memory: stop accepting for a moment instead of spinning */
+      emit(e, EV_ACCEPT_ERROR, g, 0, errno, 0, 0);
+      pause_listener(e, g);
+      return;
+    }
+    if (!acquire_open(g)) {
+      __atomic_add_fetch(&g->refused, 1, __ATOMIC_RELAXED);
+      emit(e, EV_REFUSED, g, 0, 0, 0, 0);
+      reset_close(fd); /* refused at once: the client sees a reset, not a hang */
+      continue;
+    }
+    nodelay(fd);
+    struct conn *c = conn_new(e, g, fd);
+    if (!c || !watch_fd(e, fd, &c->w[0])) {
+      if (c) {
+        unlink_conn(c);
+        free(c);
+      }
+      release_open(g);
+      reset_close(fd);
+      continue;
+    }
+    conn_dial(e, c);
+  }
+}
+
+/* ---- commands -------------------------------------------------------------------------- */
+
+static void group_close(struct engine *e, struct group *g) {
+  if (g->lfd >= 0) {
+    epoll_ctl(e->ep, EPOLL_CTL_DEL, g->lfd, NULL);
+    close(g->lfd);
+    g->lfd = -1;
+  }
+  while (g->conns) {
+    struct conn *c = g->conns;
+    if (c->state == C_DIALING) conn_end(e, c, ECONNABORTED, false);
+    else conn_end(e, c, 0, false);
+  }
+  if (g->tail_ns >= 0) close(g->tail_ns);
+  g->tail_ns = -1;
+  g->closing = true;
+  emit(e, EV_GROUP_CLOSED, g, 0, 0, 0, 0);
+  /* freed by the main thread after this turn's events are delivered */
+  if (e->nfreed == e->freedcap) {
+    size_t cap = e->freedcap ? e->freedcap * 2 : 16;
+    struct group **n = realloc(e->freed, cap * sizeof *n);
+    if (!n) return; /* leak the small struct rather than free it under JavaScript */
+    e->freed = n;
+    e->freedcap = cap;
+  }
+  e->freed[e->nfreed++] = g;
+}
+
+static void run_cmd(struct engine *e, struct cmd *c) {
+  struct group *g = c->g;
+  switch (c->type) {
+  case CMD_LISTEN: {
+    g->lfd = c->fd[0];
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &g->w};
+    if (epoll_ctl(e->ep, EPOLL_CTL_ADD, g->lfd, &ev) != 0) {
+      emit(e, EV_ACCEPT_ERROR, g, 0, errno, 0, 0);
+    }
+    break;
+  }
+  case CMD_TAIL:
+    if (g->tail_ns >= 0) close(g->tail_ns);
+    g->tail_ns = c->ns;
+    g->has_tail = c->has_tail;
+    g->tail = c->addr;
+    g->tail_len = c->addr_len;
+    break;
+  case CMD_DIAL: {
+    struct conn *cn = conn_new(e, g, c->fd[0]);
+    if (!cn) {
+      emit(e, EV_HANDOFF, g, c->fd[0], ENOMEM, 0, 0);
+      break;
+    }
+    cn->from_js = true;
+    if (!watch_fd(e, cn->fd[0], &cn->w[0])) {
+      conn_handoff(e, cn, errno);
+      break;
+    }
+    conn_dial(e, cn);
+    break;
+  }
+  case CMD_PAIR: {
+    struct conn *cn = conn_new(e, g, c->fd[0]);
+    if (!cn) {
+      close(c->fd[0]);
+      close(c->fd[1]);
+      release_open(g);
+      emit(e, EV_CLOSED, g, c->id, 0, 0, ENOMEM);
+      break;
+    }
+    cn->id = c->id;
+    cn->fd[1] = c->fd[1];
+    cn->state = C_OPEN;
+    nodelay(cn->fd[0]);
+    nodelay(cn->fd[1]);
+    if (!watch_fd(e, cn->fd[0], &cn->w[0]) || !watch_fd(e, cn->fd[1], &cn->w[1])) {
+      conn_end(e, cn, errno, false);
+      break;
+    }
+    pump(e, cn, 0);
+    pump(e, cn, 1);
+    break;
+  }
+  case CMD_CLOSE_CONN:
+    for (struct conn *cn = g->conns; cn; cn = cn->next)
+      if (cn->id == c->id) {
+        conn_end(e, cn, ECONNABORTED, false);
+        break;
+      }
+    break;
+  case CMD_CLOSE_GROUP:
+    group_close(e, g);
+    break;
+  case CMD_STOP:
+    e->stopping = true;
+    break;
+  }
+}
+
+static void run_cmds(struct engine *e) {
+  uint64_t n;
+  if (read(e->wake, &n, sizeof n) < 0 && errno != EAGAIN) return;
+  pthread_mutex_lock(&e->mu);
+  struct cmd *c = e->cmds;
+  e->cmds = e->cmds_tail = NULL;
+  pthread_mutex_unlock(&e->mu);
+  while (c) {
+    struct cmd *next = c->next;
+    run_cmd(e, c);
+    free(c);
+    c = next;
+  }
+}
+
+static void *engine_main(void *arg) {
+  struct engine *e = arg;
+  struct epoll_event evs[EVENTS];
+  while (!e->stopping) {
+    int timeout = -1;
+    if (e->paused) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long ms = (e->resume_at.tv_sec - now.tv_sec) * 1000 + (e->resume_at.tv_nsec - now.tv_nsec) / 1000000;
+      if (ms <= 0) resume_listeners(e);
+      else timeout = (int)ms;
+    }
+    int n = epoll_wait(e->ep, evs, EVENTS, timeout);
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; i++) {
+      struct watch *w = evs[i].data.ptr;
+      if (w->kind == W_WAKE) run_cmds(e);
+      else if (w->kind == W_LISTEN) accept_some(e, (struct group *)((char *)w - offsetof(struct group, w)));
+      else conn_event(e, w, evs[i].events);
+    }
+    /* connections that ended in this turn: later events of the same turn saw C_DEAD */
+    while (e->dead) {
+      struct conn *c = e->dead;
+      e->dead = c->dead_next;
+      free(c);
+    }
+    flush(e);
+  }
+  return NULL;
+}
+
+/* ---- the JavaScript face ---------------------------------------------------------------- */
+
+static bool send_cmd(napi_env env, struct engine *e, struct cmd *c) {
+  if (e->stopped) {
+    free(c);
+    napi_throw_error(env, "ESHUTDOWN", "the engine has stopped");
+    return false;
+  }
+  c->next = NULL;
+  pthread_mutex_lock(&e->mu);
+  if (e->cmds_tail) e->cmds_tail->next = c;
+  else e->cmds = c;
+  e->cmds_tail = c;
+  pthread_mutex_unlock(&e->mu);
+  uint64_t one = 1;
+  if (write(e->wake, &one, sizeof one) < 0 && errno != EAGAIN) {
+    wh_throw_errno(env, errno, "wake the engine");
+    return false;
+  }
+  return true;
+}
+
+static struct cmd *new_cmd(napi_env env, enum cmd_type type, struct group *g) {
+  struct cmd *c = calloc(1, sizeof *c);
+  if (!c) napi_throw_error(env, "ENOMEM", "out of memory");
+  else {
+    c->type = type;
+    c->g = g;
+    c->fd[0] = c->fd[1] = c->ns = -1;
+  }
+  return c;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  NAPI_CALL(env, napi_get_undefined(env, &u));
+  return u;
+}
+
+/* Read (engine, group) from the first two arguments. */
+static bool engine_group_args(napi_env env, napi_value *argv, struct engine **e, struct group **g) {
+  return wh_ptr_arg(env, argv[0], "engine", (void **)e) && wh_ptr_arg(env, argv[1], "group", (void **)g);
+}
+
+static napi_value engine_start(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], name, handle;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype t;
+  NAPI_CALL(env, napi_typeof(env, argv[0], &t));
+  if (argc < 1 || t != napi_function) {
+    napi_throw_type_error(env, "EINVAL", "engineStart(onEvents)");
+    return NULL;
+  }
+  struct engine *e = calloc(1, sizeof *e);
+  if (!e) return wh_throw_errno(env, ENOMEM, "engine");
+  e->wake_w.kind = W_WAKE;
+  e->ep = epoll_create1(EPOLL_CLOEXEC);
+  e->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  e->home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  int err = errno;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &e->wake_w};
+  if (e->ep < 0 || e->wake < 0 || e->home < 0 || epoll_ctl(e->ep, EPOLL_CTL_ADD, e->wake, &ev) != 0) {
+    err = errno ? errno : err;
+    goto fail;
+  }
+  pthread_mutex_init(&e->mu, NULL);
+  NAPI_CALL(env, napi_create_string_utf8(env, "wormhole-engine", NAPI_AUTO_LENGTH, &name));
+  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, e, deliver,
+                                      &e->tsfn) != napi_ok) {
+    err = EINVAL;
+    goto fail;
+  }
+  /* The engine never keeps the daemon alive by itself. */
+  napi_unref_threadsafe_function(env, e->tsfn);
+  err = pthread_create(&e->th, NULL, engine_main, e);
+  if (err != 0) {
+    napi_release_threadsafe_function(e->tsfn, napi_tsfn_abort);
+    goto fail;
+  }
+  NAPI_CALL(env, napi_create_external(env, e, NULL, NULL, &handle));
+  return handle;
+fail:
+  if (e->ep >= 0) close(e->ep);
+  if (e->wake >= 0) close(e->wake);
+  if (e->home >= 0) close(e->home);
+  free(e);
+  return wh_throw_errno(env, err, "start the engine");
+}
+
+static napi_value engine_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  if (argc < 1 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e)) return NULL;
+  if (e->stopped) return undefined(env);
+  struct cmd *c = new_cmd(env, CMD_STOP, NULL);
+  if (!c || !send_cmd(env, e, c)) return NULL;
+  e->stopped = true;
+  pthread_join(e->th, NULL);
+  napi_release_threadsafe_function(e->tsfn, napi_tsfn_release);
+  /* Connections still open end with the process; the engine's own fds go now. */
+  close(e->ep);
+  close(e->wake);
+  for (int i = 0; i < e->npool; i++) pipe_drop(e->pool[i]);
+  e->npool = 0;
+  return undefined(env);
+}
+
+/* While JavaScript waits on the engine (a group closing), the engine keeps the loop alive. */
+static napi_value engine_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  bool on = false;
+  if (argc < 2 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e)) return NULL;
+  NAPI_CALL(env, napi_get_value_bool(env, argv[1], &on));
+  if (!e->stopped) {
+    if (on) NAPI_CALL(env, napi_ref_threadsafe_function(env, e->tsfn));
+    else NAPI_CALL(env, napi_unref_threadsafe_function(env, e->tsfn));
+  }
+  return undefined(env);
+}
+
+static napi_value group_create(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], handle;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  int32_t id, max;
+  if (argc < 3 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e) || !wh_int_arg(env, argv[1], "id", &id) ||
+      !wh_int_arg(env, argv[2], "maxOpen", &max))
+    return NULL;
+  struct group *g = calloc(1, sizeof *g);
+  if (!g) return wh_throw_errno(env, ENOMEM, "group");
+  g->w.kind = W_LISTEN;
+  g->id = id;
+  g->max = max > 0 ? max : INT32_MAX;
+  g->lfd = -1;
+  g->tail_ns = -1;
+  NAPI_CALL(env, napi_create_external(env, g, NULL, NULL, &handle));
+  return handle;
+}
+
+static napi_value group_listen(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  int32_t fd;
+  if (argc < 3 || !engine_group_args(env, argv, &e, &g) || !wh_int_arg(env, argv[2], "fd", &fd)) return NULL;
+  struct cmd *c = new_cmd(env, CMD_LISTEN, g);
+  if (!c) return NULL;
+  c->fd[0] = fd;
+  return send_cmd(env, e, c) ? undefined(env) : NULL;
+}
+
+static napi_value group_tail(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  if (argc < 3 || !engine_group_args(env, argv, &e, &g)) return NULL;
+  struct cmd *c = new_cmd(env, CMD_TAIL, g);
+  if (!c) return NULL;
+  napi_valuetype t;
+  NAPI_CALL(env, napi_typeof(env, argv[2], &t));
+  if (t == napi_null) return send_cmd(env, e, c) ? undefined(env) : NULL;
+  int32_t ns, family, port;
+  char host[INET6_ADDRSTRLEN + 1];
+  size_t hlen;
+  if (argc < 6 || !wh_int_arg(env, argv[2], "nsFd", &ns) || !wh_int_arg(env, argv[3], "family", &family) ||
+      !wh_int_arg(env, argv[5], "port", &port) ||
+      napi_get_value_string_utf8(env, argv[4], host, sizeof host, &hlen) != napi_ok || port < 1 ||
+      port > 65535) {
+    free(c);
+    napi_throw_type_error(env, "EINVAL", "groupTail(engine, group, nsFd, family, host, port)");
+    return NULL;
+  }
+  int ok;
+  if (family == 6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&c->addr;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    ok = inet_pton(AF_INET6, host, &a->sin6_addr) == 1;
+    c->addr_len = sizeof *a;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)&c->addr;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    ok = inet_pton(AF_INET, host, &a->sin_addr) == 1;
+    c->addr_len = sizeof *a;
+  }
+  if (!ok) {
+    free(c);
+    napi_throw_type_error(env, "EINVAL", "host must be a numeric IP address of the given family");
+    return NULL;
+  }
+  /* the engine keeps its own copy of the namespace fd: the caller closes theirs */
+  if (ns >= 0 && (c->ns = fcntl(ns, F_DUPFD_CLOEXEC, 0)) < 0) {
+    free(c);
+    return wh_throw_errno(env, errno, "dup namespace fd");
+  }
+  c->has_tail = true;
+  if (!send_cmd(env, e, c)) return NULL;
+  return undefined(env);
+}
+
+static napi_value group_dial(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  int32_t fd;
+  if (argc < 3 || !engine_group_args(env, argv, &e, &g) || !wh_int_arg(env, argv[2], "fd", &fd)) return NULL;
+  struct cmd *c = new_cmd(env, CMD_DIAL, g);
+  if (!c) return NULL;
+  c->fd[0] = fd; /* the engine's from now on, until it is handed back */
+  return send_cmd(env, e, c) ? undefined(env) : NULL;
+}
+
+static napi_value group_pair(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], out;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  int32_t a, b;
+  if (argc < 4 || !engine_group_args(env, argv, &e, &g) || !wh_int_arg(env, argv[2], "fdA", &a) ||
+      !wh_int_arg(env, argv[3], "fdB", &b))
+    return NULL;
+  struct cmd *c = new_cmd(env, CMD_PAIR, g);
+  if (!c) return NULL;
+  c->fd[0] = fcntl(a, F_DUPFD_CLOEXEC, 0);
+  c->fd[1] = fcntl(b, F_DUPFD_CLOEXEC, 0);
+  if (c->fd[0] < 0 || c->fd[1] < 0) {
+    int err = errno;
+    if (c->fd[0] >= 0) close(c->fd[0]);
+    if (c->fd[1] >= 0) close(c->fd[1]);
+    free(c);
+    return wh_throw_errno(env, err, "dup");
+  }
+  c->id = __atomic_add_fetch(&e->next_id, 1, __ATOMIC_RELAXED);
+  uint32_t id = c->id;
+  if (!send_cmd(env, e, c)) return NULL;
+  NAPI_CALL(env, napi_create_uint32(env, id, &out));
+  return out;
+}
+
+static napi_value group_acquire(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct group *g;
+  if (argc < 1 || !wh_ptr_arg(env, argv[0], "group", (void **)&g)) return NULL;
+  bool ok = acquire_open(g);
+  if (!ok) __atomic_add_fetch(&g->refused, 1, __ATOMIC_RELAXED);
+  NAPI_CALL(env, napi_get_boolean(env, ok, &out));
+  return out;
+}
+
+static napi_value group_release(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct group *g;
+  if (argc < 1 || !wh_ptr_arg(env, argv[0], "group", (void **)&g)) return NULL;
+  release_open(g);
+  return undefined(env);
+}
+
+static napi_value group_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], ab, out;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct group *g;
+  if (argc < 1 || !wh_ptr_arg(env, argv[0], "group", (void **)&g)) return NULL;
+  double *v;
+  NAPI_CALL(env, napi_create_arraybuffer(env, 6 * sizeof(double), (void **)&v, &ab));
+  v[0] = (double)__atomic_load_n(&g->open, __ATOMIC_RELAXED);
+  v[1] = (double)__atomic_load_n(&g->total, __ATOMIC_RELAXED);
+  v[2] = (double)__atomic_load_n(&g->refused, __ATOMIC_RELAXED);
+  v[3] = (double)__atomic_load_n(&g->up, __ATOMIC_RELAXED);
+  v[4] = (double)__atomic_load_n(&g->down, __ATOMIC_RELAXED);
+  v[5] = (double)__atomic_load_n(&g->dial_failed, __ATOMIC_RELAXED);
+  NAPI_CALL(env, napi_create_typedarray(env, napi_float64_array, 6, ab, 0, &out));
+  return out;
+}
+
+static napi_value conn_close(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  int32_t id;
+  if (argc < 3 || !engine_group_args(env, argv, &e, &g) || !wh_int_arg(env, argv[2], "id", &id)) return NULL;
+  struct cmd *c = new_cmd(env, CMD_CLOSE_CONN, g);
+  if (!c) return NULL;
+  c->id = (uint32_t)id;
+  return send_cmd(env, e, c) ? undefined(env) : NULL;
+}
+
+static napi_value group_close_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  if (argc < 2 || !engine_group_args(env, argv, &e, &g)) return NULL;
+  struct cmd *c = new_cmd(env, CMD_CLOSE_GROUP, g);
+  if (!c) return NULL;
+  if (e->stopped) {
+    free(c);
+    return undefined(env);
+  }
+  return send_cmd(env, e, c) ? undefined(env) : NULL;
+}
+
+napi_value wh_engine_init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"engineStart", NULL, engine_start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"engineStop", NULL, engine_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"engineRef", NULL, engine_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupCreate", NULL, group_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupListen", NULL, group_listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupTail", NULL, group_tail, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupDial", NULL, group_dial, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupPair", NULL, group_pair, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupAcquire", NULL, group_acquire, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupRelease", NULL, group_release, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupStats", NULL, group_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"connClose", NULL, conn_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupClose", NULL, group_close_js, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  return exports;
+}

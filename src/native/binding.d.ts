@@ -1,0 +1,51 @@
+/** The native addon's surface (native/*.c), typed by hand. Handles are opaque Externals. */
+export type EngineHandle = { readonly __brand: 'engine' };
+export type GroupHandle = { readonly __brand: 'group' };
+
+export interface NativeBinding {
+  // ---- native/nsfactory.c: sockets inside namespaces, made on a long-lived thread ----
+  /** A new unbound socket made inside the namespace at nsPath (null: the daemon's own). */
+  socketIn(nsPath: string | null, family: 4 | 6, type: 'tcp' | 'udp'): Promise<number>;
+  /** A socket made inside the namespace, bound to host:port, listening if TCP: [fd, port]. */
+  listenIn(
+    nsPath: string | null,
+    family: 4 | 6,
+    type: 'tcp' | 'udp',
+    host: string,
+    port: number,
+    backlog: number,
+  ): Promise<[number, number]>;
+  /** An fd of the network namespace at nsPath (checked to be one), for the engine to dial in. */
+  openNamespace(nsPath: string | null): Promise<number>;
+
+  // ---- native/engine.c: the splice engine ----
+  /** Start the engine thread; events arrive in batches of 6 numbers each. */
+  engineStart(onEvents: (events: Float64Array) => void): EngineHandle;
+  engineStop(engine: EngineHandle): void;
+  /** Keep Node's event loop alive (true) while JavaScript waits on the engine, or not. */
+  engineRef(engine: EngineHandle, on: boolean): void;
+  groupCreate(engine: EngineHandle, id: number, maxOpen: number): GroupHandle;
+  /** The engine owns the listening fd from now on. */
+  groupListen(engine: EngineHandle, group: GroupHandle, fd: number): void;
+  /** Set the tail the engine dials (nsFd -1: its own namespace; the engine dups nsFd), or none. */
+  groupTail(
+    engine: EngineHandle,
+    group: GroupHandle,
+    nsFd: number | null,
+    family?: 4 | 6,
+    host?: string,
+    port?: number,
+  ): void;
+  /** Dial the tail for a client fd handed back earlier; the engine owns fd until it hands it back. */
+  groupDial(engine: EngineHandle, group: GroupHandle, fd: number): void;
+  /** Join two connected sockets (the engine dups both fds); the connection's id. */
+  groupPair(engine: EngineHandle, group: GroupHandle, fdA: number, fdB: number): number;
+  /** Count one more open connection held by JavaScript, if under the cap. */
+  groupAcquire(group: GroupHandle): boolean;
+  groupRelease(group: GroupHandle): void;
+  /** [open, total, refused, bytesUp, bytesDown, dialFailures] */
+  groupStats(group: GroupHandle): Float64Array;
+  connClose(engine: EngineHandle, group: GroupHandle, id: number): void;
+  /** Close the head and every connection; an event says when it is done. */
+  groupClose(engine: EngineHandle, group: GroupHandle): void;
+}

@@ -1,0 +1,204 @@
+/**
+ * The TypeScript face of the splice engine (native/engine.c): one per daemon, made by the
+ * composition root and handed down. It turns the engine's batched events into calls on the
+ * group (one per TCP head) they belong to; it keeps no object per connection.
+ */
+import { constants } from 'node:os';
+import { type EngineHandle, type GroupHandle, native } from '../native';
+
+/** errno numbers back to their names (ECONNRESET...), for what the engine reports. */
+const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
+
+/** The name of an errno number the engine reported (undefined for 0). */
+export function errnoName(n: number): string | undefined {
+  return n === 0 ? undefined : (ERRNO_NAMES.get(n) ?? `errno ${n}`);
+}
+
+const EV_CLOSED = 1;
+const EV_HANDOFF = 2;
+const EV_DIALED = 3;
+const EV_REFUSED = 4;
+const EV_ACCEPT_ERROR = 5;
+const EV_GROUP_CLOSED = 6;
+const EV_DIAL_BROKEN = 7;
+
+/** What a group is told by the engine. */
+export interface GroupEvents {
+  /** A connection ended: bytes each way, and the error that ended it (ECONNRESET...). */
+  closed(id: number, up: number, down: number, error: string | undefined): void;
+  /** A client fd comes back to JavaScript, untouched: no tail set, or its dial failed. */
+  handoff(fd: number, dialError: string | undefined): void;
+  /** A client fd given with dial() is connected to the tail and moving. */
+  dialed(fd: number, id: number): void;
+  /** A connection over the cap was refused. */
+  refused(): void;
+  /** Accepting failed (EMFILE...); the engine pauses this head for a moment. */
+  acceptError(error: string): void;
+}
+
+/** Counters of one group, read from the engine at any time. */
+export interface GroupStats {
+  open: number;
+  total: number;
+  refused: number;
+  bytesUp: number;
+  bytesDown: number;
+  dialFailures: number;
+}
+
+/** One head's share of the engine. */
+export class EngineGroup {
+  private closing: Promise<void> | undefined;
+  /** The counters as they were when close was asked: the engine frees them after. */
+  private last: GroupStats | undefined;
+  /** Set by the engine when it is done with the group. */
+  onGone: (() => void) | undefined;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly handle: GroupHandle,
+    readonly events: GroupEvents,
+  ) {}
+
+  /** The engine accepts on this listening fd from now on (it owns the fd). */
+  listen(fd: number): void {
+    native().groupListen(this.engine.handle, this.handle, fd);
+  }
+
+  /** Where the engine dials: a host:port made from inside the namespace nsFd (-1: its own). */
+  setTail(tail: { nsFd: number; host: string; port: number } | null): void {
+    if (this.closing) return;
+    if (tail === null) native().groupTail(this.engine.handle, this.handle, null);
+    else
+      native().groupTail(
+        this.engine.handle,
+        this.handle,
+        tail.nsFd,
+        tail.host.includes(':') ? 6 : 4,
+        tail.host,
+        tail.port,
+      );
+  }
+
+  /** Dial the tail for a client fd that came back by handoff (answered by dialed or handoff). */
+  dial(fd: number): void {
+    native().groupDial(this.engine.handle, this.handle, fd);
+  }
+
+  /** Join two connected sockets; the engine dups the fds, the caller closes its own. */
+  pair(fdA: number, fdB: number): number {
+    return native().groupPair(this.engine.handle, this.handle, fdA, fdB);
+  }
+
+  /** Count a connection JavaScript holds (false: over the cap, counted as refused). */
+  acquire(): boolean {
+    return !this.closing && native().groupAcquire(this.handle);
+  }
+
+  release(): void {
+    if (!this.closing) native().groupRelease(this.handle);
+  }
+
+  stats(): GroupStats {
+    if (this.last) return this.last;
+    const v = native().groupStats(this.handle);
+    return { open: v[0], total: v[1], refused: v[2], bytesUp: v[3], bytesDown: v[4], dialFailures: v[5] };
+  }
+
+  /** Close one connection. */
+  closeConnection(id: number): void {
+    if (!this.closing) native().connClose(this.engine.handle, this.handle, id);
+  }
+
+  /** Close the head and every connection; resolves when the engine has let go of them. */
+  close(): Promise<void> {
+    this.last ??= this.stats();
+    this.closing ??= new Promise<void>((resolve) => {
+      this.onGone = resolve;
+      this.engine.closeGroup(this);
+    });
+    return this.closing;
+  }
+
+  get isClosing(): boolean {
+    return this.closing !== undefined;
+  }
+}
+
+/** The engine: its thread, and the groups it serves. */
+export class Engine {
+  private readonly groups = new Map<number, EngineGroup>();
+  private nextGroup = 1;
+  /** Group closes not yet confirmed: the loop must stay alive to hear of them. */
+  private closing = 0;
+  private stopped = false;
+  readonly handle: EngineHandle;
+
+  /** Start the engine thread. Throws (the caller falls back to the JavaScript mover). */
+  constructor(private readonly onDialBroken: (error: string) => void) {
+    this.handle = native().engineStart((events) => this.dispatch(events));
+  }
+
+  /** A new group with a cap on open connections. */
+  group(maxOpen: number, events: GroupEvents): EngineGroup {
+    const id = this.nextGroup++;
+    const g = new EngineGroup(this, native().groupCreate(this.handle, id, maxOpen), events);
+    this.groups.set(id, g);
+    return g;
+  }
+
+  /** Called by EngineGroup.close. */
+  closeGroup(g: EngineGroup): void {
+    if (this.stopped) {
+      g.onGone?.();
+      return;
+    }
+    if (this.closing++ === 0) native().engineRef(this.handle, true);
+    const gone = g.onGone;
+    g.onGone = () => {
+      if (--this.closing === 0 && !this.stopped) native().engineRef(this.handle, false);
+      gone?.();
+    };
+    native().groupClose(this.handle, g.handle);
+  }
+
+  /** Stop the thread (after every group is closed). */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    native().engineStop(this.handle);
+    for (const g of this.groups.values()) g.onGone?.();
+    this.groups.clear();
+  }
+
+  private dispatch(ev: Float64Array): void {
+    for (let i = 0; i + 5 < ev.length; i += 6) {
+      const type = ev[i];
+      const g = this.groups.get(ev[i + 1]);
+      if (type === EV_DIAL_BROKEN) this.onDialBroken(errnoName(ev[i + 3]) ?? 'unknown');
+      if (!g) continue;
+      const a = ev[i + 2];
+      switch (type) {
+        case EV_CLOSED:
+          g.events.closed(a, ev[i + 3], ev[i + 4], errnoName(ev[i + 5]));
+          break;
+        case EV_HANDOFF:
+          g.events.handoff(a, errnoName(ev[i + 3]));
+          break;
+        case EV_DIALED:
+          g.events.dialed(a, ev[i + 3]);
+          break;
+        case EV_REFUSED:
+          g.events.refused();
+          break;
+        case EV_ACCEPT_ERROR:
+          g.events.acceptError(errnoName(ev[i + 3]) ?? 'unknown');
+          break;
+        case EV_GROUP_CLOSED:
+          this.groups.delete(ev[i + 1]);
+          g.onGone?.();
+          break;
+      }
+    }
+  }
+}

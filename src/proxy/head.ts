@@ -1,0 +1,323 @@
+/**
+ * A TCP head: a listening socket, the connections it accepts, and how they reach the tail.
+ * Two movers, one face: the splice engine when the daemon has it (it accepts, dials and
+ * moves bytes itself, and hands JavaScript only what needs a decision), else Node's own
+ * sockets and pipe() (tcp.ts). Nothing above this file knows which one runs.
+ *
+ * A connection that JavaScript must serve (no tail yet: a trigger has to run; or the tail
+ * is a peer, reached over TLS; or the engine's dial failed and must be retried) reaches the
+ * segment as a Client, which it connects to the tail (toTail) or joins to a stream (join).
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WormholeError, errnoCode } from '../common/errors';
+import { dialWithRetry } from './dial';
+import type { Engine, EngineGroup, GroupStats } from './engine';
+import { type SpliceStats, splice } from './tcp';
+
+/** Where a head's connections go. */
+export interface TailTarget {
+  /** For the engine: dial host:port from inside the namespace nsFd (-1: the daemon's own). */
+  nsFd: number;
+  host: string;
+  port: number;
+  /** For the JavaScript mover: a socket connected to the tail (rejects with the errno code). */
+  connect(): Promise<net.Socket>;
+  /** How the tail is named in messages. */
+  what: string;
+}
+
+/** A connection that the segment must take to its tail. */
+export interface Client {
+  /**
+   * Connect to the head's tail, retrying refused dials for the dial timeout; resolves when
+   * bytes flow. `onConnected` runs once the tail is connected, before any byte moves.
+   */
+  toTail(onConnected?: () => void): Promise<void>;
+  /** Join an open stream (a TLS leg to a peer) with the JavaScript mover. */
+  join(stream: Duplex): void;
+  /** Give up: the client is closed. */
+  drop(): void;
+}
+
+/** What a head needs from its segment. */
+export interface HeadOptions {
+  /** Open connections allowed at once; the excess is refused (reset) at once. */
+  maxConnections: number;
+  dialTimeoutMs: number;
+  /** A connection for JavaScript to serve. */
+  onClient(client: Client): void;
+  /** A connection ended (for the log). */
+  onClosed(stats: SpliceStats): void;
+  /** Something worth a warning: a connection refused over the cap, accept failing (EMFILE). */
+  onWarning(kind: 'refused' | 'accept-error', detail?: string): void;
+}
+
+/** A listening TCP head. */
+export interface TcpHead {
+  /** Where connections go from now on (null: nowhere yet, every connection is a Client). */
+  setTail(tail: TailTarget | null): void;
+  /** A stream that arrived another way (a peer's attach), served like a new connection; undefined over the cap. */
+  adopt(stream: Duplex): Client | undefined;
+  stats(): GroupStats;
+  /** Stop listening and close every connection. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Open a head on a listening fd (which it owns from now on). */
+export function openTcpHead(engine: Engine | null, fd: number, opts: HeadOptions): TcpHead {
+  return engine ? new EngineHead(engine, fd, opts) : new NodeHead(fd, opts);
+}
+
+/** Counters kept in JavaScript, for what the JavaScript mover carries. */
+function zeroStats(): GroupStats {
+  return { open: 0, total: 0, refused: 0, bytesUp: 0, bytesDown: 0, dialFailures: 0 };
+}
+
+/** What both heads share: the tail, the streams moved by JavaScript, the abort on close. */
+abstract class HeadBase implements TcpHead {
+  protected tail: TailTarget | null = null;
+  protected readonly js = zeroStats();
+  protected readonly streams = new Set<Duplex>();
+  protected readonly abort = new AbortController();
+  protected closed = false;
+
+  constructor(protected readonly opts: HeadOptions) {}
+
+  setTail(tail: TailTarget | null): void {
+    this.tail = tail;
+  }
+
+  abstract adopt(stream: Duplex): Client | undefined;
+  abstract stats(): GroupStats;
+  abstract close(): Promise<void>;
+
+  /** Dial the tail with the JavaScript mover, retrying as the dial timeout allows. */
+  protected dialJs(): Promise<net.Socket> {
+    const tail = this.tail;
+    if (!tail) return Promise.reject(new WormholeError('NO_TAIL', 'the segment has no tail yet'));
+    return dialWithRetry(() => tail.connect(), tail.what, this.opts.dialTimeoutMs, this.abort.signal);
+  }
+
+  /** Move a pair of streams with JavaScript; `done` runs once when both have closed. */
+  protected moveJs(a: Duplex, b: Duplex, done: () => void): void {
+    this.streams.add(a);
+    this.streams.add(b);
+    splice(a, b, (st) => {
+      this.streams.delete(a);
+      this.streams.delete(b);
+      this.js.bytesUp += st.up;
+      this.js.bytesDown += st.down;
+      done();
+      this.opts.onClosed(st);
+    });
+  }
+
+  /** A stream served entirely by JavaScript (a peer's attach, or any client of NodeHead). */
+  protected streamClient(stream: Duplex, release: () => void): Client {
+    let settled = false;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      release();
+    };
+    this.streams.add(stream);
+    stream.once('close', () => {
+      this.streams.delete(stream);
+    });
+    return {
+      toTail: async (onConnected) => {
+        const up = await this.dialJs().catch((err: unknown) => {
+          this.js.dialFailures++;
+          throw err;
+        });
+        if (this.closed || stream.destroyed) {
+          up.destroy();
+          finish();
+          return;
+        }
+        onConnected?.();
+        this.moveJs(stream, up, finish);
+      },
+      join: (other) => this.moveJs(stream, other, finish),
+      drop: () => {
+        stream.destroy();
+        finish();
+      },
+    };
+  }
+
+  protected destroyStreams(): void {
+    this.abort.abort();
+    for (const s of this.streams) s.destroy();
+  }
+}
+
+/** The engine accepts, dials and moves; JavaScript hears of what needs it. */
+class EngineHead extends HeadBase {
+  private readonly group: EngineGroup;
+  /** Client fds JavaScript holds (handed back), with who waits on a dial for each. */
+  private readonly held = new Map<number, { resolve: () => void; reject: (e: Error) => void } | null>();
+
+  constructor(engine: Engine, fd: number, opts: HeadOptions) {
+    super(opts);
+    this.group = engine.group(opts.maxConnections, {
+      closed: (_id, up, down, error) => opts.onClosed({ up, down, error }),
+      handoff: (cfd, err) => this.handoff(cfd, err),
+      dialed: (cfd) => {
+        const waiter = this.held.get(cfd);
+        this.held.delete(cfd);
+        waiter?.resolve();
+      },
+      refused: () => opts.onWarning('refused'),
+      acceptError: (err) => opts.onWarning('accept-error', err),
+    });
+    this.group.listen(fd);
+  }
+
+  override setTail(tail: TailTarget | null): void {
+    super.setTail(tail);
+    this.group.setTail(tail && { nsFd: tail.nsFd, host: tail.host, port: tail.port });
+  }
+
+  private handoff(fd: number, err: string | undefined): void {
+    const waiter = this.held.get(fd);
+    if (waiter) {
+      // the answer to a dial() of ours: the retry loop decides
+      this.held.set(fd, null);
+      const e = new Error(`connect: ${err}`) as NodeJS.ErrnoException;
+      e.code = err;
+      waiter.reject(e);
+      return;
+    }
+    if (this.closed) {
+      this.dropFd(fd);
+      return;
+    }
+    this.held.set(fd, null);
+    this.opts.onClient(this.fdClient(fd));
+  }
+
+  private dropFd(fd: number): void {
+    this.held.delete(fd);
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already closed
+    }
+    this.group.release();
+  }
+
+  /** A client fd the engine gave back: dialed again by the engine, or joined by JavaScript. */
+  private fdClient(fd: number): Client {
+    const dialOnce = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        if (this.closed) return reject(new WormholeError('ABORTED', 'the segment closed'));
+        this.held.set(fd, { resolve, reject });
+        this.group.dial(fd);
+      });
+    return {
+      toTail: async (onConnected) => {
+        const tail = this.tail;
+        if (!tail) throw new WormholeError('NO_TAIL', 'the segment has no tail yet');
+        try {
+          await dialWithRetry(dialOnce, tail.what, this.opts.dialTimeoutMs, this.abort.signal);
+          onConnected?.();
+        } catch (err) {
+          // the engine handed it back for the last time (or never took it): ours to close
+          if (this.held.has(fd)) this.dropFd(fd);
+          throw err;
+        }
+      },
+      join: (stream) => {
+        this.held.delete(fd);
+        const client = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+        client.on('error', () => undefined);
+        this.moveJs(client, stream, () => this.group.release());
+      },
+      drop: () => {
+        if (this.held.has(fd)) this.dropFd(fd);
+      },
+    };
+  }
+
+  adopt(stream: Duplex): Client | undefined {
+    if (!this.group.acquire()) {
+      this.opts.onWarning('refused');
+      return undefined;
+    }
+    return this.streamClient(stream, () => this.group.release());
+  }
+
+  stats(): GroupStats {
+    const s = this.group.stats();
+    return {
+      ...s,
+      bytesUp: s.bytesUp + this.js.bytesUp,
+      bytesDown: s.bytesDown + this.js.bytesDown,
+      dialFailures: s.dialFailures + this.js.dialFailures,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.destroyStreams();
+    for (const [fd, waiter] of [...this.held]) {
+      this.held.delete(fd);
+      if (waiter) {
+        // the engine has it; closing the group closes it
+        waiter.reject(new WormholeError('ABORTED', 'the segment closed'));
+        continue;
+      }
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
+    await this.group.close();
+  }
+}
+
+/** The fallback: Node accepts and pipe() moves, as before the engine. */
+class NodeHead extends HeadBase {
+  private readonly server: net.Server;
+
+  constructor(fd: number, opts: HeadOptions) {
+    super(opts);
+    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+      socket.on('error', () => undefined);
+      const client = this.adopt(socket);
+      if (!client) socket.resetAndDestroy();
+      else opts.onClient(client);
+    });
+    this.server.on('error', (err) => opts.onWarning('accept-error', errnoCode(err) ?? err.message));
+    this.server.listen({ fd });
+  }
+
+  adopt(stream: Duplex): Client | undefined {
+    if (this.closed || this.js.open >= this.opts.maxConnections) {
+      this.js.refused++;
+      this.opts.onWarning('refused');
+      return undefined;
+    }
+    this.js.open++;
+    this.js.total++;
+    if (stream instanceof net.Socket) stream.setNoDelay(true);
+    return this.streamClient(stream, () => this.js.open--);
+  }
+
+  stats(): GroupStats {
+    return { ...this.js };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.destroyStreams();
+    await closed;
+  }
+}
