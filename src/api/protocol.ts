@@ -44,6 +44,8 @@ export const segmentInfoSchema = z.object({
   parent: z.string().nullable(),
   remote: z.boolean(),
   connections: z.number().int(),
+  /** Connections (TCP) and new sessions (UDP) refused at the daemon's per-segment caps. */
+  refused: z.number().int().optional(),
   containers: z.array(z.string()),
 });
 export type SegmentInfo = z.infer<typeof segmentInfoSchema>;

@@ -44,4 +44,8 @@ export interface SegmentContext {
   dialTimeoutMs: number;
   /** How long a UDP session may be idle. */
   udpIdleMs: number;
+  /** Open TCP connections per segment; past it a new one is refused at once. */
+  maxConnections: number;
+  /** UDP sessions per segment; past it a datagram from a new client address is dropped. */
+  maxUdpSessions: number;
 }

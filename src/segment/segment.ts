@@ -9,6 +9,7 @@ import type { SegmentInfo } from '../api/protocol';
 import type { Step } from '../api/grammar';
 import { DisposableStack } from '../common/disposable';
 import { errorMessage } from '../common/errors';
+import { RateLimitedLog } from '../common/ratelog';
 import { bindUdp, connectTcp, listenTcp } from '../netns';
 import { dialWithRetry, whenConnected } from '../proxy/dial';
 import { splice } from '../proxy/tcp';
@@ -36,6 +37,18 @@ export class Segment {
   tail: Tail | undefined;
   triggerSteps: Step[] | null = null;
   connections = 0;
+  /** Connections (and UDP datagrams of new sessions) refused at the cap. */
+  private refusedTcp = 0;
+  /** Client connections open now (the cap counts these). */
+  private open = 0;
+  private udp: UdpRelay | undefined;
+  /**
+   * Stops the head accepting at once, and resolves when the listener is gone, which for TCP
+   * is after its open connections are (close() destroys those first). Set by listen().
+   */
+  private unlisten: () => Promise<void> = () => Promise.resolve();
+  /** Repeated warnings (a burst of drops, EMFILE) become one line with a count. */
+  private readonly warn: RateLimitedLog;
   private active = new Set<Duplex>();
   private triggerRun: Promise<void> | undefined;
   private closed = false;
@@ -47,7 +60,9 @@ export class Segment {
     readonly remote: boolean,
     private readonly ctx: SegmentContext,
     private readonly runTrigger: TriggerRunner,
-  ) {}
+  ) {
+    this.warn = new RateLimitedLog(ctx.log);
+  }
 
   /** Where the head listens, as printed by create. */
   get url(): string {
@@ -60,7 +75,9 @@ export class Segment {
     if (head.proto === 'tcp') {
       const server = await listenTcp(head.ns, head.host, head.port, (socket) => this.accept(socket));
       this.boundPort = (server.address() as net.AddressInfo).port;
-      this.stack.defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      // accept(2) failing (EMFILE when out of fds) is an 'error' on the listener, once per try
+      server.on('error', (err) => this.warn.warn({ segment: this.id, err: err.message }, 'accept failed'));
+      this.unlisten = once(() => new Promise<void>((resolve) => server.close(() => resolve())));
     } else {
       const socket = await bindUdp(head.ns, head.host, head.port);
       socket.on('error', (err) =>
@@ -71,13 +88,21 @@ export class Segment {
         socket,
         () => this.openUdpUpstream(),
         this.ctx.udpIdleMs,
-        (err) => this.ctx.log.warn({ segment: this.id, err: errorMessage(err) }, 'udp session failed'),
+        (err) => this.warn.warn({ segment: this.id, err: errorMessage(err) }, 'udp session failed'),
+        this.ctx.maxUdpSessions,
+        (from) =>
+          this.warn.warn(
+            { segment: this.id, from, limit: this.ctx.maxUdpSessions },
+            'udp session refused: too many (--max-udp-sessions)',
+          ),
       );
-      this.stack.defer(() => {
+      this.udp = relay;
+      this.unlisten = once(async () => {
         relay.close();
         socket.close();
       });
     }
+    this.stack.defer(() => this.unlisten());
     // Open connections go before the listener (disposed first, registered last).
     this.stack.defer(() => {
       for (const s of this.active) s.destroy();
@@ -123,8 +148,28 @@ export class Segment {
       : `peer ${this.tail.host} segment ${this.tail.id}`;
   }
 
+  /**
+   * Stop accepting at the head (daemon stop: before anything slower is released). Not
+   * awaited: a TCP listener's close waits for its open connections, which close() ends.
+   */
+  stopListening(): void {
+    void this.unlisten();
+  }
+
   /** A TCP connection arrived at the head (paused until the tail is connected). */
   private accept(socket: net.Socket): void {
+    // The cap (--max-connections): refused at once, counted, and logged once per burst.
+    if (this.open >= this.ctx.maxConnections) {
+      this.refusedTcp++;
+      socket.destroy();
+      this.warn.warn(
+        { segment: this.id, limit: this.ctx.maxConnections },
+        'connection refused: too many open (--max-connections)',
+      );
+      return;
+    }
+    this.open++;
+    socket.once('close', () => this.open--);
     this.connections++;
     this.track(socket);
     socket.on('error', () => undefined);
@@ -151,7 +196,7 @@ export class Segment {
     } catch (err) {
       client.off('close', onGone);
       if (!abort.signal.aborted)
-        this.ctx.log.warn({ segment: this.id, err: errorMessage(err) }, 'connection dropped');
+        this.warn.warn({ segment: this.id, err: errorMessage(err) }, 'connection dropped');
       if (ready) ready(err);
       else client.destroy();
       return;
@@ -251,6 +296,7 @@ export class Segment {
       parent: this.parent,
       remote: this.remote,
       connections: this.connections,
+      refused: this.refusedTcp + (this.udp?.refused ?? 0),
       containers: [...this.containers],
     };
   }
@@ -265,4 +311,10 @@ export class Segment {
   get isClosed(): boolean {
     return this.closed;
   }
+}
+
+/** A function that runs once; later calls get the first call's promise. */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined;
+  return () => (p ??= fn());
 }
