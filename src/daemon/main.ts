@@ -129,9 +129,14 @@ export async function main(argv: string[]): Promise<void> {
           containers.removeOwned(),
           DOCKER_LIMIT_MS,
           () => new Error(`the Docker engine did not remove them within ${DOCKER_LIMIT_MS / 1000} s`),
-        ).catch((err: unknown) =>
-          log.error({ err: errorMessage(err) }, 'containers not removed (removed at next start)'),
-        );
+        ).catch((err: unknown) => {
+          // An engine that is not running has nothing running to remove: not an error then.
+          const down = err instanceof WormholeError && err.code === 'DOCKER_UNAVAILABLE';
+          log[down ? 'info' : 'error'](
+            { err: errorMessage(err) },
+            'containers not removed (removed at next start)',
+          );
+        });
         log.info('stopped');
         exit();
       })();

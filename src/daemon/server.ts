@@ -25,7 +25,7 @@ import {
   requestSchema,
 } from '../api/protocol';
 import { type DaemonAddress, formatDaemonAddress } from '../common/address';
-import { WormholeError, errorMessage } from '../common/errors';
+import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
 import type { Logger } from '../common/log';
 import { RateLimitedLog } from '../common/ratelog';
@@ -72,9 +72,10 @@ export class ApiServer {
   /** A socket was accepted (before any TLS): count it, cap it, keep it for close(). */
   private admit(socket: net.Socket): void {
     if (this.closing || this.sockets.size - this.attached >= this.limits.maxConnections) {
+      const from = socket.remoteAddress ?? 'unix';
       socket.destroy();
       this.warn.warn(
-        { from: socket.remoteAddress ?? 'unix', limit: this.limits.maxConnections },
+        { from, limit: this.limits.maxConnections },
         'API connection refused: too many open (--max-api-connections)',
       );
       return;
@@ -100,16 +101,25 @@ export class ApiServer {
           secureOptions: crypto.constants.SSL_OP_NO_TICKET,
           handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
           pskCallback: (_socket, identity) => (identity === PSK_IDENTITY ? this.key : null),
-          allowHalfOpen: true,
+          // Not half-open: a client that leaves during the handshake (a port scan) is closed
+          // at once, not after the handshake timeout. An attached stream, which carries a
+          // proxied connection's half-close, is made half-open when it attaches.
+          allowHalfOpen: false,
         } as tls.TlsOptions & { allowHalfOpen: boolean },
         (socket) => this.serve(socket, `${socket.remoteAddress}:${socket.remotePort}`),
       );
       server.on('tlsClientError', (err, socket) => {
+        socket.destroy();
+        // A hang-up before the handshake ends is a port scan, or a socket we cut (at the cap,
+        // at stop): not news. A failed handshake is (a wrong key), once per burst.
+        if (errnoCode(err) === 'ECONNRESET') {
+          this.log.debug({ from: socket.remoteAddress }, 'client left during the TLS handshake');
+          return;
+        }
         this.warn.warn(
           { from: socket.remoteAddress, err: errorMessage(err) },
           'client refused: bad key or not TLS',
         );
-        socket.destroy();
       });
     } else {
       await removeStaleSocket(addr.path);
@@ -174,7 +184,7 @@ export class ApiServer {
       // A refused frame starts the idle clock again (a handler's refusal re-arms when it settles).
       arm();
     };
-    // A request channel ends when the client's side does (the listener allows half-open
+    // A request channel ends when the client's side does (the unix listener allows half-open
     // connections only for the sake of attached streams).
     const endWithClient = (): void => {
       stream.end();
@@ -219,6 +229,7 @@ export class ApiServer {
           this.attached++;
           stream.once('close', () => this.attached--);
           stream.off('end', endWithClient);
+          (stream as net.Socket).allowHalfOpen = true;
           const { id } = params.data as Params<'attach'>;
           this.onAttach(id, stream, (err) => {
             if (err) {
