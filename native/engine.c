@@ -32,6 +32,7 @@
  *   engineRef(engine, on)                keep the event loop alive while JavaScript waits on it
  *   groupCreate(engine, id, maxOpen)     -> group
  *   groupListen(engine, group, fd)       the engine owns fd from now on
+ *   groupUnlisten(engine, group)         stop accepting (daemon stop); connections go on
  *   groupTail(engine, group, nsFd|-1, family, host, port) / groupTail(engine, group, null)
  *   groupDial(engine, group, fd)         dial the tail for a client fd JavaScript holds
  *   groupPair(engine, group, fdA, fdB)   -> connection id (the engine dups both fds)
@@ -117,7 +118,7 @@ struct group {
   struct group *paused_next;
 };
 
-enum cmd_type { CMD_LISTEN, CMD_TAIL, CMD_DIAL, CMD_PAIR, CMD_CLOSE_CONN, CMD_CLOSE_GROUP, CMD_STOP };
+enum cmd_type { CMD_LISTEN, CMD_UNLISTEN, CMD_TAIL, CMD_DIAL, CMD_PAIR, CMD_CLOSE_CONN, CMD_CLOSE_GROUP, CMD_STOP };
 
 struct cmd {
   struct cmd *next;
@@ -538,12 +539,16 @@ static void accept_some(struct engine *e, struct group *g) {
 
 /* ---- commands -------------------------------------------------------------------------- */
 
+/* Stop accepting: the port is free at once, open connections go on. */
+static void unlisten(struct engine *e, struct group *g) {
+  if (g->lfd < 0) return;
+  epoll_ctl(e->ep, EPOLL_CTL_DEL, g->lfd, NULL);
+  close(g->lfd);
+  g->lfd = -1;
+}
+
 static void group_close(struct engine *e, struct group *g) {
-  if (g->lfd >= 0) {
-    epoll_ctl(e->ep, EPOLL_CTL_DEL, g->lfd, NULL);
-    close(g->lfd);
-    g->lfd = -1;
-  }
+  unlisten(e, g);
   while (g->conns) {
     struct conn *c = g->conns;
     if (c->state == C_DIALING) conn_end(e, c, ECONNABORTED, false);
@@ -575,6 +580,9 @@ static void run_cmd(struct engine *e, struct cmd *c) {
     }
     break;
   }
+  case CMD_UNLISTEN:
+    unlisten(e, g);
+    break;
   case CMD_TAIL:
     if (g->tail_ns >= 0) close(g->tail_ns);
     g->tail_ns = c->ns;
@@ -840,6 +848,17 @@ static napi_value group_listen(napi_env env, napi_callback_info info) {
   return send_cmd(env, e, c) ? undefined(env) : NULL;
 }
 
+static napi_value group_unlisten(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  if (argc < 2 || !engine_group_args(env, argv, &e, &g)) return NULL;
+  struct cmd *c = new_cmd(env, CMD_UNLISTEN, g);
+  return c && send_cmd(env, e, c) ? undefined(env) : NULL;
+}
+
 static napi_value group_tail(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -1011,6 +1030,7 @@ napi_value wh_engine_init(napi_env env, napi_value exports) {
       {"engineRef", NULL, engine_ref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupCreate", NULL, group_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupListen", NULL, group_listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupUnlisten", NULL, group_unlisten, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupTail", NULL, group_tail, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupDial", NULL, group_dial, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupPair", NULL, group_pair, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -6,7 +6,36 @@ import type { Duplex } from 'node:stream';
 import { WormholeError } from '../common/errors';
 import { MAX_FRAME } from './protocol';
 
-/** Encode one value as a frame. */
+/** Deepest nesting of arrays and objects a frame may have; no request needs more than a few. */
+export const MAX_DEPTH = 32;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN = new Set([0x5b, 0x7b]); // [ {
+const CLOSE = new Set([0x5d, 0x7d]); // ] }
+
+/**
+ * Whether a JSON text nests arrays and objects deeper than `max`, found by one pass over its
+ * bytes (brackets inside strings do not count). Checked before JSON.parse: a megabyte of `[`
+ * would otherwise become a million nested arrays, over a hundred MiB, before any schema runs.
+ */
+export function nestsDeeperThan(body: Buffer, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) inString = true;
+    else if (OPEN.has(c)) {
+      if (++depth > max) return true;
+    } else if (CLOSE.has(c)) depth--;
+  }
+  return false;
+}
+
+/** Encode one value as a frame (one buffer, so that it goes out in one write). */
 export function encodeFrame(value: unknown): Buffer {
   const body = Buffer.from(JSON.stringify(value), 'utf8');
   if (body.length > MAX_FRAME)
@@ -48,6 +77,10 @@ export class FrameReader {
       if (this.buffered.length < 4 + len) return;
       const body = this.buffered.subarray(4, 4 + len);
       this.buffered = this.buffered.subarray(4 + len);
+      if (nestsDeeperThan(body, MAX_DEPTH)) {
+        this.fail(new WormholeError('BAD_FRAME', `frame nests deeper than ${MAX_DEPTH} levels`));
+        return;
+      }
       let value: unknown;
       try {
         value = JSON.parse(body.toString('utf8'));

@@ -103,6 +103,8 @@ export interface Plan {
 
 /** Check a peer host word. */
 export function checkPeerHost(host: string, verb: string): string {
+  // `:PORT` is 127.0.0.1:PORT, as in URLs (a second daemon on this machine).
+  if (/^:\d{1,5}$/.test(host)) host = `127.0.0.1${host}`;
   const m = PEER_PATTERN.exec(host);
   if (!m || (m[2] && Number(m[2].slice(1)) > 65535)) {
     throw new UsageError(`${verb} "${host}": expected a host name or address, optionally with :port`);

@@ -55,6 +55,8 @@ export const segmentInfoSchema = z.object({
       dialFailures: z.number().int(),
     })
     .optional(),
+  /** Connections (TCP) and new sessions (UDP) refused at the daemon's per-segment caps. */
+  refused: z.number().int().optional(),
   containers: z.array(z.string()),
 });
 export type SegmentInfo = z.infer<typeof segmentInfoSchema>;

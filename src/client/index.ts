@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { type DaemonAddress, formatDaemonAddress } from '../common/address';
+import { withDeadline } from '../common/deadline';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
 import { encodeFrame, FrameReader } from '../api/frame';
@@ -48,6 +49,9 @@ export function openTransport(addr: DaemonAddress, key: Buffer | null): Promise<
         allowHalfOpen: true,
       };
       socket = tls.connect(options);
+      // Each request is one small frame answered at once: Nagle would hold the next write
+      // (the TLS handshake's last flight, a request) for the peer's delayed ACK, ~40 ms.
+      socket.setNoDelay(true);
     }
     const timer = setTimeout(() => {
       socket.destroy();
@@ -146,11 +150,23 @@ export class Connection {
     this.pending.clear();
   }
 
-  /** Send a request and wait for its reply; the reply is checked against the schema. */
-  async call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>> {
+  /**
+   * Send a request and wait for its reply; the reply is checked against the schema. With
+   * `timeoutMs`, a reply that does not come in time is a TIMEOUT error naming the method.
+   */
+  async call<M extends Method>(method: M, params: Params<M>, timeoutMs?: number): Promise<Result<M>> {
     if (this.failure) throw this.failure;
     const id = this.nextId++;
-    const reply = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    let reply = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    if (timeoutMs !== undefined) {
+      reply = withDeadline(reply, timeoutMs, () => {
+        this.pending.delete(id);
+        return new WormholeError(
+          'NO_REPLY',
+          `the daemon at ${this.where} did not answer ${method} within ${timeoutMs / 1000} s: its log says why`,
+        );
+      });
+    }
     this.stream.write(encodeFrame({ v: PROTOCOL_VERSION, id, method, params }));
     const result = await reply;
     const checked = methods[method].result.safeParse(result);

@@ -77,3 +77,10 @@ export function secondsFlag(text: string, name: string): number {
     throw new UsageError(`${name} "${text}" is not a number of seconds`);
   return Math.round(n * 1000);
 }
+
+/** Parse a whole number from `min` to `max` (a count, a limit). */
+export function countFlag(text: string, name: string, min: number, max: number): number {
+  if (!/^\d{1,9}$/.test(text) || Number(text) < min || Number(text) > max)
+    throw new UsageError(`${name} "${text}" is not a whole number from ${min} to ${max}`);
+  return Number(text);
+}

@@ -5,7 +5,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { WormholeError } from './errors';
+import { WormholeError, errorMessage } from './errors';
 
 /** Where the key lives unless -K says otherwise. */
 export const DEFAULT_KEY_FILE = '/etc/wormhole/key.secret';
@@ -25,16 +25,28 @@ export function readKey(file: string): Buffer {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      // Only the default key file is made by the daemon: another path is the user's to write.
       throw new WormholeError(
         'KEY_MISSING',
-        `key file ${file} does not exist: start wormholed once to create it, or give -K FILE`,
+        file === DEFAULT_KEY_FILE
+          ? `key file ${file} does not exist: start wormholed once to create it, or give -K FILE`
+          : `key file ${file} does not exist: write a key of 16 or more random characters into it (mode 600), or leave -K out to use ${DEFAULT_KEY_FILE}`,
       );
     }
     if (code === 'EACCES') {
       throw new WormholeError('KEY_UNREADABLE', `cannot read key file ${file}: run as root, or give -K FILE`);
     }
-    throw new WormholeError('KEY_UNREADABLE', `cannot read key file ${file}: ${(err as Error).message}`);
+    if (code === 'EISDIR') {
+      throw new WormholeError(
+        'KEY_UNREADABLE',
+        `key file ${file} is a directory: give -K the key file itself`,
+      );
+    }
+    throw new WormholeError(
+      'KEY_UNREADABLE',
+      `cannot read key file ${file} (${code ?? errorMessage(err)}): give -K a readable key file`,
+    );
   }
   if ((st.mode & 0o077) !== 0) {
     throw new WormholeError('KEY_EXPOSED', `key file ${file} can be read by others: chmod 600 ${file}`);

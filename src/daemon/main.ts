@@ -4,8 +4,9 @@
  */
 import { UsageError, WormholeError, errorMessage } from '../common/errors';
 import { DEFAULT_KEY_FILE, ensureKeyFile, readKey } from '../common/key';
+import { withDeadline } from '../common/deadline';
 import { type Logger, createLogger } from '../common/log';
-import { Docker } from '../docker';
+import { Docker, resolveAllowedDirs } from '../docker';
 import { Engine } from '../proxy/engine';
 import { SegmentManager } from '../segment/manager';
 import { TunnelService } from '../tunnel';
@@ -15,8 +16,13 @@ import { Peers } from './peers';
 import { ApiServer } from './server';
 import { StateDir } from './state';
 
-/** How long shutdown may take before the process exits anyway. */
-const SHUTDOWN_LIMIT_MS = 1800;
+/**
+ * At stop, how long segments (connections, children local and remote) may take to close
+ * before the daemon's containers are removed regardless: a stuck peer must not leave them.
+ */
+const SEGMENTS_LIMIT_MS = 1500;
+/** At stop, how long the Docker engine may take to remove the daemon's containers. */
+const DOCKER_LIMIT_MS = 10_000;
 
 /** Run the daemon; resolves when it has started. */
 export async function main(argv: string[]): Promise<void> {
@@ -24,9 +30,12 @@ export async function main(argv: string[]): Promise<void> {
   try {
     opts = parseDaemonOptions(argv);
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`wormholed: ${err.message}\n\n${DAEMON_USAGE}\n`);
-      process.exit(2);
+    // Bad input to the daemon: one line, exit 1 (a daemon's caller is a unit file or a
+    // script, which reads the first line of stderr; the usage is one --help away).
+    if (err instanceof WormholeError) {
+      const hint = err instanceof UsageError ? ' (wormholed --help lists the flags)' : '';
+      process.stderr.write(`wormholed: ${err.message}${hint}\n`);
+      process.exit(1);
     }
     throw err;
   }
@@ -38,15 +47,16 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write('wormholed: must run as root (it enters network namespaces): sudo bin/wormholed\n');
     process.exit(1);
   }
-  const log = createLogger('wormholed');
+  const log = createLogger('wormholed', opts.logLevel);
   let state: StateDir | undefined;
   try {
     if (opts.keyFile === DEFAULT_KEY_FILE && ensureKeyFile(opts.keyFile)) {
       log.warn({ file: opts.keyFile }, 'created a new key file: copy it to every peer');
     }
     const key = readKey(opts.keyFile);
+    const allowBind = resolveAllowedDirs(opts.allowBind);
     state = new StateDir(opts.stateDir);
-    const containers = new Docker(log, state.ownerId);
+    const containers = new Docker(log, state.ownerId, { allowBind });
     // Containers a crashed run of this daemon left behind (same state dir, same owner id).
     await containers.removeOwned().then(
       (n) => n > 0 && log.warn({ removed: n }, 'removed containers left by an earlier run'),
@@ -80,37 +90,59 @@ export async function main(argv: string[]): Promise<void> {
       dialTimeoutMs: opts.dialTimeoutMs,
       udpIdleMs: opts.udpIdleMs,
       engine,
-      maxConnections: 65536,
+      maxConnections: opts.maxConnections,
+      maxUdpSessions: opts.maxUdpSessions,
     });
     const server = new ApiServer(
       makeHandlers({ manager, peers, tunnels }),
       (id, s, ready) => manager.attach(id, s, ready),
       key,
       log,
+      { maxConnections: opts.maxApiConnections, idleMs: opts.apiIdleMs },
     );
     for (const addr of opts.listen) await server.listen(addr);
 
     const openState = state;
     let stopping = false;
+    const exit = (): never => {
+      openState.release();
+      process.exit(0);
+    };
     const stop = (signal: string): void => {
-      if (stopping) return;
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting without waiting');
+        exit();
+      }
       stopping = true;
       log.info({ signal }, 'stopping');
-      setTimeout(() => {
-        log.error('shutdown took too long, exiting');
-        openState.release();
-        process.exit(0);
-      }, SHUTDOWN_LIMIT_MS).unref();
       void (async () => {
+        // 1. Nothing new comes in: every API connection (TLS handshakes included) and every
+        //    segment head, at once.
+        manager.stopListening();
         await server.close().catch(() => undefined);
-        await manager
-          .closeAll()
-          .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'segments not all closed'));
-        await containers.removeOwned().catch(() => undefined);
+        // 2. Segments: connections, children, remote children; bounded, as a peer may hang.
+        await withDeadline(
+          manager.closeAll(),
+          SEGMENTS_LIMIT_MS,
+          () => new Error(`segments still closing after ${SEGMENTS_LIMIT_MS / 1000} s`),
+        ).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'segments not all closed'));
+        // 3. Containers, found by this daemon's label whatever step 2 managed; bounded apart,
+        //    so a slow engine gets its own time and nothing else can use it up.
+        await withDeadline(
+          containers.removeOwned(),
+          DOCKER_LIMIT_MS,
+          () => new Error(`the Docker engine did not remove them within ${DOCKER_LIMIT_MS / 1000} s`),
+        ).catch((err: unknown) => {
+          // An engine that is not running has nothing running to remove: not an error then.
+          const down = err instanceof WormholeError && err.code === 'DOCKER_UNAVAILABLE';
+          log[down ? 'info' : 'error'](
+            { err: errorMessage(err) },
+            'containers not removed (removed at next start)',
+          );
+        });
         engine?.stop();
-        openState.release();
         log.info('stopped');
-        process.exit(0);
+        exit();
       })();
     };
     // One failing connection or library callback must not take every segment down with it.
@@ -125,9 +157,8 @@ export async function main(argv: string[]): Promise<void> {
     log.info({ stateDir: opts.stateDir }, 'wormholed started');
   } catch (err) {
     state?.release();
-    const msg = err instanceof WormholeError ? err.message : `unexpected error: ${errorMessage(err)}`;
-    if (!(err instanceof WormholeError))
-      log.error({ err: err instanceof Error ? err.stack : err }, 'start failed');
+    // One line, never a stack trace: what failed is the user's to fix (a path, a flag).
+    const msg = err instanceof WormholeError ? err.message : `cannot start: ${errorMessage(err)}`;
     process.stderr.write(`wormholed: ${msg}\n`);
     process.exit(1);
   }

@@ -1,11 +1,12 @@
 /**
- * wormholed's flags: the original's (-H -K -I -E -C -P) and what several daemons on one
- * machine need (--state-dir).
+ * wormholed's flags: the original's (-H -K -I -E -C -P), what several daemons on one
+ * machine need (--state-dir), and the limits that keep a key holder or a flood of clients
+ * from bending a root daemon (--allow-bind, --max-*, --api-idle).
  */
 import * as net from 'node:net';
 import { type DaemonAddress, parseDaemonAddress } from '../common/address';
-import { UsageError } from '../common/errors';
-import { type FlagSpec, flagValue, parseFlags, secondsFlag } from '../common/flags';
+import { UsageError, WormholeError } from '../common/errors';
+import { type FlagSpec, countFlag, flagValue, parseFlags, secondsFlag } from '../common/flags';
 import { DEFAULT_KEY_FILE } from '../common/key';
 import { DEFAULT_STATE_DIR } from './state';
 
@@ -21,8 +22,28 @@ export interface DaemonOptions {
   tunnelEngine?: 'wireguard' | 'ipsec';
   dialTimeoutMs: number;
   udpIdleMs: number;
+  /** Host directories docker-run may bind-mount from (as given; resolved at start). */
+  allowBind: string[];
+  /** Open TCP connections per segment; more are refused at once. */
+  maxConnections: number;
+  /** UDP sessions (client addresses) per segment; more are refused at once. */
+  maxUdpSessions: number;
+  /** Open API connections (attached streams not counted); more are closed at once. */
+  maxApiConnections: number;
+  /** An API connection with no request for this long is closed. */
+  apiIdleMs: number;
+  /** The log level, from WORMHOLE_LOG. */
+  logLevel: string;
   help: boolean;
 }
+
+/** Limits unless flags say otherwise. 20,000 connections: 40,000 fds, well inside root's limit. */
+export const DEFAULT_MAX_CONNECTIONS = 20000;
+export const DEFAULT_MAX_UDP_SESSIONS = 4096;
+export const DEFAULT_MAX_API_CONNECTIONS = 256;
+
+/** WORMHOLE_LOG's accepted values (pino's levels). */
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 export const DAEMON_USAGE = `usage: wormholed [flags]
 
@@ -37,6 +58,18 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
   --tunnel-engine E  wireguard or ipsec (default: the first the kernel offers)
   --dial-timeout S   seconds a tail is retried before a connection is dropped (default 5)
   --udp-idle S       seconds an idle UDP session is kept (default 60)
+  --allow-bind DIR   docker-run may bind-mount host paths under DIR (repeatable; default
+                     none: only named volumes)
+  --max-connections N
+                     open TCP connections per segment; more are refused at once
+                     (default ${DEFAULT_MAX_CONNECTIONS})
+  --max-udp-sessions N
+                     UDP sessions (client addresses) per segment; more are dropped
+                     (default ${DEFAULT_MAX_UDP_SESSIONS})
+  --max-api-connections N
+                     open API connections, attached peer streams aside; more are
+                     closed at once (default ${DEFAULT_MAX_API_CONNECTIONS})
+  --api-idle S       seconds an API connection may send no request (default 30)
   -h, --help         this text
 
 Logs are JSON lines on stderr; WORMHOLE_LOG=debug|info|warn|error sets the level.`;
@@ -52,6 +85,11 @@ const SPECS: FlagSpec[] = [
   { names: ['--tunnel-engine'], value: true },
   { names: ['--dial-timeout'], value: true },
   { names: ['--udp-idle'], value: true },
+  { names: ['--allow-bind'], value: true, repeat: true },
+  { names: ['--max-connections'], value: true },
+  { names: ['--max-udp-sessions'], value: true },
+  { names: ['--max-api-connections'], value: true },
+  { names: ['--api-idle'], value: true },
   { names: ['-h', '--help'], value: false },
 ];
 
@@ -80,8 +118,25 @@ export function parsePortRange(text: string): [number, number] {
   return [from, to];
 }
 
-/** Parse wormholed's argv. */
-export function parseDaemonOptions(argv: readonly string[]): DaemonOptions {
+/** A directory for --allow-bind: absolute (it is resolved, symlinks followed, at start). */
+function bindDir(text: string): string {
+  if (!text.startsWith('/')) throw new UsageError(`--allow-bind "${text}" is not an absolute path`);
+  return text;
+}
+
+/** WORMHOLE_LOG, checked: a typo must not be a stack trace from the logger. */
+export function logLevel(env: NodeJS.ProcessEnv): string {
+  const level = env.WORMHOLE_LOG ?? 'info';
+  if (!LOG_LEVELS.includes(level))
+    throw new WormholeError(
+      'BAD_ENV',
+      `WORMHOLE_LOG="${level}" is not a log level: use ${LOG_LEVELS.join(', ')}`,
+    );
+  return level;
+}
+
+/** Parse wormholed's argv (and its environment). */
+export function parseDaemonOptions(argv: readonly string[], env = process.env): DaemonOptions {
   const p = parseFlags(argv, SPECS);
   if (p.positional.length > 0) throw new UsageError(`unexpected argument "${p.positional[0]}"`);
   const engine = flagValue(p, '--tunnel-engine');
@@ -100,6 +155,27 @@ export function parseDaemonOptions(argv: readonly string[]): DaemonOptions {
     tunnelEngine: engine as DaemonOptions['tunnelEngine'],
     dialTimeoutMs: secondsFlag(flagValue(p, '--dial-timeout', '5'), '--dial-timeout'),
     udpIdleMs: secondsFlag(flagValue(p, '--udp-idle', '60'), '--udp-idle'),
+    allowBind: (p.values.get('--allow-bind') ?? []).map(bindDir),
+    maxConnections: countFlag(
+      flagValue(p, '--max-connections', String(DEFAULT_MAX_CONNECTIONS)),
+      '--max-connections',
+      1,
+      1_000_000,
+    ),
+    maxUdpSessions: countFlag(
+      flagValue(p, '--max-udp-sessions', String(DEFAULT_MAX_UDP_SESSIONS)),
+      '--max-udp-sessions',
+      1,
+      1_000_000,
+    ),
+    maxApiConnections: countFlag(
+      flagValue(p, '--max-api-connections', String(DEFAULT_MAX_API_CONNECTIONS)),
+      '--max-api-connections',
+      1,
+      100_000,
+    ),
+    apiIdleMs: secondsFlag(flagValue(p, '--api-idle', '30'), '--api-idle'),
+    logLevel: logLevel(env),
     help: p.values.has('-h'),
   };
 }

@@ -27,13 +27,21 @@ function peerError(host: string, err: unknown): unknown {
   return err;
 }
 
+/**
+ * How long a peer may take to answer, so that every request to this daemon is answered in a
+ * bounded time even when a peer hangs. A peer-create may pull images there: it gets longer.
+ */
+const PEER_LIMIT_MS: Partial<Record<Method, number>> = { ping: 10_000, 'peer-create': 300_000 };
+const PEER_DEFAULT_LIMIT_MS = 60_000;
+
 /** The daemon's side of peer traffic. */
 export class Peers implements PeerLink {
   constructor(private readonly key: Buffer) {}
 
   private async open(host: string): Promise<Connection> {
     try {
-      return await connect(parseDaemonAddress(host, host), this.key);
+      // `:PORT` (empty host) is 127.0.0.1:PORT, as everywhere in the grammar
+      return await connect(parseDaemonAddress(host), this.key);
     } catch (err) {
       throw peerError(host, err);
     }
@@ -43,7 +51,7 @@ export class Peers implements PeerLink {
   async call<M extends Method>(host: string, method: M, params: Params<M>): Promise<Result<M>> {
     const conn = await this.open(host);
     try {
-      return await conn.call(method, params);
+      return await conn.call(method, params, PEER_LIMIT_MS[method] ?? PEER_DEFAULT_LIMIT_MS);
     } catch (err) {
       throw peerError(host, err);
     } finally {

@@ -2,6 +2,11 @@
  * The daemon's API listeners: TLS 1.3 with the pre-shared key on TCP, plain on a unix socket
  * (mode 0600). Each connection carries framed requests; every request is checked against the
  * schema before its handler runs, and a handler's failure is an error reply, never a crash.
+ *
+ * Limits, because the port faces the network and the daemon is root: the number of open
+ * connections is capped (the excess closed at once), a connection that sends no request for
+ * a while is closed, frames are bounded in size and depth (src/api/frame.ts), and every
+ * connection, even one still in its TLS handshake, is cut when the daemon stops.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -20,9 +25,10 @@ import {
   requestSchema,
 } from '../api/protocol';
 import { type DaemonAddress, formatDaemonAddress } from '../common/address';
-import { WormholeError, errorMessage } from '../common/errors';
+import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
 import type { Logger } from '../common/log';
+import { RateLimitedLog } from '../common/ratelog';
 
 /** A method's handler. */
 export type Handler<M extends Method> = (params: Params<M>) => Promise<Result<M>>;
@@ -35,17 +41,50 @@ export type AttachHandler = (id: string, stream: Duplex, ready: (err?: unknown) 
 
 const HANDSHAKE_TIMEOUT_MS = 5000;
 
+/** How many connections the API serves at once, and how long one may sit idle. */
+export interface ApiLimits {
+  /** Open connections, not counting attached streams (those are the segments' to cap). */
+  maxConnections: number;
+  /** A connection with no request in flight and none arriving for this long is closed. */
+  idleMs: number;
+}
+
 /** Listens on every -H address and serves requests. */
 export class ApiServer {
   private readonly servers: net.Server[] = [];
-  private readonly streams = new Set<Duplex>();
+  /** Every accepted socket, in a TLS handshake or not: all are cut at close(). */
+  private readonly sockets = new Set<net.Socket>();
+  /** How many of them are attached streams (outside the cap). */
+  private attached = 0;
+  private closing = false;
+  private readonly warn: RateLimitedLog;
 
   constructor(
     private readonly handlers: HandlerTable,
     private readonly onAttach: AttachHandler,
     private readonly key: Buffer,
     private readonly log: Logger,
-  ) {}
+    private readonly limits: ApiLimits,
+  ) {
+    this.warn = new RateLimitedLog(log);
+  }
+
+  /** A socket was accepted (before any TLS): count it, cap it, keep it for close(). */
+  private admit(socket: net.Socket): void {
+    if (this.closing || this.sockets.size - this.attached >= this.limits.maxConnections) {
+      const from = socket.remoteAddress ?? 'unix';
+      socket.destroy();
+      this.warn.warn(
+        { from, limit: this.limits.maxConnections },
+        'API connection refused: too many open (--max-api-connections)',
+      );
+      return;
+    }
+    // Requests are small frames answered at once: Nagle would hold each reply for an ACK.
+    socket.setNoDelay(true);
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
 
   /** Start listening on one address. */
   async listen(addr: DaemonAddress): Promise<void> {
@@ -62,16 +101,25 @@ export class ApiServer {
           secureOptions: crypto.constants.SSL_OP_NO_TICKET,
           handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
           pskCallback: (_socket, identity) => (identity === PSK_IDENTITY ? this.key : null),
-          allowHalfOpen: true,
+          // Not half-open: a client that leaves during the handshake (a port scan) is closed
+          // at once, not after the handshake timeout. An attached stream, which carries a
+          // proxied connection's half-close, is made half-open when it attaches.
+          allowHalfOpen: false,
         } as tls.TlsOptions & { allowHalfOpen: boolean },
         (socket) => this.serve(socket, `${socket.remoteAddress}:${socket.remotePort}`),
       );
       server.on('tlsClientError', (err, socket) => {
-        this.log.warn(
+        socket.destroy();
+        // A hang-up before the handshake ends is a port scan, or a socket we cut (at the cap,
+        // at stop): not news. A failed handshake is (a wrong key), once per burst.
+        if (errnoCode(err) === 'ECONNRESET') {
+          this.log.debug({ from: socket.remoteAddress }, 'client left during the TLS handshake');
+          return;
+        }
+        this.warn.warn(
           { from: socket.remoteAddress, err: errorMessage(err) },
           'client refused: bad key or not TLS',
         );
-        socket.destroy();
       });
     } else {
       await removeStaleSocket(addr.path);
@@ -82,7 +130,7 @@ export class ApiServer {
         reject(
           new WormholeError(
             err.code === 'EADDRINUSE' ? 'ADDR_IN_USE' : 'LISTEN_FAILED',
-            `cannot listen on ${formatDaemonAddress(addr)}: ${err.code === 'EADDRINUSE' ? 'address in use (is another wormholed running? use -H)' : err.message}`,
+            `cannot listen on ${formatDaemonAddress(addr)}: ${listenFailure(err)}`,
           ),
         ),
       );
@@ -96,15 +144,31 @@ export class ApiServer {
         });
       }
     });
-    server.on('error', (err) => this.log.error({ err: errorMessage(err) }, 'listener error'));
+    server.on('error', (err) => this.warn.warn({ err: errorMessage(err) }, 'API listener error'));
+    // Registered after the TLS server's own listener, so a refused socket is cut before any
+    // handshake byte is read.
+    server.on('connection', (socket: net.Socket) => this.admit(socket));
     this.servers.push(server);
     this.log.info({ address: formatDaemonAddress(addr) }, 'listening');
   }
 
   private serve(stream: Duplex, remote: string): void {
-    this.streams.add(stream);
-    stream.on('close', () => this.streams.delete(stream));
     stream.on('error', () => undefined);
+    // Idle: no request in flight and none arriving for limits.idleMs. A request that takes
+    // long (a pull) is not idleness; an attached stream is not a request channel any more.
+    let inFlight = 0;
+    let idle: NodeJS.Timeout | undefined;
+    let detached = false;
+    const arm = (): void => {
+      clearTimeout(idle);
+      if (inFlight > 0 || detached || stream.destroyed) return;
+      idle = setTimeout(() => {
+        this.warn.warn({ from: remote, seconds: this.limits.idleMs / 1000 }, 'API connection idle, closed');
+        stream.destroy();
+      }, this.limits.idleMs);
+    };
+    stream.once('close', () => clearTimeout(idle));
+    arm();
     const send = (value: unknown): void => {
       if (!stream.destroyed && stream.writable) stream.write(encodeFrame(value));
     };
@@ -117,8 +181,10 @@ export class ApiServer {
       if (!(err instanceof WormholeError))
         this.log.error({ err: err instanceof Error ? err.stack : err }, 'handler failed');
       send({ v: PROTOCOL_VERSION, id, ok: false, error: e.toJSON() });
+      // A refused frame starts the idle clock again (a handler's refusal re-arms when it settles).
+      arm();
     };
-    // A request channel ends when the client's side does (the listener allows half-open
+    // A request channel ends when the client's side does (the unix listener allows half-open
     // connections only for the sake of attached streams).
     const endWithClient = (): void => {
       stream.end();
@@ -127,6 +193,7 @@ export class ApiServer {
     const reader = new FrameReader(
       stream,
       (frame) => {
+        clearTimeout(idle);
         const env = requestSchema.safeParse(frame);
         if (!env.success) {
           fail(0, new WormholeError('BAD_REQUEST', `malformed request: ${describeIssues(env.error)}`));
@@ -156,9 +223,13 @@ export class ApiServer {
           return;
         }
         if (req.method === 'attach') {
-          // From here on the stream belongs to the segment.
+          // From here on the stream belongs to the segment (and to its --max-connections).
           reader.detach();
+          detached = true;
+          this.attached++;
+          stream.once('close', () => this.attached--);
           stream.off('end', endWithClient);
+          (stream as net.Socket).allowHalfOpen = true;
           const { id } = params.data as Params<'attach'>;
           this.onAttach(id, stream, (err) => {
             if (err) {
@@ -169,10 +240,16 @@ export class ApiServer {
           return;
         }
         const handler = this.handlers[req.method] as Handler<Method>;
-        handler(params.data as Params<Method>).then(
-          (result) => reply(req.id, result),
-          (err: unknown) => fail(req.id, err),
-        );
+        inFlight++;
+        handler(params.data as Params<Method>)
+          .then(
+            (result) => reply(req.id, result),
+            (err: unknown) => fail(req.id, err),
+          )
+          .finally(() => {
+            inFlight--;
+            arm();
+          });
       },
       (err) => {
         this.log.warn({ from: remote, err: err.message }, 'bad frame, closing connection');
@@ -182,19 +259,35 @@ export class ApiServer {
     );
   }
 
-  /** Stop listening and drop every API connection. */
+  /**
+   * Stop listening and drop every API connection at once, those still in a TLS handshake
+   * included (server.close() waits for every open socket, so each is cut first).
+   */
   async close(): Promise<void> {
-    // close() waits for open connections: drop them first.
+    this.closing = true;
     const closed = Promise.all(
       this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
     );
-    for (const s of this.streams) s.destroy();
+    for (const s of this.sockets) s.destroy();
     await closed;
   }
 }
 
+/** Why listening failed, said so that the user knows what to change. */
+function listenFailure(err: NodeJS.ErrnoException): string {
+  if (err.code === 'EADDRINUSE') return 'address in use (is another wormholed running? use -H)';
+  if (err.code === 'EADDRNOTAVAIL') return 'not an address of this host (use -H with one of its addresses)';
+  return err.message;
+}
+
 /** A unix socket left by a daemon that died is removed; a live one is an error. */
 async function removeStaleSocket(path: string): Promise<void> {
+  const dir = path.slice(0, path.lastIndexOf('/')) || '/';
+  if (!fs.existsSync(dir))
+    throw new WormholeError(
+      'LISTEN_FAILED',
+      `cannot listen on unix://${path}: the directory ${dir} does not exist (create it, or pick another -H)`,
+    );
   let st: fs.Stats;
   try {
     st = fs.lstatSync(path);

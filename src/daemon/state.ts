@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { WormholeError } from '../common/errors';
+import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 
 /** Where state lives unless --state-dir says otherwise. */
 export const DEFAULT_STATE_DIR = '/var/lib/wormhole';
@@ -17,12 +17,17 @@ export class StateDir {
   private readonly lockFile: string;
 
   constructor(readonly dir: string) {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.lockFile = path.join(dir, 'wormholed.pid');
-    this.lock();
-    const ownerFile = path.join(dir, 'owner-id');
-    if (!fs.existsSync(ownerFile)) fs.writeFileSync(ownerFile, `${randomUUID()}\n`, { mode: 0o600 });
-    this.ownerId = fs.readFileSync(ownerFile, 'utf8').trim();
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      this.lock();
+      const ownerFile = path.join(dir, 'owner-id');
+      if (!fs.existsSync(ownerFile)) fs.writeFileSync(ownerFile, `${randomUUID()}\n`, { mode: 0o600 });
+      this.ownerId = fs.readFileSync(ownerFile, 'utf8').trim();
+    } catch (err) {
+      if (err instanceof WormholeError) throw err;
+      throw stateDirError(dir, err);
+    }
   }
 
   private lock(): void {
@@ -58,6 +63,25 @@ export class StateDir {
       // already gone
     }
   }
+}
+
+/** Why a state directory cannot be used, in one line that says what to do. */
+function stateDirError(dir: string, err: unknown): WormholeError {
+  const code = errnoCode(err);
+  const why =
+    code === 'EEXIST'
+      ? 'is a file, not a directory'
+      : code === 'ENOTDIR'
+        ? 'is under a file, not a directory'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'is not writable (run as root)'
+          : code === 'EROFS'
+            ? 'is on a read-only file system'
+            : `cannot be used (${code ?? errorMessage(err)})`;
+  return new WormholeError(
+    'STATE_DIR',
+    `state directory ${dir} ${why}: give --state-dir a directory of its own`,
+  );
 }
 
 /** Is a process with this pid running (ours to signal or not)? */

@@ -12,8 +12,10 @@ import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerRuntime } from '../segment/context';
 import { type RunSpec, isImageReference, parseRunArgs } from './args';
+import { checkBinds } from './binds';
 
 export { isImageReference, parseRunArgs, type RunSpec } from './args';
+export { resolveAllowedDirs } from './binds';
 
 /** Label keys wormhole puts on the containers it starts. */
 export const OWNER_LABEL = 'wormhole.owner';
@@ -30,6 +32,8 @@ const PROGRESS_EVERY_MS = 2_000;
 export interface DockerOptions {
   /** Override of ordinary calls' time limit (not pulls, which take what they take). */
   callTimeoutMs?: number;
+  /** Host directories binds may come from (resolved by resolveAllowedDirs); none by default. */
+  allowBind?: string[];
 }
 
 /**
@@ -98,6 +102,7 @@ export class Docker implements ContainerRuntime {
   /** Why no client could be made from the environment (a malformed DOCKER_HOST, say). */
   private readonly clientError: string | undefined;
   private readonly callTimeoutMs: number;
+  private readonly allowBind: string[];
   /** Pulls under way, so that two segments needing one image wait for one pull. */
   private readonly pulls = new Map<string, Promise<void>>();
 
@@ -109,6 +114,7 @@ export class Docker implements ContainerRuntime {
   ) {
     this.host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
     this.callTimeoutMs = options.callTimeoutMs ?? CALL_TIMEOUT_MS;
+    this.allowBind = options.allowBind ?? [];
     // Making a client connects to nothing; it only reads DOCKER_HOST (and TLS files).
     let client: Dockerode | undefined;
     let clientError: string | undefined;
@@ -301,7 +307,9 @@ export class Docker implements ContainerRuntime {
 
   /** Check docker-run's words and have the image ready (pulled at create time for triggers). */
   async prepare(args: string[]): Promise<void> {
-    await this.ensureImage(parseRunArgs(args).image);
+    const spec = parseRunArgs(args);
+    checkBinds(spec.binds, this.allowBind);
+    await this.ensureImage(spec.image);
   }
 
   /**
@@ -311,6 +319,8 @@ export class Docker implements ContainerRuntime {
    */
   async run(args: RunSpec | string[], segmentId: string): Promise<{ id: string; nsPath: string }> {
     const spec = Array.isArray(args) ? parseRunArgs(args) : args;
+    // Before anything reaches the engine: a refused bind leaves nothing behind.
+    checkBinds(spec.binds, this.allowBind);
     await this.ensureImage(spec.image);
     let container: Dockerode.Container;
     try {

@@ -27,6 +27,8 @@ export interface NativeBinding {
   groupCreate(engine: EngineHandle, id: number, maxOpen: number): GroupHandle;
   /** The engine owns the listening fd from now on. */
   groupListen(engine: EngineHandle, group: GroupHandle, fd: number): void;
+  /** Stop accepting (the listening fd is closed); open connections go on. */
+  groupUnlisten(engine: EngineHandle, group: GroupHandle): void;
   /** Set the tail the engine dials (nsFd -1: its own namespace; the engine dups nsFd), or none. */
   groupTail(
     engine: EngineHandle,

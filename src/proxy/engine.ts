@@ -65,6 +65,11 @@ export class EngineGroup {
     native().groupListen(this.engine.handle, this.handle, fd);
   }
 
+  /** Stop accepting; open connections go on. */
+  unlisten(): void {
+    if (!this.closing) native().groupUnlisten(this.engine.handle, this.handle);
+  }
+
   /** Where the engine dials: a host:port made from inside the namespace nsFd (-1: its own). */
   setTail(tail: { nsFd: number; host: string; port: number } | null): void {
     if (this.closing) return;

@@ -61,6 +61,8 @@ export interface TcpHead {
   /** A stream that arrived another way (a peer's attach), served like a new connection; undefined over the cap. */
   adopt(stream: Duplex): Client | undefined;
   stats(): GroupStats;
+  /** Stop accepting at once (the port is free); open connections go on until close(). */
+  stopListening(): void;
   /** Stop listening and close every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -91,6 +93,7 @@ abstract class HeadBase implements TcpHead {
 
   abstract adopt(stream: Duplex): Client | undefined;
   abstract stats(): GroupStats;
+  abstract stopListening(): void;
   abstract close(): Promise<void>;
 
   /** Dial the tail with the JavaScript mover, retrying as the dial timeout allows. */
@@ -260,6 +263,10 @@ class EngineHead extends HeadBase {
     };
   }
 
+  stopListening(): void {
+    this.group.unlisten();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -313,10 +320,17 @@ class NodeHead extends HeadBase {
     return { ...this.js };
   }
 
+  stopListening(): void {
+    if (this.server.listening) this.server.close();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => {
+      if (this.server.listening) this.server.close(() => resolve());
+      else resolve();
+    });
     this.destroyStreams();
     await closed;
   }

@@ -1,6 +1,8 @@
 /**
  * UDP relay: one upstream socket per client address, so replies find their way back; a
- * session that sees no datagram either way for `idleMs` is closed.
+ * session that sees no datagram either way for `idleMs` is closed. Each session holds a
+ * socket (an fd), so their number is capped: a datagram from a new address past the cap is
+ * dropped at once and counted, and the sessions there are keep working.
  */
 import type * as dgram from 'node:dgram';
 
@@ -18,18 +20,25 @@ interface Session {
 export class UdpRelay {
   private readonly sessions = new Map<string, Session>();
   private closed = false;
+  /** Datagrams dropped because they would have opened a session past the cap. */
+  refused = 0;
+  /** Sessions opened since the start. */
+  total = 0;
 
   /**
    * @param head the bound head socket
    * @param openUpstream makes a socket connected to the tail (may wait for a trigger)
    * @param idleMs session idle time
    * @param onError told when a session could not be opened
+   * @param maxSessions sessions at most; past it, `onRefused` is told of each dropped datagram
    */
   constructor(
     private readonly head: dgram.Socket,
     private readonly openUpstream: () => Promise<dgram.Socket>,
     private readonly idleMs: number,
     private readonly onError: (err: unknown) => void,
+    private readonly maxSessions = Infinity,
+    private readonly onRefused: (from: string) => void = () => undefined,
   ) {
     head.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
   }
@@ -44,8 +53,14 @@ export class UdpRelay {
     const key = `${rinfo.address}|${rinfo.port}`;
     let s = this.sessions.get(key);
     if (!s) {
+      if (this.sessions.size >= this.maxSessions) {
+        this.refused++;
+        this.onRefused(`${rinfo.address}:${rinfo.port}`);
+        return;
+      }
       s = { queue: [], closed: false };
       this.sessions.set(key, s);
+      this.total++;
       this.open(key, s, rinfo);
     }
     this.touch(key, s);

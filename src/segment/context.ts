@@ -47,6 +47,8 @@ export interface SegmentContext {
   udpIdleMs: number;
   /** The splice engine, or null where it could not start (JavaScript moves the bytes). */
   engine: Engine | null;
-  /** Open TCP connections allowed per segment; the excess is refused at once. */
+  /** Open TCP connections per segment; past it a new one is refused at once. */
   maxConnections: number;
+  /** UDP sessions per segment; past it a datagram from a new client address is dropped. */
+  maxUdpSessions: number;
 }

@@ -242,11 +242,26 @@ export class SegmentManager {
     return { kind: 'local', ep: { proto: res.proto, ns: null, host: res.host, port: res.port } };
   }
 
-  /** Delete a segment and its children; the ids deleted. */
+  /**
+   * Delete a segment and its children; the ids deleted. A child made by `child` or `chain` is
+   * refused, naming its parent: its head is the parent's tail, and deleting it alone would
+   * leave the parent listed as ready with a tail that is gone. Deleting the parent deletes it.
+   */
   async delete(id: string): Promise<string[]> {
-    if (!this.segments.has(id))
-      throw new WormholeError('NOT_FOUND', `no segment with id ${id}: 'wormhole list' shows them`);
+    const seg = this.segments.get(id);
+    if (!seg) throw new WormholeError('NOT_FOUND', `no segment with id ${id}: 'wormhole list' shows them`);
+    if (seg.parent !== null && this.segments.has(seg.parent)) {
+      throw new WormholeError(
+        'HAS_PARENT',
+        `segment ${id} is a child of ${seg.parent}, which needs it: delete ${seg.parent} (its children go with it)`,
+      );
+    }
     return this.deleteTree(id);
+  }
+
+  /** Stop every head from accepting (daemon stop), before anything slower is released. */
+  stopListening(): void {
+    for (const s of this.segments.values()) s.stopListening();
   }
 
   private async deleteTree(id: string): Promise<string[]> {

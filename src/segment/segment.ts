@@ -9,6 +9,7 @@ import type { SegmentInfo } from '../api/protocol';
 import type { Step } from '../api/grammar';
 import { DisposableStack } from '../common/disposable';
 import { WormholeError, errorMessage } from '../common/errors';
+import { RateLimitedLog } from '../common/ratelog';
 import { bindUdp, connectTcp, listenTcp, openNamespace } from '../netns';
 import { dialWithRetry } from '../proxy/dial';
 import { type Client, type TcpHead, openTcpHead } from '../proxy/head';
@@ -36,7 +37,14 @@ export class Segment {
   tail: Tail | undefined;
   triggerSteps: Step[] | null = null;
   private tcpHead: TcpHead | undefined;
-  private udpSessions = 0;
+  private udp: UdpRelay | undefined;
+  /**
+   * Stops the head accepting at once (daemon stop: before anything slower is released);
+   * open connections go on until close(). Set by listen().
+   */
+  private unlisten: () => void = () => undefined;
+  /** Repeated warnings (a burst of drops, EMFILE) become one line with a count. */
+  private readonly warn: RateLimitedLog;
   private triggerRun: Promise<void> | undefined;
   private closed = false;
 
@@ -47,7 +55,9 @@ export class Segment {
     readonly remote: boolean,
     private readonly ctx: SegmentContext,
     private readonly runTrigger: TriggerRunner,
-  ) {}
+  ) {
+    this.warn = new RateLimitedLog(ctx.log);
+  }
 
   /** Where the head listens, as printed by create. */
   get url(): string {
@@ -66,12 +76,15 @@ export class Segment {
         onClient: (client) => void this.serve(client),
         onClosed: (stats) => this.ctx.log.debug({ segment: this.id, ...stats }, 'connection closed'),
         onWarning: (kind, detail) =>
-          this.ctx.log.warn(
-            { segment: this.id, detail },
-            kind === 'refused' ? 'connection refused: over --max-connections' : 'accept failed',
-          ),
+          kind === 'refused'
+            ? this.warn.warn(
+                { segment: this.id, limit: this.ctx.maxConnections },
+                'connection refused: too many open (--max-connections)',
+              )
+            : this.warn.warn({ segment: this.id, err: detail }, 'accept failed'),
       });
       this.tcpHead = tcpHead;
+      this.unlisten = () => tcpHead.stopListening();
       // closing the head closes its connections too
       this.stack.defer(() => tcpHead.close());
     } else {
@@ -84,12 +97,23 @@ export class Segment {
         socket,
         () => this.openUdpUpstream(),
         this.ctx.udpIdleMs,
-        (err) => this.ctx.log.warn({ segment: this.id, err: errorMessage(err) }, 'udp session failed'),
+        (err) => this.warn.warn({ segment: this.id, err: errorMessage(err) }, 'udp session failed'),
+        this.ctx.maxUdpSessions,
+        (from) =>
+          this.warn.warn(
+            { segment: this.id, from, limit: this.ctx.maxUdpSessions },
+            'udp session refused: too many (--max-udp-sessions)',
+          ),
       );
-      this.stack.defer(() => {
+      this.udp = relay;
+      let open = true;
+      this.unlisten = () => {
+        if (!open) return;
+        open = false;
         relay.close();
         socket.close();
-      });
+      };
+      this.stack.defer(() => this.unlisten());
     }
   }
 
@@ -155,6 +179,11 @@ export class Segment {
       : `peer ${this.tail.host} segment ${this.tail.id}`;
   }
 
+  /** Stop accepting at the head now; what is open goes on until close(). */
+  stopListening(): void {
+    this.unlisten();
+  }
+
   /**
    * Take a connection to the tail, running the trigger first if needed. `ready`, when given,
    * is told before bytes flow (used by attach to answer the peer) or with the failure.
@@ -180,7 +209,7 @@ export class Segment {
         await client.toTail(ready);
       }
     } catch (err) {
-      if (!this.closed) this.ctx.log.warn({ segment: this.id, err: errorMessage(err) }, 'connection dropped');
+      if (!this.closed) this.warn.warn({ segment: this.id, err: errorMessage(err) }, 'connection dropped');
       client.drop();
       ready?.(err);
     }
@@ -253,8 +282,9 @@ export class Segment {
       state,
       parent: this.parent,
       remote: this.remote,
-      connections: traffic?.total ?? this.udpSessions,
+      connections: traffic?.total ?? this.udp?.total ?? 0,
       traffic,
+      refused: (traffic?.refused ?? 0) + (this.udp?.refused ?? 0),
       containers: [...this.containers],
     };
   }

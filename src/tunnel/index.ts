@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import * as dns from 'node:dns/promises';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import { z } from 'zod';
 import type { Method, Params, Result, TunnelInfo } from '../api/protocol';
 import { WormholeError, errorMessage } from '../common/errors';
@@ -168,6 +169,13 @@ export class TunnelService implements TunnelLink {
     return src;
   }
 
+  /** An address of this host, as a peer would reach us: loopback, or one of our interfaces'. */
+  private isOwnAddress(ip: string): boolean {
+    if (ip.startsWith('127.') || ip === '0.0.0.0') return true;
+    if (ip === this.opts.internalIp || ip === this.opts.externalIp) return true;
+    return Object.values(os.networkInterfaces()).some((list) => list?.some((i) => i.address === ip));
+  }
+
   private usedIps(): string[] {
     return [...this.records.values()].map((r) => r.localIp);
   }
@@ -198,8 +206,6 @@ export class TunnelService implements TunnelLink {
       const existing = this.records.get(host);
       if (existing?.built) return this.info(existing);
       const engine = await this.engine();
-      // Is it a peer at all (and does it share our key)? Say so before building anything.
-      await this.peers.call(host, 'ping', {});
       const peerName = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
       const peerAddress = net.isIP(peerName)
         ? peerName
@@ -209,6 +215,15 @@ export class TunnelService implements TunnelLink {
               throw new WormholeError('HOST_NOT_FOUND', `cannot resolve peer host "${peerName}"`);
             },
           );
+      // A tunnel to ourselves would wait on its own lock (and route nothing): refuse it now.
+      if (this.isOwnAddress(peerAddress)) {
+        throw new WormholeError(
+          'TUNNEL_TO_SELF',
+          `${host} is this host (${peerAddress}): a tunnel joins two hosts, name the other one`,
+        );
+      }
+      // Is it a peer at all (and does it share our key)? Say so before building anything.
+      await this.peers.call(host, 'ping', {});
       const underlay = await this.underlayToward(peerAddress);
       const external = this.opts.externalIp ?? underlay;
       const localPort = pickPort(this.opts.ports, this.usedPorts());

@@ -216,10 +216,11 @@ describe('wormhole and wormholed', () => {
     assert.match(r.stderr, /another wormholed .* uses the state directory/);
   });
 
-  it('rejects unknown daemon flags with exit 2', async () => {
+  it('rejects unknown daemon flags in one line, exit 1', async () => {
     const r = await runCmd(process.execPath, [WORMHOLED, '--bogus']);
-    assert.equal(r.code, 2);
+    assert.equal(r.code, 1);
     assert.match(r.stderr, /unknown flag --bogus/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
   });
 });
 

@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { WormholeError } from '../../src/common/errors';
 import type { Logger } from '../../src/common/log';
-import { Docker, OWNER_LABEL, SEGMENT_LABEL, parseRunArgs } from '../../src/docker';
+import { Docker, OWNER_LABEL, SEGMENT_LABEL, parseRunArgs, resolveAllowedDirs } from '../../src/docker';
 import { connectTcp } from '../../src/netns';
 import { type TestRegistry, startRegistry } from '../helpers/registry';
 import {
@@ -109,7 +109,8 @@ describe('the Docker adapter', () => {
   before(async () => {
     await ensureDockerd();
     await ensureTestImages();
-    docker = new Docker(log, owner);
+    // the bind test mounts a directory made under the temporary directory
+    docker = new Docker(log, owner, { allowBind: resolveAllowedDirs([os.tmpdir()]) });
   });
 
   after(async () => {

@@ -15,8 +15,9 @@ export const list: Command = {
   summary: 'list segments, one line each',
   usage: `usage: wormhole list [--json]
 
-One line per segment: ID HEAD -> TAIL STATE CONNECTIONS [parent=ID]. --json prints an
-array for scripts.
+One line per segment: ID HEAD -> TAIL STATE CONNECTIONS [refused=N] [parent=ID] [remote].
+refused counts connections and UDP sessions refused at the daemon's caps
+(--max-connections, --max-udp-sessions). --json prints an array for scripts.
 
   wormhole list
   wormhole list --json`,
@@ -30,10 +31,11 @@ array for scripts.
       return 0;
     }
     for (const s of segments) {
+      const refused = s.refused ? ` refused=${s.refused}` : '';
       const parent = s.parent ? ` parent=${s.parent}` : '';
       const remote = s.remote ? ' remote' : '';
       ctx.out(
-        `${s.id} ${endpoint(s.head)} -> ${endpoint(s.tail)} ${s.state} ${s.connections}${parent}${remote}`,
+        `${s.id} ${endpoint(s.head)} -> ${endpoint(s.tail)} ${s.state} ${s.connections}${refused}${parent}${remote}`,
       );
     }
     return 0;
