@@ -116,20 +116,22 @@ export function rssMiB(pids: number[]): number {
   return kb / 1024;
 }
 
-/** Open files of processes, and the smallest soft limit among them. */
-export function openFiles(pids: number[]): { open: number; limit: number } {
+/** Open files of processes, the smallest soft limit among them, and how many still run. */
+export function openFiles(pids: number[]): { open: number; limit: number; alive: number } {
   let open = 0;
   let limit = Infinity;
+  let alive = 0;
   for (const pid of pids) {
     try {
       open += fs.readdirSync(`/proc/${pid}/fd`).length;
+      alive++;
       const m = /Max open files\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'));
       if (m) limit = Math.min(limit, Number(m[1]));
     } catch {
       // gone
     }
   }
-  return { open, limit };
+  return { open, limit, alive };
 }
 
 /** Children of a process (one level), e.g. socat's forks. */
@@ -184,8 +186,10 @@ export async function idleMemory(
     return { mib };
   } catch (err) {
     // the usual cause is the proxy's open-file limit: say how close to it the proxy was
-    const { open, limit } = openFiles(pids());
-    const fds = `; the proxy held ${open.toLocaleString('en-US')} open files (limit ${limit.toLocaleString('en-US')})`;
+    const { open, limit, alive } = openFiles(pids());
+    const fds = alive
+      ? `; the proxy held ${open.toLocaleString('en-US')} open files (limit ${limit.toLocaleString('en-US')})`
+      : '; the proxy had exited (docker-proxy does when accept() runs out of open files)';
     const at = sockets.length.toLocaleString('en-US');
     return { mib, error: `at about ${at} connections (${(err as Error).message})${fds}` };
   } finally {
