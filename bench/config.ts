@@ -7,6 +7,8 @@ export interface Config {
   conns: number;
   /** One-byte round trips for the latency percentiles. */
   rounds: number;
+  /** Rounds of throughput, connection rate and latency over every path; the median is kept. */
+  repeats: number;
   /** Idle proxied connections at which memory is read, in one ramp. */
   idle: number[];
   /** socat forks a process per connection: it is ramped up to this many only. */
@@ -25,6 +27,6 @@ export function config(quick: boolean, fdLimit = Infinity): Config {
   const fits = Math.floor((fdLimit - 256) / 2 / 100) * 100; // 256: the proxy's other files
   const counts = [...new Set(idle.map((n) => Math.min(n, fits)))].filter((n) => n > 0);
   return quick
-    ? { quick, seconds: 2, conns: 300, rounds: 2000, idle: counts, socatIdleMax: 1000 }
-    : { quick, seconds: 10, conns: 2000, rounds: 10000, idle: counts, socatIdleMax: 1000 };
+    ? { quick, seconds: 2, conns: 300, rounds: 2000, repeats: 1, idle: counts, socatIdleMax: 1000 }
+    : { quick, seconds: 5, conns: 1000, rounds: 5000, repeats: 3, idle: counts, socatIdleMax: 1000 };
 }

@@ -123,7 +123,9 @@ export function openFiles(pids: number[]): { open: number; limit: number; alive:
   let alive = 0;
   for (const pid of pids) {
     try {
-      open += fs.readdirSync(`/proc/${pid}/fd`).length;
+      const fds = fs.readdirSync(`/proc/${pid}/fd`).length;
+      if (fds === 0) continue; // a zombie: exited, not yet reaped
+      open += fds;
       alive++;
       const m = /Max open files\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'));
       if (m) limit = Math.min(limit, Number(m[1]));

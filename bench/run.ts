@@ -20,6 +20,7 @@ import { fdLimit, ROOT, stopAll } from './env';
 import { hostsTable, ratio, type Row, sceneTable, type Target, target, targetsTable } from './report';
 import { coldStart } from './scenes/cold-start';
 import { acrossNamespaces, oneNamespace } from './scenes/local';
+import { measureScenes } from './scenes/paths';
 import { twoHosts } from './scenes/two-hosts';
 
 /** Open files this run and its children need: 10,000 idle connections are 20,000 in a proxy. */
@@ -69,14 +70,13 @@ async function main(): Promise<void> {
   }
   const results: Record<string, unknown> = { date: new Date().toISOString(), config: cfg };
   try {
-    const same = await oneNamespace(cfg);
+    // both scenes stand at once, so that their measurements interleave (bench/scenes/paths.ts)
+    const [same, across] = await measureScenes([await oneNamespace(cfg), await acrossNamespaces(cfg)], cfg);
     results.oneNamespace = same;
-    await stopAll(); // each scene starts from a quiet machine
-    const across = await acrossNamespaces(cfg);
     results.acrossNamespaces = across;
     await stopAll();
     const idle = cfg.idle.map((n) => n.toLocaleString('en-US')).join(', ');
-    const how = `iperf3 one stream ${cfg.seconds} s; ${cfg.conns} connections, 8 in flight; ${cfg.rounds} round trips; memory at ${idle} idle connections`;
+    const how = `iperf3 one stream ${cfg.seconds} s; ${cfg.conns} connections, 8 in flight; ${cfg.rounds} round trips; ${cfg.repeats > 1 ? `median of ${cfg.repeats} rounds; ` : ''}memory at ${idle} idle connections`;
     console.log(`\n### One namespace (127.0.0.1; ${how})\n`);
     console.log(sceneTable(same, cfg.idle));
     console.log(`\n### Across namespaces (host 127.0.0.1 to a service inside a namespace)\n`);

@@ -9,8 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../config';
 import { daemon, echoServer, iperfServer, missing, netns, port, veth, waitPort } from '../env';
 import { dockerProxy, pasta, socat } from '../peers';
-import type { Row } from '../report';
-import { measurePaths, type PathSpec } from './paths';
+import type { PathSpec, Scene } from './paths';
 
 const SOCAT_IDLE = (n: number): string =>
   `socat forks a process per connection (about 2.5 MiB of RSS each): memory is read up to ` +
@@ -22,7 +21,7 @@ const NEEDS = {
 };
 
 /** Everything on the host's 127.0.0.1: wormhole, socat and docker-proxy, and no proxy at all. */
-export async function oneNamespace(cfg: Config): Promise<Row[]> {
+export async function oneNamespace(cfg: Config): Promise<Scene> {
   const [iperf, echo] = [port(), port()];
   iperfServer(iperf, undefined, '127.0.0.1');
   echoServer('127.0.0.1', echo);
@@ -60,7 +59,7 @@ export async function oneNamespace(cfg: Config): Promise<Row[]> {
     echo: 0,
     skip: 'pasta forwards into another namespace only: see the next table',
   });
-  return measurePaths('one namespace', paths, cfg);
+  return { name: 'one namespace', paths };
 }
 
 /**
@@ -69,7 +68,7 @@ export async function oneNamespace(cfg: Config): Promise<Row[]> {
  * does, on the namespace's veth address, and so does socat (a plain TCP forward cannot enter
  * a namespace); `direct` is the veth link with no proxy.
  */
-export async function acrossNamespaces(cfg: Config): Promise<Row[]> {
+export async function acrossNamespaces(cfg: Config): Promise<Scene> {
   const tag = randomBytes(3).toString('hex');
   const ns = netns(`whbx-${tag}`);
   const n = 1 + (randomBytes(1)[0] % 250); // a /24 of its own, so two runs rarely collide
@@ -119,7 +118,7 @@ export async function acrossNamespaces(cfg: Config): Promise<Row[]> {
       cfg,
     ),
   );
-  return measurePaths('across namespaces', paths, cfg);
+  return { name: 'across namespaces', paths };
 }
 
 /**
