@@ -188,6 +188,7 @@ export async function idleMemory(
     return { mib };
   } catch (err) {
     // the usual cause is the proxy's open-file limit: say how close to it the proxy was
+    await new Promise((r) => setTimeout(r, 300)); // one that is exiting: let it finish
     const { open, limit, alive } = openFiles(pids());
     const fds = alive
       ? `; the proxy held ${open.toLocaleString('en-US')} open files (limit ${limit.toLocaleString('en-US')})`

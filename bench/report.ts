@@ -19,7 +19,7 @@ export interface Row {
 const f = (n: number | undefined, digits: number): string => (n === undefined ? '–' : n.toFixed(digits));
 const thousands = (n: number): string => n.toLocaleString('en-US');
 
-/** Footnotes under a table: each row's notes, numbered, the mark after the path's name. */
+/** Footnotes under a table (a markdown list, one line each): each row's notes, numbered, the mark after the path's name. */
 function withNotes(rows: Row[], line: (r: Row, name: string) => string): string {
   const notes: string[] = [];
   const lines = rows.map((r) => {
@@ -29,7 +29,7 @@ function withNotes(rows: Row[], line: (r: Row, name: string) => string): string 
     });
     return line(r, marks.length ? `${r.path} ${marks.join('')}` : r.path);
   });
-  return [...lines, ...(notes.length ? ['', ...notes.map((n, i) => `[${i + 1}] ${n}`)] : [])].join('\n');
+  return [...lines, ...(notes.length ? ['', ...notes.map((n, i) => `- [${i + 1}] ${n}`)] : [])].join('\n');
 }
 
 /** A scene's table: throughput, connection rate, latency and memory at each idle count. */
