@@ -11,6 +11,7 @@ packages=(
   wireguard-tools   # wg
   iptables
   socat iperf3 tcpdump openssh-client openssh-server   # tests and bench peers
+  passt             # pasta: the bench's peer across namespaces (rootless Podman's port forwarder)
   mariadb-client    # the seed's 'mysql -u root -h 127.0.0.1'
   debootstrap busybox-static   # test images are built locally
   python3 make g++ gcc libc6-dev   # node-gyp, and the test echo server (static)

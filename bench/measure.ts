@@ -1,6 +1,7 @@
 /**
  * The measurements, each against a TCP port: throughput (iperf3), new connections per
  * second, round-trip latency on one open connection, and memory with idle connections open.
+ * Every wait is bounded: a proxy that stops answering fails its row, not the run.
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -15,7 +16,8 @@ export function throughput(
 ): Promise<number> {
   const argv = [...prefix, 'iperf3', '-c', host, '-p', String(port), '-t', String(seconds), '-J'];
   return new Promise((resolve, reject) => {
-    execFile(argv[0], argv.slice(1), { maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => {
+    const opts = { maxBuffer: 64 * 1024 * 1024, timeout: (seconds + 30) * 1000 };
+    execFile(argv[0], argv.slice(1), opts, (err, stdout) => {
       if (err) return reject(new Error(`iperf3 via ${host}:${port}: ${err.message}`));
       const r = JSON.parse(stdout) as {
         error?: string;
@@ -28,16 +30,28 @@ export function throughput(
   });
 }
 
+/** How long one connection or one round trip may take before its measurement fails. */
+const STALL_MS = 5000;
+
+/** A socket that fails (and says where) when nothing happens on it for STALL_MS. */
+function bounded(s: net.Socket, host: string, port: number, reject: (e: Error) => void): net.Socket {
+  s.setTimeout(STALL_MS, () => {
+    s.destroy();
+    reject(new Error(`${host}:${port} did not answer within ${STALL_MS} ms`));
+  });
+  s.once('error', reject);
+  return s;
+}
+
 function oneConnection(host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host, port });
+    const s = bounded(net.connect({ host, port }), host, port, reject);
     s.setNoDelay(true);
     s.once('connect', () => s.write('x'));
     s.once('data', () => {
       s.destroy();
       resolve();
     });
-    s.once('error', reject);
   });
 }
 
@@ -67,7 +81,7 @@ export async function connectionRate(
 /** 1-byte ping-pong `rounds` times on one connection: p50 and p99 in microseconds. */
 export function latency(host: string, port: number, rounds: number): Promise<{ p50: number; p99: number }> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host, port });
+    const s = bounded(net.connect({ host, port }), host, port, reject);
     s.setNoDelay(true);
     const samples: number[] = [];
     let sent = 0n;
@@ -85,7 +99,6 @@ export function latency(host: string, port: number, rounds: number): Promise<{ p
         resolve({ p50: samples[Math.floor(rounds * 0.5)], p99: samples[Math.floor(rounds * 0.99)] });
       }
     });
-    s.once('error', reject);
   });
 }
 
@@ -101,6 +114,26 @@ export function rssMiB(pids: number[]): number {
     }
   }
   return kb / 1024;
+}
+
+/** Open files of processes, the smallest soft limit among them, and how many still run. */
+export function openFiles(pids: number[]): { open: number; limit: number; alive: number } {
+  let open = 0;
+  let limit = Infinity;
+  let alive = 0;
+  for (const pid of pids) {
+    try {
+      const fds = fs.readdirSync(`/proc/${pid}/fd`).length;
+      if (fds === 0) continue; // a zombie: exited, not yet reaped
+      open += fds;
+      alive++;
+      const m = /Max open files\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'));
+      if (m) limit = Math.min(limit, Number(m[1]));
+    } catch {
+      // gone
+    }
+  }
+  return { open, limit, alive };
 }
 
 /** Children of a process (one level), e.g. socat's forks. */
@@ -119,34 +152,51 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** Open `count` idle connections (each answered once, so that the proxy has dialed), then measure `pids()`. */
+/**
+ * Open idle connections through host:port up to each of `counts` in turn (each answered once,
+ * so that the proxy has dialed its side too), and after each step the resident memory of
+ * `pids()` in MiB. One ramp serves every count. A step that fails (the proxy refuses, a limit
+ * is hit) ends the ramp: the counts reached so far are returned, with the reason.
+ */
 export async function idleMemory(
   host: string,
   port: number,
-  count: number,
+  counts: number[],
   pids: () => number[],
-): Promise<number> {
+): Promise<{ mib: Record<number, number>; error?: string }> {
   const sockets: net.Socket[] = [];
+  const mib: Record<number, number> = {};
+  const open = (): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const s = bounded(net.connect({ host, port }), host, port, reject);
+      sockets.push(s);
+      s.once('connect', () => s.write('x'));
+      s.once('data', () => {
+        s.setTimeout(0); // idle from here on, by design
+        resolve();
+      });
+    });
   try {
-    for (let i = 0; i < count; i += 50) {
-      await Promise.all(
-        Array.from(
-          { length: Math.min(50, count - i) },
-          () =>
-            new Promise<void>((resolve, reject) => {
-              const s = net.connect({ host, port });
-              sockets.push(s);
-              s.once('connect', () => s.write('x'));
-              s.once('data', () => resolve());
-              s.once('error', reject);
-            }),
-        ),
-      );
+    for (const count of counts) {
+      // 50 at a time: a burst the size of a listen backlog no proxy here should drop
+      while (sockets.length < count) {
+        await Promise.all(Array.from({ length: Math.min(50, count - sockets.length) }, open));
+      }
+      await new Promise((r) => setTimeout(r, 500)); // let the proxies settle (a GC, lazy frees)
+      mib[count] = rssMiB(pids());
     }
-    await new Promise((r) => setTimeout(r, 500));
-    return rssMiB(pids());
+    return { mib };
+  } catch (err) {
+    // the usual cause is the proxy's open-file limit: say how close to it the proxy was
+    await new Promise((r) => setTimeout(r, 300)); // one that is exiting: let it finish
+    const { open, limit, alive } = openFiles(pids());
+    const fds = alive
+      ? `; the proxy held ${open.toLocaleString('en-US')} open files (limit ${limit.toLocaleString('en-US')})`
+      : '; the proxy had exited (docker-proxy does when accept() runs out of open files)';
+    const at = sockets.length.toLocaleString('en-US');
+    return { mib, error: `at about ${at} connections (${(err as Error).message})${fds}` };
   } finally {
     for (const s of sockets) s.destroy();
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }

@@ -1,0 +1,101 @@
+/**
+ * What a run found: the rows of each scene, printed as markdown tables, and the issue's
+ * targets (issue 8) as ratios between rows of the same run, each met or missed.
+ */
+
+/** One path through one scene. A value left undefined was not measured (printed '–'). */
+export interface Row {
+  path: string;
+  gbps?: number;
+  connsPerSec?: number;
+  p50us?: number;
+  p99us?: number;
+  /** Whole RSS of the proxy's processes (MiB) by number of idle proxied connections. */
+  idleMiB?: Record<number, number>;
+  /** Why something in the row is missing, printed as a footnote. */
+  notes?: string[];
+}
+
+const f = (n: number | undefined, digits: number): string => (n === undefined ? '–' : n.toFixed(digits));
+const thousands = (n: number): string => n.toLocaleString('en-US');
+
+/** Footnotes under a table (a markdown list, one line each): each row's notes, numbered, the mark after the path's name. */
+function withNotes(rows: Row[], line: (r: Row, name: string) => string): string {
+  const notes: string[] = [];
+  const lines = rows.map((r) => {
+    const marks = (r.notes ?? []).map((n) => {
+      notes.push(n);
+      return `[${notes.length}]`;
+    });
+    return line(r, marks.length ? `${r.path} ${marks.join('')}` : r.path);
+  });
+  return [...lines, ...(notes.length ? ['', ...notes.map((n, i) => `- [${i + 1}] ${n}`)] : [])].join('\n');
+}
+
+/** A scene's table: throughput, connection rate, latency and memory at each idle count. */
+export function sceneTable(rows: Row[], idleCounts: number[]): string {
+  const idleHeads = idleCounts.map((n) => `MiB, ${thousands(n)} idle`);
+  const head = [
+    `| path | Gbit/s | new conn/s | p50 (µs) | p99 (µs) | ${idleHeads.join(' | ')} |`,
+    `|---|---|---|---|---|${idleCounts.map(() => '---|').join('')}`,
+  ];
+  const body = withNotes(rows, (r, name) => {
+    const mem = idleCounts.map((n) => f(r.idleMiB?.[n], 1));
+    return `| ${name} | ${f(r.gbps, 2)} | ${f(r.connsPerSec, 0)} | ${f(r.p50us, 0)} | ${f(r.p99us, 0)} | ${mem.join(' | ')} |`;
+  });
+  return [...head, body].join('\n');
+}
+
+/** The two-hosts table: throughput and latency only (each leg is its own machine's pair). */
+export function hostsTable(rows: Row[]): string {
+  const head = ['| path | Gbit/s | p50 (µs) | p99 (µs) |', '|---|---|---|---|'];
+  const body = withNotes(
+    rows,
+    (r, name) => `| ${name} | ${f(r.gbps, 2)} | ${f(r.p50us, 0)} | ${f(r.p99us, 0)} |`,
+  );
+  return [...head, body].join('\n');
+}
+
+export interface Target {
+  what: string;
+  /** The measured ratio (or value), undefined when a row it needs was not measured. */
+  value?: number;
+  /** `>=` goal: value must reach it; `<=`: must not exceed it; `<`: must stay below. */
+  op: '>=' | '<=' | '<';
+  goal: number;
+  unit: 'x' | 'ms';
+  met?: boolean;
+}
+
+/** A ratio a/b when both were measured. */
+export const ratio = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined || b === undefined || b === 0 ? undefined : a / b;
+
+export function target(
+  what: string,
+  value: number | undefined,
+  op: Target['op'],
+  goal: number,
+  unit: Target['unit'] = 'x',
+): Target {
+  const met =
+    value === undefined
+      ? undefined
+      : op === '>='
+        ? value >= goal
+        : op === '<='
+          ? value <= goal
+          : value < goal;
+  return { what, value, op, goal, unit, met };
+}
+
+export function targetsTable(targets: Target[]): string {
+  const head = ['| target | measured | goal | |', '|---|---|---|---|'];
+  const body = targets.map((t) => {
+    const v = t.value === undefined ? '–' : `${t.value.toFixed(2)}${t.unit === 'x' ? 'x' : ' ms'}`;
+    const goal = `${t.op} ${t.goal}${t.unit === 'x' ? 'x' : ' ms'}`;
+    const result = t.met === undefined ? 'not measured' : t.met ? 'met' : '**missed**';
+    return `| ${t.what} | ${v} | ${goal} | ${result} |`;
+  });
+  return [...head, ...body].join('\n');
+}

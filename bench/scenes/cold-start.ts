@@ -1,0 +1,108 @@
+/**
+ * Cold start: the first byte through a socket-activated container (docker-run behind a
+ * trigger), against `docker run` plus polling the service in the container's namespace.
+ * Needs a Docker engine (started as the test runner starts it) and the test echo image
+ * (built by the test helpers in a full run; a quick run skips the scene when it is missing).
+ */
+import * as net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { connectTcp } from '../../src/netns';
+import { ECHO_IMAGE, ensureDockerd, ensureTestImages, run } from '../../test/helpers/docker';
+import type { Config } from '../config';
+import { daemon, missing, onCleanup, port, sh } from '../env';
+
+export interface ColdStart {
+  wormholeMs: number[];
+  byHandMs: number[];
+}
+
+/** The cold-start samples, or the one-line reason the scene was skipped. */
+export async function coldStart(cfg: Config): Promise<ColdStart | string> {
+  const gone = missing({ dockerd: 'docker.io', docker: 'docker.io' });
+  if (gone) return gone;
+  try {
+    await ensureDockerd();
+    // stopDockerdIfStarted() runs in run.ts after every process of ours has stopped
+  } catch (err) {
+    return `no Docker engine: ${(err as Error).message.split('\n')[0]}`;
+  }
+  const have = await run('docker', ['image', 'inspect', ECHO_IMAGE]).then(
+    () => true,
+    () => false,
+  );
+  if (!have && cfg.quick) return `image ${ECHO_IMAGE} is not built (npm test or a full bench builds it)`;
+  if (!have) {
+    console.error(`# building the test images (about a minute the first time)`);
+    try {
+      await ensureTestImages();
+    } catch (err) {
+      return `the test images could not be built: ${(err as Error).message.split('\n')[0]}`;
+    }
+  }
+
+  const wh = daemon(randomBytes(16).toString('hex'));
+  const out: ColdStart = { wormholeMs: [], byHandMs: [] };
+  for (let i = 0; i < (cfg.quick ? 1 : 3); i++) {
+    const p = port();
+    const id = wh
+      .cli(
+        'create',
+        'url',
+        `:${p}`,
+        'trigger',
+        'docker-run',
+        `${ECHO_IMAGE} echo-server 9001`,
+        'url',
+        ':9001',
+      )
+      .split(' ')[0];
+    const started = process.hrtime.bigint();
+    await firstByte(async () => net.connect({ host: '127.0.0.1', port: p }), 30_000);
+    out.wormholeMs.push(Number(process.hrtime.bigint() - started) / 1e6);
+    wh.cli('delete', id);
+
+    // by hand: docker run, then try the service inside the container until it answers
+    const t0 = process.hrtime.bigint();
+    const cid = sh('docker', 'run', '-d', ECHO_IMAGE, 'echo-server', '9001').trim();
+    onCleanup(() => sh('docker', 'rm', '-f', cid)); // if the wait below fails
+    const pid = sh('docker', 'inspect', '-f', '{{.State.Pid}}', cid).trim();
+    const deadline = Date.now() + 30_000;
+    while (
+      !(await firstByte(() => connectTcp(`/proc/${pid}/ns/net`, '127.0.0.1', 9001), 1000).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      if (Date.now() > deadline) throw new Error(`the echo container did not answer within 30 s`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    out.byHandMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    sh('docker', 'rm', '-f', cid);
+  }
+  return out;
+}
+
+/** Connect, send a byte, resolve when one comes back; reject on error or after `ms`. */
+function firstByte(connect: () => Promise<net.Socket>, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let s: net.Socket | undefined;
+    const timer = setTimeout(() => {
+      s?.destroy();
+      reject(new Error('no answer'));
+    }, ms);
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    connect().then((sock) => {
+      s = sock;
+      s.write('x'); // queued until connected
+      s.once('data', () => {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve();
+      });
+      s.once('error', fail);
+    }, fail);
+  });
+}
