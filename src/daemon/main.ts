@@ -58,14 +58,22 @@ export async function main(argv: string[]): Promise<void> {
     state = new StateDir(opts.stateDir);
     const containers = new Docker(log, state.ownerId, { allowBind });
     // Containers a crashed run of this daemon left behind (same state dir, same owner id).
-    await containers.removeOwned().then(
-      (n) => n > 0 && log.warn({ removed: n }, 'removed containers left by an earlier run'),
-      (err: unknown) =>
-        log.info(
-          { err: errorMessage(err) },
-          'docker not reachable at start; checked again when a segment needs it',
-        ),
-    );
+    // A clean stop removed its own, so the engine is only asked after one that was not.
+    const openedState = state;
+    if (state.uncleanStop)
+      await containers.removeOwned().then(
+        (n) => {
+          openedState.cleanupPending(false);
+          if (n > 0) log.warn({ removed: n }, 'removed containers left by an earlier run');
+        },
+        (err: unknown) => {
+          openedState.cleanupPending(true);
+          log.info(
+            { err: errorMessage(err) },
+            'docker not reachable at start; its leftovers are looked for at the next start',
+          );
+        },
+      );
     const peers = new Peers(key);
     const tunnels = new TunnelService(
       {
@@ -128,18 +136,20 @@ export async function main(argv: string[]): Promise<void> {
         ).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'segments not all closed'));
         // 3. Containers, found by this daemon's label whatever step 2 managed; bounded apart,
         //    so a slow engine gets its own time and nothing else can use it up.
-        await withDeadline(
-          containers.removeOwned(),
-          DOCKER_LIMIT_MS,
-          () => new Error(`the Docker engine did not remove them within ${DOCKER_LIMIT_MS / 1000} s`),
-        ).catch((err: unknown) => {
-          // An engine that is not running has nothing running to remove: not an error then.
-          const down = err instanceof WormholeError && err.code === 'DOCKER_UNAVAILABLE';
-          log[down ? 'info' : 'error'](
-            { err: errorMessage(err) },
-            'containers not removed (removed at next start)',
-          );
-        });
+        if (containers.used)
+          await withDeadline(
+            containers.removeOwned(),
+            DOCKER_LIMIT_MS,
+            () => new Error(`the Docker engine did not remove them within ${DOCKER_LIMIT_MS / 1000} s`),
+          ).catch((err: unknown) => {
+            // An engine that is not running has nothing running to remove: not an error then.
+            const down = err instanceof WormholeError && err.code === 'DOCKER_UNAVAILABLE';
+            log[down ? 'info' : 'error'](
+              { err: errorMessage(err) },
+              'containers not removed (removed at next start)',
+            );
+            if (!down) openState.cleanupPending(true);
+          });
         engine?.stop();
         log.info('stopped');
         exit();

@@ -14,13 +14,20 @@ export const DEFAULT_STATE_DIR = '/var/lib/wormhole';
 /** An opened, locked state directory. */
 export class StateDir {
   readonly ownerId: string;
+  /**
+   * The last daemon on this directory did not stop cleanly (its lock was left behind, or it
+   * could not remove its containers): what it started must be looked for and removed.
+   */
+  readonly uncleanStop: boolean;
   private readonly lockFile: string;
+  private readonly pendingFile: string;
 
   constructor(readonly dir: string) {
     this.lockFile = path.join(dir, 'wormholed.pid');
+    this.pendingFile = path.join(dir, 'cleanup-pending');
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      this.lock();
+      this.uncleanStop = this.lock() || fs.existsSync(this.pendingFile);
       const ownerFile = path.join(dir, 'owner-id');
       if (!fs.existsSync(ownerFile)) fs.writeFileSync(ownerFile, `${randomUUID()}\n`, { mode: 0o600 });
       this.ownerId = fs.readFileSync(ownerFile, 'utf8').trim();
@@ -30,11 +37,13 @@ export class StateDir {
     }
   }
 
-  private lock(): void {
+  /** Take the lock; true if a dead daemon's lock was found (it crashed). */
+  private lock(): boolean {
+    let stale = false;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         fs.writeFileSync(this.lockFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-        return;
+        return stale;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
@@ -46,6 +55,7 @@ export class StateDir {
         );
       }
       fs.rmSync(this.lockFile, { force: true });
+      stale = true;
     }
     throw new WormholeError('STATE_LOCKED', `cannot lock the state directory ${this.dir}`);
   }
@@ -53,6 +63,12 @@ export class StateDir {
   /** A file path inside the state directory. */
   file(name: string): string {
     return path.join(this.dir, name);
+  }
+
+  /** Remember (or forget) that containers may be left to remove at the next start. */
+  cleanupPending(pending: boolean): void {
+    if (pending) fs.writeFileSync(this.pendingFile, '', { mode: 0o600 });
+    else fs.rmSync(this.pendingFile, { force: true });
   }
 
   /** Release the lock. */

@@ -7,7 +7,7 @@
  * removed with their segment, when the daemon stops, and, after a crash, when it starts again.
  */
 import * as fs from 'node:fs';
-import Dockerode from 'dockerode';
+import type Dockerode from 'dockerode';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerRuntime } from '../segment/context';
@@ -94,13 +94,24 @@ function demuxLogs(buf: Buffer): string {
   return at === 0 ? buf.toString('utf8') : Buffer.concat(out).toString('utf8');
 }
 
+/** What docker-modem reads from the environment to find the engine. */
+const DOCKER_ENV = ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH'] as const;
+
+function setEnv(values: Record<string, string | undefined>): void {
+  for (const [k, v] of Object.entries(values)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+}
+
 /** The daemon's container runtime: one per daemon, owned by its owner id. */
 export class Docker implements ContainerRuntime {
   /** Where the engine is expected, for messages. */
   readonly host: string;
-  private readonly client: Dockerode | undefined;
+  /** Made on first use: dockerode and what it loads cost ~20 MiB a daemon that runs no container never needs. */
+  private client: Dockerode | undefined;
   /** Why no client could be made from the environment (a malformed DOCKER_HOST, say). */
-  private readonly clientError: string | undefined;
+  private clientError: string | undefined;
   private readonly callTimeoutMs: number;
   private readonly allowBind: string[];
   /** Pulls under way, so that two segments needing one image wait for one pull. */
@@ -115,19 +126,31 @@ export class Docker implements ContainerRuntime {
     this.host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
     this.callTimeoutMs = options.callTimeoutMs ?? CALL_TIMEOUT_MS;
     this.allowBind = options.allowBind ?? [];
-    // Making a client connects to nothing; it only reads DOCKER_HOST (and TLS files).
-    let client: Dockerode | undefined;
-    let clientError: string | undefined;
-    try {
-      client = new Dockerode();
-    } catch (err) {
-      clientError = errorMessage(err);
-    }
-    this.client = client;
-    this.clientError = clientError;
+  }
+
+  /** DOCKER_* as they were when this runtime was made: the client, made later, reads them. */
+  private readonly env = Object.fromEntries(DOCKER_ENV.map((k) => [k, process.env[k]] as const));
+
+  /** Whether this run has talked to the engine (so it may have started containers). */
+  get used(): boolean {
+    return this.client !== undefined || this.clientError !== undefined;
   }
 
   private api(): Dockerode {
+    if (!this.client && !this.clientError) {
+      // Making a client connects to nothing; it only reads DOCKER_HOST (and TLS files).
+      const now = Object.fromEntries(DOCKER_ENV.map((k) => [k, process.env[k]] as const));
+      setEnv(this.env);
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const DockerodeClass = require('dockerode') as typeof Dockerode;
+        this.client = new DockerodeClass();
+      } catch (err) {
+        this.clientError = errorMessage(err);
+      } finally {
+        setEnv(now);
+      }
+    }
     if (!this.client) {
       throw new WormholeError(
         'DOCKER_UNAVAILABLE',
