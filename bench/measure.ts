@@ -40,6 +40,9 @@ function bounded(s: net.Socket, host: string, port: number, reject: (e: Error) =
     reject(new Error(`${host}:${port} did not answer within ${STALL_MS} ms`));
   });
   s.once('error', reject);
+  // a proxy out of files may accept and close at once: a close before an answer is a failure
+  // (rejecting after the answer is a no-op)
+  s.once('close', () => reject(new Error(`${host}:${port} closed the connection before answering`)));
   return s;
 }
 

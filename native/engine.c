@@ -30,7 +30,7 @@
  *   engineStart(onEvents)                -> engine     onEvents(Float64Array of 6-number events)
  *   engineStop(engine)
  *   engineRef(engine, on)                keep the event loop alive while JavaScript waits on it
- *   groupCreate(engine, id, maxOpen)     -> group
+ *   groupCreate(engine, id, maxOpen, reportCloses) -> group
  *   groupListen(engine, group, fd)       the engine owns fd from now on
  *   groupUnlisten(engine, group)         stop accepting (daemon stop); connections go on
  *   groupTail(engine, group, nsFd|-1, family, host, port) / groupTail(engine, group, null)
@@ -105,6 +105,7 @@ struct group {
   struct watch w; /* the listening socket */
   int32_t id;
   int32_t max;
+  bool report; /* tell JavaScript of every connection's end (else only the counters) */
   /* read by JavaScript at any time (atomics) */
   int64_t open, total, refused, up, down, dial_failed;
   /* engine thread only */
@@ -294,7 +295,8 @@ static void conn_end(struct engine *e, struct conn *c, int err, bool rst) {
   c->state = C_DEAD;
   unlink_conn(c);
   release_open(c->g);
-  emit(e, EV_CLOSED, c->g, c->id, (double)c->bytes[0], (double)c->bytes[1], err);
+  /* Without a listener in JavaScript a connection's end wakes nobody: the counters say it. */
+  if (c->g->report) emit(e, EV_CLOSED, c->g, c->id, (double)c->bytes[0], (double)c->bytes[1], err);
   c->dead_next = e->dead;
   e->dead = c;
 }
@@ -610,7 +612,7 @@ static void run_cmd(struct engine *e, struct cmd *c) {
       close(c->fd[0]);
       close(c->fd[1]);
       release_open(g);
-      emit(e, EV_CLOSED, g, c->id, 0, 0, ENOMEM);
+      if (g->report) emit(e, EV_CLOSED, g, c->id, 0, 0, ENOMEM);
       break;
     }
     cn->id = c->id;
@@ -815,19 +817,22 @@ static napi_value engine_ref(napi_env env, napi_callback_info info) {
 }
 
 static napi_value group_create(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], handle;
+  size_t argc = 4;
+  napi_value argv[4], handle;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct engine *e;
   int32_t id, max;
-  if (argc < 3 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e) || !wh_int_arg(env, argv[1], "id", &id) ||
+  bool report = false;
+  if (argc < 4 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e) || !wh_int_arg(env, argv[1], "id", &id) ||
       !wh_int_arg(env, argv[2], "maxOpen", &max))
     return NULL;
+  NAPI_CALL(env, napi_get_value_bool(env, argv[3], &report));
   struct group *g = calloc(1, sizeof *g);
   if (!g) return wh_throw_errno(env, ENOMEM, "group");
   g->w.kind = W_LISTEN;
   g->id = id;
   g->max = max > 0 ? max : INT32_MAX;
+  g->report = report;
   g->lfd = -1;
   g->tail_ns = -1;
   NAPI_CALL(env, napi_create_external(env, g, NULL, NULL, &handle));

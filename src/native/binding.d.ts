@@ -24,7 +24,8 @@ export interface NativeBinding {
   engineStop(engine: EngineHandle): void;
   /** Keep Node's event loop alive (true) while JavaScript waits on the engine, or not. */
   engineRef(engine: EngineHandle, on: boolean): void;
-  groupCreate(engine: EngineHandle, id: number, maxOpen: number): GroupHandle;
+  /** A group; with reportCloses, every connection's end is an event (else only counted). */
+  groupCreate(engine: EngineHandle, id: number, maxOpen: number, reportCloses: boolean): GroupHandle;
   /** The engine owns the listening fd from now on. */
   groupListen(engine: EngineHandle, group: GroupHandle, fd: number): void;
   /** Stop accepting (the listening fd is closed); open connections go on. */

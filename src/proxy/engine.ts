@@ -24,8 +24,8 @@ const EV_DIAL_BROKEN = 7;
 
 /** What a group is told by the engine. */
 export interface GroupEvents {
-  /** A connection ended: bytes each way, and the error that ended it (ECONNRESET...). */
-  closed(id: number, up: number, down: number, error: string | undefined): void;
+  /** A connection ended: bytes each way, and the error that ended it (ECONNRESET...). Optional: without it the engine only counts. */
+  closed?(id: number, up: number, down: number, error: string | undefined): void;
   /** A client fd comes back to JavaScript, untouched: no tail set, or its dial failed. */
   handoff(fd: number, dialError: string | undefined): void;
   /** A client fd given with dial() is connected to the tail and moving. */
@@ -147,7 +147,11 @@ export class Engine {
   /** A new group with a cap on open connections. */
   group(maxOpen: number, events: GroupEvents): EngineGroup {
     const id = this.nextGroup++;
-    const g = new EngineGroup(this, native().groupCreate(this.handle, id, maxOpen), events);
+    const g = new EngineGroup(
+      this,
+      native().groupCreate(this.handle, id, maxOpen, events.closed !== undefined),
+      events,
+    );
     this.groups.set(id, g);
     return g;
   }
@@ -185,7 +189,7 @@ export class Engine {
       const a = ev[i + 2];
       switch (type) {
         case EV_CLOSED:
-          g.events.closed(a, ev[i + 3], ev[i + 4], errnoName(ev[i + 5]));
+          g.events.closed?.(a, ev[i + 3], ev[i + 4], errnoName(ev[i + 5]));
           break;
         case EV_HANDOFF:
           g.events.handoff(a, errnoName(ev[i + 3]));

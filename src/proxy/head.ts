@@ -48,8 +48,8 @@ export interface HeadOptions {
   dialTimeoutMs: number;
   /** A connection for JavaScript to serve. */
   onClient(client: Client): void;
-  /** A connection ended (for the log). */
-  onClosed(stats: SpliceStats): void;
+  /** A connection ended (for the log); leave it out and the engine only counts, waking no one. */
+  onClosed?(stats: SpliceStats): void;
   /** Something worth a warning: a connection refused over the cap, accept failing (EMFILE). */
   onWarning(kind: 'refused' | 'accept-error', detail?: string): void;
 }
@@ -113,7 +113,7 @@ abstract class HeadBase implements TcpHead {
       this.js.bytesUp += st.up;
       this.js.bytesDown += st.down;
       done();
-      this.opts.onClosed(st);
+      this.opts.onClosed?.(st);
     });
   }
 
@@ -166,7 +166,7 @@ class EngineHead extends HeadBase {
   constructor(engine: Engine, fd: number, opts: HeadOptions) {
     super(opts);
     this.group = engine.group(opts.maxConnections, {
-      closed: (_id, up, down, error) => opts.onClosed({ up, down, error }),
+      closed: opts.onClosed && ((_id, up, down, error) => opts.onClosed?.({ up, down, error })),
       handoff: (cfd, err) => this.handoff(cfd, err),
       dialed: (cfd) => {
         const waiter = this.held.get(cfd);

@@ -74,7 +74,10 @@ export class Segment {
         maxConnections: this.ctx.maxConnections,
         dialTimeoutMs: this.ctx.dialTimeoutMs,
         onClient: (client) => void this.serve(client),
-        onClosed: (stats) => this.ctx.log.debug({ segment: this.id, ...stats }, 'connection closed'),
+        // each connection's end is heard of only when the log would show it
+        onClosed: this.ctx.log.isLevelEnabled('debug')
+          ? (stats) => this.ctx.log.debug({ segment: this.id, ...stats }, 'connection closed')
+          : undefined,
         onWarning: (kind, detail) =>
           kind === 'refused'
             ? this.warn.warn(
