@@ -5,7 +5,26 @@
  *   engine.c     the data path: one epoll thread moving bytes with splice(2).
  * This file holds what they share: errors with errno names as codes, argument readers.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "common.h"
+
+bool wh_sockaddr(int family, const char *host, int port, struct sockaddr_storage *out, socklen_t *len) {
+  memset(out, 0, sizeof *out);
+  if (family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    *len = sizeof *a;
+    return inet_pton(AF_INET6, host, &a->sin6_addr) == 1;
+  }
+  struct sockaddr_in *a = (struct sockaddr_in *)out;
+  a->sin_family = AF_INET;
+  a->sin_port = htons((uint16_t)port);
+  *len = sizeof *a;
+  return inet_pton(AF_INET, host, &a->sin_addr) == 1;
+}
 
 napi_value wh_coded_error(napi_env env, const char *code, const char *msg) {
   napi_value vcode, vmsg, err;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <node_api.h>
 
@@ -45,6 +46,9 @@ napi_value wh_coded_error(napi_env env, const char *code, const char *msg);
 bool wh_int_arg(napi_env env, napi_value v, const char *name, int32_t *out);
 /* The pointer behind an External argument (an engine or a group handle). */
 bool wh_ptr_arg(napi_env env, napi_value v, const char *name, void **out);
+
+/* host:port (numeric, of the family AF_INET or AF_INET6) as a socket address; false if not. */
+bool wh_sockaddr(int family, const char *host, int port, struct sockaddr_storage *out, socklen_t *len);
 
 /* Register each file's exports on `exports`. */
 napi_value wh_nsfactory_init(napi_env env, napi_value exports);

@@ -853,15 +853,21 @@ static napi_value group_listen(napi_env env, napi_callback_info info) {
   return send_cmd(env, e, c) ? undefined(env) : NULL;
 }
 
-static napi_value group_unlisten(napi_env env, napi_callback_info info) {
+/* A command that takes only (engine, group). */
+static napi_value group_cmd(napi_env env, napi_callback_info info, enum cmd_type type) {
   size_t argc = 2;
   napi_value argv[2];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct engine *e;
   struct group *g;
   if (argc < 2 || !engine_group_args(env, argv, &e, &g)) return NULL;
-  struct cmd *c = new_cmd(env, CMD_UNLISTEN, g);
+  if (e->stopped) return undefined(env); /* the engine has let go of everything already */
+  struct cmd *c = new_cmd(env, type, g);
   return c && send_cmd(env, e, c) ? undefined(env) : NULL;
+}
+
+static napi_value group_unlisten(napi_env env, napi_callback_info info) {
+  return group_cmd(env, info, CMD_UNLISTEN);
 }
 
 static napi_value group_tail(napi_env env, napi_callback_info info) {
@@ -887,21 +893,7 @@ static napi_value group_tail(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "groupTail(engine, group, nsFd, family, host, port)");
     return NULL;
   }
-  int ok;
-  if (family == 6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&c->addr;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons((uint16_t)port);
-    ok = inet_pton(AF_INET6, host, &a->sin6_addr) == 1;
-    c->addr_len = sizeof *a;
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&c->addr;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    ok = inet_pton(AF_INET, host, &a->sin_addr) == 1;
-    c->addr_len = sizeof *a;
-  }
-  if (!ok) {
+  if (!wh_sockaddr(family == 6 ? AF_INET6 : AF_INET, host, port, &c->addr, &c->addr_len)) {
     free(c);
     napi_throw_type_error(env, "EINVAL", "host must be a numeric IP address of the given family");
     return NULL;
@@ -1013,19 +1005,7 @@ static napi_value conn_close(napi_env env, napi_callback_info info) {
 }
 
 static napi_value group_close_js(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct engine *e;
-  struct group *g;
-  if (argc < 2 || !engine_group_args(env, argv, &e, &g)) return NULL;
-  struct cmd *c = new_cmd(env, CMD_CLOSE_GROUP, g);
-  if (!c) return NULL;
-  if (e->stopped) {
-    free(c);
-    return undefined(env);
-  }
-  return send_cmd(env, e, c) ? undefined(env) : NULL;
+  return group_cmd(env, info, CMD_CLOSE_GROUP);
 }
 
 napi_value wh_engine_init(napi_env env, napi_value exports) {

@@ -378,21 +378,7 @@ static napi_value listen_in(napi_env env, napi_callback_info info) {
   struct job *j = read_job(env, argv, argc, JOB_LISTEN);
   if (!j) return NULL;
   j->backlog = backlog > 0 ? backlog : 511;
-  int ok;
-  if (j->family == AF_INET6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&j->addr;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons((uint16_t)port);
-    ok = inet_pton(AF_INET6, host, &a->sin6_addr) == 1;
-    j->addrlen = sizeof *a;
-  } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&j->addr;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    ok = inet_pton(AF_INET, host, &a->sin_addr) == 1;
-    j->addrlen = sizeof *a;
-  }
-  if (!ok) {
+  if (!wh_sockaddr(j->family, host, port, &j->addr, &j->addrlen)) {
     free(j->path);
     free(j);
     napi_throw_type_error(env, "EINVAL", "host must be a numeric IP address of the given family");

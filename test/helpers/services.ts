@@ -2,6 +2,7 @@
  * Test services (test/fixtures/server.js) run inside a namespace, and small clients.
  */
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -84,4 +85,42 @@ export function parseCreate(stdout: string): { id: string; url: string; port: nu
 /** A command line of the seed, word by word, exactly as it is written there. */
 export function seed(line: string): string[] {
   return line.split(' ');
+}
+
+/**
+ * Push `total` bytes (a different block each time, so that a lost or repeated block changes
+ * the sum) through a tcp-echo service at `port`, with backpressure, then FIN. The sha256 of
+ * what was sent and of what came back (the echo's "bye" after our FIN left out).
+ */
+export function echoChecksums(
+  port: number,
+  total: number,
+  block = 4 * 1024 * 1024,
+): Promise<{ received: number; sent: string; got: string }> {
+  const sent = createHash('sha256');
+  const got = createHash('sha256');
+  const base = randomBytes(block);
+  let received = 0;
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    c.on('error', reject);
+    c.on('data', (d: Buffer) => {
+      const take = Math.min(d.length, total - received);
+      got.update(d.subarray(0, take));
+      received += take;
+    });
+    c.on('end', () => resolve({ received, sent: sent.digest('hex'), got: got.digest('hex') }));
+    let written = 0;
+    const pump = (): void => {
+      while (written < total) {
+        const b = Buffer.from(base);
+        b.writeUInt32LE(written / block, 0);
+        sent.update(b);
+        written += block;
+        if (!c.write(b)) return void c.once('drain', pump);
+      }
+      c.end();
+    };
+    pump();
+  });
 }

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, startDaemon } from '../helpers/daemon';
 import { suiteCleanup, withNetns } from '../helpers/netns';
-import { exchange, freePort, parseCreate, startService } from '../helpers/services';
+import { echoChecksums, exchange, freePort, parseCreate, startService } from '../helpers/services';
 
 /** The daemon's resident memory, in bytes. */
 function rss(pid: number): number {
@@ -53,34 +53,9 @@ describe('the splice engine', () => {
     const head = await freePort();
     const { id } = await create('url', `:${head}`, 'tail', 'url', `tcp://${ns}@:8200`);
     const total = 1024 * 1024 * 1024;
-    const block = randomBytes(4 * 1024 * 1024);
-    const sent = createHash('sha256');
-    const got = createHash('sha256');
-    let received = 0;
-    await new Promise<void>((resolve, reject) => {
-      const c = net.connect({ port: head, host: '127.0.0.1', allowHalfOpen: true });
-      c.on('error', reject);
-      c.on('data', (b: Buffer) => {
-        const take = Math.min(b.length, total - received); // "bye" after our FIN stays out
-        got.update(b.subarray(0, take));
-        received += take;
-      });
-      c.on('end', () => resolve());
-      let written = 0;
-      const pump = (): void => {
-        while (written < total) {
-          // a different block each time, so that a lost or repeated block changes the sum
-          block.writeUInt32LE(written / block.length, 0);
-          sent.update(block);
-          written += block.length;
-          if (!c.write(Buffer.from(block))) return void c.once('drain', pump);
-        }
-        c.end();
-      };
-      pump();
-    });
-    assert.equal(received, total);
-    assert.equal(got.digest('hex'), sent.digest('hex'));
+    const r = await echoChecksums(head, total);
+    assert.equal(r.received, total);
+    assert.equal(r.got, r.sent);
     const tr = await traffic(id);
     assert.equal(tr.bytesUp, total);
     assert.equal(tr.bytesDown, total + 'bye'.length);

@@ -9,7 +9,14 @@ import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, startDaemon } from '../helpers/daemon';
 import { suiteCleanup, withNetns } from '../helpers/netns';
-import { exchange, freePort, parseCreate, startService, udpExchange } from '../helpers/services';
+import {
+  echoChecksums,
+  exchange,
+  freePort,
+  parseCreate,
+  startService,
+  udpExchange,
+} from '../helpers/services';
 
 // Every test runs twice: bytes moved by the splice engine, and by the JavaScript mover the
 // daemon falls back to when the engine cannot start.
@@ -217,37 +224,9 @@ for (const mover of ['engine', 'javascript'] as const) {
       const head = await freePort();
       await create('url', `:${head}`, 'tail', 'url', `tcp://${ns}@:8000`);
       const total = 64 * 1024 * 1024;
-      const sent = createHash('sha256');
-      const got = createHash('sha256');
-      let received = 0;
-      await new Promise<void>((resolve, reject) => {
-        const c = net.connect({ port: head, host: '127.0.0.1', allowHalfOpen: true });
-        c.on('error', reject);
-        c.on('data', (d: Buffer) => {
-          // the echo server adds "bye" after our FIN: leave it out of the checksum
-          const take = Math.min(d.length, total - received);
-          got.update(d.subarray(0, take));
-          received += take;
-        });
-        c.on('end', () => resolve());
-        let written = 0;
-        const chunk = 1024 * 1024;
-        const pump = (): void => {
-          while (written < total) {
-            const block = randomBytes(chunk);
-            sent.update(block);
-            written += chunk;
-            if (!c.write(block)) {
-              c.once('drain', pump);
-              return;
-            }
-          }
-          c.end();
-        };
-        pump();
-      });
-      assert.equal(received, total);
-      assert.equal(got.digest('hex'), sent.digest('hex'));
+      const r = await echoChecksums(head, total, 1024 * 1024);
+      assert.equal(r.received, total);
+      assert.equal(r.got, r.sent);
     });
   });
 }
