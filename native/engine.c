@@ -125,6 +125,7 @@ struct cmd {
   struct cmd *next;
   enum cmd_type type;
   struct group *g;
+  int32_t arg; /* the one number of LISTEN and DIAL (an fd) and CLOSE_CONN (a connection id) */
   int fd[2];
   int ns;
   uint32_t id;
@@ -575,7 +576,7 @@ static void run_cmd(struct engine *e, struct cmd *c) {
   struct group *g = c->g;
   switch (c->type) {
   case CMD_LISTEN: {
-    g->lfd = c->fd[0];
+    g->lfd = c->arg;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &g->w};
     if (epoll_ctl(e->ep, EPOLL_CTL_ADD, g->lfd, &ev) != 0) {
       emit(e, EV_ACCEPT_ERROR, g, 0, errno, 0, 0);
@@ -593,9 +594,9 @@ static void run_cmd(struct engine *e, struct cmd *c) {
     g->tail_len = c->addr_len;
     break;
   case CMD_DIAL: {
-    struct conn *cn = conn_new(e, g, c->fd[0]);
+    struct conn *cn = conn_new(e, g, c->arg);
     if (!cn) {
-      emit(e, EV_HANDOFF, g, c->fd[0], ENOMEM, 0, 0);
+      emit(e, EV_HANDOFF, g, c->arg, ENOMEM, 0, 0);
       break;
     }
     cn->from_js = true;
@@ -630,7 +631,7 @@ static void run_cmd(struct engine *e, struct cmd *c) {
   }
   case CMD_CLOSE_CONN:
     for (struct conn *cn = g->conns; cn; cn = cn->next)
-      if (cn->id == c->id) {
+      if (cn->id == (uint32_t)c->arg) {
         conn_end(e, cn, ECONNABORTED, false);
         break;
       }
@@ -732,6 +733,25 @@ static napi_value undefined(napi_env env) {
 /* Read (engine, group) from the first two arguments. */
 static bool engine_group_args(napi_env env, napi_value *argv, struct engine **e, struct group **g) {
   return wh_ptr_arg(env, argv[0], "engine", (void **)e) && wh_ptr_arg(env, argv[1], "group", (void **)g);
+}
+
+/* A command that takes (engine, group) and, when int_name is given, one number. */
+static napi_value group_cmd(napi_env env, napi_callback_info info, enum cmd_type type, const char *int_name) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  int32_t arg = -1;
+  if (argc < (int_name ? 3u : 2u) || !engine_group_args(env, argv, &e, &g) ||
+      (int_name && !wh_int_arg(env, argv[2], int_name, &arg)))
+    return NULL;
+  if (e->stopped && (type == CMD_UNLISTEN || type == CMD_CLOSE_GROUP))
+    return undefined(env); /* the engine has let go of everything already */
+  struct cmd *c = new_cmd(env, type, g);
+  if (!c) return NULL;
+  c->arg = arg;
+  return send_cmd(env, e, c) ? undefined(env) : NULL;
 }
 
 static napi_value engine_start(napi_env env, napi_callback_info info) {
@@ -840,34 +860,11 @@ static napi_value group_create(napi_env env, napi_callback_info info) {
 }
 
 static napi_value group_listen(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct engine *e;
-  struct group *g;
-  int32_t fd;
-  if (argc < 3 || !engine_group_args(env, argv, &e, &g) || !wh_int_arg(env, argv[2], "fd", &fd)) return NULL;
-  struct cmd *c = new_cmd(env, CMD_LISTEN, g);
-  if (!c) return NULL;
-  c->fd[0] = fd;
-  return send_cmd(env, e, c) ? undefined(env) : NULL;
-}
-
-/* A command that takes only (engine, group). */
-static napi_value group_cmd(napi_env env, napi_callback_info info, enum cmd_type type) {
-  size_t argc = 2;
-  napi_value argv[2];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct engine *e;
-  struct group *g;
-  if (argc < 2 || !engine_group_args(env, argv, &e, &g)) return NULL;
-  if (e->stopped) return undefined(env); /* the engine has let go of everything already */
-  struct cmd *c = new_cmd(env, type, g);
-  return c && send_cmd(env, e, c) ? undefined(env) : NULL;
+  return group_cmd(env, info, CMD_LISTEN, "fd");
 }
 
 static napi_value group_unlisten(napi_env env, napi_callback_info info) {
-  return group_cmd(env, info, CMD_UNLISTEN);
+  return group_cmd(env, info, CMD_UNLISTEN, NULL);
 }
 
 static napi_value group_tail(napi_env env, napi_callback_info info) {
@@ -909,17 +906,7 @@ static napi_value group_tail(napi_env env, napi_callback_info info) {
 }
 
 static napi_value group_dial(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct engine *e;
-  struct group *g;
-  int32_t fd;
-  if (argc < 3 || !engine_group_args(env, argv, &e, &g) || !wh_int_arg(env, argv[2], "fd", &fd)) return NULL;
-  struct cmd *c = new_cmd(env, CMD_DIAL, g);
-  if (!c) return NULL;
-  c->fd[0] = fd; /* the engine's from now on, until it is handed back */
-  return send_cmd(env, e, c) ? undefined(env) : NULL;
+  return group_cmd(env, info, CMD_DIAL, "fd");
 }
 
 static napi_value group_pair(napi_env env, napi_callback_info info) {
@@ -991,21 +978,11 @@ static napi_value group_stats(napi_env env, napi_callback_info info) {
 }
 
 static napi_value conn_close(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct engine *e;
-  struct group *g;
-  int32_t id;
-  if (argc < 3 || !engine_group_args(env, argv, &e, &g) || !wh_int_arg(env, argv[2], "id", &id)) return NULL;
-  struct cmd *c = new_cmd(env, CMD_CLOSE_CONN, g);
-  if (!c) return NULL;
-  c->id = (uint32_t)id;
-  return send_cmd(env, e, c) ? undefined(env) : NULL;
+  return group_cmd(env, info, CMD_CLOSE_CONN, "id");
 }
 
 static napi_value group_close_js(napi_env env, napi_callback_info info) {
-  return group_cmd(env, info, CMD_CLOSE_GROUP);
+  return group_cmd(env, info, CMD_CLOSE_GROUP, NULL);
 }
 
 napi_value wh_engine_init(napi_env env, napi_value exports) {

@@ -345,16 +345,22 @@ static napi_value submit(napi_env env, struct job *j) {
   return promise;
 }
 
-static napi_value socket_in(napi_env env, napi_callback_info info) {
+/* An export whose arguments read_job reads whole: check the count, queue the job. */
+static napi_value simple_job(napi_env env, napi_callback_info info, enum job_kind kind, size_t want,
+                             const char *usage) {
   size_t argc = 3;
   napi_value argv[3];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, "EINVAL", "socketIn(nsPath, family, type)");
+  if (argc < want) {
+    napi_throw_type_error(env, "EINVAL", usage);
     return NULL;
   }
-  struct job *j = read_job(env, argv, argc, JOB_SOCKET);
+  struct job *j = read_job(env, argv, argc, kind);
   return j ? submit(env, j) : NULL;
+}
+
+static napi_value socket_in(napi_env env, napi_callback_info info) {
+  return simple_job(env, info, JOB_SOCKET, 3, "socketIn(nsPath, family, type)");
 }
 
 static napi_value listen_in(napi_env env, napi_callback_info info) {
@@ -388,15 +394,7 @@ static napi_value listen_in(napi_env env, napi_callback_info info) {
 }
 
 static napi_value open_namespace(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, "EINVAL", "openNamespace(nsPath)");
-    return NULL;
-  }
-  struct job *j = read_job(env, argv, argc, JOB_OPEN_NS);
-  return j ? submit(env, j) : NULL;
+  return simple_job(env, info, JOB_OPEN_NS, 1, "openNamespace(nsPath)");
 }
 
 static void factory_free(napi_env env, void *data, void *hint) {
