@@ -74,6 +74,7 @@ bool wh_ptr_arg(napi_env env, napi_value v, const char *name, void **out) {
 static napi_value init(napi_env env, napi_value exports) {
   if (!wh_nsfactory_init(env, exports)) return NULL;
   if (!wh_engine_init(env, exports)) return NULL;
+  if (!wh_fdpass_init(env, exports)) return NULL;
   return exports;
 }
 

@@ -40,7 +40,9 @@ export const segmentInfoSchema = z.object({
   url: z.string(),
   head: endpointSchema,
   tail: endpointSchema.nullable(),
-  state: z.enum(['ready', 'waiting', 'triggering', 'closed']),
+  state: z.enum(['ready', 'waiting', 'triggering', 'closed', 'failed']),
+  /** Why a segment is `failed` (it could not be built again when the daemon started). */
+  error: z.string().optional(),
   parent: z.string().nullable(),
   remote: z.boolean(),
   connections: z.number().int(),
@@ -104,6 +106,11 @@ export const methods = {
             port: z.number().int().min(0).max(65535),
           })
           .strict(),
+        /**
+         * Who asks (the parent daemon and segment), the same when it asks again after a
+         * restart: the peer then answers with the child it has instead of making a second.
+         */
+        key: z.string().max(300).optional(),
       })
       .strict(),
     result: z.object({

@@ -1,7 +1,9 @@
 /**
- * wormholed: the composition root. Parses flags, opens the state directory and the key,
- * starts the API listeners, and on SIGTERM / SIGINT closes everything and exits 0.
+ * wormholed: the composition root. Parses flags, opens the state directory and the key
+ * (or takes over from the daemon running on it), starts the API listeners, builds again the
+ * segments the state directory keeps, and on SIGTERM / SIGINT closes everything and exits 0.
  */
+import { formatDaemonAddress } from '../common/address';
 import { UsageError, WormholeError, errorMessage } from '../common/errors';
 import { DEFAULT_KEY_FILE, ensureKeyFile, readKey } from '../common/key';
 import { withDeadline } from '../common/deadline';
@@ -9,12 +11,14 @@ import { type Logger, createLogger } from '../common/log';
 import { Docker, resolveAllowedDirs } from '../docker';
 import { Engine } from '../proxy/engine';
 import { SegmentManager } from '../segment/manager';
+import { SegmentStore } from '../store';
 import { TunnelService } from '../tunnel';
 import { makeHandlers } from './handlers';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
 import { Peers } from './peers';
 import { ApiServer } from './server';
 import { StateDir } from './state';
+import { type Handed, HandoverPoint, TAKEOVER_SOCKET, receiveHandover } from './takeover';
 
 /**
  * At stop, how long segments (connections, children local and remote) may take to close
@@ -49,14 +53,19 @@ export async function main(argv: string[]): Promise<void> {
   }
   const log = createLogger('wormholed', opts.logLevel);
   let state: StateDir | undefined;
+  let handed: Handed | undefined;
   try {
     if (opts.keyFile === DEFAULT_KEY_FILE && ensureKeyFile(opts.keyFile)) {
       log.warn({ file: opts.keyFile }, 'created a new key file: copy it to every peer');
     }
     const key = readKey(opts.keyFile);
     const allowBind = resolveAllowedDirs(opts.allowBind);
-    state = new StateDir(opts.stateDir);
+    state = new StateDir(opts.stateDir, opts.takeover);
+    // Before anything else: the sockets of the daemon this one replaces (bounded wait).
+    if (opts.takeover) handed = receiveHandover(state.file(TAKEOVER_SOCKET));
     const containers = new Docker(log, state.ownerId, { allowBind });
+    // What the predecessor ran is this daemon's now: found by its labels, not run twice.
+    containers.adopt = handed !== undefined;
     // Containers a crashed run of this daemon left behind (same state dir, same owner id).
     // A clean stop removed its own, so the engine is only asked after one that was not.
     const openedState = state;
@@ -90,8 +99,12 @@ export async function main(argv: string[]): Promise<void> {
     );
     await tunnels.start();
     const engine = startEngine(log);
+    const store = new SegmentStore(state.file('segments'));
     const manager = new SegmentManager({
       log,
+      ownerId: state.ownerId,
+      store,
+      handed,
       containers,
       peers,
       tunnels,
@@ -108,10 +121,50 @@ export async function main(argv: string[]): Promise<void> {
       log,
       { maxConnections: opts.maxApiConnections, idleMs: opts.apiIdleMs },
     );
-    for (const addr of opts.listen) await server.listen(addr);
+    for (const addr of opts.listen) await server.listen(addr, handed?.takeApi(formatDaemonAddress(addr)));
+
+    // The segments kept in the state directory, built again (on the handed sockets, when
+    // taking over). The API listens first: a peer restarting at the same moment can reach
+    // this one for the children its own segments need.
+    const { records, skipped } = store.load();
+    for (const { file, why } of skipped) log.warn({ file, why }, 'segment record skipped');
+    await manager.restore(records);
+    if (handed) {
+      state.claim();
+      const unused = handed.ready();
+      log.info({ predecessor: handed.predecessor, unused }, 'took over: serving');
+      handed = undefined;
+    }
 
     const openState = state;
     let stopping = false;
+    // A successor (wormholed --takeover) serves: stop accepting, let what is open finish,
+    // exit leaving everything it adopts (containers, peer children, tunnels, the lock).
+    const handOver = (successor: number): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ successor }, 'taken over: no longer accepting; open connections may finish');
+      manager.stopListening();
+      server.stopAccepting();
+      point.close(false);
+      const deadline = Date.now() + opts.drainTimeoutMs;
+      const timer = setInterval(() => {
+        const open = manager.openConnections();
+        if (open > 0 && Date.now() < deadline) return;
+        clearInterval(timer);
+        if (open > 0) log.warn({ open }, 'drain timeout: closing what is still open');
+        engine?.stop();
+        log.info('handed over: exiting');
+        process.exit(0);
+      }, 100);
+    };
+    const point = new HandoverPoint(
+      state.file(TAKEOVER_SOCKET),
+      log,
+      () => ({ api: server.listeningFds(), heads: manager.listeningSockets() }),
+      handOver,
+    );
+    await point.start();
     const exit = (): never => {
       openState.release();
       process.exit(0);
@@ -127,6 +180,7 @@ export async function main(argv: string[]): Promise<void> {
         // 1. Nothing new comes in: every API connection (TLS handshakes included) and every
         //    segment head, at once.
         manager.stopListening();
+        point.close(true);
         await server.close().catch(() => undefined);
         // 2. Segments: connections, children, remote children; bounded, as a peer may hang.
         await withDeadline(
@@ -166,7 +220,9 @@ export async function main(argv: string[]): Promise<void> {
     process.on('SIGINT', () => stop('SIGINT'));
     log.info({ stateDir: opts.stateDir }, 'wormholed started');
   } catch (err) {
-    state?.release();
+    // (a takeover that fails here leaves the running daemon as it was)
+    handed?.abandon();
+    if (!opts.takeover) state?.release();
     // One line, never a stack trace: what failed is the user's to fix (a path, a flag).
     const msg = err instanceof WormholeError ? err.message : `cannot start: ${errorMessage(err)}`;
     process.stderr.write(`wormholed: ${msg}\n`);

@@ -32,6 +32,10 @@ export interface DaemonOptions {
   maxApiConnections: number;
   /** An API connection with no request for this long is closed. */
   apiIdleMs: number;
+  /** Take over from the daemon running on the same state directory (its sockets handed over). */
+  takeover: boolean;
+  /** After handing over, how long open connections may take to finish before this daemon exits. */
+  drainTimeoutMs: number;
   /** The log level, from WORMHOLE_LOG. */
   logLevel: string;
   help: boolean;
@@ -70,6 +74,11 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
                      open API connections, attached peer streams aside; more are
                      closed at once (default ${DEFAULT_MAX_API_CONNECTIONS})
   --api-idle S       seconds an API connection may send no request (default 30)
+  --takeover         take over from the wormholed running on the same --state-dir: its
+                     listening sockets are handed to this one (no connection refused),
+                     its containers and peer children adopted; it drains and exits
+  --drain-timeout S  after handing over, seconds open connections may take to finish
+                     before this daemon exits (default 10)
   -h, --help         this text
 
 Logs are JSON lines on stderr; WORMHOLE_LOG=debug|info|warn|error sets the level.`;
@@ -90,6 +99,8 @@ const SPECS: FlagSpec[] = [
   { names: ['--max-udp-sessions'], value: true },
   { names: ['--max-api-connections'], value: true },
   { names: ['--api-idle'], value: true },
+  { names: ['--takeover'], value: false },
+  { names: ['--drain-timeout'], value: true },
   { names: ['-h', '--help'], value: false },
 ];
 
@@ -175,6 +186,8 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
       100_000,
     ),
     apiIdleMs: secondsFlag(flagValue(p, '--api-idle', '30'), '--api-idle'),
+    takeover: p.values.has('--takeover'),
+    drainTimeoutMs: secondsFlag(flagValue(p, '--drain-timeout', '10'), '--drain-timeout'),
     logLevel: logLevel(env),
     help: p.values.has('-h'),
   };

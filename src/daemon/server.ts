@@ -29,6 +29,7 @@ import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
 import type { Logger } from '../common/log';
 import { RateLimitedLog } from '../common/ratelog';
+import { native } from '../native';
 
 /** A method's handler. */
 export type Handler<M extends Method> = (params: Params<M>) => Promise<Result<M>>;
@@ -51,7 +52,7 @@ export interface ApiLimits {
 
 /** Listens on every -H address and serves requests. */
 export class ApiServer {
-  private readonly servers: net.Server[] = [];
+  private readonly servers: { address: string; server: net.Server; path?: string }[] = [];
   /** Every accepted socket, in a TLS handshake or not: all are cut at close(). */
   private readonly sockets = new Set<net.Socket>();
   /** How many of them are attached streams (outside the cap). */
@@ -86,8 +87,11 @@ export class ApiServer {
     socket.once('close', () => this.sockets.delete(socket));
   }
 
-  /** Start listening on one address. */
-  async listen(addr: DaemonAddress): Promise<void> {
+  /**
+   * Start listening on one address; on `fd`, a listening socket a daemon handed over at
+   * takeover, when given.
+   */
+  async listen(addr: DaemonAddress, fd?: number): Promise<void> {
     let server: net.Server;
     if (addr.kind === 'tcp') {
       server = tls.createServer(
@@ -122,7 +126,7 @@ export class ApiServer {
         );
       });
     } else {
-      await removeStaleSocket(addr.path);
+      if (fd === undefined) await removeStaleSocket(addr.path);
       server = net.createServer({ allowHalfOpen: true }, (socket) => this.serve(socket, 'unix'));
     }
     await new Promise<void>((resolve, reject) => {
@@ -134,22 +138,33 @@ export class ApiServer {
           ),
         ),
       );
-      if (addr.kind === 'tcp') server.listen({ host: addr.host, port: addr.port }, resolve);
+      if (fd !== undefined) server.listen({ fd }, resolve);
+      else if (addr.kind === 'tcp') server.listen({ host: addr.host, port: addr.port }, resolve);
       else {
-        // Created 0600 from the start: no moment where others could connect.
+        // Made by the addon, not by Node, whose close would unlink the path even when a
+        // successor serves on the socket; created 0600: no moment where others could connect.
         const old = process.umask(0o177);
-        server.listen({ path: addr.path }, () => {
+        try {
+          server.listen({ fd: native().listenUnix(addr.path, 511) }, resolve);
+        } catch (err) {
+          reject(
+            new WormholeError('LISTEN_FAILED', `cannot listen on unix://${addr.path}: ${errorMessage(err)}`),
+          );
+        } finally {
           process.umask(old);
-          resolve();
-        });
+        }
       }
     });
     server.on('error', (err) => this.warn.warn({ err: errorMessage(err) }, 'API listener error'));
     // Registered after the TLS server's own listener, so a refused socket is cut before any
     // handshake byte is read.
     server.on('connection', (socket: net.Socket) => this.admit(socket));
-    this.servers.push(server);
-    this.log.info({ address: formatDaemonAddress(addr) }, 'listening');
+    this.servers.push({
+      address: formatDaemonAddress(addr),
+      server,
+      path: addr.kind === 'unix' ? addr.path : undefined,
+    });
+    this.log.info({ address: formatDaemonAddress(addr), handedOver: fd !== undefined }, 'listening');
   }
 
   private serve(stream: Duplex, remote: string): void {
@@ -263,13 +278,33 @@ export class ApiServer {
    * Stop listening and drop every API connection at once, those still in a TLS handshake
    * included (server.close() waits for every open socket, so each is cut first).
    */
+  /** The listening sockets, by address, for a daemon taking over (this one keeps them). */
+  listeningFds(): { address: string; fd: number }[] {
+    // (libuv holds each listener's fd on its handle; Node has no public way to read it)
+    return this.servers.map(({ address, server }) => ({
+      address,
+      fd: (server as unknown as { _handle: { fd: number } })._handle.fd,
+    }));
+  }
+
+  /**
+   * Stop accepting; open API connections and attached streams go on (a daemon that handed
+   * over drains them). The unix paths stay: the successor serves there.
+   */
+  stopAccepting(): void {
+    this.closing = true;
+    for (const { server } of this.servers) server.close();
+  }
+
+  /** Stop accepting, close every connection, remove the unix socket files. */
   async close(): Promise<void> {
     this.closing = true;
     const closed = Promise.all(
-      this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+      this.servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))),
     );
     for (const s of this.sockets) s.destroy();
     await closed;
+    for (const { path } of this.servers) if (path) fs.rmSync(path, { force: true });
   }
 }
 

@@ -19,15 +19,32 @@ export class StateDir {
    * could not remove its containers): what it started must be looked for and removed.
    */
   readonly uncleanStop: boolean;
+  /** With takeover: the running daemon this one takes over from. */
+  readonly predecessor: number | undefined;
   private readonly lockFile: string;
   private readonly pendingFile: string;
 
-  constructor(readonly dir: string) {
+  /**
+   * Open and lock the directory. With `takeover`, a live daemon's lock is what is wanted
+   * (there must be one): this daemon claims the lock once it serves (claim()).
+   */
+  constructor(
+    readonly dir: string,
+    takeover = false,
+  ) {
     this.lockFile = path.join(dir, 'wormholed.pid');
     this.pendingFile = path.join(dir, 'cleanup-pending');
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      this.uncleanStop = this.lock() || fs.existsSync(this.pendingFile);
+      if (takeover) {
+        this.predecessor = this.running();
+        if (this.predecessor === undefined)
+          throw new WormholeError(
+            'TAKEOVER_FAILED',
+            `no wormholed runs on the state directory ${dir}: start without --takeover`,
+          );
+        this.uncleanStop = false;
+      } else this.uncleanStop = this.lock() || fs.existsSync(this.pendingFile);
       const ownerFile = path.join(dir, 'owner-id');
       if (!fs.existsSync(ownerFile)) fs.writeFileSync(ownerFile, `${randomUUID()}\n`, { mode: 0o600 });
       this.ownerId = fs.readFileSync(ownerFile, 'utf8').trim();
@@ -58,6 +75,24 @@ export class StateDir {
       stale = true;
     }
     throw new WormholeError('STATE_LOCKED', `cannot lock the state directory ${this.dir}`);
+  }
+
+  /** The pid of a live daemon holding the lock, if any. */
+  private running(): number | undefined {
+    let pid = 0;
+    try {
+      pid = Number(fs.readFileSync(this.lockFile, 'utf8').trim());
+    } catch {
+      return undefined;
+    }
+    return pid > 0 && pid !== process.pid && alive(pid) ? pid : undefined;
+  }
+
+  /** After a takeover: the lock is this daemon's (the predecessor, exiting, leaves it be). */
+  claim(): void {
+    const tmp = `${this.lockFile}.${process.pid}`;
+    fs.writeFileSync(tmp, `${process.pid}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, this.lockFile);
   }
 
   /** A file path inside the state directory. */

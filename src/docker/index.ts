@@ -20,6 +20,8 @@ export { resolveAllowedDirs } from './binds';
 /** Label keys wormhole puts on the containers it starts. */
 export const OWNER_LABEL = 'wormhole.owner';
 export const SEGMENT_LABEL = 'wormhole.segment';
+/** Which action of the segment ran the container (`init/2`, `trigger/0`). */
+export const STEP_LABEL = 'wormhole.step';
 
 /** The engine's socket when DOCKER_HOST is not set. */
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
@@ -116,6 +118,11 @@ export class Docker implements ContainerRuntime {
   private readonly allowBind: string[];
   /** Pulls under way, so that two segments needing one image wait for one pull. */
   private readonly pulls = new Map<string, Promise<void>>();
+  /**
+   * Set when this daemon took over from another: a container that one ran for a segment's
+   * action is this daemon's now, found by its labels instead of run a second time.
+   */
+  adopt = false;
 
   constructor(
     private readonly log: Logger,
@@ -340,10 +347,14 @@ export class Docker implements ContainerRuntime {
    * segment's id); its id and network namespace file. A container that fails to start or exits
    * at once is removed, and the error says why.
    */
-  async run(args: RunSpec | string[], segmentId: string): Promise<{ id: string; nsPath: string }> {
+  async run(args: RunSpec | string[], segmentId: string, step = ''): Promise<{ id: string; nsPath: string }> {
     const spec = Array.isArray(args) ? parseRunArgs(args) : args;
     // Before anything reaches the engine: a refused bind leaves nothing behind.
     checkBinds(spec.binds, this.allowBind);
+    if (this.adopt) {
+      const found = await this.adoptRunning(segmentId, step);
+      if (found) return found;
+    }
     await this.ensureImage(spec.image);
     let container: Dockerode.Container;
     try {
@@ -352,7 +363,12 @@ export class Docker implements ContainerRuntime {
         Cmd: spec.cmd.length > 0 ? spec.cmd : undefined,
         Env: spec.env,
         name: spec.name,
-        Labels: { ...spec.labels, [OWNER_LABEL]: this.ownerId, [SEGMENT_LABEL]: segmentId },
+        Labels: {
+          ...spec.labels,
+          [OWNER_LABEL]: this.ownerId,
+          [SEGMENT_LABEL]: segmentId,
+          [STEP_LABEL]: step,
+        },
         HostConfig: { Binds: spec.binds.length > 0 ? spec.binds : undefined },
         ...this.timed(),
       });
@@ -388,6 +404,41 @@ export class Docker implements ContainerRuntime {
       );
       throw err;
     }
+  }
+
+  /**
+   * After a takeover: the container the daemon before this one ran for this segment's action,
+   * if it still runs (then it is this daemon's now); one that stopped is removed and run anew.
+   */
+  private async adoptRunning(
+    segmentId: string,
+    step: string,
+  ): Promise<{ id: string; nsPath: string } | undefined> {
+    let found: Dockerode.ContainerInfo[];
+    try {
+      found = await this.api().listContainers({
+        all: true,
+        filters: {
+          label: [`${OWNER_LABEL}=${this.ownerId}`, `${SEGMENT_LABEL}=${segmentId}`, `${STEP_LABEL}=${step}`],
+        },
+        ...this.timed(),
+      });
+    } catch (err) {
+      throw this.failure(err, 'list containers');
+    }
+    for (const c of found) {
+      if (c.State === 'running') {
+        try {
+          const nsPath = await this.namespaceOf(c.Id);
+          this.log.info({ container: c.Id, segment: segmentId }, 'container adopted');
+          return { id: c.Id, nsPath };
+        } catch {
+          // it stopped meanwhile: removed below, like any other
+        }
+      }
+      await this.remove(c.Id);
+    }
+    return undefined;
   }
 
   /** The error for a container that stopped right after it started: its exit code and last words. */

@@ -51,4 +51,13 @@ export interface NativeBinding {
   connClose(engine: EngineHandle, group: GroupHandle, id: number): void;
   /** Close the head and every connection; an event says when it is done. */
   groupClose(engine: EngineHandle, group: GroupHandle): void;
+
+  /** A listening unix stream socket at path (close-on-exec, non-blocking); closing it leaves the path. */
+  listenUnix(path: string, backlog: number): number;
+  /** A blocking unix client socket whose reads and writes give up after timeoutMs (EAGAIN). */
+  connectUnix(path: string, timeoutMs: number): number;
+  /** One sendmsg: data (not empty) carrying up to 250 descriptors (SCM_RIGHTS). */
+  sendFds(fd: number, fds: number[], data: Buffer): void;
+  /** One recvmsg: the bytes (empty at the end of the stream) and the descriptors they carried. */
+  recvFds(fd: number): [Buffer, number[]];
 }

@@ -141,10 +141,18 @@ export async function connectTcp(nsPath: string | null, host: string, port: numb
   });
 }
 
-/** A UDP socket inside a namespace, bound to host:port (port 0: any). */
-export async function bindUdp(nsPath: string | null, host: string, port: number): Promise<dgram.Socket> {
-  let fd: number | undefined;
-  if (nsPath !== null) {
+/**
+ * A UDP socket inside a namespace (null: the daemon's own), bound to host:port (port 0: any),
+ * with its fd (a daemon taking over gets a copy); or, given `fd`, the socket a daemon handed
+ * over at takeover, bound already. Always made by the addon: Node keeps a socket's fd to itself.
+ */
+export async function bindUdp(
+  nsPath: string | null,
+  host: string,
+  port: number,
+  fd?: number,
+): Promise<{ socket: dgram.Socket; fd: number }> {
+  if (fd === undefined) {
     try {
       [fd] = await native().listenIn(nsPath, family(host), 'udp', host, port, 0);
     } catch (err) {
@@ -152,14 +160,13 @@ export async function bindUdp(nsPath: string | null, host: string, port: number)
     }
   }
   const socket = dgram.createSocket({ type: family(host) === 6 ? 'udp6' : 'udp4' });
+  const bound = fd;
   await new Promise<void>((resolve, reject) => {
     socket.once('error', (err) => reject(nsError(err, nsPath, `bind udp ${host}:${port}`)));
-    const done = (): void => {
+    socket.bind({ fd: bound }, () => {
       socket.removeAllListeners('error');
       resolve();
-    };
-    if (fd !== undefined) socket.bind({ fd }, done);
-    else socket.bind({ address: host, port, exclusive: true }, done);
+    });
   });
-  return socket;
+  return { socket, fd };
 }

@@ -61,6 +61,11 @@ export interface TcpHead {
   /** A stream that arrived another way (a peer's attach), served like a new connection; undefined over the cap. */
   adopt(stream: Duplex): Client | undefined;
   stats(): GroupStats;
+  /**
+   * The listening socket while the head listens (-1 after): a daemon taking over gets a copy.
+   * The head still owns it.
+   */
+  readonly fd: number;
   /** Stop accepting at once (the port is free); open connections go on until close(). */
   stopListening(): void;
   /** Stop listening and close every connection. Idempotent. */
@@ -85,7 +90,10 @@ abstract class HeadBase implements TcpHead {
   protected readonly abort = new AbortController();
   protected closed = false;
 
-  constructor(protected readonly opts: HeadOptions) {}
+  constructor(
+    protected readonly opts: HeadOptions,
+    public fd: number,
+  ) {}
 
   setTail(tail: TailTarget | null): void {
     this.tail = tail;
@@ -164,7 +172,7 @@ class EngineHead extends HeadBase {
   private readonly held = new Map<number, { resolve: () => void; reject: (e: Error) => void } | null>();
 
   constructor(engine: Engine, fd: number, opts: HeadOptions) {
-    super(opts);
+    super(opts, fd);
     this.group = engine.group(opts.maxConnections, {
       closed: opts.onClosed && ((_id, up, down, error) => opts.onClosed?.({ up, down, error })),
       handoff: (cfd, err) => this.handoff(cfd, err),
@@ -264,12 +272,14 @@ class EngineHead extends HeadBase {
   }
 
   stopListening(): void {
+    this.fd = -1;
     this.group.unlisten();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.fd = -1;
     this.destroyStreams();
     for (const [fd, waiter] of [...this.held]) {
       this.held.delete(fd);
@@ -293,7 +303,7 @@ class NodeHead extends HeadBase {
   private readonly server: net.Server;
 
   constructor(fd: number, opts: HeadOptions) {
-    super(opts);
+    super(opts, fd);
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
       socket.on('error', () => undefined);
       const client = this.adopt(socket);
@@ -321,12 +331,14 @@ class NodeHead extends HeadBase {
   }
 
   stopListening(): void {
+    this.fd = -1;
     if (this.server.listening) this.server.close();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.fd = -1;
     const closed = new Promise<void>((resolve) => {
       if (this.server.listening) this.server.close(() => resolve());
       else resolve();

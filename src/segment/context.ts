@@ -6,13 +6,17 @@ import type { Duplex } from 'node:stream';
 import type { Params, Result } from '../api/protocol';
 import type { Logger } from '../common/log';
 import type { Engine } from '../proxy/engine';
+import type { SegmentRecord } from '../store';
 
 /** Containers: Docker behind the daemon. */
 export interface ContainerRuntime {
   /** Check `docker-run` words and make sure the image is here (pull it), without running. */
   prepare(args: string[]): Promise<void>;
-  /** Create and start a container; its network namespace file. */
-  run(args: string[], segmentId: string): Promise<{ id: string; nsPath: string }>;
+  /**
+   * Create and start a container; its id and network namespace file. `step` names the action
+   * within the segment, so that a daemon taking over finds the container its predecessor ran.
+   */
+  run(args: string[], segmentId: string, step: string): Promise<{ id: string; nsPath: string }>;
   /** The network namespace file of a running container (full id, short id or name). */
   namespaceOf(container: string): Promise<string>;
   /** Remove a container this daemon started (idempotent). */
@@ -35,9 +39,29 @@ export interface TunnelLink {
   ensure(host: string, udp: boolean): Promise<{ localIp: string; remoteIp: string }>;
 }
 
+/** Where segments are kept between runs of the daemon (src/store). */
+export interface RecordStore {
+  save(record: SegmentRecord): void;
+  forget(id: string): void;
+}
+
+/**
+ * Listening sockets a daemon handed over at takeover (wormholed --takeover), by segment id:
+ * a segment built again listens on its predecessor's socket instead of binding a new one.
+ */
+export interface HandedSockets {
+  /** The fd for this segment's head, once (undefined: bind a new one). */
+  take(segmentId: string, proto: 'tcp' | 'udp'): number | undefined;
+}
+
 /** Everything a segment may call on. */
 export interface SegmentContext {
   log: Logger;
+  /** This daemon's identity (its state directory's), which its peers see in child keys. */
+  ownerId: string;
+  store: RecordStore;
+  /** Set while a daemon takes over from another. */
+  handed?: HandedSockets;
   containers: ContainerRuntime;
   peers: PeerLink;
   tunnels: TunnelLink;

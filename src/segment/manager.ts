@@ -9,8 +9,10 @@ import { type Action, type Plan, type Step, parsePlan } from '../api/grammar';
 import type { Params, Result, SegmentInfo } from '../api/protocol';
 import { DisposableStack } from '../common/disposable';
 import { WormholeError, errorMessage } from '../common/errors';
+import type { SegmentRecord } from '../store';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, applyUrl, checkNotSelf, resolveHead, resolveTail } from './endpoint';
+import { childId, failedInfo, newRecord, peerChildId, peerChildren, peerKey } from './records';
 import { Segment, type Tail } from './segment';
 
 function isChildStep(step: Step): boolean {
@@ -43,33 +45,93 @@ function toDraft(e: Endpoint, port = e.port): Draft {
   return { proto: e.proto, ns: e.ns, nsLabel: e.nsLabel, host: e.host, port, container: e.container };
 }
 
-/** Owns every segment of one daemon. */
+/** Ports of ephemeral heads chosen at the first build, by segment id: a rebuild takes them again. */
+type Ports = ReadonlyMap<string, number>;
+
+/** Owns every segment of one daemon, and keeps the top ones in the store. */
 export class SegmentManager {
   private readonly segments = new Map<string, Segment>();
+  /** The record of every top segment, by id. */
+  private readonly records = new Map<string, SegmentRecord>();
+  /** Records that could not be built again at start, and why: `list` shows them, `delete` forgets them. */
+  private readonly failed = new Map<string, { record: SegmentRecord; error: string }>();
 
   constructor(private readonly ctx: SegmentContext) {}
 
   /** Create the segments a list of actions describes; the first is the top one. */
   async create(actions: Action[]): Promise<Segment[]> {
     const plan = parsePlan(actions);
-    return this.build(plan, {}, null, false);
+    const id = plan.id ?? randomUUID();
+    this.checkFree(id);
+    return this.buildTop(newRecord(id, 'local', actions), plan);
   }
 
-  /** A peer asks for a child segment of one of its segments. */
+  /**
+   * A peer asks for a child segment of one of its segments. Asked again under the same key
+   * (the peer restarted, or another daemon took over from it) for the same thing, the child
+   * already here is the answer: a peer keeps one child per parent segment.
+   */
   async createForPeer(params: Params<'peer-create'>): Promise<Result<'peer-create'>> {
     const plan = parsePlan(params.actions);
-    const base: Draft = {
-      proto: params.head.proto,
-      host: params.head.host ?? '127.0.0.1',
-      port: params.head.port,
+    const id = params.key ? peerChildId(params.key, plan) : (plan.id ?? randomUUID());
+    const had = this.records.get(id);
+    if (had && params.key && had.key === params.key) {
+      if (sameRequest(had, params)) return peerResult(this.segments.get(id)!);
+      // the parent was made again with other actions: this child is stale
+      await this.deleteTree(id);
+      this.forget(id);
+    }
+    const seen = this.failed.get(id);
+    if (seen && params.key && seen.record.key === params.key) this.forget(id);
+    this.checkFree(id);
+    const record = newRecord(id, 'peer', params.actions, { head: params.head, key: params.key });
+    const [seg] = await this.buildTop(record, plan);
+    return peerResult(seg);
+  }
+
+  /** Refuse an id taken by a segment, or by one that could not be built again. */
+  private checkFree(id: string): void {
+    if (this.segments.has(id) || this.failed.has(id))
+      throw new WormholeError(
+        'ID_EXISTS',
+        `a segment with id ${id} exists already: delete it or pick another id`,
+      );
+  }
+
+  /**
+   * Build a top segment and keep its record: written before the build (incomplete, so that
+   * a crash in the middle leaves what to clean) and again, complete, once it is built.
+   */
+  private async buildTop(record: SegmentRecord, plan: Plan, ports?: Ports): Promise<Segment[]> {
+    this.ctx.store.save(record);
+    let built: Segment[];
+    try {
+      built = await this.build(plan, record.id, peerBase(record), null, record.kind === 'peer', ports);
+    } catch (err) {
+      // (a record that was complete before stays: a rebuild that fails is kept to retry)
+      if (!record.complete) this.ctx.store.forget(record.id);
+      throw err;
+    }
+    const done: SegmentRecord = {
+      ...record,
+      complete: true,
+      url: built[0].url,
+      built: built.map((s) => ({ id: s.id, port: s.boundPort })),
     };
-    const [seg] = await this.build(plan, base, null, true);
-    return { id: seg.id, url: seg.url, proto: seg.head.proto, host: seg.head.host, port: seg.boundPort };
+    this.ctx.store.save(done);
+    this.records.set(done.id, done);
+    return built;
   }
 
   /** Build one segment (and, recursively, its create-time children). */
-  private async build(plan: Plan, base: Draft, parent: string | null, remote: boolean): Promise<Segment[]> {
-    const id = plan.id ?? randomUUID();
+  private async build(
+    plan: Plan,
+    id: string,
+    base: Draft,
+    parent: string | null,
+    remote: boolean,
+    ports?: Ports,
+  ): Promise<Segment[]> {
     if (this.segments.has(id))
       throw new WormholeError(
         'ID_EXISTS',
@@ -82,10 +144,12 @@ export class SegmentManager {
       const head: Draft = { ...base };
       const tail: Draft = {};
       const childStep = plan.init.find(isChildStep);
-      for (const step of plan.init)
-        if (!isChildStep(step)) await this.apply(seg, step, head, tail, seg.stack);
+      for (const [i, step] of plan.init.entries())
+        if (!isChildStep(step)) await this.apply(seg, step, head, tail, seg.stack, `init/${i}`);
       if (plan.trigger) await this.prepareTrigger(plan.trigger);
       const headEp = await resolveHead(head);
+      // an ephemeral head built again gets the port it had
+      if (headEp.port === 0) headEp.port = ports?.get(id) ?? 0;
       if (!plan.trigger && !childStep && headEp.port !== 0) {
         // refuse a tail that is the head before taking the port, so the reason is the real one
         checkTail(headEp, headEp.port, await resolveTail(tail, head));
@@ -93,7 +157,7 @@ export class SegmentManager {
       await seg.listen(headEp);
       seg.headDraft = head;
       let peerTail: Tail | undefined;
-      if (childStep) peerTail = await this.spawn(seg, childStep, head, tail, seg.stack, created);
+      if (childStep) peerTail = await this.spawn(seg, childStep, head, tail, seg.stack, created, ports);
       seg.tailDraft = tail;
       if (plan.trigger) {
         seg.triggerSteps = plan.trigger;
@@ -126,7 +190,7 @@ export class SegmentManager {
     let peerTail: Tail | undefined;
     for (const step of steps) {
       if (isChildStep(step)) peerTail = await this.spawn(seg, step, head, tail, scope, []);
-      else await this.apply(seg, step, head, tail, scope);
+      else await this.apply(seg, step, head, tail, scope, `trigger/${steps.indexOf(step)}`);
     }
     return peerTail ?? (await this.localTail(seg, tail, head));
   }
@@ -164,6 +228,7 @@ export class SegmentManager {
     head: Draft,
     tail: Draft,
     scope: DisposableStack,
+    where: string,
   ): Promise<void> {
     if (step.op === 'url') {
       applyUrl(step.side === 'head' ? head : tail, step.url);
@@ -177,7 +242,7 @@ export class SegmentManager {
       }
     } else if (step.op === 'docker-run') {
       const d = step.side === 'head' ? head : tail;
-      const { id, nsPath } = await this.ctx.containers.run(step.args, seg.id);
+      const { id, nsPath } = await this.ctx.containers.run(step.args, seg.id, where);
       seg.containers.push(id);
       scope.defer(() => this.ctx.containers.remove(id));
       // (the runtime logs the start, with the segment)
@@ -196,10 +261,12 @@ export class SegmentManager {
     tail: Draft,
     scope: DisposableStack,
     created: Segment[],
+    ports?: Ports,
   ): Promise<Tail | undefined> {
     if (step.op === 'child' || step.op === 'chain') {
       const parentTail = await resolveTail(tail, head);
-      const kids = await this.build(step.plan, toDraft(parentTail), seg.id, seg.remote);
+      const id = childId(seg.id, step.plan);
+      const kids = await this.build(step.plan, id, toDraft(parentTail), seg.id, seg.remote, ports);
       scope.defer(async () => void (await this.deleteTree(kids[0].id)));
       created.push(...kids);
       if (step.op === 'child') return undefined;
@@ -225,6 +292,7 @@ export class SegmentManager {
     const res = await this.ctx.peers.createChild(step.host, {
       actions: step.actions,
       head: { proto, port, host: peerHost },
+      key: peerKey(this.ctx.ownerId, seg.id),
     });
     scope.defer(() =>
       this.ctx.peers.deleteChild(step.host, res.id).catch((err: unknown) => {
@@ -249,6 +317,11 @@ export class SegmentManager {
    */
   async delete(id: string): Promise<string[]> {
     const seg = this.segments.get(id);
+    if (!seg && this.failed.has(id)) {
+      this.forget(id);
+      this.ctx.log.info({ segment: id }, 'segment deleted (it had not been built again)');
+      return [id];
+    }
     if (!seg) throw new WormholeError('NOT_FOUND', `no segment with id ${id}: 'wormhole list' shows them`);
     if (seg.parent !== null && this.segments.has(seg.parent)) {
       throw new WormholeError(
@@ -256,7 +329,33 @@ export class SegmentManager {
         `segment ${id} is a child of ${seg.parent}, which needs it: delete ${seg.parent} (its children go with it)`,
       );
     }
-    return this.deleteTree(id);
+    const deleted = await this.deleteTree(id);
+    this.forget(id);
+    return deleted;
+  }
+
+  /** Forget a top segment: it is not built again at the next start. */
+  private forget(id: string): void {
+    this.records.delete(id);
+    this.failed.delete(id);
+    this.ctx.store.forget(id);
+  }
+
+  /** Every head's listening socket, for a daemon taking over (the heads keep theirs). */
+  listeningSockets(): { segment: string; proto: 'tcp' | 'udp'; fd: number }[] {
+    const out: { segment: string; proto: 'tcp' | 'udp'; fd: number }[] = [];
+    for (const s of this.segments.values()) {
+      const l = s.listeningFd();
+      if (l) out.push({ segment: s.id, ...l });
+    }
+    return out;
+  }
+
+  /** Connections open across every head (a daemon that handed over drains them). */
+  openConnections(): number {
+    let n = 0;
+    for (const s of this.segments.values()) n += s.openConnections();
+    return n;
   }
 
   /** Stop every head from accepting (daemon stop), before anything slower is released. */
@@ -286,7 +385,55 @@ export class SegmentManager {
 
   /** Every segment, parents before their children. */
   list(): SegmentInfo[] {
-    return [...this.segments.values()].map((s) => s.info());
+    const failed = [...this.failed.values()].map((f) => failedInfo(f.record, f.error));
+    return [...[...this.segments.values()].map((s) => s.info()), ...failed];
+  }
+
+  /**
+   * Build again every segment the store kept (the daemon starts): complete ones with their
+   * ids and ports; half-built ones (a crash cut their create short) are cleaned instead, their
+   * children on peers deleted. What cannot be built is kept, shown as failed, tried at the next
+   * start. Records are independent of each other, so they are built side by side.
+   */
+  async restore(records: SegmentRecord[]): Promise<void> {
+    let restored = 0;
+    await Promise.all(
+      records.map(async (record) => {
+        if (!record.complete) return this.cleanHalfBuilt(record);
+        try {
+          const ports = new Map(record.built.map((b) => [b.id, b.port]));
+          await this.buildTop(record, { ...parsePlan(record.actions), id: record.id }, ports);
+          restored++;
+          this.ctx.log.info({ segment: record.id, url: record.url }, 'segment restored');
+        } catch (err) {
+          this.failed.set(record.id, { record, error: errorMessage(err) });
+          this.ctx.log.warn(
+            { segment: record.id, url: record.url, err: errorMessage(err) },
+            'segment not restored (kept: list shows it failed, the next start tries again)',
+          );
+        }
+      }),
+    );
+    if (records.length > 0)
+      this.ctx.log.info({ restored, failed: this.failed.size }, 'segments from the state directory');
+  }
+
+  /** A create cut short by a crash: delete what it may have made on peers, then forget it. */
+  private async cleanHalfBuilt(record: SegmentRecord): Promise<void> {
+    const plan = parsePlan(record.actions);
+    try {
+      for (const [host, id] of peerChildren(this.ctx.ownerId, record.id, plan))
+        await this.ctx.peers.deleteChild(host, id).catch((err: unknown) => {
+          if (!(err instanceof WormholeError && err.code === 'NOT_FOUND')) throw err;
+        });
+      this.ctx.store.forget(record.id);
+      this.ctx.log.info({ segment: record.id }, 'cleaned a segment a crash left half-built');
+    } catch (err) {
+      this.ctx.log.warn(
+        { segment: record.id, err: errorMessage(err) },
+        'a segment a crash left half-built is not cleaned yet (tried again at the next start)',
+      );
+    }
   }
 
   /** Delete every segment (daemon shutdown). */
@@ -295,4 +442,25 @@ export class SegmentManager {
     await Promise.allSettled(tops.map((s) => this.deleteTree(s.id)));
     await Promise.allSettled([...this.segments.keys()].map((k) => this.deleteTree(k)));
   }
+}
+
+/** A peer's child built from its record starts from the head the peer gave. */
+function peerBase(record: SegmentRecord): Draft {
+  if (!record.head) return {};
+  return { proto: record.head.proto, host: record.head.host ?? '127.0.0.1', port: record.head.port };
+}
+
+/** Does a peer ask again for the child this record made? */
+function sameRequest(record: SegmentRecord, params: Params<'peer-create'>): boolean {
+  const [a, b] = [record.head, params.head];
+  return (
+    JSON.stringify(record.actions) === JSON.stringify(params.actions) &&
+    a?.proto === b.proto &&
+    a.host === b.host &&
+    a.port === b.port
+  );
+}
+
+function peerResult(seg: Segment): Result<'peer-create'> {
+  return { id: seg.id, url: seg.url, proto: seg.head.proto, host: seg.head.host, port: seg.boundPort };
 }

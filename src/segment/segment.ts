@@ -38,6 +38,8 @@ export class Segment {
   triggerSteps: Step[] | null = null;
   private tcpHead: TcpHead | undefined;
   private udp: UdpRelay | undefined;
+  /** The UDP head's socket while it is open (-1 after). */
+  private udpFd = -1;
   /**
    * Stops the head accepting at once (daemon stop: before anything slower is released);
    * open connections go on until close(). Set by listen().
@@ -67,8 +69,13 @@ export class Segment {
   /** Start listening at the head. */
   async listen(head: Endpoint): Promise<void> {
     this.head = head;
+    // a daemon taking over listens on its predecessor's socket: not one connection refused
+    const handed = this.ctx.handed?.take(this.id, head.proto);
     if (head.proto === 'tcp') {
-      const { fd, port } = await listenTcp(head.ns, head.host, head.port);
+      const { fd, port } =
+        handed !== undefined
+          ? { fd: handed, port: head.port }
+          : await listenTcp(head.ns, head.host, head.port);
       this.boundPort = port;
       const tcpHead = openTcpHead(this.ctx.engine, fd, {
         maxConnections: this.ctx.maxConnections,
@@ -91,7 +98,7 @@ export class Segment {
       // closing the head closes its connections too
       this.stack.defer(() => tcpHead.close());
     } else {
-      const socket = await bindUdp(head.ns, head.host, head.port);
+      const { socket, fd } = await bindUdp(head.ns, head.host, head.port, handed);
       socket.on('error', (err) =>
         this.ctx.log.warn({ segment: this.id, err: err.message }, 'udp head error'),
       );
@@ -109,10 +116,10 @@ export class Segment {
           ),
       );
       this.udp = relay;
-      let open = true;
+      this.udpFd = fd;
       this.unlisten = () => {
-        if (!open) return;
-        open = false;
+        if (this.udpFd < 0) return;
+        this.udpFd = -1;
         relay.close();
         socket.close();
       };
@@ -182,6 +189,17 @@ export class Segment {
       : `peer ${this.tail.host} segment ${this.tail.id}`;
   }
 
+  /** The head's listening socket, for a daemon taking over (undefined once it stopped listening). */
+  listeningFd(): { proto: 'tcp' | 'udp'; fd: number } | undefined {
+    const fd = this.tcpHead ? this.tcpHead.fd : this.udpFd;
+    return fd >= 0 ? { proto: this.head.proto, fd } : undefined;
+  }
+
+  /** Connections open at the head (a daemon handing over waits for them to end). */
+  openConnections(): number {
+    return this.tcpHead?.stats().open ?? 0;
+  }
+
   /** Stop accepting at the head now; what is open goes on until close(). */
   stopListening(): void {
     this.unlisten();
@@ -236,7 +254,7 @@ export class Segment {
     }
     const ep = tail.ep;
     const any = ep.host.includes(':') ? '::' : '0.0.0.0';
-    const up = await bindUdp(ep.ns, any, 0);
+    const { socket: up } = await bindUdp(ep.ns, any, 0);
     await new Promise<void>((resolve, reject) => {
       up.once('error', reject);
       up.connect(ep.port, ep.host, () => {

@@ -66,6 +66,8 @@ export interface TestDaemon {
   cliTcp(keyFile: string, ...args: string[]): Promise<CmdResult>;
   /** Everything the daemon logged so far. */
   log(): string;
+  /** Wait for the daemon to exit by itself (it handed over); its exit code. */
+  exited(): Promise<number | null>;
   /** SIGTERM and wait; resolves with the exit code and how long it took. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
 }
@@ -84,8 +86,13 @@ export interface DaemonOpts {
    * /etc/wormhole). `hosts` lines go to /etc/netns/NS/hosts (e.g. "10.77.1.2 myserver").
    */
   seedStyle?: { hosts?: string[] };
-  /** TCP port inside the namespace (default 9999). */
+  /** TCP port of the API (in a namespace: default 9999; else a random one). */
   port?: number;
+  /**
+   * Take over from the daemon running on `dir` (give its `port` too): resolves once the new
+   * daemon says it serves.
+   */
+  takeover?: boolean;
   /** Extra environment for the daemon. */
   env?: Record<string, string>;
   /** Reuse this directory (state dir, key) instead of a fresh one: a restart. */
@@ -112,7 +119,7 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
   if (!fs.existsSync(keyFile) || opts.key !== undefined) writeKey(keyFile, opts.key);
   const socket = path.join(dir, 'api.sock');
   // below the ephemeral range (32768+), where outgoing connections of busy tests take ports
-  const port = opts.netns ? (opts.port ?? 9999) : 20000 + (randomBytes(2).readUInt16BE(0) % 12000);
+  const port = opts.port ?? (opts.netns ? 9999 : 20000 + (randomBytes(2).readUInt16BE(0) % 12000));
   const tcp = opts.netns ? `tcp://0.0.0.0:${port}` : `tcp://127.0.0.1:${port}`;
   const daemonArgs = [
     '-H',
@@ -122,6 +129,7 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
     ...(opts.seedStyle ? [] : ['-K', keyFile]),
     '--state-dir',
     path.join(dir, 'state'),
+    ...(opts.takeover ? ['--takeover'] : []),
     ...(opts.args ?? []),
   ];
   const logFile = path.join(dir, `wormholed-${Date.now()}.log`);
@@ -154,6 +162,7 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
     asWritten: (...a) => runCmd('ip', ['netns', 'exec', opts.netns ?? '', process.execPath, WORMHOLE, ...a]),
     cliTcp: (key, ...a) => runCmd(process.execPath, [WORMHOLE, '-H', tcp, '-K', key, ...a]),
     log: () => fs.readFileSync(logFile, 'utf8'),
+    exited: () => exitPromise,
     async stop(signal = 'SIGTERM') {
       const started = Date.now();
       if (exited) return { code: exited.code, ms: 0 };
@@ -173,11 +182,15 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
   for (let i = 0; i < 100; i++) {
     if (exited) {
       // another test's listener took the random port first: try another one
-      if (!opts.netns && (opts.retries ?? 3) > 0 && /address in use/.test(d.log()))
+      if (!opts.netns && !opts.port && (opts.retries ?? 3) > 0 && /address in use/.test(d.log()))
         return startDaemon(t, { ...opts, retries: (opts.retries ?? 3) - 1 });
       throw new Error(`wormholed exited with ${exited.code}: ${d.log()}`);
     }
-    if (fs.existsSync(socket)) {
+    if (opts.takeover) {
+      // the predecessor answers pings until then
+      if (/took over: serving/.test(d.log())) return d;
+    } else if (fs.existsSync(socket) && /wormholed started/.test(d.log())) {
+      // (started: the segments its state directory keeps are built again by then)
       const r = await cli('ping');
       if (r.code === 0) return d;
     }

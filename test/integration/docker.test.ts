@@ -125,18 +125,53 @@ describe('containers outlive nothing', () => {
     assert.deepEqual(await containers(owner(d)), []);
   });
 
-  it('removes the orphans of a daemon killed with SIGKILL when it starts again', async () => {
+  it('after SIGKILL, removes the orphan and runs the segment again: one container, not two', async () => {
     const d = await startDaemon(suite);
+    const head = await freePort();
     assert.equal(
-      (await d.cli('create', 'url', `:${await freePort()}`, 'tail', 'docker-run', ECHO_RUN, 'url', ':9001'))
-        .code,
+      (await d.cli('create', 'url', `:${head}`, 'tail', 'docker-run', ECHO_RUN, 'url', ':9001')).code,
       0,
     );
     await d.stop('SIGKILL');
-    assert.equal((await containers(owner(d))).length, 1, 'the orphan is there');
+    const orphans = await containers(owner(d));
+    assert.equal(orphans.length, 1, 'the orphan is there');
     const again = await startDaemon(suite, { dir: d.dir });
-    assert.deepEqual(await containers(owner(again)), [], 'the restarted daemon removed it');
+    const now = await containers(owner(again));
+    assert.equal(now.length, 1, 'one container for the one segment');
+    assert.notEqual(now[0], orphans[0], 'the orphan was removed, the segment ran its own');
     assert.match(again.log(), /removed containers left by an earlier run/);
+    assert.equal(await exchange(head, 'hi'), 'hi');
+  });
+
+  it('a takeover adopts the running containers instead of running them again', async () => {
+    const d = await startDaemon(suite);
+    const head = await freePort();
+    const trig = await freePort();
+    assert.equal(
+      (await d.cli('create', 'url', `:${head}`, 'tail', 'docker-run', ECHO_RUN, 'url', ':9001')).code,
+      0,
+    );
+    assert.equal(
+      (await d.cli('create', 'url', `:${trig}`, 'trigger', 'docker-run', ECHO_RUN, 'url', ':9001')).code,
+      0,
+    );
+    assert.equal(await exchange(trig, 'run'), 'run', 'the trigger ran its container');
+    const before = (await containers(owner(d))).sort();
+    assert.equal(before.length, 2);
+    const next = await startDaemon(suite, {
+      dir: d.dir,
+      port: Number(d.tcp.split(':').pop()),
+      takeover: true,
+    });
+    assert.equal(await d.exited(), 0);
+    assert.deepEqual((await containers(owner(next))).sort(), before, 'the same containers, none stopped');
+    assert.equal(await exchange(head, 'hi'), 'hi');
+    // the trigger is armed again and finds its predecessor's container
+    assert.equal(await exchange(trig, 'again'), 'again');
+    assert.deepEqual((await containers(owner(next))).sort(), before, 'still the same two');
+    assert.match(next.log(), /container adopted/);
+    assert.equal((await next.stop()).code, 0);
+    assert.deepEqual(await containers(owner(next)), [], 'stopping the new daemon removes them');
   });
 
   it('says the engine is not running when a segment needs it, not at start', async () => {

@@ -89,6 +89,38 @@ describe('remote segments between two hosts', () => {
     assert.equal((await a.cli('delete', parseCreate(c.stdout).id)).code, 0);
   });
 
+  it('a remote child outlives restarts of either daemon, and a crash of the parent, as one child', async (t) => {
+    await startService(t, hosts.b, 'tcp-echo', '127.0.0.1', 5435);
+    const c = await a.cli('create', 'url', ':6545', 'remote', hosts.ipB, 'tail', 'url', ':5435');
+    assert.equal(c.code, 0, c.stderr);
+    const { id } = parseCreate(c.stdout);
+    const children = async (): Promise<string[]> =>
+      (JSON.parse((await b.cli('list', '--json')).stdout) as { id: string }[]).map((s) => s.id);
+    const [child] = await children();
+    assert.equal(await exchangeIn(hosts.a, 6545, 'one'), 'onebye');
+
+    // the parent's daemon stops and starts: the child is made again, with the same id
+    assert.equal((await a.stop()).code, 0);
+    a = await startDaemon(suite, { netns: hosts.a, dir: a.dir });
+    assert.deepEqual(await children(), [child]);
+    assert.equal(await exchangeIn(hosts.a, 6545, 'two'), 'twobye');
+
+    // killed: the peer is asked again for the child it has, and keeps one
+    await a.stop('SIGKILL');
+    a = await startDaemon(suite, { netns: hosts.a, dir: a.dir });
+    assert.deepEqual(await children(), [child], 'one child, not two');
+    assert.equal(await exchangeIn(hosts.a, 6545, 'three'), 'threebye');
+
+    // the child's daemon stops and starts: it builds the child again under the same id
+    assert.equal((await b.stop()).code, 0);
+    b = await startDaemon(suite, { netns: hosts.b, dir: b.dir });
+    assert.deepEqual(await children(), [child]);
+    assert.equal(await exchangeIn(hosts.a, 6545, 'four'), 'fourbye');
+
+    assert.equal((await a.cli('delete', id)).code, 0);
+    assert.deepEqual(await children(), []);
+  });
+
   it('says clearly when the peer is down, and leaves nothing behind', async () => {
     const r = await a.cli('create', 'url', ':6600', 'remote', '10.77.255.254:1', 'tail', 'url', ':1');
     assert.equal(r.code, 1);

@@ -16,6 +16,7 @@ const FORBIDDEN = [
   'src/native',
   'src/docker',
   'src/tunnel',
+  'src/store',
 ];
 
 function resolve(from: string, spec: string): string | undefined {

@@ -1,0 +1,125 @@
+/**
+ * Segments kept on disk: one file per top segment in the state directory, written atomically
+ * (a new file, synced, renamed over the old one, the directory synced), so that a crash in the
+ * middle of a write leaves the old record or the new one, never half of either. A file that
+ * cannot be read back is skipped with the reason, never fatal: the daemon starts without it.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { VERBS } from '../api/grammar';
+import { errorMessage } from '../common/errors';
+
+/** Bump when a record changes shape; older records are read by migration or skipped. */
+export const RECORD_VERSION = 1;
+
+const action = z.object({ verb: z.enum(VERBS), args: z.array(z.string()) }).strict();
+
+/**
+ * What it takes to build a top segment again: the actions it was created with, and what the
+ * daemon chose then that it must choose the same way again (ids, ports of ephemeral heads).
+ */
+export const segmentRecordSchema = z
+  .object({
+    version: z.literal(RECORD_VERSION),
+    /** The top segment's id (also the file's name). */
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+    /** `create` from a user, or `peer-create` from another daemon. */
+    kind: z.enum(['local', 'peer']),
+    actions: z.array(action),
+    /** A peer-create's head (where the peer's tail points). */
+    head: z
+      .object({ proto: z.enum(['tcp', 'udp']), host: z.string().optional(), port: z.number().int() })
+      .optional(),
+    /** A peer-create's identity, the same when the parent asks again after a restart. */
+    key: z.string().optional(),
+    /** Every segment built at create time, top first, in build order, with its head's port. */
+    built: z.array(z.object({ id: z.string(), port: z.number().int().min(0).max(65535) })),
+    /** `false` while the create runs: a crash then leaves a half-built segment to clean. */
+    complete: z.boolean(),
+    /** Where the head listened, for `list` when the segment cannot be built again. */
+    url: z.string(),
+    createdAt: z.number(),
+  })
+  .strict();
+
+export type SegmentRecord = z.infer<typeof segmentRecordSchema>;
+
+/** A file that was not read, and why. */
+export interface Skipped {
+  file: string;
+  why: string;
+}
+
+/** The segment records of one state directory. */
+export class SegmentStore {
+  constructor(private readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  private file(id: string): string {
+    return path.join(this.dir, `${id}.json`);
+  }
+
+  /** Write (or replace) a record atomically. */
+  save(record: SegmentRecord): void {
+    const file = this.file(record.id);
+    const tmp = `${file}.${process.pid}.tmp`;
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, `${JSON.stringify(record)}\n`);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+    this.syncDir();
+  }
+
+  /** Forget a record (idempotent). */
+  forget(id: string): void {
+    fs.rmSync(this.file(id), { force: true });
+    this.syncDir();
+  }
+
+  /** The rename (or removal) itself is durable only once the directory is synced. */
+  private syncDir(): void {
+    const fd = fs.openSync(this.dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /**
+   * Every record, oldest first (the order they were created in, so that a head port freed
+   * and taken again between them goes to the same segment), and the files that were not read.
+   * Temporary files of an interrupted write are removed: their record is the one before.
+   */
+  load(): { records: SegmentRecord[]; skipped: Skipped[] } {
+    const records: SegmentRecord[] = [];
+    const skipped: Skipped[] = [];
+    for (const name of fs.readdirSync(this.dir).sort()) {
+      const file = path.join(this.dir, name);
+      if (name.endsWith('.tmp')) {
+        fs.rmSync(file, { force: true });
+        continue;
+      }
+      if (!name.endsWith('.json')) continue;
+      try {
+        const parsed = segmentRecordSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          skipped.push({ file, why: `not a segment record (${issue.path.join('.')}: ${issue.message})` });
+        } else if (`${parsed.data.id}.json` !== name) {
+          skipped.push({ file, why: `holds segment ${parsed.data.id}, not the one its name says` });
+        } else records.push(parsed.data);
+      } catch (err) {
+        skipped.push({ file, why: errorMessage(err) });
+      }
+    }
+    records.sort((a, b) => a.createdAt - b.createdAt);
+    return { records, skipped };
+  }
+}
