@@ -110,6 +110,7 @@ export async function main(argv: string[]): Promise<void> {
       tunnels,
       dialTimeoutMs: opts.dialTimeoutMs,
       udpIdleMs: opts.udpIdleMs,
+      retryFailedMs: opts.retryFailedMs,
       engine,
       maxConnections: opts.maxConnections,
       maxUdpSessions: opts.maxUdpSessions,

@@ -32,6 +32,8 @@ export interface DaemonOptions {
   maxApiConnections: number;
   /** An API connection with no request for this long is closed. */
   apiIdleMs: number;
+  /** How often segments that could not be built again at start are tried again. */
+  retryFailedMs: number;
   /** Take over from the daemon running on the same state directory (its sockets handed over). */
   takeover: boolean;
   /** After handing over, how long open connections may take to finish before this daemon exits. */
@@ -74,6 +76,8 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
                      open API connections, attached peer streams aside; more are
                      closed at once (default ${DEFAULT_MAX_API_CONNECTIONS})
   --api-idle S       seconds an API connection may send no request (default 30)
+  --retry-failed S   seconds between tries of segments that could not be built
+                     again at start (default 30)
   --takeover         take over from the wormholed running on the same --state-dir: its
                      listening sockets are handed to this one (no connection refused),
                      its containers and peer children adopted; it drains and exits
@@ -99,6 +103,7 @@ const SPECS: FlagSpec[] = [
   { names: ['--max-udp-sessions'], value: true },
   { names: ['--max-api-connections'], value: true },
   { names: ['--api-idle'], value: true },
+  { names: ['--retry-failed'], value: true },
   { names: ['--takeover'], value: false },
   { names: ['--drain-timeout'], value: true },
   { names: ['-h', '--help'], value: false },
@@ -186,6 +191,7 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
       100_000,
     ),
     apiIdleMs: secondsFlag(flagValue(p, '--api-idle', '30'), '--api-idle'),
+    retryFailedMs: secondsFlag(flagValue(p, '--retry-failed', '30'), '--retry-failed'),
     takeover: p.values.has('--takeover'),
     drainTimeoutMs: secondsFlag(flagValue(p, '--drain-timeout', '10'), '--drain-timeout'),
     logLevel: logLevel(env),

@@ -67,6 +67,8 @@ export interface SegmentContext {
   tunnels: TunnelLink;
   /** How long a tail is retried before a connection is given up. */
   dialTimeoutMs: number;
+  /** How often segments that could not be built again at start are tried again. */
+  retryFailedMs: number;
   /** How long a UDP session may be idle. */
   udpIdleMs: number;
   /** The splice engine, or null where it could not start (JavaScript moves the bytes). */

@@ -55,6 +55,8 @@ export class SegmentManager {
   private readonly records = new Map<string, SegmentRecord>();
   /** Records that could not be built again at start, and why: `list` shows them, `delete` forgets them. */
   private readonly failed = new Map<string, { record: SegmentRecord; error: string }>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retrying = false;
 
   constructor(private readonly ctx: SegmentContext) {}
 
@@ -401,21 +403,50 @@ export class SegmentManager {
       records.map(async (record) => {
         if (!record.complete) return this.cleanHalfBuilt(record);
         try {
-          const ports = new Map(record.built.map((b) => [b.id, b.port]));
-          await this.buildTop(record, { ...parsePlan(record.actions), id: record.id }, ports);
+          await this.rebuild(record);
           restored++;
           this.ctx.log.info({ segment: record.id, url: record.url }, 'segment restored');
         } catch (err) {
           this.failed.set(record.id, { record, error: errorMessage(err) });
           this.ctx.log.warn(
             { segment: record.id, url: record.url, err: errorMessage(err) },
-            'segment not restored (kept: list shows it failed, the next start tries again)',
+            'segment not restored (kept: list shows it failed; tried again every --retry-failed seconds)',
           );
         }
       }),
     );
     if (records.length > 0)
       this.ctx.log.info({ restored, failed: this.failed.size }, 'segments from the state directory');
+    // What failed may work later: a container started after the daemon, a namespace made again.
+    this.retryTimer = setInterval(() => void this.retryFailed(), this.ctx.retryFailedMs);
+    this.retryTimer.unref();
+  }
+
+  /** Build a kept segment as it was: same ids, same head ports. */
+  private rebuild(record: SegmentRecord): Promise<Segment[]> {
+    const ports = new Map(record.built.map((b) => [b.id, b.port]));
+    return this.buildTop(record, { ...parsePlan(record.actions), id: record.id }, ports);
+  }
+
+  /** Try the segments that could not be built again; a new reason replaces the old. */
+  private async retryFailed(): Promise<void> {
+    if (this.retrying) return;
+    this.retrying = true;
+    try {
+      for (const [id, { record }] of [...this.failed]) {
+        if (!this.failed.has(id)) continue;
+        try {
+          await this.rebuild(record);
+        } catch (err) {
+          if (this.failed.has(id)) this.failed.set(id, { record, error: errorMessage(err) });
+          continue;
+        }
+        if (this.failed.delete(id)) this.ctx.log.info({ segment: id, url: record.url }, 'segment restored');
+        else await this.deleteTree(id).then(() => this.forget(id)); // deleted while it was built
+      }
+    } finally {
+      this.retrying = false;
+    }
   }
 
   /** A create cut short by a crash: delete what it may have made on peers, then forget it. */
@@ -438,6 +469,7 @@ export class SegmentManager {
 
   /** Delete every segment (daemon shutdown). */
   async closeAll(): Promise<void> {
+    clearInterval(this.retryTimer);
     const tops = [...this.segments.values()].filter((s) => s.parent === null || !this.segments.has(s.parent));
     await Promise.allSettled(tops.map((s) => this.deleteTree(s.id)));
     await Promise.allSettled([...this.segments.keys()].map((k) => this.deleteTree(k)));

@@ -17,7 +17,9 @@ export const list: Command = {
 
 One line per segment: ID HEAD -> TAIL STATE CONNECTIONS [refused=N] [parent=ID] [remote].
 refused counts connections and UDP sessions refused at the daemon's caps
-(--max-connections, --max-udp-sessions). --json prints an array for scripts.
+(--max-connections, --max-udp-sessions). A segment the daemon could not build
+again when it started is shown as ID URL failed: WHY (kept, and tried again at
+the next start; delete forgets it). --json prints an array for scripts.
 
   wormhole list
   wormhole list --json`,
@@ -31,6 +33,10 @@ refused counts connections and UDP sessions refused at the daemon's caps
       return 0;
     }
     for (const s of segments) {
+      if (s.state === 'failed') {
+        ctx.out(`${s.id} ${s.url} failed: ${s.error ?? 'unknown'}`);
+        continue;
+      }
       const refused = s.refused ? ` refused=${s.refused}` : '';
       const parent = s.parent ? ` parent=${s.parent}` : '';
       const remote = s.remote ? ' remote' : '';
