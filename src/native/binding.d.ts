@@ -51,4 +51,11 @@ export interface NativeBinding {
   connClose(engine: EngineHandle, group: GroupHandle, id: number): void;
   /** Close the head and every connection; an event says when it is done. */
   groupClose(engine: EngineHandle, group: GroupHandle): void;
+
+  // ---- native/notify.c: systemd's notification socket ----
+  /**
+   * Send one datagram to an AF_UNIX datagram socket: socketPath is absolute, or '@name' for
+   * the abstract namespace (as in NOTIFY_SOCKET). Throws with the errno name as `code`.
+   */
+  notify(socketPath: string, message: string): void;
 }
