@@ -11,9 +11,11 @@ import { Engine } from '../proxy/engine';
 import { SegmentManager } from '../segment/manager';
 import { TunnelService } from '../tunnel';
 import { makeHandlers } from './handlers';
+import { sdNotify } from './notify';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
 import { Peers } from './peers';
 import { ApiServer } from './server';
+import { wireSignals } from './signals';
 import { StateDir } from './state';
 
 /**
@@ -162,9 +164,12 @@ export async function main(argv: string[]): Promise<void> {
     process.on('unhandledRejection', (err) =>
       log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection, going on'),
     );
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    // SIGTERM/SIGINT stop, SIGHUP reads the key file again for new connections, SIGUSR1
+    // opens no debugger (signals.ts). Then a Type=notify systemd unit hears that every API
+    // listener serves: MAINPID too, as `bin/wormholed` may be started through a wrapper.
+    wireSignals({ log, keyFile: opts.keyFile, key, keyUsers: [server, peers], stop });
     log.info({ stateDir: opts.stateDir }, 'wormholed started');
+    sdNotify(`READY=1\nMAINPID=${process.pid}`, log);
   } catch (err) {
     state?.release();
     // One line, never a stack trace: what failed is the user's to fix (a path, a flag).
