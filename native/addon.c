@@ -1,8 +1,9 @@
 /*
- * The wormhole addon: one module, two concerns, each in its own file.
+ * The wormhole addon: one module, three concerns, each in its own file.
  *   nsfactory.c  sockets made inside network namespaces by a long-lived thread (setns there
  *                and back), namespace files checked and kept open, never on the event loop;
- *   engine.c     the data path: one epoll thread moving bytes with splice(2).
+ *   engine.c     the data path: one epoll thread moving bytes with splice(2);
+ *   notify.c     one datagram to systemd's notification socket (AF_UNIX, which dgram lacks).
  * This file holds what they share: errors with errno names as codes, argument readers.
  */
 #include <arpa/inet.h>
@@ -75,6 +76,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!wh_nsfactory_init(env, exports)) return NULL;
   if (!wh_engine_init(env, exports)) return NULL;
   if (!wh_fdpass_init(env, exports)) return NULL;
+  if (!wh_notify_init(env, exports)) return NULL;
   return exports;
 }
 

@@ -54,5 +54,6 @@ bool wh_sockaddr(int family, const char *host, int port, struct sockaddr_storage
 napi_value wh_nsfactory_init(napi_env env, napi_value exports);
 napi_value wh_engine_init(napi_env env, napi_value exports);
 napi_value wh_fdpass_init(napi_env env, napi_value exports);
+napi_value wh_notify_init(napi_env env, napi_value exports);
 
 #endif

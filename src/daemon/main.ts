@@ -14,9 +14,11 @@ import { SegmentManager } from '../segment/manager';
 import { SegmentStore } from '../store';
 import { TunnelService } from '../tunnel';
 import { makeHandlers } from './handlers';
+import { sdNotify } from './notify';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
 import { Peers } from './peers';
 import { ApiServer } from './server';
+import { wireSignals } from './signals';
 import { StateDir } from './state';
 import { type Handed, HandoverPoint, TAKEOVER_SOCKET, receiveHandover } from './takeover';
 
@@ -145,6 +147,7 @@ export async function main(argv: string[]): Promise<void> {
       if (stopping) return;
       stopping = true;
       log.info({ successor }, 'taken over: no longer accepting; open connections may finish');
+      sdNotify('STOPPING=1', log);
       manager.stopListening();
       server.stopAccepting();
       point.close(false);
@@ -162,7 +165,11 @@ export async function main(argv: string[]): Promise<void> {
     const point = new HandoverPoint(
       state.file(TAKEOVER_SOCKET),
       log,
-      () => ({ api: server.listeningFds(), heads: manager.listeningSockets() }),
+      () => {
+        // a daemon on its way out has closed its listeners: nothing to hand over
+        if (stopping) throw new Error('this daemon is stopping');
+        return { api: server.listeningFds(), heads: manager.listeningSockets() };
+      },
       handOver,
     );
     await point.start();
@@ -217,9 +224,12 @@ export async function main(argv: string[]): Promise<void> {
     process.on('unhandledRejection', (err) =>
       log.error({ err: err instanceof Error ? err.stack : String(err) }, 'unhandled rejection, going on'),
     );
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    // SIGTERM/SIGINT stop, SIGHUP reads the key file again for new connections, SIGUSR1
+    // opens no debugger (signals.ts). Then a Type=notify systemd unit hears that every API
+    // listener serves: MAINPID too, as `bin/wormholed` may be started through a wrapper.
+    wireSignals({ log, keyFile: opts.keyFile, key, keyUsers: [server, peers], stop });
     log.info({ stateDir: opts.stateDir }, 'wormholed started');
+    sdNotify(`READY=1\nMAINPID=${process.pid}`, log);
   } catch (err) {
     // (a takeover that fails here leaves the running daemon as it was)
     handed?.abandon();

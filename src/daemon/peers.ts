@@ -36,7 +36,16 @@ const PEER_DEFAULT_LIMIT_MS = 60_000;
 
 /** The daemon's side of peer traffic. */
 export class Peers implements PeerLink {
-  constructor(private readonly key: Buffer) {}
+  constructor(private key: Buffer) {}
+
+  /**
+   * The key for connections to peers from now on (SIGHUP: a rotated key file). Open ones
+   * (an attached stream carrying a remote segment's connection) keep the key they were
+   * made with; every new request or attach uses this one.
+   */
+  setKey(key: Buffer): void {
+    this.key = key;
+  }
 
   private async open(host: string): Promise<Connection> {
     try {

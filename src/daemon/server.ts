@@ -63,11 +63,20 @@ export class ApiServer {
   constructor(
     private readonly handlers: HandlerTable,
     private readonly onAttach: AttachHandler,
-    private readonly key: Buffer,
+    private key: Buffer,
     private readonly log: Logger,
     private readonly limits: ApiLimits,
   ) {
     this.warn = new RateLimitedLog(log);
+  }
+
+  /**
+   * The key for TLS handshakes from now on (SIGHUP: a rotated key file). The PSK callback
+   * reads it when a client's hello arrives, so connections already authenticated with the
+   * old key go on untouched; only new ones need the new key.
+   */
+  setKey(key: Buffer): void {
+    this.key = key;
   }
 
   /** A socket was accepted (before any TLS): count it, cap it, keep it for close(). */

@@ -60,4 +60,10 @@ export interface NativeBinding {
   sendFds(fd: number, fds: number[], data: Buffer): void;
   /** One recvmsg: the bytes (empty at the end of the stream) and the descriptors they carried. */
   recvFds(fd: number): [Buffer, number[]];
+  // ---- native/notify.c: systemd's notification socket ----
+  /**
+   * Send one datagram to an AF_UNIX datagram socket: socketPath is absolute, or '@name' for
+   * the abstract namespace (as in NOTIFY_SOCKET). Throws with the errno name as `code`.
+   */
+  notify(socketPath: string, message: string): void;
 }
