@@ -19,11 +19,15 @@ const beforeStop: (() => void)[] = [];
 export const onCleanup = (fn: () => void): number => cleanups.push(fn);
 export const onBeforeStop = (fn: () => void): number => beforeStop.push(fn);
 
-/** Start a process whose output nobody reads; it is stopped by stopAll(). */
-export function start(file: string, args: string[], extraFd = false): ChildProcess {
-  const stdio: ('ignore' | number)[] = ['ignore', 'ignore', 'ignore'];
+/**
+ * Start a process whose output nobody reads (or goes to the file `out`, an open descriptor
+ * this closes); it is stopped by stopAll().
+ */
+export function start(file: string, args: string[], extraFd = false, out?: number): ChildProcess {
+  const stdio: ('ignore' | number)[] = ['ignore', out ?? 'ignore', out ?? 'ignore'];
   if (extraFd) stdio.push(fs.openSync('/dev/null', 'r')); // docker-proxy reports on fd 3
   const p = spawn(file, args, { stdio });
+  if (out !== undefined) fs.closeSync(out);
   p.on('error', () => {}); // a missing binary shows up as a port nobody listens on
   procs.push(p);
   return p;
@@ -55,6 +59,12 @@ export async function stopAll(): Promise<void> {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves when the process has exited (at once if it has): its exit code, null after a signal. */
+export function exited(p: ChildProcess): Promise<number | null> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
+  return new Promise((resolve) => p.once('exit', (code) => resolve(code)));
+}
 
 /** The tool, if it is on PATH (or an absolute path that exists). */
 export function which(tool: string): string | undefined {
@@ -166,15 +176,39 @@ export function iperfServer(p: number, netns?: string, bind?: string): ChildProc
 export interface Daemon {
   sock: string;
   pid: number;
+  /** Its directory: key, API socket, state directory, logs. */
+  dir: string;
+  /** The namespace it runs in, if any. */
+  ns?: string;
+  proc: ChildProcess;
   /** The CLI against this daemon: its output, trimmed. */
   cli: (...a: string[]) => string;
+  /** What it logged so far (pino's JSON lines), when started with its log kept; else ''. */
+  log: () => string;
 }
 
 /** A wormholed with its own key and state (optionally inside a namespace, also on TCP 9999). */
-export function daemon(key: string, ns?: string): Daemon {
+export function daemon(key: string, ns?: string, keepLog = false): Daemon {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whbench-'));
   onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.writeFileSync(path.join(dir, 'key'), `${key}\n`, { mode: 0o600 });
+  const d = spawnDaemon(dir, ns, false, keepLog);
+  for (let i = 0; i < 100 && !fs.existsSync(d.sock); i++) execFileSync('sleep', ['0.1']);
+  return d;
+}
+
+/**
+ * A new wormholed on the directory (key, state, flags) of `d`, which has stopped (a restart:
+ * it builds the segments kept there again) or, with `takeover`, still runs and hands its
+ * sockets over. Returns at once, its log kept: the caller waits for what it measures.
+ */
+export function daemonAgain(d: Daemon, takeover = false): Daemon {
+  return spawnDaemon(d.dir, d.ns, takeover, true);
+}
+
+let daemonRuns = 0;
+
+function spawnDaemon(dir: string, ns: string | undefined, takeover: boolean, keepLog: boolean): Daemon {
   const sock = path.join(dir, 'api.sock');
   const args = [
     path.join(ROOT, 'bin/wormholed'),
@@ -186,14 +220,17 @@ export function daemon(key: string, ns?: string): Daemon {
     path.join(dir, 'state'),
   ];
   if (ns) args.push('-H', 'tcp://0.0.0.0:9999');
+  if (takeover) args.push('--takeover');
+  const logFile = path.join(dir, `wormholed-${++daemonRuns}.log`);
+  const out = keepLog ? fs.openSync(logFile, 'a') : undefined;
   // `ip netns exec` execs node in place, so the pid is the daemon's own
   const p = ns
-    ? start('ip', ['netns', 'exec', ns, process.execPath, ...args])
-    : start(process.execPath, args);
-  for (let i = 0; i < 100 && !fs.existsSync(sock); i++) execFileSync('sleep', ['0.1']);
+    ? start('ip', ['netns', 'exec', ns, process.execPath, ...args], false, out)
+    : start(process.execPath, args, false, out);
   const cli = (...a: string[]): string =>
     sh(process.execPath, path.join(ROOT, 'bin/wormhole'), '-H', `unix://${sock}`, ...a).trim();
-  return { sock, pid: p.pid!, cli };
+  const log = (): string => (keepLog && fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '');
+  return { sock, pid: p.pid!, dir, ns, proc: p, cli, log };
 }
 
 /** The soft limit on open files of this process. */

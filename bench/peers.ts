@@ -10,6 +10,8 @@ import { childrenOf } from './measure';
 export interface Peer {
   /** The processes that carry the connections: their whole RSS is the proxy's memory. */
   pids: () => number[];
+  /** The process started (the one that listens). */
+  proc: ChildProcess;
 }
 
 /** socat, forking a process per connection, as its manual shows it for a TCP forward. */
@@ -18,7 +20,7 @@ export function socat(listen: number, toHost: string, to: number): Peer {
     `TCP-LISTEN:${listen},bind=127.0.0.1,reuseaddr,fork,backlog=1024`,
     `TCP:${toHost}:${to}`,
   ]);
-  return { pids: () => [p.pid!, ...childrenOf(p.pid!)] };
+  return { pids: () => [p.pid!, ...childrenOf(p.pid!)], proc: p };
 }
 
 /**
@@ -42,7 +44,7 @@ export function dockerProxy(listen: number, toHost: string, to: number): Peer {
     ],
     true, // it reports readiness on fd 3, as dockerd expects
   );
-  return { pids: () => [p.pid!] };
+  return { pids: () => [p.pid!], proc: p };
 }
 
 /**
@@ -72,5 +74,5 @@ export function pasta(ns: string, forwards: [hostPort: number, nsPort: number][]
     '-f', // foreground: stopped with the others at the end
     '-q',
   ]);
-  return { pids: () => [p.pid!] };
+  return { pids: () => [p.pid!], proc: p };
 }

@@ -2,6 +2,7 @@
  * What a run found: the rows of each scene, printed as markdown tables, and the issue's
  * targets (issue 8) as ratios between rows of the same run, each met or missed.
  */
+import type { RestartPath, ServeAgain } from './scenes/restart';
 
 /** One path through one scene. A value left undefined was not measured (printed '–'). */
 export interface Row {
@@ -20,7 +21,10 @@ const f = (n: number | undefined, digits: number): string => (n === undefined ? 
 const thousands = (n: number): string => n.toLocaleString('en-US');
 
 /** Footnotes under a table (a markdown list, one line each): each row's notes, numbered, the mark after the path's name. */
-function withNotes(rows: Row[], line: (r: Row, name: string) => string): string {
+function withNotes<R extends { path: string; notes?: string[] }>(
+  rows: R[],
+  line: (r: R, name: string) => string,
+): string {
   const notes: string[] = [];
   const lines = rows.map((r) => {
     const marks = (r.notes ?? []).map((n) => {
@@ -52,6 +56,54 @@ export function hostsTable(rows: Row[]): string {
   const body = withNotes(
     rows,
     (r, name) => `| ${name} | ${f(r.gbps, 2)} | ${f(r.p50us, 0)} | ${f(r.p99us, 0)} |`,
+  );
+  return [...head, body].join('\n');
+}
+
+/**
+ * The restart table: while each proxy restarts, connections served and failed (by reason),
+ * the longest time none was served, and whether the transfer in flight ended intact.
+ */
+export function restartTable(rows: RestartPath[]): string {
+  const head = [
+    '| path | restart | served | failed | longest gap (ms) | new process serving (ms) | transfer in flight |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  const noted = rows.map((r) => ({
+    ...r,
+    notes: [...(r.skip ? [r.skip] : []), ...(r.error ? [r.error] : [])],
+  }));
+  const body = withNotes(noted, (r, name) => {
+    if (r.skip) return `| ${name} | ${r.how} | – | – | – | – | – |`;
+    const why = Object.entries(r.failures)
+      .sort(([, a], [, b]) => b - a)
+      .map(([w, n]) => `${w} ${n}`)
+      .join(', ');
+    const failed = r.failed ? `**${r.failed}** (${why})` : '0';
+    return `| ${name} | ${r.how} | ${r.ok} | ${failed} | ${f(r.gapMs, 0)} | ${f(r.backMs, 0)} | ${r.transfer.note} |`;
+  });
+  return [...head, body].join('\n');
+}
+
+const median = (xs: number[]): number | undefined =>
+  xs.length ? [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] : undefined;
+
+/** Time to serve again by segments kept in the state directory (median of the repeats). */
+export function serveAgainTable(rows: ServeAgain[]): string {
+  const head = [
+    '| segments kept | SIGTERM to exit (ms) | restart: spawn to first connection through the last segment (ms) | takeover: spawn to new daemon serving (ms) | takeover: spawn to old daemon gone (ms) | clients during the takeovers: served / failed |',
+    '|---|---|---|---|---|---|',
+  ];
+  const body = withNotes(
+    rows.map((r) => ({ ...r, path: thousands(r.segments), notes: r.error ? [r.error] : [] })),
+    (r, name) => {
+      const c = r.takeoverClients;
+      const why = Object.entries(c.failures)
+        .map(([w, n]) => `${w} ${n}`)
+        .join(', ');
+      const clients = `${c.ok} / ${c.failed ? `**${c.failed}** (${why})` : '0'}`;
+      return `| ${name} | ${f(median(r.stopMs), 0)} | ${f(median(r.restartMs), 0)} | ${f(median(r.takeoverServingMs), 0)} | ${f(median(r.takeoverMs), 0)} | ${clients} |`;
+    },
   );
   return [...head, body].join('\n');
 }

@@ -8,8 +8,12 @@
  * 3. Cold start of a socket-activated container, beside `docker run` and polling.
  * 4. Two hosts (namespaces joined by a veth pair): the link, `remote`, `tunnel`, `ssh -L`,
  *    and `wormhole ping` between the daemons.
+ * 5. Restart under clients (issue 9): wormhole restarted and taken over, docker-proxy and
+ *    socat restarted, with a client every 5 ms and a transfer in flight; time to serve again.
  * Then the issue's targets as ratios of this run, met or missed. Prints markdown tables and
  * writes dist/bench-results.json. Rows: bench/scenes/*; proxies: bench/peers.ts.
+ * `--only restart` (or a comma list of local, cold-start, two-hosts, restart) runs those
+ * scenes alone; the targets are printed only when the scenes they compare have run.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -17,10 +21,21 @@ import * as path from 'node:path';
 import { stopDockerdIfStarted } from '../test/helpers/docker';
 import { config } from './config';
 import { fdLimit, ROOT, stopAll } from './env';
-import { hostsTable, ratio, type Row, sceneTable, type Target, target, targetsTable } from './report';
+import {
+  hostsTable,
+  ratio,
+  restartTable,
+  type Row,
+  sceneTable,
+  serveAgainTable,
+  type Target,
+  target,
+  targetsTable,
+} from './report';
 import { coldStart } from './scenes/cold-start';
 import { acrossNamespaces, oneNamespace } from './scenes/local';
 import { measureScenes } from './scenes/paths';
+import { restart } from './scenes/restart';
 import { twoHosts } from './scenes/two-hosts';
 
 /** Open files this run and its children need: 10,000 idle connections are 20,000 in a proxy. */
@@ -59,8 +74,24 @@ function memoryTarget(scene: string, wh: Row | undefined, dp: Row | undefined): 
   return target(what, n ? ratio(wh?.idleMiB?.[n], dp?.idleMiB?.[n]) : undefined, '<=', 1.0);
 }
 
+const SCENES = ['local', 'cold-start', 'two-hosts', 'restart'];
+
+/** The scenes `--only A[,B]` names (every scene without it); exits on a name it does not know. */
+function scenesWanted(): Set<string> {
+  const i = process.argv.indexOf('--only');
+  if (i < 0) return new Set(SCENES);
+  const names = (process.argv[i + 1] ?? '').split(',').filter(Boolean);
+  const unknown = names.filter((n) => !SCENES.includes(n));
+  if (names.length === 0 || unknown.length) {
+    console.error(`bench: --only takes a comma list of ${SCENES.join(', ')}`);
+    process.exit(2);
+  }
+  return new Set(names);
+}
+
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
+  const want = scenesWanted();
   const cfg = config(quick, fdLimit());
   if (cfg.idle.join() !== config(quick).idle.join()) {
     console.error(
@@ -70,41 +101,65 @@ async function main(): Promise<void> {
   }
   const results: Record<string, unknown> = { date: new Date().toISOString(), config: cfg };
   try {
-    // both scenes stand at once, so that their measurements interleave (bench/scenes/paths.ts)
-    const [same, across] = await measureScenes([await oneNamespace(cfg), await acrossNamespaces(cfg)], cfg);
-    results.oneNamespace = same;
-    results.acrossNamespaces = across;
-    await stopAll();
-    const idle = cfg.idle.map((n) => n.toLocaleString('en-US')).join(', ');
-    const how = `iperf3 one stream ${cfg.seconds} s; ${cfg.conns} connections, 8 in flight; ${cfg.rounds} round trips; ${cfg.repeats > 1 ? `median of ${cfg.repeats} rounds; ` : ''}memory at ${idle} idle connections`;
-    console.log(`\n### One namespace (127.0.0.1; ${how})\n`);
-    console.log(sceneTable(same, cfg.idle));
-    console.log(`\n### Across namespaces (host 127.0.0.1 to a service inside a namespace)\n`);
-    console.log(sceneTable(across, cfg.idle));
+    let same: Row[] = [];
+    let across: Row[] = [];
+    if (want.has('local')) {
+      // both scenes stand at once, so that their measurements interleave (bench/scenes/paths.ts)
+      [same, across] = await measureScenes([await oneNamespace(cfg), await acrossNamespaces(cfg)], cfg);
+      results.oneNamespace = same;
+      results.acrossNamespaces = across;
+      await stopAll();
+      const idle = cfg.idle.map((n) => n.toLocaleString('en-US')).join(', ');
+      const how = `iperf3 one stream ${cfg.seconds} s; ${cfg.conns} connections, 8 in flight; ${cfg.rounds} round trips; ${cfg.repeats > 1 ? `median of ${cfg.repeats} rounds; ` : ''}memory at ${idle} idle connections`;
+      console.log(`\n### One namespace (127.0.0.1; ${how})\n`);
+      console.log(sceneTable(same, cfg.idle));
+      console.log(`\n### Across namespaces (host 127.0.0.1 to a service inside a namespace)\n`);
+      console.log(sceneTable(across, cfg.idle));
+    }
 
-    const cold = await coldStart(cfg).catch((err: Error) => `failed: ${err.message.split('\n')[0]}`);
-    results.coldStart = cold;
-    await stopAll();
-    console.log('\n### Cold start of a socket-activated container (first byte back, median)\n');
-    if (typeof cold === 'string') console.log(`skipped: ${cold}`);
-    else {
-      console.log('| how | ms |\n|---|---|');
+    if (want.has('cold-start')) {
+      const cold = await coldStart(cfg).catch((err: Error) => `failed: ${err.message.split('\n')[0]}`);
+      results.coldStart = cold;
+      await stopAll();
+      console.log('\n### Cold start of a socket-activated container (first byte back, median)\n');
+      if (typeof cold === 'string') console.log(`skipped: ${cold}`);
+      else {
+        console.log('| how | ms |\n|---|---|');
+        console.log(
+          `| wormhole trigger docker-run (connect to first byte) | ${median(cold.wormholeMs).toFixed(0)} |`,
+        );
+        console.log(
+          `| docker run -d, then the service polled until it answers | ${median(cold.byHandMs).toFixed(0)} |`,
+        );
+      }
+    }
+
+    let two: Awaited<ReturnType<typeof twoHosts>> | undefined;
+    if (want.has('two-hosts')) {
+      two = await twoHosts(cfg);
+      results.twoHosts = two;
+      await stopAll();
+      console.log(`\n### Two hosts (namespaces joined by a veth pair, iperf3 ${cfg.seconds} s)\n`);
+      console.log(hostsTable(two.rows));
       console.log(
-        `| wormhole trigger docker-run (connect to first byte) | ${median(cold.wormholeMs).toFixed(0)} |`,
-      );
-      console.log(
-        `| docker run -d, then the service polled until it answers | ${median(cold.byHandMs).toFixed(0)} |`,
+        `\nwormhole ping between the two daemons: ${two.peerPingMs === undefined ? two.peerPingNote : `${two.peerPingMs.toFixed(2)} ms`}`,
       );
     }
 
-    const two = await twoHosts(cfg);
-    results.twoHosts = two;
-    console.log(`\n### Two hosts (namespaces joined by a veth pair, iperf3 ${cfg.seconds} s)\n`);
-    console.log(hostsTable(two.rows));
-    console.log(
-      `\nwormhole ping between the two daemons: ${two.peerPingMs === undefined ? two.peerPingNote : `${two.peerPingMs.toFixed(2)} ms`}`,
-    );
+    if (want.has('restart')) {
+      const r = await restart(cfg);
+      results.restart = r;
+      await stopAll();
+      console.log(
+        `\n### Restart while clients connect (a connection every 5 ms; 64 MiB through the echo, half before the restart, half after)\n`,
+      );
+      console.log(restartTable(r.paths));
+      const times = cfg.quick ? 'one restart and one takeover' : 'median of 3 restarts and 3 takeovers';
+      console.log(`\n### Time to serve again, segments kept in the state directory (${times})\n`);
+      console.log(serveAgainTable(r.serveAgain));
+    }
 
+    if (!two || !want.has('local')) return;
     const wh = find(same, 'wormhole');
     const dp = find(same, 'docker-proxy');
     const whX = find(across, 'wormhole');
