@@ -63,9 +63,13 @@
 #define ACCEPT_BATCH 64
 #define EVENTS 256
 
-/* Events, as JavaScript sees them: [type, group, a, b, c, d]. */
+/*
+ * Events, as JavaScript sees them: [type, group, a, b, c, d, e, f] as doubles, then 16 bytes
+ * of address (EV_CLOSED's client), 80 bytes each.
+ */
 enum ev_type {
-  EV_CLOSED = 1,      /* a = conn id, b = bytes up, c = bytes down, d = errno (0: clean) */
+  EV_CLOSED = 1,      /* a = conn id, b = bytes up, c = bytes down, d = errno (0: clean), e = ms
+                         open, f = client port + 65536 * family (4, 6; 0: unknown), address */
   EV_HANDOFF = 2,     /* a = client fd (now JavaScript's), b = errno of the failed dial (0: no tail) */
   EV_DIALED = 3,      /* a = client fd JavaScript gave with groupDial, b = conn id */
   EV_REFUSED = 4,     /* a connection over the group's cap was refused */
@@ -94,6 +98,11 @@ struct conn {
   struct pipe_buf *p[2]; /* p[d] carries fd[d] -> fd[!d] */
   uint32_t inpipe[2];
   uint64_t bytes[2];
+  /* for the access log (only when the group reports ends): when it began, who the client is */
+  struct timespec t0;
+  uint8_t peer[16];
+  uint16_t peer_port;
+  uint8_t peer_family;
   uint8_t state, eof[2], shut[2];
   bool from_js; /* given by groupDial: JavaScript is told when it is connected */
   uint32_t id;
@@ -106,8 +115,10 @@ struct group {
   int32_t id;
   int32_t max;
   bool report; /* tell JavaScript of every connection's end (else only the counters) */
-  /* read by JavaScript at any time (atomics) */
-  int64_t open, total, refused, up, down, dial_failed;
+  /* read by JavaScript at any time (atomics); last: ms since the epoch of the last byte moved
+   * or connection accepted, to the engine loop's turn (a coarse clock); dial_ok_at and
+   * dial_failed_at: when a dial to the tail last succeeded and last failed (the tail's health) */
+  int64_t open, total, refused, up, down, dial_failed, last, dial_ok_at, dial_failed_at;
   /* engine thread only */
   int lfd;
   bool paused, closing;
@@ -134,9 +145,12 @@ struct cmd {
   socklen_t addr_len;
 };
 
+/* (80 bytes: JavaScript reads them as 10 doubles, the address as bytes 64..79) */
 struct ev {
-  double v[6];
+  double v[8];
+  uint8_t addr[16];
 };
+_Static_assert(sizeof(struct ev) == 80, "an event is 10 doubles to JavaScript");
 
 struct batch {
   size_t n;
@@ -165,6 +179,7 @@ struct engine {
   struct conn *dead;
   struct group *paused;
   struct timespec resume_at; /* when paused listeners accept again */
+  int64_t now_ms;            /* wall clock at this loop turn (CLOCK_REALTIME_COARSE) */
   bool dial_broken, stopping;
 };
 
@@ -185,6 +200,44 @@ static void emit(struct engine *e, int type, struct group *g, double a, double b
   v->v[3] = b;
   v->v[4] = c;
   v->v[5] = d;
+  v->v[6] = 0;
+  v->v[7] = 0;
+  memset(v->addr, 0, sizeof v->addr);
+}
+
+static double ms_since(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* A connection ended: its counts, and for the access log how long it was open and who. */
+static void emit_closed(struct engine *e, struct conn *c, int err) {
+  emit(e, EV_CLOSED, c->g, c->id, (double)c->bytes[0], (double)c->bytes[1], err);
+  if (e->nev == 0 || e->evs[e->nev - 1].v[0] != EV_CLOSED) return; /* (lost: out of memory) */
+  struct ev *v = &e->evs[e->nev - 1];
+  v->v[6] = ms_since(&c->t0);
+  v->v[7] = c->peer_family ? (double)c->peer_port + 65536.0 * c->peer_family : 0;
+  memcpy(v->addr, c->peer, sizeof v->addr);
+}
+
+/* Note the client's address and the start, for the access log (reporting groups only). */
+static void note_peer(struct conn *c) {
+  clock_gettime(CLOCK_MONOTONIC, &c->t0);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(c->fd[0], (struct sockaddr *)&ss, &len) != 0) return;
+  if (ss.ss_family == AF_INET) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    memcpy(c->peer, &in->sin_addr, 4);
+    c->peer_port = ntohs(in->sin_port);
+    c->peer_family = 4;
+  } else if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    memcpy(c->peer, &in6->sin6_addr, 16);
+    c->peer_port = ntohs(in6->sin6_port);
+    c->peer_family = 6;
+  }
 }
 
 /* Send what this loop turn produced to JavaScript, in one call. */
@@ -217,7 +270,8 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
     void *mem = NULL;
     if (napi_create_arraybuffer(env, b->n * sizeof(struct ev), &mem, &ab) == napi_ok) {
       memcpy(mem, b->e, b->n * sizeof(struct ev));
-      if (napi_create_typedarray(env, napi_float64_array, b->n * 6, ab, 0, &arr) == napi_ok &&
+      if (napi_create_typedarray(env, napi_float64_array, b->n * (sizeof(struct ev) / sizeof(double)), ab, 0,
+                                 &arr) == napi_ok &&
           napi_get_undefined(env, &undef) == napi_ok)
         napi_call_function(env, undef, js_cb, 1, &arr, NULL);
     }
@@ -297,7 +351,7 @@ static void conn_end(struct engine *e, struct conn *c, int err, bool rst) {
   unlink_conn(c);
   release_open(c->g);
   /* Without a listener in JavaScript a connection's end wakes nobody: the counters say it. */
-  if (c->g->report) emit(e, EV_CLOSED, c->g, c->id, (double)c->bytes[0], (double)c->bytes[1], err);
+  if (c->g->report) emit_closed(e, c, err);
   c->dead_next = e->dead;
   e->dead = c;
 }
@@ -311,7 +365,10 @@ static void conn_handoff(struct engine *e, struct conn *c, int err) {
   }
   /* still counted in g->open: JavaScript holds it now, and releases or dials it again */
   int fd = c->fd[0];
-  if (err) __atomic_add_fetch(&c->g->dial_failed, 1, __ATOMIC_RELAXED);
+  if (err) {
+    __atomic_add_fetch(&c->g->dial_failed, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->g->dial_failed_at, e->now_ms, __ATOMIC_RELAXED);
+  }
   emit(e, EV_HANDOFF, c->g, fd, err, 0, 0);
   c->fd[0] = c->fd[1] = -1;
   c->state = C_DEAD;
@@ -340,6 +397,7 @@ static void pump(struct engine *e, struct conn *c, int d) {
       c->inpipe[d] -= (uint32_t)n;
       c->bytes[d] += (uint64_t)n;
       __atomic_add_fetch(d == 0 ? &c->g->up : &c->g->down, n, __ATOMIC_RELAXED);
+      __atomic_store_n(&c->g->last, e->now_ms, __ATOMIC_RELAXED);
       continue;
     }
     if (c->eof[d]) {
@@ -399,6 +457,8 @@ static struct conn *conn_new(struct engine *e, struct group *g, int client) {
   c->fd[1] = -1;
   c->g = g;
   c->id = __atomic_add_fetch(&e->next_id, 1, __ATOMIC_RELAXED);
+  if (g->report) note_peer(c);
+  __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
   c->next = g->conns;
   if (g->conns) g->conns->prev = c;
   g->conns = c;
@@ -448,6 +508,7 @@ static void dial_done(struct engine *e, struct conn *c) {
   if (getsockopt(c->fd[1], SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err) return conn_handoff(e, c, err);
   c->state = C_OPEN;
+  __atomic_store_n(&c->g->dial_ok_at, e->now_ms, __ATOMIC_RELAXED);
   if (c->from_js) emit(e, EV_DIALED, c->g, c->fd[0], c->id, 0, 0);
   pump(e, c, 0);
   pump(e, c, 1);
@@ -674,6 +735,9 @@ static void *engine_main(void *arg) {
     }
     int n = epoll_wait(e->ep, evs, EVENTS, timeout);
     if (n < 0 && errno != EINTR) break;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    e->now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     for (int i = 0; i < n; i++) {
       struct watch *w = evs[i].data.ptr;
       if (w->kind == W_WAKE) run_cmds(e);
@@ -966,14 +1030,17 @@ static napi_value group_stats(napi_env env, napi_callback_info info) {
   struct group *g;
   if (argc < 1 || !wh_ptr_arg(env, argv[0], "group", (void **)&g)) return NULL;
   double *v;
-  NAPI_CALL(env, napi_create_arraybuffer(env, 6 * sizeof(double), (void **)&v, &ab));
+  NAPI_CALL(env, napi_create_arraybuffer(env, 9 * sizeof(double), (void **)&v, &ab));
   v[0] = (double)__atomic_load_n(&g->open, __ATOMIC_RELAXED);
   v[1] = (double)__atomic_load_n(&g->total, __ATOMIC_RELAXED);
   v[2] = (double)__atomic_load_n(&g->refused, __ATOMIC_RELAXED);
   v[3] = (double)__atomic_load_n(&g->up, __ATOMIC_RELAXED);
   v[4] = (double)__atomic_load_n(&g->down, __ATOMIC_RELAXED);
   v[5] = (double)__atomic_load_n(&g->dial_failed, __ATOMIC_RELAXED);
-  NAPI_CALL(env, napi_create_typedarray(env, napi_float64_array, 6, ab, 0, &out));
+  v[6] = (double)__atomic_load_n(&g->last, __ATOMIC_RELAXED);
+  v[7] = (double)__atomic_load_n(&g->dial_ok_at, __ATOMIC_RELAXED);
+  v[8] = (double)__atomic_load_n(&g->dial_failed_at, __ATOMIC_RELAXED);
+  NAPI_CALL(env, napi_create_typedarray(env, napi_float64_array, 9, ab, 0, &out));
   return out;
 }
 

@@ -46,7 +46,12 @@ export const segmentInfoSchema = z.object({
   parent: z.string().nullable(),
   remote: z.boolean(),
   connections: z.number().int(),
-  /** A TCP head's counters, from the engine where it moves the bytes. */
+  /**
+   * The segment's counters, kept where the bytes move (the engine, or the JavaScript mover;
+   * for UDP the relay): connections (UDP: sessions, one per client address) open and in all,
+   * refused at the cap, bytes each way (up: client to tail), dial failures, and when a byte
+   * last moved (ms since the epoch; null: never). UDP adds datagrams each way.
+   */
   traffic: z
     .object({
       open: z.number().int(),
@@ -55,7 +60,36 @@ export const segmentInfoSchema = z.object({
       bytesUp: z.number(),
       bytesDown: z.number(),
       dialFailures: z.number().int(),
+      lastActive: z.number().nullable(),
+      datagramsUp: z.number().int().optional(),
+      datagramsDown: z.number().int().optional(),
     })
+    .optional(),
+  /** A segment with a trigger: armed (not run), running, ran, failed; its runs and the last one. */
+  trigger: z
+    .object({
+      state: z.enum(['armed', 'running', 'ran', 'failed']),
+      runs: z.number().int(),
+      failures: z.number().int(),
+      /** How long the last run took (ms), failed or not. */
+      lastMs: z.number().optional(),
+      /** When the last run ended (ms since the epoch). */
+      lastAt: z.number().optional(),
+      lastError: z.string().optional(),
+    })
+    .optional(),
+  /**
+   * Each tail and its health: up (the last dial to it succeeded), down (the last failed, with
+   * why when known), unknown (never dialed yet).
+   */
+  tails: z
+    .array(
+      z.object({
+        url: z.string(),
+        health: z.enum(['up', 'down', 'unknown']),
+        lastError: z.string().optional(),
+      }),
+    )
     .optional(),
   /** Connections (TCP) and new sessions (UDP) refused at the daemon's per-segment caps. */
   refused: z.number().int().optional(),

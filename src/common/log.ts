@@ -1,12 +1,32 @@
 import pino from 'pino';
+import pretty from 'pino-pretty';
 
 /** The daemon's structured logger type. */
 export type Logger = pino.Logger;
 
 /**
- * A logger writing one JSON line per event to stderr. Level from `WORMHOLE_LOG`
- * (`debug`, `info`, `warn`, `error`), `info` by default.
+ * The daemon's logger, on stderr. Level from `WORMHOLE_LOG` (`debug`, `info`, `warn`,
+ * `error`), `info` by default. For a person at a terminal, one readable line per event with
+ * the level as a word and the time of day (pino-pretty); for everything else (a file, the
+ * journal, a pipe) one JSON line per event, which tools read.
  */
-export function createLogger(name: string, level = process.env.WORMHOLE_LOG ?? 'info'): Logger {
-  return pino({ name, level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+export function createLogger(
+  name: string,
+  level = process.env.WORMHOLE_LOG ?? 'info',
+  terminal = process.stderr.isTTY === true,
+): Logger {
+  const options = { name, level, base: { pid: process.pid } };
+  if (terminal)
+    return pino(
+      options,
+      pretty({
+        destination: 2,
+        sync: true,
+        colorize: true,
+        singleLine: true,
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname,name',
+      }),
+    );
+  return pino(options, pino.destination({ fd: 2, sync: true }));
 }

@@ -16,6 +16,7 @@ import { TunnelService } from '../tunnel';
 import { makeHandlers } from './handlers';
 import { sdNotify } from './notify';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
+import { MetricsServer } from './metrics';
 import { Peers } from './peers';
 import { ApiServer } from './server';
 import { wireSignals } from './signals';
@@ -116,6 +117,7 @@ export async function main(argv: string[]): Promise<void> {
       engine,
       maxConnections: opts.maxConnections,
       maxUdpSessions: opts.maxUdpSessions,
+      accessLog: opts.accessLog,
     });
     const server = new ApiServer(
       makeHandlers({ manager, peers, tunnels }),
@@ -125,6 +127,12 @@ export async function main(argv: string[]): Promise<void> {
       { maxConnections: opts.maxApiConnections, idleMs: opts.apiIdleMs },
     );
     for (const addr of opts.listen) await server.listen(addr, handed?.takeApi(formatDaemonAddress(addr)));
+    const metricsKey = opts.metrics && `metrics ${formatDaemonAddress(opts.metrics)}`;
+    let metrics: MetricsServer | undefined;
+    if (opts.metrics && metricsKey) {
+      metrics = new MetricsServer({ segments: () => manager.list(), tunnels: () => tunnels.counters() }, log);
+      await metrics.listen(opts.metrics, handed?.takeApi(metricsKey));
+    }
 
     // The segments kept in the state directory, built again (on the handed sockets, when
     // taking over). The API listens first: a peer restarting at the same moment can reach
@@ -150,6 +158,7 @@ export async function main(argv: string[]): Promise<void> {
       sdNotify('STOPPING=1', log);
       manager.stopListening();
       server.stopAccepting();
+      metrics?.close();
       point.close(false);
       const deadline = Date.now() + opts.drainTimeoutMs;
       const timer = setInterval(() => {
@@ -168,7 +177,10 @@ export async function main(argv: string[]): Promise<void> {
       () => {
         // a daemon on its way out has closed its listeners: nothing to hand over
         if (stopping) throw new Error('this daemon is stopping');
-        return { api: server.listeningFds(), heads: manager.listeningSockets() };
+        const api = server.listeningFds();
+        const mfd = metrics?.listeningFd();
+        if (metricsKey && mfd !== undefined) api.push({ address: metricsKey, fd: mfd });
+        return { api, heads: manager.listeningSockets() };
       },
       handOver,
     );
@@ -189,6 +201,7 @@ export async function main(argv: string[]): Promise<void> {
         //    segment head, at once.
         manager.stopListening();
         point.close(true);
+        metrics?.close();
         await server.close().catch(() => undefined);
         // 2. Segments: connections, children, remote children; bounded, as a peer may hang.
         await withDeadline(

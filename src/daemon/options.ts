@@ -34,6 +34,10 @@ export interface DaemonOptions {
   apiIdleMs: number;
   /** How often segments that could not be built again at start are tried again. */
   retryFailedMs: number;
+  /** Where Prometheus metrics are served (/metrics), if anywhere. */
+  metrics?: DaemonAddress;
+  /** One info line per proxied connection when it ends. */
+  accessLog: boolean;
   /** Take over from the daemon running on the same state directory (its sockets handed over). */
   takeover: boolean;
   /** After handing over, how long open connections may take to finish before this daemon exits. */
@@ -76,6 +80,9 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
                      open API connections, attached peer streams aside; more are
                      closed at once (default ${DEFAULT_MAX_API_CONNECTIONS})
   --api-idle S       seconds an API connection may send no request (default 30)
+  --metrics ADDR     serve Prometheus metrics at http://HOST:PORT/metrics, ADDR being
+                     tcp://HOST:PORT (plain HTTP: keep it on a private address)
+  --no-access-log    no info line per proxied connection
   --retry-failed S   seconds between tries of segments that could not be built
                      again at start (default 30)
   --takeover         take over from the wormholed running on the same --state-dir: its
@@ -104,6 +111,8 @@ const SPECS: FlagSpec[] = [
   { names: ['--max-api-connections'], value: true },
   { names: ['--api-idle'], value: true },
   { names: ['--retry-failed'], value: true },
+  { names: ['--metrics'], value: true },
+  { names: ['--no-access-log'], value: false },
   { names: ['--takeover'], value: false },
   { names: ['--drain-timeout'], value: true },
   { names: ['-h', '--help'], value: false },
@@ -138,6 +147,17 @@ export function parsePortRange(text: string): [number, number] {
 function bindDir(text: string): string {
   if (!text.startsWith('/')) throw new UsageError(`--allow-bind "${text}" is not an absolute path`);
   return text;
+}
+
+/** --metrics: a TCP address only (HTTP), its host as given (127.0.0.1 when left out). */
+function metricsAddress(text: string | undefined): DaemonAddress | undefined {
+  if (text === undefined) return undefined;
+  const a = parseDaemonAddress(text);
+  if (a.kind !== 'tcp' || !/:\d{1,5}$/.test(text))
+    throw new UsageError(
+      `--metrics "${text}" is not a TCP address with a port: give tcp://HOST:PORT, e.g. tcp://127.0.0.1:9101`,
+    );
+  return a;
 }
 
 /** WORMHOLE_LOG, checked: a typo must not be a stack trace from the logger. */
@@ -191,6 +211,8 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
       100_000,
     ),
     apiIdleMs: secondsFlag(flagValue(p, '--api-idle', '30'), '--api-idle'),
+    metrics: metricsAddress(flagValue(p, '--metrics')),
+    accessLog: !p.values.has('--no-access-log'),
     retryFailedMs: secondsFlag(flagValue(p, '--retry-failed', '30'), '--retry-failed'),
     takeover: p.values.has('--takeover'),
     drainTimeoutMs: secondsFlag(flagValue(p, '--drain-timeout', '10'), '--drain-timeout'),

@@ -21,11 +21,40 @@ const EV_REFUSED = 4;
 const EV_ACCEPT_ERROR = 5;
 const EV_GROUP_CLOSED = 6;
 const EV_DIAL_BROKEN = 7;
+/** An event is 10 doubles: [type, group, a, b, c, d, e, f], then 16 bytes of address. */
+const EV_DOUBLES = 10;
+
+/** How a connection the engine carried ended, for the access log. */
+export interface ClosedConnection {
+  id: number;
+  up: number;
+  down: number;
+  /** The error that ended it (ECONNRESET...), undefined for a clean close. */
+  error: string | undefined;
+  /** How long it was open. */
+  ms: number;
+  /** The client's address:port (`[v6]:port` for IPv6), when the engine could read it. */
+  client: string | undefined;
+}
+
+/** An event's client address (bytes 64..79 of the event, family and port in f). */
+function clientOf(ev: Float64Array, i: number): string | undefined {
+  const f = ev[i + 7];
+  if (f === 0) return undefined;
+  const family = Math.floor(f / 65536);
+  const port = f % 65536;
+  const bytes = new Uint8Array(ev.buffer, ev.byteOffset + (i + 8) * 8, 16);
+  if (family === 4) return `${bytes.subarray(0, 4).join('.')}:${port}`;
+  const words: string[] = [];
+  for (let k = 0; k < 16; k += 2) words.push(((bytes[k] << 8) | bytes[k + 1]).toString(16));
+  // (the full form; a reader of the log recognises it, and no compression rules to get wrong)
+  return `[${words.join(':')}]:${port}`;
+}
 
 /** What a group is told by the engine. */
 export interface GroupEvents {
-  /** A connection ended: bytes each way, and the error that ended it (ECONNRESET...). Optional: without it the engine only counts. */
-  closed?(id: number, up: number, down: number, error: string | undefined): void;
+  /** A connection ended (bytes, how, how long, who). Optional: without it the engine only counts. */
+  closed?(c: ClosedConnection): void;
   /** A client fd comes back to JavaScript, untouched: no tail set, or its dial failed. */
   handoff(fd: number, dialError: string | undefined): void;
   /** A client fd given with dial() is connected to the tail and moving. */
@@ -44,6 +73,11 @@ export interface GroupStats {
   bytesUp: number;
   bytesDown: number;
   dialFailures: number;
+  /** When a byte last moved or a connection was last accepted (ms since the epoch; 0: never). */
+  lastActive: number;
+  /** When a dial to the tail last succeeded, and last failed (ms since the epoch; 0: never). */
+  dialOkAt: number;
+  dialFailedAt: number;
 }
 
 /** One head's share of the engine. */
@@ -107,7 +141,17 @@ export class EngineGroup {
   stats(): GroupStats {
     if (this.last) return this.last;
     const v = native().groupStats(this.handle);
-    return { open: v[0], total: v[1], refused: v[2], bytesUp: v[3], bytesDown: v[4], dialFailures: v[5] };
+    return {
+      open: v[0],
+      total: v[1],
+      refused: v[2],
+      bytesUp: v[3],
+      bytesDown: v[4],
+      dialFailures: v[5],
+      lastActive: v[6],
+      dialOkAt: v[7],
+      dialFailedAt: v[8],
+    };
   }
 
   /** Close one connection. */
@@ -181,7 +225,7 @@ export class Engine {
   }
 
   private dispatch(ev: Float64Array): void {
-    for (let i = 0; i + 5 < ev.length; i += 6) {
+    for (let i = 0; i + EV_DOUBLES <= ev.length; i += EV_DOUBLES) {
       const type = ev[i];
       const g = this.groups.get(ev[i + 1]);
       if (type === EV_DIAL_BROKEN) this.onDialBroken(errnoName(ev[i + 3]) ?? 'unknown');
@@ -189,7 +233,14 @@ export class Engine {
       const a = ev[i + 2];
       switch (type) {
         case EV_CLOSED:
-          g.events.closed?.(a, ev[i + 3], ev[i + 4], errnoName(ev[i + 5]));
+          g.events.closed?.({
+            id: a,
+            up: ev[i + 3],
+            down: ev[i + 4],
+            error: errnoName(ev[i + 5]),
+            ms: ev[i + 6],
+            client: clientOf(ev, i),
+          });
           break;
         case EV_HANDOFF:
           g.events.handoff(a, errnoName(ev[i + 3]));

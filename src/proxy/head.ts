@@ -13,8 +13,18 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WormholeError, errnoCode } from '../common/errors';
 import { dialWithRetry } from './dial';
-import type { Engine, EngineGroup, GroupStats } from './engine';
-import { type SpliceStats, splice } from './tcp';
+import type { ClosedConnection, Engine, EngineGroup, GroupStats } from './engine';
+import { splice } from './tcp';
+
+/** How a proxied connection ended, whichever mover carried it (for the access log). */
+export type ConnectionEnd = Omit<ClosedConnection, 'id'>;
+
+/** A stream's remote address as `host:port` (`[v6]:port`), when it is a socket. */
+function remoteOf(stream: Duplex): string | undefined {
+  if (!(stream instanceof net.Socket) || stream.remoteAddress === undefined) return undefined;
+  const host = stream.remoteAddress.includes(':') ? `[${stream.remoteAddress}]` : stream.remoteAddress;
+  return `${host}:${stream.remotePort}`;
+}
 
 /** Where a head's connections go. */
 export interface TailTarget {
@@ -49,7 +59,7 @@ export interface HeadOptions {
   /** A connection for JavaScript to serve. */
   onClient(client: Client): void;
   /** A connection ended (for the log); leave it out and the engine only counts, waking no one. */
-  onClosed?(stats: SpliceStats): void;
+  onClosed?(end: ConnectionEnd): void;
   /** Something worth a warning: a connection refused over the cap, accept failing (EMFILE). */
   onWarning(kind: 'refused' | 'accept-error', detail?: string): void;
 }
@@ -79,7 +89,17 @@ export function openTcpHead(engine: Engine | null, fd: number, opts: HeadOptions
 
 /** Counters kept in JavaScript, for what the JavaScript mover carries. */
 function zeroStats(): GroupStats {
-  return { open: 0, total: 0, refused: 0, bytesUp: 0, bytesDown: 0, dialFailures: 0 };
+  return {
+    open: 0,
+    total: 0,
+    refused: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    dialFailures: 0,
+    lastActive: 0,
+    dialOkAt: 0,
+    dialFailedAt: 0,
+  };
 }
 
 /** What both heads share: the tail, the streams moved by JavaScript, the abort on close. */
@@ -112,21 +132,25 @@ abstract class HeadBase implements TcpHead {
   }
 
   /** Move a pair of streams with JavaScript; `done` runs once when both have closed. */
-  protected moveJs(a: Duplex, b: Duplex, done: () => void): void {
+  protected moveJs(a: Duplex, b: Duplex, done: () => void, started = Date.now()): void {
     this.streams.add(a);
     this.streams.add(b);
+    const client = remoteOf(a);
+    this.js.lastActive = Date.now();
     splice(a, b, (st) => {
       this.streams.delete(a);
       this.streams.delete(b);
       this.js.bytesUp += st.up;
       this.js.bytesDown += st.down;
+      this.js.lastActive = Date.now();
       done();
-      this.opts.onClosed?.(st);
+      this.opts.onClosed?.({ up: st.up, down: st.down, error: st.error, ms: Date.now() - started, client });
     });
   }
 
   /** A stream served entirely by JavaScript (a peer's attach, or any client of NodeHead). */
   protected streamClient(stream: Duplex, release: () => void): Client {
+    const started = Date.now();
     let settled = false;
     const finish = (): void => {
       if (settled) return;
@@ -141,17 +165,19 @@ abstract class HeadBase implements TcpHead {
       toTail: async (onConnected) => {
         const up = await this.dialJs().catch((err: unknown) => {
           this.js.dialFailures++;
+          this.js.dialFailedAt = Date.now();
           throw err;
         });
+        this.js.dialOkAt = Date.now();
         if (this.closed || stream.destroyed) {
           up.destroy();
           finish();
           return;
         }
         onConnected?.();
-        this.moveJs(stream, up, finish);
+        this.moveJs(stream, up, finish, started);
       },
-      join: (other) => this.moveJs(stream, other, finish),
+      join: (other) => this.moveJs(stream, other, finish, started),
       drop: () => {
         stream.destroy();
         finish();
@@ -174,7 +200,7 @@ class EngineHead extends HeadBase {
   constructor(engine: Engine, fd: number, opts: HeadOptions) {
     super(opts, fd);
     this.group = engine.group(opts.maxConnections, {
-      closed: opts.onClosed && ((_id, up, down, error) => opts.onClosed?.({ up, down, error })),
+      closed: opts.onClosed && ((c) => opts.onClosed?.(c)),
       handoff: (cfd, err) => this.handoff(cfd, err),
       dialed: (cfd) => {
         const waiter = this.held.get(cfd);
@@ -268,6 +294,9 @@ class EngineHead extends HeadBase {
       bytesUp: s.bytesUp + this.js.bytesUp,
       bytesDown: s.bytesDown + this.js.bytesDown,
       dialFailures: s.dialFailures + this.js.dialFailures,
+      lastActive: Math.max(s.lastActive, this.js.lastActive),
+      dialOkAt: Math.max(s.dialOkAt, this.js.dialOkAt),
+      dialFailedAt: Math.max(s.dialFailedAt, this.js.dialFailedAt),
     };
   }
 

@@ -77,4 +77,6 @@ export interface SegmentContext {
   maxConnections: number;
   /** UDP sessions per segment; past it a datagram from a new client address is dropped. */
   maxUdpSessions: number;
+  /** One info line per proxied connection when it ends (--no-access-log turns it off). */
+  accessLog: boolean;
 }

@@ -16,8 +16,11 @@ import type { Logger } from '../common/log';
 import type { TunnelLink } from '../segment/context';
 import type { TunnelEngine, TunnelSide } from './engine';
 import { Ipsec } from './ipsec';
+import { type TunnelCounters, interfaceBytes, wireguardHandshake } from './counters';
 import { pickPair, pickPort } from './overlay';
 import { WireGuard } from './wireguard';
+
+export type { TunnelCounters } from './counters';
 
 /** What the service needs to ask a peer. */
 export interface PeerCaller {
@@ -182,6 +185,20 @@ export class TunnelService implements TunnelLink {
 
   private usedPorts(): number[] {
     return [...this.records.values()].map((r) => r.localPort);
+  }
+
+  /** Every built tunnel's counters, for the metrics. */
+  async counters(): Promise<TunnelCounters[]> {
+    const built = [...this.records.values()].filter((r) => r.built);
+    return Promise.all(
+      built.map(async (r) => ({
+        host: r.host,
+        iface: r.iface,
+        engine: r.engine,
+        ...(await interfaceBytes(r.iface)),
+        lastHandshake: r.engine === 'wireguard' ? await wireguardHandshake(r.iface) : null,
+      })),
+    );
   }
 
   private info(r: TunnelRecord): TunnelInfo {
