@@ -7,6 +7,8 @@ import { formatDaemonAddress } from '../common/address';
 import { UsageError, WormholeError, errorMessage } from '../common/errors';
 import { DEFAULT_KEY_FILE, ensureKeyFile, readKey } from '../common/key';
 import { withDeadline } from '../common/deadline';
+import { packageVersion } from '../common/version';
+import { PROTOCOL_VERSION } from '../api/protocol';
 import { type Logger, createLogger } from '../common/log';
 import { Docker, resolveAllowedDirs } from '../docker';
 import { Engine } from '../proxy/engine';
@@ -48,6 +50,10 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (opts.help) {
     process.stdout.write(`${DAEMON_USAGE}\n`);
+    return;
+  }
+  if (opts.version) {
+    process.stdout.write(`wormholed ${packageVersion()} (protocol ${PROTOCOL_VERSION})\n`);
     return;
   }
   if (process.getuid?.() !== 0) {

@@ -45,6 +45,7 @@ export interface DaemonOptions {
   /** The log level, from WORMHOLE_LOG. */
   logLevel: string;
   help: boolean;
+  version: boolean;
 }
 
 /** Limits unless flags say otherwise. 20,000 connections: 40,000 fds, well inside root's limit. */
@@ -90,6 +91,7 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
                      its containers and peer children adopted; it drains and exits
   --drain-timeout S  after handing over, seconds open connections may take to finish
                      before this daemon exits (default 10)
+  --version          print wormholed's version
   -h, --help         this text
 
 Logs are JSON lines on stderr; WORMHOLE_LOG=debug|info|warn|error sets the level.`;
@@ -116,6 +118,7 @@ const SPECS: FlagSpec[] = [
   { names: ['--takeover'], value: false },
   { names: ['--drain-timeout'], value: true },
   { names: ['-h', '--help'], value: false },
+  { names: ['--version'], value: false },
 ];
 
 function ip(text: string | undefined, flag: string): string | undefined {
@@ -218,5 +221,6 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
     drainTimeoutMs: secondsFlag(flagValue(p, '--drain-timeout', '10'), '--drain-timeout'),
     logLevel: logLevel(env),
     help: p.values.has('-h'),
+    version: p.values.has('--version'),
   };
 }

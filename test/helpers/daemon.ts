@@ -21,14 +21,15 @@ export interface CmdResult {
   stderr: string;
 }
 
-/** Run a program to completion (argv, no shell). */
+/** Run a program to completion (argv, no shell); `env` is added to this process's. */
 export function runCmd(
   file: string,
   args: string[],
-  opts: { timeoutMs?: number; input?: string } = {},
+  opts: { timeoutMs?: number; input?: string; env?: Record<string, string> } = {},
 ): Promise<CmdResult> {
   return new Promise((resolve) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const env = opts.env ? { ...process.env, ...opts.env } : process.env;
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -38,6 +39,8 @@ export function runCmd(
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // a program that exits without reading its input (a short bash -c) is not an error
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }

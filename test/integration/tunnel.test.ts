@@ -58,6 +58,16 @@ describe('tunnels between two hosts', () => {
       list.stdout,
       new RegExp(`^${hosts.ipB} ${localIp} ${remoteIp} wireguard wh[0-9a-f]{10}$`, 'm'),
     );
+    // --json: the tunnel as tunnel-list --json has it, the same pair
+    const json = await a.cli('tunnel-create', '--json', hosts.ipB);
+    assert.equal(json.code, 0, json.stdout);
+    const made = JSON.parse(json.stdout) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(made).sort(), ['engine', 'host', 'iface', 'localIp', 'remoteIp', 'udp']);
+    assert.deepEqual(
+      [made.host, made.localIp, made.remoteIp, made.udp],
+      [hosts.ipB, localIp, remoteIp, false],
+    );
+    assert.deepEqual(JSON.parse((await a.cli('tunnel-list', '--json')).stdout), [made]);
 
     await startService(t, hosts.b, 'tcp-echo', remoteIp, 7001);
     await startService(t, hosts.a, 'tcp-echo', localIp, 7002);
@@ -69,7 +79,9 @@ describe('tunnels between two hosts', () => {
     assert.ok(bytes.length > 500, 'the capture saw the tunnel traffic');
     assert.ok(!bytes.includes(Buffer.from(marker)), 'the marker never crossed the link in clear text');
 
-    assert.equal((await a.cli('tunnel-delete', hosts.ipB)).code, 0);
+    const deleted = await a.cli('tunnel-delete', '--json', hosts.ipB);
+    assert.equal(deleted.code, 0, deleted.stdout);
+    assert.deepEqual(JSON.parse(deleted.stdout), { host: hosts.ipB, deleted: true });
     assert.deepEqual(links(hosts.a), []);
     assert.deepEqual(links(hosts.b), [], "the peer's side is gone too");
     assert.equal((await b.cli('tunnel-list')).stdout, '');

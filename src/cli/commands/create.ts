@@ -1,10 +1,12 @@
 import { parsePlan, tokenize } from '../../api/grammar';
-import { type Command, withDaemon } from '../command';
+import { type Command, commandArgs, printJson, withDaemon } from '../command';
 
 export const create: Command = {
   name: 'create',
   summary: 'create a segment (a proxy from a head to a tail)',
-  usage: `usage: wormhole create ACTION...
+  json: true,
+  flagsFirst: true,
+  usage: `usage: wormhole create [--json] ACTION...
 
 Actions, read left to right (see the README for the whole grammar):
   id ID              the segment's id (default: a random UUID)
@@ -21,17 +23,25 @@ Actions, read left to right (see the README for the whole grammar):
   udptunnel HOST     as tunnel, carried in UDP
 
 Defaults: head tcp://127.0.0.1, tail = head's protocol and port on 127.0.0.1.
-Prints "ID URL", URL being where the head listens.
+Prints "ID URL", URL being where the head listens. --json (before the actions) prints
+{"id": ID, "url": URL, "segments": [{"id": ID, "url": URL}, ...]}: the segment, then every
+segment made with it (its children).
 
   wormhole create url :8080 tail url :80
   wormhole create url :3306 docker-ns tail docker-ns $mysql
   wormhole create url :80 trigger docker-run wormhole/wordpress child url :3306 trigger docker-run wormhole/mysql`,
   async run(args, ctx) {
-    const actions = tokenize(args);
+    const actions = tokenize(commandArgs(this, args).positional);
     parsePlan(actions); // refuse a malformed create before reaching the daemon
     const res = await withDaemon(ctx, (c) => c.call('create', { actions }));
     const top = res.segments[0];
-    ctx.out(`${top.id} ${top.url}`);
+    if (ctx.json)
+      printJson(ctx, {
+        id: top.id,
+        url: top.url,
+        segments: res.segments.map((s) => ({ id: s.id, url: s.url })),
+      });
+    else ctx.out(`${top.id} ${top.url}`);
     return 0;
   },
 };

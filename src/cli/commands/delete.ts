@@ -1,15 +1,28 @@
 import { UsageError } from '../../common/errors';
-import { type Command, withDaemon } from '../command';
+import { type Command, commandArgs, printJson, resolveSegmentId, withDaemon } from '../command';
 
 export const del: Command = {
   name: 'delete',
   summary: 'delete a segment, its children and the containers it started',
-  usage: `usage: wormhole delete ID
+  json: true,
+  takesId: true,
+  usage: `usage: wormhole delete [--json] ID
 
-  wormhole delete 3f2a...`,
+ID is a segment's id or any unique prefix of one (as docker's): an exact id wins, a prefix
+that several ids start with is refused, naming them. A child made by child or chain is
+deleted with its parent. --json prints {"id": ID, "deleted": [IDS]} (the segment and its
+children).
+
+  wormhole delete 3f2a
+  wormhole delete --json web-1`,
   async run(args, ctx) {
-    if (args.length !== 1) throw new UsageError('delete takes exactly one segment ID');
-    await withDaemon(ctx, (c) => c.call('delete', { id: args[0] }));
+    const { positional } = commandArgs(this, args, 1);
+    if (positional.length === 0) throw new UsageError('needs a segment ID (or a unique prefix of one)');
+    const res = await withDaemon(ctx, async (c) => {
+      const id = await resolveSegmentId(c, positional[0]);
+      return { id, ...(await c.call('delete', { id })) };
+    });
+    if (ctx.json) printJson(ctx, { id: res.id, deleted: res.deleted });
     return 0;
   },
 };

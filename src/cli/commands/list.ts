@@ -13,6 +13,7 @@ function endpoint(e: EndpointInfo | null): string {
 export const list: Command = {
   name: 'list',
   summary: 'list segments, one line each',
+  json: true,
   usage: `usage: wormhole list [--json]
 
 One line per segment: ID HEAD -> TAIL STATE CONNECTIONS [refused=N] [parent=ID] [remote].
