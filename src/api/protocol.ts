@@ -40,7 +40,7 @@ export const segmentInfoSchema = z.object({
   url: z.string(),
   head: endpointSchema,
   tail: endpointSchema.nullable(),
-  state: z.enum(['ready', 'waiting', 'triggering', 'closed', 'failed']),
+  state: z.enum(['ready', 'waiting', 'triggering', 'container-down', 'closed', 'failed']),
   /** Why a segment is `failed` (it could not be built again when the daemon started). */
   error: z.string().optional(),
   parent: z.string().nullable(),
@@ -94,6 +94,8 @@ export const segmentInfoSchema = z.object({
   /** Connections (TCP) and new sessions (UDP) refused at the daemon's per-segment caps. */
   refused: z.number().int().optional(),
   containers: z.array(z.string()),
+  /** The ends whose container is not running (state container-down), and that container. */
+  down: z.array(z.object({ end: z.enum(['head', 'tail']), container: z.string() })).optional(),
 });
 export type SegmentInfo = z.infer<typeof segmentInfoSchema>;
 

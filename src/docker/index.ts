@@ -10,9 +10,10 @@ import * as fs from 'node:fs';
 import type Dockerode from 'dockerode';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
-import type { ContainerRuntime } from '../segment/context';
+import type { ContainerLocation, ContainerRuntime, ContainerWatcher } from '../segment/context';
 import { type RunSpec, isImageReference, parseRunArgs } from './args';
 import { checkBinds } from './binds';
+import { watchContainers } from './events';
 
 export { isImageReference, parseRunArgs, type RunSpec } from './args';
 export { resolveAllowedDirs } from './binds';
@@ -202,6 +203,14 @@ export class Docker implements ContainerRuntime {
    * short id or name (`/name` too, as `docker inspect` shows it).
    */
   async namespaceOf(container: string): Promise<string> {
+    return (await this.locate(container)).nsPath;
+  }
+
+  /**
+   * A running container, found by full id, short id or name: its full id and name (which its
+   * events carry) and its network namespace file.
+   */
+  async locate(container: string): Promise<ContainerLocation> {
     if (!isContainerRef(container)) {
       throw new WormholeError(
         'CONTAINER_NOT_FOUND',
@@ -213,9 +222,10 @@ export class Docker implements ContainerRuntime {
     let pid = 0;
     for (let attempt = 0; attempt < 10; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, 100));
-      pid = (await this.inspectRunning(container)).pid;
+      const found = await this.inspectRunning(container);
+      pid = found.pid;
       const nsPath = `/proc/${pid}/ns/net`;
-      if (fs.existsSync(nsPath)) return nsPath;
+      if (fs.existsSync(nsPath)) return { id: found.id, name: found.name, nsPath };
     }
     throw new WormholeError(
       'CONTAINER_NOT_RUNNING',
@@ -223,7 +233,15 @@ export class Docker implements ContainerRuntime {
     );
   }
 
-  private async inspectRunning(container: string): Promise<{ id: string; pid: number }> {
+  /**
+   * Follow containers as they start, die and are removed (the Engine API's event stream),
+   * until the returned function is called; reconnects by itself when the engine goes away.
+   */
+  watch(handlers: ContainerWatcher): () => void {
+    return watchContainers(() => this.api(), handlers, this.log, this.callTimeoutMs);
+  }
+
+  private async inspectRunning(container: string): Promise<{ id: string; name: string; pid: number }> {
     let info: Dockerode.ContainerInspectInfo;
     try {
       // (the engine names containers "/name"; its API wants them without the slash)
@@ -247,7 +265,7 @@ export class Docker implements ContainerRuntime {
         `container ${container} is not running (${state.Status}): start it first`,
       );
     }
-    return { id: info.Id, pid: state.Pid };
+    return { id: info.Id, name: info.Name.replace(/^\//, ''), pid: state.Pid };
   }
 
   /**

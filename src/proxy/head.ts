@@ -78,6 +78,11 @@ export interface TcpHead {
   readonly fd: number;
   /** Stop accepting at once (the port is free); open connections go on until close(). */
   stopListening(): void;
+  /**
+   * Accept on this listening fd from now on (which the head owns), in place of the one it
+   * had (closed if still open): the head moved to a new namespace. Connections and counters stay.
+   */
+  relisten(fd: number): void;
   /** Stop listening and close every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -122,6 +127,7 @@ abstract class HeadBase implements TcpHead {
   abstract adopt(stream: Duplex): Client | undefined;
   abstract stats(): GroupStats;
   abstract stopListening(): void;
+  abstract relisten(fd: number): void;
   abstract close(): Promise<void>;
 
   /** Dial the tail with the JavaScript mover, retrying as the dial timeout allows. */
@@ -305,6 +311,17 @@ class EngineHead extends HeadBase {
     this.group.unlisten();
   }
 
+  relisten(fd: number): void {
+    if (this.closed) {
+      fs.closeSync(fd);
+      return;
+    }
+    // the engine runs the two in order: the old fd is closed before the new one is watched
+    this.group.unlisten();
+    this.group.listen(fd);
+    this.fd = fd;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -329,18 +346,23 @@ class EngineHead extends HeadBase {
 
 /** The fallback: Node accepts and pipe() moves, as before the engine. */
 class NodeHead extends HeadBase {
-  private readonly server: net.Server;
+  private server: net.Server;
 
   constructor(fd: number, opts: HeadOptions) {
     super(opts, fd);
-    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+    this.server = this.serverOn(fd);
+  }
+
+  private serverOn(fd: number): net.Server {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
       socket.on('error', () => undefined);
       const client = this.adopt(socket);
       if (!client) socket.resetAndDestroy();
-      else opts.onClient(client);
+      else this.opts.onClient(client);
     });
-    this.server.on('error', (err) => opts.onWarning('accept-error', errnoCode(err) ?? err.message));
-    this.server.listen({ fd });
+    server.on('error', (err) => this.opts.onWarning('accept-error', errnoCode(err) ?? err.message));
+    server.listen({ fd });
+    return server;
   }
 
   adopt(stream: Duplex): Client | undefined {
@@ -362,6 +384,16 @@ class NodeHead extends HeadBase {
   stopListening(): void {
     this.fd = -1;
     if (this.server.listening) this.server.close();
+  }
+
+  relisten(fd: number): void {
+    if (this.closed) {
+      fs.closeSync(fd);
+      return;
+    }
+    this.stopListening();
+    this.server = this.serverOn(fd);
+    this.fd = fd;
   }
 
   async close(): Promise<void> {

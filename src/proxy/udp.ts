@@ -109,6 +109,14 @@ export class UdpRelay {
     }
   }
 
+  /**
+   * End every session, keeping the relay: the next datagram from a client opens a new one
+   * (its tail moved: the old upstream sockets lead nowhere).
+   */
+  endSessions(): void {
+    for (const [key, s] of this.sessions) this.end(key, s);
+  }
+
   /** Close every session (the head socket belongs to the caller). */
   close(): void {
     this.closed = true;

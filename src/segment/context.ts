@@ -8,6 +8,33 @@ import type { Logger } from '../common/log';
 import type { Engine } from '../proxy/engine';
 import type { SegmentRecord } from '../store';
 
+/** Where a running container is. */
+export interface ContainerLocation {
+  /** Its full id. */
+  id: string;
+  /** Its name, without the leading `/`. */
+  name: string;
+  /** Its network namespace file (`/proc/PID/ns/net`). */
+  nsPath: string;
+}
+
+/** What a container did: `start`, `die` or `destroy`. */
+export interface ContainerEvent {
+  /** Full container id. */
+  id: string;
+  /** Its name (without the leading `/`), when the event carries it. */
+  name?: string;
+  action: string;
+}
+
+/** Who hears of a watch on containers. */
+export interface ContainerWatcher {
+  /** A container started, died or was removed. */
+  event(e: ContainerEvent): void;
+  /** The watch is (again) connected: what happened while it was not is unknown. */
+  connected(): void;
+}
+
 /** Containers: Docker behind the daemon. */
 export interface ContainerRuntime {
   /** Check `docker-run` words and make sure the image is here (pull it), without running. */
@@ -19,6 +46,13 @@ export interface ContainerRuntime {
   run(args: string[], segmentId: string, step: string): Promise<{ id: string; nsPath: string }>;
   /** The network namespace file of a running container (full id, short id or name). */
   namespaceOf(container: string): Promise<string>;
+  /** A running container (full id, short id or name): its full id, name and namespace file. */
+  locate(container: string): Promise<ContainerLocation>;
+  /**
+   * Hear of containers starting, dying and being removed until the returned function is
+   * called. Asks nothing of the runtime before it is called; never throws.
+   */
+  watch(watcher: ContainerWatcher): () => void;
   /** Remove a container this daemon started (idempotent). */
   remove(id: string): Promise<void>;
 }

@@ -20,6 +20,8 @@ export interface Draft {
   port?: number;
   /** The container whose namespace this is, if any. */
   container?: string;
+  /** That container's full id when it was looked up (events name containers by it). */
+  containerId?: string;
 }
 
 /** A fully resolved local end. */
@@ -30,6 +32,7 @@ export interface Endpoint {
   host: string;
   port: number;
   container?: string;
+  containerId?: string;
 }
 
 /** The loopback address SPEC.md uses when a URL names no host. */
@@ -49,6 +52,7 @@ export function applyUrl(draft: Draft, url: UrlParts, checkNs = true): void {
     draft.ns = nsPath;
     draft.nsLabel = url.ns;
     draft.container = undefined;
+    draft.containerId = undefined;
   }
 }
 
@@ -72,6 +76,7 @@ export async function resolveHead(d: Draft): Promise<Endpoint> {
     host: await resolveHost(d.host ?? DEFAULT_HOST),
     port: d.port ?? 0,
     container: d.container,
+    containerId: d.containerId,
   };
 }
 
@@ -91,6 +96,7 @@ export async function resolveTail(d: Draft, head: Draft): Promise<Endpoint> {
     host: await resolveHost(d.host ?? DEFAULT_HOST),
     port,
     container: d.container,
+    containerId: d.containerId,
   };
 }
 

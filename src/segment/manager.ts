@@ -12,6 +12,7 @@ import { WormholeError, errorMessage } from '../common/errors';
 import type { SegmentRecord } from '../store';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, applyUrl, checkNotSelf, resolveHead, resolveTail } from './endpoint';
+import { ContainerFollower } from './follow';
 import { childId, failedInfo, newRecord, peerChildId, peerChildren, peerKey } from './records';
 import { Segment, type Tail } from './segment';
 
@@ -42,7 +43,15 @@ function checkTail(head: Endpoint, headPort: number, tail: Endpoint): void {
 }
 
 function toDraft(e: Endpoint, port = e.port): Draft {
-  return { proto: e.proto, ns: e.ns, nsLabel: e.nsLabel, host: e.host, port, container: e.container };
+  return {
+    proto: e.proto,
+    ns: e.ns,
+    nsLabel: e.nsLabel,
+    host: e.host,
+    port,
+    container: e.container,
+    containerId: e.containerId,
+  };
 }
 
 /** Ports of ephemeral heads chosen at the first build, by segment id: a rebuild takes them again. */
@@ -57,8 +66,12 @@ export class SegmentManager {
   private readonly failed = new Map<string, { record: SegmentRecord; error: string }>();
   private retryTimer: NodeJS.Timeout | undefined;
   private retrying = false;
+  /** Ends in containers follow them across restarts. */
+  private readonly follower: ContainerFollower;
 
-  constructor(private readonly ctx: SegmentContext) {}
+  constructor(private readonly ctx: SegmentContext) {
+    this.follower = new ContainerFollower(ctx.containers, ctx.log);
+  }
 
   /** Create the segments a list of actions describes; the first is the top one. */
   async create(actions: Action[]): Promise<Segment[]> {
@@ -139,7 +152,14 @@ export class SegmentManager {
         'ID_EXISTS',
         `a segment with id ${id} exists already: delete it or pick another id`,
       );
-    const seg = new Segment(id, parent, remote, this.ctx, (s, steps, scope) => this.trigger(s, steps, scope));
+    const seg = new Segment(
+      id,
+      parent,
+      remote,
+      this.ctx,
+      (s, steps, scope) => this.trigger(s, steps, scope),
+      this.follower,
+    );
     this.segments.set(id, seg);
     const created: Segment[] = [seg];
     try {
@@ -237,10 +257,15 @@ export class SegmentManager {
     } else if (step.op === 'docker-ns') {
       const d = step.side === 'head' ? head : tail;
       if (step.container === null) {
-        Object.assign(d, { ns: null, nsLabel: undefined, container: undefined });
+        Object.assign(d, { ns: null, nsLabel: undefined, container: undefined, containerId: undefined });
       } else {
-        d.ns = await this.ctx.containers.namespaceOf(step.container);
-        Object.assign(d, { nsLabel: step.container, container: step.container });
+        const found = await this.ctx.containers.locate(step.container);
+        Object.assign(d, {
+          ns: found.nsPath,
+          nsLabel: step.container,
+          container: step.container,
+          containerId: found.id,
+        });
       }
     } else if (step.op === 'docker-run') {
       const d = step.side === 'head' ? head : tail;
@@ -248,7 +273,7 @@ export class SegmentManager {
       seg.containers.push(id);
       scope.defer(() => this.ctx.containers.remove(id));
       // (the runtime logs the start, with the segment)
-      Object.assign(d, { ns: nsPath, nsLabel: id.slice(0, 12), container: id });
+      Object.assign(d, { ns: nsPath, nsLabel: id.slice(0, 12), container: id, containerId: id });
     }
   }
 

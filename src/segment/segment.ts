@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { SegmentInfo } from '../api/protocol';
 import type { Step } from '../api/grammar';
-import { DisposableStack } from '../common/disposable';
+import { type Disposable, DisposableStack } from '../common/disposable';
 import { WormholeError, errorMessage } from '../common/errors';
 import { RateLimitedLog } from '../common/ratelog';
 import { bindUdp, connectTcp, listenTcp, openNamespace } from '../netns';
@@ -16,6 +16,7 @@ import { type Client, type TcpHead, openTcpHead } from '../proxy/head';
 import { UdpRelay } from '../proxy/udp';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
+import type { ContainerFollower, Side } from './follow';
 
 /** Where a segment's tail is: a local endpoint, or a segment on a peer reached by attach. */
 export type Tail =
@@ -40,6 +41,17 @@ export class Segment {
   private udp: UdpRelay | undefined;
   /** The UDP head's socket while it is open (-1 after). */
   private udpFd = -1;
+  private udpSocket: dgram.Socket | undefined;
+  /** Sessions of UDP heads closed before this one (a container restarted), for the counters. */
+  private readonly udpBefore = { total: 0, refused: 0 };
+  /** Ends whose container is not running, with the container's name for list. */
+  private readonly down = new Map<Side, string>();
+  /** While the tail's container is down: resolved when it runs again (or the segment closes). */
+  private tailBack: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** The following of the tail's container, replaced with the tail. */
+  private tailFollow: Disposable | undefined;
+  /** False once the head stopped accepting for good (daemon stop): a restart binds nothing. */
+  private listening = true;
   /**
    * Stops the head accepting at once (daemon stop: before anything slower is released);
    * open connections go on until close(). Set by listen().
@@ -57,6 +69,8 @@ export class Segment {
     readonly remote: boolean,
     private readonly ctx: SegmentContext,
     private readonly runTrigger: TriggerRunner,
+    /** Keeps ends in containers with their containers across restarts. */
+    private readonly follower: ContainerFollower,
   ) {
     this.warn = new RateLimitedLog(ctx.log);
   }
@@ -98,40 +112,70 @@ export class Segment {
       // closing the head closes its connections too
       this.stack.defer(() => tcpHead.close());
     } else {
-      const { socket, fd } = await bindUdp(head.ns, head.host, head.port, handed);
-      socket.on('error', (err) =>
-        this.ctx.log.warn({ segment: this.id, err: err.message }, 'udp head error'),
-      );
-      this.boundPort = socket.address().port;
-      const relay = new UdpRelay(
-        socket,
-        () => this.openUdpUpstream(),
-        this.ctx.udpIdleMs,
-        (err) => this.warn.warn({ segment: this.id, err: errorMessage(err) }, 'udp session failed'),
-        this.ctx.maxUdpSessions,
-        (from) =>
-          this.warn.warn(
-            { segment: this.id, from, limit: this.ctx.maxUdpSessions },
-            'udp session refused: too many (--max-udp-sessions)',
-          ),
-      );
-      this.udp = relay;
-      this.udpFd = fd;
-      this.unlisten = () => {
-        if (this.udpFd < 0) return;
-        this.udpFd = -1;
-        relay.close();
-        socket.close();
-      };
-      this.stack.defer(() => this.unlisten());
+      await this.openUdpHead(head.ns, head.host, head.port, handed);
+      if (!this.udpSocket) throw new WormholeError('ABORTED', `segment ${this.id} was deleted`);
+      this.boundPort = this.udpSocket.address().port;
+      this.unlisten = () => this.closeUdpHead();
+      this.stack.defer(() => this.closeUdpHead());
     }
+    const follow = this.followEnd('head', head);
+    if (follow) this.stack.add(follow);
+  }
+
+  /** Bind a UDP head and relay its datagrams (at create time, and when its container restarts). */
+  private async openUdpHead(ns: string | null, host: string, port: number, handed?: number): Promise<void> {
+    const { socket, fd } = await bindUdp(ns, host, port, handed);
+    if (this.closed || !this.listening) {
+      socket.close();
+      return;
+    }
+    socket.on('error', (err) => this.ctx.log.warn({ segment: this.id, err: err.message }, 'udp head error'));
+    this.udp = new UdpRelay(
+      socket,
+      () => this.openUdpUpstream(),
+      this.ctx.udpIdleMs,
+      (err) => this.warn.warn({ segment: this.id, err: errorMessage(err) }, 'udp session failed'),
+      this.ctx.maxUdpSessions,
+      (from) =>
+        this.warn.warn(
+          { segment: this.id, from, limit: this.ctx.maxUdpSessions },
+          'udp session refused: too many (--max-udp-sessions)',
+        ),
+    );
+    this.udpSocket = socket;
+    this.udpFd = fd;
+  }
+
+  /** Close the UDP head and its sessions, keeping their counts. Idempotent. */
+  private closeUdpHead(): void {
+    const relay = this.udp;
+    if (!relay) return;
+    this.udp = undefined;
+    this.udpBefore.total += relay.total;
+    this.udpBefore.refused += relay.refused;
+    relay.close();
+    this.udpSocket?.close();
+    this.udpSocket = undefined;
+    this.udpFd = -1;
   }
 
   /**
    * The tail is known (at create time, or when the trigger has run): the head's connections
-   * go there from now on. A local TCP tail is dialed by the engine, from inside its namespace.
+   * go there from now on, and a tail in a container follows that container.
    */
   async setTail(tail: Tail): Promise<void> {
+    await this.pointTail(tail);
+    this.tailFollow?.dispose();
+    this.tailFollow = tail.kind === 'local' ? this.followEnd('tail', tail.ep) : undefined;
+    if (this.tailFollow) this.stack.add(this.tailFollow);
+    this.tailIsUp();
+  }
+
+  /**
+   * Send the head's connections to this tail. A local TCP tail is dialed by the engine, from
+   * inside its namespace.
+   */
+  private async pointTail(tail: Tail): Promise<void> {
     if (this.tcpHead && tail.kind === 'local' && tail.ep.proto === 'tcp') {
       const ep = tail.ep;
       const nsFd = this.ctx.engine && ep.ns ? await openNamespace(ep.ns) : -1;
@@ -148,6 +192,105 @@ export class Segment {
       }
     }
     this.tail = tail;
+  }
+
+  /** Follow the container an end is in, if it is in one. */
+  private followEnd(side: Side, ep: Endpoint): Disposable | undefined {
+    const container = ep.container;
+    if (!container || !ep.containerId || !ep.ns) return undefined;
+    return this.follower.follow({
+      segment: this.id,
+      side,
+      ref: container,
+      id: ep.containerId,
+      nsPath: ep.ns,
+      down: () => this.containerDown(side, container),
+      up: (ns) => (side === 'head' ? this.headUp(ns) : this.tailUp(ns)),
+    });
+  }
+
+  /**
+   * An end's container stopped, its namespace with it. The head has nothing to accept on; the
+   * tail gets no dial: new connections wait for it to run again (up to the dial timeout).
+   */
+  private containerDown(side: Side, container: string): void {
+    if (this.closed) return;
+    this.down.set(side, container);
+    if (side === 'head') {
+      this.tcpHead?.stopListening();
+      this.closeUdpHead();
+      return;
+    }
+    this.tcpHead?.setTail(null); // every new connection comes to serve(), which waits
+    this.udp?.endSessions(); // their upstream sockets are in the dead namespace
+    if (!this.tailBack) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.tailBack = { promise, resolve };
+    }
+  }
+
+  /** The head's container runs again: listen on the same address and port in its new namespace. */
+  private async headUp(ns: string): Promise<void> {
+    if (this.closed || !this.listening) return;
+    const head: Endpoint = { ...this.head, ns };
+    if (head.proto === 'tcp') {
+      const { fd } = await listenTcp(ns, head.host, this.boundPort);
+      if (this.closed || !this.listening || !this.tcpHead) {
+        fs.closeSync(fd);
+        return;
+      }
+      this.tcpHead.relisten(fd);
+    } else {
+      this.closeUdpHead();
+      await this.openUdpHead(ns, head.host, this.boundPort);
+    }
+    this.head = head;
+    this.down.delete('head');
+  }
+
+  /** The tail's container runs again: dial into its new namespace, and let waiting connections go. */
+  private async tailUp(ns: string): Promise<void> {
+    const tail = this.tail;
+    if (this.closed || tail?.kind !== 'local') return;
+    await this.pointTail({ kind: 'local', ep: { ...tail.ep, ns } });
+    this.tailIsUp();
+  }
+
+  private tailIsUp(): void {
+    this.down.delete('tail');
+    this.tailBack?.resolve();
+    this.tailBack = undefined;
+  }
+
+  /**
+   * Wait while the tail's container is down: resolves when it runs again, rejects after the
+   * dial timeout. A connection is never dialed into the namespace of a stopped container.
+   */
+  private async tailRunning(): Promise<void> {
+    const back = this.tailBack;
+    if (!back) return;
+    let timer: NodeJS.Timeout | undefined;
+    const container = this.down.get('tail') ?? '';
+    try {
+      await Promise.race([
+        back.promise,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new WormholeError(
+                  'CONTAINER_DOWN',
+                  `the tail's container ${container} is not running (waited ${this.ctx.dialTimeoutMs / 1000} s for it)`,
+                ),
+              ),
+            this.ctx.dialTimeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Run the trigger once; concurrent callers wait for the same run; a failure is retried next time. */
@@ -202,6 +345,7 @@ export class Segment {
 
   /** Stop accepting at the head now; what is open goes on until close(). */
   stopListening(): void {
+    this.listening = false;
     this.unlisten();
   }
 
@@ -212,6 +356,8 @@ export class Segment {
   private async serve(client: Client, ready?: (err?: unknown) => void): Promise<void> {
     try {
       await this.ensureTriggered();
+      await this.tailRunning();
+      if (this.closed) throw new WormholeError('ABORTED', 'the segment closed');
       const tail = this.tail!;
       if (tail.kind === 'peer') {
         const stream = await dialWithRetry(
@@ -248,6 +394,7 @@ export class Segment {
 
   private async openUdpUpstream(): Promise<dgram.Socket> {
     await this.ensureTriggered();
+    await this.tailRunning();
     const tail = this.tail!;
     if (tail.kind !== 'local' || tail.ep.proto !== 'udp') {
       throw new Error('a udp head needs a local udp tail');
@@ -267,7 +414,15 @@ export class Segment {
 
   /** The segment as `list` shows it. */
   info(): SegmentInfo {
-    const state = this.closed ? 'closed' : this.tail ? 'ready' : this.triggerRun ? 'triggering' : 'waiting';
+    const state = this.closed
+      ? 'closed'
+      : this.down.size > 0
+        ? 'container-down'
+        : this.tail
+          ? 'ready'
+          : this.triggerRun
+            ? 'triggering'
+            : 'waiting';
     let tail: SegmentInfo['tail'] = null;
     if (this.tail?.kind === 'local') {
       const e = this.tail.ep;
@@ -303,10 +458,11 @@ export class Segment {
       state,
       parent: this.parent,
       remote: this.remote,
-      connections: traffic?.total ?? this.udp?.total ?? 0,
+      connections: traffic?.total ?? this.udpBefore.total + (this.udp?.total ?? 0),
       traffic,
-      refused: (traffic?.refused ?? 0) + (this.udp?.refused ?? 0),
+      refused: (traffic?.refused ?? 0) + this.udpBefore.refused + (this.udp?.refused ?? 0),
       containers: [...this.containers],
+      down: this.down.size > 0 ? [...this.down].map(([end, container]) => ({ end, container })) : undefined,
     };
   }
 
@@ -314,6 +470,7 @@ export class Segment {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.tailBack?.resolve(); // waiting connections go, and find the segment closed
     await this.stack.dispose();
   }
 

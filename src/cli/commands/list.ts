@@ -10,13 +10,21 @@ function endpoint(e: EndpointInfo | null): string {
   return formatUrl(e.proto, e.host, e.port, ns);
 }
 
+/** A container as people write it: a full id shortened as docker does, a name as it is. */
+function short(container: string): string {
+  return /^[0-9a-f]{64}$/.test(container) ? container.slice(0, 12) : container;
+}
+
 export const list: Command = {
   name: 'list',
   summary: 'list segments, one line each',
   json: true,
   usage: `usage: wormhole list [--json]
 
-One line per segment: ID HEAD -> TAIL STATE CONNECTIONS [refused=N] [parent=ID] [remote].
+One line per segment: ID HEAD -> TAIL STATE CONNECTIONS [down=END:CONTAINER,...]
+[refused=N] [parent=ID] [remote]. STATE is ready, waiting (a trigger not run yet),
+triggering, or container-down: an end's container has stopped (down= says which end and
+container); the segment follows it and goes on when it runs again, in its new namespace.
 refused counts connections and UDP sessions refused at the daemon's caps
 (--max-connections, --max-udp-sessions). A segment the daemon could not build
 again when it started is shown as ID URL failed: WHY (kept, and tried again at
@@ -38,11 +46,14 @@ the next start; delete forgets it). --json prints an array for scripts.
         ctx.out(`${s.id} ${s.url} failed: ${s.error ?? 'unknown'}`);
         continue;
       }
+      const down = s.down?.length
+        ? ` down=${s.down.map((d) => `${d.end}:${short(d.container)}`).join(',')}`
+        : '';
       const refused = s.refused ? ` refused=${s.refused}` : '';
       const parent = s.parent ? ` parent=${s.parent}` : '';
       const remote = s.remote ? ' remote' : '';
       ctx.out(
-        `${s.id} ${endpoint(s.head)} -> ${endpoint(s.tail)} ${s.state} ${s.connections}${refused}${parent}${remote}`,
+        `${s.id} ${endpoint(s.head)} -> ${endpoint(s.tail)} ${s.state} ${s.connections}${down}${refused}${parent}${remote}`,
       );
     }
     return 0;
