@@ -24,6 +24,20 @@ export class UdpRelay {
   refused = 0;
   /** Sessions opened since the start. */
   total = 0;
+  /** Datagrams (and their bytes) from clients to the tail, and back. */
+  datagramsUp = 0;
+  datagramsDown = 0;
+  bytesUp = 0;
+  bytesDown = 0;
+  /** Sessions whose upstream socket could not be made (the tail's namespace gone...). */
+  openFailures = 0;
+  /** When a datagram last went either way (ms since the epoch; 0: never). */
+  lastActive = 0;
+  /** When a session's upstream socket was last made, and last failed to be (0: never). */
+  openOkAt = 0;
+  openFailedAt = 0;
+  /** Why the last upstream socket could not be made. */
+  lastError: string | undefined;
 
   /**
    * @param head the bound head socket
@@ -64,6 +78,9 @@ export class UdpRelay {
       this.open(key, s, rinfo);
     }
     this.touch(key, s);
+    this.datagramsUp++;
+    this.bytesUp += msg.length;
+    this.lastActive = Date.now();
     if (s.upstream) s.upstream.send(msg);
     else if (s.queue.length < QUEUE_LIMIT) s.queue.push(msg);
   }
@@ -82,8 +99,12 @@ export class UdpRelay {
           return;
         }
         s.upstream = up;
+        this.openOkAt = Date.now();
         up.on('message', (reply) => {
           this.touch(key, s);
+          this.datagramsDown++;
+          this.bytesDown += reply.length;
+          this.lastActive = Date.now();
           this.head.send(reply, rinfo.port, rinfo.address);
         });
         up.on('error', () => this.end(key, s));
@@ -91,6 +112,9 @@ export class UdpRelay {
         s.queue = [];
       },
       (err) => {
+        this.openFailures++;
+        this.openFailedAt = Date.now();
+        this.lastError = err instanceof Error ? err.message : String(err);
         this.end(key, s);
         this.onError(err);
       },

@@ -16,6 +16,7 @@ import { type Client, type TcpHead, openTcpHead } from '../proxy/head';
 import { UdpRelay } from '../proxy/udp';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
+import { TriggerStats, UdpTotals, accessLog, tailHealth, tcpTraffic } from './stats';
 import type { ContainerFollower, Side } from './follow';
 
 /** Where a segment's tail is: a local endpoint, or a segment on a peer reached by attach. */
@@ -43,7 +44,10 @@ export class Segment {
   private udpFd = -1;
   private udpSocket: dgram.Socket | undefined;
   /** Sessions of UDP heads closed before this one (a container restarted), for the counters. */
-  private readonly udpBefore = { total: 0, refused: 0 };
+  private readonly udpTotals = new UdpTotals();
+  private readonly triggerStats = new TriggerStats();
+  /** Why the last connection could not reach the tail (for the tail's health in list). */
+  private lastDialError: string | undefined;
   /** Ends whose container is not running, with the container's name for list. */
   private readonly down = new Map<Side, string>();
   /** While the tail's container is down: resolved when it runs again (or the segment closes). */
@@ -96,9 +100,7 @@ export class Segment {
         dialTimeoutMs: this.ctx.dialTimeoutMs,
         onClient: (client) => void this.serve(client),
         // each connection's end is heard of only when the log would show it
-        onClosed: this.ctx.log.isLevelEnabled('debug')
-          ? (stats) => this.ctx.log.debug({ segment: this.id, ...stats }, 'connection closed')
-          : undefined,
+        onClosed: accessLog(this.ctx.log, this.ctx.accessLog, this.id, () => this.tailText()),
         onWarning: (kind, detail) =>
           kind === 'refused'
             ? this.warn.warn(
@@ -151,8 +153,7 @@ export class Segment {
     const relay = this.udp;
     if (!relay) return;
     this.udp = undefined;
-    this.udpBefore.total += relay.total;
-    this.udpBefore.refused += relay.refused;
+    this.udpTotals.retire(relay);
     relay.close();
     this.udpSocket?.close();
     this.udpSocket = undefined;
@@ -301,14 +302,20 @@ export class Segment {
       const scope = new DisposableStack();
       this.ctx.log.info({ segment: this.id }, 'trigger running');
       const started = Date.now();
+      const ran = this.triggerStats.start();
       this.triggerRun = this.runTrigger(this, this.triggerSteps, scope).then(
         async (tail) => {
           if (this.closed) {
             void scope.dispose();
+            ran('the segment was deleted while its trigger ran');
             throw new Error('segment was deleted while its trigger ran');
           }
           this.stack.add(scope);
-          await this.setTail(tail);
+          await this.setTail(tail).catch((err: unknown) => {
+            ran(errorMessage(err));
+            throw err;
+          });
+          ran();
           this.ctx.log.info(
             { segment: this.id, ms: Date.now() - started, tail: this.tailText() },
             'trigger ran',
@@ -316,6 +323,7 @@ export class Segment {
         },
         async (err: unknown) => {
           this.triggerRun = undefined;
+          if (!this.closed) ran(errorMessage(err));
           await scope.dispose().catch(() => undefined);
           this.ctx.log.error({ segment: this.id, err: errorMessage(err) }, 'trigger failed');
           throw err;
@@ -376,6 +384,7 @@ export class Segment {
         await client.toTail(ready);
       }
     } catch (err) {
+      this.lastDialError = errorMessage(err);
       if (!this.closed) this.warn.warn({ segment: this.id, err: errorMessage(err) }, 'connection dropped');
       client.drop();
       ready?.(err);
@@ -443,7 +452,11 @@ export class Segment {
       };
     }
     const h = this.head;
-    const traffic = this.tcpHead?.stats();
+    const stats = this.tcpHead?.stats();
+    const traffic = stats ? tcpTraffic(stats) : this.udpTotals.traffic(this.udp);
+    const [okAt, failedAt, lastError] = stats
+      ? [stats.dialOkAt, stats.dialFailedAt, this.lastDialError]
+      : [this.udp?.openOkAt ?? 0, this.udp?.openFailedAt ?? 0, this.udp?.lastError];
     return {
       id: this.id,
       url: this.url,
@@ -458,9 +471,11 @@ export class Segment {
       state,
       parent: this.parent,
       remote: this.remote,
-      connections: traffic?.total ?? this.udpBefore.total + (this.udp?.total ?? 0),
+      connections: traffic.total,
       traffic,
-      refused: (traffic?.refused ?? 0) + this.udpBefore.refused + (this.udp?.refused ?? 0),
+      refused: traffic.refused,
+      trigger: this.triggerSteps ? this.triggerStats.info(this.tail !== undefined) : undefined,
+      tails: this.tail ? [tailHealth(this.tailText(), okAt, failedAt, lastError)] : [],
       containers: [...this.containers],
       down: this.down.size > 0 ? [...this.down].map(([end, container]) => ({ end, container })) : undefined,
     };

@@ -101,7 +101,10 @@ describe('wormhole and wormholed', () => {
     const l = await d.cli('list');
     assert.match(
       l.stdout,
-      new RegExp(`^e2e-one tcp://127.0.0.1:${head} -> tcp://127.0.0.1:${tail} ready 1$`, 'm'),
+      new RegExp(
+        `^e2e-one +tcp://127.0.0.1:${head} +tcp://127.0.0.1:${tail} +ready +\\d+ +1 +1 B +4 B +\\d+s +0$`,
+        'm',
+      ),
     );
     const j = JSON.parse((await d.cli('list', '--json')).stdout) as { id: string; connections: number }[];
     assert.equal(j.find((s) => s.id === 'e2e-one')?.connections, 1);

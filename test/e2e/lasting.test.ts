@@ -179,7 +179,7 @@ describe('segments that last a restart', () => {
     const text = await again.cli('list');
     assert.match(
       text.stdout,
-      new RegExp(`${busy.id} tcp://127.0.0.1:${taken} failed: .*address already in use`),
+      new RegExp(`^${busy.id} +tcp://127.0.0.1:${taken} +- +failed .* error: .*address already in use`, 'm'),
     );
     assert.equal(
       (await again.cli('create', 'id', busy.id, 'url', ':0', 'tail', 'url', ':1')).code,

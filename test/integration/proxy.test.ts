@@ -52,7 +52,10 @@ for (const mover of ['engine', 'javascript'] as const) {
       const list = await d.cli('list');
       assert.match(
         list.stdout,
-        new RegExp(`${seg.id} tcp://127.0.0.1:${head} -> tcp://${ns}@127.0.0.1:7100 ready 1`),
+        new RegExp(
+          `^${seg.id} +tcp://127.0.0.1:${head} +tcp://${ns}@127.0.0.1:7100 +ready +\\d+ +1 +4 B +7 B +\\d+s +0`,
+          'm',
+        ),
       );
     });
 

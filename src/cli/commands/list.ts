@@ -1,7 +1,8 @@
-import type { EndpointInfo } from '../../api/protocol';
+import type { EndpointInfo, SegmentInfo } from '../../api/protocol';
 import { formatUrl } from '../../api/url';
 import { UsageError } from '../../common/errors';
 import { type Command, withDaemon } from '../command';
+import { ago, duration, size, table } from '../format';
 
 function endpoint(e: EndpointInfo | null): string {
   if (!e) return '-';
@@ -15,20 +16,70 @@ function short(container: string): string {
   return /^[0-9a-f]{64}$/.test(container) ? container.slice(0, 12) : container;
 }
 
+/** What a segment's line says besides its columns: why it failed, what is down, its place. */
+function notes(s: SegmentInfo): string {
+  const n: string[] = [];
+  if (s.state === 'failed') n.push(`error: ${s.error ?? 'unknown'}`);
+  if (s.down?.length) n.push(`down=${s.down.map((d) => `${d.end}:${short(d.container)}`).join(',')}`);
+  if (s.refused) n.push(`refused=${s.refused}`);
+  const t = s.trigger;
+  if (t && t.runs > 0)
+    n.push(
+      `trigger=${t.state}${t.lastMs !== undefined ? ` in ${duration(t.lastMs)}` : ''}${t.lastError ? ` (${t.lastError})` : ''}`,
+    );
+  for (const tail of s.tails ?? [])
+    if (tail.health === 'down') n.push(`tail down${tail.lastError ? ` (${tail.lastError})` : ''}`);
+  if (s.parent) n.push(`parent=${s.parent}`);
+  if (s.remote) n.push('remote');
+  return n.join(' ');
+}
+
+/** One row per segment under the header. */
+export function listRows(segments: SegmentInfo[], now = Date.now()): string[] {
+  if (segments.length === 0) return [];
+  const rows = segments.map((s) => {
+    const t = s.traffic;
+    return [
+      s.id,
+      s.state === 'failed' ? s.url : endpoint(s.head),
+      endpoint(s.tail),
+      s.state,
+      t ? String(t.open) : '-',
+      t ? String(t.total) : '-',
+      t ? size(t.bytesUp) : '-',
+      t ? size(t.bytesDown) : '-',
+      ago(t?.lastActive, now),
+      t ? String(t.dialFailures) : '-',
+      notes(s),
+    ];
+  });
+  return table(
+    ['ID', 'HEAD', 'TAIL', 'STATE', 'OPEN', 'TOTAL', 'UP', 'DOWN', 'LAST', 'FAILS', 'NOTES'],
+    rows,
+  );
+}
+
 export const list: Command = {
   name: 'list',
-  summary: 'list segments, one line each',
+  summary: 'list segments with their counters, one line each',
   json: true,
   usage: `usage: wormhole list [--json]
 
-One line per segment: ID HEAD -> TAIL STATE CONNECTIONS [down=END:CONTAINER,...]
-[refused=N] [parent=ID] [remote]. STATE is ready, waiting (a trigger not run yet),
-triggering, or container-down: an end's container has stopped (down= says which end and
-container); the segment follows it and goes on when it runs again, in its new namespace.
-refused counts connections and UDP sessions refused at the daemon's caps
-(--max-connections, --max-udp-sessions). A segment the daemon could not build
-again when it started is shown as ID URL failed: WHY (kept, and tried again at
-the next start; delete forgets it). --json prints an array for scripts.
+One line per segment, in columns under a header (nothing at all when there is none):
+  ID      the segment's id (delete takes any unique prefix of it)
+  HEAD    where it listens; TAIL where its connections go (peer:HOST/ID on a peer)
+  STATE   ready; waiting (a trigger not run yet); triggering; container-down (an end's
+          container stopped: the segment follows it and goes on in its new namespace);
+          failed (it could not be built again at start: kept, and tried again)
+  OPEN    connections open now (UDP: sessions, one per client address)
+  TOTAL   connections since it was made (UDP: sessions)
+  UP      bytes from clients to the tail; DOWN bytes back
+  LAST    how long since a byte last moved
+  FAILS   dials to the tail that failed
+  NOTES   error: WHY (failed), down=END:CONTAINER, refused=N (at --max-connections or
+          --max-udp-sessions), trigger=STATE in TIME (its last run, and its error), tail
+          down (WHY), parent=ID, remote (made for a peer)
+--json prints an array with every field (see the README for their names).
 
   wormhole list
   wormhole list --json`,
@@ -41,21 +92,7 @@ the next start; delete forgets it). --json prints an array for scripts.
       ctx.out(JSON.stringify(segments, null, 2));
       return 0;
     }
-    for (const s of segments) {
-      if (s.state === 'failed') {
-        ctx.out(`${s.id} ${s.url} failed: ${s.error ?? 'unknown'}`);
-        continue;
-      }
-      const down = s.down?.length
-        ? ` down=${s.down.map((d) => `${d.end}:${short(d.container)}`).join(',')}`
-        : '';
-      const refused = s.refused ? ` refused=${s.refused}` : '';
-      const parent = s.parent ? ` parent=${s.parent}` : '';
-      const remote = s.remote ? ' remote' : '';
-      ctx.out(
-        `${s.id} ${endpoint(s.head)} -> ${endpoint(s.tail)} ${s.state} ${s.connections}${down}${refused}${parent}${remote}`,
-      );
-    }
+    for (const line of listRows(segments)) ctx.out(line);
     return 0;
   },
 };

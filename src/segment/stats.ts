@@ -1,0 +1,146 @@
+/**
+ * What a segment reports of itself (list, top, metrics) besides where it listens: its
+ * counters as the movers keep them, its trigger's runs, its tails' health; and the access
+ * log line of each connection. The counters are read, never kept twice: the engine (or the
+ * JavaScript mover, or the UDP relay) is where they live.
+ */
+import type { SegmentInfo } from '../api/protocol';
+import type { Logger } from '../common/log';
+import type { GroupStats } from '../proxy/engine';
+import type { ConnectionEnd } from '../proxy/head';
+import type { UdpRelay } from '../proxy/udp';
+
+type Traffic = NonNullable<SegmentInfo['traffic']>;
+type TriggerInfo = NonNullable<SegmentInfo['trigger']>;
+type TailInfo = NonNullable<SegmentInfo['tails']>[number];
+
+/** A TCP head's counters as the wire carries them. */
+export function tcpTraffic(s: GroupStats): Traffic {
+  return {
+    open: s.open,
+    total: s.total,
+    refused: s.refused,
+    bytesUp: s.bytesUp,
+    bytesDown: s.bytesDown,
+    dialFailures: s.dialFailures,
+    lastActive: s.lastActive > 0 ? s.lastActive : null,
+  };
+}
+
+/**
+ * A UDP head's counters: its relay's, plus those of the relays before it (a head bound again
+ * in a container's new namespace gets a new relay; its counts go on).
+ */
+export class UdpTotals {
+  private readonly before = { total: 0, refused: 0, up: 0, down: 0, bytesUp: 0, bytesDown: 0, failures: 0 };
+  private lastActive = 0;
+
+  /** A relay is closed: keep what it counted. */
+  retire(r: UdpRelay): void {
+    const b = this.before;
+    b.total += r.total;
+    b.refused += r.refused;
+    b.up += r.datagramsUp;
+    b.down += r.datagramsDown;
+    b.bytesUp += r.bytesUp;
+    b.bytesDown += r.bytesDown;
+    b.failures += r.openFailures;
+    this.lastActive = Math.max(this.lastActive, r.lastActive);
+  }
+
+  traffic(r: UdpRelay | undefined): Traffic {
+    const b = this.before;
+    const last = Math.max(this.lastActive, r?.lastActive ?? 0);
+    return {
+      open: r?.size ?? 0,
+      total: b.total + (r?.total ?? 0),
+      refused: b.refused + (r?.refused ?? 0),
+      bytesUp: b.bytesUp + (r?.bytesUp ?? 0),
+      bytesDown: b.bytesDown + (r?.bytesDown ?? 0),
+      dialFailures: b.failures + (r?.openFailures ?? 0),
+      lastActive: last > 0 ? last : null,
+      datagramsUp: b.up + (r?.datagramsUp ?? 0),
+      datagramsDown: b.down + (r?.datagramsDown ?? 0),
+    };
+  }
+}
+
+/** A trigger's runs: how many, how many failed, the last one's time, duration and error. */
+export class TriggerStats {
+  private runs = 0;
+  private failures = 0;
+  private running = false;
+  private last: { ms: number; at: number; error?: string } | undefined;
+
+  /** A run starts; the returned function ends it (with the error, if it failed); once. */
+  start(): (error?: string) => void {
+    const started = Date.now();
+    this.running = true;
+    let ended = false;
+    return (error) => {
+      if (ended) return;
+      ended = true;
+      this.running = false;
+      this.runs++;
+      if (error !== undefined) this.failures++;
+      this.last = { ms: Date.now() - started, at: Date.now(), error };
+    };
+  }
+
+  /** `tailSet`: the trigger's tail is there (it ran, and nothing took it back since). */
+  info(tailSet: boolean): TriggerInfo {
+    const state = this.running
+      ? 'running'
+      : tailSet
+        ? 'ran'
+        : this.last?.error !== undefined
+          ? 'failed'
+          : 'armed';
+    return {
+      state,
+      runs: this.runs,
+      failures: this.failures,
+      lastMs: this.last?.ms,
+      lastAt: this.last?.at,
+      lastError: this.last?.error,
+    };
+  }
+}
+
+/**
+ * A tail's health from its last dials: up when the last one succeeded, down when it failed,
+ * unknown before the first.
+ */
+export function tailHealth(url: string, okAt: number, failedAt: number, lastError?: string): TailInfo {
+  if (okAt === 0 && failedAt === 0) return { url, health: 'unknown' };
+  if (okAt >= failedAt) return { url, health: 'up' };
+  return { url, health: 'down', lastError };
+}
+
+/**
+ * The access log: one line per proxied connection when it ends, at info (at debug when the
+ * access log is off and the log shows debug; no line otherwise, and then the engine wakes no
+ * JavaScript per connection). Undefined when no line would be written.
+ */
+export function accessLog(
+  log: Logger,
+  on: boolean,
+  segment: string,
+  tail: () => string,
+): ((end: ConnectionEnd) => void) | undefined {
+  const level = on ? 'info' : log.isLevelEnabled('debug') ? 'debug' : undefined;
+  if (!level) return undefined;
+  return (end) =>
+    log[level](
+      {
+        segment,
+        client: end.client ?? 'unknown',
+        tail: tail(),
+        ms: Math.round(end.ms),
+        up: end.up,
+        down: end.down,
+        end: end.error === undefined ? 'closed' : end.error === 'ECONNRESET' ? 'reset' : end.error,
+      },
+      'connection',
+    );
+}
