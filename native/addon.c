@@ -1,8 +1,12 @@
 /*
- * The wormhole addon: one module, three concerns, each in its own file.
+ * The wormhole addon: one module, a concern per file.
  *   nsfactory.c  sockets made inside network namespaces by a long-lived thread (setns there
  *                and back), namespace files checked and kept open, never on the event loop;
  *   engine.c     the data path: one epoll thread moving bytes with splice(2);
+ *   unixsock.c   unix sockets bound and dialed inside a container's filesystem (openat2,
+ *                never out of it) or abstract; used by the two above;
+ *   proxyproto.c the PROXY protocol header the engine writes to a tail that wants one;
+ *   fdpass.c     the daemon's own unix listeners, and fds passed over them (takeover);
  *   notify.c     one datagram to systemd's notification socket (AF_UNIX, which dgram lacks).
  * This file holds what they share: errors with errno names as codes, argument readers.
  */
@@ -77,6 +81,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!wh_engine_init(env, exports)) return NULL;
   if (!wh_fdpass_init(env, exports)) return NULL;
   if (!wh_notify_init(env, exports)) return NULL;
+  if (!wh_proxyproto_init(env, exports)) return NULL;
   return exports;
 }
 

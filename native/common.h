@@ -7,9 +7,11 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <node_api.h>
 
@@ -42,6 +44,12 @@ napi_value wh_throw_errno(napi_env env, int err, const char *what);
 /* An Error with a code of our own (NS_INVALID, ...). */
 napi_value wh_coded_error(napi_env env, const char *code, const char *msg);
 
+/* Is a JavaScript exception pending (an argument reader threw one already)? */
+static inline bool wh_exception_pending(napi_env env) {
+  bool pending = false;
+  return napi_is_exception_pending(env, &pending) == napi_ok && pending;
+}
+
 /* Read an int32 argument; false (and a TypeError thrown) if it is not a number. */
 bool wh_int_arg(napi_env env, napi_value v, const char *name, int32_t *out);
 /* The pointer behind an External argument (an engine or a group handle). */
@@ -50,10 +58,48 @@ bool wh_ptr_arg(napi_env env, napi_value v, const char *name, void **out);
 /* host:port (numeric, of the family AF_INET or AF_INET6) as a socket address; false if not. */
 bool wh_sockaddr(int family, const char *host, int port, struct sockaddr_storage *out, socklen_t *len);
 
+/* ---- unixsock.c: unix sockets in another filesystem root, or abstract ---- */
+
+/* How a bind went: on failure a code of our own (or NULL: the errno name) and what failed. */
+struct wh_unix_bound {
+  const char *code;
+  const char *what;
+  /* the socket file's identity, for removing this one file later */
+  uint64_t dev, ino;
+};
+
+/* An O_PATH fd of a filesystem root (NULL: "/"; "/proc/PID/root": that process's). */
+int wh_root_open(const char *root);
+/* An abstract address "\0name", its length exact; false if the name is empty or too long. */
+bool wh_unix_abstract(const char *name, struct sockaddr_un *sun, socklen_t *len);
+/* Connect sock to the socket file at the absolute path, looked up inside root. */
+int wh_unix_connect_in(int sock, int root, const char *path);
+/*
+ * Bind sock at the absolute path inside root with the file mode given (a stale socket is
+ * replaced, a live one or any other file refused), then listen. The calling thread must own
+ * its umask (unshare(CLONE_FS)).
+ */
+int wh_unix_listen_in(int sock, int root, const char *path, int mode, int backlog, struct wh_unix_bound *out);
+/* Remove the socket file at path inside root if it is still the one (dev, ino). */
+int wh_unix_remove_in(int root, const char *path, uint64_t dev, uint64_t ino);
+
+/* ---- proxyproto.c: the PROXY protocol header ---- */
+
+/* The longest header: v2 with two unix paths (16 + 216 bytes). */
+#define WH_PROXY_MAX 232
+/*
+ * The header of PROXY protocol `version` (1 or 2) for a connection from src (the client) to
+ * dst (the head); unix_dst, when given, names the head for a unix one. Its length (0: none).
+ */
+size_t wh_proxy_header(int version, const struct sockaddr_storage *src, socklen_t slen,
+                       const struct sockaddr_storage *dst, socklen_t dlen, const char *unix_dst,
+                       uint8_t out[WH_PROXY_MAX]);
+
 /* Register each file's exports on `exports`. */
 napi_value wh_nsfactory_init(napi_env env, napi_value exports);
 napi_value wh_engine_init(napi_env env, napi_value exports);
 napi_value wh_fdpass_init(napi_env env, napi_value exports);
 napi_value wh_notify_init(napi_env env, napi_value exports);
+napi_value wh_proxyproto_init(napi_env env, napi_value exports);
 
 #endif

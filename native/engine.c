@@ -21,6 +21,16 @@
  *   back to JavaScript (retries, triggers), with no byte lost. Sockets for a tail in another
  *   namespace are made after setns(2) there and back; if coming back ever fails the engine
  *   stops dialing (everything is handed back) rather than make sockets in the wrong place.
+ * - A tail is TCP (IPv4, IPv6) or a unix stream socket: an abstract name (made in the tail's
+ *   namespace, as TCP) or a path, looked up at each dial inside the tail's filesystem root
+ *   (an fd the group keeps while the tail is set: a container's /proc/PID/root) so that a
+ *   symlink never leads out of it (unixsock.c). Splice moves bytes on unix sockets alike,
+ *   and shutdown(SHUT_WR) passes half-close on both kinds: a head of one kind and a tail of
+ *   the other are joined as they are.
+ * - A tail set with the PROXY protocol (v1 or v2) gets the header first (proxyproto.c), built
+ *   from the client's and the head's addresses once the tail is connected and sent before
+ *   any client byte: a small send on a fresh socket, whose remainder (a short write) is sent
+ *   when the socket is writable again, before the client is read.
  *
  * JavaScript talks to the engine through commands (a queue and an eventfd) and hears from it
  * through events, batched once per loop turn on a thread-safe function. Epoll is
@@ -30,10 +40,13 @@
  *   engineStart(onEvents)                -> engine     onEvents(Float64Array of 6-number events)
  *   engineStop(engine)
  *   engineRef(engine, on)                keep the event loop alive while JavaScript waits on it
- *   groupCreate(engine, id, maxOpen, reportCloses) -> group
+ *   groupCreate(engine, id, maxOpen, reportCloses[, headName]) -> group   headName: a unix
+ *                                        head's address, for a PROXY v2 header
  *   groupListen(engine, group, fd)       the engine owns fd from now on
  *   groupUnlisten(engine, group)         stop accepting (daemon stop); connections go on
- *   groupTail(engine, group, nsFd|-1, family, host, port) / groupTail(engine, group, null)
+ *   groupTail(engine, group, nsFd|-1, family 4|6|0, address, port, rootFd|-1, proxy 0|1|2)
+ *                                        family 0 is unix: address "/path" (in rootFd's tree)
+ *                                        or "@name" (in nsFd's namespace); or (engine, group, null)
  *   groupDial(engine, group, fd)         dial the tail for a client fd JavaScript holds
  *   groupPair(engine, group, fdA, fdB)   -> connection id (the engine dups both fds)
  *   groupAcquire(group) -> bool, groupRelease(group)   count a connection JS holds
@@ -105,6 +118,9 @@ struct conn {
   uint8_t peer_family;
   uint8_t state, eof[2], shut[2];
   bool from_js; /* given by groupDial: JavaScript is told when it is connected */
+  /* the PROXY header still to send upstream before any client byte (NULL: none, or sent) */
+  uint8_t *hdr;
+  uint16_t hdr_len, hdr_off;
   uint32_t id;
   struct group *g;
   struct conn *prev, *next, *dead_next;
@@ -127,6 +143,11 @@ struct group {
   int tail_ns; /* -1: the engine's own namespace */
   struct sockaddr_storage tail;
   socklen_t tail_len;
+  /* a unix tail named by a path: looked up at each dial inside tail_root (else -1, NULL) */
+  int tail_root;
+  char *tail_path;
+  uint8_t proxy;   /* PROXY protocol version for the tail (0: none) */
+  char *head_name; /* a unix head's address as the user named it (PROXY v2), or NULL */
   struct group *paused_next;
 };
 
@@ -143,6 +164,9 @@ struct cmd {
   bool has_tail;
   struct sockaddr_storage addr;
   socklen_t addr_len;
+  int root;   /* CMD_TAIL of a unix path: the filesystem root (the engine's own dup) */
+  char *path; /* and the path in it */
+  uint8_t proxy;
 };
 
 /* (80 bytes: JavaScript reads them as 10 doubles, the address as bytes 64..79) */
@@ -347,6 +371,8 @@ static void conn_end(struct engine *e, struct conn *c, int err, bool rst) {
     if (c->p[s]) pipe_put(e, c->p[s], c->inpipe[s] == 0);
     c->p[s] = NULL;
   }
+  free(c->hdr);
+  c->hdr = NULL;
   c->state = C_DEAD;
   unlink_conn(c);
   release_open(c->g);
@@ -370,6 +396,8 @@ static void conn_handoff(struct engine *e, struct conn *c, int err) {
     __atomic_store_n(&c->g->dial_failed_at, e->now_ms, __ATOMIC_RELAXED);
   }
   emit(e, EV_HANDOFF, c->g, fd, err, 0, 0);
+  free(c->hdr);
+  c->hdr = NULL;
   c->fd[0] = c->fd[1] = -1;
   c->state = C_DEAD;
   unlink_conn(c);
@@ -385,6 +413,20 @@ static void conn_fail(struct engine *e, struct conn *c, int err) {
 /* Move bytes fd[d] -> fd[!d] until one of them would block. */
 static void pump(struct engine *e, struct conn *c, int d) {
   int src = c->fd[d], dst = c->fd[!d];
+  /* the PROXY header goes upstream before the first client byte */
+  while (d == 0 && c->hdr && c->state == C_OPEN) {
+    ssize_t n = send(dst, c->hdr + c->hdr_off, c->hdr_len - c->hdr_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN) return; /* EPOLLOUT on the upstream brings us back */
+      if (errno == EINTR) continue;
+      return conn_fail(e, c, errno);
+    }
+    c->hdr_off += (uint16_t)n;
+    if (c->hdr_off == c->hdr_len) {
+      free(c->hdr);
+      c->hdr = NULL;
+    }
+  }
   for (;;) {
     if (c->state != C_OPEN) return;
     if (c->inpipe[d] > 0) {
@@ -467,7 +509,8 @@ static struct conn *conn_new(struct engine *e, struct group *g, int client) {
 
 /* A socket for the tail, made in the tail's namespace; -1 with errno set. */
 static int tail_socket(struct engine *e, struct group *g) {
-  if (g->tail_ns < 0) return socket(g->tail.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  /* (a unix path is the filesystem's: a socket from any namespace reaches it) */
+  if (g->tail_ns < 0 || g->tail_path) return socket(g->tail.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (e->dial_broken) {
     errno = EAGAIN;
     return -1;
@@ -486,6 +529,27 @@ static int tail_socket(struct engine *e, struct group *g) {
 
 static void dial_done(struct engine *e, struct conn *c);
 
+/*
+ * The PROXY header for this connection, from the client's address and the head's (the
+ * accepted socket's two ends), kept until pump() has sent it. Out of memory: the connection
+ * goes on without it, and the tail (which expects one) refuses it: an error, not a lie.
+ */
+static void proxy_header(struct conn *c) {
+  struct sockaddr_storage src, dst;
+  socklen_t slen = sizeof src, dlen = sizeof dst;
+  memset(&src, 0, sizeof src);
+  memset(&dst, 0, sizeof dst);
+  if (getpeername(c->fd[0], (struct sockaddr *)&src, &slen) != 0 ||
+      getsockname(c->fd[0], (struct sockaddr *)&dst, &dlen) != 0)
+    src.ss_family = dst.ss_family = AF_UNSPEC; /* v1 UNKNOWN, v2 unspecified */
+  uint8_t buf[WH_PROXY_MAX];
+  size_t n = wh_proxy_header(c->g->proxy, &src, slen, &dst, dlen, c->g->head_name, buf);
+  if (n == 0 || !(c->hdr = malloc(n))) return;
+  memcpy(c->hdr, buf, n);
+  c->hdr_len = (uint16_t)n;
+  c->hdr_off = 0;
+}
+
 /* Start dialing the group's tail for connection c (client already in c->fd[0]). */
 static void conn_dial(struct engine *e, struct conn *c) {
   struct group *g = c->g;
@@ -495,7 +559,9 @@ static void conn_dial(struct engine *e, struct conn *c) {
   nodelay(up);
   c->fd[1] = up;
   c->state = C_DIALING;
-  int rc = connect(up, (struct sockaddr *)&g->tail, g->tail_len);
+  /* a unix connect is done at once (or refused, or EAGAIN: the listener's backlog is full) */
+  int rc = g->tail_path ? wh_unix_connect_in(up, g->tail_root, g->tail_path)
+                        : connect(up, (struct sockaddr *)&g->tail, g->tail_len);
   if (rc != 0 && errno != EINPROGRESS) return conn_handoff(e, c, errno);
   if (!watch_fd(e, up, &c->w[1])) return conn_handoff(e, c, errno);
   if (rc == 0) dial_done(e, c);
@@ -509,6 +575,7 @@ static void dial_done(struct engine *e, struct conn *c) {
   if (err) return conn_handoff(e, c, err);
   c->state = C_OPEN;
   __atomic_store_n(&c->g->dial_ok_at, e->now_ms, __ATOMIC_RELAXED);
+  if (c->g->proxy) proxy_header(c);
   if (c->from_js) emit(e, EV_DIALED, c->g, c->fd[0], c->id, 0, 0);
   pump(e, c, 0);
   pump(e, c, 1);
@@ -620,6 +687,12 @@ static void group_close(struct engine *e, struct group *g) {
   }
   if (g->tail_ns >= 0) close(g->tail_ns);
   g->tail_ns = -1;
+  if (g->tail_root >= 0) close(g->tail_root);
+  g->tail_root = -1;
+  free(g->tail_path);
+  g->tail_path = NULL;
+  free(g->head_name);
+  g->head_name = NULL;
   g->closing = true;
   emit(e, EV_GROUP_CLOSED, g, 0, 0, 0, 0);
   /* freed by the main thread after this turn's events are delivered */
@@ -648,11 +721,19 @@ static void run_cmd(struct engine *e, struct cmd *c) {
     unlisten(e, g);
     break;
   case CMD_TAIL:
+    /* the group owns the command's fds and path from here on (the old ones go) */
     if (g->tail_ns >= 0) close(g->tail_ns);
+    if (g->tail_root >= 0) close(g->tail_root);
+    free(g->tail_path);
     g->tail_ns = c->ns;
+    g->tail_root = c->root;
+    g->tail_path = c->path;
+    c->ns = c->root = -1;
+    c->path = NULL;
     g->has_tail = c->has_tail;
     g->tail = c->addr;
     g->tail_len = c->addr_len;
+    g->proxy = c->proxy;
     break;
   case CMD_DIAL: {
     struct conn *cn = conn_new(e, g, c->arg);
@@ -757,9 +838,17 @@ static void *engine_main(void *arg) {
 
 /* ---- the JavaScript face ---------------------------------------------------------------- */
 
+/* A command that will never run: what it owns goes with it. */
+static void cmd_discard(struct cmd *c) {
+  if (c->ns >= 0) close(c->ns);
+  if (c->root >= 0) close(c->root);
+  free(c->path);
+  free(c);
+}
+
 static bool send_cmd(napi_env env, struct engine *e, struct cmd *c) {
   if (e->stopped) {
-    free(c);
+    cmd_discard(c);
     napi_throw_error(env, "ESHUTDOWN", "the engine has stopped");
     return false;
   }
@@ -783,7 +872,7 @@ static struct cmd *new_cmd(napi_env env, enum cmd_type type, struct group *g) {
   else {
     c->type = type;
     c->g = g;
-    c->fd[0] = c->fd[1] = c->ns = -1;
+    c->fd[0] = c->fd[1] = c->ns = c->root = -1;
   }
   return c;
 }
@@ -901,8 +990,8 @@ static napi_value engine_ref(napi_env env, napi_callback_info info) {
 }
 
 static napi_value group_create(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], handle;
+  size_t argc = 5;
+  napi_value argv[5], handle;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct engine *e;
   int32_t id, max;
@@ -911,14 +1000,30 @@ static napi_value group_create(napi_env env, napi_callback_info info) {
       !wh_int_arg(env, argv[2], "maxOpen", &max))
     return NULL;
   NAPI_CALL(env, napi_get_value_bool(env, argv[3], &report));
+  char name[112] = "";
+  if (argc >= 5) {
+    napi_valuetype t;
+    NAPI_CALL(env, napi_typeof(env, argv[4], &t));
+    size_t len = 0;
+    if (t == napi_string) NAPI_CALL(env, napi_get_value_string_utf8(env, argv[4], name, sizeof name, &len));
+    else if (t != napi_null && t != napi_undefined) {
+      napi_throw_type_error(env, "EINVAL", "headName must be a string or null");
+      return NULL;
+    }
+  }
   struct group *g = calloc(1, sizeof *g);
   if (!g) return wh_throw_errno(env, ENOMEM, "group");
+  if (name[0] && !(g->head_name = strdup(name))) {
+    free(g);
+    return wh_throw_errno(env, ENOMEM, "group");
+  }
   g->w.kind = W_LISTEN;
   g->id = id;
   g->max = max > 0 ? max : INT32_MAX;
   g->report = report;
   g->lfd = -1;
   g->tail_ns = -1;
+  g->tail_root = -1;
   NAPI_CALL(env, napi_create_external(env, g, NULL, NULL, &handle));
   return handle;
 }
@@ -931,9 +1036,15 @@ static napi_value group_unlisten(napi_env env, napi_callback_info info) {
   return group_cmd(env, info, CMD_UNLISTEN, NULL);
 }
 
+/*
+ * groupTail(engine, group, nsFd, family, address, port, rootFd, proxy): family 4 or 6 with a
+ * numeric host and a port, or 0 for unix with "/path" (looked up in rootFd's tree at each
+ * dial) or "@name" (abstract, in nsFd's namespace); proxy 0, 1 or 2. The engine keeps its
+ * own copies of the fds: the caller closes theirs.
+ */
 static napi_value group_tail(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 8;
+  napi_value argv[8];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct engine *e;
   struct group *g;
@@ -943,26 +1054,44 @@ static napi_value group_tail(napi_env env, napi_callback_info info) {
   napi_valuetype t;
   NAPI_CALL(env, napi_typeof(env, argv[2], &t));
   if (t == napi_null) return send_cmd(env, e, c) ? undefined(env) : NULL;
-  int32_t ns, family, port;
-  char host[INET6_ADDRSTRLEN + 1];
-  size_t hlen;
-  if (argc < 6 || !wh_int_arg(env, argv[2], "nsFd", &ns) || !wh_int_arg(env, argv[3], "family", &family) ||
-      !wh_int_arg(env, argv[5], "port", &port) ||
-      napi_get_value_string_utf8(env, argv[4], host, sizeof host, &hlen) != napi_ok || port < 1 ||
-      port > 65535) {
+  int32_t ns, family, port, root, proxy;
+  char addr[4097];
+  size_t alen = 0;
+  const char *usage = "groupTail(engine, group, nsFd, family, address, port, rootFd, proxy)";
+  if (argc < 8 || !wh_int_arg(env, argv[2], "nsFd", &ns) || !wh_int_arg(env, argv[3], "family", &family) ||
+      !wh_int_arg(env, argv[5], "port", &port) || !wh_int_arg(env, argv[6], "rootFd", &root) ||
+      !wh_int_arg(env, argv[7], "proxy", &proxy) ||
+      napi_get_value_string_utf8(env, argv[4], addr, sizeof addr, &alen) != napi_ok || proxy < 0 || proxy > 2) {
     free(c);
-    napi_throw_type_error(env, "EINVAL", "groupTail(engine, group, nsFd, family, host, port)");
+    if (!wh_exception_pending(env)) napi_throw_type_error(env, "EINVAL", usage);
     return NULL;
   }
-  if (!wh_sockaddr(family == 6 ? AF_INET6 : AF_INET, host, port, &c->addr, &c->addr_len)) {
+  c->proxy = (uint8_t)proxy;
+  if (family == 0) {
+    /* unix: an abstract name is an address; a path is looked up at each dial */
+    c->addr.ss_family = AF_UNIX;
+    if (addr[0] == '@') {
+      if (!wh_unix_abstract(addr + 1, (struct sockaddr_un *)&c->addr, &c->addr_len)) {
+        free(c);
+        napi_throw_type_error(env, "EINVAL", "an abstract name has 1 to 107 bytes");
+        return NULL;
+      }
+    } else if (addr[0] != '/' || root < 0 || !(c->path = strdup(addr))) {
+      free(c);
+      napi_throw_type_error(env, "EINVAL", "a unix tail is @name, or /path with a root fd");
+      return NULL;
+    }
+  } else if (port < 1 || port > 65535 ||
+             !wh_sockaddr(family == 6 ? AF_INET6 : AF_INET, addr, port, &c->addr, &c->addr_len)) {
     free(c);
-    napi_throw_type_error(env, "EINVAL", "host must be a numeric IP address of the given family");
+    napi_throw_type_error(env, "EINVAL", "host must be a numeric IP address of the given family, port 1-65535");
     return NULL;
   }
-  /* the engine keeps its own copy of the namespace fd: the caller closes theirs */
-  if (ns >= 0 && (c->ns = fcntl(ns, F_DUPFD_CLOEXEC, 0)) < 0) {
-    free(c);
-    return wh_throw_errno(env, errno, "dup namespace fd");
+  if ((ns >= 0 && (c->ns = fcntl(ns, F_DUPFD_CLOEXEC, 0)) < 0) ||
+      (c->path && (c->root = fcntl(root, F_DUPFD_CLOEXEC, 0)) < 0)) {
+    int err = errno;
+    cmd_discard(c);
+    return wh_throw_errno(env, err, "dup the tail's fds");
   }
   c->has_tail = true;
   if (!send_cmd(env, e, c)) return NULL;

@@ -19,9 +19,19 @@
  *   socketIn(nsPath, family, type)                      -> fd
  *   listenIn(nsPath, family, type, host, port, backlog) -> [fd, boundPort]
  *   openNamespace(nsPath)                               -> fd of the namespace (for the engine)
+ *   listenUnixIn(nsPath, root, address, mode, backlog)  -> [fd, identity of the socket file]
+ *   connectUnixIn(nsPath, root, address)                -> a connected fd
+ *   removeUnixIn(root, address, identity)               -> undefined (the file, if still ours)
+ *   openRoot(root)                                      -> fd of a filesystem root (for the engine)
  * nsPath is a namespace file path, or null for the daemon's own; family 4|6; type tcp|udp.
+ * A unix address is "/path" (looked up inside root: "/proc/PID/root" for a container's
+ * files, null for the host's; see unixsock.c) or "@name" (abstract, in nsPath's namespace).
  * Sockets come back non-blocking and close-on-exec. Rejections carry the errno name as
- * `code`, or NS_INVALID for a path that is not a network namespace.
+ * `code`, or NS_INVALID for a path that is not a network namespace, or NOT_A_SOCKET /
+ * ADDR_IN_USE for a unix path where a head cannot be bound.
+ *
+ * The worker unshares CLONE_FS when it starts: its umask is then its own, so that a unix
+ * head's socket file is made with the mode asked for, without touching the daemon's umask.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -40,7 +50,15 @@
 
 #define NS_CACHE 32
 
-enum job_kind { JOB_SOCKET, JOB_LISTEN, JOB_OPEN_NS };
+enum job_kind {
+  JOB_SOCKET,
+  JOB_LISTEN,
+  JOB_OPEN_NS,
+  JOB_LISTEN_UNIX,
+  JOB_CONNECT_UNIX,
+  JOB_REMOVE_UNIX,
+  JOB_OPEN_ROOT,
+};
 
 struct job {
   struct job *next;
@@ -50,6 +68,11 @@ struct job {
   struct sockaddr_storage addr;
   socklen_t addrlen;
   napi_deferred deferred;
+  /* unix jobs: the filesystem root (NULL: "/"), the address ("/path" or "@name"), the mode */
+  char *root, *uaddr;
+  int mode;
+  /* the socket file a head bound (JOB_LISTEN_UNIX), or to remove (JOB_REMOVE_UNIX) */
+  uint64_t dev, ino;
   /* results */
   int fd, port, err;
   const char *code; /* our own error code instead of the errno name */
@@ -74,6 +97,13 @@ struct nscache {
   } e[NS_CACHE];
   int n, next;
 };
+
+static void job_free(struct job *j) {
+  free(j->path);
+  free(j->root);
+  free(j->uaddr);
+  free(j);
+}
 
 static void fail(struct job *j, int err, const char *what) {
   j->err = err;
@@ -156,9 +186,82 @@ static void make_socket(struct job *j) {
   j->fd = fd;
 }
 
+/* An abstract unix socket, in the current (network) namespace: listening, or connected. */
+static void make_abstract(struct job *j) {
+  struct sockaddr_un sun;
+  socklen_t len;
+  if (!wh_unix_abstract(j->uaddr + 1, &sun, &len)) return fail(j, ENAMETOOLONG, "abstract name");
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(j, errno, "socket");
+  if (j->kind == JOB_LISTEN_UNIX) {
+    /* (no file, no mode: an abstract name goes when its last socket closes) */
+    if (bind(fd, (struct sockaddr *)&sun, len) != 0 || listen(fd, j->backlog) != 0) {
+      fail(j, errno, "bind");
+      close(fd);
+      return;
+    }
+  } else if (connect(fd, (struct sockaddr *)&sun, len) != 0) {
+    /* a unix connect does not go on in the background: done, refused, or EAGAIN (full) */
+    fail(j, errno, "connect");
+    close(fd);
+    return;
+  }
+  j->fd = fd;
+}
+
+/* A unix job on a path (files, not namespaces): inside the job's root, never outside it. */
+static void run_unix_file(struct job *j, bool own_fs) {
+  int root = wh_root_open(j->root);
+  if (root < 0) return fail(j, errno, "open the filesystem root");
+  if (j->kind == JOB_OPEN_ROOT) {
+    j->fd = root;
+    return;
+  }
+  if (j->kind == JOB_REMOVE_UNIX) {
+    if (wh_unix_remove_in(root, j->uaddr, j->dev, j->ino) != 0) fail(j, errno, "remove");
+    close(root);
+    return;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    fail(j, errno, "socket");
+    close(root);
+    return;
+  }
+  if (j->kind == JOB_LISTEN_UNIX) {
+    struct wh_unix_bound b;
+    if (!own_fs) {
+      fail(j, EPERM, "bind (the namespace thread has no umask of its own)");
+    } else if (wh_unix_listen_in(fd, root, j->uaddr, j->mode, j->backlog, &b) != 0) {
+      j->code = b.code;
+      fail(j, errno, b.what ? b.what : "bind");
+    } else {
+      j->fd = fd;
+      j->dev = b.dev;
+      j->ino = b.ino;
+    }
+  } else if (wh_unix_connect_in(fd, root, j->uaddr) != 0) {
+    fail(j, errno, "connect");
+  } else {
+    j->fd = fd;
+  }
+  if (j->fd < 0) close(fd);
+  close(root);
+}
+
+static bool is_unix(const struct job *j) {
+  return j->kind == JOB_LISTEN_UNIX || j->kind == JOB_CONNECT_UNIX || j->kind == JOB_REMOVE_UNIX ||
+         j->kind == JOB_OPEN_ROOT;
+}
+
 /* Run one job; false if the thread could not come back home and must retire. */
-static bool run_job(struct job *j, struct nscache *c, int home) {
+static bool run_job(struct job *j, struct nscache *c, int home, bool own_fs) {
   j->fd = -1;
+  /* a path is the filesystem's: no namespace to enter (a path socket is reached from any) */
+  if (is_unix(j) && (j->uaddr == NULL || j->uaddr[0] == '/')) {
+    run_unix_file(j, own_fs);
+    return true;
+  }
   int nsfd = -1;
   if (j->path) {
     nsfd = ns_open(c, j);
@@ -174,7 +277,8 @@ static bool run_job(struct job *j, struct nscache *c, int home) {
     fail(j, errno, "setns");
     return true;
   }
-  make_socket(j);
+  if (is_unix(j)) make_abstract(j);
+  else make_socket(j);
   return nsfd < 0 || setns(home, CLONE_NEWNET) == 0;
 }
 
@@ -187,6 +291,8 @@ static void *worker(void *arg) {
   /* The main thread never changes namespace: its namespace is home. */
   int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   bool healthy = home >= 0;
+  /* a umask (and cwd, root) of this thread's own, for unix heads' modes (see the top) */
+  bool own_fs = unshare(CLONE_FS) == 0;
   while (healthy) {
     pthread_mutex_lock(&f->mu);
     while (!f->head) pthread_cond_wait(&f->cv, &f->mu);
@@ -194,11 +300,10 @@ static void *worker(void *arg) {
     f->head = j->next;
     if (!f->head) f->tail = NULL;
     pthread_mutex_unlock(&f->mu);
-    healthy = run_job(j, &cache, home);
+    healthy = run_job(j, &cache, home, own_fs);
     if (napi_call_threadsafe_function(f->tsfn, j, napi_tsfn_blocking) != napi_ok) {
       if (j->fd >= 0) close(j->fd);
-      free(j->path);
-      free(j);
+      job_free(j);
     }
   }
   /* Retired (or could not open home): hand the queue to a fresh worker. */
@@ -226,11 +331,19 @@ static void answer(napi_env env, napi_value js_cb, void *context, void *data) {
   (void)js_cb;
   struct factory *f = context;
   struct job *j = data;
+  /* a removal has no fd to give: it failed only if it says so */
+  bool failed = j->kind == JOB_REMOVE_UNIX ? j->err != 0 : j->fd < 0;
   if (env != NULL) {
     napi_value result = NULL;
-    if (j->fd < 0) {
-      char msg[4400];
+    if (failed) {
+      char msg[9000], place[8300];
       const char *where = j->path ? j->path : "(host namespace)";
+      if (j->uaddr) {
+        snprintf(place, sizeof place, "%s%s%s", j->uaddr, j->root ? " in " : "", j->root ? j->root : "");
+        where = place;
+      } else if (j->kind == JOB_OPEN_ROOT) {
+        where = j->root ? j->root : "/";
+      }
       if (j->code) snprintf(msg, sizeof msg, "%s %s", where, j->what);
       else snprintf(msg, sizeof msg, "%s %s: %s", where, j->what, strerror(j->err));
       const char *name = strerrorname_np(j->err);
@@ -245,6 +358,21 @@ static void answer(napi_env env, napi_value js_cb, void *context, void *data) {
         napi_set_element(env, result, 1, vport);
       }
       napi_resolve_deferred(env, j->deferred, result);
+    } else if (j->kind == JOB_LISTEN_UNIX) {
+      /* the file's identity as text: an inode number may not fit a double */
+      char ident[48];
+      snprintf(ident, sizeof ident, "%llu:%llu", (unsigned long long)j->dev, (unsigned long long)j->ino);
+      napi_value vfd, vid;
+      if (napi_create_array_with_length(env, 2, &result) == napi_ok &&
+          napi_create_int32(env, j->fd, &vfd) == napi_ok &&
+          napi_create_string_utf8(env, ident, NAPI_AUTO_LENGTH, &vid) == napi_ok) {
+        napi_set_element(env, result, 0, vfd);
+        napi_set_element(env, result, 1, vid);
+      }
+      napi_resolve_deferred(env, j->deferred, result);
+    } else if (j->kind == JOB_REMOVE_UNIX) {
+      napi_get_undefined(env, &result);
+      napi_resolve_deferred(env, j->deferred, result);
     } else {
       napi_create_int32(env, j->fd, &result);
       napi_resolve_deferred(env, j->deferred, result);
@@ -253,38 +381,66 @@ static void answer(napi_env env, napi_value js_cb, void *context, void *data) {
   } else if (j->fd >= 0) {
     close(j->fd);
   }
-  free(j->path);
-  free(j);
+  job_free(j);
+}
+
+/*
+ * A string argument, or null/undefined (*out = NULL), into a new buffer; false (an error
+ * thrown) when it is something else, empty, longer than max bytes or holds a NUL byte.
+ */
+static bool opt_string(napi_env env, napi_value v, const char *name, size_t max, char **out) {
+  *out = NULL;
+  napi_valuetype t;
+  char msg[128];
+  if (napi_typeof(env, v, &t) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "bad arguments");
+    return false;
+  }
+  if (t == napi_null || t == napi_undefined) return true;
+  if (t != napi_string) {
+    snprintf(msg, sizeof msg, "%s must be a string or null", name);
+    napi_throw_type_error(env, "EINVAL", msg);
+    return false;
+  }
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "bad arguments");
+    return false;
+  }
+  if (len == 0 || len > max) {
+    snprintf(msg, sizeof msg, "%s is empty or too long", name);
+    napi_throw_error(env, "ENAMETOOLONG", msg);
+    return false;
+  }
+  *out = malloc(len + 1);
+  if (!*out || napi_get_value_string_utf8(env, v, *out, len + 1, &len) != napi_ok) {
+    free(*out);
+    *out = NULL;
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return false;
+  }
+  if (strlen(*out) != len) {
+    free(*out);
+    *out = NULL;
+    snprintf(msg, sizeof msg, "%s contains a NUL byte", name);
+    napi_throw_type_error(env, "EINVAL", msg);
+    return false;
+  }
+  return true;
+}
+
+static struct job *new_job(napi_env env, enum job_kind kind) {
+  struct job *j = calloc(1, sizeof *j);
+  if (!j) napi_throw_error(env, "ENOMEM", "out of memory");
+  else j->kind = kind;
+  return j;
 }
 
 /* Read the leading arguments (nsPath, and for sockets family and type) into a new job. */
 static struct job *read_job(napi_env env, napi_value *argv, size_t argc, enum job_kind kind) {
-  struct job *j = calloc(1, sizeof *j);
-  if (!j) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
-    return NULL;
-  }
-  j->kind = kind;
-  napi_valuetype t;
-  if (napi_typeof(env, argv[0], &t) != napi_ok) goto bad;
-  if (t == napi_string) {
-    size_t len = 0;
-    if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &len) != napi_ok) goto bad;
-    if (len == 0 || len > 4095) {
-      napi_throw_error(env, "ENAMETOOLONG", "namespace path is empty or too long");
-      goto fail;
-    }
-    j->path = malloc(len + 1);
-    if (!j->path || napi_get_value_string_utf8(env, argv[0], j->path, len + 1, &len) != napi_ok)
-      goto bad;
-    if (strlen(j->path) != len) {
-      napi_throw_type_error(env, "EINVAL", "namespace path contains a NUL byte");
-      goto fail;
-    }
-  } else if (t != napi_null && t != napi_undefined) {
-    napi_throw_type_error(env, "EINVAL", "nsPath must be a string or null");
-    goto fail;
-  }
+  struct job *j = new_job(env, kind);
+  if (!j) return NULL;
+  if (!opt_string(env, argv[0], "namespace path", 4095, &j->path)) goto fail;
   if (kind == JOB_OPEN_NS) return j;
   if (argc < 3) goto bad;
   int32_t family = 0;
@@ -307,8 +463,33 @@ static struct job *read_job(napi_env env, napi_value *argv, size_t argc, enum jo
 bad:
   napi_throw_type_error(env, "EINVAL", "bad arguments");
 fail:
-  free(j->path);
-  free(j);
+  job_free(j);
+  return NULL;
+}
+
+/*
+ * A unix job: the filesystem root (null: the host's) and the address, "/absolute/path" or
+ * "@abstract-name" (at most 107 bytes: sun_path less its leading NUL), at argv[0] and [1].
+ */
+static struct job *read_unix_job(napi_env env, napi_value *argv, enum job_kind kind) {
+  struct job *j = new_job(env, kind);
+  if (!j) return NULL;
+  if (!opt_string(env, argv[0], "root", 4095, &j->root) ||
+      !opt_string(env, argv[1], "unix address", 4095, &j->uaddr))
+    goto fail;
+  if (kind == JOB_OPEN_ROOT) return j;
+  if (!j->uaddr || (j->uaddr[0] != '/' && j->uaddr[0] != '@') ||
+      (j->uaddr[0] == '@' && (strlen(j->uaddr) < 2 || strlen(j->uaddr) > 108))) {
+    napi_throw_type_error(env, "EINVAL", "a unix address is /absolute/path or @name (1-107 bytes)");
+    goto fail;
+  }
+  if (j->root && j->root[0] != '/') {
+    napi_throw_type_error(env, "EINVAL", "root must be an absolute path");
+    goto fail;
+  }
+  return j;
+fail:
+  job_free(j);
   return NULL;
 }
 
@@ -318,8 +499,7 @@ static napi_value submit(napi_env env, struct job *j) {
   napi_value promise;
   if (napi_get_instance_data(env, (void **)&f) != napi_ok || !f ||
       napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
-    free(j->path);
-    free(j);
+    job_free(j);
     napi_throw_error(env, "EINVAL", "the namespace factory is not initialised");
     return NULL;
   }
@@ -385,8 +565,7 @@ static napi_value listen_in(napi_env env, napi_callback_info info) {
   if (!j) return NULL;
   j->backlog = backlog > 0 ? backlog : 511;
   if (!wh_sockaddr(j->family, host, port, &j->addr, &j->addrlen)) {
-    free(j->path);
-    free(j);
+    job_free(j);
     napi_throw_type_error(env, "EINVAL", "host must be a numeric IP address of the given family");
     return NULL;
   }
@@ -395,6 +574,79 @@ static napi_value listen_in(napi_env env, napi_callback_info info) {
 
 static napi_value open_namespace(napi_env env, napi_callback_info info) {
   return simple_job(env, info, JOB_OPEN_NS, 1, "openNamespace(nsPath)");
+}
+
+/* Read up to `want` arguments, or throw `usage`; argv has room for 5. */
+static bool args(napi_env env, napi_callback_info info, napi_value *argv, size_t want, const char *usage) {
+  size_t argc = 5;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return false;
+  }
+  return true;
+}
+
+static napi_value listen_unix_in(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  int32_t mode, backlog;
+  if (!args(env, info, argv, 5, "listenUnixIn(nsPath, root, address, mode, backlog)") ||
+      !wh_int_arg(env, argv[3], "mode", &mode) || !wh_int_arg(env, argv[4], "backlog", &backlog))
+    return NULL;
+  if (mode < 0 || mode > 0777) {
+    napi_throw_range_error(env, "EINVAL", "mode must be 0 to 0777");
+    return NULL;
+  }
+  struct job *j = read_unix_job(env, argv + 1, JOB_LISTEN_UNIX);
+  if (!j) return NULL;
+  if (!opt_string(env, argv[0], "namespace path", 4095, &j->path)) {
+    job_free(j);
+    return NULL;
+  }
+  j->mode = mode;
+  j->backlog = backlog > 0 ? backlog : 511;
+  return submit(env, j);
+}
+
+static napi_value connect_unix_in(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!args(env, info, argv, 3, "connectUnixIn(nsPath, root, address)")) return NULL;
+  struct job *j = read_unix_job(env, argv + 1, JOB_CONNECT_UNIX);
+  if (!j) return NULL;
+  if (!opt_string(env, argv[0], "namespace path", 4095, &j->path)) {
+    job_free(j);
+    return NULL;
+  }
+  return submit(env, j);
+}
+
+static napi_value remove_unix_in(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  char ident[48];
+  size_t len = 0;
+  if (!args(env, info, argv, 3, "removeUnixIn(root, address, identity)")) return NULL;
+  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[2], ident, sizeof ident, &len));
+  unsigned long long dev, ino;
+  if (sscanf(ident, "%llu:%llu", &dev, &ino) != 2) {
+    napi_throw_type_error(env, "EINVAL", "identity must be what listenUnixIn gave");
+    return NULL;
+  }
+  struct job *j = read_unix_job(env, argv, JOB_REMOVE_UNIX);
+  if (!j) return NULL;
+  if (j->uaddr[0] != '/') {
+    job_free(j);
+    napi_throw_type_error(env, "EINVAL", "only a path has a file to remove");
+    return NULL;
+  }
+  j->dev = dev;
+  j->ino = ino;
+  return submit(env, j);
+}
+
+static napi_value open_root(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!args(env, info, argv, 1, "openRoot(root)")) return NULL;
+  struct job *j = read_unix_job(env, argv, JOB_OPEN_ROOT);
+  return j ? submit(env, j) : NULL;
 }
 
 static void factory_free(napi_env env, void *data, void *hint) {
@@ -422,6 +674,10 @@ napi_value wh_nsfactory_init(napi_env env, napi_value exports) {
       {"socketIn", NULL, socket_in, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listenIn", NULL, listen_in, NULL, NULL, NULL, napi_enumerable, NULL},
       {"openNamespace", NULL, open_namespace, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listenUnixIn", NULL, listen_unix_in, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"connectUnixIn", NULL, connect_unix_in, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"removeUnixIn", NULL, remove_unix_in, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openRoot", NULL, open_root, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The engine's and the proxy's tests once more, with the addon built under AddressSanitizer
-# (use after free, overflows, double closes show up as a report and a failed run). Slower
+# The engine's, the proxy's and the unix sockets' tests once more, with the addon built under
+# AddressSanitizer (use after free, overflows, double closes show up as a report and a failed
+# run). Slower
 # than `npm test`, so not part of it: run it after changing native/. Rebuilds the normal
 # addon at the end.
 set -euo pipefail
@@ -11,4 +12,4 @@ CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g" LDFLAGS="-fsanitize=addre
   npx node-gyp rebuild --directory native >/dev/null
 npm run build:ts >/dev/null
 # Node itself is not built for ASan: its own allocations at exit are not ours to report.
-LD_PRELOAD="$asan" ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" node test/run.js engine.test proxy.test
+LD_PRELOAD="$asan" ASAN_OPTIONS="detect_leaks=0:abort_on_error=1" node test/run.js engine.test proxy.test sockets.test

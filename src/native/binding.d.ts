@@ -17,6 +17,25 @@ export interface NativeBinding {
   ): Promise<[number, number]>;
   /** An fd of the network namespace at nsPath (checked to be one), for the engine to dial in. */
   openNamespace(nsPath: string | null): Promise<number>;
+  /**
+   * A listening unix stream socket at address: "/path" inside the filesystem root (null: the
+   * host's; "/proc/PID/root": a container's; symlinks never lead out of it), made with that
+   * file mode (a stale socket replaced; a live one, or any other file, refused: ADDR_IN_USE,
+   * NOT_A_SOCKET), or "@name" in nsPath's namespace. [fd, identity of the file ("" for @)].
+   */
+  listenUnixIn(
+    nsPath: string | null,
+    root: string | null,
+    address: string,
+    mode: number,
+    backlog: number,
+  ): Promise<[number, string]>;
+  /** A unix stream socket connected to address (as for listenUnixIn), non-blocking. */
+  connectUnixIn(nsPath: string | null, root: string | null, address: string): Promise<number>;
+  /** Remove the socket file at "/path" inside root if it is still the one listenUnixIn made. */
+  removeUnixIn(root: string | null, address: string, identity: string): Promise<void>;
+  /** An fd of a filesystem root (null: the host's), for the engine to dial unix paths in. */
+  openRoot(root: string | null): Promise<number>;
 
   // ---- native/engine.c: the splice engine ----
   /** Start the engine thread; events arrive in batches of 6 numbers each. */
@@ -24,20 +43,37 @@ export interface NativeBinding {
   engineStop(engine: EngineHandle): void;
   /** Keep Node's event loop alive (true) while JavaScript waits on the engine, or not. */
   engineRef(engine: EngineHandle, on: boolean): void;
-  /** A group; with reportCloses, every connection's end is an event (else only counted). */
-  groupCreate(engine: EngineHandle, id: number, maxOpen: number, reportCloses: boolean): GroupHandle;
+  /**
+   * A group; with reportCloses, every connection's end is an event (else only counted).
+   * headName: a unix head's address as the user named it, for a PROXY v2 header.
+   */
+  groupCreate(
+    engine: EngineHandle,
+    id: number,
+    maxOpen: number,
+    reportCloses: boolean,
+    headName?: string | null,
+  ): GroupHandle;
   /** The engine owns the listening fd from now on. */
   groupListen(engine: EngineHandle, group: GroupHandle, fd: number): void;
   /** Stop accepting (the listening fd is closed); open connections go on. */
   groupUnlisten(engine: EngineHandle, group: GroupHandle): void;
-  /** Set the tail the engine dials (nsFd -1: its own namespace; the engine dups nsFd), or none. */
+  /**
+   * Set the tail the engine dials, or none (nsFd null). nsFd -1: its own namespace (the
+   * engine dups the fds it is given). family 0 is unix: address "@name" (in nsFd's
+   * namespace) or "/path" (looked up at each dial inside rootFd's tree). proxy: the PROXY
+   * protocol version each connection starts with (0: none).
+   */
+  groupTail(engine: EngineHandle, group: GroupHandle, nsFd: null): void;
   groupTail(
     engine: EngineHandle,
     group: GroupHandle,
-    nsFd: number | null,
-    family?: 4 | 6,
-    host?: string,
-    port?: number,
+    nsFd: number,
+    family: 4 | 6 | 0,
+    address: string,
+    port: number,
+    rootFd: number,
+    proxy: 0 | 1 | 2,
   ): void;
   /** Dial the tail for a client fd handed back earlier; the engine owns fd until it hands it back. */
   groupDial(engine: EngineHandle, group: GroupHandle, fd: number): void;
@@ -60,6 +96,12 @@ export interface NativeBinding {
   sendFds(fd: number, fds: number[], data: Buffer): void;
   /** One recvmsg: the bytes (empty at the end of the stream) and the descriptors they carried. */
   recvFds(fd: number): [Buffer, number[]];
+  // ---- native/proxyproto.c ----
+  /**
+   * A connected socket's two ends: [family (4, 6, 0 unix, -1 unknown), client address, its
+   * port, the head's address, its port]; a unix address is a path, or "@name" when abstract.
+   */
+  fdOrigin(fd: number): [number, string, number, string, number];
   // ---- native/notify.c: systemd's notification socket ----
   /**
    * Send one datagram to an AF_UNIX datagram socket: socketPath is absolute, or '@name' for
