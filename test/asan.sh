@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The engine's, the proxy's and the unix sockets' tests once more, with the addon built under
 # AddressSanitizer (use after free, overflows, double closes show up as a report and a failed
-# run). Slower
-# than `npm test`, so not part of it: run it after changing native/. Rebuilds the normal
-# addon at the end.
+# run). Slower than `npm test`, so not part of it: run it after changing native/. Rebuilds
+# the normal addon at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 asan=$(gcc -print-file-name=libasan.so)

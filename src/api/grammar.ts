@@ -21,6 +21,7 @@ export const VERBS = [
   'remote',
   'tunnel',
   'udptunnel',
+  'proxy-protocol',
 ] as const;
 export type Verb = (typeof VERBS)[number];
 
@@ -32,7 +33,7 @@ export interface Action {
 }
 
 const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain'];
-const ONE_ARG: readonly Verb[] = ['id', 'url', 'remote', 'tunnel', 'udptunnel'];
+const ONE_ARG: readonly Verb[] = ['id', 'url', 'remote', 'tunnel', 'udptunnel', 'proxy-protocol'];
 
 /** Is this word an action word? */
 export function isVerb(word: string): word is Verb {
@@ -90,6 +91,7 @@ export type Step =
   | { op: 'url'; side: Side; url: UrlParts }
   | { op: 'docker-ns'; side: Side; container: string | null }
   | { op: 'docker-run'; side: Side; args: string[] }
+  | { op: 'proxy-protocol'; side: 'tail'; version: 1 | 2 }
   | { op: 'child' | 'chain'; plan: Plan }
   | { op: 'remote' | 'tunnel' | 'udptunnel'; host: string; plan: Plan; actions: Action[] };
 
@@ -146,8 +148,21 @@ export function parsePlan(actions: readonly Action[]): Plan {
         }
         plan.id = args[0];
         break;
-      case 'url':
-        steps.push({ op: 'url', side, url: parseUrl(args[0]) });
+      case 'url': {
+        const url = parseUrl(args[0]);
+        // a mode is the head's socket file's: a tail's file belongs to its server
+        if (url.mode !== undefined && side === 'tail')
+          throw new UsageError(`url "${args[0]}": ?mode is for a head's socket file, not a tail's`);
+        steps.push({ op: 'url', side, url });
+        break;
+      }
+      case 'proxy-protocol':
+        // what the tail's server reads first: a tail setting (SPEC: "in tail mode")
+        if (side === 'head')
+          throw new UsageError('proxy-protocol sets the tail: put it after "tail" (or "trigger")');
+        if (args[0] !== 'v1' && args[0] !== 'v2')
+          throw new UsageError(`proxy-protocol "${args[0]}": expected v1 or v2`);
+        steps.push({ op: 'proxy-protocol', side, version: args[0] === 'v1' ? 1 : 2 });
         break;
       case 'docker-ns':
         if (args[0] !== undefined && !CONTAINER_PATTERN.test(args[0])) {

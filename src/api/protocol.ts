@@ -21,14 +21,21 @@ const action = z
   })
   .strict();
 
-const protocol = z.enum(['tcp', 'udp']);
+const protocol = z.enum(['tcp', 'udp', 'unix']);
 
-/** A fully resolved endpoint, as the daemon reports it. */
+/** One end of a proxied connection: an IP address and port, or a unix socket's path. */
+const sockAddr = z.union([
+  z.object({ host: z.string().max(64), port: z.number().int().min(0).max(65535) }).strict(),
+  z.object({ path: z.string().max(108) }).strict(),
+]);
+
+/** A fully resolved endpoint, as the daemon reports it (unix: `path`, host '' and port 0). */
 export const endpointSchema = z.object({
   proto: protocol,
   ns: z.string().nullable(),
   host: z.string(),
   port: z.number().int(),
+  path: z.string().optional(),
   container: z.string().optional(),
   peer: z.string().optional(),
 });
@@ -137,7 +144,8 @@ export const methods = {
         actions: z.array(action).max(256),
         head: z
           .object({
-            proto: protocol,
+            // (a stream head asked of a peer is tcp; the child's own actions may make it unix)
+            proto: z.enum(['tcp', 'udp']),
             host: z.string().max(255).optional(),
             port: z.number().int().min(0).max(65535),
           })
@@ -157,9 +165,18 @@ export const methods = {
       port: z.number(),
     }),
   },
-  /** Peer to peer: after the reply, this connection is a byte stream to the segment's tail. */
+  /**
+   * Peer to peer: after the reply, this connection is a byte stream to the segment's tail.
+   * `origin`: the proxied
+   * connection's client and head addresses, for a tail that wants a PROXY protocol header.
+   */
   attach: {
-    params: z.object({ id: z.string().min(1).max(64) }).strict(),
+    params: z
+      .object({
+        id: z.string().min(1).max(64),
+        origin: z.object({ src: sockAddr, dst: sockAddr }).optional(),
+      })
+      .strict(),
     result: z.object({}),
   },
   'tunnel-create': {

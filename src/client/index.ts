@@ -183,8 +183,8 @@ export class Connection {
    * Ask the daemon to connect this stream to a segment's tail; once it says yes, the stream
    * carries the segment's bytes both ways and is no longer a request channel.
    */
-  async attach(id: string): Promise<Duplex> {
-    await this.call('attach', { id });
+  async attach(id: string, origin?: Params<'attach'>['origin']): Promise<Duplex> {
+    await this.call('attach', origin ? { id, origin } : { id });
     this.reader.detach();
     this.stream.removeAllListeners('error');
     this.stream.removeAllListeners('close');

@@ -127,7 +127,7 @@ export async function main(argv: string[]): Promise<void> {
     });
     const server = new ApiServer(
       makeHandlers({ manager, peers, tunnels }),
-      (id, s, ready) => manager.attach(id, s, ready),
+      (id, s, ready, origin) => manager.attach(id, s, ready, origin),
       key,
       log,
       { maxConnections: opts.maxApiConnections, idleMs: opts.apiIdleMs },

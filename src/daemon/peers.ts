@@ -6,6 +6,7 @@ import type { Method, Params, Result } from '../api/protocol';
 import { type Connection, connect } from '../client';
 import { parseDaemonAddress } from '../common/address';
 import { WormholeError } from '../common/errors';
+import type { Origin } from '../proxy/proxyproto';
 import type { PeerLink } from '../segment/context';
 
 /** Rewrites connection errors so that they name the peer and say what to check. */
@@ -83,10 +84,10 @@ export class Peers implements PeerLink {
     await this.call(host, 'delete', { id });
   }
 
-  async attach(host: string, id: string): Promise<Duplex> {
+  async attach(host: string, id: string, origin?: Origin): Promise<Duplex> {
     const conn = await this.open(host);
     try {
-      return await conn.attach(id);
+      return await conn.attach(id, origin);
     } catch (err) {
       conn.close();
       throw peerError(host, err);

@@ -37,8 +37,16 @@ export type Handler<M extends Method> = (params: Params<M>) => Promise<Result<M>
 /** The daemon's routing table: one handler per method, except attach (a stream hand-over). */
 export type HandlerTable = { [M in Exclude<Method, 'attach'>]: Handler<M> };
 
-/** Called for an attach: answer with `ready()` once the tail is connected, then bytes flow. */
-export type AttachHandler = (id: string, stream: Duplex, ready: (err?: unknown) => void) => void;
+/**
+ * Called for an attach: answer with `ready()` once the tail is connected, then bytes flow.
+ * `origin`: the proxied connection's client and head, as the peer said.
+ */
+export type AttachHandler = (
+  id: string,
+  stream: Duplex,
+  ready: (err?: unknown) => void,
+  origin?: Params<'attach'>['origin'],
+) => void;
 
 const HANDSHAKE_TIMEOUT_MS = 5000;
 
@@ -254,13 +262,18 @@ export class ApiServer {
           stream.once('close', () => this.attached--);
           stream.off('end', endWithClient);
           (stream as net.Socket).allowHalfOpen = true;
-          const { id } = params.data as Params<'attach'>;
-          this.onAttach(id, stream, (err) => {
-            if (err) {
-              fail(req.id, err);
-              stream.end();
-            } else reply(req.id, {});
-          });
+          const { id, origin } = params.data as Params<'attach'>;
+          this.onAttach(
+            id,
+            stream,
+            (err) => {
+              if (err) {
+                fail(req.id, err);
+                stream.end();
+              } else reply(req.id, {});
+            },
+            origin,
+          );
           return;
         }
         const handler = this.handlers[req.method] as Handler<Method>;

@@ -20,6 +20,7 @@ import * as net from 'node:net';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import { native } from '../native';
+import type { Protocol } from '../api/url';
 import type { HandedSockets } from '../segment/context';
 
 /** The socket's name in the state directory. */
@@ -32,13 +33,14 @@ const MAX_MANIFEST = 16 * 1024 * 1024;
 interface Manifest {
   pid: number;
   api: { address: string; fd: number }[];
-  heads: { segment: string; proto: 'tcp' | 'udp'; fd: number }[];
+  /** (identity: a unix head's socket file, which the successor removes when it deletes it) */
+  heads: { segment: string; proto: Protocol; fd: number; identity?: string }[];
 }
 
 /** What a running daemon hands over. */
 export interface Listening {
   api: { address: string; fd: number }[];
-  heads: { segment: string; proto: 'tcp' | 'udp'; fd: number }[];
+  heads: { segment: string; proto: Protocol; fd: number; identity?: string }[];
 }
 
 /** The running daemon's side: waits for a successor on takeover.sock. */
@@ -85,7 +87,12 @@ export class HandoverPoint {
       const manifest: Manifest = {
         pid: process.pid,
         api: api.map((a, i) => ({ address: a.address, fd: i })),
-        heads: heads.map((h, i) => ({ segment: h.segment, proto: h.proto, fd: api.length + i })),
+        heads: heads.map((h, i) => ({
+          segment: h.segment,
+          proto: h.proto,
+          fd: api.length + i,
+          identity: h.identity,
+        })),
       };
       // (the socket's fd, as libuv holds it: sendmsg is the only way to pass descriptors)
       const sockFd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
@@ -131,6 +138,7 @@ export class HandoverPoint {
 export class Handed implements HandedSockets {
   private readonly api = new Map<string, number>();
   private readonly heads = new Map<string, number>();
+  private readonly identities = new Map<string, string>();
 
   constructor(
     readonly predecessor: number,
@@ -139,10 +147,17 @@ export class Handed implements HandedSockets {
     fds: number[],
   ) {
     for (const a of manifest.api) this.api.set(a.address, fds[a.fd]);
-    for (const h of manifest.heads) this.heads.set(`${h.segment}/${h.proto}`, fds[h.fd]);
+    for (const h of manifest.heads) {
+      this.heads.set(`${h.segment}/${h.proto}`, fds[h.fd]);
+      if (h.identity) this.identities.set(h.segment, h.identity);
+    }
   }
 
-  take(segmentId: string, proto: 'tcp' | 'udp'): number | undefined {
+  identity(segmentId: string): string | undefined {
+    return this.identities.get(segmentId);
+  }
+
+  take(segmentId: string, proto: Protocol): number | undefined {
     const key = `${segmentId}/${proto}`;
     const fd = this.heads.get(key);
     this.heads.delete(key);

@@ -170,3 +170,102 @@ export async function bindUdp(
   });
   return { socket, fd };
 }
+
+// ---- unix stream sockets ---------------------------------------------------------------
+
+/**
+ * The filesystem a unix path of an end is looked up in. A namespace named by a process
+ * (`/proc/PID/ns/net`: what docker-ns and docker-run give) has that process's files, reached
+ * through `/proc/PID/root`; the host's own namespace and a named one (`ip netns add`) have
+ * the host's (null).
+ */
+export function rootOf(nsPath: string | null): string | null {
+  const m = nsPath === null ? null : /^\/proc\/(\d+)\/ns\/net$/.exec(nsPath);
+  return m ? `/proc/${m[1]}/root` : null;
+}
+
+/** Where a unix address is, said for a user. */
+function unixWhere(address: string, nsPath: string | null): string {
+  if (address.startsWith('@')) return `abstract ${address} in ${nsPath ?? 'the host namespace'}`;
+  const root = rootOf(nsPath);
+  return root ? `${address} in ${root}` : address;
+}
+
+/** A unix socket error a user can act on (the errno code kept where a retry wants it). */
+function unixError(err: unknown, nsPath: string | null, address: string, what: string): WormholeError {
+  const code = errnoCode(err) ?? 'EIO';
+  const where = unixWhere(address, nsPath);
+  if (code === 'NS_INVALID' || (code === 'ENOENT' && !address.startsWith('/')))
+    return nsError(err, nsPath, `${what} ${address}`);
+  if (code === 'NOT_A_SOCKET')
+    return new WormholeError(
+      code,
+      `${what} ${where}: ${errorMessage(err).replace(/^.* (exists)/, '$1')}: remove it or pick another path`,
+    );
+  if (code === 'ADDR_IN_USE' || code === 'EADDRINUSE')
+    return new WormholeError('ADDR_IN_USE', `${what} ${where}: something listens there already`);
+  if (code === 'ENOENT' && what === 'listen on')
+    return new WormholeError(
+      'PATH_NOT_FOUND',
+      `${what} ${where}: its directory does not exist${rootOf(nsPath) ? ' there' : ''}`,
+    );
+  if (code === 'ENAMETOOLONG')
+    return new WormholeError(
+      code,
+      `${what} ${where}: the socket's name is too long (the last part of a path may have 88 bytes)`,
+    );
+  return new WormholeError(code, `${what} ${where}: ${errorMessage(err)}`);
+}
+
+/**
+ * A listening unix stream socket for a head: `/path` in the end's filesystem (rootOf) with
+ * the file mode given (a stale socket there is replaced; a live one, or another kind of file,
+ * refused), or `@name` in nsPath's network namespace. Its fd, and the file's identity (for
+ * removeUnix; '' for an abstract name, which has no file).
+ */
+export async function listenUnix(
+  nsPath: string | null,
+  address: string,
+  mode: number,
+): Promise<{ fd: number; identity: string }> {
+  try {
+    const [fd, identity] = await native().listenUnixIn(nsPath, rootOf(nsPath), address, mode, 4096);
+    return { fd, identity: address.startsWith('@') ? '' : identity };
+  } catch (err) {
+    throw unixError(err, nsPath, address, 'listen on');
+  }
+}
+
+/** Remove a head's socket file, if it is still the one listenUnix made. */
+export async function removeUnix(nsPath: string | null, address: string, identity: string): Promise<void> {
+  if (!address.startsWith('/') || identity === '') return;
+  try {
+    await native().removeUnixIn(rootOf(nsPath), address, identity);
+  } catch (err) {
+    throw unixError(err, nsPath, address, 'remove');
+  }
+}
+
+/** An fd of the end's filesystem root, for the engine to look unix paths up in. The caller closes it. */
+export async function openRoot(nsPath: string | null): Promise<number> {
+  try {
+    return await native().openRoot(rootOf(nsPath));
+  } catch (err) {
+    throw unixError(err, nsPath, '/', 'open the root of');
+  }
+}
+
+/**
+ * A unix stream connection to `address` (as for listenUnix), resolved once connected;
+ * rejected with the errno code (ECONNREFUSED, ENOENT: not there yet; EAGAIN: its backlog is
+ * full) so that callers can retry.
+ */
+export async function connectUnix(nsPath: string | null, address: string): Promise<net.Socket> {
+  let fd: number;
+  try {
+    fd = await native().connectUnixIn(nsPath, rootOf(nsPath), address);
+  } catch (err) {
+    throw unixError(err, nsPath, address, 'connect to');
+  }
+  return new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+}

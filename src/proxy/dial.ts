@@ -4,9 +4,14 @@
  */
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 
-/** Errors that mean "not there yet", worth another try. */
+/**
+ * Errors that mean "not there yet", worth another try; for a unix tail, ENOENT (its server
+ * has not made the socket file yet) and EAGAIN (its backlog is full) too.
+ */
 const RETRYABLE = new Set([
   'ECONNREFUSED',
+  'ENOENT',
+  'EAGAIN',
   'ECONNRESET',
   'EHOSTUNREACH',
   'ENETUNREACH',

@@ -80,6 +80,16 @@ export interface GroupStats {
   dialFailedAt: number;
 }
 
+/** Where a group's connections go (see EngineGroup.setTail). */
+export interface EngineTail {
+  nsFd: number;
+  host: string;
+  port: number;
+  path?: string;
+  rootFd?: number;
+  proxy?: 1 | 2;
+}
+
 /** One head's share of the engine. */
 export class EngineGroup {
   private closing: Promise<void> | undefined;
@@ -104,18 +114,36 @@ export class EngineGroup {
     if (!this.closing) native().groupUnlisten(this.engine.handle, this.handle);
   }
 
-  /** Where the engine dials: a host:port made from inside the namespace nsFd (-1: its own). */
-  setTail(tail: { nsFd: number; host: string; port: number } | null): void {
+  /**
+   * Where the engine dials: a host:port made from inside the namespace nsFd (-1: its own),
+   * or a unix `path` (`@name` in nsFd's namespace; `/path` inside the root rootFd); each
+   * connection starting with a PROXY protocol header when `proxy` is given.
+   */
+  setTail(tail: EngineTail | null): void {
     if (this.closing) return;
-    if (tail === null) native().groupTail(this.engine.handle, this.handle, null);
+    const { engine, handle } = this;
+    if (tail === null) native().groupTail(engine.handle, handle, null);
+    else if (tail.path !== undefined)
+      native().groupTail(
+        engine.handle,
+        handle,
+        tail.nsFd,
+        0,
+        tail.path,
+        0,
+        tail.rootFd ?? -1,
+        tail.proxy ?? 0,
+      );
     else
       native().groupTail(
-        this.engine.handle,
-        this.handle,
+        engine.handle,
+        handle,
         tail.nsFd,
         tail.host.includes(':') ? 6 : 4,
         tail.host,
         tail.port,
+        -1,
+        tail.proxy ?? 0,
       );
   }
 
@@ -188,12 +216,15 @@ export class Engine {
     this.handle = native().engineStart((events) => this.dispatch(events));
   }
 
-  /** A new group with a cap on open connections. */
-  group(maxOpen: number, events: GroupEvents): EngineGroup {
+  /**
+   * A new group with a cap on open connections; `unixName`: a unix head's address as the
+   * user named it (what a PROXY v2 header says the client connected to).
+   */
+  group(maxOpen: number, unixName: string | undefined, events: GroupEvents): EngineGroup {
     const id = this.nextGroup++;
     const g = new EngineGroup(
       this,
-      native().groupCreate(this.handle, id, maxOpen, events.closed !== undefined),
+      native().groupCreate(this.handle, id, maxOpen, events.closed !== undefined, unixName ?? null),
       events,
     );
     this.groups.set(id, g);

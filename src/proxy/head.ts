@@ -10,10 +10,13 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WormholeError, errnoCode } from '../common/errors';
+import { native } from '../native';
 import { dialWithRetry } from './dial';
 import type { ClosedConnection, Engine, EngineGroup, GroupStats } from './engine';
+import { type Origin, originOf, proxyHeader } from './proxyproto';
 import { splice } from './tcp';
 
 /** How a proxied connection ended, whichever mover carried it (for the access log). */
@@ -32,6 +35,14 @@ export interface TailTarget {
   nsFd: number;
   host: string;
   port: number;
+  /**
+   * A unix tail instead: `@name` (abstract, in nsFd's namespace) or `/path`, looked up at each
+   * dial inside the filesystem root rootFd (the engine keeps its own copy).
+   */
+  path?: string;
+  rootFd?: number;
+  /** The PROXY protocol version each connection to the tail starts with. */
+  proxy?: 1 | 2;
   /** For the JavaScript mover: a socket connected to the tail (rejects with the errno code). */
   connect(): Promise<net.Socket>;
   /** How the tail is named in messages. */
@@ -49,6 +60,8 @@ export interface Client {
   join(stream: Duplex): void;
   /** Give up: the client is closed. */
   drop(): void;
+  /** Who connected to what (for a PROXY protocol header, and a peer's attach). */
+  readonly origin: Origin | undefined;
 }
 
 /** What a head needs from its segment. */
@@ -62,14 +75,22 @@ export interface HeadOptions {
   onClosed?(end: ConnectionEnd): void;
   /** Something worth a warning: a connection refused over the cap, accept failing (EMFILE). */
   onWarning(kind: 'refused' | 'accept-error', detail?: string): void;
+  /**
+   * A unix head's address as the user named it (`/path`, `@name`): what a PROXY v2 header
+   * says the client connected to (the socket's own name is a /proc/self/fd one).
+   */
+  unixName?: string;
 }
 
 /** A listening TCP head. */
 export interface TcpHead {
   /** Where connections go from now on (null: nowhere yet, every connection is a Client). */
   setTail(tail: TailTarget | null): void;
-  /** A stream that arrived another way (a peer's attach), served like a new connection; undefined over the cap. */
-  adopt(stream: Duplex): Client | undefined;
+  /**
+   * A stream that arrived another way (a peer's attach), served like a new connection;
+   * undefined over the cap. `origin`: the client it carries, as the peer said.
+   */
+  adopt(stream: Duplex, origin?: Origin): Client | undefined;
   stats(): GroupStats;
   /**
    * The listening socket while the head listens (-1 after): a daemon taking over gets a copy.
@@ -124,7 +145,7 @@ abstract class HeadBase implements TcpHead {
     this.tail = tail;
   }
 
-  abstract adopt(stream: Duplex): Client | undefined;
+  abstract adopt(stream: Duplex, origin?: Origin): Client | undefined;
   abstract stats(): GroupStats;
   abstract stopListening(): void;
   abstract relisten(fd: number): void;
@@ -154,9 +175,25 @@ abstract class HeadBase implements TcpHead {
     });
   }
 
+  /**
+   * Connect to the tail with the JavaScript mover: the PROXY header, when the tail wants
+   * one, is the first thing written (before any client byte: pipe() starts after).
+   */
+  protected async dialJsFor(origin: () => Origin | undefined): Promise<net.Socket> {
+    const up = await this.dialJs();
+    const proxy = this.tail?.proxy;
+    if (proxy) up.write(proxyHeader(proxy, origin()));
+    return up;
+  }
+
   /** A stream served entirely by JavaScript (a peer's attach, or any client of NodeHead). */
-  protected streamClient(stream: Duplex, release: () => void): Client {
+  protected streamClient(stream: Duplex, release: () => void, given?: Origin): Client {
     const started = Date.now();
+    const origin = (): Origin | undefined =>
+      given ??
+      (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket)
+        ? originOf(stream, this.opts.unixName)
+        : undefined);
     let settled = false;
     const finish = (): void => {
       if (settled) return;
@@ -168,8 +205,11 @@ abstract class HeadBase implements TcpHead {
       this.streams.delete(stream);
     });
     return {
+      get origin() {
+        return origin();
+      },
       toTail: async (onConnected) => {
-        const up = await this.dialJs().catch((err: unknown) => {
+        const up = await this.dialJsFor(origin).catch((err: unknown) => {
           this.js.dialFailures++;
           this.js.dialFailedAt = Date.now();
           throw err;
@@ -205,7 +245,7 @@ class EngineHead extends HeadBase {
 
   constructor(engine: Engine, fd: number, opts: HeadOptions) {
     super(opts, fd);
-    this.group = engine.group(opts.maxConnections, {
+    this.group = engine.group(opts.maxConnections, opts.unixName, {
       closed: opts.onClosed && ((c) => opts.onClosed?.(c)),
       handoff: (cfd, err) => this.handoff(cfd, err),
       dialed: (cfd) => {
@@ -221,7 +261,16 @@ class EngineHead extends HeadBase {
 
   override setTail(tail: TailTarget | null): void {
     super.setTail(tail);
-    this.group.setTail(tail && { nsFd: tail.nsFd, host: tail.host, port: tail.port });
+    this.group.setTail(
+      tail && {
+        nsFd: tail.nsFd,
+        host: tail.host,
+        port: tail.port,
+        path: tail.path,
+        rootFd: tail.rootFd,
+        proxy: tail.proxy,
+      },
+    );
   }
 
   private handoff(fd: number, err: string | undefined): void {
@@ -252,8 +301,24 @@ class EngineHead extends HeadBase {
     this.group.release();
   }
 
+  /** A client fd's two ends, read without reading from it (it may go back to the engine). */
+  private fdOrigin(fd: number): Origin | undefined {
+    let got: [number, string, number, string, number];
+    try {
+      got = native().fdOrigin(fd);
+    } catch {
+      return undefined; // gone already
+    }
+    const [family, src, srcPort, dst, dstPort] = got;
+    if (family === 4 || family === 6)
+      return { src: { host: src, port: srcPort }, dst: { host: dst, port: dstPort } };
+    if (family === 0) return { src: { path: src }, dst: { path: this.opts.unixName ?? dst } };
+    return undefined;
+  }
+
   /** A client fd the engine gave back: dialed again by the engine, or joined by JavaScript. */
   private fdClient(fd: number): Client {
+    const origin = (): Origin | undefined => this.fdOrigin(fd);
     const dialOnce = (): Promise<void> =>
       new Promise<void>((resolve, reject) => {
         if (this.closed) return reject(new WormholeError('ABORTED', 'the segment closed'));
@@ -261,6 +326,9 @@ class EngineHead extends HeadBase {
         this.group.dial(fd);
       });
     return {
+      get origin() {
+        return origin();
+      },
       toTail: async (onConnected) => {
         const tail = this.tail;
         if (!tail) throw new WormholeError('NO_TAIL', 'the segment has no tail yet');
@@ -285,12 +353,12 @@ class EngineHead extends HeadBase {
     };
   }
 
-  adopt(stream: Duplex): Client | undefined {
+  adopt(stream: Duplex, origin?: Origin): Client | undefined {
     if (!this.group.acquire()) {
       this.opts.onWarning('refused');
       return undefined;
     }
-    return this.streamClient(stream, () => this.group.release());
+    return this.streamClient(stream, () => this.group.release(), origin);
   }
 
   stats(): GroupStats {
@@ -365,7 +433,7 @@ class NodeHead extends HeadBase {
     return server;
   }
 
-  adopt(stream: Duplex): Client | undefined {
+  adopt(stream: Duplex, origin?: Origin): Client | undefined {
     if (this.closed || this.js.open >= this.opts.maxConnections) {
       this.js.refused++;
       this.opts.onWarning('refused');
@@ -374,7 +442,7 @@ class NodeHead extends HeadBase {
     this.js.open++;
     this.js.total++;
     if (stream instanceof net.Socket) stream.setNoDelay(true);
-    return this.streamClient(stream, () => this.js.open--);
+    return this.streamClient(stream, () => this.js.open--, origin);
   }
 
   stats(): GroupStats {

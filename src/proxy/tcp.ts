@@ -22,10 +22,17 @@ export interface SpliceStats {
   error?: string;
 }
 
-/** Reset a plain TCP socket; anything else (a TLS stream to a peer) can only be torn down. */
+/**
+ * Reset a plain TCP socket; anything else (a TLS stream to a peer, a unix socket, which has
+ * no reset: Node refuses resetAndDestroy on it) can only be torn down.
+ */
 function reset(stream: Duplex): void {
   if (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket) && !stream.destroyed) {
-    stream.resetAndDestroy();
+    try {
+      stream.resetAndDestroy();
+    } catch {
+      stream.destroy();
+    }
   } else {
     stream.destroy();
   }

@@ -4,8 +4,10 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Params, Result } from '../api/protocol';
+import type { Protocol } from '../api/url';
 import type { Logger } from '../common/log';
 import type { Engine } from '../proxy/engine';
+import type { Origin } from '../proxy/proxyproto';
 import type { SegmentRecord } from '../store';
 
 /** Where a running container is. */
@@ -63,8 +65,12 @@ export interface PeerLink {
   createChild(host: string, params: Params<'peer-create'>): Promise<Result<'peer-create'>>;
   /** Delete a segment on the peer. */
   deleteChild(host: string, id: string): Promise<void>;
-  /** A byte stream to the tail of the peer's segment `id`, over the encrypted channel. */
-  attach(host: string, id: string): Promise<Duplex>;
+  /**
+   * A byte stream to the tail of the peer's segment `id`, over the encrypted channel
+   * (`origin`: the proxied connection's client and head, for a tail there that wants a
+   * PROXY protocol header).
+   */
+  attach(host: string, id: string, origin?: Origin): Promise<Duplex>;
 }
 
 /** Encrypted L3 tunnels to peers. */
@@ -85,7 +91,9 @@ export interface RecordStore {
  */
 export interface HandedSockets {
   /** The fd for this segment's head, once (undefined: bind a new one). */
-  take(segmentId: string, proto: 'tcp' | 'udp'): number | undefined;
+  take(segmentId: string, proto: Protocol): number | undefined;
+  /** A unix head's socket file identity, as its predecessor bound it (to remove it at delete). */
+  identity?(segmentId: string): string | undefined;
 }
 
 /** Everything a segment may call on. */

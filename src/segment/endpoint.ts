@@ -3,11 +3,13 @@
  * SPEC.md's defaults applied.
  */
 import * as dns from 'node:dns/promises';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import type { Protocol, UrlParts } from '../api/url';
-import { formatUrl } from '../api/url';
+import { formatUnixUrl, formatUrl } from '../api/url';
 import { WormholeError } from '../common/errors';
-import { namespaceIdentity, namespacePath } from '../netns';
+import { namespaceIdentity, namespacePath, rootOf } from '../netns';
 
 /** What the actions have said so far about one end; unset parts are undefined. */
 export interface Draft {
@@ -22,6 +24,12 @@ export interface Draft {
   container?: string;
   /** That container's full id when it was looked up (events name containers by it). */
   containerId?: string;
+  /** A unix socket: `/path` (in the end's filesystem) or `@name` (abstract). */
+  path?: string;
+  /** A unix head's socket file mode. */
+  mode?: number;
+  /** A tail's PROXY protocol version: each connection to it starts with the header. */
+  proxy?: 1 | 2;
 }
 
 /** A fully resolved local end. */
@@ -33,10 +41,19 @@ export interface Endpoint {
   port: number;
   container?: string;
   containerId?: string;
+  /** A unix socket's address (host is '' and port 0 then). */
+  path?: string;
+  /** A unix head's socket file mode. */
+  mode?: number;
+  /** A tail's PROXY protocol version. */
+  proxy?: 1 | 2;
 }
 
 /** The loopback address SPEC.md uses when a URL names no host. */
 export const DEFAULT_HOST = '127.0.0.1';
+
+/** A unix head's socket file mode when the URL gives none: owner and group may connect. */
+export const DEFAULT_MODE = 0o660;
 
 /**
  * Apply a URL's parts to a draft. A namespace must exist unless `checkNs` is false (a
@@ -46,6 +63,8 @@ export function applyUrl(draft: Draft, url: UrlParts, checkNs = true): void {
   if (url.proto) draft.proto = url.proto;
   if (url.host !== undefined) draft.host = url.host;
   if (url.port !== undefined) draft.port = url.port;
+  if (url.path !== undefined) draft.path = url.path;
+  if (url.mode !== undefined) draft.mode = url.mode;
   if (url.ns !== undefined) {
     const nsPath = namespacePath(url.ns);
     if (checkNs) namespaceIdentity(nsPath);
@@ -69,6 +88,11 @@ export async function resolveHost(host: string): Promise<string> {
 
 /** The head with defaults: tcp, 127.0.0.1, the port given (0: ephemeral), host namespace. */
 export async function resolveHead(d: Draft): Promise<Endpoint> {
+  if (d.proto === 'unix') {
+    if (!d.path)
+      throw new WormholeError('NO_PATH', 'a unix head needs a path: url unix:///PATH or unix://@NAME');
+    return { ...unixEnd(d, d.path), mode: d.mode ?? DEFAULT_MODE };
+  }
   return {
     proto: d.proto ?? 'tcp',
     ns: d.ns ?? null,
@@ -85,16 +109,52 @@ export async function resolveHead(d: Draft): Promise<Endpoint> {
  * the host's namespace. A tail without a port is an error.
  */
 export async function resolveTail(d: Draft, head: Draft): Promise<Endpoint> {
+  const proto = tailProto(d, head);
+  if (proto === 'unix') {
+    const address = d.path ?? (head.proto === 'unix' ? head.path : undefined);
+    if (!address)
+      throw new WormholeError(
+        'TAIL_NO_PATH',
+        'the unix tail has no path: name one, e.g. "tail url unix:///run/app.sock"',
+      );
+    return { ...unixEnd(d, address), proxy: d.proxy };
+  }
   const port = d.port ?? head.port ?? 0;
   if (port === 0) {
     throw new WormholeError('TAIL_NO_PORT', 'the tail has no port: name one, e.g. "tail url :80"');
   }
   return {
-    proto: d.proto ?? head.proto ?? 'tcp',
+    proto,
     ns: d.ns ?? null,
     nsLabel: d.nsLabel,
     host: await resolveHost(d.host ?? DEFAULT_HOST),
     port,
+    container: d.container,
+    containerId: d.containerId,
+    proxy: d.proxy,
+  };
+}
+
+/**
+ * The tail's protocol when its URL named none: the head's, except that a tail given a host
+ * or a port behind a unix head is TCP (`url unix:///run/db.sock tail url :3306`), and a unix
+ * head's tail with neither is the same path elsewhere (`tail docker-ns $c`).
+ */
+export function tailProto(d: Draft, head: Draft): Protocol {
+  if (d.proto) return d.proto;
+  if (head.proto === 'unix') return d.port !== undefined || d.host !== undefined ? 'tcp' : 'unix';
+  return head.proto ?? 'tcp';
+}
+
+/** A unix end: its socket's address, no host or port. */
+function unixEnd(d: Draft, address: string): Endpoint {
+  return {
+    proto: 'unix',
+    ns: d.ns ?? null,
+    nsLabel: d.nsLabel,
+    host: '',
+    port: 0,
+    path: address,
     container: d.container,
     containerId: d.containerId,
   };
@@ -104,8 +164,27 @@ function wildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::';
 }
 
+/** Where a unix address lives: its filesystem root's identity, or its namespace's (abstract). */
+function unixPlace(e: Endpoint): string {
+  if (e.path?.startsWith('@')) return `net ${namespaceIdentity(e.ns)}`;
+  try {
+    const st = fs.statSync(rootOf(e.ns) ?? '/', { bigint: true });
+    return `fs ${st.dev}:${st.ino} ${path.normalize(e.path ?? '')}`;
+  } catch {
+    return `fs ${rootOf(e.ns)} ${e.path}`;
+  }
+}
+
 /** Refuse a tail that is the head itself: the segment would proxy to itself. */
 export function checkNotSelf(head: Endpoint, boundPort: number, tail: Endpoint): void {
+  if (head.proto === 'unix' || tail.proto === 'unix') {
+    if (head.proto === tail.proto && head.path === tail.path && unixPlace(head) === unixPlace(tail))
+      throw new WormholeError(
+        'SELF_PROXY',
+        `the tail ${describe(tail)} is the head itself: it would proxy to itself; give the tail another path or namespace`,
+      );
+    return;
+  }
   const sameNs = namespaceIdentity(head.ns) === namespaceIdentity(tail.ns);
   const sameHost = head.host === tail.host || wildcard(head.host);
   if (head.proto === tail.proto && sameNs && sameHost && boundPort === tail.port) {
@@ -116,7 +195,9 @@ export function checkNotSelf(head: Endpoint, boundPort: number, tail: Endpoint):
   }
 }
 
-/** A URL for display: `tcp://[ns@]host:port`. */
+/** A URL for display: `tcp://[ns@]host:port`, `unix://[ns@]/path`. */
 export function describe(e: Endpoint, port = e.port): string {
-  return formatUrl(e.proto, e.host, port, e.container ? `docker:${e.container.slice(0, 12)}` : e.nsLabel);
+  const ns = e.container ? `docker:${e.container.slice(0, 12)}` : e.nsLabel;
+  if (e.proto === 'unix') return formatUnixUrl(e.path ?? '', ns);
+  return formatUrl(e.proto, e.host, port, ns);
 }

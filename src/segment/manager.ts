@@ -7,14 +7,25 @@ import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { type Action, type Plan, type Step, parsePlan } from '../api/grammar';
 import type { Params, Result, SegmentInfo } from '../api/protocol';
+import type { Protocol } from '../api/url';
 import { DisposableStack } from '../common/disposable';
 import { WormholeError, errorMessage } from '../common/errors';
+import type { Origin } from '../proxy/proxyproto';
 import type { SegmentRecord } from '../store';
 import type { SegmentContext } from './context';
-import { type Draft, type Endpoint, applyUrl, checkNotSelf, resolveHead, resolveTail } from './endpoint';
+import {
+  type Draft,
+  type Endpoint,
+  applyUrl,
+  checkNotSelf,
+  resolveHead,
+  resolveTail,
+  tailProto,
+} from './endpoint';
 import { ContainerFollower } from './follow';
 import { childId, failedInfo, newRecord, peerChildId, peerChildren, peerKey } from './records';
 import { Segment, type Tail } from './segment';
+import { checkJoin } from './streamends';
 
 function isChildStep(step: Step): boolean {
   return (
@@ -26,19 +37,9 @@ function isChildStep(step: Step): boolean {
   );
 }
 
-/** Head and tail speak the same protocol (conversion between socket types is not built yet). */
-function checkSameProto(head: string, tail: string): void {
-  if (head !== tail) {
-    throw new WormholeError(
-      'PROTO_MISMATCH',
-      `the head speaks ${head} but the tail ${tail}: give both the same protocol`,
-    );
-  }
-}
-
-/** A tail must speak the head's protocol and must not be the head itself. */
+/** A tail must be of a kind the head joins (streams, or udp) and must not be the head itself. */
 function checkTail(head: Endpoint, headPort: number, tail: Endpoint): void {
-  checkSameProto(head.proto, tail.proto);
+  checkJoin(head.proto, tail.proto, tail.proxy);
   checkNotSelf(head, headPort, tail);
 }
 
@@ -51,6 +52,8 @@ function toDraft(e: Endpoint, port = e.port): Draft {
     port,
     container: e.container,
     containerId: e.containerId,
+    path: e.path,
+    mode: e.mode,
   };
 }
 
@@ -227,9 +230,17 @@ export class SegmentManager {
   /** Refuse at create time a trigger whose tail could only ever be the head itself. */
   private checkStatically(seg: Segment, steps: Step[]): void {
     const tail: Draft = { ...seg.tailDraft };
-    for (const s of steps) if (s.op === 'url') applyUrl(tail, s.url, false);
-    checkSameProto(seg.head.proto, tail.proto ?? seg.head.proto);
-    if (steps.some((s) => s.op !== 'url') || (tail.ns && !fs.existsSync(tail.ns))) return;
+    for (const s of steps) {
+      if (s.op === 'url') applyUrl(tail, s.url, false);
+      if (s.op === 'proxy-protocol') tail.proxy = s.version;
+    }
+    checkJoin(seg.head.proto, tailProto(tail, seg.headDraft), tail.proxy);
+    if (seg.head.proto === 'unix' || tailProto(tail, seg.headDraft) === 'unix') return;
+    if (
+      steps.some((s) => s.op !== 'url' && s.op !== 'proxy-protocol') ||
+      (tail.ns && !fs.existsSync(tail.ns))
+    )
+      return;
     const port = tail.port ?? seg.headDraft.port ?? 0;
     if (port === 0)
       throw new WormholeError('TAIL_NO_PORT', 'the tail has no port: name one, e.g. "tail url :80"');
@@ -267,6 +278,8 @@ export class SegmentManager {
           containerId: found.id,
         });
       }
+    } else if (step.op === 'proxy-protocol') {
+      tail.proxy = step.version;
     } else if (step.op === 'docker-run') {
       const d = step.side === 'head' ? head : tail;
       const { id, nsPath } = await this.ctx.containers.run(step.args, seg.id, where);
@@ -303,7 +316,9 @@ export class SegmentManager {
       return { kind: 'local', ep };
     }
     if (step.op !== 'remote' && step.op !== 'tunnel' && step.op !== 'udptunnel') return undefined;
-    const proto = tail.proto ?? head.proto ?? 'tcp';
+    // the child's head on the peer: a stream (tcp, unless its own actions make it unix) or udp
+    const proto = tailProto(tail, head) === 'udp' ? 'udp' : 'tcp';
+    checkJoin(head.proto ?? 'tcp', proto, tail.proxy);
     if (step.op === 'remote' && proto === 'udp') {
       throw new WormholeError(
         'UNSUPPORTED',
@@ -333,8 +348,17 @@ export class SegmentManager {
       { segment: seg.id, peer: step.host, child: res.id, url: res.url },
       'remote child created',
     );
-    if (step.op === 'remote') return { kind: 'peer', host: step.host, id: res.id, proto: res.proto };
-    return { kind: 'local', ep: { proto: res.proto, ns: null, host: res.host, port: res.port } };
+    if (step.op === 'remote')
+      return { kind: 'peer', host: step.host, id: res.id, proto: res.proto, proxy: tail.proxy };
+    if (res.proto === 'unix')
+      throw new WormholeError(
+        'UNSUPPORTED',
+        `${step.op} needs a tcp or udp head on the peer, not unix: use remote`,
+      );
+    return {
+      kind: 'local',
+      ep: { proto: res.proto, ns: null, host: res.host, port: res.port, proxy: tail.proxy },
+    };
   }
 
   /**
@@ -369,8 +393,8 @@ export class SegmentManager {
   }
 
   /** Every head's listening socket, for a daemon taking over (the heads keep theirs). */
-  listeningSockets(): { segment: string; proto: 'tcp' | 'udp'; fd: number }[] {
-    const out: { segment: string; proto: 'tcp' | 'udp'; fd: number }[] = [];
+  listeningSockets(): { segment: string; proto: Protocol; fd: number; identity?: string }[] {
+    const out: { segment: string; proto: Protocol; fd: number; identity?: string }[] = [];
     for (const s of this.segments.values()) {
       const l = s.listeningFd();
       if (l) out.push({ segment: s.id, ...l });
@@ -400,14 +424,14 @@ export class SegmentManager {
     return [...before].filter((k) => !this.segments.has(k));
   }
 
-  /** A peer hands over a stream for segment `id`'s tail. */
-  attach(id: string, stream: Duplex, ready: (err?: unknown) => void): void {
+  /** A peer hands over a stream for segment `id`'s tail (`origin`: the client it carries). */
+  attach(id: string, stream: Duplex, ready: (err?: unknown) => void, origin?: Origin): void {
     const seg = this.segments.get(id);
     if (!seg) {
       ready(new WormholeError('NOT_FOUND', `no segment with id ${id} here`));
       return;
     }
-    seg.attach(stream, ready);
+    seg.attach(stream, ready, origin);
   }
 
   /** Every segment, parents before their children. */

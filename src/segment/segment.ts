@@ -7,21 +7,28 @@ import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { SegmentInfo } from '../api/protocol';
 import type { Step } from '../api/grammar';
+import { type Protocol, isStream } from '../api/url';
 import { type Disposable, DisposableStack } from '../common/disposable';
 import { WormholeError, errorMessage } from '../common/errors';
 import { RateLimitedLog } from '../common/ratelog';
-import { bindUdp, connectTcp, listenTcp, openNamespace } from '../netns';
+import { bindUdp } from '../netns';
 import { dialWithRetry } from '../proxy/dial';
 import { type Client, type TcpHead, openTcpHead } from '../proxy/head';
+import { type Origin, proxyHeader } from '../proxy/proxyproto';
 import { UdpRelay } from '../proxy/udp';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
 import { TriggerStats, UdpTotals, accessLog, tailHealth, tcpTraffic } from './stats';
 import type { ContainerFollower, Side } from './follow';
+import { bindStreamHead, pointStreamTail, releaseStreamHead } from './streamends';
 
-/** Where a segment's tail is: a local endpoint, or a segment on a peer reached by attach. */
+/**
+ * Where a segment's tail is: a local endpoint, or a segment on a peer reached by attach
+ * (with the PROXY protocol version its connections start with, when the tail wants one).
+ */
 export type Tail =
-  { kind: 'local'; ep: Endpoint } | { kind: 'peer'; host: string; id: string; proto: 'tcp' | 'udp' };
+  | { kind: 'local'; ep: Endpoint }
+  | { kind: 'peer'; host: string; id: string; proto: Protocol; proxy?: 1 | 2 };
 
 /** Runs a trigger's steps; given by the manager, which knows how to apply steps. */
 export type TriggerRunner = (seg: Segment, steps: Step[], scope: DisposableStack) => Promise<Tail>;
@@ -39,6 +46,8 @@ export class Segment {
   tail: Tail | undefined;
   triggerSteps: Step[] | null = null;
   private tcpHead: TcpHead | undefined;
+  /** A unix head's socket file, as bound (removed with the segment, if still that file). */
+  private headIdentity: string | undefined;
   private udp: UdpRelay | undefined;
   /** The UDP head's socket while it is open (-1 after). */
   private udpFd = -1;
@@ -89,13 +98,17 @@ export class Segment {
     this.head = head;
     // a daemon taking over listens on its predecessor's socket: not one connection refused
     const handed = this.ctx.handed?.take(this.id, head.proto);
-    if (head.proto === 'tcp') {
-      const { fd, port } =
+    if (isStream(head.proto)) {
+      const { fd, port, identity } =
         handed !== undefined
-          ? { fd: handed, port: head.port }
-          : await listenTcp(head.ns, head.host, head.port);
+          ? { fd: handed, port: head.port, identity: this.ctx.handed?.identity?.(this.id) }
+          : await bindStreamHead(head);
       this.boundPort = port;
+      this.headIdentity = identity;
+      // a unix head's socket file goes once the head has closed (the stack runs backwards)
+      this.stack.defer(() => releaseStreamHead(this.head, this.headIdentity, this.ctx.log));
       const tcpHead = openTcpHead(this.ctx.engine, fd, {
+        unixName: head.proto === 'unix' ? head.path : undefined,
         maxConnections: this.ctx.maxConnections,
         dialTimeoutMs: this.ctx.dialTimeoutMs,
         onClient: (client) => void this.serve(client),
@@ -177,21 +190,9 @@ export class Segment {
    * inside its namespace.
    */
   private async pointTail(tail: Tail): Promise<void> {
-    if (this.tcpHead && tail.kind === 'local' && tail.ep.proto === 'tcp') {
-      const ep = tail.ep;
-      const nsFd = this.ctx.engine && ep.ns ? await openNamespace(ep.ns) : -1;
-      try {
-        this.tcpHead.setTail({
-          nsFd,
-          host: ep.host,
-          port: ep.port,
-          connect: () => connectTcp(ep.ns, ep.host, ep.port),
-          what: describe(ep),
-        });
-      } finally {
-        if (nsFd >= 0) fs.closeSync(nsFd); // the engine keeps its own copy
-      }
-    }
+    const head = this.tcpHead;
+    if (head && tail.kind === 'local' && isStream(tail.ep.proto))
+      await pointStreamTail(tail.ep, this.ctx.engine !== null, (target) => head.setTail(target));
     this.tail = tail;
   }
 
@@ -235,13 +236,15 @@ export class Segment {
   private async headUp(ns: string): Promise<void> {
     if (this.closed || !this.listening) return;
     const head: Endpoint = { ...this.head, ns };
-    if (head.proto === 'tcp') {
-      const { fd } = await listenTcp(ns, head.host, this.boundPort);
+    if (isStream(head.proto)) {
+      const { fd, identity } = await bindStreamHead(head, this.boundPort);
       if (this.closed || !this.listening || !this.tcpHead) {
         fs.closeSync(fd);
+        await releaseStreamHead(head, identity, this.ctx.log);
         return;
       }
       this.tcpHead.relisten(fd);
+      this.headIdentity = identity;
     } else {
       this.closeUdpHead();
       await this.openUdpHead(ns, head.host, this.boundPort);
@@ -340,10 +343,13 @@ export class Segment {
       : `peer ${this.tail.host} segment ${this.tail.id}`;
   }
 
-  /** The head's listening socket, for a daemon taking over (undefined once it stopped listening). */
-  listeningFd(): { proto: 'tcp' | 'udp'; fd: number } | undefined {
+  /**
+   * The head's listening socket, for a daemon taking over (undefined once it stopped
+   * listening), with a unix head's socket file identity (the successor removes that file).
+   */
+  listeningFd(): { proto: Protocol; fd: number; identity?: string } | undefined {
     const fd = this.tcpHead ? this.tcpHead.fd : this.udpFd;
-    return fd >= 0 ? { proto: this.head.proto, fd } : undefined;
+    return fd >= 0 ? { proto: this.head.proto, fd, identity: this.headIdentity } : undefined;
   }
 
   /** Connections open at the head (a daemon handing over waits for them to end). */
@@ -368,8 +374,10 @@ export class Segment {
       if (this.closed) throw new WormholeError('ABORTED', 'the segment closed');
       const tail = this.tail!;
       if (tail.kind === 'peer') {
+        // the client's addresses go along: a tail on the peer may want a PROXY header
+        const origin = client.origin;
         const stream = await dialWithRetry(
-          () => this.ctx.peers.attach(tail.host, tail.id),
+          () => this.ctx.peers.attach(tail.host, tail.id, origin),
           `peer ${tail.host}`,
           this.ctx.dialTimeoutMs,
         );
@@ -379,6 +387,8 @@ export class Segment {
           return;
         }
         ready?.();
+        // this segment's own tail wants one: first on the stream, before any client byte
+        if (tail.proxy) stream.write(proxyHeader(tail.proxy, origin));
         client.join(stream);
       } else {
         await client.toTail(ready);
@@ -391,9 +401,12 @@ export class Segment {
     }
   }
 
-  /** Accept a stream handed over by a peer's attach, as if it had connected to the head. */
-  attach(stream: Duplex, ready: (err?: unknown) => void): void {
-    const client = this.tcpHead?.adopt(stream);
+  /**
+   * Accept a stream handed over by a peer's attach, as if it had connected to the head
+   * (`origin`: the client it carries, as the peer said).
+   */
+  attach(stream: Duplex, ready: (err?: unknown) => void, origin?: Origin): void {
+    const client = this.tcpHead?.adopt(stream, origin);
     if (!client) {
       ready(new WormholeError('REFUSED', `segment ${this.id} is at its connection limit`));
       return;
@@ -440,6 +453,7 @@ export class Segment {
         ns: e.nsLabel ?? (e.ns ? e.ns : null),
         host: e.host,
         port: e.port,
+        path: e.path,
         container: e.container,
       };
     } else if (this.tail?.kind === 'peer') {
@@ -465,6 +479,7 @@ export class Segment {
         ns: h.nsLabel ?? h.ns,
         host: h.host,
         port: this.boundPort,
+        path: h.path,
         container: h.container,
       },
       tail,

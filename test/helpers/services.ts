@@ -15,9 +15,17 @@ const SERVER = path.join(ROOT, 'test/fixtures/server.js');
 export function startService(
   t: Cleanup,
   netns: string | null,
-  mode: 'tcp-echo' | 'udp-echo' | 'udp-whoami' | 'tcp-reset' | 'tcp-sha' | 'tcp-stall',
+  mode:
+    | 'tcp-echo'
+    | 'udp-echo'
+    | 'udp-whoami'
+    | 'tcp-reset'
+    | 'tcp-sha'
+    | 'tcp-stall'
+    | 'unix-echo'
+    | 'unix-hello',
   host: string,
-  port: number,
+  port: number | string,
 ): Promise<void> {
   const [file, args] = netns
     ? ['ip', ['netns', 'exec', netns, process.execPath, SERVER, mode, host, String(port)]]
@@ -37,6 +45,17 @@ export function exchange(port: number, data: string | Buffer, host = '127.0.0.1'
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const c = net.connect({ port, host, allowHalfOpen: true }, () => c.end(data));
+    c.on('data', (d: Buffer) => chunks.push(d));
+    c.on('end', () => resolve(Buffer.concat(chunks).toString()));
+    c.on('error', reject);
+  });
+}
+
+/** As exchange, to a unix socket at `path` (Node cannot name an abstract one exactly: use socat). */
+export function unixExchange(path: string, data: string | Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const c = net.connect({ path, allowHalfOpen: true }, () => c.end(data));
     c.on('data', (d: Buffer) => chunks.push(d));
     c.on('end', () => resolve(Buffer.concat(chunks).toString()));
     c.on('error', reject);

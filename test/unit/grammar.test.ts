@@ -34,6 +34,7 @@ describe('tokenize', () => {
   });
   const bad: [string[], RegExp][] = [
     [[], /at least one action/],
+    [['proxy-protocol'], /proxy-protocol needs an argument/],
     [['bogus'], /"bogus" is not an action/],
     [['url'], /url needs an argument/],
     [['url', 'tail'], /url needs an argument/],
@@ -135,6 +136,25 @@ describe('parsePlan', () => {
     assert.equal((c.plan.init[0] as { side: string }).side, 'head');
   });
 
+  it('unix ends, and proxy-protocol in tail mode (the SPEC example)', () => {
+    const p = plan(`url :3306 tail url unix:///run/mysqld/mysqld.sock docker-ns ${ID} proxy-protocol v2`);
+    assert.deepEqual(p.init, [
+      { op: 'url', side: 'head', url: { port: 3306 } },
+      { op: 'url', side: 'tail', url: { proto: 'unix', path: '/run/mysqld/mysqld.sock' } },
+      { op: 'docker-ns', side: 'tail', container: ID },
+      { op: 'proxy-protocol', side: 'tail', version: 2 },
+    ]);
+    const head = plan('url unix:///run/app.sock?mode=0600 trigger proxy-protocol v1 url :80');
+    assert.deepEqual(head.init, [
+      { op: 'url', side: 'head', url: { proto: 'unix', path: '/run/app.sock', mode: 0o600 } },
+    ]);
+    assert.deepEqual(head.trigger, [
+      { op: 'proxy-protocol', side: 'tail', version: 1 },
+      { op: 'url', side: 'tail', url: { port: 80 } },
+    ]);
+    assert.throws(() => parsePlan([{ verb: 'proxy-protocol', args: [] }]), /was given 0 argument/);
+  });
+
   it('checks the arguments of actions that come over the wire', () => {
     assert.throws(() => parsePlan([{ verb: 'url', args: [] }]), /url was given 0 argument/);
     assert.throws(() => parsePlan([{ verb: 'tail', args: ['x'] }]), /tail was given 1 argument/);
@@ -156,6 +176,9 @@ describe('parsePlan', () => {
     ['url ftp://:1', /protocol "ftp"/],
     ['url :1 docker-ns /etc', /not a container id or name/],
     ['url :1 docker-ns .hidden', /not a container id or name/],
+    ['url :1 proxy-protocol v1', /proxy-protocol sets the tail: put it after "tail"/],
+    ['url :1 tail proxy-protocol v3', /proxy-protocol "v3": expected v1 or v2/],
+    ['url :1 tail url unix:///x.sock?mode=0600', /\?mode is for a head's socket file/],
   ];
   for (const [words, msg] of bad) {
     it(`refuses "${words}"`, () => assert.throws(() => plan(words), msg));

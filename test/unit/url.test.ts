@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatUrl, parsePort, parseUrl, type UrlParts } from '../../src/api/url';
+import { formatUnixUrl, formatUrl, parsePort, parseUrl, type UrlParts } from '../../src/api/url';
 
 describe('parseUrl', () => {
   const good: [string, UrlParts][] = [
@@ -19,6 +19,17 @@ describe('parseUrl', () => {
     ['udp://ns1@[2001:db8::2]:53', { proto: 'udp', ns: 'ns1', host: '2001:db8::2', port: 53 }],
     [':0', { port: 0 }],
     [':65535', { port: 65535 }],
+    ['unix:///run/mysqld/mysqld.sock', { proto: 'unix', path: '/run/mysqld/mysqld.sock' }],
+    ['unix://@wh-app', { proto: 'unix', path: '@wh-app' }],
+    ['unix://@/tmp/.X11-unix/X0', { proto: 'unix', path: '@/tmp/.X11-unix/X0' }],
+    ['unix://blue@/run/a.sock', { proto: 'unix', ns: 'blue', path: '/run/a.sock' }],
+    ['unix://blue@@name', { proto: 'unix', ns: 'blue', path: '@name' }],
+    ['unix:///proc/12/ns/net@/run/a.sock', { proto: 'unix', ns: '/proc/12/ns/net', path: '/run/a.sock' }],
+    ['unix:///proc/12/ns/net@@name', { proto: 'unix', ns: '/proc/12/ns/net', path: '@name' }],
+    ['unix:///tmp/a@b.sock', { proto: 'unix', path: '/tmp/a@b.sock' }],
+    ['unix:///run/a.sock?mode=0600', { proto: 'unix', path: '/run/a.sock', mode: 0o600 }],
+    ['unix:///run/a.sock?mode=666', { proto: 'unix', path: '/run/a.sock', mode: 0o666 }],
+    ['unix:///run/what?.sock', { proto: 'unix', path: '/run/what?.sock' }],
   ];
   for (const [text, want] of good) {
     it(`reads ${text}`, () => assert.deepEqual(parseUrl(text), want));
@@ -27,7 +38,16 @@ describe('parseUrl', () => {
   const bad: [string, RegExp][] = [
     ['', /not valid/],
     ['ftp://:21', /protocol "ftp" is not supported/],
-    ['unix://:1', /protocol "unix"/],
+    ['unix://:1', /expected unix:\/\/\/PATH or unix:\/\/@NAME/],
+    ['unix://', /expected unix:\/\/\/PATH/],
+    ['unix://blue@', /expected unix:\/\/\/PATH/],
+    ['unix://@', /an abstract name has 1 to 107 bytes/],
+    [`unix://@${'n'.repeat(108)}`, /an abstract name has 1 to 107 bytes/],
+    ['unix:///run/', /does not name a socket file/],
+    ['unix:///run/..', /does not name a socket file/],
+    ['unix:///run/a.sock?mode=999', /not an octal file mode/],
+    ['unix:///run/a.sock?owner=me', /"owner" is not an option/],
+    ['unix://@name?mode=0600', /an abstract socket has no file, so no mode/],
     [':70000', /0 to 65535/],
     [':-1', /0 to 65535/],
     [':abc', /0 to 65535/],
@@ -52,5 +72,7 @@ describe('parsePort and formatUrl', () => {
     assert.equal(formatUrl('tcp', '127.0.0.1', 80), 'tcp://127.0.0.1:80');
     assert.equal(formatUrl('udp', '::1', 53), 'udp://[::1]:53');
     assert.equal(formatUrl('tcp', '127.0.0.1', 80, 'blue'), 'tcp://blue@127.0.0.1:80');
+    assert.equal(formatUnixUrl('/run/a.sock'), 'unix:///run/a.sock');
+    assert.equal(formatUnixUrl('@name', 'blue'), 'unix://blue@@name');
   });
 });

@@ -1,5 +1,5 @@
 import type { EndpointInfo, SegmentInfo } from '../../api/protocol';
-import { formatUrl } from '../../api/url';
+import { formatUnixUrl, formatUrl } from '../../api/url';
 import { UsageError } from '../../common/errors';
 import { type Command, withDaemon } from '../command';
 import { ago, duration, size, table } from '../format';
@@ -8,6 +8,7 @@ function endpoint(e: EndpointInfo | null): string {
   if (!e) return '-';
   if (e.peer) return `peer:${e.peer}`;
   const ns = e.container ? `docker:${e.container.slice(0, 12)}` : (e.ns ?? undefined);
+  if (e.proto === 'unix') return formatUnixUrl(e.path ?? '', ns);
   return formatUrl(e.proto, e.host, e.port, ns);
 }
 

@@ -1,0 +1,106 @@
+/**
+ * The two kinds of byte stream end, TCP and unix, behind one face: a head's listening socket
+ * (and, for a unix path, the socket file it leaves to remove), and the tail a head's
+ * connections go to (what the engine dials, and how the JavaScript mover connects). A head
+ * of one kind joins a tail of the other as it is: both carry half-close (shutdown(SHUT_WR)).
+ */
+import * as fs from 'node:fs';
+import { type Protocol, isStream } from '../api/url';
+import { WormholeError, errorMessage } from '../common/errors';
+import type { Logger } from '../common/log';
+import {
+  connectTcp,
+  connectUnix,
+  listenTcp,
+  listenUnix,
+  openNamespace,
+  openRoot,
+  removeUnix,
+} from '../netns';
+import type { TailTarget } from '../proxy/head';
+import { type Endpoint, describe } from './endpoint';
+
+/** A stream head's listening socket. */
+export interface BoundHead {
+  fd: number;
+  /** The port bound (TCP; 0 for unix). */
+  port: number;
+  /**
+   * A unix path head's socket file: what removes it (only if it is still the file this bind
+   * made), and its identity (handed to a daemon taking over, which removes it in its turn).
+   */
+  identity?: string;
+}
+
+/**
+ * Listen at a stream head: TCP on host:port, or unix at its path (mode, stale socket
+ * replaced) or abstract name, inside the head's namespace (and for a path, its filesystem).
+ */
+export async function bindStreamHead(head: Endpoint, port = head.port): Promise<BoundHead> {
+  if (head.proto === 'unix') {
+    const { fd, identity } = await listenUnix(head.ns, head.path!, head.mode ?? 0o660);
+    return { fd, port: 0, identity };
+  }
+  return listenTcp(head.ns, head.host, port);
+}
+
+/** Remove a unix head's socket file (the segment is deleted); a failure is only logged. */
+export async function releaseStreamHead(
+  head: Endpoint,
+  identity: string | undefined,
+  log: Logger,
+): Promise<void> {
+  if (head.proto !== 'unix' || !identity) return;
+  await removeUnix(head.ns, head.path!, identity).catch((err: unknown) =>
+    log.warn({ path: head.path, err: errorMessage(err) }, 'unix head socket file not removed'),
+  );
+}
+
+/**
+ * Point a head at a stream tail: for the engine, the namespace (a TCP tail in another one,
+ * an abstract name) and the filesystem root (a unix path) to dial in, opened here and closed
+ * once the engine has its own copies; for the JavaScript mover, how to connect. `give` hands
+ * the target to the head, synchronously.
+ */
+export async function pointStreamTail(
+  ep: Endpoint,
+  withEngine: boolean,
+  give: (target: TailTarget) => void,
+): Promise<void> {
+  const unix = ep.proto === 'unix';
+  const needNs = withEngine && ep.ns !== null && (!unix || ep.path!.startsWith('@'));
+  const needRoot = withEngine && unix && ep.path!.startsWith('/');
+  const nsFd = needNs ? await openNamespace(ep.ns) : -1;
+  let rootFd = -1;
+  try {
+    if (needRoot) rootFd = await openRoot(ep.ns);
+    give({
+      nsFd,
+      host: ep.host,
+      port: ep.port,
+      path: unix ? ep.path : undefined,
+      rootFd: unix ? rootFd : undefined,
+      proxy: ep.proxy,
+      connect: unix ? () => connectUnix(ep.ns, ep.path!) : () => connectTcp(ep.ns, ep.host, ep.port),
+      what: describe(ep),
+    });
+  } finally {
+    // the engine keeps its own copies
+    if (nsFd >= 0) fs.closeSync(nsFd);
+    if (rootFd >= 0) fs.closeSync(rootFd);
+  }
+}
+
+/**
+ * Refuse, at create time, a head and a tail that cannot be joined: byte streams (tcp, unix)
+ * join each other, udp joins only udp; and a PROXY protocol header needs a stream tail.
+ */
+export function checkJoin(head: Protocol, tail: Protocol, proxy?: 1 | 2): void {
+  if (isStream(head) !== isStream(tail))
+    throw new WormholeError(
+      'PROTO_MISMATCH',
+      `the head speaks ${head} but the tail ${tail}: udp joins only udp (tcp and unix join each other)`,
+    );
+  if (proxy && tail === 'udp')
+    throw new WormholeError('PROTO_MISMATCH', 'proxy-protocol needs a tcp or unix tail, not udp');
+}
