@@ -166,8 +166,8 @@ export const methods = {
     }),
   },
   /**
-   * Peer to peer: after the reply, this connection is a byte stream to the segment's tail.
-   * `origin`: the proxied
+   * Peer to peer: after the reply, this connection is a byte stream to the segment's tail
+   * (for a UDP segment: datagrams, each after its 2-byte length). `origin`: the proxied
    * connection's client and head addresses, for a tail that wants a PROXY protocol header.
    */
   attach: {

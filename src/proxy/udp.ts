@@ -6,18 +6,46 @@
  */
 import type * as dgram from 'node:dgram';
 
+/**
+ * Where one session's datagrams go: a UDP socket connected to the tail, or a stream to a
+ * peer's segment carrying them framed (dgramstream.ts). 'error' ends the session.
+ */
+export interface DatagramUpstream {
+  send(msg: Buffer): void;
+  on(event: 'message', listener: (msg: Buffer) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  close(): void;
+}
+
 /** Datagrams kept per new session while its upstream socket is being made. */
 const QUEUE_LIMIT = 64;
 
+/** What a UDP relay (or the peer's side of remote sessions) counts, for list and metrics. */
+export interface UdpCounters {
+  /** Live sessions. */
+  readonly size: number;
+  total: number;
+  refused: number;
+  datagramsUp: number;
+  datagramsDown: number;
+  bytesUp: number;
+  bytesDown: number;
+  openFailures: number;
+  lastActive: number;
+  openOkAt: number;
+  openFailedAt: number;
+  lastError: string | undefined;
+}
+
 interface Session {
-  upstream?: dgram.Socket;
+  upstream?: DatagramUpstream;
   queue: Buffer[];
   timer?: NodeJS.Timeout;
   closed: boolean;
 }
 
 /** Relays datagrams between a head socket and per-client upstream sockets. */
-export class UdpRelay {
+export class UdpRelay implements UdpCounters {
   private readonly sessions = new Map<string, Session>();
   private closed = false;
   /** Datagrams dropped because they would have opened a session past the cap. */
@@ -48,7 +76,7 @@ export class UdpRelay {
    */
   constructor(
     private readonly head: dgram.Socket,
-    private readonly openUpstream: () => Promise<dgram.Socket>,
+    private readonly openUpstream: () => Promise<DatagramUpstream>,
     private readonly idleMs: number,
     private readonly onError: (err: unknown) => void,
     private readonly maxSessions = Infinity,

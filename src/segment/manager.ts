@@ -319,12 +319,6 @@ export class SegmentManager {
     // the child's head on the peer: a stream (tcp, unless its own actions make it unix) or udp
     const proto = tailProto(tail, head) === 'udp' ? 'udp' : 'tcp';
     checkJoin(head.proto ?? 'tcp', proto, tail.proxy);
-    if (step.op === 'remote' && proto === 'udp') {
-      throw new WormholeError(
-        'UNSUPPORTED',
-        'remote carries TCP only: for UDP use "tunnel HOST", whose datagrams cross the encrypted L3 tunnel',
-      );
-    }
     const port = tail.port ?? head.port ?? 0;
     let peerHost: string | undefined;
     if (step.op !== 'remote') {

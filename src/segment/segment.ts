@@ -15,12 +15,13 @@ import { bindUdp } from '../netns';
 import { dialWithRetry } from '../proxy/dial';
 import { type Client, type TcpHead, openTcpHead } from '../proxy/head';
 import { type Origin, proxyHeader } from '../proxy/proxyproto';
-import { UdpRelay } from '../proxy/udp';
+import { type DatagramUpstream, UdpRelay } from '../proxy/udp';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
 import { TriggerStats, UdpTotals, accessLog, tailHealth, tcpTraffic } from './stats';
 import type { ContainerFollower, Side } from './follow';
 import { bindStreamHead, pointStreamTail, releaseStreamHead } from './streamends';
+import { PeerSessions, openPeerSession } from './udpremote';
 
 /**
  * Where a segment's tail is: a local endpoint, or a segment on a peer reached by attach
@@ -49,6 +50,8 @@ export class Segment {
   /** A unix head's socket file, as bound (removed with the segment, if still that file). */
   private headIdentity: string | undefined;
   private udp: UdpRelay | undefined;
+  /** A UDP segment made for a peer: the sessions its parent carries over attach streams. */
+  private peerSessions: PeerSessions | undefined;
   /** The UDP head's socket while it is open (-1 after). */
   private udpFd = -1;
   private udpSocket: dgram.Socket | undefined;
@@ -132,6 +135,7 @@ export class Segment {
       this.boundPort = this.udpSocket.address().port;
       this.unlisten = () => this.closeUdpHead();
       this.stack.defer(() => this.closeUdpHead());
+      this.stack.defer(() => this.peerSessions?.close());
     }
     const follow = this.followEnd('head', head);
     if (follow) this.stack.add(follow);
@@ -225,6 +229,7 @@ export class Segment {
     }
     this.tcpHead?.setTail(null); // every new connection comes to serve(), which waits
     this.udp?.endSessions(); // their upstream sockets are in the dead namespace
+    this.peerSessions?.endSessions();
     if (!this.tailBack) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => (resolve = r));
@@ -403,9 +408,19 @@ export class Segment {
 
   /**
    * Accept a stream handed over by a peer's attach, as if it had connected to the head
-   * (`origin`: the client it carries, as the peer said).
+   * (`origin`: the client it carries, as the peer said); for a UDP segment, one session of
+   * datagrams (udpremote.ts).
    */
   attach(stream: Duplex, ready: (err?: unknown) => void, origin?: Origin): void {
+    if (this.head.proto === 'udp') {
+      this.peerSessions ??= new PeerSessions(
+        () => this.openUdpSocket(),
+        this.ctx.udpIdleMs,
+        this.ctx.maxUdpSessions,
+      );
+      void this.peerSessions.serve(stream, ready);
+      return;
+    }
     const client = this.tcpHead?.adopt(stream, origin);
     if (!client) {
       ready(new WormholeError('REFUSED', `segment ${this.id} is at its connection limit`));
@@ -414,7 +429,17 @@ export class Segment {
     void this.serve(client, ready);
   }
 
-  private async openUdpUpstream(): Promise<dgram.Socket> {
+  /** A session's upstream: a socket to the local tail, or a stream to the peer's segment. */
+  private async openUdpUpstream(): Promise<DatagramUpstream> {
+    await this.ensureTriggered();
+    const tail = this.tail!;
+    if (tail.kind === 'peer')
+      return openPeerSession(this.ctx.peers, tail.host, tail.id, this.ctx.dialTimeoutMs);
+    return this.openUdpSocket();
+  }
+
+  /** A UDP socket connected to the local tail, made in its namespace. */
+  private async openUdpSocket(): Promise<dgram.Socket> {
     await this.ensureTriggered();
     await this.tailRunning();
     const tail = this.tail!;
@@ -467,7 +492,7 @@ export class Segment {
     }
     const h = this.head;
     const stats = this.tcpHead?.stats();
-    const traffic = stats ? tcpTraffic(stats) : this.udpTotals.traffic(this.udp);
+    const traffic = stats ? tcpTraffic(stats) : this.udpTotals.traffic(this.udp, this.peerSessions);
     const [okAt, failedAt, lastError] = stats
       ? [stats.dialOkAt, stats.dialFailedAt, this.lastDialError]
       : [this.udp?.openOkAt ?? 0, this.udp?.openFailedAt ?? 0, this.udp?.lastError];

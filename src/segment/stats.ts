@@ -8,7 +8,7 @@ import type { SegmentInfo } from '../api/protocol';
 import type { Logger } from '../common/log';
 import type { GroupStats } from '../proxy/engine';
 import type { ConnectionEnd } from '../proxy/head';
-import type { UdpRelay } from '../proxy/udp';
+import type { UdpCounters } from '../proxy/udp';
 
 type Traffic = NonNullable<SegmentInfo['traffic']>;
 type TriggerInfo = NonNullable<SegmentInfo['trigger']>;
@@ -36,7 +36,7 @@ export class UdpTotals {
   private lastActive = 0;
 
   /** A relay is closed: keep what it counted. */
-  retire(r: UdpRelay): void {
+  retire(r: UdpCounters): void {
     const b = this.before;
     b.total += r.total;
     b.refused += r.refused;
@@ -48,19 +48,21 @@ export class UdpTotals {
     this.lastActive = Math.max(this.lastActive, r.lastActive);
   }
 
-  traffic(r: UdpRelay | undefined): Traffic {
+  /** The counts so far: those kept, and those of the relays live now (the head's, a peer's sessions). */
+  traffic(...live: (UdpCounters | undefined)[]): Traffic {
     const b = this.before;
-    const last = Math.max(this.lastActive, r?.lastActive ?? 0);
+    const sum = (f: (r: UdpCounters) => number): number => live.reduce((n, r) => n + (r ? f(r) : 0), 0);
+    const last = Math.max(this.lastActive, ...live.map((r) => r?.lastActive ?? 0));
     return {
-      open: r?.size ?? 0,
-      total: b.total + (r?.total ?? 0),
-      refused: b.refused + (r?.refused ?? 0),
-      bytesUp: b.bytesUp + (r?.bytesUp ?? 0),
-      bytesDown: b.bytesDown + (r?.bytesDown ?? 0),
-      dialFailures: b.failures + (r?.openFailures ?? 0),
+      open: sum((r) => r.size),
+      total: b.total + sum((r) => r.total),
+      refused: b.refused + sum((r) => r.refused),
+      bytesUp: b.bytesUp + sum((r) => r.bytesUp),
+      bytesDown: b.bytesDown + sum((r) => r.bytesDown),
+      dialFailures: b.failures + sum((r) => r.openFailures),
       lastActive: last > 0 ? last : null,
-      datagramsUp: b.up + (r?.datagramsUp ?? 0),
-      datagramsDown: b.down + (r?.datagramsDown ?? 0),
+      datagramsUp: b.up + sum((r) => r.datagramsUp),
+      datagramsDown: b.down + sum((r) => r.datagramsDown),
     };
   }
 }

@@ -23,6 +23,18 @@ function exchangeIn(netns: string, port: number, data: string): Promise<string> 
   });
 }
 
+/** One datagram from inside a namespace (socat, a fresh source port each time), and the answer. */
+function udpExchangeIn(netns: string, target: string, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = execFile(
+      'ip',
+      ['netns', 'exec', netns, 'socat', '-t', '2', '-', `UDP:${target}`],
+      (err, stdout) => (err ? reject(err) : resolve(stdout)),
+    );
+    p.stdin?.end(data);
+  });
+}
+
 describe('remote segments between two hosts', () => {
   const suite = suiteCleanup(after);
   let hosts: ReturnType<typeof withHostPair>;
@@ -76,6 +88,57 @@ describe('remote segments between two hosts', () => {
 
     assert.equal((await a.cli('delete', id)).code, 0);
     assert.equal((await b.cli('list')).stdout, '', 'the remote child is gone');
+  });
+
+  it('carries UDP over remote: a session per client address, ended when idle, never in clear text', async (t) => {
+    // a daemon pair of its own, with sessions that go idle after a second
+    const key = randomBytes(20).toString('hex');
+    const quick = { key, port: 9997, args: ['--udp-idle', '1'] };
+    const qa = await startDaemon(t, { netns: hosts.a, ...quick });
+    const qb = await startDaemon(t, { netns: hosts.b, ...quick });
+    await startService(t, hosts.b, 'udp-echo', '127.0.0.1', 5440);
+    const c = await qa.cli(
+      'create',
+      'url',
+      'udp://:6640',
+      'remote',
+      `${hosts.ipB}:9997`,
+      'tail',
+      'url',
+      'udp://:5440',
+    );
+    assert.equal(c.code, 0, c.stderr);
+
+    const marker = `UDPMARK-${randomBytes(8).toString('hex')}`;
+    const cap = await startCapture(t, hosts.a, hosts.vethA);
+    assert.equal(await udpExchangeIn(hosts.a, '127.0.0.1:6640', `${marker}-1`), `${marker}-1`);
+    assert.equal(await udpExchangeIn(hosts.a, '127.0.0.1:6640', `${marker}-2`), `${marker}-2`);
+    const bytes = await cap.stop();
+    assert.ok(bytes.length > 200, `the capture saw the traffic (${bytes.length} bytes)`);
+    assert.ok(!bytes.includes(Buffer.from(marker)), 'no datagram crossed the link in clear text');
+
+    type Seg = {
+      remote: boolean;
+      traffic: { open: number; total: number; datagramsUp: number; datagramsDown: number };
+    };
+    const traffic = async (d: TestDaemon): Promise<Seg['traffic']> =>
+      (JSON.parse((await d.cli('list', '--json')).stdout) as Seg[])[0].traffic;
+    // two client addresses (socat's two source ports): two sessions on each side
+    const [here, there] = [await traffic(qa), await traffic(qb)];
+    assert.deepEqual([here.total, here.datagramsUp, here.datagramsDown], [2, 2, 2]);
+    assert.deepEqual([there.total, there.datagramsUp, there.datagramsDown], [2, 2, 2]);
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal((await traffic(qa)).open, 0, 'the sessions ended after --udp-idle');
+    assert.equal((await traffic(qb)).open, 0, 'and so did their streams on the peer');
+
+    // the same marker in a plain datagram on the link is seen: the check can fail
+    await startService(t, hosts.b, 'udp-echo', hosts.ipB, 5441);
+    const plain = await startCapture(t, hosts.a, hosts.vethA);
+    assert.equal(await udpExchangeIn(hosts.a, `${hosts.ipB}:5441`, marker), marker);
+    assert.ok(
+      (await plain.stop()).includes(Buffer.from(marker)),
+      'a clear-text marker is seen by the capture',
+    );
   });
 
   it('survives a reset on the remote leg: the client sees the connection end, both daemons go on', async (t) => {
