@@ -313,3 +313,53 @@ for (const mover of ['engine', 'javascript'] as const) {
     });
   });
 }
+
+describe('a unix head across a crash, a restart and a takeover', () => {
+  const suite = suiteCleanup(after);
+
+  it('is bound again over the stale file a crash left, kept by a takeover, removed by the last delete', async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whu-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const port = await freePort();
+    await startService(t, null, 'tcp-echo', '127.0.0.1', port);
+    const sock = path.join(dir, 'kept.sock');
+    let d = await startDaemon(suite);
+    const r = await d.cli(
+      'create',
+      'id',
+      'kept',
+      'url',
+      `unix://${sock}?mode=0600`,
+      'tail',
+      'url',
+      `:${port}`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await unixExchange(sock, 'one'), 'onebye');
+
+    // killed: the file stays, nobody listens; the next daemon replaces it
+    await d.stop('SIGKILL');
+    assert.ok(fs.statSync(sock).isSocket(), 'a crash leaves the file');
+    d = await startDaemon(suite, { dir: d.dir });
+    assert.equal(await unixExchange(sock, 'two'), 'twobye');
+    assert.equal(fs.statSync(sock).mode & 0o777, 0o600, 'with the mode asked for');
+
+    // stopped: the file goes with the daemon's segments, and comes back with the next one
+    assert.equal((await d.stop()).code, 0);
+    assert.ok(!fs.existsSync(sock), 'a clean stop removes it');
+    d = await startDaemon(suite, { dir: d.dir });
+    assert.equal(await unixExchange(sock, 'three'), 'threebye');
+
+    // taken over: the same socket goes on, from the new daemon, which removes it at delete
+    const next = await startDaemon(suite, {
+      dir: d.dir,
+      port: Number(d.tcp.split(':').pop()),
+      takeover: true,
+    });
+    assert.equal(await d.exited(), 0);
+    assert.ok(fs.existsSync(sock), 'the old daemon leaves the file to its successor');
+    assert.equal(await unixExchange(sock, 'four'), 'fourbye');
+    assert.equal((await next.cli('delete', 'kept')).code, 0);
+    assert.ok(!fs.existsSync(sock), 'the successor removes it');
+  });
+});

@@ -11,7 +11,9 @@ export const create: Command = {
 Actions, read left to right (see the README for the whole grammar):
   id ID              the segment's id (default: a random UUID)
   url URL            [tcp|udp://][NS@][host][:port]; NS is an 'ip netns' name or a path
-                     like /proc/PID/ns/net
+                     like /proc/PID/ns/net; or a unix socket: unix://[NS@]/PATH (in the
+                     end's filesystem: a container's with docker-ns), unix://[NS@]@NAME
+                     (abstract), a head's file mode as ?mode=0600 (default 0660)
   docker-ns [ID]     the namespace of a running container (none: the host's own)
   docker-run ARGS    start a container (image, then its command) and use its namespace
   tail               the following actions set the tail
@@ -21,14 +23,17 @@ Actions, read left to right (see the README for the whole grammar):
   remote HOST        the child segment lives on the peer HOST
   tunnel HOST        an encrypted L3 tunnel to HOST, then as remote through it
   udptunnel HOST     as tunnel, carried in UDP
+  proxy-protocol V   (tail) each connection to the tail starts with a PROXY v1 or v2 header
 
-Defaults: head tcp://127.0.0.1, tail = head's protocol and port on 127.0.0.1.
+Defaults: head tcp://127.0.0.1, tail = head's protocol and port on 127.0.0.1. tcp and unix
+join each other; udp joins only udp.
 Prints "ID URL", URL being where the head listens. --json (before the actions) prints
 {"id": ID, "url": URL, "segments": [{"id": ID, "url": URL}, ...]}: the segment, then every
 segment made with it (its children).
 
   wormhole create url :8080 tail url :80
   wormhole create url :3306 docker-ns tail docker-ns $mysql
+  wormhole create url :3306 tail url unix:///run/mysqld/mysqld.sock docker-ns $mysql
   wormhole create url :80 trigger docker-run wormhole/wordpress child url :3306 trigger docker-run wormhole/mysql`,
   async run(args, ctx) {
     const actions = tokenize(commandArgs(this, args).positional);
