@@ -1,7 +1,8 @@
 /**
  * The measurements, each against a TCP port: throughput (iperf3), new connections per
  * second, round-trip latency on one open connection, and memory with idle connections open.
- * Every wait is bounded: a proxy that stops answering fails its row, not the run.
+ * Every wait is bounded: a proxy that stops answering fails its row, not the run. The
+ * connection rate and the latency also take a unix socket's path as `host` (port unused).
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -46,9 +47,14 @@ function bounded(s: net.Socket, host: string, port: number, reject: (e: Error) =
   return s;
 }
 
+/** Where to connect: host:port, or a unix socket when `host` is a path. */
+function target(host: string, port: number): net.NetConnectOpts {
+  return host.startsWith('/') ? { path: host } : { host, port };
+}
+
 function oneConnection(host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const s = bounded(net.connect({ host, port }), host, port, reject);
+    const s = bounded(net.connect(target(host, port)), host, port, reject);
     s.setNoDelay(true);
     s.once('connect', () => s.write('x'));
     s.once('data', () => {
@@ -84,7 +90,7 @@ export async function connectionRate(
 /** 1-byte ping-pong `rounds` times on one connection: p50 and p99 in microseconds. */
 export function latency(host: string, port: number, rounds: number): Promise<{ p50: number; p99: number }> {
   return new Promise((resolve, reject) => {
-    const s = bounded(net.connect({ host, port }), host, port, reject);
+    const s = bounded(net.connect(target(host, port)), host, port, reject);
     s.setNoDelay(true);
     const samples: number[] = [];
     let sent = 0n;

@@ -3,6 +3,7 @@
  * targets (issue 8) as ratios between rows of the same run, each met or missed.
  */
 import type { RestartPath, ServeAgain } from './scenes/restart';
+import type { UdpRow } from './scenes/sockets';
 
 /** One path through one scene. A value left undefined was not measured (printed '–'). */
 export interface Row {
@@ -38,14 +39,15 @@ function withNotes<R extends { path: string; notes?: string[] }>(
 
 /** A scene's table: throughput, connection rate, latency and memory at each idle count. */
 export function sceneTable(rows: Row[], idleCounts: number[]): string {
-  const idleHeads = idleCounts.map((n) => `MiB, ${thousands(n)} idle`);
+  // (no idle counts: a table without memory columns)
+  const idleHeads = idleCounts.map((n) => ` MiB, ${thousands(n)} idle |`);
   const head = [
-    `| path | Gbit/s | new conn/s | p50 (µs) | p99 (µs) | ${idleHeads.join(' | ')} |`,
+    `| path | Gbit/s | new conn/s | p50 (µs) | p99 (µs) |${idleHeads.join('')}`,
     `|---|---|---|---|---|${idleCounts.map(() => '---|').join('')}`,
   ];
   const body = withNotes(rows, (r, name) => {
-    const mem = idleCounts.map((n) => f(r.idleMiB?.[n], 1));
-    return `| ${name} | ${f(r.gbps, 2)} | ${f(r.connsPerSec, 0)} | ${f(r.p50us, 0)} | ${f(r.p99us, 0)} | ${mem.join(' | ')} |`;
+    const mem = idleCounts.map((n) => ` ${f(r.idleMiB?.[n], 1)} |`);
+    return `| ${name} | ${f(r.gbps, 2)} | ${f(r.connsPerSec, 0)} | ${f(r.p50us, 0)} | ${f(r.p99us, 0)} |${mem.join('')}`;
   });
   return [...head, body].join('\n');
 }
@@ -56,6 +58,20 @@ export function hostsTable(rows: Row[]): string {
   const body = withNotes(
     rows,
     (r, name) => `| ${name} | ${f(r.gbps, 2)} | ${f(r.p50us, 0)} | ${f(r.p99us, 0)} |`,
+  );
+  return [...head, body].join('\n');
+}
+
+/** UDP between two hosts: the echoed rate (1,400-byte datagrams, 32 in flight) and round trips. */
+export function udpTable(rows: UdpRow[]): string {
+  const head = [
+    '| path | Mbit/s echoed | datagrams/s | lost (of the rate run) | p50 (µs) | p99 (µs) |',
+    '|---|---|---|---|---|---|',
+  ];
+  const body = withNotes(
+    rows,
+    (r, name) =>
+      `| ${name} | ${f(r.mbps, 0)} | ${f(r.datagramsPerSec, 0)} | ${f(r.lost, 0)} | ${f(r.p50us, 0)} | ${f(r.p99us, 0)} |`,
   );
   return [...head, body].join('\n');
 }

@@ -10,9 +10,11 @@
  *    and `wormhole ping` between the daemons.
  * 5. Restart under clients (issue 9): wormhole restarted and taken over, docker-proxy and
  *    socat restarted, with a client every 5 ms and a transfer in flight; time to serve again.
+ * 6. Sockets (issue 12): tcp -> unix through wormhole and socat beside the unix socket
+ *    itself; UDP between two hosts over `remote` and through a `tunnel`, beside the link.
  * Then the issue's targets as ratios of this run, met or missed. Prints markdown tables and
  * writes dist/bench-results.json. Rows: bench/scenes/*; proxies: bench/peers.ts.
- * `--only restart` (or a comma list of local, cold-start, two-hosts, restart) runs those
+ * `--only restart` (or a comma list of local, cold-start, two-hosts, restart, sockets) runs those
  * scenes alone; the targets are printed only when the scenes they compare have run.
  */
 import { spawnSync } from 'node:child_process';
@@ -31,11 +33,13 @@ import {
   type Target,
   target,
   targetsTable,
+  udpTable,
 } from './report';
 import { coldStart } from './scenes/cold-start';
 import { acrossNamespaces, oneNamespace } from './scenes/local';
 import { measureScenes } from './scenes/paths';
 import { restart } from './scenes/restart';
+import { tcpToUnix, udpTwoHosts } from './scenes/sockets';
 import { twoHosts } from './scenes/two-hosts';
 
 /** Open files this run and its children need: 10,000 idle connections are 20,000 in a proxy. */
@@ -74,7 +78,7 @@ function memoryTarget(scene: string, wh: Row | undefined, dp: Row | undefined): 
   return target(what, n ? ratio(wh?.idleMiB?.[n], dp?.idleMiB?.[n]) : undefined, '<=', 1.0);
 }
 
-const SCENES = ['local', 'cold-start', 'two-hosts', 'restart'];
+const SCENES = ['local', 'cold-start', 'two-hosts', 'restart', 'sockets'];
 
 /** The scenes `--only A[,B]` names (every scene without it); exits on a name it does not know. */
 function scenesWanted(): Set<string> {
@@ -157,6 +161,23 @@ async function main(): Promise<void> {
       const times = cfg.quick ? 'one restart and one takeover' : 'median of 3 restarts and 3 takeovers';
       console.log(`\n### Time to serve again, segments kept in the state directory (${times})\n`);
       console.log(serveAgainTable(r.serveAgain));
+    }
+
+    if (want.has('sockets')) {
+      const unix = await tcpToUnix(cfg);
+      await stopAll();
+      const udp = await udpTwoHosts(cfg);
+      await stopAll();
+      results.sockets = { tcpToUnix: unix, udpTwoHosts: udp };
+      const rounds = cfg.repeats > 1 ? `; median of ${cfg.repeats} rounds` : '';
+      console.log(
+        `\n### tcp -> unix (a TCP port to a unix echo and a unix sink on one host; sink ${cfg.seconds} s; ${cfg.conns} connections, 8 in flight; ${cfg.rounds} round trips${rounds})\n`,
+      );
+      console.log(sceneTable(unix, []));
+      console.log(
+        `\n### UDP between two hosts (a UDP echo on the second; 1,400-byte datagrams, 32 in flight, ${cfg.seconds} s${rounds})\n`,
+      );
+      console.log(udpTable(udp));
     }
 
     if (!two || !want.has('local')) return;
