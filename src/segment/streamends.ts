@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { type Protocol, isStream } from '../api/url';
-import { WormholeError, errorMessage } from '../common/errors';
+import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import {
   connectTcp,
@@ -51,9 +51,11 @@ export async function releaseStreamHead(
   log: Logger,
 ): Promise<void> {
   if (head.proto !== 'unix' || !identity) return;
-  await removeUnix(head.ns, head.path!, identity).catch((err: unknown) =>
-    log.warn({ path: head.path, err: errorMessage(err) }, 'unix head socket file not removed'),
-  );
+  await removeUnix(head.ns, head.path!, identity).catch((err: unknown) => {
+    // a root or directory that is gone (the head's container was removed): nothing to remove
+    if (errnoCode(err) !== 'ENOENT')
+      log.warn({ path: head.path, err: errorMessage(err) }, 'unix head socket file not removed');
+  });
 }
 
 /**
