@@ -3,7 +3,8 @@ import { formatUrl } from '../../api/url';
 import { UsageError } from '../../common/errors';
 import { type Command, withDaemon } from '../command';
 
-function endpoint(e: EndpointInfo | null): string {
+/** An end as `list` and `top` show it: its URL, `peer:HOST` for a remote one, `-` for none. */
+export function endpoint(e: EndpointInfo | null): string {
   if (!e) return '-';
   if (e.peer) return `peer:${e.peer}`;
   const ns = e.container ? `docker:${e.container.slice(0, 12)}` : (e.ns ?? undefined);
