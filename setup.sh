@@ -11,6 +11,7 @@ packages=(
   wireguard-tools   # wg
   iptables
   socat iperf3 tcpdump openssh-client openssh-server   # tests and bench peers
+  tmux              # a real terminal for 'wormhole top' (test/e2e/top)
   passt             # pasta: the bench's peer across namespaces (rootless Podman's port forwarder)
   mariadb-client    # the seed's 'mysql -u root -h 127.0.0.1'
   debootstrap busybox-static   # test images are built locally
