@@ -4,6 +4,7 @@
  * --once. Each refresh is one `list` call on one kept connection, reconnected when the daemon
  * goes away; the rates are the differences of two samples over the time between them.
  */
+import { size } from '../format';
 import type { SegmentInfo } from '../../api/protocol';
 import type { Connection } from '../../client';
 import { WormholeError, errorMessage } from '../../common/errors';
@@ -92,21 +93,8 @@ export function topRows(prev: Sample | undefined, cur: Sample): TopRow[] {
   );
 }
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-
-/** A size for people: `512 B`, `1.2 KiB`, `340.0 MiB` (powers of 1024). */
-export function formatBytes(n: number): string {
-  let v = n;
-  let unit = 0;
-  while (v >= 1024 && unit < UNITS.length - 1) {
-    v /= 1024;
-    unit++;
-  }
-  if (unit === 0) return `${Math.round(v)} B`;
-  // 1023.96 KiB would print as 1024.0 KiB: that is 1.0 MiB
-  if (Number(v.toFixed(1)) >= 1024 && unit < UNITS.length - 1) return `1.0 ${UNITS[unit + 1]}`;
-  return `${v.toFixed(1)} ${UNITS[unit]}`;
-}
+/** A size for people (shared with list: src/cli/format.ts). */
+export const formatBytes = size;
 
 /** A byte rate for people, `1.2 MiB/s`; `-` while there is none yet. */
 export function formatRate(perSec: number | null): string {
