@@ -22,6 +22,8 @@ export interface Draft {
   container?: string;
   /** That container's full id when it was looked up (events name containers by it). */
   containerId?: string;
+  /** `docker-label KEY=VALUE`: every running container with the label is a tail. */
+  label?: string;
 }
 
 /** A fully resolved local end. */

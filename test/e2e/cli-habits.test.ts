@@ -4,6 +4,7 @@
  * prints (errors too, with the daemon's code), COMMAND --help, one-line usage errors, and
  * the bash completion script run in bash.
  */
+import { VERBS } from '../../src/api/grammar';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -497,22 +498,8 @@ printf '%s\\n' "\${COMPREPLY[@]}"`,
         ['wormhole tunnel-create --', ['--help', '--json', '--udp']],
         ['wormhole top -', ['--help', '--json', '--once']],
         ['wormhole completion ', ['bash']],
-        [
-          'wormhole create ',
-          [
-            'id',
-            'url',
-            'docker-ns',
-            'docker-run',
-            'tail',
-            'trigger',
-            'child',
-            'chain',
-            'remote',
-            'tunnel',
-            'udptunnel',
-          ],
-        ],
+        // every action word of the grammar, in its order
+        ['wormhole create ', [...VERBS]],
         ['wormhole create url :8080 t', ['tail', 'trigger', 'tunnel']],
         ['wormhole create url ', []],
         ['wormhole create url :80 --', [], undefined], // flags only before the actions

@@ -43,7 +43,7 @@ export function listRows(segments: SegmentInfo[], now = Date.now()): string[] {
     return [
       s.id,
       s.state === 'failed' ? s.url : endpoint(s.head),
-      endpoint(s.tail),
+      (s.tails?.length ?? 0) > 1 ? `${endpoint(s.tail)} +${(s.tails?.length ?? 1) - 1}` : endpoint(s.tail),
       s.state,
       t ? String(t.open) : '-',
       t ? String(t.total) : '-',
