@@ -120,5 +120,8 @@ export function checkNotSelf(head: Endpoint, boundPort: number, tail: Endpoint):
 
 /** A URL for display: `tcp://[ns@]host:port`. */
 export function describe(e: Endpoint, port = e.port): string {
-  return formatUrl(e.proto, e.host, port, e.container ? `docker:${e.container.slice(0, 12)}` : e.nsLabel);
+  // a full container id is shortened as docker does; a name is shown as it is
+  const container =
+    e.container && /^[0-9a-f]{64}$/.test(e.container) ? e.container.slice(0, 12) : e.container;
+  return formatUrl(e.proto, e.host, port, container ? `docker:${container}` : e.nsLabel);
 }
