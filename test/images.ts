@@ -4,21 +4,26 @@
  * registry is needed): wormhole-test/echo (busybox and an echo server), wormhole/mysql
  * (MariaDB on 127.0.0.1:3306, root without a password) and wormhole/wordpress (a page that
  * shows what it reads from 127.0.0.1:3306). An image whose recipe did not change is kept, so a
- * second run takes seconds. It needs a running Docker engine, and the first time Debian's
- * mirror (the MariaDB images are made from a debootstrap root).
+ * second run takes seconds. It needs Docker's engine: one that runs is used; else dockerd is
+ * started for the build and stopped again (as the tests do; the images stay). The first time it
+ * also needs Debian's mirror (the MariaDB images are made from a debootstrap root).
  */
-import { APP_IMAGE, DB_IMAGE, ECHO_IMAGE, ensureTestImages, run } from './helpers/docker';
+import {
+  APP_IMAGE,
+  DB_IMAGE,
+  ECHO_IMAGE,
+  ensureDockerd,
+  ensureTestImages,
+  stopDockerdIfStarted,
+} from './helpers/docker';
 
 async function main(): Promise<void> {
   try {
-    await run('docker', ['version', '--format', '{{.Server.Version}}'], '', { timeoutMs: 10_000 });
-  } catch {
-    process.stderr.write(
-      'npm run images: no Docker engine answers: start one (systemctl start docker), then run it again\n',
-    );
-    process.exit(1);
+    await ensureDockerd();
+    await ensureTestImages();
+  } finally {
+    await stopDockerdIfStarted();
   }
-  await ensureTestImages();
   process.stdout.write(
     `images ready: ${ECHO_IMAGE}, ${DB_IMAGE} (wormhole/mysql), ${APP_IMAGE} (wormhole/wordpress)\n`,
   );
