@@ -14,8 +14,9 @@
  *    itself; UDP between two hosts over `remote` and through a `tunnel`, beside the link.
  * Then the issue's targets as ratios of this run, met or missed. Prints markdown tables and
  * writes dist/bench-results.json. Rows: bench/scenes/*; proxies: bench/peers.ts.
- * `--only restart` (or a comma list of local, cold-start, two-hosts, restart, sockets) runs those
- * scenes alone; the targets are printed only when the scenes they compare have run.
+ * `--only restart` (or a comma list of local, cold-start, two-hosts, restart, balance,
+ * sockets) runs those scenes alone; the targets are printed only when the scenes they compare
+ * have run.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -35,6 +36,7 @@ import {
   targetsTable,
   udpTable,
 } from './report';
+import { balance } from './scenes/balance';
 import { coldStart } from './scenes/cold-start';
 import { acrossNamespaces, oneNamespace } from './scenes/local';
 import { measureScenes } from './scenes/paths';
@@ -78,7 +80,7 @@ function memoryTarget(scene: string, wh: Row | undefined, dp: Row | undefined): 
   return target(what, n ? ratio(wh?.idleMiB?.[n], dp?.idleMiB?.[n]) : undefined, '<=', 1.0);
 }
 
-const SCENES = ['local', 'cold-start', 'two-hosts', 'restart', 'sockets'];
+const SCENES = ['local', 'cold-start', 'two-hosts', 'restart', 'balance', 'sockets'];
 
 /** The scenes `--only A[,B]` names (every scene without it); exits on a name it does not know. */
 function scenesWanted(): Set<string> {
@@ -161,6 +163,21 @@ async function main(): Promise<void> {
       const times = cfg.quick ? 'one restart and one takeover' : 'median of 3 restarts and 3 takeovers';
       console.log(`\n### Time to serve again, segments kept in the state directory (${times})\n`);
       console.log(serveAgainTable(r.serveAgain));
+    }
+
+    if (want.has('balance')) {
+      const rows = await balance(cfg);
+      results.balance = rows;
+      await stopAll();
+      console.log(
+        `\n### Several tails and the access log (new connections/s, one namespace, median of ${cfg.repeats})\n`,
+      );
+      console.log('| path | conn/s | vs one tail |\n| --- | --- | --- |');
+      const one = rows[0].connsPerSec;
+      for (const r of rows)
+        console.log(
+          `| ${r.path} | ${Math.round(r.connsPerSec).toLocaleString('en-US')} | ${(r.connsPerSec / one).toFixed(2)}x |`,
+        );
     }
 
     if (want.has('sockets')) {

@@ -59,15 +59,16 @@ export interface NativeBinding {
   /** Stop accepting (the listening fd is closed); open connections go on. */
   groupUnlisten(engine: EngineHandle, group: GroupHandle): void;
   /**
-   * Set the tail the engine dials, or none (nsFd null). nsFd -1: its own namespace (the
-   * engine dups the fds it is given). family 0 is unix: address "@name" (in nsFd's
-   * namespace) or "/path" (looked up at each dial inside rootFd's tree). proxy: the PROXY
-   * protocol version each connection starts with (0: none).
+   * Set a tail slot the engine dials (slot 0..63), or empty it (nsFd null). nsFd -1: its own
+   * namespace (the engine dups the fds it is given). family 0 is unix: address "@name" (in
+   * nsFd's namespace) or "/path" (looked up at each dial inside rootFd's tree). proxy: the
+   * PROXY protocol version each connection to this tail starts with (0: none).
    */
-  groupTail(engine: EngineHandle, group: GroupHandle, nsFd: null): void;
+  groupTail(engine: EngineHandle, group: GroupHandle, slot: number, nsFd: null): void;
   groupTail(
     engine: EngineHandle,
     group: GroupHandle,
+    slot: number,
     nsFd: number,
     family: 4 | 6 | 0,
     address: string,
@@ -75,6 +76,12 @@ export interface NativeBinding {
     rootFd: number,
     proxy: 0 | 1 | 2,
   ): void;
+  /** A slot's health: a failed tail gets no new connection while another is up. */
+  groupHealth(engine: EngineHandle, group: GroupHandle, slot: number, up: boolean): void;
+  /** 0 round-robin, 1 least-conn, 2 source. */
+  groupBalance(engine: EngineHandle, group: GroupHandle, policy: number): void;
+  /** [open, total, failed, okAt, failedAt, set] per slot, up to the last slot ever set. */
+  groupTailStats(group: GroupHandle): Float64Array;
   /** Dial the tail for a client fd handed back earlier; the engine owns fd until it hands it back. */
   groupDial(engine: EngineHandle, group: GroupHandle, fd: number): void;
   /** Join two connected sockets (the engine dups both fds); the connection's id. */

@@ -115,18 +115,20 @@ export class EngineGroup {
   }
 
   /**
-   * Where the engine dials: a host:port made from inside the namespace nsFd (-1: its own),
-   * or a unix `path` (`@name` in nsFd's namespace; `/path` inside the root rootFd); each
-   * connection starting with a PROXY protocol header when `proxy` is given.
+   * Where the engine dials, in one of the group's tail slots: a host:port made from inside the
+   * namespace nsFd (-1: its own), or a unix `path` (`@name` in nsFd's namespace; `/path`
+   * inside the root rootFd); each connection to it starting with a PROXY protocol header when
+   * `proxy` is given. null empties the slot.
    */
-  setTail(tail: EngineTail | null): void {
+  setTail(slot: number, tail: EngineTail | null): void {
     if (this.closing) return;
     const { engine, handle } = this;
-    if (tail === null) native().groupTail(engine.handle, handle, null);
+    if (tail === null) native().groupTail(engine.handle, handle, slot, null);
     else if (tail.path !== undefined)
       native().groupTail(
         engine.handle,
         handle,
+        slot,
         tail.nsFd,
         0,
         tail.path,
@@ -138,6 +140,7 @@ export class EngineGroup {
       native().groupTail(
         engine.handle,
         handle,
+        slot,
         tail.nsFd,
         tail.host.includes(':') ? 6 : 4,
         tail.host,
@@ -145,6 +148,31 @@ export class EngineGroup {
         -1,
         tail.proxy ?? 0,
       );
+  }
+
+  /** How the engine picks among the tails: 0 round-robin, 1 least-conn, 2 source. */
+  setBalance(policy: number): void {
+    if (!this.closing) native().groupBalance(this.engine.handle, this.handle, policy);
+  }
+
+  /** A health check of a slot's tail passed or failed. */
+  setHealth(slot: number, up: boolean): void {
+    if (!this.closing) native().groupHealth(this.engine.handle, this.handle, slot, up);
+  }
+
+  /** Each slot's counters as the engine keeps them (null: an empty slot). */
+  tailStats(): ({ open: number; total: number; failed: number; okAt: number; failedAt: number } | null)[] {
+    if (this.closing) return [];
+    const v = native().groupTailStats(this.handle);
+    const out: ({ open: number; total: number; failed: number; okAt: number; failedAt: number } | null)[] =
+      [];
+    for (let i = 0; i + 5 < v.length; i += 6)
+      out.push(
+        v[i + 5]
+          ? { open: v[i], total: v[i + 1], failed: v[i + 2], okAt: v[i + 3], failedAt: v[i + 4] }
+          : null,
+      );
+    return out;
   }
 
   /** Dial the tail for a client fd that came back by handoff (answered by dialed or handoff). */

@@ -30,6 +30,8 @@ export interface Draft {
   mode?: number;
   /** A tail's PROXY protocol version: each connection to it starts with the header. */
   proxy?: 1 | 2;
+  /** `docker-label KEY=VALUE`: every running container with the label is a tail. */
+  label?: string;
 }
 
 /** A fully resolved local end. */
@@ -197,7 +199,10 @@ export function checkNotSelf(head: Endpoint, boundPort: number, tail: Endpoint):
 
 /** A URL for display: `tcp://[ns@]host:port`, `unix://[ns@]/path`. */
 export function describe(e: Endpoint, port = e.port): string {
-  const ns = e.container ? `docker:${e.container.slice(0, 12)}` : e.nsLabel;
+  // a full container id is shortened as docker does; a name is shown as it is
+  const container =
+    e.container && /^[0-9a-f]{64}$/.test(e.container) ? e.container.slice(0, 12) : e.container;
+  const ns = container ? `docker:${container}` : e.nsLabel;
   if (e.proto === 'unix') return formatUnixUrl(e.path ?? '', ns);
   return formatUrl(e.proto, e.host, port, ns);
 }

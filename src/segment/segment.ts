@@ -19,6 +19,8 @@ import { type DatagramUpstream, UdpRelay } from '../proxy/udp';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
 import { TriggerStats, UdpTotals, accessLog, tailHealth, tcpTraffic } from './stats';
+import { TailSet } from './tailset';
+import type { Policy } from '../proxy/balance';
 import type { ContainerFollower, Side } from './follow';
 import { bindStreamHead, pointStreamTail, releaseStreamHead } from './streamends';
 import { PeerSessions, openPeerSession } from './udpremote';
@@ -29,7 +31,9 @@ import { PeerSessions, openPeerSession } from './udpremote';
  */
 export type Tail =
   | { kind: 'local'; ep: Endpoint }
-  | { kind: 'peer'; host: string; id: string; proto: Protocol; proxy?: 1 | 2 };
+  | { kind: 'peer'; host: string; id: string; proto: Protocol; proxy?: 1 | 2 }
+  /** Several tails (`also`, `docker-label`): their drafts, resolved and followed by a TailSet. */
+  | { kind: 'set'; drafts: Draft[]; head: Draft };
 
 /** Runs a trigger's steps; given by the manager, which knows how to apply steps. */
 export type TriggerRunner = (seg: Segment, steps: Step[], scope: DisposableStack) => Promise<Tail>;
@@ -43,8 +47,14 @@ export class Segment {
   boundPort = 0;
   /** The drafts after the create-time steps; a trigger starts from these. */
   headDraft: Draft = {};
-  tailDraft: Draft = {};
+  /** The tails' drafts (more than one after `also`). */
+  tailDrafts: Draft[] = [{}];
+  /** With several tails: how one is picked, and how often they are checked (null: never). */
+  balance: Policy = 'round-robin';
+  healthMs: number | null = 5000;
   tail: Tail | undefined;
+  /** The tails of a `set` tail. */
+  private tailSet: TailSet | undefined;
   triggerSteps: Step[] | null = null;
   private tcpHead: TcpHead | undefined;
   /** A unix head's socket file, as bound (removed with the segment, if still that file). */
@@ -151,7 +161,7 @@ export class Segment {
     socket.on('error', (err) => this.ctx.log.warn({ segment: this.id, err: err.message }, 'udp head error'));
     this.udp = new UdpRelay(
       socket,
-      () => this.openUdpUpstream(),
+      (client) => this.openUdpUpstream(client),
       this.ctx.udpIdleMs,
       (err) => this.warn.warn({ segment: this.id, err: errorMessage(err) }, 'udp session failed'),
       this.ctx.maxUdpSessions,
@@ -195,8 +205,22 @@ export class Segment {
    */
   private async pointTail(tail: Tail): Promise<void> {
     const head = this.tcpHead;
-    if (head && tail.kind === 'local' && isStream(tail.ep.proto))
+    if (tail.kind === 'set') {
+      this.tailSet?.dispose();
+      const set = new TailSet(
+        { log: this.ctx.log, containers: this.ctx.containers, segment: this.id },
+        head,
+        tail.drafts,
+        tail.head,
+        this.balance,
+        this.healthMs,
+      );
+      this.tailSet = set;
+      this.stack.defer(() => set.dispose());
+      await set.start();
+    } else if (head && tail.kind === 'local' && isStream(tail.ep.proto)) {
       await pointStreamTail(tail.ep, this.ctx.engine !== null, (target) => head.setTail(target));
+    }
     this.tail = tail;
   }
 
@@ -343,6 +367,8 @@ export class Segment {
 
   private tailText(): string {
     if (!this.tail) return '';
+    if (this.tail.kind === 'set')
+      return (this.tailSet?.endpointsNow ?? []).map((e) => describe(e)).join(', ');
     return this.tail.kind === 'local'
       ? describe(this.tail.ep)
       : `peer ${this.tail.host} segment ${this.tail.id}`;
@@ -414,11 +440,13 @@ export class Segment {
   attach(stream: Duplex, ready: (err?: unknown) => void, origin?: Origin): void {
     if (this.head.proto === 'udp') {
       this.peerSessions ??= new PeerSessions(
-        () => this.openUdpSocket(),
+        (client) => this.openUdpSocket(client),
         this.ctx.udpIdleMs,
         this.ctx.maxUdpSessions,
       );
-      void this.peerSessions.serve(stream, ready);
+      // (the client's address, as the head's side said: several tails pick by it)
+      const client = origin && 'host' in origin.src ? origin.src.host : '';
+      void this.peerSessions.serve(stream, ready, client);
       return;
     }
     const client = this.tcpHead?.adopt(stream, origin);
@@ -429,24 +457,30 @@ export class Segment {
     void this.serve(client, ready);
   }
 
-  /** A session's upstream: a socket to the local tail, or a stream to the peer's segment. */
-  private async openUdpUpstream(): Promise<DatagramUpstream> {
+  /** A session's upstream: a socket to a local tail, or a stream to the peer's segment. */
+  private async openUdpUpstream(client: string): Promise<DatagramUpstream> {
     await this.ensureTriggered();
     const tail = this.tail!;
-    if (tail.kind === 'peer')
-      return openPeerSession(this.ctx.peers, tail.host, tail.id, this.ctx.dialTimeoutMs);
-    return this.openUdpSocket();
+    if (tail.kind === 'peer') {
+      const origin: Origin = {
+        src: { host: client, port: 0 },
+        dst: { host: this.head.host, port: this.boundPort },
+      };
+      return openPeerSession(this.ctx.peers, tail.host, tail.id, this.ctx.dialTimeoutMs, origin);
+    }
+    return this.openUdpSocket(client);
   }
 
-  /** A UDP socket connected to the local tail, made in its namespace. */
-  private async openUdpSocket(): Promise<dgram.Socket> {
+  /** A UDP socket connected to a local tail (picked for this client), made in its namespace. */
+  private async openUdpSocket(client: string): Promise<dgram.Socket> {
     await this.ensureTriggered();
     await this.tailRunning();
     const tail = this.tail!;
-    if (tail.kind !== 'local' || tail.ep.proto !== 'udp') {
-      throw new Error('a udp head needs a local udp tail');
+    const ep =
+      tail.kind === 'set' ? this.tailSet?.pickUdp(client) : tail.kind === 'local' ? tail.ep : undefined;
+    if (!ep || ep.proto !== 'udp') {
+      throw new Error(tail.kind === 'set' ? 'no udp tail is there now' : 'a udp head needs a local udp tail');
     }
-    const ep = tail.ep;
     const any = ep.host.includes(':') ? '::' : '0.0.0.0';
     const { socket: up } = await bindUdp(ep.ns, any, 0);
     await new Promise<void>((resolve, reject) => {
@@ -471,8 +505,9 @@ export class Segment {
             ? 'triggering'
             : 'waiting';
     let tail: SegmentInfo['tail'] = null;
-    if (this.tail?.kind === 'local') {
-      const e = this.tail.ep;
+    const first = this.tail?.kind === 'set' ? this.tailSet?.endpointsNow[0] : undefined;
+    if (this.tail?.kind === 'local' || first) {
+      const e = first ?? (this.tail as { ep: Endpoint }).ep;
       tail = {
         proto: e.proto,
         ns: e.nsLabel ?? (e.ns ? e.ns : null),
@@ -515,7 +550,12 @@ export class Segment {
       traffic,
       refused: traffic.refused,
       trigger: this.triggerSteps ? this.triggerStats.info(this.tail !== undefined) : undefined,
-      tails: this.tail ? [tailHealth(this.tailText(), okAt, failedAt, lastError)] : [],
+      tails:
+        this.tail?.kind === 'set'
+          ? (this.tailSet?.info(this.tcpHead?.tailStats() ?? []) ?? [])
+          : this.tail
+            ? [tailHealth(this.tailText(), okAt, failedAt, lastError)]
+            : [],
       containers: [...this.containers],
       down: this.down.size > 0 ? [...this.down].map(([end, container]) => ({ end, container })) : undefined,
     };

@@ -21,6 +21,7 @@ import type { Duplex } from 'node:stream';
 import { WormholeError, errorMessage } from '../common/errors';
 import { dialWithRetry } from '../proxy/dial';
 import { DatagramReader, StreamUpstream, sendDatagram } from '../proxy/dgramstream';
+import type { Origin } from '../proxy/proxyproto';
 import type { DatagramUpstream, UdpCounters } from '../proxy/udp';
 import type { PeerLink } from './context';
 
@@ -30,8 +31,9 @@ export async function openPeerSession(
   host: string,
   id: string,
   dialTimeoutMs: number,
+  origin?: Origin,
 ): Promise<DatagramUpstream> {
-  const stream = await dialWithRetry(() => peers.attach(host, id), `peer ${host}`, dialTimeoutMs);
+  const stream = await dialWithRetry(() => peers.attach(host, id, origin), `peer ${host}`, dialTimeoutMs);
   return new StreamUpstream(stream);
 }
 
@@ -52,13 +54,14 @@ export class PeerSessions implements UdpCounters {
   lastError: string | undefined;
 
   /**
-   * @param openUpstream a UDP socket connected to the tail (may wait for a trigger)
+   * @param openUpstream a UDP socket connected to a tail, picked for a client address (may
+   *   wait for a trigger)
    * @param idleMs a session with no datagram either way for this long ends (the head's side
    *   has its own clock; this one frees the socket of a head that went away unheard)
    * @param maxSessions sessions at most (--max-udp-sessions); past it an attach is refused
    */
   constructor(
-    private readonly openUpstream: () => Promise<dgram.Socket>,
+    private readonly openUpstream: (client: string) => Promise<dgram.Socket>,
     private readonly idleMs: number,
     private readonly maxSessions: number,
   ) {}
@@ -67,8 +70,11 @@ export class PeerSessions implements UdpCounters {
     return this.open.size;
   }
 
-  /** A peer attached a session: answer `ready` once the tail's socket is there, then relay. */
-  async serve(stream: Duplex, ready: (err?: unknown) => void): Promise<void> {
+  /**
+   * A peer attached a session (for `client`, the address it relays for): answer `ready` once
+   * the tail's socket is there, then relay.
+   */
+  async serve(stream: Duplex, ready: (err?: unknown) => void, client = ''): Promise<void> {
     if (this.closed || this.open.size >= this.maxSessions) {
       if (!this.closed) this.refused++;
       ready(new WormholeError('REFUSED', 'too many udp sessions (--max-udp-sessions)'));
@@ -95,7 +101,7 @@ export class PeerSessions implements UdpCounters {
     stream.once('close', end);
     stream.once('end', end);
     try {
-      up = await this.openUpstream();
+      up = await this.openUpstream(client);
     } catch (err) {
       this.openFailures++;
       this.openFailedAt = Date.now();

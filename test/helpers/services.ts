@@ -19,9 +19,11 @@ export function startService(
     | 'tcp-echo'
     | 'udp-echo'
     | 'udp-whoami'
+    | 'udp-port'
     | 'tcp-reset'
     | 'tcp-sha'
     | 'tcp-stall'
+    | 'tcp-port'
     | 'unix-echo'
     | 'unix-hello',
   host: string,

@@ -101,9 +101,12 @@ async function abstractHello(t: Cleanup, ns: string | null, name: string, text: 
 function abstractExchange(ns: string | null, name: string, data: string): Promise<string> {
   const [file, args] = inNs(ns, ['socat', '-t', '2', '-', `ABSTRACT-CONNECT:${name}`]);
   return new Promise((resolve, reject) => {
-    execFile(file, args, (err, stdout, stderr) =>
+    const child = execFile(file, args, (err, stdout, stderr) =>
       err ? reject(new Error(stderr)) : resolve(stdout),
-    ).stdin?.end(data);
+    );
+    // (a socat refused at once may be gone before our bytes are written)
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(data);
   });
 }
 

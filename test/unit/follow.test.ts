@@ -41,6 +41,9 @@ class FakeRuntime implements ContainerRuntime {
   remove(): Promise<void> {
     throw new Error('not used');
   }
+  withLabel(): Promise<ContainerLocation[]> {
+    throw new Error('not used');
+  }
   async namespaceOf(ref: string): Promise<string> {
     return (await this.locate(ref)).nsPath;
   }
