@@ -226,6 +226,31 @@ for (const mover of ['engine', 'javascript'] as const) {
       await assert.rejects(abstractExchange(null, head, 'outside'), /Connection refused/);
     });
 
+    it('balances between unix tails and a TCP one (also), each a tail of its own', async (t) => {
+      const [a, b] = [path.join(dir, 'a.sock'), path.join(dir, 'b.sock')];
+      await startService(t, null, 'unix-hello', a, 'A');
+      await startService(t, null, 'unix-hello', b, 'B');
+      const port = await freePort();
+      await startService(t, null, 'tcp-port', '127.0.0.1', port);
+      const head = await freePort();
+      await create(
+        'url',
+        `:${head}`,
+        'tail',
+        'url',
+        `unix://${a}`,
+        'also',
+        'url',
+        `unix://${b}`,
+        'also',
+        'url',
+        `tcp://:${port}`,
+      );
+      const seen = new Set<string>();
+      for (let i = 0; i < 6; i++) seen.add(await exchange(head, ''));
+      assert.deepEqual([...seen].sort(), ['A', 'B', String(port)].sort());
+    });
+
     it('refuses what cannot be joined, in one line each', async () => {
       const cases: [string[], RegExp][] = [
         [['url', 'udp://:5300', 'tail', 'url', `unix://${dir}/x.sock`], /udp joins only udp/],
