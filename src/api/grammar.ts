@@ -6,6 +6,7 @@
  * the daemon both run them, so a malformed create is refused before any side effect.
  */
 import { UsageError } from '../common/errors';
+import { parseDuration } from './duration';
 import { parseUrl, type UrlParts } from './url';
 
 /** Every action word of the grammar. */
@@ -21,6 +22,7 @@ export const VERBS = [
   'remote',
   'tunnel',
   'udptunnel',
+  'idle',
 ] as const;
 export type Verb = (typeof VERBS)[number];
 
@@ -32,7 +34,7 @@ export interface Action {
 }
 
 const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain'];
-const ONE_ARG: readonly Verb[] = ['id', 'url', 'remote', 'tunnel', 'udptunnel'];
+const ONE_ARG: readonly Verb[] = ['id', 'url', 'remote', 'tunnel', 'udptunnel', 'idle'];
 
 /** Is this word an action word? */
 export function isVerb(word: string): word is Verb {
@@ -99,6 +101,11 @@ export interface Plan {
   init: Step[];
   /** Steps run on the first connection; null when there is no trigger. */
   trigger: Step[] | null;
+  /**
+   * `idle DURATION` (ms): with no connection and no byte for that long, what the trigger made
+   * is released and the trigger armed again (scale to zero). Only with a trigger.
+   */
+  idle?: number;
 }
 
 /** Check a peer host word. */
@@ -128,8 +135,20 @@ function checkArity(verb: Verb, args: readonly string[]): void {
  * Actions -> plan tree. `tail` switches to the tail; `trigger` switches to the tail and
  * defers what follows to the first connection; `child`, `chain`, `remote`, `tunnel` and
  * `udptunnel` hand every following action to a new segment, which starts in head mode.
+ * `id` and `idle` are the segment's wherever they are written; `idle` needs a `trigger`.
  */
 export function parsePlan(actions: readonly Action[]): Plan {
+  const plan = parseSegment(actions);
+  if (plan.idle !== undefined && plan.trigger === null) {
+    throw new UsageError(
+      'idle needs a trigger: what the trigger runs is what idle releases (e.g. url :3306 idle 10m trigger docker-run IMAGE)',
+    );
+  }
+  return plan;
+}
+
+/** One segment's actions, up to its child's (which parsePlan reads on its own). */
+function parseSegment(actions: readonly Action[]): Plan {
   const plan: Plan = { init: [], trigger: null };
   let side: Side = 'head';
   let steps = plan.init;
@@ -145,6 +164,10 @@ export function parsePlan(actions: readonly Action[]): Plan {
           );
         }
         plan.id = args[0];
+        break;
+      case 'idle':
+        if (plan.idle !== undefined) throw new UsageError('idle is given twice for one segment');
+        plan.idle = parseDuration(args[0], 'idle');
         break;
       case 'url':
         steps.push({ op: 'url', side, url: parseUrl(args[0]) });

@@ -18,10 +18,18 @@ import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
 import { TriggerStats, UdpTotals, accessLog, tailHealth, tcpTraffic } from './stats';
 import type { ContainerFollower, Side } from './follow';
+import { IdleWatch, TriggerContainers } from './idle';
 
 /** Where a segment's tail is: a local endpoint, or a segment on a peer reached by attach. */
 export type Tail =
   { kind: 'local'; ep: Endpoint } | { kind: 'peer'; host: string; id: string; proto: 'tcp' | 'udp' };
+
+/**
+ * After the engine is told to send no connection to the tail, how long until the counters
+ * would show one it sent there all the same (it takes the change on its own thread, within
+ * a turn of its loop).
+ */
+const HOLD_SETTLE_MS = 50;
 
 /** Runs a trigger's steps; given by the manager, which knows how to apply steps. */
 export type TriggerRunner = (seg: Segment, steps: Step[], scope: DisposableStack) => Promise<Tail>;
@@ -54,6 +62,7 @@ export class Segment {
   private tailBack: { promise: Promise<void>; resolve: () => void } | undefined;
   /** The following of the tail's container, replaced with the tail. */
   private tailFollow: Disposable | undefined;
+  private tailFollowKept = false;
   /** False once the head stopped accepting for good (daemon stop): a restart binds nothing. */
   private listening = true;
   /**
@@ -64,6 +73,13 @@ export class Segment {
   /** Repeated warnings (a burst of drops, EMFILE) become one line with a count. */
   private readonly warn: RateLimitedLog;
   private triggerRun: Promise<void> | undefined;
+  /** What the trigger's last run made (released with the segment, or by idle). */
+  private triggerScope: DisposableStack | undefined;
+  private triggerScopeKept = false;
+  /** Scale to zero (`idle`), when the segment has it. */
+  private idle: IdleWatch | undefined;
+  /** The trigger's containers, kept across idle (`idle` with a docker-run trigger). */
+  kept: TriggerContainers | undefined;
   private closed = false;
 
   constructor(
@@ -143,6 +159,7 @@ export class Segment {
           { segment: this.id, from, limit: this.ctx.maxUdpSessions },
           'udp session refused: too many (--max-udp-sessions)',
         ),
+      this.ctx.dialTimeoutMs,
     );
     this.udpSocket = socket;
     this.udpFd = fd;
@@ -168,7 +185,11 @@ export class Segment {
     await this.pointTail(tail);
     this.tailFollow?.dispose();
     this.tailFollow = tail.kind === 'local' ? this.followEnd('tail', tail.ep) : undefined;
-    if (this.tailFollow) this.stack.add(this.tailFollow);
+    // (once: a tail set again by each run after idle is followed by this same entry)
+    if (this.tailFollow && !this.tailFollowKept) {
+      this.tailFollowKept = true;
+      this.stack.defer(() => this.tailFollow?.dispose());
+    }
     this.tailIsUp();
   }
 
@@ -296,9 +317,13 @@ export class Segment {
 
   /** Run the trigger once; concurrent callers wait for the same run; a failure is retried next time. */
   ensureTriggered(): Promise<void> {
+    // idle is letting go of the tail: the next run starts once it has
+    const releasing = this.idle?.pending();
+    if (releasing) return releasing.then(() => this.ensureTriggered());
     if (this.tail) return Promise.resolve();
     if (!this.triggerSteps) return Promise.reject(new Error('segment has no tail'));
     if (!this.triggerRun) {
+      this.idle?.running();
       const scope = new DisposableStack();
       this.ctx.log.info({ segment: this.id }, 'trigger running');
       const started = Date.now();
@@ -310,12 +335,18 @@ export class Segment {
             ran('the segment was deleted while its trigger ran');
             throw new Error('segment was deleted while its trigger ran');
           }
-          this.stack.add(scope);
+          // (once: each run after idle puts its scope in this same entry)
+          if (!this.triggerScopeKept) {
+            this.triggerScopeKept = true;
+            this.stack.defer(() => this.triggerScope?.dispose());
+          }
+          this.triggerScope = scope;
           await this.setTail(tail).catch((err: unknown) => {
             ran(errorMessage(err));
             throw err;
           });
           ran();
+          this.idle?.watch();
           this.ctx.log.info(
             { segment: this.id, ms: Date.now() - started, tail: this.tailText() },
             'trigger ran',
@@ -354,7 +385,52 @@ export class Segment {
   /** Stop accepting at the head now; what is open goes on until close(). */
   stopListening(): void {
     this.listening = false;
+    this.idle?.stop(); // (a daemon handing over lets its successor decide)
     this.unlisten();
+  }
+
+  /**
+   * Scale to zero: after `idleMs` with no connection and no byte, let go of what the trigger
+   * made (src/segment/idle.ts); `containers`: the trigger runs some, kept across idle.
+   */
+  scaleToZero(idleMs: number, containers: boolean): void {
+    this.idle = new IdleWatch(
+      idleMs,
+      {
+        id: this.id,
+        activity: () => {
+          const s = this.tcpHead?.stats();
+          if (s) return { open: s.open, total: s.total, lastActive: s.lastActive };
+          const t = this.udpTotals.traffic(this.udp);
+          return { open: 0, total: t.datagramsUp ?? 0, lastActive: t.lastActive ?? 0 };
+        },
+        holdTail: () => {
+          if (!this.tcpHead) return 0;
+          this.tcpHead.setTail(null); // new connections come to serve(), which waits
+          return this.ctx.engine && this.tail?.kind === 'local' ? HOLD_SETTLE_MS : 0;
+        },
+        resumeTail: async () => {
+          if (this.tail && !this.closed) await this.pointTail(this.tail);
+        },
+        releaseTail: async () => {
+          const scope = this.triggerScope;
+          this.triggerScope = undefined;
+          this.tail = undefined;
+          this.triggerRun = undefined;
+          this.tailFollow?.dispose(); // its container is stopped on purpose: not "down"
+          this.tailFollow = undefined;
+          this.udp?.endSessions(); // the next datagram opens a session, which runs the trigger
+          this.tailIsUp(); // nothing waits for a container that is let go
+          await scope?.dispose();
+        },
+      },
+      this.ctx.log,
+    );
+    if (containers) {
+      const kept = new TriggerContainers(this.ctx.containers, this.id, () => this.closed, this.ctx.log);
+      this.kept = kept;
+      this.stack.defer(() => kept.removeAll());
+    }
   }
 
   /**
@@ -431,7 +507,9 @@ export class Segment {
           ? 'ready'
           : this.triggerRun
             ? 'triggering'
-            : 'waiting';
+            : this.idle?.idle
+              ? 'idle'
+              : 'waiting';
     let tail: SegmentInfo['tail'] = null;
     if (this.tail?.kind === 'local') {
       const e = this.tail.ep;
@@ -474,7 +552,9 @@ export class Segment {
       connections: traffic.total,
       traffic,
       refused: traffic.refused,
-      trigger: this.triggerSteps ? this.triggerStats.info(this.tail !== undefined) : undefined,
+      trigger: this.triggerSteps
+        ? { ...this.triggerStats.info(this.tail !== undefined), ...this.idle?.info() }
+        : undefined,
       tails: this.tail ? [tailHealth(this.tailText(), okAt, failedAt, lastError)] : [],
       containers: [...this.containers],
       down: this.down.size > 0 ? [...this.down].map(([end, container]) => ({ end, container })) : undefined,
@@ -485,7 +565,9 @@ export class Segment {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.idle?.stop();
     this.tailBack?.resolve(); // waiting connections go, and find the segment closed
+    await this.idle?.pending(); // (what idle lets go of is not released twice at once)
     await this.stack.dispose();
   }
 

@@ -21,6 +21,9 @@ Actions, read left to right (see the README for the whole grammar):
   remote HOST        the child segment lives on the peer HOST
   tunnel HOST        an encrypted L3 tunnel to HOST, then as remote through it
   udptunnel HOST     as tunnel, carried in UDP
+  idle DURATION      with a trigger: after DURATION (30s, 5m, 1h, seconds) with no
+                     connection and no byte, stop what the trigger started (its
+                     containers are stopped, kept, and started again by the next one)
 
 Defaults: head tcp://127.0.0.1, tail = head's protocol and port on 127.0.0.1.
 Prints "ID URL", URL being where the head listens. --json (before the actions) prints
@@ -29,7 +32,8 @@ segment made with it (its children).
 
   wormhole create url :8080 tail url :80
   wormhole create url :3306 docker-ns tail docker-ns $mysql
-  wormhole create url :80 trigger docker-run wormhole/wordpress child url :3306 trigger docker-run wormhole/mysql`,
+  wormhole create url :80 trigger docker-run wormhole/wordpress child url :3306 trigger docker-run wormhole/mysql
+  wormhole create url :3306 idle 10m trigger docker-run wormhole/mysql`,
   async run(args, ctx) {
     const actions = tokenize(commandArgs(this, args).positional);
     parsePlan(actions); // refuse a malformed create before reaching the daemon
