@@ -4,6 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Node.js 20 or later runs wormhole and its build. It is not installed here: Debian 12's own
+# nodejs is 18, so it comes from elsewhere (NodeSource's node_20.x repository, npm included,
+# or Node's own Linux binaries).
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null; then
+  echo "setup.sh: wormhole needs Node.js 20 or later with npm (found: node $(node --version 2>/dev/null || echo none)," \
+    "npm $(npm --version 2>/dev/null || echo none)): install them first; Debian 12's own nodejs is 18" >&2
+  exit 1
+fi
+
 packages=(
   iproute2          # ip netns, veth, ip -j
   docker.io         # dockerd + docker-proxy (tests start dockerd themselves)
@@ -11,6 +21,8 @@ packages=(
   wireguard-tools   # wg
   iptables
   socat iperf3 tcpdump openssh-client openssh-server   # tests and bench peers
+  tmux              # a real terminal for 'wormhole top' (test/e2e/top)
+  curl              # the README's examples
   passt             # pasta: the bench's peer across namespaces (rootless Podman's port forwarder)
   mariadb-client    # the seed's 'mysql -u root -h 127.0.0.1'
   debootstrap busybox-static   # test images are built locally

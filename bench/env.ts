@@ -188,11 +188,11 @@ export interface Daemon {
 }
 
 /** A wormholed with its own key and state (optionally inside a namespace, also on TCP 9999). */
-export function daemon(key: string, ns?: string, keepLog = false): Daemon {
+export function daemon(key: string, ns?: string, keepLog = false, flags: string[] = []): Daemon {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whbench-'));
   onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.writeFileSync(path.join(dir, 'key'), `${key}\n`, { mode: 0o600 });
-  const d = spawnDaemon(dir, ns, false, keepLog);
+  const d = spawnDaemon(dir, ns, false, keepLog, flags);
   for (let i = 0; i < 100 && !fs.existsSync(d.sock); i++) execFileSync('sleep', ['0.1']);
   return d;
 }
@@ -208,7 +208,13 @@ export function daemonAgain(d: Daemon, takeover = false): Daemon {
 
 let daemonRuns = 0;
 
-function spawnDaemon(dir: string, ns: string | undefined, takeover: boolean, keepLog: boolean): Daemon {
+function spawnDaemon(
+  dir: string,
+  ns: string | undefined,
+  takeover: boolean,
+  keepLog: boolean,
+  flags: string[] = [],
+): Daemon {
   const sock = path.join(dir, 'api.sock');
   const args = [
     path.join(ROOT, 'bin/wormholed'),
@@ -221,6 +227,7 @@ function spawnDaemon(dir: string, ns: string | undefined, takeover: boolean, kee
   ];
   if (ns) args.push('-H', 'tcp://0.0.0.0:9999');
   if (takeover) args.push('--takeover');
+  args.push(...flags);
   const logFile = path.join(dir, `wormholed-${++daemonRuns}.log`);
   const out = keepLog ? fs.openSync(logFile, 'a') : undefined;
   // `ip netns exec` execs node in place, so the pid is the daemon's own

@@ -36,6 +36,7 @@ import { coldStart } from './scenes/cold-start';
 import { acrossNamespaces, oneNamespace } from './scenes/local';
 import { measureScenes } from './scenes/paths';
 import { restart } from './scenes/restart';
+import { balance } from './scenes/balance';
 import { twoHosts } from './scenes/two-hosts';
 
 /** Open files this run and its children need: 10,000 idle connections are 20,000 in a proxy. */
@@ -74,7 +75,7 @@ function memoryTarget(scene: string, wh: Row | undefined, dp: Row | undefined): 
   return target(what, n ? ratio(wh?.idleMiB?.[n], dp?.idleMiB?.[n]) : undefined, '<=', 1.0);
 }
 
-const SCENES = ['local', 'cold-start', 'two-hosts', 'restart'];
+const SCENES = ['local', 'cold-start', 'two-hosts', 'restart', 'balance'];
 
 /** The scenes `--only A[,B]` names (every scene without it); exits on a name it does not know. */
 function scenesWanted(): Set<string> {
@@ -163,6 +164,21 @@ async function main(): Promise<void> {
       const times = cfg.quick ? 'one restart and one takeover' : 'median of 3 restarts and 3 takeovers';
       console.log(`\n### Time to serve again, segments kept in the state directory (${times})\n`);
       console.log(serveAgainTable(r.serveAgain));
+    }
+
+    if (want.has('balance')) {
+      const rows = await balance(cfg);
+      results.balance = rows;
+      await stopAll();
+      console.log(
+        `\n### Several tails and the access log (new connections/s, one namespace, median of ${cfg.repeats})\n`,
+      );
+      console.log('| path | conn/s | vs one tail |\n| --- | --- | --- |');
+      const one = rows[0].connsPerSec;
+      for (const r of rows)
+        console.log(
+          `| ${r.path} | ${Math.round(r.connsPerSec).toLocaleString('en-US')} | ${(r.connsPerSec / one).toFixed(2)}x |`,
+        );
     }
 
     if (!two || !want.has('local')) return;

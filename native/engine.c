@@ -92,6 +92,26 @@ struct group;
 
 enum cstate { C_DIALING, C_OPEN, C_DEAD };
 
+/* A group has up to MAX_TAILS tails, in slots JavaScript assigns (a bit per slot in a mask). */
+#define MAX_TAILS 64
+enum balance { B_ROUND_ROBIN = 0, B_LEAST_CONN = 1, B_SOURCE = 2 };
+
+/*
+ * One tail: where to dial, its health (set by JavaScript's checks, through a command) and its
+ * counters (atomics, read by JavaScript at any time). A slot given a new tail gets a new
+ * generation, so that a connection to the old one does not count against the new.
+ */
+struct tail {
+  bool set;
+  bool up;
+  int ns; /* -1: the engine's own namespace */
+  struct sockaddr_storage addr;
+  socklen_t len;
+  uint32_t gen;
+  uint64_t key; /* a hash of the address, for source affinity */
+  int64_t open, total, failed, ok_at, failed_at;
+};
+
 struct conn {
   struct watch w[2]; /* epoll data: &w[side] */
   int fd[2];         /* 0: client, 1: upstream */
@@ -107,6 +127,10 @@ struct conn {
   bool from_js; /* given by groupDial: JavaScript is told when it is connected */
   uint32_t id;
   struct group *g;
+  int8_t tail;       /* the slot dialed (-1: none) */
+  uint32_t tail_gen; /* its generation then */
+  uint64_t tried;    /* slots dialed for this connection, one bit each */
+  uint64_t src;      /* a hash of the client's address (source affinity) */
   struct conn *prev, *next, *dead_next;
 };
 
@@ -123,20 +147,32 @@ struct group {
   int lfd;
   bool paused, closing;
   struct conn *conns;
-  bool has_tail;
-  int tail_ns; /* -1: the engine's own namespace */
-  struct sockaddr_storage tail;
-  socklen_t tail_len;
+  struct tail tails[MAX_TAILS];
+  int ntails;     /* one past the highest slot ever set */
+  uint32_t rr;    /* round-robin's next slot */
+  uint8_t policy; /* enum balance */
   struct group *paused_next;
 };
 
-enum cmd_type { CMD_LISTEN, CMD_UNLISTEN, CMD_TAIL, CMD_DIAL, CMD_PAIR, CMD_CLOSE_CONN, CMD_CLOSE_GROUP, CMD_STOP };
+enum cmd_type {
+  CMD_LISTEN,
+  CMD_UNLISTEN,
+  CMD_TAIL,
+  CMD_HEALTH,
+  CMD_BALANCE,
+  CMD_DIAL,
+  CMD_PAIR,
+  CMD_CLOSE_CONN,
+  CMD_CLOSE_GROUP,
+  CMD_STOP
+};
 
 struct cmd {
   struct cmd *next;
   enum cmd_type type;
   struct group *g;
-  int32_t arg; /* the one number of LISTEN and DIAL (an fd) and CLOSE_CONN (a connection id) */
+  int32_t arg; /* the one number of LISTEN and DIAL (an fd), CLOSE_CONN (a connection id), TAIL
+                  and HEALTH (a slot), BALANCE (a policy) */
   int fd[2];
   int ns;
   uint32_t id;
@@ -333,7 +369,18 @@ static void unlink_conn(struct conn *c) {
   c->prev = c->next = NULL;
 }
 
+static void conn_dial_tail(struct engine *e, struct conn *c, int i);
+static uint64_t source_hash(int fd);
+
 static void release_open(struct group *g) { __atomic_sub_fetch(&g->open, 1, __ATOMIC_RELAXED); }
+
+/* A connection to a tail ends (or never got there): the tail has one fewer open. */
+static void release_tail(struct conn *c) {
+  if (c->tail < 0 || c->state != C_DEAD) return;
+  struct tail *t = &c->g->tails[c->tail];
+  if (t->gen == c->tail_gen && c->tail_gen != 0) __atomic_sub_fetch(&t->open, 1, __ATOMIC_RELAXED);
+  c->tail = -1;
+}
 
 /* End a connection: close both sockets (resetting with `rst`), report, free after this turn. */
 static void conn_end(struct engine *e, struct conn *c, int err, bool rst) {
@@ -350,6 +397,7 @@ static void conn_end(struct engine *e, struct conn *c, int err, bool rst) {
   c->state = C_DEAD;
   unlink_conn(c);
   release_open(c->g);
+  release_tail(c);
   /* Without a listener in JavaScript a connection's end wakes nobody: the counters say it. */
   if (c->g->report) emit_closed(e, c, err);
   c->dead_next = e->dead;
@@ -456,8 +504,10 @@ static struct conn *conn_new(struct engine *e, struct group *g, int client) {
   c->fd[0] = client;
   c->fd[1] = -1;
   c->g = g;
+  c->tail = -1;
   c->id = __atomic_add_fetch(&e->next_id, 1, __ATOMIC_RELAXED);
   if (g->report) note_peer(c);
+  if (g->policy == B_SOURCE) c->src = source_hash(client);
   __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
   c->next = g->conns;
   if (g->conns) g->conns->prev = c;
@@ -465,15 +515,15 @@ static struct conn *conn_new(struct engine *e, struct group *g, int client) {
   return c;
 }
 
-/* A socket for the tail, made in the tail's namespace; -1 with errno set. */
-static int tail_socket(struct engine *e, struct group *g) {
-  if (g->tail_ns < 0) return socket(g->tail.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+/* A socket for a tail, made in the tail's namespace; -1 with errno set. */
+static int tail_socket(struct engine *e, struct group *g, struct tail *t) {
+  if (t->ns < 0) return socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (e->dial_broken) {
     errno = EAGAIN;
     return -1;
   }
-  if (setns(g->tail_ns, CLONE_NEWNET) != 0) return -1;
-  int fd = socket(g->tail.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (setns(t->ns, CLONE_NEWNET) != 0) return -1;
+  int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int saved = errno;
   if (setns(e->home, CLONE_NEWNET) != 0) {
     /* Stranded in another namespace: never make a socket here again. */
@@ -484,21 +534,118 @@ static int tail_socket(struct engine *e, struct group *g) {
   return fd;
 }
 
+/* 64-bit mixing (splitmix64's finaliser): spreads nearby inputs over the whole range. */
+static uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then mixed */
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return mix64(h);
+}
+
+/* The client's address (not its port) hashed: one client stays on one tail. */
+static uint64_t source_hash(int fd) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) return 0;
+  if (ss.ss_family == AF_INET) return hash_bytes((uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr, 4);
+  if (ss.ss_family == AF_INET6) return hash_bytes((uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+  return 0;
+}
+
+/* May connection c try slot i (set, not tried yet, and healthy unless `any`)? */
+static bool candidate(struct group *g, struct conn *c, int i, bool any) {
+  struct tail *t = &g->tails[i];
+  return t->set && !(c->tried & (1ULL << i)) && (any || t->up);
+}
+
+/*
+ * The slot a connection dials next, by the group's policy, among healthy tails it has not
+ * tried; when none is healthy, among the others (a stale check must not refuse a client a
+ * tail that works). -1 when every tail was tried.
+ */
+static int pick_tail(struct group *g, struct conn *c) {
+  int n = g->ntails;
+  for (int pass = 0; pass < 2; pass++) {
+    bool any = pass == 1;
+    int best = -1;
+    int64_t best_open = INT64_MAX;
+    uint64_t best_score = 0;
+    for (int k = 0; k < n; k++) {
+      int i = (int)((g->rr + (uint32_t)k) % (uint32_t)n);
+      if (!candidate(g, c, i, any)) continue;
+      if (g->policy == B_ROUND_ROBIN) {
+        g->rr = (uint32_t)i + 1;
+        return i;
+      }
+      if (g->policy == B_LEAST_CONN) {
+        int64_t open = __atomic_load_n(&g->tails[i].open, __ATOMIC_RELAXED);
+        if (open < best_open) best_open = open, best = i;
+      } else {
+        /* rendezvous hashing: a client keeps its tail while that tail stays */
+        uint64_t score = mix64(c->src ^ g->tails[i].key);
+        if (best < 0 || score > best_score) best_score = score, best = i;
+      }
+    }
+    if (best >= 0) {
+      if (g->policy == B_LEAST_CONN) g->rr = (uint32_t)best + 1; /* ties go round */
+      return best;
+    }
+  }
+  return -1;
+}
+
 static void dial_done(struct engine *e, struct conn *c);
 
-/* Start dialing the group's tail for connection c (client already in c->fd[0]). */
-static void conn_dial(struct engine *e, struct conn *c) {
+/* A dial failed: count it on the tail, and try the next one (else hand the client back). */
+static void dial_failed(struct engine *e, struct conn *c, int err) {
   struct group *g = c->g;
-  if (!g->has_tail || e->dial_broken) return conn_handoff(e, c, 0);
-  int up = tail_socket(e, g);
-  if (up < 0) return conn_handoff(e, c, errno);
+  if (c->tail >= 0) {
+    struct tail *t = &g->tails[c->tail];
+    __atomic_add_fetch(&t->failed, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&t->failed_at, e->now_ms, __ATOMIC_RELAXED);
+    c->tail = -1;
+  }
+  if (c->fd[1] >= 0) {
+    epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd[1], NULL);
+    close(c->fd[1]);
+    c->fd[1] = -1;
+  }
+  int next = pick_tail(g, c);
+  if (next < 0 || e->dial_broken) return conn_handoff(e, c, err);
+  __atomic_add_fetch(&g->dial_failed, 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&g->dial_failed_at, e->now_ms, __ATOMIC_RELAXED);
+  conn_dial_tail(e, c, next);
+}
+
+/* Dial slot i for connection c (client already in c->fd[0]). */
+static void conn_dial_tail(struct engine *e, struct conn *c, int i) {
+  struct tail *t = &c->g->tails[i];
+  c->tried |= 1ULL << i;
+  c->tail = (int8_t)i;
+  int up = tail_socket(e, c->g, t);
+  if (up < 0) return dial_failed(e, c, errno);
   nodelay(up);
   c->fd[1] = up;
   c->state = C_DIALING;
-  int rc = connect(up, (struct sockaddr *)&g->tail, g->tail_len);
-  if (rc != 0 && errno != EINPROGRESS) return conn_handoff(e, c, errno);
-  if (!watch_fd(e, up, &c->w[1])) return conn_handoff(e, c, errno);
+  int rc = connect(up, (struct sockaddr *)&t->addr, t->len);
+  if (rc != 0 && errno != EINPROGRESS) return dial_failed(e, c, errno);
+  if (!watch_fd(e, up, &c->w[1])) return dial_failed(e, c, errno);
   if (rc == 0) dial_done(e, c);
+}
+
+/* Start dialing a tail for connection c: the policy's pick, failing over to the next. */
+static void conn_dial(struct engine *e, struct conn *c) {
+  c->tried = 0;
+  int i = e->dial_broken ? -1 : pick_tail(c->g, c);
+  if (i < 0) return conn_handoff(e, c, 0);
+  conn_dial_tail(e, c, i);
 }
 
 /* The upstream of a dialing connection became writable (connected) or failed. */
@@ -506,9 +653,14 @@ static void dial_done(struct engine *e, struct conn *c) {
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(c->fd[1], SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  if (err) return conn_handoff(e, c, err);
+  if (err) return dial_failed(e, c, err);
   c->state = C_OPEN;
   __atomic_store_n(&c->g->dial_ok_at, e->now_ms, __ATOMIC_RELAXED);
+  struct tail *t = &c->g->tails[c->tail];
+  c->tail_gen = t->gen;
+  __atomic_add_fetch(&t->open, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&t->total, 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&t->ok_at, e->now_ms, __ATOMIC_RELAXED);
   if (c->from_js) emit(e, EV_DIALED, c->g, c->fd[0], c->id, 0, 0);
   pump(e, c, 0);
   pump(e, c, 1);
@@ -618,8 +770,9 @@ static void group_close(struct engine *e, struct group *g) {
     if (c->state == C_DIALING) conn_end(e, c, ECONNABORTED, false);
     else conn_end(e, c, 0, false);
   }
-  if (g->tail_ns >= 0) close(g->tail_ns);
-  g->tail_ns = -1;
+  for (int i = 0; i < g->ntails; i++)
+    if (g->tails[i].set && g->tails[i].ns >= 0) close(g->tails[i].ns);
+  g->ntails = 0;
   g->closing = true;
   emit(e, EV_GROUP_CLOSED, g, 0, 0, 0, 0);
   /* freed by the main thread after this turn's events are delivered */
@@ -647,12 +800,31 @@ static void run_cmd(struct engine *e, struct cmd *c) {
   case CMD_UNLISTEN:
     unlisten(e, g);
     break;
-  case CMD_TAIL:
-    if (g->tail_ns >= 0) close(g->tail_ns);
-    g->tail_ns = c->ns;
-    g->has_tail = c->has_tail;
-    g->tail = c->addr;
-    g->tail_len = c->addr_len;
+  case CMD_TAIL: {
+    /* a slot gets a tail (or loses it): its counters start again, connections to the old
+       one no longer count against it */
+    struct tail *t = &g->tails[c->arg];
+    if (t->set && t->ns >= 0) close(t->ns);
+    uint32_t gen = t->gen + 1;
+    memset(t, 0, sizeof *t);
+    t->gen = gen ? gen : 1;
+    t->ns = -1;
+    if (c->has_tail) {
+      t->set = true;
+      t->up = true; /* until a check says otherwise */
+      t->ns = c->ns;
+      t->addr = c->addr;
+      t->len = c->addr_len;
+      t->key = hash_bytes((uint8_t *)&c->addr, c->addr_len);
+      if (c->arg >= g->ntails) g->ntails = c->arg + 1;
+    }
+    break;
+  }
+  case CMD_HEALTH:
+    if (g->tails[c->arg].set) g->tails[c->arg].up = c->has_tail;
+    break;
+  case CMD_BALANCE:
+    g->policy = (uint8_t)c->arg;
     break;
   case CMD_DIAL: {
     struct conn *cn = conn_new(e, g, c->arg);
@@ -918,7 +1090,6 @@ static napi_value group_create(napi_env env, napi_callback_info info) {
   g->max = max > 0 ? max : INT32_MAX;
   g->report = report;
   g->lfd = -1;
-  g->tail_ns = -1;
   NAPI_CALL(env, napi_create_external(env, g, NULL, NULL, &handle));
   return handle;
 }
@@ -931,27 +1102,40 @@ static napi_value group_unlisten(napi_env env, napi_callback_info info) {
   return group_cmd(env, info, CMD_UNLISTEN, NULL);
 }
 
+/* A slot argument, checked: 0..MAX_TAILS-1. */
+static bool slot_arg(napi_env env, napi_value v, int32_t *slot) {
+  if (!wh_int_arg(env, v, "slot", slot)) return false;
+  if (*slot < 0 || *slot >= MAX_TAILS) {
+    napi_throw_range_error(env, "EINVAL", "a tail slot is 0 to 63");
+    return false;
+  }
+  return true;
+}
+
+/* groupTail(engine, group, slot, nsFd | null, family, host, port): set (or, with null, clear) a slot. */
 static napi_value group_tail(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct engine *e;
   struct group *g;
-  if (argc < 3 || !engine_group_args(env, argv, &e, &g)) return NULL;
+  int32_t slot;
+  if (argc < 4 || !engine_group_args(env, argv, &e, &g) || !slot_arg(env, argv[2], &slot)) return NULL;
   struct cmd *c = new_cmd(env, CMD_TAIL, g);
   if (!c) return NULL;
+  c->arg = slot;
   napi_valuetype t;
-  NAPI_CALL(env, napi_typeof(env, argv[2], &t));
+  NAPI_CALL(env, napi_typeof(env, argv[3], &t));
   if (t == napi_null) return send_cmd(env, e, c) ? undefined(env) : NULL;
   int32_t ns, family, port;
   char host[INET6_ADDRSTRLEN + 1];
   size_t hlen;
-  if (argc < 6 || !wh_int_arg(env, argv[2], "nsFd", &ns) || !wh_int_arg(env, argv[3], "family", &family) ||
-      !wh_int_arg(env, argv[5], "port", &port) ||
-      napi_get_value_string_utf8(env, argv[4], host, sizeof host, &hlen) != napi_ok || port < 1 ||
+  if (argc < 7 || !wh_int_arg(env, argv[3], "nsFd", &ns) || !wh_int_arg(env, argv[4], "family", &family) ||
+      !wh_int_arg(env, argv[6], "port", &port) ||
+      napi_get_value_string_utf8(env, argv[5], host, sizeof host, &hlen) != napi_ok || port < 1 ||
       port > 65535) {
     free(c);
-    napi_throw_type_error(env, "EINVAL", "groupTail(engine, group, nsFd, family, host, port)");
+    napi_throw_type_error(env, "EINVAL", "groupTail(engine, group, slot, nsFd, family, host, port)");
     return NULL;
   }
   if (!wh_sockaddr(family == 6 ? AF_INET6 : AF_INET, host, port, &c->addr, &c->addr_len)) {
@@ -967,6 +1151,52 @@ static napi_value group_tail(napi_env env, napi_callback_info info) {
   c->has_tail = true;
   if (!send_cmd(env, e, c)) return NULL;
   return undefined(env);
+}
+
+/* groupHealth(engine, group, slot, up): a check passed or failed. */
+static napi_value group_health(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  int32_t slot;
+  bool up = false;
+  if (argc < 4 || !engine_group_args(env, argv, &e, &g) || !slot_arg(env, argv[2], &slot)) return NULL;
+  NAPI_CALL(env, napi_get_value_bool(env, argv[3], &up));
+  struct cmd *c = new_cmd(env, CMD_HEALTH, g);
+  if (!c) return NULL;
+  c->arg = slot;
+  c->has_tail = up;
+  return send_cmd(env, e, c) ? undefined(env) : NULL;
+}
+
+/* groupBalance(engine, group, policy): 0 round-robin, 1 least-conn, 2 source. */
+static napi_value group_balance(napi_env env, napi_callback_info info) {
+  return group_cmd(env, info, CMD_BALANCE, "policy");
+}
+
+/* groupTailStats(group): [open, total, failed, okAt, failedAt, set] per slot up to the last set one. */
+static napi_value group_tail_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], ab, out;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct group *g;
+  if (argc < 1 || !wh_ptr_arg(env, argv[0], "group", (void **)&g)) return NULL;
+  int n = __atomic_load_n(&g->ntails, __ATOMIC_RELAXED);
+  double *v;
+  NAPI_CALL(env, napi_create_arraybuffer(env, (size_t)n * 6 * sizeof(double), (void **)&v, &ab));
+  for (int i = 0; i < n; i++) {
+    struct tail *t = &g->tails[i];
+    v[i * 6 + 0] = (double)__atomic_load_n(&t->open, __ATOMIC_RELAXED);
+    v[i * 6 + 1] = (double)__atomic_load_n(&t->total, __ATOMIC_RELAXED);
+    v[i * 6 + 2] = (double)__atomic_load_n(&t->failed, __ATOMIC_RELAXED);
+    v[i * 6 + 3] = (double)__atomic_load_n(&t->ok_at, __ATOMIC_RELAXED);
+    v[i * 6 + 4] = (double)__atomic_load_n(&t->failed_at, __ATOMIC_RELAXED);
+    v[i * 6 + 5] = __atomic_load_n(&t->set, __ATOMIC_RELAXED) ? 1 : 0;
+  }
+  NAPI_CALL(env, napi_create_typedarray(env, napi_float64_array, (size_t)n * 6, ab, 0, &out));
+  return out;
 }
 
 static napi_value group_dial(napi_env env, napi_callback_info info) {
@@ -1061,6 +1291,9 @@ napi_value wh_engine_init(napi_env env, napi_value exports) {
       {"groupListen", NULL, group_listen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupUnlisten", NULL, group_unlisten, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupTail", NULL, group_tail, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupHealth", NULL, group_health, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupBalance", NULL, group_balance, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupTailStats", NULL, group_tail_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupDial", NULL, group_dial, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupPair", NULL, group_pair, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupAcquire", NULL, group_acquire, NULL, NULL, NULL, napi_enumerable, NULL},

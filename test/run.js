@@ -26,7 +26,7 @@ if (selected.length === 0) {
 // Docker tests need an engine and their images: start dockerd if none runs (and stop it
 // again at the end), and build the images once, before any test's clock starts.
 async function main() {
-  const needsDocker = selected.some((f) => /docker|seed/.test(path.basename(f)));
+  const needsDocker = selected.some((f) => /docker|seed|readme/.test(path.basename(f)));
   const docker = needsDocker ? require('../dist/test/helpers/docker.js') : undefined;
   let status = 1;
   try {

@@ -36,7 +36,8 @@ export async function coldStart(cfg: Config): Promise<ColdStart | string> {
     () => true,
     () => false,
   );
-  if (!have && cfg.quick) return `image ${ECHO_IMAGE} is not built (npm test or a full bench builds it)`;
+  if (!have && cfg.quick)
+    return `image ${ECHO_IMAGE} is not built (npm run images builds it, as do npm test and a full bench)`;
   if (!have) {
     console.error(`# building the test images (about a minute the first time)`);
     try {

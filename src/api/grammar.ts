@@ -9,6 +9,8 @@ import { UsageError } from '../common/errors';
 import { parseDuration } from './duration';
 import { parseUrl, type UrlParts } from './url';
 
+export { parseDuration };
+
 /** Every action word of the grammar. */
 export const VERBS = [
   'id',
@@ -22,6 +24,10 @@ export const VERBS = [
   'remote',
   'tunnel',
   'udptunnel',
+  'also',
+  'docker-label',
+  'balance',
+  'health',
   'idle',
 ] as const;
 export type Verb = (typeof VERBS)[number];
@@ -33,8 +39,25 @@ export interface Action {
   args: string[];
 }
 
-const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain'];
-const ONE_ARG: readonly Verb[] = ['id', 'url', 'remote', 'tunnel', 'udptunnel', 'idle'];
+const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain', 'also'];
+const ONE_ARG: readonly Verb[] = [
+  'id',
+  'url',
+  'remote',
+  'tunnel',
+  'udptunnel',
+  'docker-label',
+  'balance',
+  'health',
+  'idle',
+];
+
+/** How a segment with several tails picks one (see src/proxy/balance.ts). */
+export const BALANCE_POLICIES = ['round-robin', 'least-conn', 'source'] as const;
+export type BalancePolicy = (typeof BALANCE_POLICIES)[number];
+
+/** A docker label selector, KEY=VALUE, as Docker's filters take it. */
+export const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}=[A-Za-z0-9._/:@+-]{0,255}$/;
 
 /** Is this word an action word? */
 export function isVerb(word: string): word is Verb {
@@ -92,6 +115,10 @@ export type Step =
   | { op: 'url'; side: Side; url: UrlParts }
   | { op: 'docker-ns'; side: Side; container: string | null }
   | { op: 'docker-run'; side: Side; args: string[] }
+  /** Another tail, from a copy of the previous one. */
+  | { op: 'also' }
+  /** Every running container with this label is a tail. */
+  | { op: 'docker-label'; label: string }
   | { op: 'child' | 'chain'; plan: Plan }
   | { op: 'remote' | 'tunnel' | 'udptunnel'; host: string; plan: Plan; actions: Action[] };
 
@@ -101,6 +128,10 @@ export interface Plan {
   init: Step[];
   /** Steps run on the first connection; null when there is no trigger. */
   trigger: Step[] | null;
+  /** With several tails: how one is picked (default round-robin). */
+  balance?: BalancePolicy;
+  /** Health checks of the tails: every so many ms (default 5 s), null for `health off`. */
+  healthMs?: number | null;
   /**
    * `idle DURATION` (ms): with no connection and no byte for that long, what the trigger made
    * is released and the trigger armed again (scale to zero). Only with a trigger.
@@ -180,6 +211,30 @@ function parseSegment(actions: readonly Action[]): Plan {
         break;
       case 'docker-run':
         steps.push({ op: 'docker-run', side, args: [...args] });
+        break;
+      case 'also':
+        if (side !== 'tail')
+          throw new UsageError('also starts another tail: use it after tail (tail url :80 also url :81)');
+        steps.push({ op: 'also' });
+        break;
+      case 'docker-label':
+        if (side !== 'tail')
+          throw new UsageError(
+            'docker-label names tails: use it after tail (tail url :80 docker-label app=web)',
+          );
+        if (!LABEL_PATTERN.test(args[0]))
+          throw new UsageError(`docker-label "${args[0]}" is not KEY=VALUE (e.g. docker-label app=web)`);
+        steps.push({ op: 'docker-label', label: args[0] });
+        break;
+      case 'balance':
+        if (plan.balance !== undefined) throw new UsageError('balance is given twice for one segment');
+        if (!(BALANCE_POLICIES as readonly string[]).includes(args[0]))
+          throw new UsageError(`balance "${args[0]}": use ${BALANCE_POLICIES.join(', ')}`);
+        plan.balance = args[0] as BalancePolicy;
+        break;
+      case 'health':
+        if (plan.healthMs !== undefined) throw new UsageError('health is given twice for one segment');
+        plan.healthMs = args[0] === 'off' ? null : parseDuration(args[0], 'health');
         break;
       case 'tail':
         side = 'tail';

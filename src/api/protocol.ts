@@ -95,6 +95,10 @@ export const segmentInfoSchema = z.object({
         url: z.string(),
         health: z.enum(['up', 'down', 'unknown']),
         lastError: z.string().optional(),
+        /** With several tails: this one's connections open and in all, and failed dials. */
+        open: z.number().int().optional(),
+        total: z.number().int().optional(),
+        dialFailures: z.number().int().optional(),
       }),
     )
     .optional(),

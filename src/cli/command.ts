@@ -1,6 +1,7 @@
 /** What every subcommand file exports, and what the commands share. */
 import type { Connection } from '../client';
 import { UsageError, WormholeError } from '../common/errors';
+import type { TerminalStreams } from './terminal';
 
 /** How a command reaches the daemon and prints. */
 export interface CliContext {
@@ -9,6 +10,10 @@ export interface CliContext {
   out(line: string): void;
   /** --json was given: print one JSON document (see `printJson`) instead of lines. */
   json: boolean;
+  /** The daemon's address as the user gave it (or the default), for a view's header. */
+  address: string;
+  /** Set when the output is a terminal (a full-screen view may take it: see `top`). */
+  terminal?: TerminalStreams;
 }
 
 /** One subcommand: its usage and how to run it. Returns the exit code. */

@@ -5,15 +5,18 @@
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
-/** 0 B, 512 B, 1.5 KiB, 12 MiB, 3.2 GiB (three significant figures at most). */
+/** A size for people: `512 B`, `1.2 KiB`, `340.0 MiB` (powers of 1024). */
 export function size(bytes: number): string {
   let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < UNITS.length - 1) {
+  let unit = 0;
+  while (v >= 1024 && unit < UNITS.length - 1) {
     v /= 1024;
-    u++;
+    unit++;
   }
-  return u === 0 ? `${v} B` : `${v >= 100 ? Math.round(v) : v.toFixed(1).replace(/\.0$/, '')} ${UNITS[u]}`;
+  if (unit === 0) return `${Math.round(v)} B`;
+  // 1023.96 KiB would print as 1024.0 KiB: that is 1.0 MiB
+  if (Number(v.toFixed(1)) >= 1024 && unit < UNITS.length - 1) return `1.0 ${UNITS[unit + 1]}`;
+  return `${v.toFixed(1)} ${UNITS[unit]}`;
 }
 
 /** 45s, 12m, 3h, 2d: how long ago `at` (ms since the epoch) was; '-' for never. */

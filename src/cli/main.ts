@@ -6,7 +6,7 @@
  */
 import { PROTOCOL_VERSION } from '../api/protocol';
 import { connect } from '../client';
-import { type DaemonAddress, parseDaemonAddress } from '../common/address';
+import { type DaemonAddress, formatDaemonAddress, parseDaemonAddress } from '../common/address';
 import { UsageError, WormholeError, errorMessage } from '../common/errors';
 import { type FlagSpec, type ParsedFlags, flagValue, parseFlags } from '../common/flags';
 import { DEFAULT_KEY_FILE, readKey } from '../common/key';
@@ -17,6 +17,7 @@ import { create } from './commands/create';
 import { del } from './commands/delete';
 import { list } from './commands/list';
 import { ping } from './commands/ping';
+import { top } from './commands/top';
 import { tunnelCreate, tunnelDelete, tunnelList } from './commands/tunnel';
 
 const GLOBAL: FlagSpec[] = [
@@ -31,6 +32,7 @@ const COMMANDS: Command[] = [
   create,
   del,
   list,
+  top,
   tunnelCreate,
   tunnelDelete,
   tunnelList,
@@ -134,6 +136,12 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
       connect: () => connect(addr, addr.kind === 'tcp' ? readKey(keyFile) : null),
       out,
       json,
+      address: formatDaemonAddress(addr),
+      // a full-screen view only where the CLI writes to the process's own terminal
+      terminal:
+        io === PROCESS_IO && process.stdout.isTTY
+          ? { output: process.stdout, input: process.stdin }
+          : undefined,
     };
     scope = command;
     return await command.run(args, ctx);

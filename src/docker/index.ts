@@ -235,6 +235,21 @@ export class Docker implements ContainerRuntime {
     );
   }
 
+  /** Every running container with a label (`KEY=VALUE`), located; one that stops meanwhile is left out. */
+  async withLabel(label: string): Promise<ContainerLocation[]> {
+    let found: Dockerode.ContainerInfo[];
+    try {
+      found = await this.api().listContainers({
+        filters: { label: [label], status: ['running'] },
+        ...this.timed(),
+      });
+    } catch (err) {
+      throw this.failure(err, `list containers labelled ${label}`);
+    }
+    const located = await Promise.all(found.map((c) => this.locate(c.Id).catch(() => undefined)));
+    return located.filter((c): c is ContainerLocation => c !== undefined);
+  }
+
   /**
    * Follow containers as they start, die and are removed (the Engine API's event stream),
    * until the returned function is called; reconnects by itself when the engine goes away.

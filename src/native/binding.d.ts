@@ -30,15 +30,22 @@ export interface NativeBinding {
   groupListen(engine: EngineHandle, group: GroupHandle, fd: number): void;
   /** Stop accepting (the listening fd is closed); open connections go on. */
   groupUnlisten(engine: EngineHandle, group: GroupHandle): void;
-  /** Set the tail the engine dials (nsFd -1: its own namespace; the engine dups nsFd), or none. */
+  /** Set a tail slot the engine dials (nsFd -1: its own namespace; the engine dups nsFd), or empty it. */
   groupTail(
     engine: EngineHandle,
     group: GroupHandle,
+    slot: number,
     nsFd: number | null,
     family?: 4 | 6,
     host?: string,
     port?: number,
   ): void;
+  /** A slot's health: a failed tail gets no new connection while another is up. */
+  groupHealth(engine: EngineHandle, group: GroupHandle, slot: number, up: boolean): void;
+  /** 0 round-robin, 1 least-conn, 2 source. */
+  groupBalance(engine: EngineHandle, group: GroupHandle, policy: number): void;
+  /** [open, total, failed, okAt, failedAt, set] per slot, up to the last slot ever set. */
+  groupTailStats(group: GroupHandle): Float64Array;
   /** Dial the tail for a client fd handed back earlier; the engine owns fd until it hands it back. */
   groupDial(engine: EngineHandle, group: GroupHandle, fd: number): void;
   /** Join two connected sockets (the engine dups both fds); the connection's id. */

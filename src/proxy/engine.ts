@@ -104,19 +104,48 @@ export class EngineGroup {
     if (!this.closing) native().groupUnlisten(this.engine.handle, this.handle);
   }
 
-  /** Where the engine dials: a host:port made from inside the namespace nsFd (-1: its own). */
-  setTail(tail: { nsFd: number; host: string; port: number } | null): void {
+  /**
+   * Where the engine dials, in one of the group's tail slots: a host:port made from inside the
+   * namespace nsFd (-1: its own); null empties the slot.
+   */
+  setTail(slot: number, tail: { nsFd: number; host: string; port: number } | null): void {
     if (this.closing) return;
-    if (tail === null) native().groupTail(this.engine.handle, this.handle, null);
+    if (tail === null) native().groupTail(this.engine.handle, this.handle, slot, null);
     else
       native().groupTail(
         this.engine.handle,
         this.handle,
+        slot,
         tail.nsFd,
         tail.host.includes(':') ? 6 : 4,
         tail.host,
         tail.port,
       );
+  }
+
+  /** How the engine picks among the tails: 0 round-robin, 1 least-conn, 2 source. */
+  setBalance(policy: number): void {
+    if (!this.closing) native().groupBalance(this.engine.handle, this.handle, policy);
+  }
+
+  /** A health check of a slot's tail passed or failed. */
+  setHealth(slot: number, up: boolean): void {
+    if (!this.closing) native().groupHealth(this.engine.handle, this.handle, slot, up);
+  }
+
+  /** Each slot's counters as the engine keeps them (null: an empty slot). */
+  tailStats(): ({ open: number; total: number; failed: number; okAt: number; failedAt: number } | null)[] {
+    if (this.closing) return [];
+    const v = native().groupTailStats(this.handle);
+    const out: ({ open: number; total: number; failed: number; okAt: number; failedAt: number } | null)[] =
+      [];
+    for (let i = 0; i + 5 < v.length; i += 6)
+      out.push(
+        v[i + 5]
+          ? { open: v[i], total: v[i + 1], failed: v[i + 2], okAt: v[i + 3], failedAt: v[i + 4] }
+          : null,
+      );
+    return out;
   }
 
   /** Dial the tail for a client fd that came back by handoff (answered by dialed or handoff). */

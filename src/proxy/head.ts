@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WormholeError, errnoCode } from '../common/errors';
+import { Balancer, type Policy, policyCode } from './balance';
 import { dialWithRetry } from './dial';
 import type { ClosedConnection, Engine, EngineGroup, GroupStats } from './engine';
 import { splice } from './tcp';
@@ -66,8 +67,19 @@ export interface HeadOptions {
 
 /** A listening TCP head. */
 export interface TcpHead {
-  /** Where connections go from now on (null: nowhere yet, every connection is a Client). */
+  /**
+   * Where connections go from now on: one tail in slot 0, the others emptied (null: nowhere
+   * yet, every connection is a Client).
+   */
   setTail(tail: TailTarget | null): void;
+  /** Put a tail in a slot (of several; null empties it). `key` names it for source affinity. */
+  setTailSlot(slot: number, tail: TailTarget | null, key?: string): void;
+  /** How a connection picks among the tails. */
+  setBalance(policy: Policy): void;
+  /** A health check of the tail in a slot passed or failed: a failed one gets no new connection. */
+  setHealth(slot: number, up: boolean): void;
+  /** Each slot's counters: open, total, failed dials, when a dial last succeeded and failed. */
+  tailStats(): (TailStats | null)[];
   /** A stream that arrived another way (a peer's attach), served like a new connection; undefined over the cap. */
   adopt(stream: Duplex): Client | undefined;
   stats(): GroupStats;
@@ -107,9 +119,20 @@ function zeroStats(): GroupStats {
   };
 }
 
-/** What both heads share: the tail, the streams moved by JavaScript, the abort on close. */
+/** A tail's counters, as `tailStats` gives them. */
+export interface TailStats {
+  open: number;
+  total: number;
+  failed: number;
+  okAt: number;
+  failedAt: number;
+}
+
+/** What both heads share: the tails, the streams moved by JavaScript, the abort on close. */
 abstract class HeadBase implements TcpHead {
-  protected tail: TailTarget | null = null;
+  protected readonly tails = new Balancer<TailTarget>();
+  /** What the JavaScript mover counted per slot. */
+  protected readonly jsTails: TailStats[] = [];
   protected readonly js = zeroStats();
   protected readonly streams = new Set<Duplex>();
   protected readonly abort = new AbortController();
@@ -121,7 +144,38 @@ abstract class HeadBase implements TcpHead {
   ) {}
 
   setTail(tail: TailTarget | null): void {
-    this.tail = tail;
+    for (let i = this.tails.slots.length - 1; i > 0; i--) if (this.tails.slots[i]) this.setTailSlot(i, null);
+    this.setTailSlot(0, tail);
+  }
+
+  setTailSlot(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): void {
+    this.tails.set(slot, tail, key);
+    this.jsTails[slot] = { open: 0, total: 0, failed: 0, okAt: 0, failedAt: 0 };
+  }
+
+  setBalance(policy: Policy): void {
+    this.tails.policy = policy;
+  }
+
+  setHealth(slot: number, up: boolean): void {
+    this.tails.setHealth(slot, up);
+  }
+
+  tailStats(): (TailStats | null)[] {
+    return this.tails.slots.map((t, i) => (t ? this.jsTails[i] : null));
+  }
+
+  /** Is there a tail at all? */
+  protected get hasTail(): boolean {
+    return !this.tails.empty;
+  }
+
+  /** The tails' names, for messages. */
+  protected get tailsText(): string {
+    return this.tails.slots
+      .filter((t): t is TailTarget => !!t)
+      .map((t) => t.what)
+      .join(', ');
   }
 
   abstract adopt(stream: Duplex): Client | undefined;
@@ -130,11 +184,42 @@ abstract class HeadBase implements TcpHead {
   abstract relisten(fd: number): void;
   abstract close(): Promise<void>;
 
-  /** Dial the tail with the JavaScript mover, retrying as the dial timeout allows. */
-  protected dialJs(): Promise<net.Socket> {
-    const tail = this.tail;
-    if (!tail) return Promise.reject(new WormholeError('NO_TAIL', 'the segment has no tail yet'));
-    return dialWithRetry(() => tail.connect(), tail.what, this.opts.dialTimeoutMs, this.abort.signal);
+  /**
+   * Dial a tail with the JavaScript mover: the balancer's pick, then the next when one fails,
+   * all of them again after a pause until the dial timeout. The socket, and what to call
+   * when it closes (the tail's open count).
+   */
+  protected async dialJs(client?: string): Promise<{ socket: net.Socket; closed: () => void }> {
+    if (!this.hasTail) throw new WormholeError('NO_TAIL', 'the segment has no tail yet');
+    const once = async (): Promise<{ socket: net.Socket; closed: () => void }> => {
+      const tried = new Set<number>();
+      let last: unknown = new WormholeError('NO_TAIL', 'the segment has no tail');
+      for (let i = this.tails.pick(tried, client); i >= 0; i = this.tails.pick(tried, client)) {
+        tried.add(i);
+        const tail = this.tails.slots[i]!;
+        const stats = this.jsTails[i];
+        try {
+          const socket = await tail.connect();
+          stats.total++;
+          stats.open++;
+          stats.okAt = Date.now();
+          const closedOnTail = this.tails.opened(i);
+          return {
+            socket,
+            closed: () => {
+              stats.open--;
+              closedOnTail();
+            },
+          };
+        } catch (err) {
+          stats.failed++;
+          stats.failedAt = Date.now();
+          last = err;
+        }
+      }
+      throw last;
+    };
+    return dialWithRetry(once, this.tailsText, this.opts.dialTimeoutMs, this.abort.signal);
   }
 
   /** Move a pair of streams with JavaScript; `done` runs once when both have closed. */
@@ -169,19 +254,24 @@ abstract class HeadBase implements TcpHead {
     });
     return {
       toTail: async (onConnected) => {
-        const up = await this.dialJs().catch((err: unknown) => {
+        const dialed = await this.dialJs(remoteOf(stream)?.replace(/:\d+$/, '')).catch((err: unknown) => {
           this.js.dialFailures++;
           this.js.dialFailedAt = Date.now();
           throw err;
         });
+        const up = dialed.socket;
         this.js.dialOkAt = Date.now();
+        const done = (): void => {
+          dialed.closed();
+          finish();
+        };
         if (this.closed || stream.destroyed) {
           up.destroy();
-          finish();
+          done();
           return;
         }
         onConnected?.();
-        this.moveJs(stream, up, finish, started);
+        this.moveJs(stream, up, done, started);
       },
       join: (other) => this.moveJs(stream, other, finish, started),
       drop: () => {
@@ -219,9 +309,34 @@ class EngineHead extends HeadBase {
     this.group.listen(fd);
   }
 
-  override setTail(tail: TailTarget | null): void {
-    super.setTail(tail);
-    this.group.setTail(tail && { nsFd: tail.nsFd, host: tail.host, port: tail.port });
+  override setTailSlot(slot: number, tail: TailTarget | null, key?: string): void {
+    super.setTailSlot(slot, tail, key);
+    this.group.setTail(slot, tail && { nsFd: tail.nsFd, host: tail.host, port: tail.port });
+  }
+
+  override setBalance(policy: Policy): void {
+    super.setBalance(policy);
+    this.group.setBalance(policyCode(policy));
+  }
+
+  override setHealth(slot: number, up: boolean): void {
+    super.setHealth(slot, up);
+    this.group.setHealth(slot, up);
+  }
+
+  override tailStats(): (TailStats | null)[] {
+    const engine = this.group.tailStats();
+    return super.tailStats().map((js, i) => {
+      const e = engine[i];
+      if (!js || !e) return js;
+      return {
+        open: js.open + e.open,
+        total: js.total + e.total,
+        failed: js.failed + e.failed,
+        okAt: Math.max(js.okAt, e.okAt),
+        failedAt: Math.max(js.failedAt, e.failedAt),
+      };
+    });
   }
 
   private handoff(fd: number, err: string | undefined): void {
@@ -262,10 +377,9 @@ class EngineHead extends HeadBase {
       });
     return {
       toTail: async (onConnected) => {
-        const tail = this.tail;
-        if (!tail) throw new WormholeError('NO_TAIL', 'the segment has no tail yet');
+        if (!this.hasTail) throw new WormholeError('NO_TAIL', 'the segment has no tail yet');
         try {
-          await dialWithRetry(dialOnce, tail.what, this.opts.dialTimeoutMs, this.abort.signal);
+          await dialWithRetry(dialOnce, this.tailsText, this.opts.dialTimeoutMs, this.abort.signal);
           onConnected?.();
         } catch (err) {
           // the engine handed it back for the last time (or never took it): ours to close

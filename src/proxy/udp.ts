@@ -51,7 +51,7 @@ export class UdpRelay {
 
   /**
    * @param head the bound head socket
-   * @param openUpstream makes a socket connected to the tail (may wait for a trigger)
+   * @param openUpstream makes a socket connected to a tail for a client address (may wait for a trigger)
    * @param idleMs session idle time
    * @param onError told when a session could not be opened
    * @param maxSessions sessions at most; past it, `onRefused` is told of each dropped datagram
@@ -59,7 +59,7 @@ export class UdpRelay {
    */
   constructor(
     private readonly head: dgram.Socket,
-    private readonly openUpstream: () => Promise<dgram.Socket>,
+    private readonly openUpstream: (client: string) => Promise<dgram.Socket>,
     private readonly idleMs: number,
     private readonly onError: (err: unknown) => void,
     private readonly maxSessions = Infinity,
@@ -107,7 +107,7 @@ export class UdpRelay {
   }
 
   private open(key: string, s: Session, rinfo: dgram.RemoteInfo): void {
-    this.openUpstream().then(
+    this.openUpstream(rinfo.address).then(
       (up) => {
         if (s.closed || this.closed) {
           up.close();

@@ -58,6 +58,8 @@ export interface ContainerRuntime {
   removeFor(segmentId: string): Promise<void>;
   /** The network namespace file of a running container (full id, short id or name). */
   namespaceOf(container: string): Promise<string>;
+  /** Every running container with the label `KEY=VALUE`, located. */
+  withLabel(label: string): Promise<ContainerLocation[]>;
   /** A running container (full id, short id or name): its full id, name and namespace file. */
   locate(container: string): Promise<ContainerLocation>;
   /**

@@ -22,6 +22,8 @@ export interface Draft {
   container?: string;
   /** That container's full id when it was looked up (events name containers by it). */
   containerId?: string;
+  /** `docker-label KEY=VALUE`: every running container with the label is a tail. */
+  label?: string;
 }
 
 /** A fully resolved local end. */
@@ -118,5 +120,8 @@ export function checkNotSelf(head: Endpoint, boundPort: number, tail: Endpoint):
 
 /** A URL for display: `tcp://[ns@]host:port`. */
 export function describe(e: Endpoint, port = e.port): string {
-  return formatUrl(e.proto, e.host, port, e.container ? `docker:${e.container.slice(0, 12)}` : e.nsLabel);
+  // a full container id is shortened as docker does; a name is shown as it is
+  const container =
+    e.container && /^[0-9a-f]{64}$/.test(e.container) ? e.container.slice(0, 12) : e.container;
+  return formatUrl(e.proto, e.host, port, container ? `docker:${container}` : e.nsLabel);
 }

@@ -42,6 +42,14 @@ function checkTail(head: Endpoint, headPort: number, tail: Endpoint): void {
   checkNotSelf(head, headPort, tail);
 }
 
+/** How often tails are checked unless `health` says otherwise. */
+const DEFAULT_HEALTH_MS = 5000;
+
+/** More than one tail, or a label's containers (any number): a set of tails. */
+function several(tails: Draft[]): boolean {
+  return tails.length > 1 || tails.some((d) => d.label !== undefined);
+}
+
 function toDraft(e: Endpoint, port = e.port): Draft {
   return {
     proto: e.proto,
@@ -164,15 +172,22 @@ export class SegmentManager {
     const created: Segment[] = [seg];
     try {
       const head: Draft = { ...base };
-      const tail: Draft = {};
+      // `also` starts another tail from a copy of the one before: the last is the one set
+      const tails: Draft[] = [{}];
       const childStep = plan.init.find(isChildStep);
-      for (const [i, step] of plan.init.entries())
-        if (!isChildStep(step)) await this.apply(seg, step, head, tail, seg.stack, `init/${i}`);
+      for (const [i, step] of plan.init.entries()) {
+        if (step.op === 'also') tails.push({ ...tails[tails.length - 1] });
+        else if (!isChildStep(step))
+          await this.apply(seg, step, head, tails[tails.length - 1], seg.stack, `init/${i}`);
+      }
+      const tail = tails[tails.length - 1];
+      seg.balance = plan.balance ?? 'round-robin';
+      seg.healthMs = plan.healthMs === undefined ? DEFAULT_HEALTH_MS : plan.healthMs;
       if (plan.trigger) await this.prepareTrigger(plan.trigger);
       const headEp = await resolveHead(head);
       // an ephemeral head built again gets the port it had
       if (headEp.port === 0) headEp.port = ports?.get(id) ?? 0;
-      if (!plan.trigger && !childStep && headEp.port !== 0) {
+      if (!plan.trigger && !childStep && headEp.port !== 0 && !several(tails)) {
         // refuse a tail that is the head before taking the port, so the reason is the real one
         checkTail(headEp, headEp.port, await resolveTail(tail, head));
       }
@@ -180,7 +195,12 @@ export class SegmentManager {
       seg.headDraft = head;
       let peerTail: Tail | undefined;
       if (childStep) peerTail = await this.spawn(seg, childStep, head, tail, seg.stack, created, ports);
-      seg.tailDraft = tail;
+      seg.tailDrafts = tails;
+      if (peerTail && several(tails))
+        throw new WormholeError(
+          'UNSUPPORTED',
+          'several tails (also, docker-label) are local: a remote or tunnel child is one tail',
+        );
       if (plan.trigger) {
         seg.triggerSteps = plan.trigger;
         this.checkStatically(seg, plan.trigger);
@@ -190,7 +210,7 @@ export class SegmentManager {
             plan.trigger.some((s) => s.op === 'docker-run'),
           );
       } else {
-        await seg.setTail(peerTail ?? (await this.localTail(seg, tail, head)));
+        await seg.setTail(peerTail ?? (await this.localTail(seg, tails, head)));
       }
       this.ctx.log.info(
         { segment: id, url: seg.url, parent, remote, trigger: plan.trigger !== null },
@@ -204,8 +224,13 @@ export class SegmentManager {
     }
   }
 
-  private async localTail(seg: Segment, tail: Draft, head: Draft): Promise<Tail> {
-    const ep = await resolveTail(tail, head);
+  /** One tail, or a set of them (several drafts, or a label's containers). */
+  private async localTail(seg: Segment, tails: Draft[], head: Draft): Promise<Tail> {
+    if (several(tails)) {
+      for (const d of tails) checkSameProto(seg.head.proto, d.proto ?? head.proto ?? seg.head.proto);
+      return { kind: 'set', drafts: tails.map((d) => ({ ...d })), head: { ...head } };
+    }
+    const ep = await resolveTail(tails[0], head);
     checkTail(seg.head, seg.boundPort, ep);
     return { kind: 'local', ep };
   }
@@ -213,13 +238,20 @@ export class SegmentManager {
   /** The first connection: run the trigger's steps from the create-time drafts. */
   private async trigger(seg: Segment, steps: Step[], scope: DisposableStack): Promise<Tail> {
     const head: Draft = { ...seg.headDraft };
-    const tail: Draft = { ...seg.tailDraft };
+    const tails: Draft[] = seg.tailDrafts.map((d) => ({ ...d }));
     let peerTail: Tail | undefined;
-    for (const step of steps) {
-      if (isChildStep(step)) peerTail = await this.spawn(seg, step, head, tail, scope, []);
-      else await this.apply(seg, step, head, tail, scope, `trigger/${steps.indexOf(step)}`);
+    for (const [i, step] of steps.entries()) {
+      const tail = tails[tails.length - 1];
+      if (step.op === 'also') tails.push({ ...tail });
+      else if (isChildStep(step)) peerTail = await this.spawn(seg, step, head, tail, scope, []);
+      else await this.apply(seg, step, head, tail, scope, `trigger/${i}`);
     }
-    return peerTail ?? (await this.localTail(seg, tail, head));
+    if (peerTail && several(tails))
+      throw new WormholeError(
+        'UNSUPPORTED',
+        'several tails (also, docker-label) are local: a remote or tunnel child is one tail',
+      );
+    return peerTail ?? (await this.localTail(seg, tails, head));
   }
 
   /** Before a trigger is armed: pull its images now, so the first connection does not wait. */
@@ -231,7 +263,7 @@ export class SegmentManager {
 
   /** Refuse at create time a trigger whose tail could only ever be the head itself. */
   private checkStatically(seg: Segment, steps: Step[]): void {
-    const tail: Draft = { ...seg.tailDraft };
+    const tail: Draft = { ...seg.tailDrafts[seg.tailDrafts.length - 1] };
     for (const s of steps) if (s.op === 'url') applyUrl(tail, s.url, false);
     checkSameProto(seg.head.proto, tail.proto ?? seg.head.proto);
     if (steps.some((s) => s.op !== 'url') || (tail.ns && !fs.existsSync(tail.ns))) return;
@@ -257,7 +289,9 @@ export class SegmentManager {
     scope: DisposableStack,
     where: string,
   ): Promise<void> {
-    if (step.op === 'url') {
+    if (step.op === 'docker-label') {
+      Object.assign(tail, { label: step.label, ns: null, nsLabel: undefined, container: undefined });
+    } else if (step.op === 'url') {
       applyUrl(step.side === 'head' ? head : tail, step.url);
     } else if (step.op === 'docker-ns') {
       const d = step.side === 'head' ? head : tail;

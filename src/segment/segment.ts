@@ -17,12 +17,17 @@ import { UdpRelay } from '../proxy/udp';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
 import { TriggerStats, UdpTotals, accessLog, tailHealth, tcpTraffic } from './stats';
+import { TailSet } from './tailset';
+import type { Policy } from '../proxy/balance';
 import type { ContainerFollower, Side } from './follow';
 import { IdleWatch, TriggerContainers } from './idle';
 
 /** Where a segment's tail is: a local endpoint, or a segment on a peer reached by attach. */
 export type Tail =
-  { kind: 'local'; ep: Endpoint } | { kind: 'peer'; host: string; id: string; proto: 'tcp' | 'udp' };
+  | { kind: 'local'; ep: Endpoint }
+  | { kind: 'peer'; host: string; id: string; proto: 'tcp' | 'udp' }
+  /** Several tails (`also`, `docker-label`): their drafts, resolved and followed by a TailSet. */
+  | { kind: 'set'; drafts: Draft[]; head: Draft };
 
 /**
  * After the engine is told to send no connection to the tail, how long until the counters
@@ -43,8 +48,14 @@ export class Segment {
   boundPort = 0;
   /** The drafts after the create-time steps; a trigger starts from these. */
   headDraft: Draft = {};
-  tailDraft: Draft = {};
+  /** The tails' drafts (more than one after `also`). */
+  tailDrafts: Draft[] = [{}];
+  /** With several tails: how one is picked, and how often they are checked (null: never). */
+  balance: Policy = 'round-robin';
+  healthMs: number | null = 5000;
   tail: Tail | undefined;
+  /** The tails of a `set` tail. */
+  private tailSet: TailSet | undefined;
   triggerSteps: Step[] | null = null;
   private tcpHead: TcpHead | undefined;
   private udp: UdpRelay | undefined;
@@ -150,7 +161,7 @@ export class Segment {
     socket.on('error', (err) => this.ctx.log.warn({ segment: this.id, err: err.message }, 'udp head error'));
     this.udp = new UdpRelay(
       socket,
-      () => this.openUdpUpstream(),
+      (client) => this.openUdpUpstream(client),
       this.ctx.udpIdleMs,
       (err) => this.warn.warn({ segment: this.id, err: errorMessage(err) }, 'udp session failed'),
       this.ctx.maxUdpSessions,
@@ -198,7 +209,20 @@ export class Segment {
    * inside its namespace.
    */
   private async pointTail(tail: Tail): Promise<void> {
-    if (this.tcpHead && tail.kind === 'local' && tail.ep.proto === 'tcp') {
+    if (tail.kind === 'set') {
+      this.tailSet?.dispose();
+      const set = new TailSet(
+        { log: this.ctx.log, containers: this.ctx.containers, segment: this.id },
+        this.tcpHead,
+        tail.drafts,
+        tail.head,
+        this.balance,
+        this.healthMs,
+      );
+      this.tailSet = set;
+      this.stack.defer(() => set.dispose());
+      await set.start();
+    } else if (this.tcpHead && tail.kind === 'local' && tail.ep.proto === 'tcp') {
       const ep = tail.ep;
       const nsFd = this.ctx.engine && ep.ns ? await openNamespace(ep.ns) : -1;
       try {
@@ -366,6 +390,8 @@ export class Segment {
 
   private tailText(): string {
     if (!this.tail) return '';
+    if (this.tail.kind === 'set')
+      return (this.tailSet?.endpointsNow ?? []).map((e) => describe(e)).join(', ');
     return this.tail.kind === 'local'
       ? describe(this.tail.ep)
       : `peer ${this.tail.host} segment ${this.tail.id}`;
@@ -407,7 +433,8 @@ export class Segment {
         holdTail: () => {
           if (!this.tcpHead) return 0;
           this.tcpHead.setTail(null); // new connections come to serve(), which waits
-          return this.ctx.engine && this.tail?.kind === 'local' ? HOLD_SETTLE_MS : 0;
+          // (the engine dials local tails itself; a peer's are JavaScript's already)
+          return this.ctx.engine && this.tail?.kind !== 'peer' ? HOLD_SETTLE_MS : 0;
         },
         resumeTail: async () => {
           if (this.tail && !this.closed) await this.pointTail(this.tail);
@@ -419,6 +446,8 @@ export class Segment {
           this.triggerRun = undefined;
           this.tailFollow?.dispose(); // its container is stopped on purpose: not "down"
           this.tailFollow = undefined;
+          this.tailSet?.dispose(); // (several tails: no more checks or following)
+          this.tailSet = undefined;
           this.udp?.endSessions(); // the next datagram opens a session, which runs the trigger
           this.tailIsUp(); // nothing waits for a container that is let go
           await scope?.dispose();
@@ -477,14 +506,15 @@ export class Segment {
     void this.serve(client, ready);
   }
 
-  private async openUdpUpstream(): Promise<dgram.Socket> {
+  private async openUdpUpstream(client: string): Promise<dgram.Socket> {
     await this.ensureTriggered();
     await this.tailRunning();
     const tail = this.tail!;
-    if (tail.kind !== 'local' || tail.ep.proto !== 'udp') {
-      throw new Error('a udp head needs a local udp tail');
+    const ep =
+      tail.kind === 'set' ? this.tailSet?.pickUdp(client) : tail.kind === 'local' ? tail.ep : undefined;
+    if (!ep || ep.proto !== 'udp') {
+      throw new Error(tail.kind === 'set' ? 'no udp tail is there now' : 'a udp head needs a local udp tail');
     }
-    const ep = tail.ep;
     const any = ep.host.includes(':') ? '::' : '0.0.0.0';
     const { socket: up } = await bindUdp(ep.ns, any, 0);
     await new Promise<void>((resolve, reject) => {
@@ -511,8 +541,9 @@ export class Segment {
               ? 'idle'
               : 'waiting';
     let tail: SegmentInfo['tail'] = null;
-    if (this.tail?.kind === 'local') {
-      const e = this.tail.ep;
+    const first = this.tail?.kind === 'set' ? this.tailSet?.endpointsNow[0] : undefined;
+    if (this.tail?.kind === 'local' || first) {
+      const e = first ?? (this.tail as { ep: Endpoint }).ep;
       tail = {
         proto: e.proto,
         ns: e.nsLabel ?? (e.ns ? e.ns : null),
@@ -555,7 +586,12 @@ export class Segment {
       trigger: this.triggerSteps
         ? { ...this.triggerStats.info(this.tail !== undefined), ...this.idle?.info() }
         : undefined,
-      tails: this.tail ? [tailHealth(this.tailText(), okAt, failedAt, lastError)] : [],
+      tails:
+        this.tail?.kind === 'set'
+          ? (this.tailSet?.info(this.tcpHead?.tailStats() ?? []) ?? [])
+          : this.tail
+            ? [tailHealth(this.tailText(), okAt, failedAt, lastError)]
+            : [],
       containers: [...this.containers],
       down: this.down.size > 0 ? [...this.down].map(([end, container]) => ({ end, container })) : undefined,
     };

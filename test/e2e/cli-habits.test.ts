@@ -4,6 +4,7 @@
  * prints (errors too, with the daemon's code), COMMAND --help, one-line usage errors, and
  * the bash completion script run in bash.
  */
+import { VERBS } from '../../src/api/grammar';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -352,6 +353,7 @@ describe('the CLI fits operators’ habits', () => {
       'create',
       'delete',
       'list',
+      'top',
       'tunnel-create',
       'tunnel-delete',
       'tunnel-list',
@@ -481,6 +483,7 @@ printf '%s\\n' "\${COMPREPLY[@]}"`,
         'create',
         'delete',
         'list',
+        'top',
         'tunnel-create',
         'tunnel-delete',
         'tunnel-list',
@@ -493,24 +496,10 @@ printf '%s\\n' "\${COMPREPLY[@]}"`,
         ['wormhole -', ['-H', '--host', '-K', '--key', '-h', '--help', '--version']],
         ['wormhole help tunnel-', ['tunnel-create', 'tunnel-delete', 'tunnel-list']],
         ['wormhole tunnel-create --', ['--help', '--json', '--udp']],
+        ['wormhole top -', ['--help', '--json', '--once']],
         ['wormhole completion ', ['bash']],
-        [
-          'wormhole create ',
-          [
-            'id',
-            'url',
-            'docker-ns',
-            'docker-run',
-            'tail',
-            'trigger',
-            'child',
-            'chain',
-            'remote',
-            'tunnel',
-            'udptunnel',
-            'idle',
-          ],
-        ],
+        // every action word of the grammar, in its order
+        ['wormhole create ', [...VERBS]],
         ['wormhole create url :8080 t', ['tail', 'trigger', 'tunnel']],
         ['wormhole create url ', []],
         ['wormhole create url :80 --', [], undefined], // flags only before the actions

@@ -15,7 +15,8 @@ const SERVER = path.join(ROOT, 'test/fixtures/server.js');
 export function startService(
   t: Cleanup,
   netns: string | null,
-  mode: 'tcp-echo' | 'udp-echo' | 'udp-whoami' | 'tcp-reset' | 'tcp-sha' | 'tcp-stall',
+  mode:
+    'tcp-echo' | 'udp-echo' | 'udp-whoami' | 'udp-port' | 'tcp-reset' | 'tcp-sha' | 'tcp-stall' | 'tcp-port',
   host: string,
   port: number,
 ): Promise<void> {

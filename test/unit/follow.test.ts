@@ -50,6 +50,9 @@ class FakeRuntime implements ContainerRuntime {
   removeFor(): Promise<void> {
     throw new Error('not used');
   }
+  withLabel(): Promise<ContainerLocation[]> {
+    throw new Error('not used');
+  }
   async namespaceOf(ref: string): Promise<string> {
     return (await this.locate(ref)).nsPath;
   }

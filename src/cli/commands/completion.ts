@@ -3,7 +3,18 @@ import { UsageError } from '../../common/errors';
 import { type Command, commandArgs } from '../command';
 
 /** Actions whose next word is their argument, the user's to type (docker-run: its image). */
-const TAKES_WORD = ['id', 'url', 'remote', 'tunnel', 'udptunnel', 'idle', 'docker-run'];
+const TAKES_WORD = [
+  'id',
+  'url',
+  'remote',
+  'tunnel',
+  'udptunnel',
+  'docker-run',
+  'docker-label',
+  'balance',
+  'health',
+  'idle',
+];
 
 /** Only plain words go into the script: nothing in it is ever quoted wrong. */
 function words(list: readonly string[]): string {

@@ -4,7 +4,8 @@ import { UsageError } from '../../common/errors';
 import { type Command, withDaemon } from '../command';
 import { ago, duration, size, table } from '../format';
 
-function endpoint(e: EndpointInfo | null): string {
+/** An end as `list` and `top` show it: its URL, `peer:HOST` for a remote one, `-` for none. */
+export function endpoint(e: EndpointInfo | null): string {
   if (!e) return '-';
   if (e.peer) return `peer:${e.peer}`;
   const ns = e.container ? `docker:${e.container.slice(0, 12)}` : (e.ns ?? undefined);
@@ -44,7 +45,7 @@ export function listRows(segments: SegmentInfo[], now = Date.now()): string[] {
     return [
       s.id,
       s.state === 'failed' ? s.url : endpoint(s.head),
-      endpoint(s.tail),
+      (s.tails?.length ?? 0) > 1 ? `${endpoint(s.tail)} +${(s.tails?.length ?? 1) - 1}` : endpoint(s.tail),
       s.state,
       t ? String(t.open) : '-',
       t ? String(t.total) : '-',
