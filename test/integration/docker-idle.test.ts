@@ -349,6 +349,47 @@ describe('idle: scale to zero', () => {
     assert.deepEqual(await children(), []);
   });
 
+  it('stops every container of several tails behind a trigger, and starts the same ones again', async () => {
+    const head = await freePort();
+    const c = await d.cli(
+      'create',
+      'url',
+      `:${head}`,
+      'idle',
+      '1s',
+      'trigger',
+      'docker-run',
+      ECHO_RUN,
+      'url',
+      ':9001',
+      'also',
+      'docker-run',
+      ECHO_RUN,
+    );
+    assert.equal(c.code, 0, c.stderr);
+    const { id } = parseCreate(c.stdout);
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => exchange(head, `a${i}`)));
+    assert.deepEqual(
+      answers,
+      Array.from({ length: 6 }, (_, i) => `a${i}`),
+    );
+    const both = (await containers(owner(d))).sort();
+    assert.equal(both.length, 2, 'two tails, two containers');
+    assert.equal((await segment(d, id)).tails?.length, 2);
+    await idled(d, id);
+    for (const cid of both)
+      await eventually('stopped', async () => ((await status(cid)) === 'exited' ? true : undefined));
+    const again = await Promise.all(Array.from({ length: 6 }, (_, i) => exchange(head, `b${i}`)));
+    assert.deepEqual(
+      again,
+      Array.from({ length: 6 }, (_, i) => `b${i}`),
+    );
+    assert.deepEqual((await containers(owner(d))).sort(), both, 'the same two, started again');
+    for (const cid of both) assert.equal(await status(cid), 'running');
+    assert.equal((await d.cli('delete', id)).code, 0);
+    assert.deepEqual(await containers(owner(d)), []);
+  });
+
   it('keeps idle across a daemon restart (it is in the actions)', async () => {
     const r = await startDaemon(suite);
     const head = await freePort();
