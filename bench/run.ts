@@ -137,6 +137,12 @@ async function main(): Promise<void> {
         console.log(
           `| docker run -d, then the service polled until it answers | ${median(cold.byHandMs).toFixed(0)} |`,
         );
+        console.log(
+          `| wormhole after idle stopped the container (connect to first byte) | ${median(cold.afterIdleMs).toFixed(0)} |`,
+        );
+        console.log(
+          `| docker start of the stopped container, then the service polled until it answers | ${median(cold.byHandStartMs).toFixed(0)} |`,
+        );
       }
     }
 

@@ -1,6 +1,8 @@
 /**
  * Cold start: the first byte through a socket-activated container (docker-run behind a
- * trigger), against `docker run` plus polling the service in the container's namespace.
+ * trigger), against `docker run` plus polling the service in the container's namespace; and
+ * the same after idle stopped the container (`idle`, scale to zero: the next connection
+ * starts the same container again), against `docker start` plus polling.
  * Needs a Docker engine (started as the test runner starts it) and the test echo image
  * (built by the test helpers in a full run; a quick run skips the scene when it is missing).
  */
@@ -14,6 +16,10 @@ import { daemon, missing, onCleanup, port, sh } from '../env';
 export interface ColdStart {
   wormholeMs: number[];
   byHandMs: number[];
+  /** The container stopped by idle: the next connection to its first byte back. */
+  afterIdleMs: number[];
+  /** `docker start` of a stopped container, then polled until it answers. */
+  byHandStartMs: number[];
 }
 
 /** The cold-start samples, or the one-line reason the scene was skipped. */
@@ -42,7 +48,7 @@ export async function coldStart(cfg: Config): Promise<ColdStart | string> {
   }
 
   const wh = daemon(randomBytes(16).toString('hex'));
-  const out: ColdStart = { wormholeMs: [], byHandMs: [] };
+  const out: ColdStart = { wormholeMs: [], byHandMs: [], afterIdleMs: [], byHandStartMs: [] };
   for (let i = 0; i < (cfg.quick ? 1 : 3); i++) {
     const p = port();
     const id = wh
@@ -66,21 +72,75 @@ export async function coldStart(cfg: Config): Promise<ColdStart | string> {
     const t0 = process.hrtime.bigint();
     const cid = sh('docker', 'run', '-d', ECHO_IMAGE, 'echo-server', '9001').trim();
     onCleanup(() => sh('docker', 'rm', '-f', cid)); // if the wait below fails
-    const pid = sh('docker', 'inspect', '-f', '{{.State.Pid}}', cid).trim();
-    const deadline = Date.now() + 30_000;
-    while (
-      !(await firstByte(() => connectTcp(`/proc/${pid}/ns/net`, '127.0.0.1', 9001), 1000).then(
-        () => true,
-        () => false,
-      ))
-    ) {
-      if (Date.now() > deadline) throw new Error(`the echo container did not answer within 30 s`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await untilAnswers(sh('docker', 'inspect', '-f', '{{.State.Pid}}', cid).trim());
     out.byHandMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+
+    // by hand after a stop: docker start, then the same polling
+    sh('docker', 'stop', '-t', '1', cid);
+    const t1 = process.hrtime.bigint();
+    sh('docker', 'start', cid);
+    await untilAnswers(sh('docker', 'inspect', '-f', '{{.State.Pid}}', cid).trim());
+    out.byHandStartMs.push(Number(process.hrtime.bigint() - t1) / 1e6);
     sh('docker', 'rm', '-f', cid);
+
+    // wormhole after idle: a first connection runs the container, idle stops it (1 s unused),
+    // and the next connection, timed, starts it again
+    const q = port();
+    const idleId = wh
+      .cli(
+        'create',
+        'url',
+        `:${q}`,
+        'idle',
+        '1s',
+        'trigger',
+        'docker-run',
+        `--stop-timeout 1 ${ECHO_IMAGE} echo-server 9001`,
+        'url',
+        ':9001',
+      )
+      .split(' ')[0];
+    await firstByte(async () => net.connect({ host: '127.0.0.1', port: q }), 30_000);
+    await stoppedByIdle(wh, idleId);
+    const t2 = process.hrtime.bigint();
+    await firstByte(async () => net.connect({ host: '127.0.0.1', port: q }), 30_000);
+    out.afterIdleMs.push(Number(process.hrtime.bigint() - t2) / 1e6);
+    wh.cli('delete', idleId);
   }
   return out;
+}
+
+/** Poll the service in a container's namespace until it answers (30 s at most). */
+async function untilAnswers(pid: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (
+    !(await firstByte(() => connectTcp(`/proc/${pid}/ns/net`, '127.0.0.1', 9001), 1000).then(
+      () => true,
+      () => false,
+    ))
+  ) {
+    if (Date.now() > deadline) throw new Error(`the echo container did not answer within 30 s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Wait until `list` shows the segment idle and its container is stopped (30 s at most). */
+async function stoppedByIdle(wh: { cli(...a: string[]): string }, id: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const seg = (
+      JSON.parse(wh.cli('list', '--json')) as { id: string; state: string; containers: string[] }[]
+    ).find((s) => s.id === id);
+    const cid = seg?.containers[0];
+    if (
+      seg?.state === 'idle' &&
+      cid &&
+      sh('docker', 'inspect', '-f', '{{.State.Status}}', cid).trim() === 'exited'
+    )
+      return;
+    if (Date.now() > deadline) throw new Error(`segment ${id} did not idle within 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Connect, send a byte, resolve when one comes back; reject on error or after `ms`. */

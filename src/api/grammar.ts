@@ -6,7 +6,10 @@
  * the daemon both run them, so a malformed create is refused before any side effect.
  */
 import { UsageError } from '../common/errors';
+import { parseDuration } from './duration';
 import { parseUrl, type UrlParts } from './url';
+
+export { parseDuration };
 
 /** Every action word of the grammar. */
 export const VERBS = [
@@ -25,6 +28,7 @@ export const VERBS = [
   'docker-label',
   'balance',
   'health',
+  'idle',
   'proxy-protocol',
 ] as const;
 export type Verb = (typeof VERBS)[number];
@@ -46,6 +50,7 @@ const ONE_ARG: readonly Verb[] = [
   'docker-label',
   'balance',
   'health',
+  'idle',
   'proxy-protocol',
 ];
 
@@ -55,21 +60,6 @@ export type BalancePolicy = (typeof BALANCE_POLICIES)[number];
 
 /** A docker label selector, KEY=VALUE, as Docker's filters take it. */
 export const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}=[A-Za-z0-9._/:@+-]{0,255}$/;
-
-/**
- * A duration as people write it: `30s`, `5m`, `1h`, `250ms`, or plain seconds; in ms. Throws a
- * UsageError naming the action for anything else (and for zero or more than a day).
- */
-export function parseDuration(text: string, verb: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m?.[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-  const ms = m ? Math.round(Number(m[1]) * unit) : NaN;
-  if (!Number.isFinite(ms) || ms <= 0 || ms > 86_400_000)
-    throw new UsageError(
-      `${verb} "${text}" is not a duration: write it as 30s, 5m, 1h or a number of seconds`,
-    );
-  return ms;
-}
 
 /** Is this word an action word? */
 export function isVerb(word: string): word is Verb {
@@ -145,6 +135,11 @@ export interface Plan {
   balance?: BalancePolicy;
   /** Health checks of the tails: every so many ms (default 5 s), null for `health off`. */
   healthMs?: number | null;
+  /**
+   * `idle DURATION` (ms): with no connection and no byte for that long, what the trigger made
+   * is released and the trigger armed again (scale to zero). Only with a trigger.
+   */
+  idle?: number;
 }
 
 /** Check a peer host word. */
@@ -174,8 +169,20 @@ function checkArity(verb: Verb, args: readonly string[]): void {
  * Actions -> plan tree. `tail` switches to the tail; `trigger` switches to the tail and
  * defers what follows to the first connection; `child`, `chain`, `remote`, `tunnel` and
  * `udptunnel` hand every following action to a new segment, which starts in head mode.
+ * `id` and `idle` are the segment's wherever they are written; `idle` needs a `trigger`.
  */
 export function parsePlan(actions: readonly Action[]): Plan {
+  const plan = parseSegment(actions);
+  if (plan.idle !== undefined && plan.trigger === null) {
+    throw new UsageError(
+      'idle needs a trigger: what the trigger runs is what idle releases (e.g. url :3306 idle 10m trigger docker-run IMAGE)',
+    );
+  }
+  return plan;
+}
+
+/** One segment's actions, up to its child's (which parsePlan reads on its own). */
+function parseSegment(actions: readonly Action[]): Plan {
   const plan: Plan = { init: [], trigger: null };
   let side: Side = 'head';
   let steps = plan.init;
@@ -191,6 +198,10 @@ export function parsePlan(actions: readonly Action[]): Plan {
           );
         }
         plan.id = args[0];
+        break;
+      case 'idle':
+        if (plan.idle !== undefined) throw new UsageError('idle is given twice for one segment');
+        plan.idle = parseDuration(args[0], 'idle');
         break;
       case 'url': {
         const url = parseUrl(args[0]);

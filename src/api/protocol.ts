@@ -47,7 +47,7 @@ export const segmentInfoSchema = z.object({
   url: z.string(),
   head: endpointSchema,
   tail: endpointSchema.nullable(),
-  state: z.enum(['ready', 'waiting', 'triggering', 'container-down', 'closed', 'failed']),
+  state: z.enum(['ready', 'waiting', 'triggering', 'idle', 'container-down', 'closed', 'failed']),
   /** Why a segment is `failed` (it could not be built again when the daemon started). */
   error: z.string().optional(),
   parent: z.string().nullable(),
@@ -72,7 +72,10 @@ export const segmentInfoSchema = z.object({
       datagramsDown: z.number().int().optional(),
     })
     .optional(),
-  /** A segment with a trigger: armed (not run), running, ran, failed; its runs and the last one. */
+  /**
+   * A segment with a trigger: armed (not run, or armed again by idle), running, ran, failed;
+   * its runs and the last one; with `idle`, its idle time and when it last idled.
+   */
   trigger: z
     .object({
       state: z.enum(['armed', 'running', 'ran', 'failed']),
@@ -83,6 +86,10 @@ export const segmentInfoSchema = z.object({
       /** When the last run ended (ms since the epoch). */
       lastAt: z.number().optional(),
       lastError: z.string().optional(),
+      /** `idle DURATION`, in ms: after that long unused, what the trigger made is released. */
+      idleMs: z.number().optional(),
+      /** When it last did (state idle until the next run), ms since the epoch. */
+      idledAt: z.number().optional(),
     })
     .optional(),
   /**

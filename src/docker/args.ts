@@ -1,7 +1,8 @@
 /**
  * The `docker-run ARGS` grammar: the ordinary `docker run` options users put before the image
- * (-e, --name, -v, -l), then the image, then its command. ARGS is one word or several, and a
- * word may hold several space-separated words (`docker-run "local/pong nc -ll -p 9001 -e cat"`):
+ * (-e, --name, -v, -l, --stop-timeout), then the image, then its command. ARGS is one word or
+ * several, and a word may hold several space-separated words
+ * (`docker-run "local/pong nc -ll -p 9001 -e cat"`):
  * words are split on white space and nothing else, never given to a shell, so `;`, `$(...)`,
  * quotes or globs are just bytes of an argument.
  */
@@ -21,19 +22,23 @@ export interface RunSpec {
   binds: string[];
   /** Labels the user asked for (the daemon adds its own). */
   labels: Record<string, string>;
+  /** Seconds a stop (idle) waits for the container to exit before killing it (Docker's default: 10). */
+  stopTimeout?: number;
 }
 
 /** Label keys starting with this belong to the daemon. */
 export const RESERVED_LABEL_PREFIX = 'wormhole.';
 
-const ACCEPTED = '-e/--env NAME=VALUE, --name NAME, -v/--volume SRC:DST[:ro|rw], -l/--label KEY[=VALUE]';
+const ACCEPTED =
+  '-e/--env NAME=VALUE, --name NAME, -v/--volume SRC:DST[:ro|rw], -l/--label KEY[=VALUE], --stop-timeout SECONDS';
 
-type Option = 'env' | 'name' | 'volume' | 'label';
+type Option = 'env' | 'name' | 'volume' | 'label' | 'stop-timeout';
 const LONG: Record<string, Option> = {
   '--env': 'env',
   '--name': 'name',
   '--volume': 'volume',
   '--label': 'label',
+  '--stop-timeout': 'stop-timeout',
 };
 const SHORT: Record<string, Option> = { e: 'env', v: 'volume', l: 'label' };
 
@@ -150,6 +155,10 @@ export function parseRunArgs(words: readonly string[]): RunSpec {
         spec.labels[k] = v;
         break;
       }
+      case 'stop-timeout':
+        if (!/^\d{1,5}$/.test(value)) fail(`${shown} "${value}" is not a number of seconds`);
+        spec.stopTimeout = Number(value);
+        break;
     }
   }
   if (i >= w.length) throw new UsageError('docker-run needs an image, e.g. docker-run wormhole/mysql');

@@ -29,6 +29,8 @@ export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 
 /** How long an ordinary Engine API call may take before the engine counts as not answering. */
 const CALL_TIMEOUT_MS = 30_000;
+/** How long a stop may take: the engine's own wait is the container's stop timeout. */
+const STOP_LIMIT_MS = 10 * 60_000;
 /** Pull progress of one layer is logged at most this often. */
 const PROGRESS_EVERY_MS = 2_000;
 
@@ -380,12 +382,17 @@ export class Docker implements ContainerRuntime {
    * segment's id); its id and network namespace file. A container that fails to start or exits
    * at once is removed, and the error says why.
    */
-  async run(args: RunSpec | string[], segmentId: string, step = ''): Promise<{ id: string; nsPath: string }> {
+  async run(
+    args: RunSpec | string[],
+    segmentId: string,
+    step = '',
+    options: { reuse?: boolean } = {},
+  ): Promise<{ id: string; nsPath: string }> {
     const spec = Array.isArray(args) ? parseRunArgs(args) : args;
     // Before anything reaches the engine: a refused bind leaves nothing behind.
     checkBinds(spec.binds, this.allowBind);
     if (this.adopt) {
-      const found = await this.adoptRunning(segmentId, step);
+      const found = await this.adoptRunning(segmentId, step, options.reuse === true);
       if (found) return found;
     }
     await this.ensureImage(spec.image);
@@ -403,6 +410,7 @@ export class Docker implements ContainerRuntime {
           [STEP_LABEL]: step,
         },
         HostConfig: { Binds: spec.binds.length > 0 ? spec.binds : undefined },
+        StopTimeout: spec.stopTimeout,
         ...this.timed(),
       });
     } catch (err) {
@@ -419,7 +427,7 @@ export class Docker implements ContainerRuntime {
         nsPath = await this.namespaceOf(container.id);
       } catch (err) {
         if (err instanceof WormholeError && err.code === 'CONTAINER_NOT_RUNNING') {
-          throw await this.exitedAtOnce(container, spec.image);
+          throw await this.exitedAtOnce(container, `the container from ${spec.image}`);
         }
         throw err;
       }
@@ -441,11 +449,13 @@ export class Docker implements ContainerRuntime {
 
   /**
    * After a takeover: the container the daemon before this one ran for this segment's action,
-   * if it still runs (then it is this daemon's now); one that stopped is removed and run anew.
+   * if it still runs (then it is this daemon's now); one that stopped is removed and run anew,
+   * unless `reuse` (a trigger's container stopped by idle: started again, its files kept).
    */
   private async adoptRunning(
     segmentId: string,
     step: string,
+    reuse: boolean,
   ): Promise<{ id: string; nsPath: string } | undefined> {
     let found: Dockerode.ContainerInfo[];
     try {
@@ -468,14 +478,91 @@ export class Docker implements ContainerRuntime {
         } catch {
           // it stopped meanwhile: removed below, like any other
         }
+      } else if (reuse) {
+        try {
+          const started = await this.start(c.Id);
+          this.log.info({ container: c.Id, segment: segmentId }, 'container adopted');
+          return started;
+        } catch (err) {
+          this.log.warn(
+            { container: c.Id, segment: segmentId, err: errorMessage(err) },
+            'a stopped container could not be started again: running a new one',
+          );
+        }
       }
       await this.remove(c.Id);
     }
     return undefined;
   }
 
+  /**
+   * Start again a stopped container this daemon made (idle stopped it); its namespace file.
+   * One that is running already is just found. CONTAINER_NOT_FOUND when it was removed.
+   */
+  async start(id: string): Promise<{ id: string; nsPath: string }> {
+    if (!isContainerRef(id)) throw new WormholeError('CONTAINER_NOT_FOUND', `no container ${id}`);
+    const container = this.api().getContainer(id.replace(/^\//, ''));
+    try {
+      await container.start(this.timed());
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        throw new WormholeError(
+          'CONTAINER_NOT_FOUND',
+          `container ${id.slice(0, 12)} does not exist any more`,
+        );
+      }
+      // 304: it runs already
+      if (statusOf(err) !== 304) throw this.failure(err, `start container ${id.slice(0, 12)}`);
+    }
+    try {
+      const { nsPath } = await this.locate(id);
+      this.log.info({ container: id, nsPath }, 'container started again');
+      return { id, nsPath };
+    } catch (err) {
+      if (err instanceof WormholeError && err.code === 'CONTAINER_NOT_RUNNING') {
+        throw await this.exitedAtOnce(container, `container ${id.slice(0, 12)}`);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Stop a container (idle): the engine sends its stop signal and kills it after the
+   * container's stop timeout (`--stop-timeout`, 10 s by default). Its files stay; a
+   * container that is gone or stopped already is fine.
+   */
+  async stop(id: string): Promise<void> {
+    if (!isContainerRef(id)) return;
+    try {
+      // (no short time limit: the engine waits for the container's own stop timeout)
+      await this.api()
+        .getContainer(id.replace(/^\//, ''))
+        .stop({ abortSignal: AbortSignal.timeout(STOP_LIMIT_MS) });
+      this.log.info({ container: id }, 'container stopped');
+    } catch (err) {
+      // 304: stopped already; 404: gone
+      if (statusOf(err) === 304 || statusOf(err) === 404) return;
+      throw this.failure(err, `stop container ${id}`);
+    }
+  }
+
+  /** Remove every container of this daemon's labelled with a segment's id (its leftovers). */
+  async removeFor(segmentId: string): Promise<void> {
+    let found: Dockerode.ContainerInfo[];
+    try {
+      found = await this.api().listContainers({
+        all: true,
+        filters: { label: [`${OWNER_LABEL}=${this.ownerId}`, `${SEGMENT_LABEL}=${segmentId}`] },
+        ...this.timed(),
+      });
+    } catch (err) {
+      throw this.failure(err, 'list containers');
+    }
+    await Promise.all(found.map((c) => this.remove(c.Id)));
+  }
+
   /** The error for a container that stopped right after it started: its exit code and last words. */
-  private async exitedAtOnce(container: Dockerode.Container, image: string): Promise<WormholeError> {
+  private async exitedAtOnce(container: Dockerode.Container, what: string): Promise<WormholeError> {
     let detail = '';
     try {
       const info = await container.inspect(this.timed());
@@ -491,7 +578,7 @@ export class Docker implements ContainerRuntime {
     } catch {
       // the reason is a nicety
     }
-    return new WormholeError('CONTAINER_EXITED', `the container from ${image} stopped at once${detail}`);
+    return new WormholeError('CONTAINER_EXITED', `${what} stopped at once${detail}`);
   }
 
   /** Remove a container (forced, with its anonymous volumes); a missing one is fine. */

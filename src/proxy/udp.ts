@@ -3,6 +3,11 @@
  * session that sees no datagram either way for `idleMs` is closed. Each session holds a
  * socket (an fd), so their number is capped: a datagram from a new address past the cap is
  * dropped at once and counted, and the sessions there are keep working.
+ *
+ * A new session's tail may not listen yet (a container a trigger has just started): until the
+ * tail first answers, datagrams it refuses (port unreachable, the UDP face of a refused
+ * connection) are sent again, for as long as a TCP dial would be retried. (One that did get
+ * through may then arrive twice, as UDP allows.)
  */
 import type * as dgram from 'node:dgram';
 
@@ -19,6 +24,8 @@ export interface DatagramUpstream {
 
 /** Datagrams kept per new session while its upstream socket is being made. */
 const QUEUE_LIMIT = 64;
+/** A datagram the tail refused before it first answered is sent again after this long. */
+const RESEND_MS = 50;
 
 /** What a UDP relay (or the peer's side of remote sessions) counts, for list and metrics. */
 export interface UdpCounters {
@@ -40,6 +47,9 @@ export interface UdpCounters {
 interface Session {
   upstream?: DatagramUpstream;
   queue: Buffer[];
+  /** Sent before the tail first answered: sent again if it refuses them (until `resendUntil`). */
+  unanswered?: Buffer[];
+  resendUntil?: number;
   timer?: NodeJS.Timeout;
   closed: boolean;
 }
@@ -73,6 +83,7 @@ export class UdpRelay implements UdpCounters {
    * @param idleMs session idle time
    * @param onError told when a session could not be opened
    * @param maxSessions sessions at most; past it, `onRefused` is told of each dropped datagram
+   * @param resendMs how long a new session's datagrams are sent again while the tail refuses them
    */
   constructor(
     private readonly head: dgram.Socket,
@@ -81,6 +92,7 @@ export class UdpRelay implements UdpCounters {
     private readonly onError: (err: unknown) => void,
     private readonly maxSessions = Infinity,
     private readonly onRefused: (from: string) => void = () => undefined,
+    private readonly resendMs = 0,
   ) {
     head.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
   }
@@ -109,8 +121,11 @@ export class UdpRelay implements UdpCounters {
     this.datagramsUp++;
     this.bytesUp += msg.length;
     this.lastActive = Date.now();
-    if (s.upstream) s.upstream.send(msg);
-    else if (s.queue.length < QUEUE_LIMIT) s.queue.push(msg);
+    if (s.upstream) {
+      s.upstream.send(msg);
+      if (s.unanswered && Date.now() >= (s.resendUntil ?? 0)) s.unanswered = undefined;
+      else if (s.unanswered && s.unanswered.length < QUEUE_LIMIT) s.unanswered.push(msg);
+    } else if (s.queue.length < QUEUE_LIMIT) s.queue.push(msg);
   }
 
   private touch(key: string, s: Session): void {
@@ -129,14 +144,28 @@ export class UdpRelay implements UdpCounters {
         s.upstream = up;
         this.openOkAt = Date.now();
         up.on('message', (reply) => {
+          s.unanswered = undefined;
           this.touch(key, s);
           this.datagramsDown++;
           this.bytesDown += reply.length;
           this.lastActive = Date.now();
           this.head.send(reply, rinfo.port, rinfo.address);
         });
-        up.on('error', () => this.end(key, s));
+        up.on('error', (err: NodeJS.ErrnoException) => {
+          if (err.code === 'ECONNREFUSED' && s.unanswered && Date.now() < (s.resendUntil ?? 0)) {
+            // the tail does not listen yet: what it has not answered goes again
+            setTimeout(() => {
+              if (!s.closed && s.unanswered) for (const m of s.unanswered) up.send(m);
+            }, RESEND_MS).unref();
+            return;
+          }
+          this.end(key, s);
+        });
         for (const m of s.queue) up.send(m);
+        if (this.resendMs > 0 && s.queue.length > 0) {
+          s.unanswered = s.queue;
+          s.resendUntil = Date.now() + this.resendMs;
+        }
         s.queue = [];
       },
       (err) => {

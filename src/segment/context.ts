@@ -43,9 +43,21 @@ export interface ContainerRuntime {
   prepare(args: string[]): Promise<void>;
   /**
    * Create and start a container; its id and network namespace file. `step` names the action
-   * within the segment, so that a daemon taking over finds the container its predecessor ran.
+   * within the segment, so that a daemon taking over finds the container its predecessor ran
+   * (with `reuse`, one that is stopped is started again instead of made anew).
    */
-  run(args: string[], segmentId: string, step: string): Promise<{ id: string; nsPath: string }>;
+  run(
+    args: string[],
+    segmentId: string,
+    step: string,
+    options?: { reuse?: boolean },
+  ): Promise<{ id: string; nsPath: string }>;
+  /** Start again a container this daemon made and stopped; its id and namespace file. */
+  start(id: string): Promise<{ id: string; nsPath: string }>;
+  /** Stop a container, keeping it (its files); a stopped or missing one is fine. */
+  stop(id: string): Promise<void>;
+  /** Remove every container this daemon made for a segment (idempotent). */
+  removeFor(segmentId: string): Promise<void>;
   /** The network namespace file of a running container (full id, short id or name). */
   namespaceOf(container: string): Promise<string>;
   /** Every running container with the label `KEY=VALUE`, located. */

@@ -207,6 +207,11 @@ export class SegmentManager {
       if (plan.trigger) {
         seg.triggerSteps = plan.trigger;
         this.checkStatically(seg, plan.trigger);
+        if (plan.idle !== undefined)
+          seg.scaleToZero(
+            plan.idle,
+            plan.trigger.some((s) => s.op === 'docker-run'),
+          );
       } else {
         await seg.setTail(peerTail ?? (await this.localTail(seg, tails, head)));
       }
@@ -316,9 +321,13 @@ export class SegmentManager {
       tail.proxy = step.version;
     } else if (step.op === 'docker-run') {
       const d = step.side === 'head' ? head : tail;
-      const { id, nsPath } = await this.ctx.containers.run(step.args, seg.id, where);
-      seg.containers.push(id);
-      scope.defer(() => this.ctx.containers.remove(id));
+      // a trigger's container under idle is kept: stopped when it idles, started again
+      const kept = where.startsWith('trigger/') ? seg.kept : undefined;
+      const { id, nsPath } = kept
+        ? await kept.run(step.args, where)
+        : await this.ctx.containers.run(step.args, seg.id, where);
+      if (!seg.containers.includes(id)) seg.containers.push(id);
+      scope.defer(() => (kept ? kept.release(id) : this.ctx.containers.remove(id)));
       // (the runtime logs the start, with the segment)
       Object.assign(d, { ns: nsPath, nsLabel: id.slice(0, 12), container: id, containerId: id });
     }

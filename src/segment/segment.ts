@@ -22,6 +22,7 @@ import { TriggerStats, UdpTotals, accessLog, tailHealth, tcpTraffic } from './st
 import { TailSet } from './tailset';
 import type { Policy } from '../proxy/balance';
 import type { ContainerFollower, Side } from './follow';
+import { IdleWatch, TriggerContainers } from './idle';
 import { bindStreamHead, pointStreamTail, releaseStreamHead } from './streamends';
 import { PeerSessions, openPeerSession } from './udpremote';
 
@@ -34,6 +35,13 @@ export type Tail =
   | { kind: 'peer'; host: string; id: string; proto: Protocol; proxy?: 1 | 2 }
   /** Several tails (`also`, `docker-label`): their drafts, resolved and followed by a TailSet. */
   | { kind: 'set'; drafts: Draft[]; head: Draft };
+
+/**
+ * After the engine is told to send no connection to the tail, how long until the counters
+ * would show one it sent there all the same (it takes the change on its own thread, within
+ * a turn of its loop).
+ */
+const HOLD_SETTLE_MS = 50;
 
 /** Runs a trigger's steps; given by the manager, which knows how to apply steps. */
 export type TriggerRunner = (seg: Segment, steps: Step[], scope: DisposableStack) => Promise<Tail>;
@@ -76,6 +84,7 @@ export class Segment {
   private tailBack: { promise: Promise<void>; resolve: () => void } | undefined;
   /** The following of the tail's container, replaced with the tail. */
   private tailFollow: Disposable | undefined;
+  private tailFollowKept = false;
   /** False once the head stopped accepting for good (daemon stop): a restart binds nothing. */
   private listening = true;
   /**
@@ -86,6 +95,13 @@ export class Segment {
   /** Repeated warnings (a burst of drops, EMFILE) become one line with a count. */
   private readonly warn: RateLimitedLog;
   private triggerRun: Promise<void> | undefined;
+  /** What the trigger's last run made (released with the segment, or by idle). */
+  private triggerScope: DisposableStack | undefined;
+  private triggerScopeKept = false;
+  /** Scale to zero (`idle`), when the segment has it. */
+  private idle: IdleWatch | undefined;
+  /** The trigger's containers, kept across idle (`idle` with a docker-run trigger). */
+  kept: TriggerContainers | undefined;
   private closed = false;
 
   constructor(
@@ -170,6 +186,7 @@ export class Segment {
           { segment: this.id, from, limit: this.ctx.maxUdpSessions },
           'udp session refused: too many (--max-udp-sessions)',
         ),
+      this.ctx.dialTimeoutMs,
     );
     this.udpSocket = socket;
     this.udpFd = fd;
@@ -195,7 +212,11 @@ export class Segment {
     await this.pointTail(tail);
     this.tailFollow?.dispose();
     this.tailFollow = tail.kind === 'local' ? this.followEnd('tail', tail.ep) : undefined;
-    if (this.tailFollow) this.stack.add(this.tailFollow);
+    // (once: a tail set again by each run after idle is followed by this same entry)
+    if (this.tailFollow && !this.tailFollowKept) {
+      this.tailFollowKept = true;
+      this.stack.defer(() => this.tailFollow?.dispose());
+    }
     this.tailIsUp();
   }
 
@@ -328,9 +349,13 @@ export class Segment {
 
   /** Run the trigger once; concurrent callers wait for the same run; a failure is retried next time. */
   ensureTriggered(): Promise<void> {
+    // idle is letting go of the tail: the next run starts once it has
+    const releasing = this.idle?.pending();
+    if (releasing) return releasing.then(() => this.ensureTriggered());
     if (this.tail) return Promise.resolve();
     if (!this.triggerSteps) return Promise.reject(new Error('segment has no tail'));
     if (!this.triggerRun) {
+      this.idle?.running();
       const scope = new DisposableStack();
       this.ctx.log.info({ segment: this.id }, 'trigger running');
       const started = Date.now();
@@ -342,12 +367,18 @@ export class Segment {
             ran('the segment was deleted while its trigger ran');
             throw new Error('segment was deleted while its trigger ran');
           }
-          this.stack.add(scope);
+          // (once: each run after idle puts its scope in this same entry)
+          if (!this.triggerScopeKept) {
+            this.triggerScopeKept = true;
+            this.stack.defer(() => this.triggerScope?.dispose());
+          }
+          this.triggerScope = scope;
           await this.setTail(tail).catch((err: unknown) => {
             ran(errorMessage(err));
             throw err;
           });
           ran();
+          this.idle?.watch();
           this.ctx.log.info(
             { segment: this.id, ms: Date.now() - started, tail: this.tailText() },
             'trigger ran',
@@ -391,7 +422,56 @@ export class Segment {
   /** Stop accepting at the head now; what is open goes on until close(). */
   stopListening(): void {
     this.listening = false;
+    this.idle?.stop(); // (a daemon handing over lets its successor decide)
     this.unlisten();
+  }
+
+  /**
+   * Scale to zero: after `idleMs` with no connection and no byte, let go of what the trigger
+   * made (src/segment/idle.ts); `containers`: the trigger runs some, kept across idle.
+   */
+  scaleToZero(idleMs: number, containers: boolean): void {
+    this.idle = new IdleWatch(
+      idleMs,
+      {
+        id: this.id,
+        activity: () => {
+          const s = this.tcpHead?.stats();
+          if (s) return { open: s.open, total: s.total, lastActive: s.lastActive };
+          const t = this.udpTotals.traffic(this.udp, this.peerSessions);
+          return { open: 0, total: t.datagramsUp ?? 0, lastActive: t.lastActive ?? 0 };
+        },
+        holdTail: () => {
+          if (!this.tcpHead) return 0;
+          this.tcpHead.setTail(null); // new connections come to serve(), which waits
+          // (the engine dials local tails itself; a peer's are JavaScript's already)
+          return this.ctx.engine && this.tail?.kind !== 'peer' ? HOLD_SETTLE_MS : 0;
+        },
+        resumeTail: async () => {
+          if (this.tail && !this.closed) await this.pointTail(this.tail);
+        },
+        releaseTail: async () => {
+          const scope = this.triggerScope;
+          this.triggerScope = undefined;
+          this.tail = undefined;
+          this.triggerRun = undefined;
+          this.tailFollow?.dispose(); // its container is stopped on purpose: not "down"
+          this.tailFollow = undefined;
+          this.tailSet?.dispose(); // (several tails: no more checks or following)
+          this.tailSet = undefined;
+          this.udp?.endSessions(); // the next datagram opens a session, which runs the trigger
+          this.peerSessions?.endSessions(); // (a peer's sessions too: the next attach runs it)
+          this.tailIsUp(); // nothing waits for a container that is let go
+          await scope?.dispose();
+        },
+      },
+      this.ctx.log,
+    );
+    if (containers) {
+      const kept = new TriggerContainers(this.ctx.containers, this.id, () => this.closed, this.ctx.log);
+      this.kept = kept;
+      this.stack.defer(() => kept.removeAll());
+    }
   }
 
   /**
@@ -503,7 +583,9 @@ export class Segment {
           ? 'ready'
           : this.triggerRun
             ? 'triggering'
-            : 'waiting';
+            : this.idle?.idle
+              ? 'idle'
+              : 'waiting';
     let tail: SegmentInfo['tail'] = null;
     const first = this.tail?.kind === 'set' ? this.tailSet?.endpointsNow[0] : undefined;
     if (this.tail?.kind === 'local' || first) {
@@ -549,7 +631,9 @@ export class Segment {
       connections: traffic.total,
       traffic,
       refused: traffic.refused,
-      trigger: this.triggerSteps ? this.triggerStats.info(this.tail !== undefined) : undefined,
+      trigger: this.triggerSteps
+        ? { ...this.triggerStats.info(this.tail !== undefined), ...this.idle?.info() }
+        : undefined,
       tails:
         this.tail?.kind === 'set'
           ? (this.tailSet?.info(this.tcpHead?.tailStats() ?? []) ?? [])
@@ -565,7 +649,9 @@ export class Segment {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.idle?.stop();
     this.tailBack?.resolve(); // waiting connections go, and find the segment closed
+    await this.idle?.pending(); // (what idle lets go of is not released twice at once)
     await this.stack.dispose();
   }
 

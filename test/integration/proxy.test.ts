@@ -170,6 +170,16 @@ for (const mover of ['engine', 'javascript'] as const) {
       assert.equal(await answer, 'patiencebye');
     });
 
+    it('UDP: a datagram to a tail that starts listening late is sent again until it answers', async (t) => {
+      const head = await freePort();
+      await create('url', `udp://:${head}`, 'tail', 'url', `udp://${ns}@:7750`);
+      // one datagram, never sent again by the client: the tail refuses it (port unreachable)
+      const answer = udpExchange(head, 'early', '127.0.0.1', 10_000);
+      await new Promise((r) => setTimeout(r, 500));
+      await startService(t, ns, 'udp-echo', '127.0.0.1', 7750);
+      assert.equal(await answer, 'early');
+    });
+
     it('passes half-close through: a reply sent after the client FIN arrives', async (t) => {
       await startService(t, ns, 'tcp-sha', '127.0.0.1', 7800);
       const head = await freePort();

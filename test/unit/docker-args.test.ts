@@ -40,6 +40,8 @@ describe('docker-run ARGS: what is read', () => {
     [['-l team=db img'], { image: 'img', labels: { team: 'db' } }],
     [['--label=x img'], { image: 'img', labels: { x: '' } }],
     [['-lcom.example.tier=back img'], { image: 'img', labels: { 'com.example.tier': 'back' } }],
+    [['--stop-timeout 1 img'], { image: 'img', stopTimeout: 1 }],
+    [['--stop-timeout=0 img'], { image: 'img', stopTimeout: 0 }],
     [
       ['-e A=1', '--env=B=two', '--name db1', '-v /a:/b -l k=v', 'mariadb:10.11 mariadbd --port 3307'],
       {
@@ -82,7 +84,7 @@ describe('docker-run ARGS: what is read', () => {
 
 describe('docker-run ARGS: what is refused', () => {
   const accepted =
-    /before the image use -e\/--env NAME=VALUE, --name NAME, -v\/--volume SRC:DST\[:ro\|rw\], -l\/--label KEY\[=VALUE\]/;
+    /before the image use -e\/--env NAME=VALUE, --name NAME, -v\/--volume SRC:DST\[:ro\|rw\], -l\/--label KEY\[=VALUE\], --stop-timeout SECONDS/;
   const bad: [string[], RegExp][] = [
     // nothing
     [[], /docker-run needs an image/],
@@ -117,6 +119,9 @@ describe('docker-run ARGS: what is refused', () => {
     [['--volume'], /--volume needs a value/],
     [['-l'], /-l needs a value/],
     [['--label'], /--label needs a value/],
+    [['--stop-timeout'], /--stop-timeout needs a value/],
+    [['--stop-timeout -1 img'], /--stop-timeout "-1" is not a number of seconds/],
+    [['--stop-timeout 1s img'], /--stop-timeout "1s" is not a number of seconds/],
     // accepted options with a bad value
     [['-e A img'], /-e "A" is not NAME=VALUE/],
     [['-e =x img'], /-e "=x" is not NAME=VALUE/],

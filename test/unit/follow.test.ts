@@ -41,6 +41,15 @@ class FakeRuntime implements ContainerRuntime {
   remove(): Promise<void> {
     throw new Error('not used');
   }
+  start(): Promise<{ id: string; nsPath: string }> {
+    throw new Error('not used');
+  }
+  stop(): Promise<void> {
+    throw new Error('not used');
+  }
+  removeFor(): Promise<void> {
+    throw new Error('not used');
+  }
   withLabel(): Promise<ContainerLocation[]> {
     throw new Error('not used');
   }

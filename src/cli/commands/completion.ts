@@ -13,6 +13,7 @@ const TAKES_WORD = [
   'docker-label',
   'balance',
   'health',
+  'idle',
 ];
 
 /** Only plain words go into the script: nothing in it is ever quoted wrong. */

@@ -24,6 +24,9 @@ Actions, read left to right (see the README for the whole grammar):
   tunnel HOST        an encrypted L3 tunnel to HOST, then as remote through it
   udptunnel HOST     as tunnel, carried in UDP
   proxy-protocol V   (tail) each connection to the tail starts with a PROXY v1 or v2 header
+  idle DURATION      with a trigger: after DURATION (30s, 5m, 1h, seconds) with no
+                     connection and no byte, stop what the trigger started (its
+                     containers are stopped, kept, and started again by the next one)
 
 Defaults: head tcp://127.0.0.1, tail = head's protocol and port on 127.0.0.1. tcp and unix
 join each other; udp joins only udp.
@@ -34,7 +37,8 @@ segment made with it (its children).
   wormhole create url :8080 tail url :80
   wormhole create url :3306 docker-ns tail docker-ns $mysql
   wormhole create url :3306 tail url unix:///run/mysqld/mysqld.sock docker-ns $mysql
-  wormhole create url :80 trigger docker-run wormhole/wordpress child url :3306 trigger docker-run wormhole/mysql`,
+  wormhole create url :80 trigger docker-run wormhole/wordpress child url :3306 trigger docker-run wormhole/mysql
+  wormhole create url :3306 idle 10m trigger docker-run wormhole/mysql`,
   async run(args, ctx) {
     const actions = tokenize(commandArgs(this, args).positional);
     parsePlan(actions); // refuse a malformed create before reaching the daemon

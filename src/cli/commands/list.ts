@@ -19,7 +19,7 @@ function short(container: string): string {
 }
 
 /** What a segment's line says besides its columns: why it failed, what is down, its place. */
-function notes(s: SegmentInfo): string {
+function notes(s: SegmentInfo, now: number): string {
   const n: string[] = [];
   if (s.state === 'failed') n.push(`error: ${s.error ?? 'unknown'}`);
   if (s.down?.length) n.push(`down=${s.down.map((d) => `${d.end}:${short(d.container)}`).join(',')}`);
@@ -29,6 +29,8 @@ function notes(s: SegmentInfo): string {
     n.push(
       `trigger=${t.state}${t.lastMs !== undefined ? ` in ${duration(t.lastMs)}` : ''}${t.lastError ? ` (${t.lastError})` : ''}`,
     );
+  if (t?.idleMs !== undefined) n.push(`idle=${duration(t.idleMs)}`);
+  if (t?.idledAt !== undefined) n.push(`idled ${ago(t.idledAt, now)} ago`);
   for (const tail of s.tails ?? [])
     if (tail.health === 'down') n.push(`tail down${tail.lastError ? ` (${tail.lastError})` : ''}`);
   if (s.parent) n.push(`parent=${s.parent}`);
@@ -52,7 +54,7 @@ export function listRows(segments: SegmentInfo[], now = Date.now()): string[] {
       t ? size(t.bytesDown) : '-',
       ago(t?.lastActive, now),
       t ? String(t.dialFailures) : '-',
-      notes(s),
+      notes(s, now),
     ];
   });
   return table(
@@ -70,17 +72,20 @@ export const list: Command = {
 One line per segment, in columns under a header (nothing at all when there is none):
   ID      the segment's id (delete takes any unique prefix of it)
   HEAD    where it listens; TAIL where its connections go (peer:HOST/ID on a peer)
-  STATE   ready; waiting (a trigger not run yet); triggering; container-down (an end's
-          container stopped: the segment follows it and goes on in its new namespace);
-          failed (it could not be built again at start: kept, and tried again)
+  STATE   ready; waiting (a trigger not run yet); triggering; idle (unused for its idle
+          time: what its trigger made is released, the next connection runs it again);
+          container-down (an end's container stopped: the segment follows it and goes on
+          in its new namespace); failed (it could not be built again at start: kept, and
+          tried again)
   OPEN    connections open now (UDP: sessions, one per client address)
   TOTAL   connections since it was made (UDP: sessions)
   UP      bytes from clients to the tail; DOWN bytes back
   LAST    how long since a byte last moved
   FAILS   dials to the tail that failed
   NOTES   error: WHY (failed), down=END:CONTAINER, refused=N (at --max-connections or
-          --max-udp-sessions), trigger=STATE in TIME (its last run, and its error), tail
-          down (WHY), parent=ID, remote (made for a peer)
+          --max-udp-sessions), trigger=STATE in TIME (its last run, and its error),
+          idle=TIME (its idle time), idled AGE ago (when it last idled), tail down (WHY),
+          parent=ID, remote (made for a peer)
 --json prints an array with every field (see the README for their names).
 
   wormhole list
