@@ -82,11 +82,17 @@ export interface GroupStats {
 
 /** Where a group's connections go (see EngineGroup.setTail). */
 export interface EngineTail {
+  /** Dial host:port from inside the namespace nsFd (-1: the daemon's own). */
   nsFd: number;
   host: string;
   port: number;
+  /**
+   * A unix tail instead: `@name` (abstract, in nsFd's namespace) or `/path`, looked up at each
+   * dial inside the filesystem root rootFd (the engine keeps its own copy).
+   */
   path?: string;
   rootFd?: number;
+  /** The PROXY protocol version each connection to the tail starts with. */
   proxy?: 1 | 2;
 }
 

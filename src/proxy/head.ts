@@ -16,7 +16,7 @@ import { WormholeError, errnoCode } from '../common/errors';
 import { native } from '../native';
 import { Balancer, type Policy, policyCode } from './balance';
 import { dialWithRetry } from './dial';
-import type { ClosedConnection, Engine, EngineGroup, GroupStats } from './engine';
+import type { ClosedConnection, Engine, EngineGroup, EngineTail, GroupStats } from './engine';
 import { type Origin, originOf, proxyHeader } from './proxyproto';
 import { splice } from './tcp';
 
@@ -31,19 +31,7 @@ function remoteOf(stream: Duplex): string | undefined {
 }
 
 /** Where a head's connections go. */
-export interface TailTarget {
-  /** For the engine: dial host:port from inside the namespace nsFd (-1: the daemon's own). */
-  nsFd: number;
-  host: string;
-  port: number;
-  /**
-   * A unix tail instead: `@name` (abstract, in nsFd's namespace) or `/path`, looked up at each
-   * dial inside the filesystem root rootFd (the engine keeps its own copy).
-   */
-  path?: string;
-  rootFd?: number;
-  /** The PROXY protocol version each connection to the tail starts with. */
-  proxy?: 1 | 2;
+export interface TailTarget extends EngineTail {
   /** For the JavaScript mover: a socket connected to the tail (rejects with the errno code). */
   connect(): Promise<net.Socket>;
   /** How the tail is named in messages. */

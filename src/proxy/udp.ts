@@ -28,40 +28,17 @@ const QUEUE_LIMIT = 64;
 const RESEND_MS = 50;
 
 /** What a UDP relay (or the peer's side of remote sessions) counts, for list and metrics. */
-export interface UdpCounters {
+/**
+ * A UDP head's counters, kept by whoever relays its datagrams (this relay, or a peer's side
+ * of UDP over remote: src/segment/udpremote.ts).
+ */
+export abstract class UdpCounters {
   /** Live sessions. */
-  readonly size: number;
-  total: number;
-  refused: number;
-  datagramsUp: number;
-  datagramsDown: number;
-  bytesUp: number;
-  bytesDown: number;
-  openFailures: number;
-  lastActive: number;
-  openOkAt: number;
-  openFailedAt: number;
-  lastError: string | undefined;
-}
-
-interface Session {
-  upstream?: DatagramUpstream;
-  queue: Buffer[];
-  /** Sent before the tail first answered: sent again if it refuses them (until `resendUntil`). */
-  unanswered?: Buffer[];
-  resendUntil?: number;
-  timer?: NodeJS.Timeout;
-  closed: boolean;
-}
-
-/** Relays datagrams between a head socket and per-client upstream sockets. */
-export class UdpRelay implements UdpCounters {
-  private readonly sessions = new Map<string, Session>();
-  private closed = false;
-  /** Datagrams dropped because they would have opened a session past the cap. */
-  refused = 0;
+  abstract readonly size: number;
   /** Sessions opened since the start. */
   total = 0;
+  /** Datagrams dropped because they would have opened a session past the cap. */
+  refused = 0;
   /** Datagrams (and their bytes) from clients to the tail, and back. */
   datagramsUp = 0;
   datagramsDown = 0;
@@ -76,6 +53,22 @@ export class UdpRelay implements UdpCounters {
   openFailedAt = 0;
   /** Why the last upstream socket could not be made. */
   lastError: string | undefined;
+}
+
+interface Session {
+  upstream?: DatagramUpstream;
+  queue: Buffer[];
+  /** Sent before the tail first answered: sent again if it refuses them (until `resendUntil`). */
+  unanswered?: Buffer[];
+  resendUntil?: number;
+  timer?: NodeJS.Timeout;
+  closed: boolean;
+}
+
+/** Relays datagrams between a head socket and per-client upstream sockets. */
+export class UdpRelay extends UdpCounters {
+  private readonly sessions = new Map<string, Session>();
+  private closed = false;
 
   /**
    * @param head the bound head socket
@@ -94,6 +87,7 @@ export class UdpRelay implements UdpCounters {
     private readonly onRefused: (from: string) => void = () => undefined,
     private readonly resendMs = 0,
   ) {
+    super();
     head.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
   }
 

@@ -22,7 +22,7 @@ import { WormholeError, errorMessage } from '../common/errors';
 import { dialWithRetry } from '../proxy/dial';
 import { DatagramReader, StreamUpstream, sendDatagram } from '../proxy/dgramstream';
 import type { Origin } from '../proxy/proxyproto';
-import type { DatagramUpstream, UdpCounters } from '../proxy/udp';
+import { type DatagramUpstream, UdpCounters } from '../proxy/udp';
 import type { PeerLink } from './context';
 
 /** A session's upstream on the head's side: a new attach stream to the peer's segment. */
@@ -38,20 +38,9 @@ export async function openPeerSession(
 }
 
 /** The peer's side: the sessions attached to one UDP segment, each relayed to its tail. */
-export class PeerSessions implements UdpCounters {
+export class PeerSessions extends UdpCounters {
   private readonly open = new Set<() => void>();
   private closed = false;
-  total = 0;
-  refused = 0;
-  datagramsUp = 0;
-  datagramsDown = 0;
-  bytesUp = 0;
-  bytesDown = 0;
-  openFailures = 0;
-  lastActive = 0;
-  openOkAt = 0;
-  openFailedAt = 0;
-  lastError: string | undefined;
 
   /**
    * @param openUpstream a UDP socket connected to a tail, picked for a client address (may
@@ -64,7 +53,9 @@ export class PeerSessions implements UdpCounters {
     private readonly openUpstream: (client: string) => Promise<dgram.Socket>,
     private readonly idleMs: number,
     private readonly maxSessions: number,
-  ) {}
+  ) {
+    super();
+  }
 
   get size(): number {
     return this.open.size;

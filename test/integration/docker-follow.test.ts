@@ -16,34 +16,13 @@ import { ROOT, type TestDaemon, startDaemon } from '../helpers/daemon';
 import { ECHO_IMAGE, removeContainers, run } from '../helpers/docker';
 import { type Cleanup, suiteCleanup } from '../helpers/netns';
 import { freePort, parseCreate, startService, udpExchange } from '../helpers/services';
+import { eventually, sleep } from '../helpers/wait';
 
 const RUN = randomBytes(4).toString('hex');
 /** Every container this file starts with the docker CLI carries this label. */
 const MINE = `wh-test-run=${RUN}`;
 /** The daemon's dial timeout here (seconds): short, so that a refused connection comes soon. */
 const DIAL_TIMEOUT = 2;
-/** How long anything here may take to come about; far above what it needs. */
-const PATIENCE_MS = 30_000;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Retry `fn` until it returns a value (not undefined) or PATIENCE_MS has passed; the last error says why. */
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + PATIENCE_MS;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: not within ${PATIENCE_MS / 1000} s${last ? ` (last: ${String(last)})` : ''}`);
-    }
-    await sleep(200);
-  }
-}
 
 /** An echo exchange, bounded: a connection that hangs is a failure, not a stuck test. */
 function exchangeWithin(port: number, data: string, host = '127.0.0.1', ms = 15_000): Promise<string> {

@@ -21,33 +21,12 @@ import { type TestDaemon, runCmd, startDaemon } from '../helpers/daemon';
 import { DB_IMAGE, DB_VALUE, ECHO_IMAGE, containers, run } from '../helpers/docker';
 import { suiteCleanup, withHostPair, withNetns } from '../helpers/netns';
 import { freePort, parseCreate, seed } from '../helpers/services';
+import { eventually, sleep } from '../helpers/wait';
 
 /** The echo image, stopped within a second (echo-server, as PID 1, ignores SIGTERM). */
 const ECHO_RUN = `--stop-timeout 1 ${ECHO_IMAGE} echo-server 9001`;
 /** A UDP echo in a container: socat in the database image (which has it), on 127.0.0.1:9002. */
 const UDP_ECHO_RUN = `--stop-timeout 1 ${DB_IMAGE} socat UDP4-RECVFROM:9002,bind=127.0.0.1,fork PIPE`;
-/** How long anything here may take to come about; far above what it needs. */
-const PATIENCE_MS = 30_000;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Retry `fn` until it returns a value (not undefined) or PATIENCE_MS has passed. */
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + PATIENCE_MS;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: not within ${PATIENCE_MS / 1000} s${last ? ` (last: ${String(last)})` : ''}`);
-    }
-    await sleep(100);
-  }
-}
 
 function owner(d: TestDaemon): string {
   return `label=wormhole.owner=${fs.readFileSync(path.join(d.dir, 'state', 'owner-id'), 'utf8').trim()}`;
