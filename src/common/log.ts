@@ -1,5 +1,5 @@
 import pino from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 /** The daemon's structured logger type. */
 export type Logger = pino.Logger;
@@ -16,7 +16,10 @@ export function createLogger(
   terminal = process.stderr.isTTY === true,
 ): Logger {
   const options = { name, level, base: { pid: process.pid } };
-  if (terminal)
+  if (terminal) {
+    // loaded only for a terminal: a daemon under systemd or in a pipe never pays its memory
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const pretty = require('pino-pretty') as typeof PinoPretty;
     return pino(
       options,
       pretty({
@@ -28,5 +31,6 @@ export function createLogger(
         ignore: 'pid,hostname,name',
       }),
     );
+  }
   return pino(options, pino.destination({ fd: 2, sync: true }));
 }

@@ -18,7 +18,7 @@ import { TunnelService } from '../tunnel';
 import { makeHandlers } from './handlers';
 import { sdNotify } from './notify';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
-import { MetricsServer } from './metrics';
+import type { MetricsServer } from './metrics';
 import { Peers } from './peers';
 import { ApiServer } from './server';
 import { wireSignals } from './signals';
@@ -136,7 +136,10 @@ export async function main(argv: string[]): Promise<void> {
     const metricsKey = opts.metrics && `metrics ${formatDaemonAddress(opts.metrics)}`;
     let metrics: MetricsServer | undefined;
     if (opts.metrics && metricsKey) {
-      metrics = new MetricsServer({ segments: () => manager.list(), tunnels: () => tunnels.counters() }, log);
+      // loaded only when asked for: prom-client costs memory a daemon without --metrics never needs
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { MetricsServer: Server } = require('./metrics') as typeof import('./metrics');
+      metrics = new Server({ segments: () => manager.list(), tunnels: () => tunnels.counters() }, log);
       await metrics.listen(opts.metrics, handed?.takeApi(metricsKey));
     }
 
