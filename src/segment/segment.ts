@@ -142,7 +142,13 @@ export class Segment {
         dialTimeoutMs: this.ctx.dialTimeoutMs,
         onClient: (client) => void this.serve(client),
         // each connection's end is heard of only when the log would show it
-        onClosed: accessLog(this.ctx.log, this.ctx.accessLog, this.id, () => this.tailText()),
+        onClosed: accessLog(
+          this.ctx.log,
+          this.ctx.accessLog,
+          this.id,
+          () => this.tailText(),
+          head.proto === 'unix' ? 'unix' : 'unknown',
+        ),
         onWarning: (kind, detail) =>
           kind === 'refused'
             ? this.warn.warn(

@@ -129,6 +129,8 @@ export function accessLog(
   on: boolean,
   segment: string,
   tail: () => string,
+  /** What a client without an address is called: `unix` behind a unix head. */
+  anonymous = 'unknown',
 ): ((end: ConnectionEnd) => void) | undefined {
   const level = on ? 'info' : log.isLevelEnabled('debug') ? 'debug' : undefined;
   if (!level) return undefined;
@@ -136,7 +138,7 @@ export function accessLog(
     log[level](
       {
         segment,
-        client: end.client ?? 'unknown',
+        client: end.client ?? anonymous,
         tail: tail(),
         ms: Math.round(end.ms),
         up: end.up,

@@ -149,6 +149,8 @@ for (const mover of ['engine', 'javascript'] as const) {
         head: { proto: string; path: string };
       }[];
       assert.deepEqual([info.head.proto, info.head.path], ['unix', sock]);
+      // the access log names a unix client as such (it has no address)
+      assert.match(d.log(), new RegExp(`"segment":"${seg.id}","client":"unix",.*"msg":"connection"`));
       assert.equal((await d.cli('delete', seg.id)).code, 0);
       assert.ok(!fs.existsSync(sock), 'the socket file went with the segment');
     });
