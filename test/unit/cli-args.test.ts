@@ -84,3 +84,10 @@ describe('matchId', () => {
       );
     });
 });
+
+it("create's help names every action of the grammar", async () => {
+  const { create } = await import('../../src/cli/commands/create');
+  const { VERBS } = await import('../../src/api/grammar');
+  const missing = VERBS.filter((v) => !new RegExp(`^  ${v}\\b`, 'm').test(create.usage));
+  assert.deepEqual(missing, []);
+});

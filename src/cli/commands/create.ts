@@ -24,6 +24,12 @@ Actions, read left to right (see the README for the whole grammar):
   tunnel HOST        an encrypted L3 tunnel to HOST, then as remote through it
   udptunnel HOST     as tunnel, carried in UDP
   proxy-protocol V   (tail) each connection to the tail starts with a PROXY v1 or v2 header
+  also               (tail) another tail, starting from a copy of the one before
+  docker-label K=V   (tail) every running container with the label is a tail, followed
+                     as containers start and stop
+  balance POLICY     with several tails: round-robin (default), least-conn, source
+  health DURATION    check each tail with a TCP connect every DURATION (default 5s), or
+                     health off; a tail that fails gets no new connection until it passes
   idle DURATION      with a trigger: after DURATION (30s, 5m, 1h, seconds) with no
                      connection and no byte, stop what the trigger started (its
                      containers are stopped, kept, and started again by the next one)
@@ -38,7 +44,9 @@ segment made with it (its children).
   wormhole create url :3306 docker-ns tail docker-ns $mysql
   wormhole create url :3306 tail url unix:///run/mysqld/mysqld.sock docker-ns $mysql
   wormhole create url :80 trigger docker-run wormhole/wordpress child url :3306 trigger docker-run wormhole/mysql
-  wormhole create url :3306 idle 10m trigger docker-run wormhole/mysql`,
+  wormhole create url :3306 idle 10m trigger docker-run wormhole/mysql
+  wormhole create url :8080 tail url :80 docker-ns app1 also docker-ns app2 balance least-conn
+  wormhole create url :8080 tail url :80 docker-label app=web health 2s`,
   async run(args, ctx) {
     const actions = tokenize(commandArgs(this, args).positional);
     parsePlan(actions); // refuse a malformed create before reaching the daemon
