@@ -23,7 +23,8 @@ import {
   tailProto,
 } from './endpoint';
 import { ContainerFollower } from './follow';
-import { childId, failedInfo, newRecord, peerChildId, peerChildren, peerKey } from './records';
+import { type Ports, SegmentKeeper } from './keeper';
+import { childId, newRecord, peerChildId, peerKey } from './records';
 import { Segment, type Tail } from './segment';
 import { checkJoin } from './streamends';
 
@@ -65,23 +66,26 @@ function toDraft(e: Endpoint, port = e.port): Draft {
   };
 }
 
-/** Ports of ephemeral heads chosen at the first build, by segment id: a rebuild takes them again. */
-type Ports = ReadonlyMap<string, number>;
-
-/** Owns every segment of one daemon, and keeps the top ones in the store. */
+/** Owns every segment of one daemon; its keeper keeps the top ones in the store. */
 export class SegmentManager {
   private readonly segments = new Map<string, Segment>();
-  /** The record of every top segment, by id. */
-  private readonly records = new Map<string, SegmentRecord>();
-  /** Records that could not be built again at start, and why: `list` shows them, `delete` forgets them. */
-  private readonly failed = new Map<string, { record: SegmentRecord; error: string }>();
-  private retryTimer: NodeJS.Timeout | undefined;
-  private retrying = false;
+  /** The top segments' records: kept, built again at start (src/segment/keeper.ts). */
+  private readonly keeper: SegmentKeeper;
   /** Ends in containers follow them across restarts. */
   private readonly follower: ContainerFollower;
 
   constructor(private readonly ctx: SegmentContext) {
     this.follower = new ContainerFollower(ctx.containers, ctx.log);
+    this.keeper = new SegmentKeeper(ctx, {
+      build: (record, plan, ports) =>
+        this.build(plan, record.id, peerBase(record), null, record.kind === 'peer', ports),
+      deleteTree: (id) => this.deleteTree(id),
+    });
+  }
+
+  /** Build again every segment the store kept (the daemon starts). */
+  restore(records: SegmentRecord[]): Promise<void> {
+    return this.keeper.restore(records);
   }
 
   /** Create the segments a list of actions describes; the first is the top one. */
@@ -89,7 +93,7 @@ export class SegmentManager {
     const plan = parsePlan(actions);
     const id = plan.id ?? randomUUID();
     this.checkFree(id);
-    return this.buildTop(newRecord(id, 'local', actions), plan);
+    return this.keeper.buildTop(newRecord(id, 'local', actions), plan);
   }
 
   /**
@@ -100,53 +104,28 @@ export class SegmentManager {
   async createForPeer(params: Params<'peer-create'>): Promise<Result<'peer-create'>> {
     const plan = parsePlan(params.actions);
     const id = params.key ? peerChildId(params.key, plan) : (plan.id ?? randomUUID());
-    const had = this.records.get(id);
+    const had = this.keeper.records.get(id);
     if (had && params.key && had.key === params.key) {
       if (sameRequest(had, params)) return peerResult(this.segments.get(id)!);
       // the parent was made again with other actions: this child is stale
       await this.deleteTree(id);
-      this.forget(id);
+      this.keeper.forget(id);
     }
-    const seen = this.failed.get(id);
-    if (seen && params.key && seen.record.key === params.key) this.forget(id);
+    const seen = this.keeper.failed.get(id);
+    if (seen && params.key && seen.record.key === params.key) this.keeper.forget(id);
     this.checkFree(id);
     const record = newRecord(id, 'peer', params.actions, { head: params.head, key: params.key });
-    const [seg] = await this.buildTop(record, plan);
+    const [seg] = await this.keeper.buildTop(record, plan);
     return peerResult(seg);
   }
 
   /** Refuse an id taken by a segment, or by one that could not be built again. */
   private checkFree(id: string): void {
-    if (this.segments.has(id) || this.failed.has(id))
+    if (this.segments.has(id) || this.keeper.failed.has(id))
       throw new WormholeError(
         'ID_EXISTS',
         `a segment with id ${id} exists already: delete it or pick another id`,
       );
-  }
-
-  /**
-   * Build a top segment and keep its record: written before the build (incomplete, so that
-   * a crash in the middle leaves what to clean) and again, complete, once it is built.
-   */
-  private async buildTop(record: SegmentRecord, plan: Plan, ports?: Ports): Promise<Segment[]> {
-    this.ctx.store.save(record);
-    let built: Segment[];
-    try {
-      built = await this.build(plan, record.id, peerBase(record), null, record.kind === 'peer', ports);
-    } catch (err) {
-      // (a record that was complete before stays: a rebuild that fails is kept to retry)
-      if (!record.complete) this.ctx.store.forget(record.id);
-      throw err;
-    }
-    const done: SegmentRecord = {
-      ...record,
-      complete: true,
-      url: built[0].url,
-      built: built.map((s) => ({ id: s.id, port: s.boundPort })),
-    };
-    this.ctx.store.save(done);
-    this.records.set(done.id, done);
-    return built;
   }
 
   /** Build one segment (and, recursively, its create-time children). */
@@ -405,8 +384,8 @@ export class SegmentManager {
    */
   async delete(id: string): Promise<string[]> {
     const seg = this.segments.get(id);
-    if (!seg && this.failed.has(id)) {
-      this.forget(id);
+    if (!seg && this.keeper.failed.has(id)) {
+      this.keeper.forget(id);
       this.ctx.log.info({ segment: id }, 'segment deleted (it had not been built again)');
       return [id];
     }
@@ -418,15 +397,8 @@ export class SegmentManager {
       );
     }
     const deleted = await this.deleteTree(id);
-    this.forget(id);
+    this.keeper.forget(id);
     return deleted;
-  }
-
-  /** Forget a top segment: it is not built again at the next start. */
-  private forget(id: string): void {
-    this.records.delete(id);
-    this.failed.delete(id);
-    this.ctx.store.forget(id);
   }
 
   /** Every head's listening socket, for a daemon taking over (the heads keep theirs). */
@@ -473,89 +445,13 @@ export class SegmentManager {
 
   /** Every segment, parents before their children. */
   list(): SegmentInfo[] {
-    const failed = [...this.failed.values()].map((f) => failedInfo(f.record, f.error));
+    const failed = this.keeper.failedInfos();
     return [...[...this.segments.values()].map((s) => s.info()), ...failed];
-  }
-
-  /**
-   * Build again every segment the store kept (the daemon starts): complete ones with their
-   * ids and ports; half-built ones (a crash cut their create short) are cleaned instead, their
-   * children on peers deleted. What cannot be built is kept, shown as failed, tried at the next
-   * start. Records are independent of each other, so they are built side by side.
-   */
-  async restore(records: SegmentRecord[]): Promise<void> {
-    let restored = 0;
-    await Promise.all(
-      records.map(async (record) => {
-        if (!record.complete) return this.cleanHalfBuilt(record);
-        try {
-          await this.rebuild(record);
-          restored++;
-          this.ctx.log.info({ segment: record.id, url: record.url }, 'segment restored');
-        } catch (err) {
-          this.failed.set(record.id, { record, error: errorMessage(err) });
-          this.ctx.log.warn(
-            { segment: record.id, url: record.url, err: errorMessage(err) },
-            'segment not restored (kept: list shows it failed; tried again every --retry-failed seconds)',
-          );
-        }
-      }),
-    );
-    if (records.length > 0)
-      this.ctx.log.info({ restored, failed: this.failed.size }, 'segments from the state directory');
-    // What failed may work later: a container started after the daemon, a namespace made again.
-    this.retryTimer = setInterval(() => void this.retryFailed(), this.ctx.retryFailedMs);
-    this.retryTimer.unref();
-  }
-
-  /** Build a kept segment as it was: same ids, same head ports. */
-  private rebuild(record: SegmentRecord): Promise<Segment[]> {
-    const ports = new Map(record.built.map((b) => [b.id, b.port]));
-    return this.buildTop(record, { ...parsePlan(record.actions), id: record.id }, ports);
-  }
-
-  /** Try the segments that could not be built again; a new reason replaces the old. */
-  private async retryFailed(): Promise<void> {
-    if (this.retrying) return;
-    this.retrying = true;
-    try {
-      for (const [id, { record }] of [...this.failed]) {
-        if (!this.failed.has(id)) continue;
-        try {
-          await this.rebuild(record);
-        } catch (err) {
-          if (this.failed.has(id)) this.failed.set(id, { record, error: errorMessage(err) });
-          continue;
-        }
-        if (this.failed.delete(id)) this.ctx.log.info({ segment: id, url: record.url }, 'segment restored');
-        else await this.deleteTree(id).then(() => this.forget(id)); // deleted while it was built
-      }
-    } finally {
-      this.retrying = false;
-    }
-  }
-
-  /** A create cut short by a crash: delete what it may have made on peers, then forget it. */
-  private async cleanHalfBuilt(record: SegmentRecord): Promise<void> {
-    const plan = parsePlan(record.actions);
-    try {
-      for (const [host, id] of peerChildren(this.ctx.ownerId, record.id, plan))
-        await this.ctx.peers.deleteChild(host, id).catch((err: unknown) => {
-          if (!(err instanceof WormholeError && err.code === 'NOT_FOUND')) throw err;
-        });
-      this.ctx.store.forget(record.id);
-      this.ctx.log.info({ segment: record.id }, 'cleaned a segment a crash left half-built');
-    } catch (err) {
-      this.ctx.log.warn(
-        { segment: record.id, err: errorMessage(err) },
-        'a segment a crash left half-built is not cleaned yet (tried again at the next start)',
-      );
-    }
   }
 
   /** Delete every segment (daemon shutdown). */
   async closeAll(): Promise<void> {
-    clearInterval(this.retryTimer);
+    this.keeper.stop();
     const tops = [...this.segments.values()].filter((s) => s.parent === null || !this.segments.has(s.parent));
     await Promise.allSettled(tops.map((s) => this.deleteTree(s.id)));
     await Promise.allSettled([...this.segments.keys()].map((k) => this.deleteTree(k)));
