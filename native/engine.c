@@ -281,9 +281,8 @@ static void emit_closed(struct engine *e, struct conn *c, int err) {
   memcpy(v->addr, c->peer, sizeof v->addr);
 }
 
-/* Note the client's address and the start, for the access log (reporting groups only). */
+/* Note the client's address (compact: family, bytes, port), for the access log and source affinity. */
 static void note_peer(struct conn *c) {
-  clock_gettime(CLOCK_MONOTONIC, &c->t0);
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (getpeername(c->fd[0], (struct sockaddr *)&ss, &len) != 0) return;
@@ -394,7 +393,7 @@ static void unlink_conn(struct conn *c) {
 }
 
 static void conn_dial_tail(struct engine *e, struct conn *c, int i);
-static uint64_t source_hash(int fd);
+static uint64_t hash_bytes(const uint8_t *p, size_t n);
 
 static void release_open(struct group *g) { __atomic_sub_fetch(&g->open, 1, __ATOMIC_RELAXED); }
 
@@ -548,8 +547,11 @@ static struct conn *conn_new(struct engine *e, struct group *g, int client) {
   c->g = g;
   c->tail = -1;
   c->id = __atomic_add_fetch(&e->next_id, 1, __ATOMIC_RELAXED);
-  if (g->report) note_peer(c);
-  if (g->policy == B_SOURCE) c->src = source_hash(client);
+  /* the client's address, read once, for whoever needs it: the access log, source affinity */
+  if (g->report) clock_gettime(CLOCK_MONOTONIC, &c->t0);
+  if (g->report || g->policy == B_SOURCE) note_peer(c);
+  if (g->policy == B_SOURCE && c->peer_family)
+    c->src = hash_bytes(c->peer, c->peer_family == 4 ? 4 : 16); /* not the port: one client, one tail */
   __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
   c->next = g->conns;
   if (g->conns) g->conns->prev = c;
@@ -590,16 +592,6 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n) {
   uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then mixed */
   for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
   return mix64(h);
-}
-
-/* The client's address (not its port) hashed: one client stays on one tail. */
-static uint64_t source_hash(int fd) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) return 0;
-  if (ss.ss_family == AF_INET) return hash_bytes((uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr, 4);
-  if (ss.ss_family == AF_INET6) return hash_bytes((uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-  return 0;
 }
 
 /* May connection c try slot i (set, not tried yet, and healthy unless `any`)? */
