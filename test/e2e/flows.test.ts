@@ -12,6 +12,7 @@ import type { SegmentInfo } from '../../src/api/protocol';
 import { type TestDaemon, startDaemon } from '../helpers/daemon';
 import { suiteCleanup } from '../helpers/netns';
 import { exchange, freePort, parseCreate, startService } from '../helpers/services';
+import { until } from '../helpers/wait';
 
 async function segment(d: TestDaemon, id: string): Promise<SegmentInfo> {
   const r = await d.cli('list', '--json');
@@ -19,18 +20,6 @@ async function segment(d: TestDaemon, id: string): Promise<SegmentInfo> {
   const s = (JSON.parse(r.stdout) as SegmentInfo[]).find((x) => x.id === id);
   assert.ok(s, `segment ${id} is listed`);
   return s;
-}
-
-/** Poll until `check` holds (or the deadline passes, and then say what was seen last). */
-async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  let v = await get();
-  while (!check(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    v = await get();
-  }
-  assert.ok(check(v), `${what}: ${JSON.stringify(v)}`);
-  return v;
 }
 
 /** GET a URL: status and body. */

@@ -44,6 +44,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ROOT } from '../helpers/daemon';
 import { ensureDockerd, ensureTestImages, run, stopDockerdIfStarted } from '../helpers/docker';
+import { sleep } from '../helpers/wait';
 
 const README = path.join(ROOT, 'README.md');
 const SANDBOX = path.join(ROOT, 'test/fixtures/readme-sandbox.sh');
@@ -204,8 +205,6 @@ function groupProcesses(pgid: number): string[] {
   }
   return found;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** SIGTERM to a process group, time to stop (wormholed removes its containers), then SIGKILL. */
 async function endGroup(pgid: number): Promise<void> {

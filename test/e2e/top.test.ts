@@ -16,6 +16,7 @@ import { type TestDaemon, WORMHOLE, runCmd, startDaemon } from '../helpers/daemo
 import { suiteCleanup } from '../helpers/netns';
 import { freePort, parseCreate, startService } from '../helpers/services';
 import { PROMPT, Tmux } from '../helpers/tmux';
+import { eventually } from '../helpers/wait';
 
 /** One row of the table on a screen (or in a frame printed), keyed by the column titles. */
 type Row = Record<string, string>;
@@ -70,17 +71,6 @@ function steadyTraffic(port: number): { stop(): Promise<void> } {
   return { stop };
 }
 
-/** Call `probe` until it gives something (not undefined); fails naming `what` after `ms`. */
-async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`never: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe('wormhole top', () => {
   const suite = suiteCleanup(after);
   let d: TestDaemon;
@@ -124,21 +114,18 @@ describe('wormhole top', () => {
         ['top', '--once', '--json'],
         ['top', '--json'],
       ]) {
-        const doc = await until(
-          async () => {
-            const r = await d.cli(...args);
-            assert.equal(r.code, 0, r.stderr);
-            const parsed = JSON.parse(r.stdout) as {
-              daemon: string;
-              at: string;
-              intervalMs: number;
-              segments: Record<string, unknown>[];
-            };
-            const s = parsed.segments.find((x) => x.id === busy.id);
-            return s && s.open === 1 && (s.bytesUpPerSec as number) > 0 ? parsed : undefined;
-          },
-          `${args.join(' ')}: the busy segment moving bytes`,
-        );
+        const doc = await eventually(`${args.join(' ')}: the busy segment moving bytes`, async () => {
+          const r = await d.cli(...args);
+          assert.equal(r.code, 0, r.stderr);
+          const parsed = JSON.parse(r.stdout) as {
+            daemon: string;
+            at: string;
+            intervalMs: number;
+            segments: Record<string, unknown>[];
+          };
+          const s = parsed.segments.find((x) => x.id === busy.id);
+          return s && s.open === 1 && (s.bytesUpPerSec as number) > 0 ? parsed : undefined;
+        });
         assert.deepEqual(Object.keys(doc), ['daemon', 'at', 'intervalMs', 'segments']);
         assert.equal(doc.daemon, `unix://${d.socket}`);
         assert.ok(doc.intervalMs >= 900, `intervalMs ${doc.intervalMs}`);
@@ -264,7 +251,7 @@ describe('wormhole top', () => {
     assert.doesNotMatch(screen, /ID +STATE/, 'the main screen, without the view');
     assert.equal(await term.pane('#{alternate_on}'), '0', 'back on the main screen');
     assert.equal(await term.pane('#{cursor_flag}'), '1', 'the cursor shown');
-    await until(async () => (fs.existsSync(sttyAfter) ? true : undefined), 'stty -g after top');
+    await eventually('stty -g after top', async () => (fs.existsSync(sttyAfter) ? true : undefined));
     assert.equal(
       fs.readFileSync(sttyAfter, 'utf8'),
       fs.readFileSync(sttyBefore, 'utf8'),
@@ -297,7 +284,7 @@ describe('wormhole top', () => {
       await term.waitFor((s) => s.includes(`top exited ${code}`), `${what}: top exited ${code}`);
       assert.equal(await term.pane('#{alternate_on}'), '0', `${what}: back on the main screen`);
       assert.equal(await term.pane('#{cursor_flag}'), '1', `${what}: the cursor shown`);
-      await until(async () => (fs.existsSync(sttyAfter) ? true : undefined), 'stty -g after top');
+      await eventually('stty -g after top', async () => (fs.existsSync(sttyAfter) ? true : undefined));
       assert.equal(
         fs.readFileSync(sttyAfter, 'utf8'),
         fs.readFileSync(sttyBefore, 'utf8'),

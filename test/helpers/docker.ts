@@ -26,6 +26,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { alive } from '../../src/daemon/state';
+import { sleep } from './wait';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const IMAGES_DIR = path.join(ROOT, 'test/fixtures/images');
@@ -51,8 +52,6 @@ const BASE_IMAGE = 'wormhole-test/base';
 export const DB_VALUE = 'hello from mariadb';
 /** The mysql / mariadb client's arguments that read it through 127.0.0.1:3306, as root. */
 export const DB_QUERY = ['-u', 'root', '-h', '127.0.0.1', '-N', '-B', '-e', 'SELECT v FROM wormhole.t'];
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Run a command (argv, no shell); resolve with its stdout, reject with its stderr. */
 export function run(

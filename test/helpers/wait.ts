@@ -29,3 +29,19 @@ export async function eventually<T>(
     await sleep(everyMs);
   }
 }
+
+/**
+ * Read `get` until `check` holds of what it gives, or PATIENCE_MS has passed; then fail
+ * saying what was seen last.
+ */
+export async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean): Promise<T> {
+  const deadline = Date.now() + PATIENCE_MS;
+  let v = await get();
+  while (!check(v) && Date.now() < deadline) {
+    await sleep(100);
+    v = await get();
+  }
+  if (!check(v))
+    throw new Error(`${what}: not within ${PATIENCE_MS / 1000} s (last seen: ${JSON.stringify(v)})`);
+  return v;
+}

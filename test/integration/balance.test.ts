@@ -16,6 +16,7 @@ import { ROOT, type TestDaemon, startDaemon } from '../helpers/daemon';
 import { ECHO_IMAGE, ensureDockerd, ensureTestImages, run } from '../helpers/docker';
 import { type Cleanup, suiteCleanup } from '../helpers/netns';
 import { freePort, parseCreate } from '../helpers/services';
+import { until } from '../helpers/wait';
 
 const SERVER = path.join(ROOT, 'test/fixtures/server.js');
 
@@ -77,17 +78,6 @@ function count(answers: string[]): Record<string, number> {
 async function segment(d: TestDaemon, id: string): Promise<SegmentInfo> {
   const all = JSON.parse((await d.cli('list', '--json')).stdout) as SegmentInfo[];
   return all.find((s) => s.id === id)!;
-}
-
-async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  let v = await get();
-  while (!ok(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    v = await get();
-  }
-  assert.ok(ok(v), `${what}: ${JSON.stringify(v)}`);
-  return v;
 }
 
 describe('several tails', () => {
