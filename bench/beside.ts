@@ -13,6 +13,7 @@ import { type Build, named } from './env';
 import type { Row } from './report';
 import type { BalanceRow } from './scenes/balance';
 import type { ColdStart } from './scenes/cold-start';
+import type { Samples } from './scenes/paths';
 import type { Restart } from './scenes/restart';
 import type { UdpRow } from './scenes/sockets';
 import type { TwoHosts } from './scenes/two-hosts';
@@ -94,13 +95,33 @@ export interface Figure {
   lower: boolean;
   mine?: number;
   theirs?: number;
+  /**
+   * Where the rounds were several (a full run of the local scenes): the larger of the two
+   * builds' spreads, (largest sample - smallest) / median. A ratio nearer 1 than this is noise.
+   */
+  spread?: number;
 }
 
-/** Which figures of a kind of row are compared: name, less is better, how it is read. */
-type Spec<R> = [figure: string, lower: boolean, get: (r: R) => number | undefined][];
+/**
+ * Which figures of a kind of row are compared: name, less is better, how it is read, and
+ * where its rounds' samples are, if kept.
+ */
+type Spec<R> = [
+  figure: string,
+  lower: boolean,
+  get: (r: R) => number | undefined,
+  samples?: (r: R) => number[] | undefined,
+][];
 
 const median = (xs: number[] | undefined): number | undefined =>
   xs?.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : undefined;
+
+/** (largest - smallest) / median of several samples; undefined for fewer than two. */
+function spreadOf(xs: number[] | undefined): number | undefined {
+  const mid = median(xs);
+  if (!xs || xs.length < 2 || !mid) return undefined;
+  return (Math.max(...xs) - Math.min(...xs)) / mid;
+}
 
 /** Each row of this build that has its pair of the build beside: every figure of `spec`. */
 function paired<R extends { path: string }>(
@@ -113,8 +134,10 @@ function paired<R extends { path: string }>(
   for (const r of rows ?? []) {
     const theirs = rows!.find((x) => x.path === named(other, r.path));
     if (!theirs) continue; // a peer's row, or one of the build beside's own
-    for (const [figure, lower, get] of spec) {
-      const f = { scene, path: r.path, figure, lower, mine: get(r), theirs: get(theirs) };
+    for (const [figure, lower, get, samples] of spec) {
+      const spreads = samples ? [r, theirs].map((x) => spreadOf(samples(x))) : [undefined];
+      const spread = spreads.some((x) => x === undefined) ? undefined : Math.max(...(spreads as number[]));
+      const f = { scene, path: r.path, figure, lower, mine: get(r), theirs: get(theirs), spread };
       if (f.mine !== undefined || f.theirs !== undefined) out.push(f);
     }
   }
@@ -125,11 +148,14 @@ const LATENCY: Spec<{ p50us?: number; p99us?: number }> = [
   ['p50 (µs)', true, (r) => r.p50us],
   ['p99 (µs)', true, (r) => r.p99us],
 ];
-const TCP: Spec<Row> = [
-  ['Gbit/s', false, (r) => r.gbps],
-  ['new conn/s', false, (r) => r.connsPerSec],
-  ...LATENCY,
+/** Rows of TCP paths; the local scenes' keep their rounds' samples (a full run). */
+const TCP: Spec<Row & { samples?: Samples }> = [
+  ['Gbit/s', false, (r) => r.gbps, (r) => r.samples?.gbps],
+  ['new conn/s', false, (r) => r.connsPerSec, (r) => r.samples?.connsPerSec],
+  ['p50 (µs)', true, (r) => r.p50us, (r) => r.samples?.p50us],
+  ['p99 (µs)', true, (r) => r.p99us, (r) => r.samples?.p99us],
 ];
+/** The local scenes' rows: TCP and memory at each idle count. */
 const withMemory = (idle: number[]): Spec<Row> => [
   ...TCP,
   ...idle.map((n): Spec<Row>[number] => [
@@ -141,8 +167,8 @@ const withMemory = (idle: number[]): Spec<Row> => [
 
 /** What run.ts keeps of a run (dist/bench-results.json), the parts with wormhole rows. */
 export interface Results {
-  oneNamespace?: Row[];
-  acrossNamespaces?: Row[];
+  oneNamespace?: (Row & { samples?: Samples })[];
+  acrossNamespaces?: (Row & { samples?: Samples })[];
   coldStart?: ColdStart | string;
   twoHosts?: TwoHosts;
   restart?: Restart;
@@ -187,20 +213,27 @@ export function besideFigures(r: Results, other: Build, cfg: Config): Figure[] {
   ];
 }
 
-/** A figure as printed: whole numbers from 100 up, two decimals below. */
+/** A figure as printed: whole numbers as they are, else none from 100 up, one from 10, two below. */
 const shown = (v: number | undefined): string =>
-  v === undefined ? '–' : Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2);
+  v === undefined
+    ? '–'
+    : v.toFixed(Number.isInteger(v) || Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2);
 
-/** The beside table: one line per figure, this build's value over the other's. */
+/**
+ * The beside table: one line per figure, this build's value over the other's, and the spread
+ * of the rounds where there were several (the noise the ratio is read against).
+ */
 export function besideTable(figures: Figure[], other: Build): string {
+  const spread = figures.some((f) => f.spread !== undefined);
   const head = [
-    `| scene | path | figure | this build | ${other.beside} | this / ${other.beside} | better when |`,
-    '|---|---|---|---|---|---|---|',
+    `| scene | path | figure | this build | ${other.beside} | this / ${other.beside} | better when |${spread ? " rounds' spread |" : ''}`,
+    `|---|---|---|---|---|---|---|${spread ? '---|' : ''}`,
   ];
   const body = figures.map((f) => {
     const ratio = f.mine !== undefined && f.theirs ? `${(f.mine / f.theirs).toFixed(2)}x` : '–';
     const better = f.lower ? 'lower' : 'higher';
-    return `| ${f.scene} | ${f.path} | ${f.figure} | ${shown(f.mine)} | ${shown(f.theirs)} | ${ratio} | ${better} |`;
+    const noise = !spread ? '' : f.spread === undefined ? ' – |' : ` ${(f.spread * 100).toFixed(0)}% |`;
+    return `| ${f.scene} | ${f.path} | ${f.figure} | ${shown(f.mine)} | ${shown(f.theirs)} | ${ratio} | ${better} |${noise}`;
   });
   return [...head, ...body].join('\n');
 }

@@ -1,6 +1,7 @@
 /**
  * The bench's surroundings: the processes it starts (all stopped at the end), ports, tools
- * that may be missing, namespaces, and wormhole daemons with a key and state of their own.
+ * that may be missing, namespaces, and wormhole daemons with a key and state of their own,
+ * of this checkout or of the build beside it (`--beside`).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -162,25 +163,6 @@ export function veth(
   sh('ip', '-n', b, 'link', 'set', nameB, 'up');
 }
 
-/** The second host's address of each pair of hosts standing now. */
-const pairsUp = new Set<string>();
-
-/**
- * Two test hosts (test/helpers/netns.ts: namespaces a and b joined by a veth pair), removed
- * at the end. No two pairs standing at once share addresses: a tunnel's interface is named
- * after both ends' addresses, and wireguard-go's control socket lies in /var/run/wireguard
- * whatever the namespace (the daemons of two builds each build a tunnel, on a pair each).
- */
-export function hostPair(): ReturnType<typeof withHostPair> {
-  for (;;) {
-    const pair = withHostPair({ after: (fn) => onCleanup(() => void fn()) });
-    if (pairsUp.has(pair.ipB)) continue; // this one is removed at the end with the others
-    pairsUp.add(pair.ipB);
-    onCleanup(() => pairsUp.delete(pair.ipB));
-    return pair;
-  }
-}
-
 /** The test echo server (echo every byte; Node) on host:port, in netns if given. */
 export function echoServer(host: string, p: number, netns?: string): ChildProcess {
   const argv = [process.execPath, path.join(ROOT, 'test/fixtures/server.js'), 'tcp-echo', host, String(p)];
@@ -263,6 +245,30 @@ export function daemon(build: Build, o: DaemonOptions = {}): Daemon {
  */
 export function daemonAgain(d: Daemon, takeover = false): Daemon {
   return spawnDaemon(d.build, d.dir, d.ns, takeover, true);
+}
+
+/** The second host's address of each pair of hosts standing now. */
+const pairsUp = new Set<string>();
+
+/**
+ * Two test hosts (test/helpers/netns.ts: namespaces a and b joined by a veth pair) with a
+ * daemon of `build` on each, peers of each other (one key); all removed at the end. Returns
+ * the first host's daemon. No two pairs standing at once share addresses: a tunnel's
+ * interface is named after both ends' addresses, and wireguard-go's control socket lies in
+ * /var/run/wireguard whatever the namespace (with `--beside`, each build has a pair).
+ */
+export async function hostPair(build: Build): Promise<{ a: string; b: string; ipB: string; da: Daemon }> {
+  let pair = withHostPair({ after: (fn) => onCleanup(() => void fn()) });
+  // one that collides is removed at the end with the others
+  while (pairsUp.has(pair.ipB)) pair = withHostPair({ after: (fn) => onCleanup(() => void fn()) });
+  const { a, b, ipB } = pair;
+  pairsUp.add(ipB);
+  onCleanup(() => pairsUp.delete(ipB));
+  const key = randomBytes(16).toString('hex');
+  const da = daemon(build, { key, ns: a });
+  daemon(build, { key, ns: b });
+  await waitPort(ipB, 9999, a);
+  return { a, b, ipB, da };
 }
 
 let daemonRuns = 0;

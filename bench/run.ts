@@ -16,7 +16,9 @@
  * writes dist/bench-results.json. Rows: bench/scenes/*; proxies: bench/peers.ts.
  * `--only restart` (or a comma list of local, cold-start, two-hosts, restart, balance,
  * sockets) runs those scenes alone; the targets are printed only when the scenes they compare
- * have run.
+ * have run. `--beside DIR [--beside-label NAME]` measures every wormhole row again with the
+ * daemon and CLI of another built checkout, in the same rounds, and ends with a table of this
+ * build's figures over that build's (bench/beside.ts).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';

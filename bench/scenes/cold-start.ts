@@ -5,6 +5,7 @@
  * starts the same container again), against `docker start` plus polling.
  * Needs a Docker engine (started as the test runner starts it) and the test echo image
  * (built by the test helpers in a full run; a quick run skips the scene when it is missing).
+ * With `--beside`, the build beside's daemon is timed after this build's, in the same turns.
  */
 import * as net from 'node:net';
 import { connectTcp } from '../../src/netns';
@@ -87,9 +88,7 @@ async function throughTrigger(wh: Daemon): Promise<number> {
   const id = wh
     .cli('create', 'url', `:${p}`, 'trigger', 'docker-run', `${ECHO_IMAGE} echo-server 9001`, 'url', ':9001')
     .split(' ')[0];
-  const started = process.hrtime.bigint();
-  await firstByte(async () => net.connect({ host: '127.0.0.1', port: p }), 30_000);
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  const ms = await timedFirstByte(p);
   wh.cli('delete', id);
   return ms;
 }
@@ -116,11 +115,16 @@ async function afterIdle(wh: Daemon): Promise<number> {
     .split(' ')[0];
   await firstByte(async () => net.connect({ host: '127.0.0.1', port: q }), 30_000);
   await stoppedByIdle(wh, idleId);
-  const t2 = process.hrtime.bigint();
-  await firstByte(async () => net.connect({ host: '127.0.0.1', port: q }), 30_000);
-  const ms = Number(process.hrtime.bigint() - t2) / 1e6;
+  const ms = await timedFirstByte(q);
   wh.cli('delete', idleId);
   return ms;
+}
+
+/** Connect to 127.0.0.1:p, send a byte: ms until one comes back (30 s at most). */
+async function timedFirstByte(p: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  await firstByte(async () => net.connect({ host: '127.0.0.1', port: p }), 30_000);
+  return Number(process.hrtime.bigint() - started) / 1e6;
 }
 
 /** Poll the service in a container's namespace until it answers (30 s at most). */

@@ -4,6 +4,7 @@
  * - one namespace: servers and proxies all on the host's 127.0.0.1;
  * - across namespaces (the seed's first example): the servers inside their own namespace,
  *   reached from a port on the host's 127.0.0.1.
+ * With `--beside`, wormhole has a path for each build (a daemon each), measured in turns.
  */
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config';

@@ -13,6 +13,8 @@
  *    a restart from spawn to the first connection through the last-created segment (the
  *    SIGTERM before it timed apart), a takeover from spawn to the new daemon serving and to
  *    the old daemon's exit, with a client every 5 ms on the last segment through it.
+ * With `--beside`, the build beside has a daemon of its own, and its windows and times follow
+ * each of this build's.
  */
 import * as net from 'node:net';
 import * as path from 'node:path';

@@ -11,9 +11,10 @@
  *   (each session an attach stream, TLS 1.3 between the daemons) and through a `tunnel`
  *   segment (WireGuard): echoed rate and round trips (bench/udpprobe.ts, run in the first
  *   host's namespace).
+ * With `--beside`, each wormhole row is followed by the same row of the build beside (for UDP,
+ * on a pair of hosts of its own).
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -219,11 +220,7 @@ interface UdpSpec {
  * paths: the plain link (`link`: the first pair only), `remote`, `tunnel`.
  */
 async function udpPair(build: Build, link: boolean): Promise<UdpSpec[]> {
-  const { a, b, ipB } = hostPair();
-  const key = randomBytes(16).toString('hex');
-  const da = daemon(build, { key, ns: a });
-  daemon(build, { key, ns: b });
-  await waitPort(ipB, 9999, a);
+  const { a, b, ipB, da } = await hostPair(build);
   const echo = port();
   start('ip', [
     'netns',

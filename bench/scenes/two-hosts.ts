@@ -6,7 +6,6 @@
  * beside gets a pair of hosts of its own, and its rows follow each of this build's.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,7 +13,6 @@ import type { Config } from '../config';
 import {
   type Build,
   type Daemon,
-  daemon,
   echoServer,
   hostPair,
   iperfServer,
@@ -55,11 +53,7 @@ interface HostPair {
 }
 
 async function hostsFor(build: Build): Promise<HostPair> {
-  const { a, b, ipB } = hostPair();
-  const key = randomBytes(16).toString('hex');
-  const da = daemon(build, { key, ns: a });
-  daemon(build, { key, ns: b });
-  await waitPort(ipB, 9999, a);
+  const { a, b, ipB, da } = await hostPair(build);
   const [iperf, echo] = [port(), port()];
   iperfServer(iperf, b);
   echoServer('0.0.0.0', echo, b);
