@@ -101,7 +101,7 @@ export async function main(argv: string[]): Promise<void> {
         ports: opts.udpPorts,
         internalIp: opts.internalIp,
         externalIp: opts.externalIp,
-        engine: opts.tunnelEngine,
+        driver: opts.tunnelDriver,
       },
       peers,
       log,
@@ -159,7 +159,7 @@ export async function main(argv: string[]): Promise<void> {
     const openState = state;
     let stopping = false;
     // A successor (wormholed --takeover) serves: stop accepting, let what is open finish,
-    // exit leaving everything it adopts (containers, peer children, tunnels, the lock).
+    // exit leaving everything it adopts (containers, children on peers, tunnels, the lock).
     const handOver = (successor: number): void => {
       if (stopping) return;
       stopping = true;
