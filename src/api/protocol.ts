@@ -52,7 +52,7 @@ export const segmentInfoSchema = z.object({
   /** Why a segment is `failed` (it could not be built again when the daemon started). */
   error: z.string().optional(),
   parent: z.string().nullable(),
-  /** A peer's child (made for a peer by peer-create), not a remote segment: the name is kept for scripts. */
+  /** A peer's child (made for a peer by peer-create), not a remote segment (name kept for scripts). */
   remote: z.boolean(),
   connections: z.number().int(),
   /**

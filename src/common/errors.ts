@@ -11,7 +11,7 @@ export { ERROR_CODES, type ErrorCode, isErrorCode } from '../api/codes';
 export class WormholeError extends Error {
   /** Stable machine-readable code, e.g. `NS_NOT_FOUND`. */
   readonly code: ErrorCode;
-  /** The errno name of the system error under this one (ECONNREFUSED, ...), if any: retries read it. */
+  /** The errno name of the system error under this one (ECONNREFUSED, ...), if any: for retries. */
   readonly errno: string | undefined;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown; errno?: string }) {

@@ -17,8 +17,9 @@
  * /run/netns (the namespaces the README makes are the sandbox's own), /var/lib/wormhole and
  * /etc/wormhole (the daemon's default state and key: the README's `wormholed &` is a fresh
  * daemon with default paths; a mount point the machine did not have is made for the session
- * and removed after it, empty, so that nothing of the README's daemon stays). Docker is the machine's: the test images are built first
- * (ensureTestImages), as `npm run images` in the README does.
+ * and removed after it, empty, so that nothing of the README's daemon stays). Docker is the
+ * machine's: the test images are built first (ensureTestImages), as `npm run images` in the
+ * README does.
  *
  * What is checked:
  * - the session exits 0: with `-e`, every command of every block succeeded (else the failure
@@ -249,7 +250,7 @@ async function runGroup(group: Group): Promise<void> {
   const outFile = path.join(dir, 'output');
   // the sandbox's mount points this machine did not have: removed after (empty), so that the
   // session leaves no /etc/wormhole or /var/lib/wormhole behind on the host
-  const made = MOUNT_POINTS.filter((dir) => !fs.existsSync(dir));
+  const made = MOUNT_POINTS.filter((point) => !fs.existsSync(point));
   const out = fs.openSync(outFile, 'a');
   // the sandbox, then bash: one process (unshare and the sandbox script exec), the leader of
   // a process group that every background job of the session stays in
@@ -289,9 +290,9 @@ async function runGroup(group: Group): Promise<void> {
       await run('docker', ['rm', '-f', id]).catch(() => undefined);
     }
   }
-  for (const dir of made) {
+  for (const point of made) {
     try {
-      fs.rmdirSync(dir); // made for the sandbox's mount point, empty
+      fs.rmdirSync(point); // made for the sandbox's mount point, empty
     } catch {
       // something put a file there meanwhile (or mounted it): not ours to remove
     }

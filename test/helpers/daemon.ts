@@ -63,7 +63,10 @@ export interface TestDaemon {
   proc: ChildProcess;
   /** bin/wormhole against this daemon's unix socket. */
   cli(...args: string[]): Promise<CmdResult>;
-  /** bin/wormhole as the seed writes it (no flags), run on the daemon's namespace host; its key from WORMHOLE_KEY_FILE. */
+  /**
+   * bin/wormhole as the seed writes it (no flags), run on the daemon's namespace host; it
+   * finds the key through WORMHOLE_KEY_FILE.
+   */
   asWritten(...args: string[]): Promise<CmdResult>;
   /** bin/wormhole over TCP with a key file. */
   cliTcp(keyFile: string, ...args: string[]): Promise<CmdResult>;
