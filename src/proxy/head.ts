@@ -331,10 +331,13 @@ class EngineHead extends HeadBase {
       acceptError: (err) => opts.onWarning('accept-error', err),
     });
     this.group.listen(fd);
+    // least-conn in JavaScript counts the connections the engine carries too
+    this.tails.openElsewhere = () => this.group.tailStats().map((t) => t?.open);
   }
 
-  override setTailSlot(slot: number, tail: TailTarget | null, key?: string): void {
+  override setTailSlot(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): void {
     super.setTailSlot(slot, tail, key);
+    // (the same key as the balancer's: a client maps to the same tail with either mover)
     this.group.setTail(
       slot,
       tail && {
@@ -344,6 +347,7 @@ class EngineHead extends HeadBase {
         path: tail.path,
         rootFd: tail.rootFd,
         proxy: tail.proxy,
+        key,
       },
     );
   }
