@@ -166,6 +166,11 @@ static void run_cmd(struct engine *e, struct cmd *c) {
   case CMD_HEALTH:
     if (g->tails[c->arg].set) g->tails[c->arg].up = c->flag;
     break;
+  case CMD_TAIL_COUNT:
+    /* a connection JavaScript carries to this tail opened or closed: least-conn counts it too
+       (JavaScript says nothing of one whose slot was given a new tail since: its count went) */
+    if (g->tails[c->arg].set) __atomic_add_fetch(&g->tails[c->arg].open, c->delta, __ATOMIC_RELAXED);
+    break;
   case CMD_BALANCE:
     g->policy = (uint8_t)c->arg;
     break;

@@ -183,14 +183,25 @@ struct group {
 };
 
 /* What JavaScript asks of the engine thread (engine_napi.c queues, engine.c runs). */
-enum cmd_type { CMD_LISTEN, CMD_UNLISTEN, CMD_TAIL, CMD_HEALTH, CMD_BALANCE, CMD_DIAL, CMD_CLOSE_GROUP, CMD_STOP };
+enum cmd_type {
+  CMD_LISTEN,
+  CMD_UNLISTEN,
+  CMD_TAIL,
+  CMD_HEALTH,
+  CMD_BALANCE,
+  CMD_DIAL,
+  CMD_TAIL_COUNT,
+  CMD_CLOSE_GROUP,
+  CMD_STOP
+};
 
 /* One command. */
 struct cmd {
   struct cmd *next;             /* the queue */
   enum cmd_type type;           /* what to do */
   struct group *g;              /* to which group (NULL for CMD_STOP) */
-  int32_t arg;                  /* LISTEN and DIAL: an fd; TAIL and HEALTH: a slot; BALANCE: a policy */
+  int32_t arg;                  /* LISTEN and DIAL: an fd; TAIL, HEALTH, TAIL_COUNT: a slot; BALANCE: a policy */
+  int32_t delta;                /* TAIL_COUNT: +1 or -1, a connection JavaScript carries to the tail */
   bool flag;                    /* TAIL: a tail is given (else the slot is emptied); HEALTH: up */
   int ns;                       /* TAIL: the namespace fd (the engine's own dup; -1: none) */
   struct sockaddr_storage addr; /* TAIL: where to connect */

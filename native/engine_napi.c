@@ -16,6 +16,7 @@
  *   groupUnlisten(engine, group)         stop accepting (daemon stop); connections go on
  *   groupTail(engine, group, slot, {nsFd, host, port | path, rootFd, proxy, key} | null)
  *   groupHealth(engine, group, slot, up) groupBalance(engine, group, policy)
+ *   groupTailCount(engine, group, slot, +1|-1)   a connection JS carries to a tail (least-conn)
  *   groupDial(engine, group, fd)         dial the tail for a client fd JavaScript holds
  *   groupAcquire(group) -> bool, groupRelease(group)   count a connection JS holds
  *   groupStats(group)                    -> Float64Array, groupStatCount numbers
@@ -338,6 +339,32 @@ static napi_value group_health(napi_env env, napi_callback_info info) {
   return send_cmd(env, e, c) ? undefined(env) : NULL;
 }
 
+/*
+ * groupTailCount(engine, group, slot, delta): a connection JavaScript carries to the slot's
+ * tail opened (+1) or closed (-1); in order with groupTail, so a count lands on the tail it
+ * was meant for.
+ */
+static napi_value group_tail_count(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  int32_t slot, delta;
+  if (argc < 4 || !engine_group_args(env, argv, &e, &g) || !slot_arg(env, argv[2], &slot) ||
+      !wh_int_arg(env, argv[3], "delta", &delta))
+    return NULL;
+  if (delta != 1 && delta != -1) {
+    napi_throw_range_error(env, "EINVAL", "groupTailCount: delta must be 1 or -1");
+    return NULL;
+  }
+  struct cmd *c = new_cmd(env, CMD_TAIL_COUNT, g);
+  if (!c) return NULL;
+  c->arg = slot;
+  c->delta = delta;
+  return send_cmd(env, e, c) ? undefined(env) : NULL;
+}
+
 /* groupBalance(engine, group, policy): 0 round-robin, 1 least-conn, 2 source. */
 static napi_value group_balance(napi_env env, napi_callback_info info) {
   return group_cmd(env, info, CMD_BALANCE, "policy");
@@ -556,6 +583,7 @@ napi_value wh_engine_init(napi_env env, napi_value exports) {
       {"groupHealth", NULL, group_health, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupBalance", NULL, group_balance, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupTailStats", NULL, group_tail_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupTailCount", NULL, group_tail_count, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupDial", NULL, group_dial, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupAcquire", NULL, group_acquire, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupRelease", NULL, group_release, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -150,6 +150,8 @@ export interface NativeBinding {
   groupBalance(engine: EngineHandle, group: GroupHandle, policy: number): void;
   /** engineConstants.tailStatCount numbers per slot (tailStats names them), up to the last slot ever set. */
   groupTailStats(group: GroupHandle): Float64Array;
+  /** A connection JavaScript carries to a slot's tail opened (+1) or closed (-1): least-conn counts it. */
+  groupTailCount(engine: EngineHandle, group: GroupHandle, slot: number, delta: 1 | -1): void;
   /** Dial the tail for a client fd handed back earlier; the engine owns fd until it hands it back. */
   groupDial(engine: EngineHandle, group: GroupHandle, fd: number): void;
   /** Count one more open connection held by JavaScript, if under the cap. */

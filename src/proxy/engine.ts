@@ -177,6 +177,14 @@ export class EngineGroup {
     return out;
   }
 
+  /**
+   * A connection JavaScript carries to a slot's tail opened (+1) or closed (-1): the engine
+   * counts it with its own, so that least-conn sees every open connection of the head.
+   */
+  countOnTail(slot: number, delta: 1 | -1): void {
+    if (!this.closing) native().groupTailCount(this.engine.handle, this.handle, slot, delta);
+  }
+
   /** Dial the tail for a client fd that came back by handoff (answered by dialed or handoff). */
   dial(fd: number): void {
     native().groupDial(this.engine.handle, this.handle, fd);

@@ -6,11 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { native } from '../../src/native';
 import { Balancer } from '../../src/proxy/balance';
 import { Engine } from '../../src/proxy/engine';
 import { type TailTarget, type TcpHead, openTcpHead } from '../../src/proxy/head';
+import { until } from '../helpers/wait';
 
 /** A tail that answers every connection with its name, then closes. */
 async function nameServer(name: string): Promise<{ port: number; server: net.Server }> {
@@ -108,6 +110,88 @@ describe('one pick for both movers', () => {
     );
   });
 });
+
+describe('least-conn on a head the engine serves', () => {
+  const servers: net.Server[] = [];
+  const sockets: net.Socket[] = [];
+  after(() => {
+    sockets.forEach((s) => s.destroy());
+    servers.forEach((s) => s.close());
+  });
+
+  /** A tail that says its name and keeps the connection open. */
+  async function holdingServer(name: string): Promise<{ name: string; port: number }> {
+    const server = net.createServer((s) => {
+      sockets.push(s);
+      s.write(name);
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { name, port: (server.address() as net.AddressInfo).port };
+  }
+
+  /** The first bytes a stream says (the tail's name); the stream stays open. */
+  function firstWord(s: Duplex): Promise<string> {
+    return new Promise((resolve, reject) => {
+      s.once('data', (d: Buffer) => resolve(d.toString()));
+      s.once('error', reject);
+    });
+  }
+
+  it("counts the connections JavaScript carries (a peer's attach) with the engine's", async () => {
+    const tails = [await holdingServer('a'), await holdingServer('b')];
+    const engine = new Engine(() => undefined);
+    const [fd, port] = await native().listenIn(null, 4, 'tcp', '127.0.0.1', 0, 128);
+    const head = openTcpHead(engine, fd, {
+      maxConnections: 100,
+      dialTimeoutMs: 2000,
+      onClient: (c) => void c.toTail().catch(() => c.drop()),
+      onWarning: () => undefined,
+    });
+    const open = (port: number): Promise<string> => {
+      const c = net.connect({ port, host: '127.0.0.1' });
+      sockets.push(c);
+      return firstWord(c);
+    };
+    try {
+      head.setBalance('least-conn');
+      tails.forEach((t, i) => head.setTailSlot(i, target(t.name, t.port), t.name));
+      // the engine: one to each
+      assert.deepEqual([await open(port), await open(port)], ['a', 'b']);
+      // a stream JavaScript carries (as a peer's attach is): a tie, it takes a
+      const pair = await streamPair();
+      const client = head.adopt(pair.inner);
+      assert.ok(client);
+      await client.toTail();
+      assert.equal(await firstWord(pair.outer), 'a');
+      await until(
+        'the engine counts it',
+        async () => head.tailStats()[0]?.open,
+        (n) => n === 2,
+      );
+      // the engine's next connection goes to b: a has two open, one of them JavaScript's
+      assert.equal(await open(port), 'b');
+      assert.deepEqual(
+        head.tailStats().map((t) => t?.open),
+        [2, 2],
+      );
+    } finally {
+      await head.close();
+      engine.stop();
+    }
+  });
+});
+
+/** Two connected sockets: `inner` for the head to adopt, `outer` the client's end. */
+async function streamPair(): Promise<{ inner: net.Socket; outer: net.Socket }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  const outer = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1' });
+  const inner = await accepted;
+  server.close();
+  return { inner, outer };
+}
 
 describe('Balancer (the pick as JavaScript asks it)', () => {
   function three(policy: 'round-robin' | 'least-conn' | 'source'): Balancer<string> {
