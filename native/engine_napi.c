@@ -321,48 +321,43 @@ static napi_value group_tail(napi_env env, napi_callback_info info) {
   return send_cmd(env, e, c) ? undefined(env) : NULL;
 }
 
-/* groupHealth(engine, group, slot, up): a check passed or failed. */
-static napi_value group_health(napi_env env, napi_callback_info info) {
+/*
+ * A command on one slot, (engine, group, slot, value): groupHealth's value is up (a check
+ * passed or failed); groupTailCount's is +1 or -1, a connection JavaScript carries to the
+ * slot's tail opened or closed (in order with groupTail, so a count lands on the tail it was
+ * meant for).
+ */
+static napi_value slot_cmd(napi_env env, napi_callback_info info, enum cmd_type type) {
   size_t argc = 4;
   napi_value argv[4];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct engine *e;
   struct group *g;
-  int32_t slot;
+  int32_t slot, delta = 0;
   bool up = false;
   if (argc < 4 || !engine_group_args(env, argv, &e, &g) || !slot_arg(env, argv[2], &slot)) return NULL;
-  NAPI_CALL(env, napi_get_value_bool(env, argv[3], &up));
-  struct cmd *c = new_cmd(env, CMD_HEALTH, g);
-  if (!c) return NULL;
-  c->arg = slot;
-  c->flag = up;
-  return send_cmd(env, e, c) ? undefined(env) : NULL;
-}
-
-/*
- * groupTailCount(engine, group, slot, delta): a connection JavaScript carries to the slot's
- * tail opened (+1) or closed (-1); in order with groupTail, so a count lands on the tail it
- * was meant for.
- */
-static napi_value group_tail_count(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct engine *e;
-  struct group *g;
-  int32_t slot, delta;
-  if (argc < 4 || !engine_group_args(env, argv, &e, &g) || !slot_arg(env, argv[2], &slot) ||
-      !wh_int_arg(env, argv[3], "delta", &delta))
+  if (type == CMD_HEALTH) {
+    NAPI_CALL(env, napi_get_value_bool(env, argv[3], &up));
+  } else if (!wh_int_arg(env, argv[3], "delta", &delta)) {
     return NULL;
-  if (delta != 1 && delta != -1) {
+  } else if (delta != 1 && delta != -1) {
     napi_throw_range_error(env, "EINVAL", "groupTailCount: delta must be 1 or -1");
     return NULL;
   }
-  struct cmd *c = new_cmd(env, CMD_TAIL_COUNT, g);
+  struct cmd *c = new_cmd(env, type, g);
   if (!c) return NULL;
   c->arg = slot;
+  c->flag = up;
   c->delta = delta;
   return send_cmd(env, e, c) ? undefined(env) : NULL;
+}
+
+static napi_value group_health(napi_env env, napi_callback_info info) {
+  return slot_cmd(env, info, CMD_HEALTH);
+}
+
+static napi_value group_tail_count(napi_env env, napi_callback_info info) {
+  return slot_cmd(env, info, CMD_TAIL_COUNT);
 }
 
 /* groupBalance(engine, group, policy): 0 round-robin, 1 least-conn, 2 source. */

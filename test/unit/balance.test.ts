@@ -50,11 +50,8 @@ function whoAnswers(port: number, from: string): Promise<string> {
   });
 }
 
-/** A head on a fresh loopback port with the tails a, b, c (keyed by name), picking by source. */
-async function sourceHead(
-  engine: Engine | null,
-  tails: { name: string; port: number }[],
-): Promise<{ head: TcpHead; port: number }> {
+/** A head on a fresh loopback port, with the engine or (null) the JavaScript mover. */
+async function loopbackHead(engine: Engine | null): Promise<{ head: TcpHead; port: number }> {
   const [fd, port] = await native().listenIn(null, 4, 'tcp', '127.0.0.1', 0, 128);
   const head = openTcpHead(engine, fd, {
     maxConnections: 100,
@@ -62,6 +59,15 @@ async function sourceHead(
     onClient: (c) => void c.toTail().catch(() => c.drop()),
     onWarning: () => undefined,
   });
+  return { head, port };
+}
+
+/** A head on a fresh loopback port with the tails a, b, c (keyed by name), picking by source. */
+async function sourceHead(
+  engine: Engine | null,
+  tails: { name: string; port: number }[],
+): Promise<{ head: TcpHead; port: number }> {
+  const { head, port } = await loopbackHead(engine);
   head.setBalance('source');
   tails.forEach((t, i) => head.setTailSlot(i, target(t.name, t.port), t.name));
   return { head, port };
@@ -141,13 +147,7 @@ describe('least-conn on a head the engine serves', () => {
   it("counts the connections JavaScript carries (a peer's attach) with the engine's", async () => {
     const tails = [await holdingServer('a'), await holdingServer('b')];
     const engine = new Engine(() => undefined);
-    const [fd, port] = await native().listenIn(null, 4, 'tcp', '127.0.0.1', 0, 128);
-    const head = openTcpHead(engine, fd, {
-      maxConnections: 100,
-      dialTimeoutMs: 2000,
-      onClient: (c) => void c.toTail().catch(() => c.drop()),
-      onWarning: () => undefined,
-    });
+    const { head, port } = await loopbackHead(engine);
     const open = (port: number): Promise<string> => {
       const c = net.connect({ port, host: '127.0.0.1' });
       sockets.push(c);
