@@ -71,8 +71,26 @@ export interface HeadOptions {
   unixName?: string;
 }
 
+/**
+ * A head, TCP or UDP: a listening socket it owns, which it reads only once accept() is called
+ * (its tail is set first, so that no client arrives to find none), and gives up at close.
+ */
+export interface Head {
+  /**
+   * The listening socket while the head listens (-1 after): a daemon taking over gets a copy.
+   * The head still owns it.
+   */
+  readonly fd: number;
+  /** Start accepting (reading datagrams): once, after the tail is set or the trigger armed. */
+  accept(): void;
+  /** Stop accepting at once (the port is free); open connections go on until close(). */
+  stopListening(): void;
+  /** Stop listening and close every connection. Idempotent. */
+  close(): Promise<void>;
+}
+
 /** A listening TCP head. */
-export interface TcpHead {
+export interface TcpHead extends Head {
   /**
    * Where connections go from now on: one tail in slot 0, the others emptied (null: nowhere
    * yet, every connection is a Client).
@@ -93,24 +111,27 @@ export interface TcpHead {
   adopt(stream: Duplex, origin?: Origin): Client | undefined;
   stats(): GroupStats;
   /**
-   * The listening socket while the head listens (-1 after): a daemon taking over gets a copy.
-   * The head still owns it.
-   */
-  readonly fd: number;
-  /** Stop accepting at once (the port is free); open connections go on until close(). */
-  stopListening(): void;
-  /**
    * Accept on this listening fd from now on (which the head owns), in place of the one it
    * had (closed if still open): the head moved to a new namespace. Connections and counters stay.
    */
   relisten(fd: number): void;
-  /** Stop listening and close every connection. Idempotent. */
-  close(): Promise<void>;
 }
 
-/** Open a head on a listening fd (which it owns from now on). */
+/**
+ * Open a head on a listening fd (which it owns from now on); it accepts once told to
+ * (accept()): until then clients wait in the socket's backlog.
+ */
 export function openTcpHead(engine: Engine | null, fd: number, opts: HeadOptions): TcpHead {
   return engine ? new EngineHead(engine, fd, opts) : new NodeHead(fd, opts);
+}
+
+/** Close an fd that may be closed already. */
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already closed
+  }
 }
 
 /** Counters kept in JavaScript, for what the JavaScript mover carries. */
@@ -146,6 +167,8 @@ abstract class HeadBase implements TcpHead {
   protected readonly streams = new Set<Duplex>();
   protected readonly abort = new AbortController();
   protected closed = false;
+  /** Set by accept(): until then the listening fd is the head's own, unread. */
+  protected accepting = false;
 
   constructor(
     protected readonly opts: HeadOptions,
@@ -189,9 +212,45 @@ abstract class HeadBase implements TcpHead {
 
   abstract adopt(stream: Duplex, origin?: Origin): Client | undefined;
   abstract stats(): GroupStats;
-  abstract stopListening(): void;
   abstract relisten(fd: number): void;
   abstract close(): Promise<void>;
+  /** Hand the listening fd to the mover, which accepts on it from now on. */
+  protected abstract listenOn(fd: number): void;
+  /** The mover stops accepting on its fd (and closes it). */
+  protected abstract unlistenMover(): void;
+
+  accept(): void {
+    if (this.accepting || this.closed || this.fd < 0) return;
+    this.accepting = true;
+    this.listenOn(this.fd);
+  }
+
+  stopListening(): void {
+    this.letGo();
+  }
+
+  /** No more listening: the mover lets go of the fd, or (never accepted) it is closed here. */
+  protected letGo(): void {
+    if (this.accepting) this.unlistenMover();
+    else if (this.fd >= 0) closeQuietly(this.fd);
+    this.accepting = false;
+    this.fd = -1;
+  }
+
+  /**
+   * Listen on a new fd in place of the old: accepted on at once if the old one was (the
+   * head moved to a new namespace), else kept for accept().
+   */
+  protected swapFd(fd: number): void {
+    if (this.closed) {
+      fs.closeSync(fd);
+      return;
+    }
+    const was = this.accepting;
+    this.letGo();
+    this.fd = fd;
+    if (was) this.accept();
+  }
 
   /**
    * Dial a tail with the JavaScript mover: the balancer's pick, then the next when one fails,
@@ -330,7 +389,14 @@ class EngineHead extends HeadBase {
       refused: () => opts.onWarning('refused'),
       acceptError: (err) => opts.onWarning('accept-error', err),
     });
+  }
+
+  protected listenOn(fd: number): void {
     this.group.listen(fd);
+  }
+
+  protected unlistenMover(): void {
+    this.group.unlisten();
   }
 
   override setTailSlot(slot: number, tail: TailTarget | null, key?: string): void {
@@ -393,11 +459,7 @@ class EngineHead extends HeadBase {
 
   private dropFd(fd: number): void {
     this.held.delete(fd);
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // already closed
-    }
+    closeQuietly(fd);
     this.group.release();
   }
 
@@ -473,25 +535,15 @@ class EngineHead extends HeadBase {
     };
   }
 
-  stopListening(): void {
-    this.fd = -1;
-    this.group.unlisten();
-  }
-
   relisten(fd: number): void {
-    if (this.closed) {
-      fs.closeSync(fd);
-      return;
-    }
     // the engine runs the two in order: the old fd is closed before the new one is watched
-    this.group.unlisten();
-    this.group.listen(fd);
-    this.fd = fd;
+    this.swapFd(fd);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (!this.accepting) this.letGo(); // (an fd the engine never had is closed here)
     this.fd = -1;
     this.destroyStreams();
     for (const [fd, waiter] of [...this.held]) {
@@ -501,11 +553,7 @@ class EngineHead extends HeadBase {
         waiter.reject(new WormholeError('ABORTED', 'the segment closed'));
         continue;
       }
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already closed
-      }
+      closeQuietly(fd);
     }
     await this.group.close();
   }
@@ -513,11 +561,19 @@ class EngineHead extends HeadBase {
 
 /** The fallback: Node accepts and pipe() moves, as before the engine. */
 class NodeHead extends HeadBase {
-  private server: net.Server;
+  private server: net.Server | undefined;
 
   constructor(fd: number, opts: HeadOptions) {
     super(opts, fd);
+  }
+
+  protected listenOn(fd: number): void {
     this.server = this.serverOn(fd);
+  }
+
+  protected unlistenMover(): void {
+    if (this.server?.listening) this.server.close();
+    this.server = undefined;
   }
 
   private serverOn(fd: number): net.Server {
@@ -548,27 +604,19 @@ class NodeHead extends HeadBase {
     return { ...this.js };
   }
 
-  stopListening(): void {
-    this.fd = -1;
-    if (this.server.listening) this.server.close();
-  }
-
   relisten(fd: number): void {
-    if (this.closed) {
-      fs.closeSync(fd);
-      return;
-    }
-    this.stopListening();
-    this.server = this.serverOn(fd);
-    this.fd = fd;
+    this.swapFd(fd);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const server = this.server;
+    this.server = undefined;
+    if (!this.accepting) this.letGo();
     this.fd = -1;
     const closed = new Promise<void>((resolve) => {
-      if (this.server.listening) this.server.close(() => resolve());
+      if (server?.listening) server.close(() => resolve());
       else resolve();
     });
     this.destroyStreams();
