@@ -25,7 +25,8 @@ import {
 import { ContainerFollower } from './follow';
 import { type Ports, SegmentKeeper } from './keeper';
 import { childId, newRecord, peerChildId, peerKey } from './records';
-import { Segment, type SegmentDeps, type Tail } from './segment';
+import { Segment } from './segment';
+import type { SegmentDeps, Tail } from './spec';
 import {
   type StepOwner,
   applyStep,

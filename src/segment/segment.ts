@@ -6,38 +6,30 @@ import type * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { SegmentInfo } from '../api/protocol';
-import type { Step } from '../api/grammar';
 import { type Protocol, isStream } from '../api/url';
 import { type Disposable, DisposableStack } from '../common/disposable';
 import { WormholeError, errorMessage } from '../common/errors';
 import { RateLimitedLog } from '../common/ratelog';
 import { bindUdp } from '../netns';
 import { dialWithRetry } from '../proxy/dial';
-import { type Client, type Head, type TcpHead, openTcpHead } from '../proxy/head';
+import type { Client, Head, TcpHead } from '../proxy/head';
 import { type Origin, proxyHeader } from '../proxy/proxyproto';
 import type { DatagramUpstream } from '../proxy/udp';
 import { UdpHead } from '../proxy/udphead';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
 import { segmentInfo } from './info';
-import { UdpTotals, accessLog } from './stats';
+import { UdpTotals } from './stats';
 import { TailSet } from './tailset';
 import type { Policy } from '../proxy/balance';
 import type { ContainerFollower, Side } from './follow';
 import { IdleWatch, TriggerContainers } from './idle';
 import { bindStreamHead, pointStreamTail, releaseStreamHead } from './streamends';
+import { type SegmentDeps, type SegmentSpec, type Tail, checkSpec } from './spec';
+import { TailWait } from './tailwait';
 import { Trigger } from './trigger';
+import { type HeadHost, openStreamHead, openUdpHead, udpSocketTo } from './heads';
 import { PeerSessions, openPeerSession } from './udpremote';
-
-/**
- * Where a segment's tail is: a local endpoint, or a segment on a peer reached by attach
- * (with the PROXY protocol version its connections start with, when the tail wants one).
- */
-export type Tail =
-  | { kind: 'local'; ep: Endpoint }
-  | { kind: 'peer'; host: string; id: string; proto: Protocol; proxy?: 1 | 2 }
-  /** Several tails (`also`, `docker-label`): their drafts, resolved and followed by a TailSet. */
-  | { kind: 'set'; drafts: Draft[]; head: Draft };
 
 /**
  * After the engine is told to send no connection to the tail, how long until the counters
@@ -45,54 +37,6 @@ export type Tail =
  * a turn of its loop).
  */
 const HOLD_SETTLE_MS = 50;
-
-/** Runs a trigger's steps; given by the manager, which knows how to apply steps. */
-export type TriggerRunner = (seg: Segment, steps: Step[], scope: DisposableStack) => Promise<Tail>;
-
-/**
- * What a segment is built from, decided by the manager before it exists (the create-time
- * steps applied, the head resolved); checked when the segment is made.
- */
-export interface SegmentSpec {
-  id: string;
-  parent: string | null;
-  /** Created by a peer for one of its segments. */
-  remote: boolean;
-  /** Where the head listens (port 0: any, and boundPort says which). */
-  head: Endpoint;
-  /** The drafts after the create-time steps; a trigger starts from these. */
-  headDraft: Draft;
-  /** The tails' drafts (more than one after `also`). */
-  tailDrafts: Draft[];
-  /** With several tails: how one is picked, and how often they are checked (null: never). */
-  balance: Policy;
-  healthMs: number | null;
-  /** The trigger's steps (null: the tail is set at create time). */
-  trigger: Step[] | null;
-  /** Scale to zero after this long without use (with a trigger only). */
-  idleMs?: number;
-  /** What the create-time steps made (their containers): released with the segment. */
-  made: { scope: DisposableStack; containers: string[] };
-}
-
-/** What a segment calls on besides its spec. */
-export interface SegmentDeps {
-  ctx: SegmentContext;
-  runTrigger: TriggerRunner;
-  /** Keeps ends in containers with their containers across restarts. */
-  follower: ContainerFollower;
-}
-
-/** Refuse a spec no segment can be built from (a bug in its maker, not the user's input). */
-function checkSpec(spec: SegmentSpec): void {
-  const wrong = (what: string): never => {
-    throw new WormholeError('INTERNAL', `segment ${spec.id}: ${what}`);
-  };
-  if (spec.tailDrafts.length === 0) wrong('no tail draft');
-  if (spec.healthMs !== null && !(spec.healthMs > 0)) wrong('a health interval must be positive');
-  if (spec.idleMs !== undefined && !spec.trigger) wrong('idle needs a trigger');
-  if (spec.idleMs !== undefined && !(spec.idleMs > 0)) wrong('an idle time must be positive');
-}
 
 /** A segment, from listening to closed. */
 export class Segment {
@@ -122,8 +66,8 @@ export class Segment {
   private lastDialError: string | undefined;
   /** Ends whose container is not running, with the container's name for list. */
   private readonly down = new Map<Side, string>();
-  /** While the tail's container is down: resolved when it runs again (or the segment closes). */
-  private tailBack: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** While the tail's container is down, connections wait for it here. */
+  private readonly tailBack = new TailWait();
   /** The following of the tail's container, replaced with the tail. */
   private tailFollow: Disposable | undefined;
   private tailFollowKept = false;
@@ -198,7 +142,7 @@ export class Segment {
       this.headIdentity = identity;
       // a unix head's socket file goes once the head has closed (the stack runs backwards)
       this.stack.defer(() => releaseStreamHead(this.head, this.headIdentity, this.ctx.log));
-      const tcpHead = this.openStreamHead(fd);
+      const tcpHead = openStreamHead(this.headHost(), head, fd);
       this.tcpHead = tcpHead;
       // closing the head closes its connections too
       this.stack.defer(() => tcpHead.close());
@@ -208,7 +152,7 @@ export class Segment {
         socket.close();
         throw new WormholeError('ABORTED', `segment ${this.id} was deleted`);
       }
-      const udpHead = this.openUdpHead(socket, fd);
+      const udpHead = openUdpHead(this.headHost(), socket, fd);
       this.udpHead = udpHead;
       this.boundPort = socket.address().port;
       this.stack.defer(() => udpHead.close());
@@ -235,47 +179,17 @@ export class Segment {
     if (this.listening) this.theHead?.accept();
   }
 
-  private openStreamHead(fd: number): TcpHead {
-    const head = this.head;
-    return openTcpHead(this.ctx.engine, fd, {
-      unixName: head.proto === 'unix' ? head.path : undefined,
-      maxConnections: this.ctx.maxConnections,
-      dialTimeoutMs: this.ctx.dialTimeoutMs,
-      onClient: (client) => void this.serve(client),
-      // each connection's end is heard of only when the log would show it
-      onClosed: accessLog(
-        this.ctx.log,
-        this.ctx.accessLog,
-        this.id,
-        () => this.tailText(),
-        head.proto === 'unix' ? 'unix' : 'unknown',
-      ),
-      onWarning: (kind, detail) =>
-        kind === 'refused'
-          ? this.warn.warn(
-              { segment: this.id, limit: this.ctx.maxConnections },
-              'connection refused: too many open (--max-connections)',
-            )
-          : this.warn.warn({ segment: this.id, err: detail }, 'accept failed'),
-    });
-  }
-
-  private openUdpHead(socket: dgram.Socket, fd: number): UdpHead {
-    return new UdpHead(socket, fd, {
+  /** What the head tells the segment. */
+  private headHost(): HeadHost {
+    return {
+      id: this.id,
+      ctx: this.ctx,
+      warn: this.warn,
+      serve: (client) => void this.serve(client),
       openUpstream: (client) => this.openUdpUpstream(client),
-      idleMs: this.ctx.udpIdleMs,
-      maxSessions: this.ctx.maxUdpSessions,
-      resendMs: this.ctx.dialTimeoutMs,
-      onRefused: (from) =>
-        this.warn.warn(
-          { segment: this.id, from, limit: this.ctx.maxUdpSessions },
-          'udp session refused: too many (--max-udp-sessions)',
-        ),
-      onSessionError: (err) =>
-        this.warn.warn({ segment: this.id, err: errorMessage(err) }, 'udp session failed'),
-      onSocketError: (err) => this.ctx.log.warn({ segment: this.id, err: err.message }, 'udp head error'),
       retired: (relay) => this.udpTotals.retire(relay),
-    });
+      tailText: () => this.tailText(),
+    };
   }
 
   /**
@@ -348,11 +262,7 @@ export class Segment {
     this.tcpHead?.setTail(null); // every new connection comes to serve(), which waits
     this.udpHead?.endSessions(); // their upstream sockets are in the dead namespace
     this.peerSessions?.endSessions();
-    if (!this.tailBack) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      this.tailBack = { promise, resolve };
-    }
+    this.tailBack.hold();
   }
 
   /** The head's container runs again: listen on the same address and port in its new namespace. */
@@ -388,38 +298,12 @@ export class Segment {
 
   private tailIsUp(): void {
     this.down.delete('tail');
-    this.tailBack?.resolve();
-    this.tailBack = undefined;
+    this.tailBack.release();
   }
 
-  /**
-   * Wait while the tail's container is down: resolves when it runs again, rejects after the
-   * dial timeout. A connection is never dialed into the namespace of a stopped container.
-   */
-  private async tailRunning(): Promise<void> {
-    const back = this.tailBack;
-    if (!back) return;
-    let timer: NodeJS.Timeout | undefined;
-    const container = this.down.get('tail') ?? '';
-    try {
-      await Promise.race([
-        back.promise,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new WormholeError(
-                  'CONTAINER_DOWN',
-                  `the tail's container ${container} is not running (waited ${this.ctx.dialTimeoutMs / 1000} s for it)`,
-                ),
-              ),
-            this.ctx.dialTimeoutMs,
-          );
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+  /** Wait while the tail's container is down (up to the dial timeout). */
+  private tailRunning(): Promise<void> {
+    return this.tailBack.wait(this.down.get('tail') ?? '', this.ctx.dialTimeoutMs);
   }
 
   /**
@@ -594,16 +478,7 @@ export class Segment {
     if (!ep || ep.proto !== 'udp') {
       throw new Error(tail.kind === 'set' ? 'no udp tail is there now' : 'a udp head needs a local udp tail');
     }
-    const any = ep.host.includes(':') ? '::' : '0.0.0.0';
-    const { socket: up } = await bindUdp(ep.ns, any, 0);
-    await new Promise<void>((resolve, reject) => {
-      up.once('error', reject);
-      up.connect(ep.port, ep.host, () => {
-        up.off('error', reject);
-        resolve();
-      });
-    });
-    return up;
+    return udpSocketTo(ep);
   }
 
   /** The segment as `list` shows it. */
@@ -645,7 +520,7 @@ export class Segment {
     this.closed = true;
     this.accepted.resolve(); // what waits for accept() finds the segment closed
     this.idle?.stop();
-    this.tailBack?.resolve(); // waiting connections go, and find the segment closed
+    this.tailBack.release(); // waiting connections go, and find the segment closed
     await this.idle?.pending(); // (what idle lets go of is not released twice at once)
     await this.stack.dispose();
   }
