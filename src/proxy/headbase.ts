@@ -28,6 +28,7 @@ export function closeQuietly(fd: number): void {
     // already closed
   }
 }
+
 /** Counters kept in JavaScript, for what the JavaScript mover carries. */
 export function zeroStats(): GroupStats {
   return {

@@ -11,7 +11,6 @@ import { type Disposable, DisposableStack } from '../common/disposable';
 import { WormholeError, errorMessage } from '../common/errors';
 import { RateLimitedLog } from '../common/ratelog';
 import { bindUdp } from '../netns';
-import { dialWithRetry } from '../proxy/dial';
 import type { Client, Head, TcpHead } from '../proxy/head';
 import { type Origin, proxyHeader } from '../proxy/proxyproto';
 import type { DatagramUpstream } from '../proxy/udp';
@@ -29,6 +28,7 @@ import { type SegmentDeps, type SegmentSpec, type Tail, checkSpec } from './spec
 import { TailWait } from './tailwait';
 import { Trigger } from './trigger';
 import { type HeadHost, openStreamHead, openUdpHead, udpSocketTo } from './heads';
+import { dialRemote } from './remoteleg';
 import { PeerSessions, openPeerSession } from './udpremote';
 
 /**
@@ -404,11 +404,7 @@ export class Segment {
       if (tail.kind === 'peer') {
         // the client's addresses go along: a tail on the peer may want a PROXY header
         const origin = client.origin;
-        const stream = await dialWithRetry(
-          () => this.ctx.peers.attach(tail.host, tail.id, origin),
-          `peer ${tail.host}`,
-          this.ctx.dialTimeoutMs,
-        );
+        const stream = await dialRemote(this.ctx.peers, tail.host, tail.id, this.ctx.dialTimeoutMs, origin);
         if (this.closed) {
           stream.destroy();
           client.drop();
