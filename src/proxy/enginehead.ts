@@ -42,19 +42,43 @@ export class EngineHead extends HeadBase {
     this.group.unlisten();
   }
 
-  override setTailSlot(slot: number, tail: TailTarget | null, key?: string): void {
-    super.setTailSlot(slot, tail, key);
-    this.group.setTail(
-      slot,
-      tail && {
-        nsFd: tail.nsFd,
+  /**
+   * After the engine is told to send no connection to the tail, how long until the counters
+   * would show one it sent there all the same (it takes the change on its own thread, within
+   * a turn of its loop).
+   */
+  override readonly holdSettleMs = 50;
+
+  /**
+   * The engine dials from inside the tail's namespace (a TCP tail, an abstract name) and looks
+   * a unix `/path` up in the tail's filesystem root: both opened here, and closed once the
+   * engine has its own copies. An empty slot is set at once (before any await).
+   */
+  override async setTailSlot(slot: number, tail: TailTarget | null, key?: string): Promise<void> {
+    if (!tail) {
+      this.setJsTail(slot, null, key);
+      this.group.setTail(slot, null);
+      return;
+    }
+    const path = tail.path;
+    const inNs = tail.openNamespace && (path === undefined || path.startsWith('@'));
+    const nsFd = inNs ? await tail.openNamespace!() : -1;
+    let rootFd = -1;
+    try {
+      if (path?.startsWith('/') && tail.openRoot) rootFd = await tail.openRoot();
+      this.setJsTail(slot, tail, key);
+      this.group.setTail(slot, {
+        nsFd,
         host: tail.host,
         port: tail.port,
-        path: tail.path,
-        rootFd: tail.rootFd,
+        path,
+        rootFd: path === undefined ? undefined : rootFd,
         proxy: tail.proxy,
-      },
-    );
+      });
+    } finally {
+      if (nsFd >= 0) closeQuietly(nsFd);
+      if (rootFd >= 0) closeQuietly(rootFd);
+    }
   }
 
   override setBalance(policy: Policy): void {

@@ -13,7 +13,7 @@
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Policy } from './balance';
-import type { ClosedConnection, Engine, EngineTail, GroupStats } from './engine';
+import type { ClosedConnection, Engine, GroupStats } from './engine';
 import type { Origin } from './proxyproto';
 import { EngineHead } from './enginehead';
 import { NodeHead } from './nodehead';
@@ -21,9 +21,22 @@ import { NodeHead } from './nodehead';
 /** How a proxied connection ended, whichever mover carried it (for the access log). */
 export type ConnectionEnd = Omit<ClosedConnection, 'id'>;
 
-/** Where a head's connections go. */
-export interface TailTarget extends EngineTail {
-  /** For the JavaScript mover: a socket connected to the tail (rejects with the errno code). */
+/**
+ * Where a head's connections go: a plain endpoint, and how to reach it. Each mover takes what
+ * it needs: the engine opens the namespace and root to dial in, the JavaScript mover connects.
+ */
+export interface TailTarget {
+  host: string;
+  port: number;
+  /** A unix tail instead: `@name` (abstract, in the tail's namespace) or `/path` (in its filesystem). */
+  path?: string;
+  /** The PROXY protocol version each connection to the tail starts with. */
+  proxy?: 1 | 2;
+  /** The tail's network namespace, opened (an fd the caller closes); absent: the daemon's own. */
+  openNamespace?(): Promise<number>;
+  /** The filesystem root a unix `/path` is looked up in, opened (an fd the caller closes). */
+  openRoot?(): Promise<number>;
+  /** A socket connected to the tail from the daemon (rejects with the errno code). */
   connect(): Promise<net.Socket>;
   /** How the tail is named in messages. */
   what: string;
@@ -86,9 +99,14 @@ export interface TcpHead extends Head {
    * Where connections go from now on: one tail in slot 0, the others emptied (null: nowhere
    * yet, every connection is a Client).
    */
-  setTail(tail: TailTarget | null): void;
+  setTail(tail: TailTarget | null): Promise<void>;
   /** Put a tail in a slot (of several; null empties it). `key` names it for source affinity. */
-  setTailSlot(slot: number, tail: TailTarget | null, key?: string): void;
+  setTailSlot(slot: number, tail: TailTarget | null, key?: string): Promise<void>;
+  /**
+   * After setTail(null), how long until a connection the mover sent to the old tail all the
+   * same shows in the counters (the engine takes the change on its own thread); 0: none can.
+   */
+  readonly holdSettleMs: number;
   /** How a connection picks among the tails. */
   setBalance(policy: Policy): void;
   /** A health check of the tail in a slot passed or failed: a failed one gets no new connection. */

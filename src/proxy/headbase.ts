@@ -62,12 +62,21 @@ export abstract class HeadBase implements TcpHead {
     public fd: number,
   ) {}
 
-  setTail(tail: TailTarget | null): void {
-    for (let i = this.tails.slots.length - 1; i > 0; i--) if (this.tails.slots[i]) this.setTailSlot(i, null);
-    this.setTailSlot(0, tail);
+  readonly holdSettleMs: number = 0;
+
+  setTail(tail: TailTarget | null): Promise<void> {
+    for (let i = this.tails.slots.length - 1; i > 0; i--)
+      if (this.tails.slots[i]) void this.setTailSlot(i, null);
+    return this.setTailSlot(0, tail);
   }
 
-  setTailSlot(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): void {
+  setTailSlot(slot: number, tail: TailTarget | null, key?: string): Promise<void> {
+    this.setJsTail(slot, tail, key);
+    return Promise.resolve();
+  }
+
+  /** The tail in a slot as the JavaScript mover sees it (its counters start again). */
+  protected setJsTail(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): void {
     this.tails.set(slot, tail, key);
     this.jsTails[slot] = { open: 0, total: 0, failed: 0, okAt: 0, failedAt: 0 };
   }

@@ -60,7 +60,7 @@ export class SegmentManager {
   /** Ids of segments being built (their create-time steps run before the segment exists). */
   private readonly building = new Set<string>();
   /** The top segments' records: kept, built again at start (src/segment/keeper.ts). */
-  readonly keeper: SegmentKeeper;
+  private readonly keeper: SegmentKeeper;
   /** What every segment is made with. */
   private readonly deps: SegmentDeps;
   private retryTimer: NodeJS.Timeout | undefined;

@@ -23,20 +23,13 @@ import { TailSet } from './tailset';
 import type { Policy } from '../proxy/balance';
 import type { ContainerFollower, Side } from './follow';
 import { IdleWatch, TriggerContainers } from './idle';
-import { bindStreamHead, pointStreamTail, releaseStreamHead } from './streamends';
+import { bindStreamHead, releaseStreamHead, streamTarget } from './streamends';
 import { type SegmentDeps, type SegmentSpec, type Tail, checkSpec } from './spec';
 import { TailWait } from './tailwait';
 import { Trigger } from './trigger';
 import { type HeadHost, openStreamHead, openUdpHead, udpSocketTo } from './heads';
 import { dialRemote } from './remoteleg';
 import { PeerSessions, openPeerSession } from './udpremote';
-
-/**
- * After the engine is told to send no connection to the tail, how long until the counters
- * would show one it sent there all the same (it takes the change on its own thread, within
- * a turn of its loop).
- */
-const HOLD_SETTLE_MS = 50;
 
 /** A segment, from listening to closed. */
 export class Segment {
@@ -209,8 +202,8 @@ export class Segment {
   }
 
   /**
-   * Send the head's connections to this tail. A local TCP tail is dialed by the engine, from
-   * inside its namespace.
+   * Send the head's connections to this tail: a local stream tail goes to the head as a plain
+   * endpoint (its mover opens what it needs to dial it); several go to a tail set.
    */
   private async pointTail(tail: Tail): Promise<void> {
     const head = this.tcpHead;
@@ -228,7 +221,7 @@ export class Segment {
       this.stack.defer(() => set.dispose());
       await set.start();
     } else if (head && tail.kind === 'local' && isStream(tail.ep.proto)) {
-      await pointStreamTail(tail.ep, this.ctx.engine !== null, (target) => head.setTail(target));
+      await head.setTail(streamTarget(tail.ep));
     }
     this.tail = tail;
   }
@@ -259,7 +252,7 @@ export class Segment {
       this.theHead?.stopListening();
       return;
     }
-    this.tcpHead?.setTail(null); // every new connection comes to serve(), which waits
+    void this.tcpHead?.setTail(null); // every new connection comes to serve(), which waits
     this.udpHead?.endSessions(); // their upstream sockets are in the dead namespace
     this.peerSessions?.endSessions();
     this.tailBack.hold();
@@ -367,9 +360,9 @@ export class Segment {
         },
         holdTail: () => {
           if (!this.tcpHead) return 0;
-          this.tcpHead.setTail(null); // new connections come to serve(), which waits
-          // (the engine dials local tails itself; a peer's are JavaScript's already)
-          return this.ctx.engine && this.tail?.kind !== 'peer' ? HOLD_SETTLE_MS : 0;
+          void this.tcpHead.setTail(null); // new connections come to serve(), which waits
+          // (a peer's connections are JavaScript's already: none can slip through)
+          return this.tail?.kind !== 'peer' ? this.tcpHead.holdSettleMs : 0;
         },
         resumeTail: async () => {
           if (this.tail && !this.closed) await this.pointTail(this.tail);
