@@ -23,7 +23,6 @@ async function nameServer(name: string): Promise<{ port: number; server: net.Ser
 
 function target(name: string, port: number): TailTarget {
   return {
-    nsFd: -1,
     host: '127.0.0.1',
     port,
     what: `tail ${name}`,
@@ -69,7 +68,8 @@ async function sourceHead(
 ): Promise<{ head: TcpHead; port: number }> {
   const { head, port } = await loopbackHead(engine);
   head.setBalance('source');
-  tails.forEach((t, i) => head.setTailSlot(i, target(t.name, t.port), t.name));
+  await Promise.all(tails.map((t, i) => head.setTailSlot(i, target(t.name, t.port), t.name)));
+  head.accept(); // (a head accepts once its tails are set)
   return { head, port };
 }
 
@@ -155,7 +155,8 @@ describe('least-conn on a head the engine serves', () => {
     };
     try {
       head.setBalance('least-conn');
-      tails.forEach((t, i) => head.setTailSlot(i, target(t.name, t.port), t.name));
+      await Promise.all(tails.map((t, i) => head.setTailSlot(i, target(t.name, t.port), t.name)));
+      head.accept();
       // the engine: one to each
       assert.deepEqual([await open(port), await open(port)], ['a', 'b']);
       // a stream JavaScript carries (as a peer's attach is): a tie, it takes a
