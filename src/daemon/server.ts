@@ -204,7 +204,18 @@ export class ApiServer {
     const send = (value: unknown): void => {
       if (!stream.destroyed && stream.writable) stream.write(encodeFrame(value));
     };
-    const reply = (id: number, result: unknown): void => send({ v: PROTOCOL_VERSION, id, ok: true, result });
+    // A result that cannot be encoded (over the frame limit: `list` of thousands of
+    // segments) is an error reply: thrown here, it would leave the client waiting.
+    const reply = (id: number, method: string, result: unknown): void => {
+      let frame: Buffer;
+      try {
+        frame = encodeFrame({ v: PROTOCOL_VERSION, id, ok: true, result }, `the ${method} reply`);
+      } catch (err) {
+        fail(id, replyFailure(err));
+        return;
+      }
+      if (!stream.destroyed && stream.writable) stream.write(frame);
+    };
     const fail = (id: number, err: unknown): void => {
       const e =
         err instanceof WormholeError
@@ -270,7 +281,7 @@ export class ApiServer {
               if (err) {
                 fail(req.id, err);
                 stream.end();
-              } else reply(req.id, {});
+              } else reply(req.id, 'attach', {});
             },
             origin,
           );
@@ -280,7 +291,7 @@ export class ApiServer {
         inFlight++;
         handler(params.data as Params<Method>)
           .then(
-            (result) => reply(req.id, result),
+            (result) => reply(req.id, req.method, result),
             (err: unknown) => fail(req.id, err),
           )
           .finally(() => {
@@ -328,6 +339,15 @@ export class ApiServer {
     await closed;
     for (const { path } of this.servers) if (path) fs.rmSync(path, { force: true });
   }
+}
+
+/** A result too large for a frame, said as such (any other encoding failure is internal). */
+function replyFailure(err: unknown): unknown {
+  if (!(err instanceof WormholeError) || err.code !== 'FRAME_TOO_LARGE') return err;
+  return new WormholeError(
+    'REPLY_TOO_LARGE',
+    `${err.message}: too much for one reply (for list: too many segments)`,
+  );
 }
 
 /** Why listening failed, said so that the user knows what to change. */
