@@ -81,7 +81,8 @@ export async function tcpToUnix(cfg: Config): Promise<Row[]> {
   const paths: UnixPath[] = [
     { name: 'direct (the unix socket, no proxy)', echoHost: echoSock, echoPort: 0, sink: [sinkSock, '-'] },
   ];
-  const wh = daemon(randomBytes(16).toString('hex'));
+  // (a unix tail on the host is dialed only under --allow-unix)
+  const wh = daemon(randomBytes(16).toString('hex'), undefined, false, ['--allow-unix', dir]);
   const [we, ws] = [port(), port()];
   wh.cli('create', 'url', `:${we}`, 'tail', 'url', `unix://${echoSock}`);
   wh.cli('create', 'url', `:${ws}`, 'tail', 'url', `unix://${sinkSock}`);

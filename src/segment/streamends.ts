@@ -19,6 +19,7 @@ import {
 } from '../netns';
 import type { TailTarget } from '../proxy/head';
 import { type Endpoint, describe } from './endpoint';
+import { unixDialPlace } from './hostunix';
 
 /** A stream head's listening socket. */
 export interface BoundHead {
@@ -72,18 +73,22 @@ export async function pointStreamTail(
   const unix = ep.proto === 'unix';
   const needNs = withEngine && ep.ns !== null && (!unix || ep.path!.startsWith('@'));
   const needRoot = withEngine && unix && ep.path!.startsWith('/');
+  // (a host path allowed by --allow-unix: looked up inside its allowed directory)
+  const place = unixDialPlace(ep);
   const nsFd = needNs ? await openNamespace(ep.ns) : -1;
   let rootFd = -1;
   try {
-    if (needRoot) rootFd = await openRoot(ep.ns);
+    if (needRoot) rootFd = await openRoot(ep.ns, place.root);
     give({
       nsFd,
       host: ep.host,
       port: ep.port,
-      path: unix ? ep.path : undefined,
+      path: unix ? place.path : undefined,
       rootFd: unix ? rootFd : undefined,
       proxy: ep.proxy,
-      connect: unix ? () => connectUnix(ep.ns, ep.path!) : () => connectTcp(ep.ns, ep.host, ep.port),
+      connect: unix
+        ? () => connectUnix(ep.ns, place.path, place.root)
+        : () => connectTcp(ep.ns, ep.host, ep.port),
       what: describe(ep),
     });
   } finally {

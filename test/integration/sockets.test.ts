@@ -117,9 +117,11 @@ for (const mover of ['engine', 'javascript'] as const) {
     let dir: string;
 
     before(async () => {
-      d = await startDaemon(suite, mover === 'javascript' ? { env: { WORMHOLE_ENGINE: 'off' } } : {});
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whu-'));
       suite.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+      // the unix tails on the host are this directory's sockets
+      const env = mover === 'javascript' ? { WORMHOLE_ENGINE: 'off' } : undefined;
+      d = await startDaemon(suite, { env, args: ['--allow-unix', dir] });
     });
 
     async function create(...args: string[]): Promise<{ id: string; url: string; port: number }> {

@@ -10,7 +10,11 @@ import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import { connect } from '../../src/client';
 import { WormholeError } from '../../src/common/errors';
+import { resolveDirs } from '../../src/common/hostpath';
+import { parseDaemonOptions } from '../../src/daemon/options';
 import { type HandlerTable, ApiServer } from '../../src/daemon/server';
+import type { Endpoint } from '../../src/segment/endpoint';
+import { confineUnixTail } from '../../src/segment/hostunix';
 
 const silent = pino({ level: 'silent' });
 
@@ -50,5 +54,56 @@ describe('hole 10: a reply over the frame limit', () => {
     });
     // the same connection still answers
     assert.deepEqual(await conn.call('ping', {}, 10_000), {});
+  });
+});
+
+describe('hole 1: which unix tails are host sockets (--allow-unix)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-trust-'));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(dir, 'ok', 'sub'), { recursive: true });
+  fs.symlinkSync(path.join(dir, 'ok'), path.join(dir, 'via'));
+  const allowed = resolveDirs('--allow-unix', [path.join(dir, 'via')]);
+  const unix = (p: string, ns: string | null = null): Endpoint => ({
+    proto: 'unix',
+    ns,
+    host: '',
+    port: 0,
+    path: p,
+  });
+
+  it('reads the flag (repeatable, absolute) and resolves its directories at start', () => {
+    const o = parseDaemonOptions(['--allow-unix', '/run/a', '--allow-unix', '/srv/b'], {});
+    assert.deepEqual(o.allowUnix, ['/run/a', '/srv/b']);
+    assert.deepEqual(parseDaemonOptions([], {}).allowUnix, []);
+    assert.throws(
+      () => parseDaemonOptions(['--allow-unix', 'run'], {}),
+      /--allow-unix "run" is not an absolute path/,
+    );
+    assert.throws(
+      () => resolveDirs('--allow-unix', ['/no/such']),
+      /--allow-unix \/no\/such cannot be used \(ENOENT\)/,
+    );
+    assert.deepEqual(allowed, [path.join(dir, 'ok')]);
+  });
+
+  it('confines an allowed path to its directory: dialed there as the root of the lookup', () => {
+    const ep = confineUnixTail(unix(path.join(dir, 'via', 'sub', 'app.sock')), allowed);
+    assert.deepEqual(ep.confined, { root: path.join(dir, 'ok'), path: '/sub/app.sock' });
+    assert.equal(ep.path, path.join(dir, 'via', 'sub', 'app.sock'), 'shown as the user wrote it');
+  });
+
+  it('treats the root of a host process (/proc/PID/ns/net) as the host, and leaves the rest alone', () => {
+    assert.throws(
+      () => confineUnixTail(unix('/var/run/docker.sock', `/proc/${process.pid}/ns/net`), allowed),
+      /outside the --allow-unix/,
+    );
+    assert.throws(
+      () => confineUnixTail(unix('/var/run/docker.sock'), []),
+      /allowed only under wormholed --allow-unix DIR/,
+    );
+    const abstract = unix('@name');
+    assert.equal(confineUnixTail(abstract, []), abstract);
+    const tcp: Endpoint = { proto: 'tcp', ns: null, host: '127.0.0.1', port: 80 };
+    assert.equal(confineUnixTail(tcp, []), tcp);
   });
 });
