@@ -5,12 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, startDaemon } from '../helpers/daemon';
 import { suiteCleanup } from '../helpers/netns';
 import { exchange, freePort, parseCreate, startService } from '../helpers/services';
+import { sleep } from '../helpers/wait';
 
 /** The ids `list` shows. */
 async function ids(d: TestDaemon): Promise<string[]> {
@@ -105,3 +107,53 @@ for (const mover of ['engine', 'javascript'] as const) {
     });
   });
 }
+
+/**
+ * A slowloris: `count` bare TCP connections to `port` from the addresses given (in turn),
+ * each opened again a moment after the daemon closes it, until stop().
+ */
+function slowloris(port: number, count: number, from: string[]): { stop: () => void; opened: () => number } {
+  let stopped = false;
+  let opened = 0;
+  const sockets = new Set<net.Socket>();
+  const open = (i: number): void => {
+    if (stopped) return;
+    opened++;
+    const s = net.connect({ port, host: '127.0.0.1', localAddress: from[i % from.length] });
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      sockets.delete(s);
+      setTimeout(() => open(i), 250);
+    });
+  };
+  for (let i = 0; i < count; i++) open(i);
+  return {
+    stop: () => {
+      stopped = true;
+      for (const s of sockets) s.destroy();
+    },
+    opened: () => opened,
+  };
+}
+
+describe('hole 3: locked out before authenticating', () => {
+  const suite = suiteCleanup(after);
+
+  it('answers wormhole ping over TCP through a slowloris of 500 bare sockets', async () => {
+    const d = await startDaemon(suite);
+    const port = Number(d.tcp.split(':').pop());
+    // from two addresses of the loopback that are not the CLI's (127.0.0.1)
+    const flood = slowloris(port, 500, ['127.0.0.2', '127.0.0.3']);
+    suite.after(() => flood.stop());
+    await sleep(1000);
+    for (let i = 0; i < 3; i++) {
+      const r = await d.cliTcp(d.keyFile, 'ping');
+      assert.equal(r.code, 0, `ping ${i + 1} of 3 during the flood: ${r.stderr}`);
+      await sleep(1500);
+    }
+    assert.ok(flood.opened() > 500, 'the flood reopened what the daemon closed');
+    flood.stop();
+    assert.match(d.log(), /still in their TLS handshake/);
+  });
+});

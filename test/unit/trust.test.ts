@@ -3,6 +3,7 @@
  * unit can show without a daemon. The end-to-end ones are in test/e2e/trust.test.ts.
  */
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +13,9 @@ import { connect } from '../../src/client';
 import { WormholeError } from '../../src/common/errors';
 import { resolveDirs } from '../../src/common/hostpath';
 import { parseDaemonOptions } from '../../src/daemon/options';
+import { PendingBudget } from '../../src/daemon/pending';
 import { type HandlerTable, ApiServer } from '../../src/daemon/server';
+import type * as net from 'node:net';
 import type { Endpoint } from '../../src/segment/endpoint';
 import { confineUnixTail } from '../../src/segment/hostunix';
 
@@ -105,5 +108,80 @@ describe('hole 1: which unix tails are host sockets (--allow-unix)', () => {
     assert.equal(confineUnixTail(abstract, []), abstract);
     const tcp: Endpoint = { proto: 'tcp', ns: null, host: '127.0.0.1', port: 80 };
     assert.equal(confineUnixTail(tcp, []), tcp);
+  });
+});
+
+/** Enough of a TCP socket for the budget: its addresses, bytes read, destroy. */
+class FakeSocket extends EventEmitter {
+  static port = 40000;
+  readonly remotePort = FakeSocket.port++;
+  readonly localAddress = '127.0.0.1';
+  readonly localPort = 9999;
+  bytesRead = 0;
+  destroyed = false;
+  constructor(readonly remoteAddress: string) {
+    super();
+  }
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.emit('close');
+  }
+}
+
+describe('hole 3: the budget of connections still in their handshake', () => {
+  const budget = (perSource: number, total: number, firstBytesMs = 60_000): [PendingBudget, string[]] => {
+    const refused: string[] = [];
+    return [new PendingBudget({ perSource, total, firstBytesMs }, (_s, why) => refused.push(why)), refused];
+  };
+  const sock = (from: string): FakeSocket & net.Socket => new FakeSocket(from) as FakeSocket & net.Socket;
+
+  it('refuses past the budget of one address, not another address', () => {
+    const [b, refused] = budget(2, 100);
+    const [a1, a2, a3, c1] = [sock('10.0.0.1'), sock('10.0.0.1'), sock('10.0.0.1'), sock('10.0.0.2')];
+    assert.deepEqual([b.admit(a1), b.admit(a2), b.admit(a3), b.admit(c1)], [true, true, false, true]);
+    assert.ok(a3.destroyed);
+    assert.match(refused[0], /2 from 10.0.0.1 still in their TLS handshake/);
+    // one that authenticated, or closed, leaves room
+    b.done(a1);
+    a2.destroy();
+    assert.equal(b.size, 1);
+    assert.ok(b.admit(sock('10.0.0.1')) && b.admit(sock('10.0.0.1')));
+  });
+
+  it("when full, makes room by closing the oldest of the address holding the most, never a client's one", () => {
+    const [b, refused] = budget(10, 4);
+    const flood = [sock('10.0.0.9'), sock('10.0.0.9'), sock('10.0.0.9')];
+    for (const s of flood) assert.ok(b.admit(s));
+    const client = sock('10.0.0.1');
+    assert.ok(b.admit(client));
+    // full: a newcomer from elsewhere takes the place of the flood's oldest
+    const peer = sock('10.0.0.2');
+    assert.ok(b.admit(peer));
+    assert.deepEqual(
+      flood.map((s) => s.destroyed),
+      [true, false, false],
+    );
+    // a newcomer of the flood's, its address holding the most, is refused; nobody else is touched
+    assert.equal(b.admit(sock('10.0.0.9')), false);
+    assert.ok(!flood[1].destroyed && !client.destroyed && !peer.destroyed);
+    // and with every address holding one, a newcomer from one of them is refused
+    const [even, why] = budget(10, 2);
+    assert.ok(even.admit(sock('10.0.0.1')) && even.admit(sock('10.0.0.2')));
+    assert.equal(even.admit(sock('10.0.0.3')), true, 'holds none: takes a place');
+    assert.equal(even.admit(sock('10.0.0.3')), false, 'holds as many as the most: refused');
+    assert.match(why[0], /2 connections still in their TLS handshake/);
+    assert.match(refused[0], /4 connections still in their TLS handshake/);
+  });
+
+  it('closes a socket that sends nothing in time, not one that spoke', async () => {
+    const [b] = budget(10, 10, 20);
+    const [silent, spoke] = [sock('10.0.0.1'), sock('10.0.0.1')];
+    b.admit(silent);
+    b.admit(spoke);
+    spoke.bytesRead = 300;
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual([silent.destroyed, spoke.destroyed], [true, false]);
+    assert.equal(b.size, 1);
   });
 });
