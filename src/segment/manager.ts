@@ -221,6 +221,12 @@ export class SegmentManager {
     if (several(tails)) {
       for (const d of tails) checkJoin(seg.head.proto, tailProto(d, head), d.proxy);
       await this.checkUnixTails(tails, head);
+      // none of them may be the head itself (a container's is looked up later, by the set)
+      for (const d of tails)
+        if (!d.label && !d.container) {
+          const ep = await resolveTail(d, head).catch(() => undefined); // (not there yet: looked for again)
+          if (ep) checkNotSelf(seg.head, seg.boundPort, ep);
+        }
       return { kind: 'set', drafts: tails.map((d) => ({ ...d })), head: { ...head } };
     }
     const ep = confineUnixTail(await resolveTail(tails[0], head), this.ctx.allowUnix);

@@ -157,3 +157,18 @@ describe('hole 3: locked out before authenticating', () => {
     assert.match(d.log(), /still in their TLS handshake/);
   });
 });
+
+describe('hole 11: a tail set that includes the head itself', () => {
+  const suite = suiteCleanup(after);
+
+  it('is refused at create, in one line, nothing made', async () => {
+    const d = await startDaemon(suite);
+    const [head, other] = [await freePort(), await freePort()];
+    const r = await d.cli('create', 'url', `:${head}`, 'tail', 'url', `:${other}`, 'also', 'url', `:${head}`);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`the tail tcp://127.0.0.1:${head} is the head itself`));
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.deepEqual(await ids(d), []);
+    await assert.rejects(exchange(head, ''), /ECONNREFUSED/);
+  });
+});

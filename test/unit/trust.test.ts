@@ -9,15 +9,21 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import pino from 'pino';
+import type { SegmentInfo } from '../../src/api/protocol';
+import { listRows } from '../../src/cli/commands/list';
 import { connect } from '../../src/client';
+import { writeFileAtomic } from '../../src/common/atomicfile';
 import { WormholeError } from '../../src/common/errors';
 import { resolveDirs } from '../../src/common/hostpath';
+import { MetricsServer } from '../../src/daemon/metrics';
 import { parseDaemonOptions } from '../../src/daemon/options';
 import { PendingBudget } from '../../src/daemon/pending';
 import { type HandlerTable, ApiServer } from '../../src/daemon/server';
 import type * as net from 'node:net';
 import type { Endpoint } from '../../src/segment/endpoint';
 import { confineUnixTail } from '../../src/segment/hostunix';
+import { TunnelService } from '../../src/tunnel';
+import { freePort } from '../helpers/services';
 
 const silent = pino({ level: 'silent' });
 
@@ -183,5 +189,84 @@ describe('hole 3: the budget of connections still in their handshake', () => {
     await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual([silent.destroyed, spoke.destroyed], [true, false]);
     assert.equal(b.size, 1);
+  });
+});
+
+describe('hole 11: the smaller ones', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-trust-'));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps an unreadable tunnel state file aside, and says so, instead of reading "no tunnels"', () => {
+    const file = path.join(dir, 'tunnels.json');
+    const half = '[{"host":"myserver","iface":"wh0a0b0c0d0e","loc';
+    fs.writeFileSync(file, half);
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const peers = { call: () => Promise.reject(new Error('no peers here')) };
+    new TunnelService(
+      { stateFile: file, keyDir: dir, cidr: '100.65.0.0/14', ports: [4500, 4599] },
+      peers,
+      log,
+    );
+    assert.equal(fs.readFileSync(`${file}.corrupt`, 'utf8'), half, 'kept aside as it was');
+    assert.ok(!fs.existsSync(file));
+    const line = JSON.parse(lines.find((l) => /tunnel state unreadable/.test(l)) ?? '{}') as Record<
+      string,
+      unknown
+    >;
+    assert.equal(line.level, 50, 'an error line');
+    assert.equal(line.keptAs, `${file}.corrupt`);
+  });
+
+  it('writes a file atomically: the whole new text or the old, mode 0600, no temporary file left', () => {
+    const file = path.join(dir, 'state.json');
+    writeFileAtomic(file, 'old');
+    writeFileAtomic(file, '[]');
+    assert.equal(fs.readFileSync(file, 'utf8'), '[]');
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')),
+      [],
+    );
+  });
+
+  it('list escapes control characters in what came from outside, as top does', () => {
+    const seg = {
+      id: 'web',
+      url: 'tcp://127.0.0.1:8080',
+      state: 'failed',
+      error: 'bad\x1b]0;owned\x07\nrm -rf',
+      head: { proto: 'unix', path: '/run/a\x1b[2J.sock' },
+      tail: null,
+    } as unknown as SegmentInfo;
+    const text = listRows([seg]).join('\n');
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(text.replace(/\n/g, ''), /[\u0000-\u001f\u007f-\u009f]/);
+    assert.equal(text.split('\n').length, 2, 'a header and one line');
+    assert.match(text, /error: bad\?\]0;owned\?\?rm -rf/);
+  });
+
+  it('/metrics reads the tunnels (ip, wg) once for a burst of scrapes', async () => {
+    let reads = 0;
+    const m = new MetricsServer(
+      {
+        segments: () => [],
+        tunnels: async () => {
+          reads++;
+          return [
+            { host: 'peer', iface: 'wh0', engine: 'wireguard', txBytes: 1, rxBytes: 2, lastHandshake: null },
+          ];
+        },
+      },
+      silent,
+    );
+    const port = await freePort();
+    await m.listen({ kind: 'tcp', host: '127.0.0.1', port });
+    after(() => m.close());
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      assert.match(await res.text(), /host="peer"/);
+    }
+    assert.equal(reads, 1);
   });
 });
