@@ -23,6 +23,7 @@ import type * as net from 'node:net';
 import type { Endpoint } from '../../src/segment/endpoint';
 import { confineUnixTail } from '../../src/segment/hostunix';
 import { TunnelService } from '../../src/tunnel';
+import { ROOT, runCmd } from '../helpers/daemon';
 import { freePort } from '../helpers/services';
 
 const silent = pino({ level: 'silent' });
@@ -268,5 +269,41 @@ describe('hole 11: the smaller ones', () => {
       assert.match(await res.text(), /host="peer"/);
     }
     assert.equal(reads, 1);
+  });
+});
+
+describe('hole 11: the namespace thread cannot start', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-trust-'));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('rejects each job, and lets the process exit (its count of waiting jobs kept right)', async () => {
+    // a process at its thread limit: pthread_create fails once the flag file exists
+    const shim = path.join(dir, 'nothreads.so');
+    const built = await runCmd('cc', [
+      '-shared',
+      '-fPIC',
+      '-o',
+      shim,
+      path.join(ROOT, 'test/fixtures/nothreads.c'),
+      '-ldl',
+    ]);
+    assert.equal(built.code, 0, built.stderr);
+    const flag = path.join(dir, 'no-threads');
+    const script = `
+      const { native } = require(${JSON.stringify(path.join(ROOT, 'dist/src/native'))});
+      const n = native();
+      require('node:fs').writeFileSync(${JSON.stringify(flag)}, '');
+      Promise.allSettled([n.openNamespace(null), n.openRoot(null)]).then((all) =>
+        console.log(all.map((r) => r.status === 'rejected' ? r.reason.code + ': ' + r.reason.message : 'fd').join('\\n')));`;
+    // (with a promise left unsettled, or the addon's callback still held, it would never exit)
+    const r = await runCmd(process.execPath, ['-e', script], {
+      env: { LD_PRELOAD: shim, WH_NO_THREADS: flag },
+      timeoutMs: 10_000,
+    });
+    assert.equal(r.code, 0, `exited by itself: ${r.stdout}${r.stderr}`);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 2, r.stdout);
+    assert.match(lines[0], /^EAGAIN: \(host namespace\) cannot start the namespace thread/);
+    assert.match(lines[1], /^EAGAIN: \/ cannot start the namespace thread/);
   });
 });
