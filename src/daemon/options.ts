@@ -30,7 +30,7 @@ export interface DaemonOptions {
   maxConnections: number;
   /** UDP sessions (client addresses) per segment; more are refused at once. */
   maxUdpSessions: number;
-  /** Open API connections (attached streams not counted); more are closed at once. */
+  /** Open authenticated API connections (attached streams not counted); more are closed at once. */
   maxApiConnections: number;
   /** An API connection with no request for this long is closed. */
   apiIdleMs: number;
@@ -82,8 +82,9 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
                      UDP sessions (client addresses) per segment; more are dropped
                      (default ${DEFAULT_MAX_UDP_SESSIONS})
   --max-api-connections N
-                     open API connections, attached peer streams aside; more are
-                     closed at once (default ${DEFAULT_MAX_API_CONNECTIONS})
+                     open authenticated API connections, attached peer streams aside;
+                     more are closed at once (default ${DEFAULT_MAX_API_CONNECTIONS});
+                     those in their TLS handshake have a budget of their own
   --api-idle S       seconds an API connection may send no request (default 30)
   --metrics ADDR     serve Prometheus metrics at http://HOST:PORT/metrics, ADDR being
                      tcp://HOST:PORT (plain HTTP: keep it on a private address)
