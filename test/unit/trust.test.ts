@@ -297,7 +297,8 @@ describe('hole 11: the namespace thread cannot start', () => {
         console.log(all.map((r) => r.status === 'rejected' ? r.reason.code + ': ' + r.reason.message : 'fd').join('\\n')));`;
     // (with a promise left unsettled, or the addon's callback still held, it would never exit)
     const r = await runCmd(process.execPath, ['-e', script], {
-      env: { LD_PRELOAD: shim, WH_NO_THREADS: flag },
+      // (after what is preloaded already: AddressSanitizer's runtime under test/asan.sh)
+      env: { LD_PRELOAD: [process.env.LD_PRELOAD, shim].filter(Boolean).join(' '), WH_NO_THREADS: flag },
       timeoutMs: 10_000,
     });
     assert.equal(r.code, 0, `exited by itself: ${r.stdout}${r.stderr}`);
