@@ -217,7 +217,7 @@ abstract class HeadBase implements TcpHead {
           stats.total++;
           stats.open++;
           stats.okAt = Date.now();
-          const closedOnTail = this.tails.opened(i);
+          const closedOnTail = this.openedOnTail(i);
           return {
             socket,
             closed: () => {
@@ -226,14 +226,22 @@ abstract class HeadBase implements TcpHead {
             },
           };
         } catch (err) {
+          // every failed dial counts, on the tail and the head, as the engine counts them
           stats.failed++;
           stats.failedAt = Date.now();
+          this.js.dialFailures++;
+          this.js.dialFailedAt = stats.failedAt;
           last = err;
         }
       }
       throw last;
     };
     return dialWithRetry(once, this.tailsText, this.opts.dialTimeoutMs, this.abort.signal);
+  }
+
+  /** A connection JavaScript carries to slot i opened (for least-conn); the function says it closed. */
+  protected openedOnTail(slot: number): () => void {
+    return this.tails.opened(slot);
   }
 
   /** Move a pair of streams with JavaScript; `done` runs once when both have closed. */
@@ -276,13 +284,7 @@ abstract class HeadBase implements TcpHead {
         return origin();
       },
       toTail: async (onConnected) => {
-        const dialed = await this.dialJs(remoteOf(stream)?.replace(/:\d+$/, ''), origin).catch(
-          (err: unknown) => {
-            this.js.dialFailures++;
-            this.js.dialFailedAt = Date.now();
-            throw err;
-          },
-        );
+        const dialed = await this.dialJs(remoteOf(stream)?.replace(/:\d+$/, ''), origin);
         const up = dialed.socket;
         this.js.dialOkAt = Date.now();
         const done = (): void => {
@@ -316,6 +318,8 @@ class EngineHead extends HeadBase {
   private readonly group: EngineGroup;
   /** Client fds JavaScript holds (handed back), with who waits on a dial for each. */
   private readonly held = new Map<number, { resolve: () => void; reject: (e: Error) => void } | null>();
+  /** Each slot's generation: one more at each setTailSlot (a count for the old tail is not the new one's). */
+  private readonly slotGen: number[] = [];
 
   constructor(engine: Engine, fd: number, opts: HeadOptions) {
     super(opts, fd);
@@ -331,10 +335,24 @@ class EngineHead extends HeadBase {
       acceptError: (err) => opts.onWarning('accept-error', err),
     });
     this.group.listen(fd);
+    // least-conn in JavaScript reads the engine's counts, which hold every open connection
+    this.tails.openElsewhere = () => this.group.tailStats().map((t) => t?.open);
   }
 
-  override setTailSlot(slot: number, tail: TailTarget | null, key?: string): void {
+  /** The engine counts JavaScript's connections to a tail with its own: one count per tail. */
+  protected override openedOnTail(slot: number): () => void {
+    const gen = this.slotGen[slot];
+    this.group.countOnTail(slot, 1);
+    return () => {
+      // (a slot given a new tail since has its count started again)
+      if (this.slotGen[slot] === gen) this.group.countOnTail(slot, -1);
+    };
+  }
+
+  override setTailSlot(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): void {
     super.setTailSlot(slot, tail, key);
+    this.slotGen[slot] = (this.slotGen[slot] ?? 0) + 1;
+    // (the same key as the balancer's: a client maps to the same tail with either mover)
     this.group.setTail(
       slot,
       tail && {
@@ -344,6 +362,7 @@ class EngineHead extends HeadBase {
         path: tail.path,
         rootFd: tail.rootFd,
         proxy: tail.proxy,
+        key,
       },
     );
   }
@@ -364,7 +383,7 @@ class EngineHead extends HeadBase {
       const e = engine[i];
       if (!js || !e) return js;
       return {
-        open: js.open + e.open,
+        open: e.open, // (JavaScript's own are in it: openedOnTail)
         total: js.total + e.total,
         failed: js.failed + e.failed,
         okAt: Math.max(js.okAt, e.okAt),

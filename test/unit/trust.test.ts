@@ -255,7 +255,7 @@ describe('hole 11: the smaller ones', () => {
         tunnels: async () => {
           reads++;
           return [
-            { host: 'peer', iface: 'wh0', engine: 'wireguard', txBytes: 1, rxBytes: 2, lastHandshake: null },
+            { host: 'peer', iface: 'wh0', driver: 'wireguard', txBytes: 1, rxBytes: 2, lastHandshake: null },
           ];
         },
       },
