@@ -306,11 +306,24 @@ static void *worker(void *arg) {
       job_free(j);
     }
   }
-  /* Retired (or could not open home): hand the queue to a fresh worker. */
+  /* Retired (or could not open home): hand the queue to a fresh worker; if none can start,
+   * its jobs are answered as failed (on the main thread, as any answer), not left waiting. */
   pthread_mutex_lock(&f->mu);
   f->running = false;
+  struct job *stranded = NULL;
   if (f->head) start_worker(f);
+  if (!f->running) {
+    stranded = f->head;
+    f->head = f->tail = NULL;
+  }
   pthread_mutex_unlock(&f->mu);
+  while (stranded) {
+    struct job *next = stranded->next;
+    stranded->fd = -1;
+    fail(stranded, EAGAIN, "cannot start the namespace thread");
+    if (napi_call_threadsafe_function(f->tsfn, stranded, napi_tsfn_blocking) != napi_ok) job_free(stranded);
+    stranded = next;
+  }
   for (int i = 0; i < cache.n; i++) close(cache.e[i].fd);
   if (home >= 0) close(home);
   return NULL;
@@ -510,17 +523,21 @@ static napi_value submit(napi_env env, struct job *j) {
   else f->head = j;
   f->tail = j;
   if (!f->running) start_worker(f);
-  bool running = f->running;
-  if (running) pthread_cond_signal(&f->cv);
+  /* No thread to run them: every job waiting (this one, and any a retired worker left) is
+   * answered now, each once (answer() counts it out of pending), never dropped unsettled. */
+  struct job *stranded = NULL;
+  if (f->running) pthread_cond_signal(&f->cv);
   else {
+    stranded = f->head;
     f->head = f->tail = NULL;
   }
   pthread_mutex_unlock(&f->mu);
-  if (!running) {
-    f->pending--;
-    j->fd = -1;
-    fail(j, EAGAIN, "cannot start the namespace thread");
-    answer(env, NULL, f, j);
+  while (stranded) {
+    struct job *next = stranded->next;
+    stranded->fd = -1;
+    fail(stranded, EAGAIN, "cannot start the namespace thread");
+    answer(env, NULL, f, stranded);
+    stranded = next;
   }
   return promise;
 }

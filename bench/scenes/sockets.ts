@@ -14,7 +14,7 @@
  * With `--beside`, each wormhole row is followed by the same row of the build beside (for UDP,
  * on a pair of hosts of its own).
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -75,6 +75,17 @@ function sinkThroughput(bin: string, target: [string, string], seconds: number):
   });
 }
 
+/**
+ * The flag a build's daemon needs to dial unix tails under `dir` on the host: `--allow-unix`
+ * where it has it (issue 18); none for an older build beside, which dials them without.
+ */
+function allowUnix(b: Build, dir: string): string[] {
+  const help = execFileSync(process.execPath, [path.join(b.root, 'bin/wormholed'), '--help'], {
+    encoding: 'utf8',
+  });
+  return help.includes('--allow-unix') ? ['--allow-unix', dir] : [];
+}
+
 /** Wait (up to 10 s) until a unix socket file exists. */
 async function waitFile(p: string): Promise<void> {
   for (let i = 0; i < 100 && !fs.existsSync(p); i++) await sleep(100);
@@ -96,7 +107,8 @@ export async function tcpToUnix(cfg: Config, builds: Build[]): Promise<Row[]> {
     { name: 'direct (the unix socket, no proxy)', echoHost: echoSock, echoPort: 0, sink: [sinkSock, '-'] },
   ];
   for (const b of builds) {
-    const wh = daemon(b);
+    // (a unix tail on the host is dialed only under --allow-unix, in a build that has it)
+    const wh = daemon(b, { flags: allowUnix(b, dir) });
     const [we, ws] = [port(), port()];
     wh.cli('create', 'url', `:${we}`, 'tail', 'url', `unix://${echoSock}`);
     wh.cli('create', 'url', `:${ws}`, 'tail', 'url', `unix://${sinkSock}`);

@@ -105,6 +105,8 @@ export const ERROR_CODES = [
   'PROTO_MISMATCH',
   /** A connection or UDP session refused at a segment's limit. */
   'REFUSED',
+  /** A reply would be over the 1 MiB limit of a frame (`list` of thousands of segments). */
+  'REPLY_TOO_LARGE',
   /** The tail is the head itself. */
   'SELF_PROXY',
   /** The state directory cannot be used (a file, under a file, unwritable). */
@@ -133,6 +135,8 @@ export const ERROR_CODES = [
   'TUNNEL_UNAVAILABLE',
   /** The CLI failed in a way it did not expect (--json output only). */
   'UNEXPECTED',
+  /** A unix tail on the host's filesystem that --allow-unix does not allow (dialed as root). */
+  'UNIX_REFUSED',
   /** A reply carried a code this wormhole does not know: the daemon runs another version. */
   'UNKNOWN_CODE',
   /** The request names a method this daemon does not have. */

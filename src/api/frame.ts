@@ -35,11 +35,17 @@ export function nestsDeeperThan(body: Buffer, max: number): boolean {
   return false;
 }
 
-/** Encode one value as a frame (one buffer, so that it goes out in one write). */
-export function encodeFrame(value: unknown): Buffer {
+/**
+ * Encode one value as a frame (one buffer, so that it goes out in one write). `what` names
+ * it in the error when it is over MAX_FRAME (code FRAME_TOO_LARGE).
+ */
+export function encodeFrame(value: unknown, what = 'the message'): Buffer {
   const body = Buffer.from(JSON.stringify(value), 'utf8');
   if (body.length > MAX_FRAME)
-    throw new WormholeError('FRAME_TOO_LARGE', `message of ${body.length} bytes is too large`);
+    throw new WormholeError(
+      'FRAME_TOO_LARGE',
+      `${what} is too large: ${body.length} bytes, over the ${MAX_FRAME}-byte limit of a frame`,
+    );
   const head = Buffer.alloc(4);
   head.writeUInt32BE(body.length, 0);
   return Buffer.concat([head, body]);

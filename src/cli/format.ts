@@ -1,6 +1,7 @@
 /**
  * How the CLI writes numbers and tables for people: sizes in binary units, ages as the
- * shortest unit that says them, columns padded to their widest cell.
+ * shortest unit that says them, columns padded to their widest cell, and text that came from
+ * outside (container names, paths, error messages) with its control characters escaped.
  */
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
@@ -34,6 +35,15 @@ export function duration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(1).replace(/\.0$/, '')}s`;
   return `${Math.round(ms / 60_000)}m`;
+}
+
+/**
+ * Control characters (C0, DEL, C1) would move the cursor or start an escape sequence in the
+ * reader's terminal: shown as '?'. `list` and `top` show every text from the daemon so.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
 /** Rows under a header, each column as wide as its widest cell; the last column is not padded. */

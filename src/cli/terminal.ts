@@ -5,9 +5,11 @@
  * that exits without calling it (an uncaught exception) is put back by an 'exit' hook.
  *
  * And the text helpers a view needs to fit its width: a string's width in columns, cutting
- * with an ellipsis, and escape sequences or control characters taken out of shown text.
+ * with an ellipsis (escape sequences and control characters are taken out of shown text by
+ * format.ts's printable).
  */
 import type * as tty from 'node:tty';
+import { printable } from './format';
 
 const ESC = '\x1b[';
 export const ALT_SCREEN_ON = `${ESC}?1049h`;
@@ -30,12 +32,6 @@ export interface Styled {
 export interface TerminalStreams {
   output: tty.WriteStream;
   input: NodeJS.ReadStream;
-}
-
-/** Control characters (C0, DEL, C1) would move the cursor or start an escape: shown as '?'. */
-export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
 
 /** A string's width in columns: one per code point (the text shown here is URLs and ids). */

@@ -7,6 +7,7 @@ import { formatDaemonAddress } from '../common/address';
 import { UsageError, WormholeError, errorMessage } from '../common/errors';
 import { DEFAULT_KEY_FILE, ensureKeyFile, readKey } from '../common/key';
 import { withDeadline } from '../common/deadline';
+import { resolveDirs } from '../common/hostpath';
 import { packageVersion } from '../common/version';
 import { PROTOCOL_VERSION } from '../api/protocol';
 import { type Logger, createLogger } from '../common/log';
@@ -69,6 +70,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     const key = readKey(opts.keyFile);
     const allowBind = resolveAllowedDirs(opts.allowBind);
+    const allowUnix = resolveDirs('--allow-unix', opts.allowUnix);
     state = new StateDir(opts.stateDir, opts.takeover);
     // Before anything else: the sockets of the daemon this one replaces (bounded wait).
     if (opts.takeover) handed = takeOver(state.file(TAKEOVER_SOCKET));
@@ -124,6 +126,7 @@ export async function main(argv: string[]): Promise<void> {
       maxConnections: opts.maxConnections,
       maxUdpSessions: opts.maxUdpSessions,
       accessLog: opts.accessLog,
+      allowUnix,
     });
     const server = new ApiServer(
       makeHandlers({ manager, peers, tunnels }),

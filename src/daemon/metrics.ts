@@ -1,8 +1,9 @@
 /**
  * `wormholed --metrics tcp://HOST:PORT`: Prometheus metrics over HTTP at `/metrics` (404
  * elsewhere), in the text format, through prom-client. Every value is read when scraped from
- * what the daemon keeps anyway (the engine's counters through `list`, `wg` for tunnels), so
- * nothing is counted twice and an idle daemon does no work for its metrics.
+ * what the daemon keeps anyway (the engine's counters through `list`, `wg` for tunnels, those
+ * at most every TUNNEL_READ_MS), so nothing is counted twice and an idle daemon does no work
+ * for its metrics.
  */
 import * as http from 'node:http';
 import * as client from 'prom-client';
@@ -26,6 +27,13 @@ function labelsOf(s: SegmentInfo): SegmentLabels {
   return { segment: s.id, head: s.url, tail: t };
 }
 
+/**
+ * Tunnel counters are read with `ip` and `wg`, two processes per tunnel: at most once in this
+ * long, whatever the scrapes (the port has no key: anyone who reaches it may scrape, as
+ * often as they like).
+ */
+export const TUNNEL_READ_MS = 5000;
+
 /** The metrics HTTP server. */
 export class MetricsServer {
   private readonly registry = new client.Registry();
@@ -33,6 +41,8 @@ export class MetricsServer {
   /** What the current scrape reads (one snapshot for every metric of it). */
   private segments: SegmentInfo[] = [];
   private tunnels: TunnelCounters[] = [];
+  /** The last read of the tunnel counters (in flight, or done): shared for TUNNEL_READ_MS. */
+  private tunnelRead: { at: number; counters: Promise<TunnelCounters[]> } | undefined;
 
   constructor(
     private readonly source: MetricsSource,
@@ -239,13 +249,21 @@ export class MetricsServer {
     }
     try {
       this.segments = this.source.segments();
-      this.tunnels = await this.source.tunnels().catch(() => []);
+      this.tunnels = await this.readTunnels();
       const body = await this.registry.metrics();
       res.writeHead(200, { 'content-type': this.registry.contentType }).end(body);
     } catch (err) {
       this.log.error({ err: errorMessage(err) }, 'metrics scrape failed');
       res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics failed\n');
     }
+  }
+
+  /** The tunnels' counters: read again once the last read is TUNNEL_READ_MS old. */
+  private readTunnels(): Promise<TunnelCounters[]> {
+    const now = Date.now();
+    if (!this.tunnelRead || now - this.tunnelRead.at >= TUNNEL_READ_MS)
+      this.tunnelRead = { at: now, counters: this.source.tunnels().catch(() => []) };
+    return this.tunnelRead.counters;
   }
 
   /** The listening socket, for a daemon taking over (this one keeps it). */

@@ -1,7 +1,7 @@
 /**
  * wormholed's flags: the original's (-H -K -I -E -C -P), what several daemons on one
  * machine need (--state-dir), and the limits that keep a key holder or a flood of clients
- * from bending a root daemon (--allow-bind, --max-*, --api-idle).
+ * from bending a root daemon (--allow-bind, --allow-unix, --max-*, --api-idle).
  */
 import * as net from 'node:net';
 import { type DaemonAddress, parseDaemonAddress } from '../common/address';
@@ -25,11 +25,13 @@ export interface DaemonOptions {
   udpIdleMs: number;
   /** Host directories docker-run may bind-mount from (as given; resolved at start). */
   allowBind: string[];
+  /** Host directories whose unix sockets a tail may dial (as given; resolved at start). */
+  allowUnix: string[];
   /** Open TCP connections per segment; more are refused at once. */
   maxConnections: number;
   /** UDP sessions (client addresses) per segment; more are refused at once. */
   maxUdpSessions: number;
-  /** Open API connections (attached streams not counted); more are closed at once. */
+  /** Open authenticated API connections (attached streams not counted); more are closed at once. */
   maxApiConnections: number;
   /** An API connection with no request for this long is closed. */
   apiIdleMs: number;
@@ -72,6 +74,8 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
   --udp-idle S       seconds an idle UDP session is kept (default 60)
   --allow-bind DIR   docker-run may bind-mount host paths under DIR (repeatable; default
                      none: only named volumes)
+  --allow-unix DIR   a unix tail may dial a host socket under DIR (repeatable; default
+                     none: only sockets inside containers and abstract names)
   --max-connections N
                      open TCP connections per segment; more are refused at once
                      (default ${DEFAULT_MAX_CONNECTIONS})
@@ -79,8 +83,9 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
                      UDP sessions (client addresses) per segment; more are dropped
                      (default ${DEFAULT_MAX_UDP_SESSIONS})
   --max-api-connections N
-                     open API connections, attached peer streams aside; more are
-                     closed at once (default ${DEFAULT_MAX_API_CONNECTIONS})
+                     open authenticated API connections, attached peer streams aside;
+                     more are closed at once (default ${DEFAULT_MAX_API_CONNECTIONS});
+                     those in their TLS handshake have a budget of their own
   --api-idle S       seconds an API connection may send no request (default 30)
   --metrics ADDR     serve Prometheus metrics at http://HOST:PORT/metrics, ADDR being
                      tcp://HOST:PORT (plain HTTP: keep it on a private address)
@@ -109,6 +114,7 @@ const SPECS: FlagSpec[] = [
   { names: ['--dial-timeout'], value: true },
   { names: ['--udp-idle'], value: true },
   { names: ['--allow-bind'], value: true, repeat: true },
+  { names: ['--allow-unix'], value: true, repeat: true },
   { names: ['--max-connections'], value: true },
   { names: ['--max-udp-sessions'], value: true },
   { names: ['--max-api-connections'], value: true },
@@ -147,9 +153,9 @@ export function parsePortRange(text: string): [number, number] {
   return [from, to];
 }
 
-/** A directory for --allow-bind: absolute (it is resolved, symlinks followed, at start). */
-function bindDir(text: string): string {
-  if (!text.startsWith('/')) throw new UsageError(`--allow-bind "${text}" is not an absolute path`);
+/** A directory for --allow-bind or --allow-unix: absolute (resolved, symlinks followed, at start). */
+function absoluteDir(flag: string, text: string): string {
+  if (!text.startsWith('/')) throw new UsageError(`${flag} "${text}" is not an absolute path`);
   return text;
 }
 
@@ -195,7 +201,8 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
     tunnelDriver: driver as DaemonOptions['tunnelDriver'],
     dialTimeoutMs: secondsFlag(flagValue(p, '--dial-timeout', '5'), '--dial-timeout'),
     udpIdleMs: secondsFlag(flagValue(p, '--udp-idle', '60'), '--udp-idle'),
-    allowBind: (p.values.get('--allow-bind') ?? []).map(bindDir),
+    allowBind: (p.values.get('--allow-bind') ?? []).map((d) => absoluteDir('--allow-bind', d)),
+    allowUnix: (p.values.get('--allow-unix') ?? []).map((d) => absoluteDir('--allow-unix', d)),
     maxConnections: countFlag(
       flagValue(p, '--max-connections', String(DEFAULT_MAX_CONNECTIONS)),
       '--max-connections',

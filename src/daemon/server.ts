@@ -4,9 +4,12 @@
  * schema before its handler runs, and a handler's failure is an error reply, never a crash.
  *
  * Limits, because the port faces the network and the daemon is root: the number of open
- * connections is capped (the excess closed at once), a connection that sends no request for
- * a while is closed, frames are bounded in size and depth (src/api/frame.ts), and every
- * connection, even one still in its TLS handshake, is cut when the daemon stops.
+ * authenticated connections is capped (the excess closed at once); connections still in their
+ * TLS handshake have a budget of their own, per source address and overall, and a short wait
+ * for their first bytes (src/daemon/pending.ts), so that a flood of them never locks out a
+ * client that has the key; a connection that sends no request for a while is closed, frames
+ * are bounded in size and depth (src/api/frame.ts), and every connection, even one still in
+ * its TLS handshake, is cut when the daemon stops.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -30,6 +33,7 @@ import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
 import type { Logger } from '../common/log';
 import { RateLimitedLog } from '../common/ratelog';
 import { native } from '../native';
+import { PENDING_LIMITS, PendingBudget, type PendingLimits } from './pending';
 
 /** A method's handler. */
 export type Handler<M extends Method> = (params: Params<M>) => Promise<Result<M>>;
@@ -52,10 +56,15 @@ const HANDSHAKE_TIMEOUT_MS = 5000;
 
 /** How many connections the API serves at once, and how long one may sit idle. */
 export interface ApiLimits {
-  /** Open connections, not counting attached streams (those are the segments' to cap). */
+  /**
+   * Open authenticated connections (through the TLS handshake, or on a unix socket), not
+   * counting attached streams (those are the segments' to cap).
+   */
   maxConnections: number;
   /** A connection with no request in flight and none arriving for this long is closed. */
   idleMs: number;
+  /** Connections still in their TLS handshake (PENDING_LIMITS unless given). */
+  pending?: PendingLimits;
 }
 
 /** Listens on every -H address and serves requests. */
@@ -63,6 +72,10 @@ export class ApiServer {
   private readonly servers: { address: string; server: net.Server; path?: string }[] = [];
   /** Every accepted socket, in a TLS handshake or not: all are cut at close(). */
   private readonly sockets = new Set<net.Socket>();
+  /** Those still in their TLS handshake, under a budget of their own. */
+  private readonly pending: PendingBudget;
+  /** Those authenticated (the TLS socket over a TCP one; a unix socket as it is). */
+  private readonly authed = new Set<Duplex>();
   /** How many of them are attached streams (outside the cap). */
   private attached = 0;
   private closing = false;
@@ -76,6 +89,12 @@ export class ApiServer {
     private readonly limits: ApiLimits,
   ) {
     this.warn = new RateLimitedLog(log);
+    this.pending = new PendingBudget(limits.pending ?? PENDING_LIMITS, (socket, why) =>
+      this.warn.warn(
+        { from: socket.remoteAddress, why },
+        'API connection refused: too many still in their TLS handshake',
+      ),
+    );
   }
 
   /**
@@ -87,21 +106,35 @@ export class ApiServer {
     this.key = key;
   }
 
-  /** A socket was accepted (before any TLS): count it, cap it, keep it for close(). */
-  private admit(socket: net.Socket): void {
-    if (this.closing || this.sockets.size - this.attached >= this.limits.maxConnections) {
-      const from = socket.remoteAddress ?? 'unix';
+  /**
+   * A socket was accepted (before any TLS): a TCP one joins the budget of those in their
+   * handshake, a unix one (the file's mode let it in) is authenticated; kept for close().
+   */
+  private admit(socket: net.Socket, handshake: boolean): void {
+    if (this.closing) {
       socket.destroy();
-      this.warn.warn(
-        { from, limit: this.limits.maxConnections },
-        'API connection refused: too many open (--max-api-connections)',
-      );
       return;
     }
+    if (handshake ? !this.pending.admit(socket) : !this.authenticated(socket)) return;
     // Requests are small frames answered at once: Nagle would hold each reply for an ACK.
     socket.setNoDelay(true);
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  /** A connection proved it may talk: count it under --max-api-connections, or close it. */
+  private authenticated(socket: Duplex & { remoteAddress?: string }): boolean {
+    if (this.authed.size - this.attached >= this.limits.maxConnections) {
+      socket.destroy();
+      this.warn.warn(
+        { from: socket.remoteAddress ?? 'unix', limit: this.limits.maxConnections },
+        'API connection refused: too many open (--max-api-connections)',
+      );
+      return false;
+    }
+    this.authed.add(socket);
+    socket.once('close', () => this.authed.delete(socket));
+    return true;
   }
 
   /**
@@ -127,7 +160,10 @@ export class ApiServer {
           // proxied connection's half-close, is made half-open when it attaches.
           allowHalfOpen: false,
         } as tls.TlsOptions & { allowHalfOpen: boolean },
-        (socket) => this.serve(socket, `${socket.remoteAddress}:${socket.remotePort}`),
+        (socket) => {
+          this.pending.done(socket);
+          if (this.authenticated(socket)) this.serve(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+        },
       );
       server.on('tlsClientError', (err, socket) => {
         socket.destroy();
@@ -175,7 +211,7 @@ export class ApiServer {
     server.on('error', (err) => this.warn.warn({ err: errorMessage(err) }, 'API listener error'));
     // Registered after the TLS server's own listener, so a refused socket is cut before any
     // handshake byte is read.
-    server.on('connection', (socket: net.Socket) => this.admit(socket));
+    server.on('connection', (socket: net.Socket) => this.admit(socket, addr.kind === 'tcp'));
     this.servers.push({
       address: formatDaemonAddress(addr),
       server,
@@ -204,7 +240,18 @@ export class ApiServer {
     const send = (value: unknown): void => {
       if (!stream.destroyed && stream.writable) stream.write(encodeFrame(value));
     };
-    const reply = (id: number, result: unknown): void => send({ v: PROTOCOL_VERSION, id, ok: true, result });
+    // A result that cannot be encoded (over the frame limit: `list` of thousands of
+    // segments) is an error reply: thrown here, it would leave the client waiting.
+    const reply = (id: number, method: string, result: unknown): void => {
+      let frame: Buffer;
+      try {
+        frame = encodeFrame({ v: PROTOCOL_VERSION, id, ok: true, result }, `the ${method} reply`);
+      } catch (err) {
+        fail(id, replyFailure(err));
+        return;
+      }
+      if (!stream.destroyed && stream.writable) stream.write(frame);
+    };
     const fail = (id: number, err: unknown): void => {
       const e =
         err instanceof WormholeError
@@ -270,7 +317,7 @@ export class ApiServer {
               if (err) {
                 fail(req.id, err);
                 stream.end();
-              } else reply(req.id, {});
+              } else reply(req.id, 'attach', {});
             },
             origin,
           );
@@ -280,7 +327,7 @@ export class ApiServer {
         inFlight++;
         handler(params.data as Params<Method>)
           .then(
-            (result) => reply(req.id, result),
+            (result) => reply(req.id, req.method, result),
             (err: unknown) => fail(req.id, err),
           )
           .finally(() => {
@@ -328,6 +375,15 @@ export class ApiServer {
     await closed;
     for (const { path } of this.servers) if (path) fs.rmSync(path, { force: true });
   }
+}
+
+/** A result too large for a frame, said as such (any other encoding failure is internal). */
+function replyFailure(err: unknown): unknown {
+  if (!(err instanceof WormholeError) || err.code !== 'FRAME_TOO_LARGE') return err;
+  return new WormholeError(
+    'REPLY_TOO_LARGE',
+    `${err.message}: too much for one reply (for list: too many segments)`,
+  );
 }
 
 /** Why listening failed, said so that the user knows what to change. */

@@ -5,52 +5,15 @@
  * as the kernel would (symlinks followed), lies under DIR. Named volumes stay allowed: they
  * live in Docker's own storage.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { WormholeError, errnoCode } from '../common/errors';
+import { WormholeError } from '../common/errors';
+import { hasDotParts, isUnder, resolveDirs, resolveHostPath } from '../common/hostpath';
 
 /**
  * The --allow-bind directories, resolved once at start: each must exist and be a directory.
  * Throws a one-line WormholeError naming the flag.
  */
 export function resolveAllowedDirs(dirs: readonly string[]): string[] {
-  return dirs.map((dir) => {
-    let real: string;
-    try {
-      real = fs.realpathSync(dir);
-    } catch (err) {
-      throw new WormholeError(
-        'BAD_FLAG',
-        `--allow-bind ${dir} cannot be used (${errnoCode(err) ?? 'unreadable'}): give an existing directory`,
-      );
-    }
-    if (!fs.statSync(real).isDirectory())
-      throw new WormholeError('BAD_FLAG', `--allow-bind ${dir} is not a directory: give a directory`);
-    return real;
-  });
-}
-
-/**
- * Resolve a host path as the kernel will when Docker mounts it: the longest part that exists
- * with its symlinks followed, then the rest (which Docker would create as plain directories).
- */
-function resolveHostPath(p: string): string {
-  let existing = p;
-  const rest: string[] = [];
-  for (;;) {
-    try {
-      return path.join(fs.realpathSync(existing), ...rest);
-    } catch {
-      if (existing === '/') return p;
-      rest.unshift(path.basename(existing));
-      existing = path.dirname(existing);
-    }
-  }
-}
-
-function isUnder(dir: string, p: string): boolean {
-  const rel = path.relative(dir, p);
-  return rel === '' || (rel !== '..' && !rel.startsWith('../') && !path.isAbsolute(rel));
+  return resolveDirs('--allow-bind', dirs);
 }
 
 /**
@@ -69,7 +32,7 @@ export function checkBinds(binds: readonly string[], allowed: readonly string[])
       );
     }
     // `..` would be resolved by the kernel after symlinks, not as text: refuse it outright.
-    if (src.split('/').some((c) => c === '.' || c === '..'))
+    if (hasDotParts(src))
       throw new WormholeError('BIND_REFUSED', `docker-run ${named}: write the host path without . or ..`);
     const real = resolveHostPath(src);
     if (!allowed.some((dir) => isUnder(dir, real))) {

@@ -189,9 +189,8 @@ export function rootOf(nsPath: string | null): string | null {
 }
 
 /** Where a unix address is, said for a user. */
-function unixWhere(address: string, nsPath: string | null): string {
+function unixWhere(address: string, nsPath: string | null, root = rootOf(nsPath)): string {
   if (address.startsWith('@')) return `abstract ${address} in ${nsPath ?? 'the host namespace'}`;
-  const root = rootOf(nsPath);
   return root ? `${address} in ${root}` : address;
 }
 
@@ -199,9 +198,15 @@ function unixWhere(address: string, nsPath: string | null): string {
  * A unix socket error a user can act on (the errno name kept in `errno` where a retry wants
  * it). The addon's own codes here are NOT_A_SOCKET and ADDR_IN_USE (native/unixsock.c).
  */
-function unixError(err: unknown, nsPath: string | null, address: string, what: string): WormholeError {
+function unixError(
+  err: unknown,
+  nsPath: string | null,
+  address: string,
+  what: string,
+  root = rootOf(nsPath),
+): WormholeError {
   const code = errnoCode(err) ?? 'EIO';
-  const where = unixWhere(address, nsPath);
+  const where = unixWhere(address, nsPath, root);
   if (code === 'NS_INVALID' || (code === 'ENOENT' && !address.startsWith('/')))
     return nsError(err, nsPath, `${what} ${address}`);
   if (code === 'NOT_A_SOCKET')
@@ -254,26 +259,34 @@ export async function removeUnix(nsPath: string | null, address: string, identit
   }
 }
 
-/** An fd of the end's filesystem root, for the engine to look unix paths up in. The caller closes it. */
-export async function openRoot(nsPath: string | null): Promise<number> {
+/**
+ * An fd of the end's filesystem root (or of `root`, a directory that stands for it: a host
+ * unix tail's --allow-unix directory), for the engine to look unix paths up in. The caller
+ * closes it.
+ */
+export async function openRoot(nsPath: string | null, root = rootOf(nsPath)): Promise<number> {
   try {
-    return await native().openRoot(rootOf(nsPath));
+    return await native().openRoot(root);
   } catch (err) {
-    throw unixError(err, nsPath, '/', 'open the root of');
+    throw unixError(err, nsPath, '/', 'open the root of', root);
   }
 }
 
 /**
- * A unix stream connection to `address` (as for listenUnix), resolved once connected;
- * rejected with the errno code (ECONNREFUSED, ENOENT: not there yet; EAGAIN: its backlog is
- * full) so that callers can retry.
+ * A unix stream connection to `address` (as for listenUnix; a path looked up inside `root`,
+ * as for openRoot), resolved once connected; rejected with the errno code (ECONNREFUSED,
+ * ENOENT: not there yet; EAGAIN: its backlog is full) so that callers can retry.
  */
-export async function connectUnix(nsPath: string | null, address: string): Promise<net.Socket> {
+export async function connectUnix(
+  nsPath: string | null,
+  address: string,
+  root = rootOf(nsPath),
+): Promise<net.Socket> {
   let fd: number;
   try {
-    fd = await native().connectUnixIn(nsPath, rootOf(nsPath), address);
+    fd = await native().connectUnixIn(nsPath, root, address);
   } catch (err) {
-    throw unixError(err, nsPath, address, 'connect to');
+    throw unixError(err, nsPath, address, 'connect to', root);
   }
   return new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
 }

@@ -135,4 +135,9 @@ export interface SegmentContext {
   maxUdpSessions: number;
   /** One info line per proxied connection when it ends (--no-access-log turns it off). */
   accessLog: boolean;
+  /**
+   * The --allow-unix directories, resolved: a unix tail on the host's filesystem is dialed
+   * only under one of them (src/segment/hostunix.ts); none, by default: no such tail.
+   */
+  allowUnix: readonly string[];
 }

@@ -49,6 +49,12 @@ export interface Endpoint {
   mode?: number;
   /** A tail's PROXY protocol version. */
   proxy?: 1 | 2;
+  /**
+   * A unix tail on the host's filesystem, allowed by --allow-unix (src/segment/hostunix.ts):
+   * the allowed directory and the socket's path inside it, dialed with that directory as
+   * the root of every lookup, as a container's root is.
+   */
+  confined?: { root: string; path: string };
 }
 
 /** The loopback address SPEC.md uses when a URL names no host. */

@@ -23,6 +23,7 @@ import {
   tailProto,
 } from './endpoint';
 import { ContainerFollower } from './follow';
+import { confineUnixTail } from './hostunix';
 import { type Ports, SegmentKeeper } from './keeper';
 import { childId, newRecord, peerChildId, peerKey } from './records';
 import { Segment } from './segment';
@@ -230,6 +231,8 @@ export class SegmentManager {
         // refuse a tail that is the head before taking the port, so the reason is the real one
         checkTail(headEp, headEp.port, await resolveTail(tail, head));
       }
+      // a host unix tail is refused before the head is made (nothing made)
+      if (!plan.trigger && !childStep) await this.checkUnixTails(tails, head);
       seg = new Segment(
         {
           id,
@@ -257,7 +260,7 @@ export class SegmentManager {
           'UNSUPPORTED',
           'several tails (also, docker-label) are local: a remote or tunnel child is one tail',
         );
-      if (plan.trigger) this.checkStatically(seg, plan.trigger);
+      if (plan.trigger) await this.checkStatically(seg, plan.trigger);
       else await seg.setTail(peerTail ?? (await this.localTail(seg, tails, head)));
       // the tail is set (or the trigger armed): no client finds the segment without one
       seg.accept();
@@ -276,13 +279,27 @@ export class SegmentManager {
     }
   }
 
+  /** Refuse a host-path unix tail that --allow-unix does not allow (src/segment/hostunix.ts). */
+  private async checkUnixTails(tails: readonly Draft[], head: Draft): Promise<void> {
+    for (const d of tails)
+      if (!d.label && !d.container && tailProto(d, head) === 'unix')
+        confineUnixTail(await resolveTail(d, head), this.ctx.allowUnix);
+  }
+
   /** One tail, or a set of them (several drafts, or a label's containers). */
   private async localTail(seg: Segment, tails: readonly Draft[], head: Draft): Promise<Tail> {
     if (several(tails)) {
       for (const d of tails) checkJoin(seg.head.proto, tailProto(d, head), d.proxy);
+      await this.checkUnixTails(tails, head);
+      // none of them may be the head itself (a container's is looked up later, by the set)
+      for (const d of tails)
+        if (!d.label && !d.container) {
+          const ep = await resolveTail(d, head).catch(() => undefined); // (not there yet: looked for again)
+          if (ep) checkNotSelf(seg.head, seg.boundPort, ep);
+        }
       return { kind: 'set', drafts: tails.map((d) => ({ ...d })), head: { ...head } };
     }
-    const ep = await resolveTail(tails[0], head);
+    const ep = confineUnixTail(await resolveTail(tails[0], head), this.ctx.allowUnix);
     checkTail(seg.head, seg.boundPort, ep);
     return { kind: 'local', ep };
   }
@@ -314,19 +331,18 @@ export class SegmentManager {
   }
 
   /** Refuse at create time a trigger whose tail could only ever be the head itself. */
-  private checkStatically(seg: Segment, steps: Step[]): void {
+  private async checkStatically(seg: Segment, steps: Step[]): Promise<void> {
     const tail: Draft = { ...seg.tailDrafts[seg.tailDrafts.length - 1] };
     for (const s of steps) {
       if (s.op === 'url') applyUrl(tail, s.url, false);
       if (s.op === 'proxy-protocol') tail.proxy = s.version;
     }
     checkJoin(seg.head.proto, tailProto(tail, seg.headDraft), tail.proxy);
+    const urlsOnly = steps.every((s) => s.op === 'url' || s.op === 'proxy-protocol');
+    // (and a host unix tail that --allow-unix does not allow is refused now, not at the first connection)
+    if (urlsOnly) await this.checkUnixTails([tail], seg.headDraft);
     if (seg.head.proto === 'unix' || tailProto(tail, seg.headDraft) === 'unix') return;
-    if (
-      steps.some((s) => s.op !== 'url' && s.op !== 'proxy-protocol') ||
-      (tail.ns && !fs.existsSync(tail.ns))
-    )
-      return;
+    if (!urlsOnly || (tail.ns && !fs.existsSync(tail.ns))) return;
     const port = tail.port ?? seg.headDraft.port ?? 0;
     if (port === 0)
       throw new WormholeError('TAIL_NO_PORT', 'the tail has no port: name one, e.g. "tail url :80"');

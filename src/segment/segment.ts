@@ -210,7 +210,12 @@ export class Segment {
     if (tail.kind === 'set') {
       this.tailSet?.dispose();
       const set = new TailSet(
-        { log: this.ctx.log, containers: this.ctx.containers, segment: this.id },
+        {
+          log: this.ctx.log,
+          containers: this.ctx.containers,
+          segment: this.id,
+          allowUnix: this.ctx.allowUnix,
+        },
         head,
         tail.drafts,
         tail.head,

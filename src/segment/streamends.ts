@@ -18,6 +18,7 @@ import {
 } from '../netns';
 import type { TailTarget } from '../proxy/head';
 import { type Endpoint, describe } from './endpoint';
+import { unixDialPlace } from './hostunix';
 
 /** A stream head's listening socket. */
 export interface BoundHead {
@@ -63,14 +64,18 @@ export async function releaseStreamHead(
  */
 export function streamTarget(ep: Endpoint): TailTarget {
   const unix = ep.proto === 'unix';
+  // (a host path allowed by --allow-unix: looked up inside its allowed directory)
+  const place = unixDialPlace(ep);
   return {
     host: ep.host,
     port: ep.port,
-    path: unix ? ep.path : undefined,
+    path: unix ? place.path : undefined,
     proxy: ep.proxy,
     openNamespace: ep.ns === null ? undefined : () => openNamespace(ep.ns),
-    openRoot: unix ? () => openRoot(ep.ns) : undefined,
-    connect: unix ? () => connectUnix(ep.ns, ep.path!) : () => connectTcp(ep.ns, ep.host, ep.port),
+    openRoot: unix ? () => openRoot(ep.ns, place.root) : undefined,
+    connect: unix
+      ? () => connectUnix(ep.ns, place.path, place.root)
+      : () => connectTcp(ep.ns, ep.host, ep.port),
     what: describe(ep),
   };
 }

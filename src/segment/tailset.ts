@@ -18,6 +18,7 @@ import { Balancer, type Policy } from '../proxy/balance';
 import type { TailStats, TcpHead } from '../proxy/head';
 import type { ContainerRuntime } from './context';
 import { type Draft, type Endpoint, describe, resolveTail } from './endpoint';
+import { confineUnixTail, unixDialPlace } from './hostunix';
 import { streamTarget } from './streamends';
 
 /** How long a health check's connect may take. */
@@ -41,6 +42,8 @@ export interface TailSetContext {
   containers: ContainerRuntime;
   /** The segment's id, for the log. */
   segment: string;
+  /** The --allow-unix directories (a host-path unix tail is dialed only under one). */
+  allowUnix: readonly string[];
 }
 
 /** The tails of one segment. */
@@ -103,7 +106,7 @@ export class TailSet {
           const ep = await resolveTail({ ...d, ns: c.nsPath }, this.headDraft);
           out.set(`${c.id}/${where(ep)}`, ep);
         } else {
-          const ep = await resolveTail(d, this.headDraft);
+          const ep = confineUnixTail(await resolveTail(d, this.headDraft), this.ctx.allowUnix);
           out.set(`${ep.ns ?? ''}/${ep.host}/${where(ep)}`, ep);
         }
       } catch (err) {
@@ -227,7 +230,8 @@ async function connectWithin(ep: Endpoint, ms: number): Promise<void> {
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
   });
-  const dial = ep.proto === 'unix' ? connectUnix(ep.ns, ep.path!) : connectTcp(ep.ns, ep.host, ep.port);
+  const unix = ep.proto === 'unix' ? unixDialPlace(ep) : undefined;
+  const dial = unix ? connectUnix(ep.ns, unix.path, unix.root) : connectTcp(ep.ns, ep.host, ep.port);
   try {
     (await Promise.race([dial, timeout])).destroy();
   } catch (err) {

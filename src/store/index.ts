@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { VERBS } from '../api/grammar';
+import { syncDir, writeFileAtomic } from '../common/atomicfile';
 import { errorMessage } from '../common/errors';
 
 /** Bump when a record changes shape; older records are read by migration or skipped. */
@@ -63,33 +64,13 @@ export class SegmentStore {
 
   /** Write (or replace) a record atomically. */
   save(record: SegmentRecord): void {
-    const file = this.file(record.id);
-    const tmp = `${file}.${process.pid}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      fs.writeSync(fd, `${JSON.stringify(record)}\n`);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-    this.syncDir();
+    writeFileAtomic(this.file(record.id), `${JSON.stringify(record)}\n`);
   }
 
   /** Forget a record (idempotent). */
   forget(id: string): void {
     fs.rmSync(this.file(id), { force: true });
-    this.syncDir();
-  }
-
-  /** The rename (or removal) itself is durable only once the directory is synced. */
-  private syncDir(): void {
-    const fd = fs.openSync(this.dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    syncDir(this.dir);
   }
 
   /**

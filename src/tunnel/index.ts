@@ -10,7 +10,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import { z } from 'zod';
 import type { Method, Params, Result, TunnelInfo } from '../api/protocol';
-import { WormholeError, errorMessage } from '../common/errors';
+import { writeFileAtomic } from '../common/atomicfile';
+import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import { run } from '../common/exec';
 import type { Logger } from '../common/log';
 import type { TunnelLink } from '../segment/context';
@@ -99,18 +100,42 @@ export class TunnelService implements TunnelLink {
     private readonly log: Logger,
   ) {
     this.drivers = [new WireGuard(opts.keyDir), new Ipsec()];
+    for (const r of this.load()) this.records.set(r.host, r);
+  }
+
+  /**
+   * The tunnels the state file keeps: none when there is no file yet. A file that cannot be
+   * read is not "no tunnels" (their interfaces would be left, and the next create of each
+   * would fail on them): it is said in an error line and kept aside as FILE.corrupt.
+   */
+  private load(): TunnelRecord[] {
+    const file = this.opts.stateFile;
+    let text: string;
     try {
-      const saved = JSON.parse(fs.readFileSync(opts.stateFile, 'utf8')) as TunnelRecord[];
-      for (const r of saved) this.records.set(r.host, r);
-    } catch {
-      // no tunnels yet
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw new WormholeError('STATE_DIR', `cannot read ${file}: ${errorMessage(err)}`);
+    }
+    try {
+      const saved = JSON.parse(text) as unknown;
+      if (Array.isArray(saved) && saved.every((r: Partial<TunnelRecord>) => typeof r?.host === 'string'))
+        return saved as TunnelRecord[];
+      throw new Error('not a list of tunnels');
+    } catch (err) {
+      const aside = `${file}.corrupt`;
+      fs.renameSync(file, aside);
+      this.log.error(
+        { file, keptAs: aside, err: errorMessage(err) },
+        'tunnel state unreadable, kept aside: its tunnels are forgotten (ip link shows interfaces left; delete them by hand)',
+      );
+      return [];
     }
   }
 
+  /** Write the tunnel state atomically: a crash leaves the old file or the new one. */
   private save(): void {
-    fs.writeFileSync(this.opts.stateFile, JSON.stringify([...this.records.values()], null, 2), {
-      mode: 0o600,
-    });
+    writeFileAtomic(this.opts.stateFile, JSON.stringify([...this.records.values()], null, 2));
   }
 
   /** The driver to build with: the one asked for (--tunnel-engine), else the first available. */

@@ -163,6 +163,7 @@ export function fakeContext(over: Partial<SegmentContext> = {}): SegmentContext 
     maxConnections: 100,
     maxUdpSessions: 100,
     accessLog: false,
+    allowUnix: [],
     ...over,
   } as SegmentContext & { store: MemoryStore; containers: FakeContainers; peers: FakePeers };
 }

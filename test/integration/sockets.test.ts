@@ -117,9 +117,10 @@ forEachMover('unix sockets, conversion and the PROXY protocol', (mover) => {
   let dir: string;
 
   before(async () => {
-    d = await startDaemon(suite, moverOpts(mover));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whu-'));
     suite.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    // the unix tails on the host are this directory's sockets
+    d = await startDaemon(suite, moverOpts(mover, { args: ['--allow-unix', dir] }));
   });
 
   async function create(...args: string[]): Promise<{ id: string; url: string; port: number }> {

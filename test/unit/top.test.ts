@@ -15,7 +15,8 @@ import {
   topRows,
   uniquePrefixLengths,
 } from '../../src/cli/commands/top';
-import { ellipsis, ellipsisMiddle, printable } from '../../src/cli/terminal';
+import { printable } from '../../src/cli/format';
+import { ellipsis, ellipsisMiddle } from '../../src/cli/terminal';
 
 function segment(
   id: string,

@@ -2,7 +2,7 @@ import type { EndpointInfo, SegmentInfo } from '../../api/protocol';
 import { formatUnixUrl, formatUrl } from '../../api/url';
 import { UsageError } from '../../common/errors';
 import { type Command, withDaemon } from '../command';
-import { ago, duration, size, table } from '../format';
+import { ago, duration, printable, size, table } from '../format';
 
 /** An end as `list` and `top` show it: its URL, `peer:HOST` for a remote one, `-` for none. */
 export function endpoint(e: EndpointInfo | null): string {
@@ -55,7 +55,7 @@ export function listRows(segments: SegmentInfo[], now = Date.now()): string[] {
       ago(t?.lastActive, now),
       t ? String(t.dialFailures) : '-',
       notes(s, now),
-    ];
+    ].map(printable); // (ids, paths, container names, errors: text from outside)
   });
   return table(
     ['ID', 'HEAD', 'TAIL', 'STATE', 'OPEN', 'TOTAL', 'UP', 'DOWN', 'LAST', 'FAILS', 'NOTES'],

@@ -4,12 +4,12 @@
  * --once. Each refresh is one `list` call on one kept connection, reconnected when the daemon
  * goes away; the rates are the differences of two samples over the time between them.
  */
-import { size } from '../format';
+import { printable, size } from '../format';
 import type { SegmentInfo } from '../../api/protocol';
 import type { Connection } from '../../client';
 import { type ErrorCode, WormholeError, errorMessage } from '../../common/errors';
 import { type CliContext, type Command, commandArgs, printJson, withDaemon } from '../command';
-import { type Styled, Terminal, ellipsis, ellipsisMiddle, pad, printable, width } from '../terminal';
+import { type Styled, Terminal, ellipsis, ellipsisMiddle, pad, width } from '../terminal';
 import { endpoint } from './list';
 
 /** A refresh each second. */

@@ -14,7 +14,7 @@ function set(policy: 'round-robin' | 'source'): TailSet {
     { proto: 'udp' as const, port: 5302 },
   ];
   return new TailSet(
-    { log: ctx.log, containers: ctx.containers, segment: 's' },
+    { log: ctx.log, containers: ctx.containers, segment: 's', allowUnix: [] },
     undefined,
     drafts,
     {},
