@@ -26,7 +26,8 @@ if (selected.length === 0) {
 // Docker tests need an engine and their images: start dockerd if none runs (and stop it
 // again at the end), and build the images once, before any test's clock starts.
 async function main() {
-  const needsDocker = selected.some((f) => /docker|seed|readme/.test(path.basename(f)));
+  // (by path: test/integration/docker/*, test/integration/seed/*, test/e2e/readme)
+  const needsDocker = selected.some((f) => /docker|seed|readme/.test(path.relative(root, f)));
   const docker = needsDocker ? require('../dist/test/helpers/docker.js') : undefined;
   let status = 1;
   try {

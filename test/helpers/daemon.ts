@@ -52,6 +52,19 @@ export function writeKey(file: string, key = randomBytes(24).toString('hex')): s
   return key;
 }
 
+/** A segment as create reports it. */
+export interface Created {
+  id: string;
+  url: string;
+  port: number;
+}
+
+/** The "ID URL" line of create, split. */
+export function parseCreate(stdout: string): Created {
+  const [id, url] = stdout.trim().split(' ');
+  return { id, url, port: Number(url.slice(url.lastIndexOf(':') + 1)) };
+}
+
 /** A running test daemon. */
 export interface TestDaemon {
   dir: string;
@@ -63,6 +76,8 @@ export interface TestDaemon {
   proc: ChildProcess;
   /** bin/wormhole against this daemon's unix socket. */
   cli(...args: string[]): Promise<CmdResult>;
+  /** `wormhole create WORDS...`, which must succeed (else it throws with its stderr): the new segment. */
+  create(...words: string[]): Promise<Created>;
   /**
    * bin/wormhole as the seed writes it (no flags), run on the daemon's namespace host; it
    * finds the key through WORMHOLE_KEY_FILE.
@@ -164,6 +179,11 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
     netns: opts.netns,
     proc,
     cli,
+    async create(...words) {
+      const r = await cli('create', ...words);
+      if (r.code !== 0) throw new Error(`create ${words.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+      return parseCreate(r.stdout);
+    },
     asWritten: (...a) =>
       runCmd('ip', ['netns', 'exec', opts.netns ?? '', process.execPath, WORMHOLE, ...a], {
         env: { WORMHOLE_KEY_FILE: keyFile },

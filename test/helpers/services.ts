@@ -9,6 +9,9 @@ import * as path from 'node:path';
 import type { Cleanup } from './netns';
 import { ROOT } from './daemon';
 
+// (kept here too for the tests that import them from the services)
+export { type Created, parseCreate } from './daemon';
+
 const SERVER = path.join(ROOT, 'test/fixtures/server.js');
 const CLIENTS = path.join(ROOT, 'test/fixtures/clients.js');
 
@@ -140,12 +143,6 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-/** The "ID URL" line of create, split. */
-export function parseCreate(stdout: string): { id: string; url: string; port: number } {
-  const [id, url] = stdout.trim().split(' ');
-  return { id, url, port: Number(url.slice(url.lastIndexOf(':') + 1)) };
 }
 
 /** A command line of the seed, word by word, exactly as it is written there. */

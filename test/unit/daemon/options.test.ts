@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkPeerHost } from '../../../src/api/grammar';
+import { logLevel, parseDaemonOptions } from '../../../src/daemon/options';
+
+describe('daemon limits and environment', () => {
+  it('has defaults that hold 10,000 idle connections per segment', () => {
+    const o = parseDaemonOptions([], {});
+    assert.ok(o.maxConnections >= 10000);
+    assert.equal(o.apiIdleMs, 30000);
+    assert.deepEqual(o.allowBind, []);
+  });
+  it('reads the limit flags', () => {
+    const o = parseDaemonOptions(
+      [
+        '--max-connections',
+        '7',
+        '--max-udp-sessions',
+        '3',
+        '--max-api-connections',
+        '9',
+        '--api-idle',
+        '0.5',
+      ],
+      {},
+    );
+    assert.deepEqual([o.maxConnections, o.maxUdpSessions, o.maxApiConnections, o.apiIdleMs], [7, 3, 9, 500]);
+  });
+  it('checks WORMHOLE_LOG', () => {
+    assert.equal(logLevel({ WORMHOLE_LOG: 'debug' }), 'debug');
+    assert.throws(() => logLevel({ WORMHOLE_LOG: 'verbose' }), /not a log level: use trace, debug/);
+  });
+  it('reads :PORT as a peer on 127.0.0.1', () => {
+    assert.equal(checkPeerHost(':6666', 'ping'), '127.0.0.1:6666');
+    assert.throws(() => checkPeerHost(':99999', 'ping'), /expected a host name/);
+  });
+});

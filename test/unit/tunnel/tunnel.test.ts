@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ifaceName } from '../../../src/tunnel';
+import { ipsecCommands, parsePolicies, reqidFor, spiFor } from '../../../src/tunnel/ipsec';
+import { pickPair, pickPort } from '../../../src/tunnel/overlay';
+
+describe('overlay allocation', () => {
+  it('picks pairs from the address the range is written with, skipping used ones', () => {
+    assert.deepEqual(pickPair('100.65.0.0/14', []), ['100.65.0.2', '100.65.0.3']);
+    assert.deepEqual(pickPair('100.65.0.0/14', ['100.65.0.3']), ['100.65.0.4', '100.65.0.5']);
+    assert.deepEqual(pickPair('100.65.0.0/14', ['100.65.0.2', '100.65.0.4']), ['100.65.0.6', '100.65.0.7']);
+    assert.deepEqual(pickPair('10.9.0.0/24', ['10.9.0.2', '10.9.0.3']), ['10.9.0.4', '10.9.0.5']);
+  });
+  it('says when the range is full', () => {
+    assert.throws(() => pickPair('10.9.0.0/30', []), { code: 'OVERLAY_FULL' });
+    const used = Array.from({ length: 252 }, (_, i) => `10.9.0.${i + 2}`);
+    assert.throws(() => pickPair('10.9.0.0/24', used), /no free address pair left in 10.9.0.0\/24/);
+  });
+  it('picks ports', () => {
+    assert.equal(pickPort([4500, 4599], []), 4500);
+    assert.equal(pickPort([4500, 4599], [4500, 4501]), 4502);
+    assert.throws(() => pickPort([4500, 4500], [4500]), { code: 'PORTS_FULL' });
+  });
+  it('names interfaces the same for the same two hosts, differently per direction', () => {
+    assert.match(ifaceName('10.0.0.1', '10.0.0.2'), /^wh[0-9a-f]{10}$/);
+    assert.equal(ifaceName('10.0.0.1', '10.0.0.2'), ifaceName('10.0.0.1', '10.0.0.2'));
+    assert.notEqual(ifaceName('10.0.0.1', '10.0.0.2'), ifaceName('10.0.0.2', '10.0.0.1'));
+  });
+});
+
+describe('IPsec commands', () => {
+  const side = {
+    iface: 'wh0a0b0c0d0e',
+    localIp: '100.65.0.2',
+    remoteIp: '100.65.0.3',
+    localPort: 4500,
+    peerAddress: '10.77.1.2',
+    peerPort: 4501,
+    underlay: '10.77.1.1',
+    privateKey: Buffer.alloc(20, 0xab).toString('base64'),
+    peerPublicKey: '',
+    udp: false,
+  };
+  it('builds ESP tunnel-mode states and policies, with both sides agreeing on SPIs', () => {
+    const cmds = ipsecCommands(side).map((c) => c.join(' '));
+    const key = `0x${'ab'.repeat(20)}`;
+    const reqid = reqidFor(side.iface);
+    assert.equal(reqid, String(0x0a0b0c));
+    assert.deepEqual(cmds, [
+      'link add wh0a0b0c0d0e type dummy',
+      'addr add 100.65.0.2/32 dev wh0a0b0c0d0e',
+      'link set wh0a0b0c0d0e up',
+      `xfrm state add src 10.77.1.1 dst 10.77.1.2 proto esp spi ${spiFor('100.65.0.2')} reqid ${reqid} mode tunnel aead rfc4106(gcm(aes)) ${key} 128`,
+      `xfrm state add src 10.77.1.2 dst 10.77.1.1 proto esp spi ${spiFor('100.65.0.3')} reqid ${reqid} mode tunnel aead rfc4106(gcm(aes)) ${key} 128`,
+      `xfrm policy add src 100.65.0.2/32 dst 100.65.0.3/32 dir out tmpl src 10.77.1.1 dst 10.77.1.2 proto esp reqid ${reqid} mode tunnel`,
+      `xfrm policy add src 100.65.0.3/32 dst 100.65.0.2/32 dir in tmpl src 10.77.1.2 dst 10.77.1.1 proto esp reqid ${reqid} mode tunnel`,
+      `xfrm policy add src 100.65.0.3/32 dst 100.65.0.2/32 dir fwd tmpl src 10.77.1.2 dst 10.77.1.1 proto esp reqid ${reqid} mode tunnel`,
+      'route add 100.65.0.3/32 dev wh0a0b0c0d0e src 100.65.0.2',
+    ]);
+    assert.notEqual(spiFor('100.65.0.2'), spiFor('100.65.0.3'));
+  });
+  it('carries ESP in UDP for --udp', () => {
+    const cmds = ipsecCommands({ ...side, udp: true }).map((c) => c.join(' '));
+    assert.match(cmds[3], / encap espinudp 4500 4501 0\.0\.0\.0$/);
+    assert.match(cmds[4], / encap espinudp 4501 4500 0\.0\.0\.0$/);
+  });
+  it('reads policies back from ip xfrm policy', () => {
+    const text = [
+      'src 100.65.0.3/32 dst 100.65.0.2/32 ',
+      '\tdir fwd priority 0 ptype main ',
+      '\ttmpl src 10.77.1.2 dst 10.77.1.1',
+      '\t\tproto esp reqid 658188 mode tunnel',
+      'src 100.65.0.2/32 dst 100.65.0.3/32 ',
+      '\tdir out priority 0 ptype main ',
+      '\ttmpl src 10.77.1.1 dst 10.77.1.2',
+      '\t\tproto esp reqid 658188 mode tunnel',
+      'src ::/0 dst ::/0 ',
+      '\tsocket out priority 0 ptype main ',
+    ].join('\n');
+    assert.deepEqual(parsePolicies(text), [
+      { src: '100.65.0.3', dst: '100.65.0.2', dir: 'fwd', reqid: '658188' },
+      { src: '100.65.0.2', dst: '100.65.0.3', dir: 'out', reqid: '658188' },
+      { src: '::/0', dst: '::/0', dir: '' },
+    ]);
+  });
+});
