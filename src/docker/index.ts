@@ -11,9 +11,11 @@ import type Dockerode from 'dockerode';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerLocation, ContainerRuntime, ContainerWatcher } from '../segment/context';
-import { type RunSpec, isImageReference, parseRunArgs } from './args';
+import { type RunSpec, parseRunArgs } from './args';
 import { checkBinds } from './binds';
+import { engineMessage, isAbort, isContainerRef, statusOf, UNREACHABLE, demuxLogs } from './engineapi';
 import { watchContainers } from './events';
+import { Images } from './images';
 
 export { isImageReference, parseRunArgs, type RunSpec } from './args';
 export { resolveAllowedDirs } from './binds';
@@ -31,72 +33,12 @@ export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 const CALL_TIMEOUT_MS = 30_000;
 /** How long a stop may take: the engine's own wait is the container's stop timeout. */
 const STOP_LIMIT_MS = 10 * 60_000;
-/** Pull progress of one layer is logged at most this often. */
-const PROGRESS_EVERY_MS = 2_000;
 
 export interface DockerOptions {
   /** Override of ordinary calls' time limit (not pulls, which take what they take). */
   callTimeoutMs?: number;
   /** Host directories binds may come from (resolved by resolveAllowedDirs); none by default. */
   allowBind?: string[];
-}
-
-/**
- * A container id (full or short) or name as the engine knows it. Only these reach an Engine
- * API path: anything else (`//`, `..`) makes the engine answer with a redirect, which the
- * client library would follow to somewhere else.
- */
-function isContainerRef(ref: string): boolean {
-  return /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(ref) && ref.length <= 255;
-}
-
-/** Errno codes that mean nothing usable answers at the engine's address. */
-const UNREACHABLE = new Set([
-  'ECONNREFUSED',
-  'ENOENT',
-  'ENOTDIR',
-  'ECONNRESET',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-]);
-
-function statusOf(err: unknown): number | undefined {
-  const s = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof s === 'number' ? s : undefined;
-}
-
-/** The engine's own words for a refused call, without docker-modem's `(HTTP code N) ... - `. */
-function engineMessage(err: unknown): string {
-  const json = (err as { json?: unknown } | null)?.json;
-  const fromJson =
-    json && typeof json === 'object' && typeof (json as { message?: unknown }).message === 'string'
-      ? (json as { message: string }).message
-      : undefined;
-  return (fromJson ?? errorMessage(err))
-    .replace(/^\(HTTP code \d+\) [^-]*- /, '')
-    .replace(/\s*\n\s*/g, ' ')
-    .trim();
-}
-
-function isAbort(err: unknown): boolean {
-  const e = err as { name?: unknown; code?: unknown } | null;
-  return e?.name === 'AbortError' || e?.code === 'ABORT_ERR' || e?.name === 'TimeoutError';
-}
-
-/** Split the engine's multiplexed log stream (8-byte frame headers) into text. */
-function demuxLogs(buf: Buffer): string {
-  const out: Buffer[] = [];
-  let at = 0;
-  while (at + 8 <= buf.length && buf[at] <= 2 && buf.readUInt16BE(at + 1) === 0 && buf[at + 3] === 0) {
-    const size = buf.readUInt32BE(at + 4);
-    out.push(buf.subarray(at + 8, at + 8 + size));
-    at += 8 + size;
-  }
-  return at === 0 ? buf.toString('utf8') : Buffer.concat(out).toString('utf8');
 }
 
 /** What docker-modem reads from the environment to find the engine. */
@@ -119,8 +61,13 @@ export class Docker implements ContainerRuntime {
   private clientError: string | undefined;
   private readonly callTimeoutMs: number;
   private readonly allowBind: string[];
-  /** Pulls under way, so that two segments needing one image wait for one pull. */
-  private readonly pulls = new Map<string, Promise<void>>();
+  /** Its images, pulled through its own client, time limit, errors and log. */
+  private readonly images = new Images({
+    api: () => this.api(),
+    timed: () => this.timed(),
+    failure: (err, what) => this.failure(err, what),
+    log: () => this.log,
+  });
   /**
    * Set when this daemon took over from another: a container that one ran for a segment's
    * action is this daemon's now, found by its labels instead of run a second time.
@@ -289,85 +236,8 @@ export class Docker implements ContainerRuntime {
    * Make sure an image is here, pulling it if not (its progress logged). A pull that fails is
    * IMAGE_UNAVAILABLE with the engine's reason.
    */
-  async ensureImage(image: string): Promise<void> {
-    if (!isImageReference(image)) {
-      throw new WormholeError('IMAGE_UNAVAILABLE', `"${image}" is not a valid image name`);
-    }
-    if (await this.hasImage(image)) return;
-    let pull = this.pulls.get(image);
-    if (!pull) {
-      pull = this.pull(image).finally(() => this.pulls.delete(image));
-      this.pulls.set(image, pull);
-    }
-    await pull;
-  }
-
-  private async hasImage(image: string): Promise<boolean> {
-    const api = this.api();
-    try {
-      // GET /images/NAME/json, as dockerode's Image.inspect, but with the time limit (which
-      // that one does not pass on)
-      await new Promise((resolve, reject) =>
-        api.modem.dial(
-          {
-            path: `/images/${image}/json`,
-            method: 'GET',
-            abortSignal: this.timed().abortSignal,
-            statusCodes: { 200: true, 404: 'no such image', 500: 'server error' },
-          },
-          (err: unknown, data: unknown) => (err ? reject(err) : resolve(data)),
-        ),
-      );
-      return true;
-    } catch (err) {
-      if (statusOf(err) === 404) return false;
-      throw this.failure(err, `inspect image ${image}`);
-    }
-  }
-
-  private async pull(image: string): Promise<void> {
-    const api = this.api();
-    const started = Date.now();
-    this.log.info({ image }, 'image not here: pulling it');
-    const unavailable = (why: string) =>
-      new WormholeError(
-        'IMAGE_UNAVAILABLE',
-        `image ${image} is not here and cannot be pulled: ${why.replace(/\s*\n\s*/g, ' ').trim()}`,
-      );
-    let stream: NodeJS.ReadableStream;
-    try {
-      stream = await api.pull(image);
-    } catch (err) {
-      const e = this.failure(err, 'pull');
-      if (e.code === 'DOCKER_UNAVAILABLE') throw e;
-      throw unavailable(engineMessage(err));
-    }
-    const lastLogged = new Map<string, { status: string; at: number }>();
-    await new Promise<void>((resolve, reject) => {
-      api.modem.followProgress(
-        stream,
-        (err: Error | null, events: { error?: string; errorDetail?: { message?: string } }[] | undefined) => {
-          const failed = (events ?? []).find((e) => e.error || e.errorDetail);
-          if (err || failed) {
-            reject(unavailable(failed?.errorDetail?.message ?? failed?.error ?? engineMessage(err)));
-          } else {
-            resolve();
-          }
-        },
-        (event: { status?: string; progress?: string; id?: string }) => {
-          // One line per layer and status change, and a running one every few seconds.
-          const layer = event.id ?? '';
-          const status = event.status ?? '';
-          const seen = lastLogged.get(layer);
-          const now = Date.now();
-          if (seen && seen.status === status && now - seen.at < PROGRESS_EVERY_MS) return;
-          lastLogged.set(layer, { status, at: now });
-          this.log.info({ image, layer: event.id, status, progress: event.progress }, 'pull progress');
-        },
-      );
-    });
-    if (!(await this.hasImage(image))) throw unavailable('the pull ended but the image is not here');
-    this.log.info({ image, ms: Date.now() - started }, 'image pulled');
+  ensureImage(image: string): Promise<void> {
+    return this.images.ensure(image);
   }
 
   /** Check docker-run's words and have the image ready (pulled at create time for triggers). */
