@@ -6,7 +6,7 @@
  * An `attach` request, once answered, turns the connection into a raw byte stream.
  */
 import { z } from 'zod';
-import { type ErrorCode, isErrorCode } from './codes';
+import { type ErrorCode, isErrorCode } from '../common/codes';
 import { VERBS } from './grammar';
 
 /** Bump on any incompatible change; a mismatch is refused with VERSION_MISMATCH. */

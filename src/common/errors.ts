@@ -1,6 +1,6 @@
-import type { ErrorCode } from '../api/codes';
+import type { ErrorCode } from './codes';
 
-export { ERROR_CODES, type ErrorCode, isErrorCode } from '../api/codes';
+export { ERROR_CODES, type ErrorCode, isErrorCode } from './codes';
 
 /**
  * Every error wormhole reports has a stable `code` (an upper-case word a script can match on,

@@ -9,7 +9,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type Dockerode from 'dockerode';
 import { errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
-import type { ContainerEvent, ContainerWatcher } from '../segment/context';
+import type { ContainerEvent, ContainerWatcher } from './runtime';
 
 /** The container actions a watch asks the engine for. */
 export const WATCHED_ACTIONS = ['start', 'die', 'destroy'];

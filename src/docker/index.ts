@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import type Dockerode from 'dockerode';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
-import type { ContainerLocation, ContainerRuntime, ContainerWatcher } from '../segment/context';
+import type { ContainerLocation, ContainerRuntime, ContainerWatcher } from './runtime';
 import { type RunSpec, parseRunArgs } from './args';
 import { checkBinds } from './binds';
 import { engineMessage, isAbort, isContainerRef, statusOf, UNREACHABLE, demuxLogs } from './engineapi';

@@ -8,70 +8,18 @@ import type { Protocol } from '../api/url';
 import type { Logger } from '../common/log';
 import type { Engine } from '../proxy/engine';
 import type { Origin } from '../proxy/proxyproto';
+import type { ContainerRuntime } from '../docker/runtime';
 import type { SegmentRecord } from '../store';
+import type { TunnelLink } from '../tunnel/link';
 
-/** Where a running container is. */
-export interface ContainerLocation {
-  /** Its full id. */
-  id: string;
-  /** Its name, without the leading `/`. */
-  name: string;
-  /** Its network namespace file (`/proc/PID/ns/net`). */
-  nsPath: string;
-}
-
-/** What a container did: `start`, `die` or `destroy`. */
-export interface ContainerEvent {
-  /** Full container id. */
-  id: string;
-  /** Its name (without the leading `/`), when the event carries it. */
-  name?: string;
-  action: string;
-}
-
-/** Who hears of a watch on containers. */
-export interface ContainerWatcher {
-  /** A container started, died or was removed. */
-  event(e: ContainerEvent): void;
-  /** The watch is (again) connected: what happened while it was not is unknown. */
-  connected(): void;
-}
-
-/** Containers: Docker behind the daemon. */
-export interface ContainerRuntime {
-  /** Check `docker-run` words and make sure the image is here (pull it), without running. */
-  prepare(args: string[]): Promise<void>;
-  /**
-   * Create and start a container; its id and network namespace file. `step` names the action
-   * within the segment, so that a daemon taking over finds the container its predecessor ran
-   * (with `reuse`, one that is stopped is started again instead of made anew).
-   */
-  run(
-    args: string[],
-    segmentId: string,
-    step: string,
-    options?: { reuse?: boolean },
-  ): Promise<{ id: string; nsPath: string }>;
-  /** Start again a container this daemon made and stopped; its id and namespace file. */
-  start(id: string): Promise<{ id: string; nsPath: string }>;
-  /** Stop a container, keeping it (its files); a stopped or missing one is fine. */
-  stop(id: string): Promise<void>;
-  /** Remove every container this daemon made for a segment (idempotent). */
-  removeFor(segmentId: string): Promise<void>;
-  /** The network namespace file of a running container (full id, short id or name). */
-  namespaceOf(container: string): Promise<string>;
-  /** Every running container with the label `KEY=VALUE`, located. */
-  withLabel(label: string): Promise<ContainerLocation[]>;
-  /** A running container (full id, short id or name): its full id, name and namespace file. */
-  locate(container: string): Promise<ContainerLocation>;
-  /**
-   * Hear of containers starting, dying and being removed until the returned function is
-   * called. Asks nothing of the runtime before it is called; never throws.
-   */
-  watch(watcher: ContainerWatcher): () => void;
-  /** Remove a container this daemon started (idempotent). */
-  remove(id: string): Promise<void>;
-}
+// (defined where they are implemented, below the segment: imports point down the layers)
+export type {
+  ContainerEvent,
+  ContainerLocation,
+  ContainerRuntime,
+  ContainerWatcher,
+} from '../docker/runtime';
+export type { TunnelLink } from '../tunnel/link';
 
 /** Other daemons that share our key. */
 export interface PeerLink {
@@ -85,12 +33,6 @@ export interface PeerLink {
    * PROXY protocol header).
    */
   attach(host: string, id: string, origin?: Origin): Promise<Duplex>;
-}
-
-/** Encrypted L3 tunnels to peers. */
-export interface TunnelLink {
-  /** Build (or find) the tunnel to `host`; our and its overlay addresses. */
-  ensure(host: string, udp: boolean): Promise<{ localIp: string; remoteIp: string }>;
 }
 
 /** Where segments are kept between runs of the daemon (src/store). */

@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../common/atomicfile';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import { run } from '../common/exec';
 import type { Logger } from '../common/log';
-import type { TunnelLink } from '../segment/context';
+import type { TunnelLink } from './link';
 import type { TunnelDriver, TunnelSide } from './driver';
 import { Ipsec } from './ipsec';
 import { type TunnelCounters, interfaceBytes, wireguardHandshake } from './counters';

@@ -1,5 +1,5 @@
 /**
- * The error codes: one list (src/api/codes.ts), the README's list the same, the addon's own
+ * The error codes: one list (src/common/codes.ts), the README's list the same, the addon's own
  * codes in it, and no errno name among them (those ride in WormholeError.errno).
  */
 import assert from 'node:assert/strict';
@@ -24,7 +24,7 @@ function readmeCodes(): string[] {
 }
 
 describe('error codes', () => {
-  it('are listed in the README, each once, as in src/api/codes.ts', () => {
+  it('are listed in the README, each once, as in src/common/codes.ts', () => {
     const readme = readmeCodes();
     assert.deepEqual(readme, [...ERROR_CODES]);
     assert.equal(new Set(ERROR_CODES).size, ERROR_CODES.length, 'no code twice');

@@ -1,0 +1,67 @@
+/**
+ * Containers as a segment sees them: what the daemon's runtime (Docker, index.ts) does for
+ * segments, as a small interface, so that the segment layer is tested with a fake runtime.
+ */
+
+/** Where a running container is. */
+export interface ContainerLocation {
+  /** Its full id. */
+  id: string;
+  /** Its name, without the leading `/`. */
+  name: string;
+  /** Its network namespace file (`/proc/PID/ns/net`). */
+  nsPath: string;
+}
+
+/** What a container did: `start`, `die` or `destroy`. */
+export interface ContainerEvent {
+  /** Full container id. */
+  id: string;
+  /** Its name (without the leading `/`), when the event carries it. */
+  name?: string;
+  action: string;
+}
+
+/** Who hears of a watch on containers. */
+export interface ContainerWatcher {
+  /** A container started, died or was removed. */
+  event(e: ContainerEvent): void;
+  /** The watch is (again) connected: what happened while it was not is unknown. */
+  connected(): void;
+}
+
+/** Containers: Docker behind the daemon. */
+export interface ContainerRuntime {
+  /** Check `docker-run` words and make sure the image is here (pull it), without running. */
+  prepare(args: string[]): Promise<void>;
+  /**
+   * Create and start a container; its id and network namespace file. `step` names the action
+   * within the segment, so that a daemon taking over finds the container its predecessor ran
+   * (with `reuse`, one that is stopped is started again instead of made anew).
+   */
+  run(
+    args: string[],
+    segmentId: string,
+    step: string,
+    options?: { reuse?: boolean },
+  ): Promise<{ id: string; nsPath: string }>;
+  /** Start again a container this daemon made and stopped; its id and namespace file. */
+  start(id: string): Promise<{ id: string; nsPath: string }>;
+  /** Stop a container, keeping it (its files); a stopped or missing one is fine. */
+  stop(id: string): Promise<void>;
+  /** Remove every container this daemon made for a segment (idempotent). */
+  removeFor(segmentId: string): Promise<void>;
+  /** The network namespace file of a running container (full id, short id or name). */
+  namespaceOf(container: string): Promise<string>;
+  /** Every running container with the label `KEY=VALUE`, located. */
+  withLabel(label: string): Promise<ContainerLocation[]>;
+  /** A running container (full id, short id or name): its full id, name and namespace file. */
+  locate(container: string): Promise<ContainerLocation>;
+  /**
+   * Hear of containers starting, dying and being removed until the returned function is
+   * called. Asks nothing of the runtime before it is called; never throws.
+   */
+  watch(watcher: ContainerWatcher): () => void;
+  /** Remove a container this daemon started (idempotent). */
+  remove(id: string): Promise<void>;
+}
