@@ -8,47 +8,11 @@
  * loopback sockets, no namespace.
  */
 import assert from 'node:assert/strict';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { native } from '../../../src/native';
 import { Engine } from '../../../src/proxy/engine';
-import { type TailTarget, type TcpHead, openTcpHead } from '../../../src/proxy/head';
-
-/** A tail that answers every connection with its name, then closes. */
-async function nameServer(name: string): Promise<{ name: string; port: number; server: net.Server }> {
-  const server = net.createServer((s) => s.end(name));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { name, port: (server.address() as net.AddressInfo).port, server };
-}
-
-function target(name: string, port: number): TailTarget {
-  return {
-    host: '127.0.0.1',
-    port,
-    what: `tail ${name}`,
-    connect: () =>
-      new Promise((resolve, reject) => {
-        const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-        s.once('connect', () => resolve(s));
-        s.once('error', reject);
-      }),
-  };
-}
-
-/** Connect, and read which tail answered. */
-function whoAnswers(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect({ port, host: '127.0.0.1' });
-    let text = '';
-    c.on('data', (d: Buffer) => (text += d.toString()));
-    c.on('end', () => {
-      c.end();
-      resolve(text);
-    });
-    c.on('error', reject);
-  });
-}
+import { loopbackHead, loopbackTarget as target, nameServer, whoAnswers } from '../../helpers/heads';
 
 /**
  * Clients connecting to the port all the time, on a thread of their own (four at once, each
@@ -80,13 +44,7 @@ for (const mover of ['engine', 'javascript'] as const)
       const tails = [await nameServer('x'), await nameServer('y')];
       servers.push(...tails.map((t) => t.server));
       const engine = mover === 'engine' ? new Engine(() => undefined) : null;
-      const [fd, port] = await native().listenIn(null, 4, 'tcp', '127.0.0.1', 0, 128);
-      const head: TcpHead = openTcpHead(engine, fd, {
-        maxConnections: 100,
-        dialTimeoutMs: 2000,
-        onClient: (c) => void c.toTail().catch(() => c.drop()),
-        onWarning: () => undefined,
-      });
+      const { head, port } = await loopbackHead(engine);
       const busy = busyClients(port);
       const landed: string[] = [];
       try {
