@@ -9,7 +9,10 @@ import { type TailTarget, type TcpHead, openTcpHead } from '../../src/proxy/head
 
 /** A tail that answers every connection with its name, then closes. */
 export async function nameServer(name: string): Promise<{ name: string; port: number; server: net.Server }> {
-  const server = net.createServer((s) => s.end(name));
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined); // (a client gone first resets: nothing to answer)
+    s.end(name);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { name, port: (server.address() as net.AddressInfo).port, server };
 }
