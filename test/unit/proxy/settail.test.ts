@@ -62,6 +62,6 @@ for (const mover of ['engine', 'javascript'] as const)
       }
       const expected = landed.map((_, i) => tails[(i + 1) % 2].name);
       const wrong = landed.flatMap((got, i) => (got === expected[i] ? [] : [i]));
-      assert.deepEqual(wrong, [], `connections that reached the tail before the one just set`);
+      assert.deepEqual(wrong, [], 'connections that reached the tail before the one just set');
     });
   });
