@@ -161,6 +161,10 @@ static void run_cmd(struct engine *e, struct cmd *c) {
       t->key = c->key;
       if (c->arg >= g->ntails) g->ntails = c->arg + 1;
     }
+    /* JavaScript's setTail resolves on this: from here on no connection goes where the slot
+       pointed before (only an event lost for want of memory would leave it waiting; a later
+       one acknowledges it too, as commands run in order) */
+    emit(e, EV_TAIL_SET, g, c->seq, 0, 0, 0);
     break;
   }
   case CMD_HEALTH:

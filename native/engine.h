@@ -54,6 +54,8 @@ enum ev_type {
   EV_ACCEPT_ERROR = 5, /* b = errno (EMFILE...): accepting paused for a moment */
   EV_GROUP_CLOSED = 6, /* the group is gone: JavaScript may forget it */
   EV_DIAL_BROKEN = 7,  /* b = errno: the engine could not come back from a namespace */
+  EV_TAIL_SET = 8,     /* a = the number groupTail gave its command: the slot holds what it said,
+                          and every connection accepted from now on is picked with it */
 };
 /* The numbers of an event before its address, and all of it in doubles. */
 #define EV_NUMBERS 8
@@ -180,6 +182,8 @@ struct group {
   uint8_t policy;               /* enum balance */
   char *head_name;              /* a unix head's address as the user named it (PROXY v2), or NULL */
   struct group *paused_next;    /* the engine's list of paused groups */
+  /* main thread only */
+  uint32_t tail_seq;            /* the number of the last groupTail command (EV_TAIL_SET's a) */
 };
 
 /* What JavaScript asks of the engine thread (engine_napi.c queues, engine.c runs). */
@@ -210,6 +214,7 @@ struct cmd {
   char *path;                   /* and the path in it */
   uint8_t proxy;                /* TAIL: the PROXY protocol version (0: none) */
   uint64_t key;                 /* TAIL: the tail's hash for source affinity */
+  uint32_t seq;                 /* TAIL: its number, given back in EV_TAIL_SET once it ran */
 };
 
 /* A loop turn's events on their way to JavaScript. */

@@ -15,6 +15,8 @@
  *   groupListen(engine, group, fd)       the engine owns fd from now on
  *   groupUnlisten(engine, group)         stop accepting (daemon stop); connections go on
  *   groupTail(engine, group, slot, {nsFd, host, port | path, rootFd, proxy, key} | null)
+ *                                        -> the command's number, which EV_TAIL_SET gives back
+ *                                        once the engine has applied it
  *   groupHealth(engine, group, slot, up) groupBalance(engine, group, policy)
  *   groupTailCount(engine, group, slot, +1|-1)   a connection JS carries to a tail (least-conn)
  *   groupDial(engine, group, fd)         dial the tail for a client fd JavaScript holds
@@ -292,7 +294,11 @@ static bool tail_of(napi_env env, napi_value tail, struct cmd *c) {
   return true;
 }
 
-/* groupTail(engine, group, slot, tail | null): set a slot to a tail (tail_of), or empty it. */
+/*
+ * groupTail(engine, group, slot, tail | null) -> number: set a slot to a tail (tail_of), or
+ * empty it. The number (one more per call on the group) comes back in EV_TAIL_SET once the
+ * engine thread has applied the command: until then a connection may still go to the old tail.
+ */
 static napi_value group_tail(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -318,7 +324,12 @@ static napi_value group_tail(napi_env env, napi_callback_info info) {
     cmd_discard(c);
     return NULL;
   }
-  return send_cmd(env, e, c) ? undefined(env) : NULL;
+  uint32_t seq = c->seq = g->tail_seq + 1; /* (c is the engine's once sent: read no more of it) */
+  if (!send_cmd(env, e, c)) return NULL;
+  g->tail_seq = seq; /* only a command sent takes a number */
+  napi_value out;
+  NAPI_CALL(env, napi_create_uint32(env, seq, &out));
+  return out;
 }
 
 /*
@@ -529,7 +540,7 @@ static napi_value engine_constants(napi_env env) {
   static const struct named events[] = {
       {"closed", EV_CLOSED},           {"handoff", EV_HANDOFF},         {"dialed", EV_DIALED},
       {"refused", EV_REFUSED},         {"acceptError", EV_ACCEPT_ERROR}, {"groupClosed", EV_GROUP_CLOSED},
-      {"dialBroken", EV_DIAL_BROKEN},
+      {"dialBroken", EV_DIAL_BROKEN},  {"tailSet", EV_TAIL_SET},
   };
   static const struct named group_stats[] = {
       {"open", GS_OPEN},         {"total", GS_TOTAL},

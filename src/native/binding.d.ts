@@ -6,7 +6,10 @@ export type GroupHandle = { readonly __brand: 'group' };
 export interface EngineConstants {
   /** Event kinds: an event's first number. */
   readonly events: Readonly<
-    Record<'closed' | 'handoff' | 'dialed' | 'refused' | 'acceptError' | 'groupClosed' | 'dialBroken', number>
+    Record<
+      'closed' | 'handoff' | 'dialed' | 'refused' | 'acceptError' | 'groupClosed' | 'dialBroken' | 'tailSet',
+      number
+    >
   >;
   /** The numbers of one event: [type, group, a, b, c, d, e, f], then 16 bytes of address. */
   readonly eventDoubles: number;
@@ -142,8 +145,12 @@ export interface NativeBinding {
   groupListen(engine: EngineHandle, group: GroupHandle, fd: number): void;
   /** Stop accepting (the listening fd is closed); open connections go on. */
   groupUnlisten(engine: EngineHandle, group: GroupHandle): void;
-  /** Set a tail slot the engine dials (slot 0..maxTails-1), or empty it (null). */
-  groupTail(engine: EngineHandle, group: GroupHandle, slot: number, tail: NativeTail | null): void;
+  /**
+   * Set a tail slot the engine dials (slot 0..maxTails-1), or empty it (null). Returns the
+   * command's number (one more per call on the group), which a `tailSet` event gives back
+   * once the engine thread has applied it.
+   */
+  groupTail(engine: EngineHandle, group: GroupHandle, slot: number, tail: NativeTail | null): number;
   /** A slot's health: a failed tail gets no new connection while another is up. */
   groupHealth(engine: EngineHandle, group: GroupHandle, slot: number, up: boolean): void;
   /** How the group picks among its tails: an engineConstants.policies number. */

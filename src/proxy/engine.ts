@@ -110,6 +110,8 @@ export class EngineGroup {
   private last: GroupStats | undefined;
   /** Set by the engine when it is done with the group. */
   onGone: (() => void) | undefined;
+  /** setTail calls the engine has not applied yet, in the order sent: the command's number, who waits. */
+  private readonly unapplied: { seq: number; done: () => void }[] = [];
 
   constructor(
     private readonly engine: Engine,
@@ -131,19 +133,44 @@ export class EngineGroup {
    * Where the engine dials, in one of the group's tail slots: a host:port made from inside the
    * namespace nsFd (-1: its own), or a unix `path` (`@name` in nsFd's namespace; `/path`
    * inside the root rootFd); each connection to it starting with a PROXY protocol header when
-   * `proxy` is given. null empties the slot.
+   * `proxy` is given. null empties the slot. The command is sent at once (the fds may be
+   * closed on return: the engine has its own copies); the promise resolves once the engine
+   * thread has applied it, so that a connection accepted after that is picked with the new
+   * tail, never the old. It resolves too if the group closes or the engine stops first (no
+   * connection will be picked any more), so it never waits for ever. A bad tail throws.
    */
-  setTail(slot: number, tail: EngineTail | null): void {
-    if (this.closing) return;
+  setTail(slot: number, tail: EngineTail | null): Promise<void> {
+    if (this.closing) return Promise.resolve();
     const { engine, handle } = this;
-    if (tail === null) return native().groupTail(engine.handle, handle, slot, null);
-    const { nsFd, host, port, path, rootFd, proxy, key } = tail;
-    native().groupTail(
-      engine.handle,
-      handle,
-      slot,
-      path !== undefined ? { nsFd, path, rootFd, proxy, key } : { nsFd, host, port, proxy, key },
+    let given = null;
+    if (tail !== null) {
+      const { nsFd, host, port, path, rootFd, proxy, key } = tail;
+      given = path !== undefined ? { nsFd, path, rootFd, proxy, key } : { nsFd, host, port, proxy, key };
+    }
+    const seq = native().groupTail(engine.handle, handle, slot, given);
+    // (an event is awaited: the engine keeps Node's loop alive until it comes)
+    engine.hold();
+    return new Promise<void>((resolve) =>
+      this.unapplied.push({
+        seq,
+        done: () => {
+          engine.unhold();
+          resolve();
+        },
+      }),
     );
+  }
+
+  /** The engine applied the setTail numbered `seq`, and (it runs them in order) every one before it. */
+  tailApplied(seq: number): void {
+    const i = this.unapplied.findIndex((w) => w.seq === seq);
+    for (const w of this.unapplied.splice(0, i + 1)) w.done();
+  }
+
+  /** The engine is done with the group (closed, or the engine stopped): nothing waits on it any more. */
+  gone(): void {
+    for (const w of this.unapplied.splice(0)) w.done();
+    this.onGone?.();
   }
 
   /** How the engine picks among the tails: an engineConstants.policies number (balance.ts's policyCode). */
@@ -235,8 +262,8 @@ export class EngineGroup {
 export class Engine {
   private readonly groups = new Map<number, EngineGroup>();
   private nextGroup = 1;
-  /** Group closes not yet confirmed: the loop must stay alive to hear of them. */
-  private closing = 0;
+  /** Events JavaScript waits for (a group's close, a tail applied): the loop must stay alive to hear of them. */
+  private awaited = 0;
   private stopped = false;
   readonly handle: EngineHandle;
 
@@ -260,27 +287,37 @@ export class Engine {
     return g;
   }
 
+  /** JavaScript waits for an event: keep Node's loop alive until unhold (the engine alone never does). */
+  hold(): void {
+    if (this.awaited++ === 0 && !this.stopped) native().engineRef(this.handle, true);
+  }
+
+  /** One event waited for came (or never will: the engine stopped). */
+  unhold(): void {
+    if (--this.awaited === 0 && !this.stopped) native().engineRef(this.handle, false);
+  }
+
   /** Called by EngineGroup.close. */
   closeGroup(g: EngineGroup): void {
     if (this.stopped) {
-      g.onGone?.();
+      g.gone();
       return;
     }
-    if (this.closing++ === 0) native().engineRef(this.handle, true);
+    this.hold();
     const gone = g.onGone;
     g.onGone = () => {
-      if (--this.closing === 0 && !this.stopped) native().engineRef(this.handle, false);
+      this.unhold();
       gone?.();
     };
     native().groupClose(this.handle, g.handle);
   }
 
-  /** Stop the thread (after every group is closed). */
+  /** Stop the thread (after every group is closed); whatever waited on a group is let go. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     native().engineStop(this.handle);
-    for (const g of this.groups.values()) g.onGone?.();
+    for (const g of this.groups.values()) g.gone();
     this.groups.clear();
   }
 
@@ -315,9 +352,12 @@ export class Engine {
         case kind.acceptError:
           g.events.acceptError(errnoName(ev[i + 3]) ?? 'unknown');
           break;
+        case kind.tailSet:
+          g.tailApplied(a);
+          break;
         case kind.groupClosed:
           this.groups.delete(ev[i + 1]);
-          g.onGone?.();
+          g.gone();
           break;
       }
     }

@@ -57,32 +57,27 @@ export class EngineHead extends HeadBase {
   }
 
   /**
-   * After the engine is told to send no connection to the tail, how long until the counters
-   * would show one it sent there all the same (it takes the change on its own thread, within
-   * a turn of its loop).
-   */
-  override readonly holdSettleMs = 50;
-
-  /**
    * The engine dials from inside the tail's namespace (a TCP tail, an abstract name) and looks
    * a unix `/path` up in the tail's filesystem root: both opened here, and closed once the
-   * engine has its own copies. An empty slot is set at once (before any await).
+   * engine has its own copies. An empty slot is sent at once (before any await). Resolves
+   * once the engine thread has applied the change: a connection accepted after that goes
+   * where the slot says now, never where it said before.
    */
   override async setTailSlot(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): Promise<void> {
     this.slotGen[slot] = (this.slotGen[slot] ?? 0) + 1;
     if (!tail) {
       this.setJsTail(slot, null, key);
-      this.group.setTail(slot, null);
-      return;
+      return this.group.setTail(slot, null);
     }
     const path = tail.path;
     const inNs = tail.openNamespace && (path === undefined || path.startsWith('@'));
     const nsFd = inNs ? await tail.openNamespace!() : -1;
     let rootFd = -1;
+    let applied: Promise<void>;
     try {
       if (path?.startsWith('/') && tail.openRoot) rootFd = await tail.openRoot();
       this.setJsTail(slot, tail, key);
-      this.group.setTail(slot, {
+      applied = this.group.setTail(slot, {
         nsFd,
         host: tail.host,
         port: tail.port,
@@ -96,6 +91,7 @@ export class EngineHead extends HeadBase {
       if (nsFd >= 0) closeQuietly(nsFd);
       if (rootFd >= 0) closeQuietly(rootFd);
     }
+    await applied;
   }
 
   override setBalance(policy: Policy): void {

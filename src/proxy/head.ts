@@ -97,16 +97,15 @@ export interface Head {
 export interface TcpHead extends Head {
   /**
    * Where connections go from now on: one tail in slot 0, the others emptied (null: nowhere
-   * yet, every connection is a Client).
+   * yet, every connection is a Client). Resolves once the mover has applied it: a connection
+   * accepted after that goes to the new tail (or is a Client), never to the old.
    */
   setTail(tail: TailTarget | null): Promise<void>;
-  /** Put a tail in a slot (of several; null empties it). `key` names it for source affinity. */
-  setTailSlot(slot: number, tail: TailTarget | null, key?: string): Promise<void>;
   /**
-   * After setTail(null), how long until a connection the mover sent to the old tail all the
-   * same shows in the counters (the engine takes the change on its own thread); 0: none can.
+   * Put a tail in a slot (of several; null empties it). `key` names it for source affinity.
+   * Resolves once the mover has applied it, as setTail.
    */
-  readonly holdSettleMs: number;
+  setTailSlot(slot: number, tail: TailTarget | null, key?: string): Promise<void>;
   /** How a connection picks among the tails. */
   setBalance(policy: Policy): void;
   /** A health check of the tail in a slot passed or failed: a failed one gets no new connection. */

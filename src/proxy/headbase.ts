@@ -62,12 +62,11 @@ export abstract class HeadBase implements TcpHead {
     public fd: number,
   ) {}
 
-  readonly holdSettleMs: number = 0;
-
-  setTail(tail: TailTarget | null): Promise<void> {
+  async setTail(tail: TailTarget | null): Promise<void> {
+    const emptied: Promise<void>[] = [];
     for (let i = this.tails.slots.length - 1; i > 0; i--)
-      if (this.tails.slots[i]) void this.setTailSlot(i, null);
-    return this.setTailSlot(0, tail);
+      if (this.tails.slots[i]) emptied.push(this.setTailSlot(i, null));
+    await Promise.all([...emptied, this.setTailSlot(0, tail)]);
   }
 
   setTailSlot(slot: number, tail: TailTarget | null, key?: string): Promise<void> {

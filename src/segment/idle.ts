@@ -45,11 +45,11 @@ export interface IdleSegment {
   readonly id: string;
   activity(): Activity;
   /**
-   * New connections stop going to the tail (they wait for what follows). Returns how long
-   * to wait before the counters show a connection that reached the tail meanwhile (the
-   * engine takes the change on its own thread); 0: none can have.
+   * New connections stop going to the tail (they wait for what follows). Resolves once the
+   * mover has taken the change: a connection that reached the tail meanwhile is in the
+   * counters by then.
    */
-  holdTail(): number;
+  holdTail(): Promise<void>;
   /** The tail is kept after all: connections go to it again. */
   resumeTail(): Promise<void>;
   /** Forget the tail and release what the trigger made; the trigger is armed again. */
@@ -130,16 +130,13 @@ export class IdleWatch {
     this.releasing = new Promise<void>((resolve) => (done = resolve));
     try {
       const before = this.seg.activity();
-      const settle = this.seg.holdTail();
-      if (settle > 0) {
-        await new Promise((r) => setTimeout(r, settle));
-        const after = this.seg.activity();
-        if (this.stopped || after.open > 0 || after.total !== before.total) {
-          // a connection came as it was decided: the tail stays
-          await this.seg.resumeTail();
-          this.watch();
-          return;
-        }
+      await this.seg.holdTail();
+      const after = this.seg.activity();
+      if (this.stopped || after.open > 0 || after.total !== before.total) {
+        // a connection came as it was decided: the tail stays
+        await this.seg.resumeTail();
+        this.watch();
+        return;
       }
       const started = Date.now();
       this.idle = true;

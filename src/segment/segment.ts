@@ -363,11 +363,9 @@ export class Segment {
           const t = this.udpTotals.traffic(this.udpHead?.relay, this.peerSessions);
           return { open: 0, total: t.datagramsUp ?? 0, lastActive: t.lastActive ?? 0 };
         },
-        holdTail: () => {
-          if (!this.tcpHead) return 0;
-          void this.tcpHead.setTail(null); // new connections come to serve(), which waits
-          // (a peer's connections are JavaScript's already: none can slip through)
-          return this.tail?.kind !== 'peer' ? this.tcpHead.holdSettleMs : 0;
+        holdTail: async () => {
+          // new connections come to serve(), which waits; resolved once the mover took it
+          await this.tcpHead?.setTail(null);
         },
         resumeTail: async () => {
           if (this.tail && !this.closed) await this.pointTail(this.tail);

@@ -26,7 +26,7 @@ describe('groupTail refuses what is not a tail', () => {
       refused: () => undefined,
       acceptError: () => undefined,
     });
-    group.setTail(0, { nsFd: -1, host: '127.0.0.1', port });
+    await group.setTail(0, { nsFd: -1, host: '127.0.0.1', port });
   });
   after(async () => {
     await group.close();

@@ -105,15 +105,14 @@ function fakeSegment() {
     id: 'fake',
     now: { open: 0, total: 0, lastActive: 0 } as Activity,
     calls: [] as string[],
-    /** What holdTail returns (ms to wait), and what "arrives" while it waits. */
-    settle: 0,
     releaseMs: 20,
-    duringSettle: undefined as (() => void) | undefined,
+    /** What "arrives" while the mover takes the hold (before holdTail resolves). */
+    duringHold: undefined as (() => void) | undefined,
     activity: () => ({ ...seg.now }),
-    holdTail: () => {
+    holdTail: async () => {
       seg.calls.push('hold');
-      if (seg.duringSettle) setTimeout(seg.duringSettle, 1);
-      return seg.settle;
+      await new Promise((r) => setImmediate(r)); // (the mover's acknowledgement, on a later turn)
+      seg.duringHold?.();
     },
     resumeTail: async () => void seg.calls.push('resume'),
     releaseTail: async () => {
@@ -179,15 +178,14 @@ describe('the idle watch', () => {
 
   it('keeps the tail when a connection reached it as the hold was taking effect', async () => {
     const seg = fakeSegment();
-    seg.settle = 30;
-    seg.duringSettle = () => (seg.now = { ...seg.now, total: seg.now.total + 1 });
+    seg.duringHold = () => (seg.now = { ...seg.now, total: seg.now.total + 1 });
     const w = new IdleWatch(100, seg, log);
     w.watch();
     await until('resumed', () => seg.calls.includes('resume'));
     assert.deepEqual(seg.calls.slice(0, 2), ['hold', 'resume']);
     assert.equal(w.idle, false);
     // watched again: with nothing more, it lets go the next time
-    seg.duringSettle = undefined;
+    seg.duringHold = undefined;
     await until('released', () => seg.calls.includes('release'));
     w.stop();
   });
