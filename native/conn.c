@@ -66,25 +66,25 @@ static void emit_closed(struct engine *e, struct conn *c, int err) {
   if (e->nev == 0 || e->evs[e->nev - 1].v[0] != EV_CLOSED) return; /* (lost: out of memory) */
   struct ev *v = &e->evs[e->nev - 1];
   v->v[6] = ms_since(&c->t0);
-  v->v[7] = c->peer_family ? (double)c->peer_port + 65536.0 * c->peer_family : 0;
-  memcpy(v->addr, c->peer, sizeof v->addr);
+  v->v[7] = c->client_family ? (double)c->client_port + 65536.0 * c->client_family : 0;
+  memcpy(v->addr, c->client, sizeof v->addr);
 }
 
 /* Note the client's address (compact: family, bytes, port), for the access log and source affinity. */
-static void note_peer(struct conn *c) {
+static void note_client(struct conn *c) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (getpeername(c->fd[0], (struct sockaddr *)&ss, &len) != 0) return;
   if (ss.ss_family == AF_INET) {
     struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-    memcpy(c->peer, &in->sin_addr, 4);
-    c->peer_port = ntohs(in->sin_port);
-    c->peer_family = 4;
+    memcpy(c->client, &in->sin_addr, 4);
+    c->client_port = ntohs(in->sin_port);
+    c->client_family = 4;
   } else if (ss.ss_family == AF_INET6) {
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    memcpy(c->peer, &in6->sin6_addr, 16);
-    c->peer_port = ntohs(in6->sin6_port);
-    c->peer_family = 6;
+    memcpy(c->client, &in6->sin6_addr, 16);
+    c->client_port = ntohs(in6->sin6_port);
+    c->client_family = 6;
   }
 }
 
@@ -266,9 +266,9 @@ struct conn *conn_new(struct engine *e, struct group *g, int client) {
   c->id = __atomic_add_fetch(&e->next_id, 1, __ATOMIC_RELAXED);
   /* the client's address, read once, for whoever needs it: the access log, source affinity */
   if (g->report) clock_gettime(CLOCK_MONOTONIC, &c->t0);
-  if (g->report || g->policy == B_SOURCE) note_peer(c);
-  if (g->policy == B_SOURCE && c->peer_family)
-    c->src = pick_key(c->peer, c->peer_family == 4 ? 4 : 16); /* not the port: one client, one tail */
+  if (g->report || g->policy == B_SOURCE) note_client(c);
+  if (g->policy == B_SOURCE && c->client_family)
+    c->src = pick_key(c->client, c->client_family == 4 ? 4 : 16); /* not the port: one client, one tail */
   __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
   c->next = g->conns;
   if (g->conns) g->conns->prev = c;

@@ -143,9 +143,9 @@ struct conn {
   uint32_t inpipe[2];    /* bytes waiting in p[d] */
   uint64_t bytes[2];     /* bytes moved each way, for the access log */
   struct timespec t0;    /* when it began (only when the group reports ends) */
-  uint8_t peer[16];      /* the client's address (4 bytes for IPv4) */
-  uint16_t peer_port;    /* and port */
-  uint8_t peer_family;   /* 4, 6, or 0: unknown (a unix client, or not read) */
+  uint8_t client[16];    /* the client's address (4 bytes for IPv4) */
+  uint16_t client_port;  /* and port */
+  uint8_t client_family; /* 4, 6, or 0: unknown (a unix client, or not read) */
   uint8_t state;         /* enum cstate */
   uint8_t eof[2];        /* fd[d] said EOF */
   uint8_t shut[2];       /* fd[!d] was shut down for writing (EOF passed on) */
@@ -287,7 +287,7 @@ void conn_event(struct engine *e, struct watch *w, uint32_t events);
 bool watch_fd(struct engine *e, int fd, struct watch *w);
 /* TCP_NODELAY, for both ends of a connection. */
 void nodelay(int fd);
-/* Close with a reset (SO_LINGER 0): the peer sees what happened. */
+/* Close with a reset (SO_LINGER 0): the other end sees what happened. */
 void reset_close(int fd);
 
 /* ---- listen.c ---- */

@@ -9,7 +9,7 @@
  * next connection, which saves the pipe2() and fcntl() a new one would cost.
  *
  * Only an empty pipe may be reused: bytes left in one (a connection that ended with data in
- * flight) would reach another connection's peer. Such a pipe is closed instead. The pool is
+ * flight) would reach another connection's client. Such a pipe is closed instead. The pool is
  * the engine thread's alone: no lock.
  */
 #include <fcntl.h>
