@@ -30,12 +30,16 @@ import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
 import type { Logger } from '../common/log';
 import { RateLimitedLog } from '../common/ratelog';
 import { native } from '../native';
+import { Channel } from '../peer/channel';
 
 /** A method's handler. */
 export type Handler<M extends Method> = (params: Params<M>) => Promise<Result<M>>;
 
-/** The daemon's routing table: one handler per method, except attach (a stream hand-over). */
-export type HandlerTable = { [M in Exclude<Method, 'attach'>]: Handler<M> };
+/**
+ * The daemon's routing table: one handler per method, except attach and channel (the
+ * connection is handed over: to a segment, or to a channel from a peer).
+ */
+export type HandlerTable = { [M in Exclude<Method, 'attach' | 'channel'>]: Handler<M> };
 
 /**
  * Called for an attach: answer with `ready()` once the tail is connected, then bytes flow.
@@ -252,6 +256,22 @@ export class ApiServer {
             req.id,
             new WormholeError('BAD_REQUEST', `bad ${req.method} request: ${describeIssues(params.error)}`),
           );
+          return;
+        }
+        if (req.method === 'channel') {
+          // A peer's channel: each stream on it is served as a connection of its own.
+          reader.detach();
+          detached = true;
+          this.attached++;
+          stream.once('close', () => this.attached--);
+          stream.off('end', endWithClient);
+          reply(req.id, {});
+          new Channel(stream, {
+            dialer: false,
+            peer: remote,
+            log: this.log,
+            onStream: (s) => this.serve(s, `${remote} stream ${s.id}`),
+          });
           return;
         }
         if (req.method === 'attach') {

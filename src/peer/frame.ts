@@ -1,0 +1,119 @@
+/**
+ * The channel's frames: the one place their format is written down. The channel between two
+ * daemons (src/peer/channel.ts) carries nothing else once it is open, so that the engine in C
+ * can later speak it too: a fixed binary header, big-endian, then the payload.
+ *
+ *     0       1       2               6               10
+ *     | type  | flags | stream id (4) | length (4)    | payload (length bytes)
+ *
+ * - DATA (0): bytes of a stream, 1 to MAX_PAYLOAD; never more than the receiver's window.
+ * - OPEN (1): the dialing side opens stream `id` (odd ids only, each larger than the last);
+ *   no payload.
+ * - FIN (2): the sender writes no more on this stream (half-close); no payload.
+ * - RST (3): the stream is reset (a TCP reset on one side becomes one on the other); no payload.
+ * - WINDOW (4): 4 bytes, how many more bytes the sender of this frame may now receive.
+ * - PING (5), PONG (6): stream 0, 8 opaque bytes that PONG echoes (keepalive and round trip).
+ *
+ * Flags are 0 (kept for later use). Anything else is a malformed frame, and the channel that
+ * carried it is closed.
+ */
+
+/** Bytes of a frame's header. */
+export const HEADER = 10;
+/** The most a DATA frame carries: one full TLS record. */
+export const MAX_PAYLOAD = 16 * 1024;
+/** What each side may send on a new stream before the first WINDOW frame. */
+export const INITIAL_WINDOW = 256 * 1024;
+
+/** Frame types, as on the wire. */
+export const FrameType = {
+  DATA: 0,
+  OPEN: 1,
+  FIN: 2,
+  RST: 3,
+  WINDOW: 4,
+  PING: 5,
+  PONG: 6,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+/** One frame as parsed. */
+export interface Frame {
+  type: FrameType;
+  stream: number;
+  payload: Buffer;
+}
+
+/** A frame that breaks the format: the channel that carried it is closed. */
+export class FrameError extends Error {}
+
+/** Payload length each type must have (DATA: 1 to MAX_PAYLOAD). */
+const FIXED_LENGTH: Record<number, number | undefined> = {
+  [FrameType.OPEN]: 0,
+  [FrameType.FIN]: 0,
+  [FrameType.RST]: 0,
+  [FrameType.WINDOW]: 4,
+  [FrameType.PING]: 8,
+  [FrameType.PONG]: 8,
+};
+
+/** Encode one frame (header and payload in one buffer: one write). */
+export function encode(type: FrameType, stream: number, payload?: Buffer): Buffer {
+  const len = payload?.length ?? 0;
+  const buf = Buffer.allocUnsafe(HEADER + len);
+  buf.writeUInt8(type, 0);
+  buf.writeUInt8(0, 1);
+  buf.writeUInt32BE(stream, 2);
+  buf.writeUInt32BE(len, 6);
+  if (payload) payload.copy(buf, HEADER);
+  return buf;
+}
+
+/** A WINDOW frame granting `bytes` more on `stream`. */
+export function encodeWindow(stream: number, bytes: number): Buffer {
+  const p = Buffer.allocUnsafe(4);
+  p.writeUInt32BE(bytes, 0);
+  return encode(FrameType.WINDOW, stream, p);
+}
+
+/** Check a header; throws FrameError on anything the format does not allow. */
+function check(type: number, flags: number, stream: number, len: number): void {
+  if (type > FrameType.PONG) throw new FrameError(`unknown frame type ${type}`);
+  if (flags !== 0) throw new FrameError(`frame flags ${flags} are not 0`);
+  const fixed = FIXED_LENGTH[type];
+  if (fixed === undefined) {
+    if (len < 1 || len > MAX_PAYLOAD)
+      throw new FrameError(`data frame of ${len} bytes (1 to ${MAX_PAYLOAD})`);
+  } else if (len !== fixed) throw new FrameError(`frame type ${type} with ${len} bytes, not ${fixed}`);
+  const control = type === FrameType.PING || type === FrameType.PONG;
+  if (control !== (stream === 0))
+    throw new FrameError(control ? 'ping on a stream' : 'stream frame on stream 0');
+}
+
+/**
+ * Cuts a byte stream into frames. `push` hands each whole frame to `onFrame` and keeps a
+ * partial one for the next chunk; a malformed header throws FrameError (the channel closes).
+ * Payloads are views into the chunks read (no copy).
+ */
+export class FrameParser {
+  private buffered: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly onFrame: (frame: Frame) => void) {}
+
+  /** Feed bytes read from the channel. */
+  push(chunk: Buffer): void {
+    let buf = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    while (buf.length >= HEADER) {
+      const type = buf[0];
+      const len = buf.readUInt32BE(6);
+      const stream = buf.readUInt32BE(2);
+      check(type, buf[1], stream, len);
+      if (buf.length < HEADER + len) break;
+      const payload = buf.subarray(HEADER, HEADER + len);
+      buf = buf.subarray(HEADER + len);
+      this.onFrame({ type: type as FrameType, stream, payload });
+    }
+    // (a partial frame's bytes are copied, so that a chunk is not kept alive for a few)
+    this.buffered = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
+  }
+}
