@@ -67,6 +67,8 @@ export class ApiServer {
   private readonly servers: { address: string; server: net.Server; path?: string }[] = [];
   /** Every accepted socket, in a TLS handshake or not: all are cut at close(). */
   private readonly sockets = new Set<net.Socket>();
+  /** Peers' channels accepted: told to go away when a successor takes over. */
+  private readonly channels = new Set<Channel>();
   /** How many of them are attached streams (outside the cap). */
   private attached = 0;
   private closing = false;
@@ -226,6 +228,16 @@ export class ApiServer {
       stream.end();
     };
     stream.on('end', endWithClient);
+    // No longer a request channel (an attach, a peer's channel): a socket of ours leaves the
+    // cap; a stream on a peer's channel never was in it, and must not lower it.
+    const handOver = (): void => {
+      reader.detach();
+      detached = true;
+      stream.off('end', endWithClient);
+      if (!this.sockets.has(stream as net.Socket)) return;
+      this.attached++;
+      stream.once('close', () => this.attached--);
+    };
     const reader = new FrameReader(
       stream,
       (frame) => {
@@ -260,27 +272,22 @@ export class ApiServer {
         }
         if (req.method === 'channel') {
           // A peer's channel: each stream on it is served as a connection of its own.
-          reader.detach();
-          detached = true;
-          this.attached++;
-          stream.once('close', () => this.attached--);
-          stream.off('end', endWithClient);
+          handOver();
           reply(req.id, {});
-          new Channel(stream, {
+          const channel: Channel = new Channel(stream, {
             dialer: false,
             peer: remote,
             log: this.log,
             onStream: (s) => this.serve(s, `${remote} stream ${s.id}`),
+            onClose: () => this.channels.delete(channel),
           });
+          this.channels.add(channel);
+          if (this.closing) channel.goAway();
           return;
         }
         if (req.method === 'attach') {
           // From here on the stream belongs to the segment (and to its --max-connections).
-          reader.detach();
-          detached = true;
-          this.attached++;
-          stream.once('close', () => this.attached--);
-          stream.off('end', endWithClient);
+          handOver();
           (stream as net.Socket).allowHalfOpen = true;
           const { id, origin } = params.data as Params<'attach'>;
           this.onAttach(
@@ -336,6 +343,8 @@ export class ApiServer {
   stopAccepting(): void {
     this.closing = true;
     for (const { server } of this.servers) server.close();
+    // peers open their next streams on a channel to the successor
+    for (const channel of this.channels) channel.goAway();
   }
 
   /** Stop accepting, close every connection, remove the unix socket files. */

@@ -59,6 +59,8 @@ export interface ChannelOptions {
   onStream?: (stream: PeerStream) => void;
   /** Once, when the channel ends (why, when it was not a plain close). */
   onClose?: (why: string) => void;
+  /** The dialing side: the other side takes no new streams (GOAWAY). */
+  onGoAway?: () => void;
 }
 
 /** One channel; see the file's comment. */
@@ -70,6 +72,8 @@ export class Channel {
   /** The last keepalive's round trip (null: none answered yet). */
   rttMs: number | null = null;
   closed = false;
+  /** GOAWAY sent or received: no new streams; closed once the last one ends. */
+  draining = false;
   /** The dialer: the next id it gives; the acceptor: the largest id opened so far. */
   private lastId = -1;
   private lastHeard = Date.now();
@@ -142,6 +146,18 @@ export class Channel {
   /** A stream is gone on this side. */
   forget(id: number): void {
     this.streams.delete(id);
+    if (this.draining && this.streams.size === 0) this.close('drained');
+  }
+
+  /**
+   * The accepting side: take no new streams (this daemon was taken over; the peer opens a
+   * new channel, to its successor), and close once the open ones have ended.
+   */
+  goAway(): void {
+    if (this.closed || this.draining) return;
+    this.draining = true;
+    this.send(encode(FrameType.GOAWAY, 0));
+    if (this.streams.size === 0) this.close('drained');
   }
 
   private onData(chunk: Buffer): void {
@@ -178,6 +194,12 @@ export class Channel {
       }
       case FrameType.OPEN:
         this.accept(f.stream);
+        return;
+      case FrameType.GOAWAY:
+        if (!this.opts.dialer) throw new Breach('the dialing side sent GOAWAY');
+        this.draining = true;
+        this.opts.onGoAway?.();
+        if (this.streams.size === 0) this.close('drained');
         return;
     }
     const stream = this.streams.get(f.stream);

@@ -13,6 +13,9 @@
  * - RST (3): the stream is reset (a TCP reset on one side becomes one on the other); no payload.
  * - WINDOW (4): 4 bytes, how many more bytes the sender of this frame may now receive.
  * - PING (5), PONG (6): stream 0, 8 opaque bytes that PONG echoes (keepalive and round trip).
+ * - GOAWAY (7): stream 0, no payload; the accepting side takes no new streams after those
+ *   in flight (its daemon was taken over): the dialer opens a new channel for new ones, and
+ *   this one closes once its streams have ended.
  *
  * Flags are 0 (kept for later use). Anything else is a malformed frame, and the channel that
  * carried it is closed.
@@ -34,6 +37,7 @@ export const FrameType = {
   WINDOW: 4,
   PING: 5,
   PONG: 6,
+  GOAWAY: 7,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -55,6 +59,7 @@ const FIXED_LENGTH: Record<number, number | undefined> = {
   [FrameType.WINDOW]: 4,
   [FrameType.PING]: 8,
   [FrameType.PONG]: 8,
+  [FrameType.GOAWAY]: 0,
 };
 
 /** Encode one frame (header and payload in one buffer: one write). */
@@ -78,14 +83,14 @@ export function encodeWindow(stream: number, bytes: number): Buffer {
 
 /** Check a header; throws FrameError on anything the format does not allow. */
 function check(type: number, flags: number, stream: number, len: number): void {
-  if (type > FrameType.PONG) throw new FrameError(`unknown frame type ${type}`);
+  if (type > FrameType.GOAWAY) throw new FrameError(`unknown frame type ${type}`);
   if (flags !== 0) throw new FrameError(`frame flags ${flags} are not 0`);
   const fixed = FIXED_LENGTH[type];
   if (fixed === undefined) {
     if (len < 1 || len > MAX_PAYLOAD)
       throw new FrameError(`data frame of ${len} bytes (1 to ${MAX_PAYLOAD})`);
   } else if (len !== fixed) throw new FrameError(`frame type ${type} with ${len} bytes, not ${fixed}`);
-  const control = type === FrameType.PING || type === FrameType.PONG;
+  const control = type === FrameType.PING || type === FrameType.PONG || type === FrameType.GOAWAY;
   if (control !== (stream === 0))
     throw new FrameError(control ? 'ping on a stream' : 'stream frame on stream 0');
 }

@@ -125,6 +125,10 @@ export class Peers {
         peer: line.host,
         log: this.log,
         onClose: (why) => this.lost(line, channel, why),
+        // (its daemon was taken over: new streams go on a new channel, to its successor)
+        onGoAway: () => {
+          if (line.channel === channel) line.channel = undefined;
+        },
       });
       line.channel = channel;
       this.moved(line, 'up');

@@ -43,6 +43,7 @@ const SAMPLE = Buffer.concat([
   encode(FrameType.PONG, 0, Buffer.alloc(8, 1)),
   encode(FrameType.FIN, 1),
   encode(FrameType.RST, 3),
+  encode(FrameType.GOAWAY, 0),
 ]);
 
 describe('channel frames', () => {
@@ -60,6 +61,7 @@ describe('channel frames', () => {
         [FrameType.PONG, 0, 8],
         [FrameType.FIN, 1, 0],
         [FrameType.RST, 3, 0],
+        [FrameType.GOAWAY, 0, 0],
       ],
     );
     assert.equal(whole.frames[1].payload.toString(), 'hello');
@@ -87,7 +89,7 @@ describe('channel frames', () => {
       return b;
     };
     const bad = [
-      header(7, 0, 1, 0), // unknown type
+      header(8, 0, 0, 0), // unknown type
       header(FrameType.DATA, 1, 1, 1), // flags
       header(FrameType.DATA, 0, 1, MAX_PAYLOAD + 1), // oversized
       header(FrameType.DATA, 0, 1, 0), // empty data
@@ -104,7 +106,7 @@ describe('channel frames', () => {
       // half the time a valid header type and small length, so that parsing goes deeper
       const bytes = randomBytes(1 + (i % 200));
       if (i % 2 === 0 && bytes.length >= HEADER) {
-        bytes[0] %= 7;
+        bytes[0] %= 8;
         bytes[1] = 0;
         bytes.writeUInt32BE(bytes.readUInt32BE(6) % 64, 6);
       }
@@ -131,6 +133,7 @@ function recorder(): { log: Logger; lines: string[] } {
 /** Two channel ends over loopback TCP; the accepting end's streams are handed to `onStream`. */
 async function pair(
   onStream: (s: PeerStream) => void,
+  onGoAway?: () => void,
 ): Promise<{ dialer: Channel; acceptor: Channel; raw: net.Socket; lines: string[] }> {
   const { log, lines } = recorder();
   let acceptor: Channel | undefined;
@@ -142,7 +145,7 @@ async function pair(
   const raw = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1' });
   await once(raw, 'connect');
   server.close();
-  const dialer = new Channel(raw, { dialer: true, peer: 'test', log });
+  const dialer = new Channel(raw, { dialer: true, peer: 'test', log, onGoAway });
   await waitFor('accepted', () => acceptor !== undefined);
   return { dialer, acceptor: acceptor!, raw, lines };
 }
@@ -234,6 +237,25 @@ describe('channel streams', () => {
     stalled.end();
     await waitFor('all arrived', () => got === sent);
     dialer.close();
+  });
+
+  it('goes away when told: open streams finish, then the channel closes', async () => {
+    let far: PeerStream | undefined;
+    let told = false;
+    const { dialer, acceptor } = await pair(
+      (x) => (far = x),
+      () => (told = true),
+    );
+    const near = dialer.open();
+    near.write('before');
+    await waitFor('opened', () => far !== undefined);
+    acceptor.goAway();
+    await waitFor('the dialer is told', () => told && dialer.draining);
+    const got = readAll(far!);
+    near.end(' after');
+    assert.equal(await got, 'before after', 'the open stream goes on');
+    far!.end();
+    await waitFor('both ends closed once it ended', () => acceptor.closed && dialer.closed);
   });
 
   it('closes a channel that breaks the rules, with one log line, and resets its streams', async () => {
