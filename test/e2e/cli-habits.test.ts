@@ -278,6 +278,26 @@ describe('the CLI fits operators’ habits', () => {
         check: (doc) => assert.deepEqual(doc, { id: 'js-a', deleted: ['js-a'] }),
       },
       { args: ['tunnel-list', '--json'], check: (doc) => assert.deepEqual(doc, []) },
+      {
+        // the peer pinged above: its channel is up
+        args: ['peers', '--json'],
+        check: (doc) => {
+          const ps = doc as { host: string; state: string; streams: number }[];
+          assert.deepEqual(
+            ps.map((p) => [p.host, p.state]),
+            [[peerHost, 'up']],
+          );
+          assert.deepEqual(Object.keys(ps[0]), [
+            'host',
+            'state',
+            'rttMs',
+            'streams',
+            'bytesUp',
+            'bytesDown',
+            'since',
+          ]);
+        },
+      },
     ];
     for (const { args, check } of ok) {
       const r = await d.cli(...args);
@@ -353,6 +373,7 @@ describe('the CLI fits operators’ habits', () => {
       'create',
       'delete',
       'list',
+      'peers',
       'top',
       'tunnel-create',
       'tunnel-delete',
@@ -483,6 +504,7 @@ printf '%s\\n' "\${COMPREPLY[@]}"`,
         'create',
         'delete',
         'list',
+        'peers',
         'top',
         'tunnel-create',
         'tunnel-delete',
