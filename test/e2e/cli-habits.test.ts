@@ -63,13 +63,13 @@ describe('the CLI fits operators’ habits', () => {
   it('prints its version, wormhole and wormholed alike, with no daemon', async () => {
     const gone = path.join(d.dir, 'never');
     const cases: [string, string[], string][] = [
-      ['wormhole', [WORMHOLE, '--version'], `wormhole ${VERSION} (protocol 1)\n`],
+      ['wormhole', [WORMHOLE, '--version'], `wormhole ${VERSION} (protocol 2)\n`],
       [
         'wormhole, a daemon that is not there',
         [WORMHOLE, '-H', `unix://${gone}.sock`, '--version'],
-        `wormhole ${VERSION} (protocol 1)\n`,
+        `wormhole ${VERSION} (protocol 2)\n`,
       ],
-      ['wormholed', [WORMHOLED, '--version', '--state-dir', gone], `wormholed ${VERSION} (protocol 1)\n`],
+      ['wormholed', [WORMHOLED, '--version', '--state-dir', gone], `wormholed ${VERSION} (protocol 2)\n`],
     ];
     for (const [what, argv, expected] of cases) {
       const r = await runCmd(process.execPath, argv);

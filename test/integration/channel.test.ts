@@ -192,6 +192,28 @@ describe('the channel between two daemons', () => {
     assert.ok(rtt[0].rttMs! > 0);
   });
 
+  it('sends new connections to the daemon that took the peer over; open ones finish on the old', async () => {
+    onTail = (s) => s.on('data', (d: Buffer) => s.write(d)).on('end', () => s.end());
+    const roundTrip = async (c: net.Socket, text: string): Promise<string> => {
+      c.write(text);
+      const [d] = (await once(c, 'data')) as [Buffer];
+      return d.toString();
+    };
+    const held = (await client()).c;
+    assert.equal(await roundTrip(held, 'held'), 'held');
+    const old = b;
+    b = await startDaemon(suite, { netns: hosts.b, dir: b.dir, takeover: true });
+    // the old daemon drains the held connection; a new one is served by its successor
+    const fresh = (await client()).c;
+    assert.equal(await roundTrip(fresh, 'fresh'), 'fresh');
+    assert.equal(await roundTrip(held, 'still'), 'still');
+    const oldGone = old.exited();
+    held.end();
+    await oldGone;
+    assert.equal(await roundTrip(fresh, 'after'), 'after', 'the new connection outlives the old daemon');
+    fresh.destroy();
+  });
+
   it('carries new connections again, with no command, once a killed peer is back', async () => {
     onTail = (s) => s.on('end', () => s.end('bye'));
     await b.stop('SIGKILL');
