@@ -26,6 +26,7 @@ import {
   INITIAL_WINDOW,
   MAX_PAYLOAD,
   encode,
+  dataHeader,
   encodeWindow,
 } from './frame';
 
@@ -129,9 +130,9 @@ export class Channel {
   }
 
   /** Write one frame; frames made in one tick leave in one write. */
-  send(frame: Buffer): void {
+  send(frame: Buffer, payload?: Buffer): void {
     if (this.closed) return;
-    this.bytesUp += frame.length;
+    this.bytesUp += frame.length + (payload?.length ?? 0);
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
@@ -141,6 +142,8 @@ export class Channel {
       });
     }
     this.socket.write(frame);
+    // (a DATA frame's bytes go as they are, after its header: no copy)
+    if (payload) this.socket.write(payload);
   }
 
   /** A stream is gone on this side. */
@@ -277,7 +280,7 @@ export class PeerStream extends Duplex {
   private flush(): void {
     while (this.pending && this.sendWindow > 0) {
       const n = Math.min(this.pending.length, this.sendWindow, MAX_PAYLOAD);
-      this.channel.send(encode(FrameType.DATA, this.id, this.pending.subarray(0, n)));
+      this.channel.send(dataHeader(this.id, n), this.pending.subarray(0, n));
       this.sendWindow -= n;
       this.pending = n === this.pending.length ? undefined : this.pending.subarray(n);
     }

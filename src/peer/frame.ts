@@ -62,15 +62,27 @@ const FIXED_LENGTH: Record<number, number | undefined> = {
   [FrameType.GOAWAY]: 0,
 };
 
+/** Write a frame's header at the start of `buf`. */
+function writeHeader(buf: Buffer, type: FrameType, stream: number, length: number): void {
+  buf.writeUInt8(type, 0);
+  buf.writeUInt8(0, 1);
+  buf.writeUInt32BE(stream, 2);
+  buf.writeUInt32BE(length, 6);
+}
+
 /** Encode one frame (header and payload in one buffer: one write). */
 export function encode(type: FrameType, stream: number, payload?: Buffer): Buffer {
   const len = payload?.length ?? 0;
   const buf = Buffer.allocUnsafe(HEADER + len);
-  buf.writeUInt8(type, 0);
-  buf.writeUInt8(0, 1);
-  buf.writeUInt32BE(stream, 2);
-  buf.writeUInt32BE(len, 6);
+  writeHeader(buf, type, stream, len);
   if (payload) payload.copy(buf, HEADER);
+  return buf;
+}
+
+/** The header of a DATA frame of `length` bytes, written before them (no copy of the bytes). */
+export function dataHeader(stream: number, length: number): Buffer {
+  const buf = Buffer.allocUnsafe(HEADER);
+  writeHeader(buf, FrameType.DATA, stream, length);
   return buf;
 }
 
