@@ -31,9 +31,12 @@ import {
 } from './frame';
 
 /** A keepalive goes out this often (the dialing side); its round trip is the RTT shown. */
-const KEEPALIVE_MS = 3000;
-/** A channel that heard nothing for this long is dead (the peer, or the path, is gone). */
-const DEAD_MS = 10_000;
+const KEEPALIVE_MS = 2000;
+/**
+ * A channel that heard nothing for this long is dead (the peer, or the path, is gone);
+ * checked at each keepalive, so a dead peer is noticed within DEAD_MS + KEEPALIVE_MS: 10 s.
+ */
+const DEAD_MS = 8000;
 /** Grant more window once the reader has taken this much (at most the window: no stall). */
 const CREDIT_AT = INITIAL_WINDOW / 4;
 /** Streams one channel carries at most; past it a new one is reset at once. */

@@ -192,6 +192,24 @@ describe('the channel between two daemons', () => {
     assert.ok(rtt[0].rttMs! > 0);
   });
 
+  it('notices a peer gone silent (the link cut) by its keepalive, and comes back with the link', async () => {
+    assert.equal((await peers())[0].state, 'up');
+    // no FIN, no reset: the packets just stop
+    sh('ip', '-n', hosts.a, 'link', 'set', hosts.vethA, 'down');
+    try {
+      await until('the channel is seen down', peers, (ps) => ps[0].state !== 'up');
+      assert.match(a.log(), /"why":"nothing heard for \d+ s","msg":"peer channel lost/);
+    } finally {
+      sh('ip', '-n', hosts.a, 'link', 'set', hosts.vethA, 'up');
+    }
+    onTail = (s) => s.on('end', () => s.end('bye'));
+    const { c } = await client();
+    const answer = readAll(c);
+    c.end();
+    assert.equal(await answer, 'bye');
+    assert.equal((await peers())[0].state, 'up');
+  });
+
   it('sends new connections to the daemon that took the peer over; open ones finish on the old', async () => {
     onTail = (s) => s.on('data', (d: Buffer) => s.write(d)).on('end', () => s.end());
     const roundTrip = async (c: net.Socket, text: string): Promise<string> => {
