@@ -1,13 +1,15 @@
 /**
  * The bench's surroundings: the processes it starts (all stopped at the end), ports, tools
- * that may be missing, namespaces, and wormhole daemons with a key and state of their own.
+ * that may be missing, namespaces, and wormhole daemons with a key and state of their own,
+ * of this checkout or of the build beside it (`--beside`).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { removeNetns } from '../test/helpers/netns';
+import { removeNetns, withHostPair } from '../test/helpers/netns';
 
 export const ROOT = path.resolve(__dirname, '../..');
 
@@ -173,6 +175,31 @@ export function iperfServer(p: number, netns?: string, bind?: string): ChildProc
   return netns ? start('ip', ['netns', 'exec', netns, ...argv]) : start(argv[0], argv.slice(1));
 }
 
+/**
+ * A built checkout of wormhole whose daemon and CLI the bench runs: this one, or the one given
+ * by `--beside DIR` (bench/beside.ts), measured in the same rounds.
+ */
+export interface Build {
+  /** The checkout: bin/wormholed, bin/wormhole and what they load (dist/, native/build/). */
+  root: string;
+  /** The name of the build beside this one (its rows are `wormhole (NAME)`); undefined for this one. */
+  beside?: string;
+}
+
+/** This checkout. */
+export const THIS_BUILD: Build = { root: ROOT };
+
+/**
+ * A row's name for a build: for this build the name as it is; for the build beside, its
+ * label after `wormhole` (`wormhole (NAME) remote`), or after the name where the name does
+ * not start with it (`one tail, wormhole (NAME)`). bench/beside.ts pairs rows by it.
+ */
+export function named(b: Build, name: string): string {
+  if (b.beside === undefined) return name;
+  const who = `wormhole (${b.beside})`;
+  return name.startsWith('wormhole') ? who + name.slice('wormhole'.length) : `${name}, ${who}`;
+}
+
 export interface Daemon {
   sock: string;
   pid: number;
@@ -180,35 +207,74 @@ export interface Daemon {
   dir: string;
   /** The namespace it runs in, if any. */
   ns?: string;
+  /** Whose daemon and CLI these are. */
+  build: Build;
   proc: ChildProcess;
-  /** The CLI against this daemon: its output, trimmed. */
+  /** The CLI of its build against this daemon: its output, trimmed. */
   cli: (...a: string[]) => string;
   /** What it logged so far (pino's JSON lines), when started with its log kept; else ''. */
   log: () => string;
 }
 
-/** A wormholed with its own key and state (optionally inside a namespace, also on TCP 9999). */
-export function daemon(key: string, ns?: string, keepLog = false, flags: string[] = []): Daemon {
+/** How a daemon is started: every field optional. */
+export interface DaemonOptions {
+  /** Its key (random: a daemon of its own); two daemons that are peers share one. */
+  key?: string;
+  /** The namespace to run it in (it then also listens on TCP 9999, for its peers). */
+  ns?: string;
+  /** Keep its log (Daemon.log). */
+  keepLog?: boolean;
+  /** More wormholed flags. */
+  flags?: string[];
+}
+
+/** A wormholed of `build` with its own key and state. */
+export function daemon(build: Build, o: DaemonOptions = {}): Daemon {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whbench-'));
   onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
-  fs.writeFileSync(path.join(dir, 'key'), `${key}\n`, { mode: 0o600 });
-  const d = spawnDaemon(dir, ns, false, keepLog, flags);
+  fs.writeFileSync(path.join(dir, 'key'), `${o.key ?? randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
+  const d = spawnDaemon(build, dir, o.ns, false, o.keepLog ?? false, o.flags ?? []);
   for (let i = 0; i < 100 && !fs.existsSync(d.sock); i++) execFileSync('sleep', ['0.1']);
   return d;
 }
 
 /**
- * A new wormholed on the directory (key, state, flags) of `d`, which has stopped (a restart:
- * it builds the segments kept there again) or, with `takeover`, still runs and hands its
- * sockets over. Returns at once, its log kept: the caller waits for what it measures.
+ * A new wormholed (same build) on the directory (key, state, flags) of `d`, which has stopped
+ * (a restart: it builds the segments kept there again) or, with `takeover`, still runs and
+ * hands its sockets over. Returns at once, its log kept: the caller waits for what it measures.
  */
 export function daemonAgain(d: Daemon, takeover = false): Daemon {
-  return spawnDaemon(d.dir, d.ns, takeover, true);
+  return spawnDaemon(d.build, d.dir, d.ns, takeover, true);
+}
+
+/** The second host's address of each pair of hosts standing now. */
+const pairsUp = new Set<string>();
+
+/**
+ * Two test hosts (test/helpers/netns.ts: namespaces a and b joined by a veth pair) with a
+ * daemon of `build` on each, peers of each other (one key); all removed at the end. Returns
+ * the first host's daemon. No two pairs standing at once share addresses: a tunnel's
+ * interface is named after both ends' addresses, and wireguard-go's control socket lies in
+ * /var/run/wireguard whatever the namespace (with `--beside`, each build has a pair).
+ */
+export async function hostPair(build: Build): Promise<{ a: string; b: string; ipB: string; da: Daemon }> {
+  let pair = withHostPair({ after: (fn) => onCleanup(() => void fn()) });
+  // one that collides is removed at the end with the others
+  while (pairsUp.has(pair.ipB)) pair = withHostPair({ after: (fn) => onCleanup(() => void fn()) });
+  const { a, b, ipB } = pair;
+  pairsUp.add(ipB);
+  onCleanup(() => pairsUp.delete(ipB));
+  const key = randomBytes(16).toString('hex');
+  const da = daemon(build, { key, ns: a });
+  daemon(build, { key, ns: b });
+  await waitPort(ipB, 9999, a);
+  return { a, b, ipB, da };
 }
 
 let daemonRuns = 0;
 
 function spawnDaemon(
+  build: Build,
   dir: string,
   ns: string | undefined,
   takeover: boolean,
@@ -217,7 +283,7 @@ function spawnDaemon(
 ): Daemon {
   const sock = path.join(dir, 'api.sock');
   const args = [
-    path.join(ROOT, 'bin/wormholed'),
+    path.join(build.root, 'bin/wormholed'),
     '-H',
     `unix://${sock}`,
     '-K',
@@ -235,9 +301,9 @@ function spawnDaemon(
     ? start('ip', ['netns', 'exec', ns, process.execPath, ...args], false, out)
     : start(process.execPath, args, false, out);
   const cli = (...a: string[]): string =>
-    sh(process.execPath, path.join(ROOT, 'bin/wormhole'), '-H', `unix://${sock}`, ...a).trim();
+    sh(process.execPath, path.join(build.root, 'bin/wormhole'), '-H', `unix://${sock}`, ...a).trim();
   const log = (): string => (keepLog && fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '');
-  return { sock, pid: p.pid!, dir, ns, proc: p, cli, log };
+  return { sock, pid: p.pid!, dir, ns, build, proc: p, cli, log };
 }
 
 /** The soft limit on open files of this process. */

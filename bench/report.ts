@@ -2,6 +2,7 @@
  * What a run found: the rows of each scene, printed as markdown tables, and the issue's
  * targets (issue 8) as ratios between rows of the same run, each met or missed.
  */
+import type { ColdStart } from './scenes/cold-start';
 import type { RestartPath, ServeAgain } from './scenes/restart';
 import type { UdpRow } from './scenes/sockets';
 
@@ -20,6 +21,8 @@ export interface Row {
 
 const f = (n: number | undefined, digits: number): string => (n === undefined ? '–' : n.toFixed(digits));
 const thousands = (n: number): string => n.toLocaleString('en-US');
+const median = (xs: number[]): number | undefined =>
+  xs.length ? [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] : undefined;
 
 /** Footnotes under a table (a markdown list, one line each): each row's notes, numbered, the mark after the path's name. */
 function withNotes<R extends { path: string; notes?: string[] }>(
@@ -50,6 +53,28 @@ export function sceneTable(rows: Row[], idleCounts: number[]): string {
     return `| ${name} | ${f(r.gbps, 2)} | ${f(r.connsPerSec, 0)} | ${f(r.p50us, 0)} | ${f(r.p99us, 0)} |${mem.join('')}`;
   });
   return [...head, body].join('\n');
+}
+
+/** The cold-start table: medians, wormhole's rows (and the build beside's) among the by-hand ones. */
+export function coldTable(cold: ColdStart): string {
+  const ms = (xs: number[]): string => f(median(xs), 0);
+  const other = cold.beside;
+  return [
+    '| how | ms |',
+    '|---|---|',
+    `| wormhole trigger docker-run (connect to first byte) | ${ms(cold.wormholeMs)} |`,
+    ...(other
+      ? [`| ${other.path} trigger docker-run (connect to first byte) | ${ms(other.wormholeMs)} |`]
+      : []),
+    `| docker run -d, then the service polled until it answers | ${ms(cold.byHandMs)} |`,
+    `| wormhole after idle stopped the container (connect to first byte) | ${ms(cold.afterIdleMs)} |`,
+    ...(other
+      ? [
+          `| ${other.path} after idle stopped the container (connect to first byte) | ${ms(other.afterIdleMs)} |`,
+        ]
+      : []),
+    `| docker start of the stopped container, then the service polled until it answers | ${ms(cold.byHandStartMs)} |`,
+  ].join('\n');
 }
 
 /** The two-hosts table: throughput and latency only (each leg is its own machine's pair). */
@@ -101,9 +126,6 @@ export function restartTable(rows: RestartPath[]): string {
   return [...head, body].join('\n');
 }
 
-const median = (xs: number[]): number | undefined =>
-  xs.length ? [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] : undefined;
-
 /** Time to serve again by segments kept in the state directory (median of the repeats). */
 export function serveAgainTable(rows: ServeAgain[]): string {
   const head = [
@@ -111,7 +133,7 @@ export function serveAgainTable(rows: ServeAgain[]): string {
     '|---|---|---|---|---|---|',
   ];
   const body = withNotes(
-    rows.map((r) => ({ ...r, path: thousands(r.segments), notes: r.error ? [r.error] : [] })),
+    rows.map((r) => ({ ...r, notes: r.error ? [r.error] : [] })),
     (r, name) => {
       const c = r.takeoverClients;
       const why = Object.entries(c.failures)

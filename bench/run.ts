@@ -16,15 +16,19 @@
  * writes dist/bench-results.json. Rows: bench/scenes/*; proxies: bench/peers.ts.
  * `--only restart` (or a comma list of local, cold-start, two-hosts, restart, balance,
  * sockets) runs those scenes alone; the targets are printed only when the scenes they compare
- * have run.
+ * have run. `--beside DIR [--beside-label NAME]` measures every wormhole row again with the
+ * daemon and CLI of another built checkout, in the same rounds, and ends with a table of this
+ * build's figures over that build's (bench/beside.ts).
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stopDockerdIfStarted } from '../test/helpers/docker';
 import { config } from './config';
-import { fdLimit, ROOT, stopAll } from './env';
+import { besideBuild, besideFigures, besideTable, type Results } from './beside';
+import { fdLimit, ROOT, stopAll, THIS_BUILD } from './env';
 import {
+  coldTable,
   hostsTable,
   ratio,
   restartTable,
@@ -42,7 +46,7 @@ import { acrossNamespaces, oneNamespace } from './scenes/local';
 import { measureScenes } from './scenes/paths';
 import { restart } from './scenes/restart';
 import { tcpToUnix, udpTwoHosts } from './scenes/sockets';
-import { twoHosts } from './scenes/two-hosts';
+import { type TwoHosts, twoHosts } from './scenes/two-hosts';
 
 /** Open files this run and its children need: 10,000 idle connections are 20,000 in a proxy. */
 const NOFILE = 262144;
@@ -64,7 +68,6 @@ function reexecWithFdLimit(): number | false {
   return r.status ?? 1;
 }
 
-const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const find = (rows: Row[], prefix: string): Row | undefined => rows.find((r) => r.path.startsWith(prefix));
 
 /**
@@ -78,6 +81,43 @@ function memoryTarget(scene: string, wh: Row | undefined, dp: Row | undefined): 
   const n = both.includes(5000) ? 5000 : Math.max(0, ...both);
   const what = `RSS at ${n === 5000 || n === 0 ? '5,000' : `${n.toLocaleString('en-US')} (docker-proxy did not reach 5,000)`} idle vs docker-proxy, ${scene}`;
   return target(what, n ? ratio(wh?.idleMiB?.[n], dp?.idleMiB?.[n]) : undefined, '<=', 1.0);
+}
+
+/**
+ * The issue's targets, as ratios of this run (wormhole / peer). The first row whose name
+ * starts with `wormhole` is this build's: the scenes list the build beside's after it.
+ */
+function issueTargets(same: Row[], across: Row[], two: TwoHosts): Target[] {
+  const wh = find(same, 'wormhole');
+  const dp = find(same, 'docker-proxy');
+  const whX = find(across, 'wormhole');
+  const dpX = find(across, 'docker-proxy');
+  const pastaX = find(across, 'pasta');
+  return [
+    target('throughput vs docker-proxy, one namespace', ratio(wh?.gbps, dp?.gbps), '>=', 1.2),
+    target('throughput vs docker-proxy, across namespaces', ratio(whX?.gbps, dpX?.gbps), '>=', 1.2),
+    target('throughput vs pasta, across namespaces', ratio(whX?.gbps, pastaX?.gbps), '>=', 1.0),
+    target('new conn/s vs docker-proxy, one namespace', ratio(wh?.connsPerSec, dp?.connsPerSec), '>=', 1.1),
+    target(
+      'new conn/s across namespaces / one namespace',
+      ratio(whX?.connsPerSec, wh?.connsPerSec),
+      '>=',
+      0.9,
+    ),
+    target('latency p50 vs docker-proxy, one namespace', ratio(wh?.p50us, dp?.p50us), '<=', 1.0),
+    target('latency p99 vs docker-proxy, one namespace', ratio(wh?.p99us, dp?.p99us), '<=', 1.0),
+    target('latency p50 vs docker-proxy, across namespaces', ratio(whX?.p50us, dpX?.p50us), '<=', 1.0),
+    target('latency p99 vs docker-proxy, across namespaces', ratio(whX?.p99us, dpX?.p99us), '<=', 1.0),
+    memoryTarget('one namespace', wh, dp),
+    memoryTarget('across namespaces', whX, dpX),
+    target(
+      'remote leg throughput vs ssh -L',
+      ratio(find(two.rows, 'wormhole remote')?.gbps, find(two.rows, 'ssh -L')?.gbps),
+      '>=',
+      1.0,
+    ),
+    target('peer ping over veth', two.peerPingMs, '<', 5, 'ms'),
+  ];
 }
 
 const SCENES = ['local', 'cold-start', 'two-hosts', 'restart', 'balance', 'sockets'];
@@ -98,6 +138,9 @@ function scenesWanted(): Set<string> {
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const want = scenesWanted();
+  const beside = besideBuild(process.argv);
+  // this build first: the targets below read its rows as the first named wormhole
+  const builds = beside ? [THIS_BUILD, beside] : [THIS_BUILD];
   const cfg = config(quick, fdLimit());
   if (cfg.idle.join() !== config(quick).idle.join()) {
     console.error(
@@ -105,13 +148,14 @@ async function main(): Promise<void> {
         `memory read at ${cfg.idle.join(', ')} idle connections`,
     );
   }
-  const results: Record<string, unknown> = { date: new Date().toISOString(), config: cfg };
+  const results: Results & Record<string, unknown> = { date: new Date().toISOString(), config: cfg };
   try {
     let same: Row[] = [];
     let across: Row[] = [];
     if (want.has('local')) {
       // both scenes stand at once, so that their measurements interleave (bench/scenes/paths.ts)
-      [same, across] = await measureScenes([await oneNamespace(cfg), await acrossNamespaces(cfg)], cfg);
+      const scenes = [await oneNamespace(cfg, builds), await acrossNamespaces(cfg, builds)];
+      [same, across] = await measureScenes(scenes, cfg);
       results.oneNamespace = same;
       results.acrossNamespaces = across;
       await stopAll();
@@ -124,42 +168,30 @@ async function main(): Promise<void> {
     }
 
     if (want.has('cold-start')) {
-      const cold = await coldStart(cfg).catch((err: Error) => `failed: ${err.message.split('\n')[0]}`);
+      const cold = await coldStart(cfg, builds).catch(
+        (err: Error) => `failed: ${err.message.split('\n')[0]}`,
+      );
       results.coldStart = cold;
       await stopAll();
       console.log('\n### Cold start of a socket-activated container (first byte back, median)\n');
-      if (typeof cold === 'string') console.log(`skipped: ${cold}`);
-      else {
-        console.log('| how | ms |\n|---|---|');
-        console.log(
-          `| wormhole trigger docker-run (connect to first byte) | ${median(cold.wormholeMs).toFixed(0)} |`,
-        );
-        console.log(
-          `| docker run -d, then the service polled until it answers | ${median(cold.byHandMs).toFixed(0)} |`,
-        );
-        console.log(
-          `| wormhole after idle stopped the container (connect to first byte) | ${median(cold.afterIdleMs).toFixed(0)} |`,
-        );
-        console.log(
-          `| docker start of the stopped container, then the service polled until it answers | ${median(cold.byHandStartMs).toFixed(0)} |`,
-        );
-      }
+      console.log(typeof cold === 'string' ? `skipped: ${cold}` : coldTable(cold));
     }
 
-    let two: Awaited<ReturnType<typeof twoHosts>> | undefined;
+    let two: TwoHosts | undefined;
     if (want.has('two-hosts')) {
-      two = await twoHosts(cfg);
+      two = await twoHosts(cfg, builds);
       results.twoHosts = two;
       await stopAll();
       console.log(`\n### Two hosts (namespaces joined by a veth pair, iperf3 ${cfg.seconds} s)\n`);
       console.log(hostsTable(two.rows));
-      console.log(
-        `\nwormhole ping between the two daemons: ${two.peerPingMs === undefined ? two.peerPingNote : `${two.peerPingMs.toFixed(2)} ms`}`,
-      );
+      for (const p of [{ path: 'wormhole', ...two }, ...(two.beside ? [two.beside] : [])])
+        console.log(
+          `\n${p.path} ping between the two daemons: ${p.peerPingMs === undefined ? p.peerPingNote : `${p.peerPingMs.toFixed(2)} ms`}`,
+        );
     }
 
     if (want.has('restart')) {
-      const r = await restart(cfg);
+      const r = await restart(cfg, builds);
       results.restart = r;
       await stopAll();
       console.log(
@@ -172,24 +204,23 @@ async function main(): Promise<void> {
     }
 
     if (want.has('balance')) {
-      const rows = await balance(cfg);
+      const rows = await balance(cfg, builds);
       results.balance = rows;
       await stopAll();
       console.log(
         `\n### Several tails and the access log (new connections/s, one namespace, median of ${cfg.repeats})\n`,
       );
       console.log('| path | conn/s | vs one tail |\n| --- | --- | --- |');
-      const one = rows[0].connsPerSec;
       for (const r of rows)
         console.log(
-          `| ${r.path} | ${Math.round(r.connsPerSec).toLocaleString('en-US')} | ${(r.connsPerSec / one).toFixed(2)}x |`,
+          `| ${r.path} | ${Math.round(r.connsPerSec).toLocaleString('en-US')} | ${r.vsOneTail.toFixed(2)}x |`,
         );
     }
 
     if (want.has('sockets')) {
-      const unix = await tcpToUnix(cfg);
+      const unix = await tcpToUnix(cfg, builds);
       await stopAll();
-      const udp = await udpTwoHosts(cfg);
+      const udp = await udpTwoHosts(cfg, builds);
       await stopAll();
       results.sockets = { tcpToUnix: unix, udpTwoHosts: udp };
       const rounds = cfg.repeats > 1 ? `; median of ${cfg.repeats} rounds` : '';
@@ -203,40 +234,20 @@ async function main(): Promise<void> {
       console.log(udpTable(udp));
     }
 
-    if (!two || !want.has('local')) return;
-    const wh = find(same, 'wormhole');
-    const dp = find(same, 'docker-proxy');
-    const whX = find(across, 'wormhole');
-    const dpX = find(across, 'docker-proxy');
-    const pastaX = find(across, 'pasta');
-    const targets = [
-      target('throughput vs docker-proxy, one namespace', ratio(wh?.gbps, dp?.gbps), '>=', 1.2),
-      target('throughput vs docker-proxy, across namespaces', ratio(whX?.gbps, dpX?.gbps), '>=', 1.2),
-      target('throughput vs pasta, across namespaces', ratio(whX?.gbps, pastaX?.gbps), '>=', 1.0),
-      target('new conn/s vs docker-proxy, one namespace', ratio(wh?.connsPerSec, dp?.connsPerSec), '>=', 1.1),
-      target(
-        'new conn/s across namespaces / one namespace',
-        ratio(whX?.connsPerSec, wh?.connsPerSec),
-        '>=',
-        0.9,
-      ),
-      target('latency p50 vs docker-proxy, one namespace', ratio(wh?.p50us, dp?.p50us), '<=', 1.0),
-      target('latency p99 vs docker-proxy, one namespace', ratio(wh?.p99us, dp?.p99us), '<=', 1.0),
-      target('latency p50 vs docker-proxy, across namespaces', ratio(whX?.p50us, dpX?.p50us), '<=', 1.0),
-      target('latency p99 vs docker-proxy, across namespaces', ratio(whX?.p99us, dpX?.p99us), '<=', 1.0),
-      memoryTarget('one namespace', wh, dp),
-      memoryTarget('across namespaces', whX, dpX),
-      target(
-        'remote leg throughput vs ssh -L',
-        ratio(find(two.rows, 'wormhole remote')?.gbps, find(two.rows, 'ssh -L')?.gbps),
-        '>=',
-        1.0,
-      ),
-      target('peer ping over veth', two.peerPingMs, '<', 5, 'ms'),
-    ];
-    results.targets = targets;
-    console.log(`\n### Targets (issue 8), as ratios of this run (wormhole / peer)\n`);
-    console.log(targetsTable(targets));
+    const targets = two && want.has('local') ? issueTargets(same, across, two) : undefined;
+    if (targets) {
+      results.targets = targets;
+      console.log(`\n### Targets (issue 8), as ratios of this run (wormhole / peer)\n`);
+      console.log(targetsTable(targets));
+    }
+    if (beside) {
+      const figures = besideFigures(results, beside, cfg);
+      results.beside = { dir: beside.root, label: beside.beside, figures };
+      console.log(
+        `\n### Beside wormhole (${beside.beside}): each figure of this build over the same of ${beside.root}, in this run\n`,
+      );
+      console.log(besideTable(figures, beside));
+    }
   } finally {
     await stopAll();
     await stopDockerdIfStarted().catch(() => undefined);

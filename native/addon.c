@@ -2,13 +2,16 @@
  * The wormhole addon: one module, a concern per file.
  *   nsfactory.c  sockets made inside network namespaces by a long-lived thread (setns there
  *                and back), namespace files checked and kept open, never on the event loop;
- *   engine.c     the data path: one epoll thread moving bytes with splice(2);
+ *   engine.h     the data path: one epoll thread moving bytes with splice(2), in rooms:
+ *                engine.c (the loop, commands, events), conn.c (a connection's states),
+ *                pipes.c (the pipe pool), pick.c (the tail pick), listen.c (accepting),
+ *                engine_napi.c (its JavaScript face);
  *   unixsock.c   unix sockets bound and dialed inside a container's filesystem (openat2,
  *                never out of it) or abstract; used by the two above;
- *   proxyproto.c the PROXY protocol header the engine writes to a tail that wants one;
+ *   proxyproto.c the PROXY protocol header a tail that wants one gets, built here for both movers;
  *   fdpass.c     the daemon's own unix listeners, and fds passed over them (takeover);
  *   notify.c     one datagram to systemd's notification socket (AF_UNIX, which dgram lacks).
- * This file holds what they share: errors with errno names as codes, argument readers.
+ * This file holds what they share: errors with errno names as codes, argument and field readers.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -74,6 +77,77 @@ bool wh_ptr_arg(napi_env env, napi_value v, const char *name, void **out) {
     return false;
   }
   return true;
+}
+
+/* obj[name], and whether it is there at all (absent or undefined: not there). */
+bool wh_field(napi_env env, napi_value obj, const char *name, napi_value *out, bool *has) {
+  napi_valuetype t;
+  if (napi_get_named_property(env, obj, name, out) != napi_ok || napi_typeof(env, *out, &t) != napi_ok)
+    return false;
+  *has = t != napi_undefined;
+  return true;
+}
+
+/* Throw a TypeError "what: name must be ..." with code EINVAL; false. */
+bool wh_bad_field(napi_env env, const char *what, const char *name, const char *must) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s: %s must be %s", what, name, must);
+  if (!wh_exception_pending(env)) napi_throw_type_error(env, "EINVAL", msg);
+  return false;
+}
+
+/* An optional number field (def when absent) within [lo, hi]. */
+bool wh_int_field(napi_env env, napi_value obj, const char *what, const char *name, int32_t lo, int32_t hi,
+                      int32_t def, int32_t *out) {
+  napi_value v;
+  bool has;
+  napi_valuetype t;
+  if (!wh_field(env, obj, name, &v, &has)) return false;
+  *out = def;
+  if (!has) return true;
+  char must[64];
+  snprintf(must, sizeof must, "a number from %d to %d", lo, hi);
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number || napi_get_value_int32(env, v, out) != napi_ok ||
+      *out < lo || *out > hi)
+    return wh_bad_field(env, what, name, must);
+  return true;
+}
+
+/* An optional string field that fits in buf (has: false when absent). */
+bool wh_str_field(napi_env env, napi_value obj, const char *what, const char *name, char *buf, size_t size,
+                      bool *has) {
+  napi_value v;
+  napi_valuetype t;
+  size_t len = 0;
+  buf[0] = '\0';
+  if (!wh_field(env, obj, name, &v, has)) return false;
+  if (!*has) return true;
+  char must[64];
+  snprintf(must, sizeof must, "a string of at most %zu bytes", size - 1);
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string ||
+      napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len >= size ||
+      napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok)
+    return wh_bad_field(env, what, name, must);
+  return true;
+}
+
+/* An optional boolean field. */
+bool wh_bool_field(napi_env env, napi_value obj, const char *what, const char *name, bool def, bool *out) {
+  napi_value v;
+  bool has;
+  napi_valuetype t;
+  if (!wh_field(env, obj, name, &v, &has)) return false;
+  *out = def;
+  if (!has) return true;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_boolean || napi_get_value_bool(env, v, out) != napi_ok)
+    return wh_bad_field(env, what, name, "true or false");
+  return true;
+}
+
+/* Is v an object (not null)? */
+bool wh_is_object(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) == napi_ok && t == napi_object;
 }
 
 static napi_value init(napi_env env, napi_value exports) {

@@ -2,8 +2,11 @@
   "targets": [
     {
       "target_name": "wormhole",
-      "sources": ["addon.c", "nsfactory.c", "engine.c", "fdpass.c", "notify.c", "unixsock.c", "proxyproto.c"],
-      "cflags": ["-Wall", "-Wextra", "-O2"],
+      "sources": [
+        "addon.c", "nsfactory.c", "fdpass.c", "notify.c", "unixsock.c", "proxyproto.c",
+        "engine.c", "conn.c", "pipes.c", "pick.c", "listen.c", "engine_napi.c"
+      ],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-fvisibility=hidden"],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
     }
   ]

@@ -55,6 +55,26 @@ bool wh_int_arg(napi_env env, napi_value v, const char *name, int32_t *out);
 /* The pointer behind an External argument (an engine or a group handle). */
 bool wh_ptr_arg(napi_env env, napi_value v, const char *name, void **out);
 
+/*
+ * An object argument's fields (groupTail's tail, pickTail's, an origin): `what` names the
+ * call in the TypeError (code EINVAL) thrown for a field of the wrong kind. Absent or
+ * undefined fields are not there: the default, or has = false.
+ */
+/* obj[name], and whether it is there. */
+bool wh_field(napi_env env, napi_value obj, const char *name, napi_value *out, bool *has);
+/* Throw "what: name must be <must>" (unless an exception is pending); false. */
+bool wh_bad_field(napi_env env, const char *what, const char *name, const char *must);
+/* An optional number field (def when absent) within [lo, hi]. */
+bool wh_int_field(napi_env env, napi_value obj, const char *what, const char *name, int32_t lo, int32_t hi,
+                  int32_t def, int32_t *out);
+/* An optional string field that fits in buf with its NUL. */
+bool wh_str_field(napi_env env, napi_value obj, const char *what, const char *name, char *buf, size_t size,
+                  bool *has);
+/* An optional boolean field. */
+bool wh_bool_field(napi_env env, napi_value obj, const char *what, const char *name, bool def, bool *out);
+/* Is v an object (not null)? */
+bool wh_is_object(napi_env env, napi_value v);
+
 /* host:port (numeric, of the family AF_INET or AF_INET6) as a socket address; false if not. */
 bool wh_sockaddr(int family, const char *host, int port, struct sockaddr_storage *out, socklen_t *len);
 

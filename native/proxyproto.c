@@ -1,9 +1,9 @@
 /*
  * proxyproto: the PROXY protocol header (HAProxy's doc/proxy-protocol.txt) that starts a
  * connection to a tail set with `proxy-protocol v1|v2`, so that the server behind learns the
- * client's address and port and the head's, as HAProxy and nginx read them. Built here, once,
- * for the engine; src/proxy/proxyproto.ts is its twin for the JavaScript mover, and the
- * tests hold both to the same bytes.
+ * client's address and port and the head's, as HAProxy and nginx read them. Built here and
+ * nowhere else: the engine calls wh_proxy_header, JavaScript (its mover, and a segment serving
+ * a peer's client) calls proxyHeader below.
  *
  * v1: one text line, "PROXY TCP4 SRC DST SPORT DPORT\r\n" (TCP6 for IPv6), at most 107
  * bytes; a client that is no TCP peer (a unix socket) is "PROXY UNKNOWN\r\n".
@@ -162,9 +162,73 @@ static napi_value fd_origin(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* One end of an origin ({host, port} or {path}) as a socket address; AF_UNSPEC if neither. */
+static bool origin_end(napi_env env, napi_value obj, const char *name, struct sockaddr_storage *ss,
+                       socklen_t *len) {
+  const char *what = "proxyHeader";
+  napi_value end;
+  bool has, has_host, has_path;
+  char host[INET6_ADDRSTRLEN + 64], path[4097];
+  int32_t port;
+  memset(ss, 0, sizeof *ss);
+  *len = sizeof *ss;
+  ss->ss_family = AF_UNSPEC;
+  if (!wh_field(env, obj, name, &end, &has)) return false;
+  if (!has || !wh_is_object(env, end)) return wh_bad_field(env, what, name, "{host, port} or {path}");
+  if (!wh_str_field(env, end, what, "host", host, sizeof host, &has_host) ||
+      !wh_int_field(env, end, what, "port", 0, 65535, 0, &port) ||
+      !wh_str_field(env, end, what, "path", path, sizeof path, &has_path))
+    return false;
+  if (has_host) {
+    host[strcspn(host, "%")] = '\0'; /* a zone (fe80::1%eth0) is no part of the address */
+    if (!wh_sockaddr(AF_INET, host, port, ss, len) && !wh_sockaddr(AF_INET6, host, port, ss, len))
+      ss->ss_family = AF_UNSPEC; /* not an IP address: the header says UNKNOWN */
+  } else if (has_path) {
+    /* as the kernel has it: "" unnamed, "@name" abstract (a NUL, then the name), or a path */
+    struct sockaddr_un *u = (struct sockaddr_un *)ss;
+    size_t n = strnlen(path, sizeof u->sun_path);
+    u->sun_family = AF_UNIX;
+    memcpy(u->sun_path, path, n);
+    if (path[0] == '@') u->sun_path[0] = '\0';
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+  }
+  return true;
+}
+
+/*
+ * proxyHeader(version, origin | null) -> Buffer: the header of PROXY protocol version 1 or 2
+ * for a connection from origin.src (the client) to origin.dst (the head), each {host, port}
+ * or {path}; null: an origin nobody said (v1 UNKNOWN, v2 unspecified).
+ */
+static napi_value proxy_header_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t version;
+  if (argc < 2 || !wh_int_arg(env, argv[0], "version", &version)) return NULL;
+  if (version != 1 && version != 2) {
+    napi_throw_range_error(env, "EINVAL", "proxyHeader: version must be 1 or 2");
+    return NULL;
+  }
+  struct sockaddr_storage src, dst;
+  socklen_t slen = sizeof src, dlen = sizeof dst;
+  memset(&src, 0, sizeof src);
+  memset(&dst, 0, sizeof dst);
+  src.ss_family = dst.ss_family = AF_UNSPEC;
+  if (wh_is_object(env, argv[1]) &&
+      (!origin_end(env, argv[1], "src", &src, &slen) || !origin_end(env, argv[1], "dst", &dst, &dlen)))
+    return NULL;
+  uint8_t buf[WH_PROXY_MAX];
+  size_t n = wh_proxy_header(version, &src, slen, &dst, dlen, NULL, buf);
+  void *data;
+  NAPI_CALL(env, napi_create_buffer_copy(env, n, buf, &data, &out));
+  return out;
+}
+
 napi_value wh_proxyproto_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"fdOrigin", NULL, fd_origin, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"proxyHeader", NULL, proxy_header_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

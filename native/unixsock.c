@@ -21,7 +21,7 @@
  *   new inode and never follows a last symlink (an existing name fails with EADDRINUSE).
  * That also lifts sun_path's 108-byte limit on the path, leaving it on the last name.
  *
- * Nothing here touches N-API: the namespace thread (nsfactory.c) and the engine (engine.c)
+ * Nothing here touches N-API: the namespace thread (nsfactory.c) and the engine (conn.c)
  * call these from their own threads. Each returns -1 with errno set on failure.
  */
 #include <fcntl.h>

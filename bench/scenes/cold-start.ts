@@ -5,13 +5,13 @@
  * starts the same container again), against `docker start` plus polling.
  * Needs a Docker engine (started as the test runner starts it) and the test echo image
  * (built by the test helpers in a full run; a quick run skips the scene when it is missing).
+ * With `--beside`, the build beside's daemon is timed after this build's, in the same turns.
  */
 import * as net from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { connectTcp } from '../../src/netns';
 import { ECHO_IMAGE, ensureDockerd, ensureTestImages, run } from '../../test/helpers/docker';
 import type { Config } from '../config';
-import { daemon, missing, onCleanup, port, sh } from '../env';
+import { type Build, type Daemon, daemon, missing, named, onCleanup, port, sh } from '../env';
 
 export interface ColdStart {
   wormholeMs: number[];
@@ -20,10 +20,12 @@ export interface ColdStart {
   afterIdleMs: number[];
   /** `docker start` of a stopped container, then polled until it answers. */
   byHandStartMs: number[];
+  /** wormholeMs and afterIdleMs of the build beside (`--beside`), measured in the same turns. */
+  beside?: { path: string; wormholeMs: number[]; afterIdleMs: number[] };
 }
 
 /** The cold-start samples, or the one-line reason the scene was skipped. */
-export async function coldStart(cfg: Config): Promise<ColdStart | string> {
+export async function coldStart(cfg: Config, builds: Build[]): Promise<ColdStart | string> {
   const gone = missing({ dockerd: 'docker.io', docker: 'docker.io' });
   if (gone) return gone;
   try {
@@ -47,26 +49,10 @@ export async function coldStart(cfg: Config): Promise<ColdStart | string> {
     }
   }
 
-  const wh = daemon(randomBytes(16).toString('hex'));
+  const whs = builds.map((b) => ({ b, d: daemon(b), trigger: [] as number[], afterIdle: [] as number[] }));
   const out: ColdStart = { wormholeMs: [], byHandMs: [], afterIdleMs: [], byHandStartMs: [] };
   for (let i = 0; i < (cfg.quick ? 1 : 3); i++) {
-    const p = port();
-    const id = wh
-      .cli(
-        'create',
-        'url',
-        `:${p}`,
-        'trigger',
-        'docker-run',
-        `${ECHO_IMAGE} echo-server 9001`,
-        'url',
-        ':9001',
-      )
-      .split(' ')[0];
-    const started = process.hrtime.bigint();
-    await firstByte(async () => net.connect({ host: '127.0.0.1', port: p }), 30_000);
-    out.wormholeMs.push(Number(process.hrtime.bigint() - started) / 1e6);
-    wh.cli('delete', id);
+    for (const w of whs) w.trigger.push(await throughTrigger(w.d));
 
     // by hand: docker run, then try the service inside the container until it answers
     const t0 = process.hrtime.bigint();
@@ -83,31 +69,62 @@ export async function coldStart(cfg: Config): Promise<ColdStart | string> {
     out.byHandStartMs.push(Number(process.hrtime.bigint() - t1) / 1e6);
     sh('docker', 'rm', '-f', cid);
 
-    // wormhole after idle: a first connection runs the container, idle stops it (1 s unused),
-    // and the next connection, timed, starts it again
-    const q = port();
-    const idleId = wh
-      .cli(
-        'create',
-        'url',
-        `:${q}`,
-        'idle',
-        '1s',
-        'trigger',
-        'docker-run',
-        `--stop-timeout 1 ${ECHO_IMAGE} echo-server 9001`,
-        'url',
-        ':9001',
-      )
-      .split(' ')[0];
-    await firstByte(async () => net.connect({ host: '127.0.0.1', port: q }), 30_000);
-    await stoppedByIdle(wh, idleId);
-    const t2 = process.hrtime.bigint();
-    await firstByte(async () => net.connect({ host: '127.0.0.1', port: q }), 30_000);
-    out.afterIdleMs.push(Number(process.hrtime.bigint() - t2) / 1e6);
-    wh.cli('delete', idleId);
+    for (const w of whs) w.afterIdle.push(await afterIdle(w.d));
   }
+  [out.wormholeMs, out.afterIdleMs] = [whs[0].trigger, whs[0].afterIdle];
+  const other = whs[1];
+  if (other)
+    out.beside = {
+      path: named(other.b, 'wormhole'),
+      wormholeMs: other.trigger,
+      afterIdleMs: other.afterIdle,
+    };
   return out;
+}
+
+/** A segment with a docker-run trigger: connect to first byte back (ms), the segment deleted after. */
+async function throughTrigger(wh: Daemon): Promise<number> {
+  const p = port();
+  const id = wh
+    .cli('create', 'url', `:${p}`, 'trigger', 'docker-run', `${ECHO_IMAGE} echo-server 9001`, 'url', ':9001')
+    .split(' ')[0];
+  const ms = await timedFirstByte(p);
+  wh.cli('delete', id);
+  return ms;
+}
+
+/**
+ * wormhole after idle: a first connection runs the container, idle stops it (1 s unused), and
+ * the next connection, timed, starts it again: connect to first byte back (ms).
+ */
+async function afterIdle(wh: Daemon): Promise<number> {
+  const q = port();
+  const idleId = wh
+    .cli(
+      'create',
+      'url',
+      `:${q}`,
+      'idle',
+      '1s',
+      'trigger',
+      'docker-run',
+      `--stop-timeout 1 ${ECHO_IMAGE} echo-server 9001`,
+      'url',
+      ':9001',
+    )
+    .split(' ')[0];
+  await firstByte(async () => net.connect({ host: '127.0.0.1', port: q }), 30_000);
+  await stoppedByIdle(wh, idleId);
+  const ms = await timedFirstByte(q);
+  wh.cli('delete', idleId);
+  return ms;
+}
+
+/** Connect to 127.0.0.1:p, send a byte: ms until one comes back (30 s at most). */
+async function timedFirstByte(p: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  await firstByte(async () => net.connect({ host: '127.0.0.1', port: p }), 30_000);
+  return Number(process.hrtime.bigint() - started) / 1e6;
 }
 
 /** Poll the service in a container's namespace until it answers (30 s at most). */

@@ -4,10 +4,22 @@
  * - one namespace: servers and proxies all on the host's 127.0.0.1;
  * - across namespaces (the seed's first example): the servers inside their own namespace,
  *   reached from a port on the host's 127.0.0.1.
+ * With `--beside`, wormhole has a path for each build (a daemon each), measured in turns.
  */
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config';
-import { daemon, echoServer, iperfServer, missing, netns, port, veth, waitPort } from '../env';
+import {
+  type Build,
+  daemon,
+  echoServer,
+  iperfServer,
+  missing,
+  named,
+  netns,
+  port,
+  veth,
+  waitPort,
+} from '../env';
 import { dockerProxy, pasta, socat } from '../peers';
 import type { PathSpec, Scene } from './paths';
 
@@ -20,8 +32,11 @@ const NEEDS = {
   pasta: { pasta: 'passt' },
 };
 
-/** Everything on the host's 127.0.0.1: wormhole, socat and docker-proxy, and no proxy at all. */
-export async function oneNamespace(cfg: Config): Promise<Scene> {
+/**
+ * Everything on the host's 127.0.0.1: wormhole (a row for each of `builds`), socat and
+ * docker-proxy, and no proxy at all.
+ */
+export async function oneNamespace(cfg: Config, builds: Build[]): Promise<Scene> {
   const [iperf, echo] = [port(), port()];
   iperfServer(iperf, undefined, '127.0.0.1');
   echoServer('127.0.0.1', echo);
@@ -30,11 +45,7 @@ export async function oneNamespace(cfg: Config): Promise<Scene> {
 
   const paths: PathSpec[] = [{ name: 'direct', host: '127.0.0.1', iperf, echo }];
 
-  const wh = daemon(randomBytes(16).toString('hex'));
-  const [wi, we] = [port(), port()];
-  wh.cli('create', 'url', `:${wi}`, 'tail', 'url', `:${iperf}`);
-  wh.cli('create', 'url', `:${we}`, 'tail', 'url', `:${echo}`);
-  paths.push({ name: 'wormhole', host: '127.0.0.1', iperf: wi, echo: we, pids: () => [wh.pid] });
+  for (const b of builds) paths.push(wormholePath(b, `:${iperf}`, `:${echo}`));
 
   paths.push(
     peerPath(
@@ -68,7 +79,7 @@ export async function oneNamespace(cfg: Config): Promise<Scene> {
  * does, on the namespace's veth address, and so does socat (a plain TCP forward cannot enter
  * a namespace); `direct` is the veth link with no proxy.
  */
-export async function acrossNamespaces(cfg: Config): Promise<Scene> {
+export async function acrossNamespaces(cfg: Config, builds: Build[]): Promise<Scene> {
   const tag = randomBytes(3).toString('hex');
   const ns = netns(`whbx-${tag}`);
   const n = 1 + (randomBytes(1)[0] % 250); // a /24 of its own, so two runs rarely collide
@@ -82,11 +93,8 @@ export async function acrossNamespaces(cfg: Config): Promise<Scene> {
 
   const paths: PathSpec[] = [{ name: 'direct (veth, no proxy)', host: nsIp, iperf, echo }];
 
-  const wh = daemon(randomBytes(16).toString('hex'));
-  const [wi, we] = [port(), port()];
-  wh.cli('create', 'url', `:${wi}`, 'tail', 'url', `tcp://${ns}@127.0.0.1:${iperf}`);
-  wh.cli('create', 'url', `:${we}`, 'tail', 'url', `tcp://${ns}@127.0.0.1:${echo}`);
-  paths.push({ name: 'wormhole', host: '127.0.0.1', iperf: wi, echo: we, pids: () => [wh.pid] });
+  for (const b of builds)
+    paths.push(wormholePath(b, `tcp://${ns}@127.0.0.1:${iperf}`, `tcp://${ns}@127.0.0.1:${echo}`));
 
   paths.push(
     peerPath(
@@ -119,6 +127,15 @@ export async function acrossNamespaces(cfg: Config): Promise<Scene> {
     ),
   );
   return { name: 'across namespaces', paths };
+}
+
+/** wormhole's path: a daemon of `build` with two segments, to the iperf3 and echo servers' URLs. */
+function wormholePath(build: Build, iperfUrl: string, echoUrl: string): PathSpec {
+  const wh = daemon(build);
+  const [wi, we] = [port(), port()];
+  wh.cli('create', 'url', `:${wi}`, 'tail', 'url', iperfUrl);
+  wh.cli('create', 'url', `:${we}`, 'tail', 'url', echoUrl);
+  return { name: named(build, 'wormhole'), host: '127.0.0.1', iperf: wi, echo: we, pids: () => [wh.pid] };
 }
 
 /**

@@ -13,14 +13,26 @@
  *    a restart from spawn to the first connection through the last-created segment (the
  *    SIGTERM before it timed apart), a takeover from spawn to the new daemon serving and to
  *    the old daemon's exit, with a client every 5 ms on the last segment through it.
+ * With `--beside`, the build beside has a daemon of its own, and its windows and times follow
+ * each of this build's.
  */
-import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { tokenize } from '../../src/api/grammar';
-import { connect } from '../../src/client';
 import type { Config } from '../config';
-import { type Daemon, daemon, daemonAgain, echoServer, exited, missing, port, sleep, waitPort } from '../env';
+import {
+  type Build,
+  type Daemon,
+  daemon,
+  daemonAgain,
+  echoServer,
+  exited,
+  missing,
+  named,
+  port,
+  sleep,
+  waitPort,
+} from '../env';
 import { dockerProxy, type Peer, socat } from '../peers';
 import { inFlight } from '../transfer';
 
@@ -71,6 +83,8 @@ export interface RestartPath {
 
 /** Time to serve again with `segments` kept in the state directory, each repeat (ms). */
 export interface ServeAgain {
+  /** The row's name: the count for this build, then `, wormhole (NAME)` for the build beside. */
+  path: string;
   segments: number;
   /** SIGTERM to the running daemon's exit. */
   stopMs: number[];
@@ -179,6 +193,8 @@ interface Subject {
   how: string;
   skip?: string;
   port: number;
+  /** Wait for it to be ready for its restart (before the window's clients start). */
+  ready?: () => Promise<void>;
   /** Restart it; resolves when the new process served a client (performance.now()), with
    * `gone` resolving when the old process has exited. */
   restart(clients: Clients): Promise<{ served: number; gone: Promise<unknown> }>;
@@ -199,6 +215,7 @@ async function window(sub: Subject): Promise<RestartPath> {
     clientStallMs: 0,
   };
   if (sub.skip) return { ...row, skip: sub.skip };
+  await sub.ready?.();
   await waitPort('127.0.0.1', sub.port);
   const stalls = monitorEventLoopDelay({ resolution: 1 });
   stalls.enable();
@@ -312,8 +329,19 @@ function peerSubject(path: string, needs: Record<string, string>, make: (listen:
   };
 }
 
-/** `n` segments from fresh ports to the echo server, created over one API connection: their ports. */
+/**
+ * `n` segments from fresh ports to the echo server, created over one API connection with the
+ * client of the daemon's own build: their ports.
+ */
 async function segments(d: Daemon, echo: number, n: number): Promise<number[]> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the build's own client, found at run time
+  const { connect } = require(
+    path.join(d.build.root, 'dist/src/client'),
+  ) as typeof import('../../src/client');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- and its own grammar
+  const { tokenize } = require(
+    path.join(d.build.root, 'dist/src/api/grammar'),
+  ) as typeof import('../../src/api/grammar');
   const conn = await connect({ kind: 'unix', path: d.sock }, null);
   try {
     const ports: number[] = [];
@@ -342,12 +370,13 @@ async function firstServed(p: number, why: () => string | undefined): Promise<nu
 }
 
 /** Restart and take over a daemon with `n` segments, `repeats` times each. */
-async function serveAgain(echo: number, n: number, repeats: number): Promise<ServeAgain> {
-  const d = daemon(randomBytes(16).toString('hex'), undefined, true);
+async function serveAgain(build: Build, echo: number, n: number, repeats: number): Promise<ServeAgain> {
+  const d = daemon(build, { keepLog: true });
   await started(d);
   const last = (await segments(d, echo, n)).pop()!;
   await firstServed(last, () => died(d));
   const out: ServeAgain = {
+    path: named(build, n.toLocaleString('en-US')),
     segments: n,
     stopMs: [],
     restartMs: [],
@@ -398,47 +427,54 @@ async function repeat(out: ServeAgain, first: Daemon, last: number, repeats: num
   }
 }
 
-/** The scene: every path's window, then the time to serve again. */
-export async function restart(cfg: Config): Promise<Restart> {
+/** wormhole's two subjects: one daemon of `build` and a segment to the echo server, restarted, then taken over. */
+async function wormholeSubjects(build: Build, echo: number): Promise<[Subject, Subject]> {
+  let wh = daemon(build, { keepLog: true });
+  await started(wh);
+  const [whPort] = await segments(wh, echo, 1);
+  const restarted: Subject = {
+    path: named(build, 'wormhole, restart'),
+    how: 'SIGTERM, then wormholed again on the same state directory',
+    port: whPort,
+    async restart(clients) {
+      await stop(wh.proc);
+      const t = performance.now();
+      const fresh = daemonAgain(wh);
+      wh = fresh;
+      const served = await clients.servedFrom(t, () => died(fresh));
+      return { served, gone: Promise.resolve() };
+    },
+  };
+  const takenOver: Subject = {
+    path: named(build, 'wormhole, takeover'),
+    how: 'wormholed --takeover (same flags and state directory)',
+    port: whPort,
+    ready: () => started(wh), // the restarted daemon's takeover socket listens
+    async restart() {
+      const old = wh;
+      wh = daemonAgain(old, true);
+      await tookOver(wh);
+      // the old one still serves until then: the new one serves from here
+      return { served: performance.now(), gone: exited(old.proc) };
+    },
+  };
+  return [restarted, takenOver];
+}
+
+/**
+ * The scene: every path's window (wormhole's restarts for each of `builds` in turn), then the
+ * time to serve again (each count for each build in turn).
+ */
+export async function restart(cfg: Config, builds: Build[]): Promise<Restart> {
   const echo = port();
   echoServer('127.0.0.1', echo);
   await waitPort('127.0.0.1', echo);
 
-  // wormhole: one segment to the echo server; (a) restarted, then (b) taken over
-  let wh = daemon(randomBytes(16).toString('hex'), undefined, true);
-  await started(wh);
-  const [whPort] = await segments(wh, echo, 1);
+  const subjects: [Subject, Subject][] = [];
+  for (const b of builds) subjects.push(await wormholeSubjects(b, echo));
   const paths: RestartPath[] = [];
-  paths.push(
-    await window({
-      path: 'wormhole, restart',
-      how: 'SIGTERM, then wormholed again on the same state directory',
-      port: whPort,
-      async restart(clients) {
-        await stop(wh.proc);
-        const t = performance.now();
-        const fresh = daemonAgain(wh);
-        wh = fresh;
-        const served = await clients.servedFrom(t, () => died(fresh));
-        return { served, gone: Promise.resolve() };
-      },
-    }),
-  );
-  await started(wh);
-  paths.push(
-    await window({
-      path: 'wormhole, takeover',
-      how: 'wormholed --takeover (same flags and state directory)',
-      port: whPort,
-      async restart() {
-        const old = wh;
-        wh = daemonAgain(old, true);
-        await tookOver(wh);
-        // the old one still serves until then: the new one serves from here
-        return { served: performance.now(), gone: exited(old.proc) };
-      },
-    }),
-  );
+  for (const [restarted] of subjects) paths.push(await window(restarted));
+  for (const [, takenOver] of subjects) paths.push(await window(takenOver));
   paths.push(
     await window(
       peerSubject('docker-proxy', { 'docker-proxy': 'docker.io' }, (p) => dockerProxy(p, '127.0.0.1', echo)),
@@ -447,6 +483,7 @@ export async function restart(cfg: Config): Promise<Restart> {
   paths.push(await window(peerSubject('socat', { socat: 'socat' }, (p) => socat(p, '127.0.0.1', echo))));
 
   const serve: ServeAgain[] = [];
-  for (const n of [1, cfg.quick ? 50 : 200]) serve.push(await serveAgain(echo, n, cfg.quick ? 1 : 3));
+  for (const n of [1, cfg.quick ? 50 : 200])
+    for (const b of builds) serve.push(await serveAgain(b, echo, n, cfg.quick ? 1 : 3));
   return { paths, serveAgain: serve };
 }

@@ -11,15 +11,29 @@
  *   (each session an attach stream, TLS 1.3 between the daemons) and through a `tunnel`
  *   segment (WireGuard): echoed rate and round trips (bench/udpprobe.ts, run in the first
  *   host's namespace).
+ * With `--beside`, each wormhole row is followed by the same row of the build beside (for UDP,
+ * on a pair of hosts of its own).
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { withHostPair } from '../../test/helpers/netns';
 import type { Config } from '../config';
-import { ROOT, daemon, missing, onBeforeStop, onCleanup, port, sh, sleep, start, waitPort } from '../env';
+import {
+  type Build,
+  ROOT,
+  daemon,
+  hostPair,
+  missing,
+  named,
+  onBeforeStop,
+  onCleanup,
+  port,
+  sh,
+  sleep,
+  start,
+  waitPort,
+} from '../env';
 import { connectionRate, latency } from '../measure';
 import type { Row } from '../report';
 
@@ -68,7 +82,7 @@ async function waitFile(p: string): Promise<void> {
 }
 
 /** tcp -> unix: direct, wormhole, socat; rows of the scene table (no memory columns). */
-export async function tcpToUnix(cfg: Config): Promise<Row[]> {
+export async function tcpToUnix(cfg: Config, builds: Build[]): Promise<Row[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whbu-'));
   onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
   const [echoSock, sinkSock] = [path.join(dir, 'echo.sock'), path.join(dir, 'sink.sock')];
@@ -81,16 +95,18 @@ export async function tcpToUnix(cfg: Config): Promise<Row[]> {
   const paths: UnixPath[] = [
     { name: 'direct (the unix socket, no proxy)', echoHost: echoSock, echoPort: 0, sink: [sinkSock, '-'] },
   ];
-  const wh = daemon(randomBytes(16).toString('hex'));
-  const [we, ws] = [port(), port()];
-  wh.cli('create', 'url', `:${we}`, 'tail', 'url', `unix://${echoSock}`);
-  wh.cli('create', 'url', `:${ws}`, 'tail', 'url', `unix://${sinkSock}`);
-  paths.push({
-    name: 'wormhole (tcp -> unix)',
-    echoHost: '127.0.0.1',
-    echoPort: we,
-    sink: ['127.0.0.1', String(ws)],
-  });
+  for (const b of builds) {
+    const wh = daemon(b);
+    const [we, ws] = [port(), port()];
+    wh.cli('create', 'url', `:${we}`, 'tail', 'url', `unix://${echoSock}`);
+    wh.cli('create', 'url', `:${ws}`, 'tail', 'url', `unix://${sinkSock}`);
+    paths.push({
+      name: named(b, 'wormhole (tcp -> unix)'),
+      echoHost: '127.0.0.1',
+      echoPort: we,
+      sink: ['127.0.0.1', String(ws)],
+    });
+  }
 
   const [se, ss] = [port(), port()];
   const socatGone = missing({ socat: 'socat' });
@@ -189,13 +205,22 @@ function udpProbe(ns: string, host: string, p: number, cfg: Config): Promise<Udp
   });
 }
 
-/** UDP between two hosts: the plain link, `remote`, `tunnel`; the median of the rounds. */
-export async function udpTwoHosts(cfg: Config): Promise<UdpRow[]> {
-  const { a, b, ipB } = withHostPair({ after: (fn) => onCleanup(() => void fn()) });
-  const key = randomBytes(16).toString('hex');
-  const da = daemon(key, a);
-  daemon(key, b);
-  await waitPort(ipB, 9999, a);
+/** A UDP path from the first host: where the probe sends, from which namespace. */
+interface UdpSpec {
+  name: string;
+  /** The first host's namespace, where the probe runs. */
+  ns: string;
+  host: string;
+  port: number;
+  skip?: string;
+}
+
+/**
+ * A pair of hosts for one build (a daemon of it on each, a UDP echo on the second) and its
+ * paths: the plain link (`link`: the first pair only), `remote`, `tunnel`.
+ */
+async function udpPair(build: Build, link: boolean): Promise<UdpSpec[]> {
+  const { a, b, ipB, da } = await hostPair(build);
   const echo = port();
   start('ip', [
     'netns',
@@ -208,9 +233,9 @@ export async function udpTwoHosts(cfg: Config): Promise<UdpRow[]> {
     String(echo),
   ]);
 
-  const specs: { name: string; host: string; port: number; skip?: string }[] = [
-    { name: 'plain veth link (no proxy, no encryption)', host: ipB, port: echo },
-  ];
+  const specs: UdpSpec[] = link
+    ? [{ name: 'plain veth link (no proxy, no encryption)', ns: a, host: ipB, port: echo }]
+    : [];
   const r = port();
   da.cli(
     'create',
@@ -224,7 +249,12 @@ export async function udpTwoHosts(cfg: Config): Promise<UdpRow[]> {
     'url',
     `udp://:${echo}`,
   );
-  specs.push({ name: 'wormhole remote (a TLS 1.3 stream per session)', host: '127.0.0.1', port: r });
+  specs.push({
+    name: named(build, 'wormhole remote (a TLS 1.3 stream per session)'),
+    ns: a,
+    host: '127.0.0.1',
+    port: r,
+  });
   const tunnelGone = missing({ 'wireguard-go': 'wireguard-go', wg: 'wireguard-tools' });
   const tp = port();
   if (!tunnelGone) {
@@ -242,15 +272,33 @@ export async function udpTwoHosts(cfg: Config): Promise<UdpRow[]> {
       `udp://:${echo}`,
     );
   }
-  specs.push({ name: 'wormhole tunnel (wireguard-go)', host: '127.0.0.1', port: tp, skip: tunnelGone });
+  specs.push({
+    name: named(build, 'wormhole tunnel (wireguard-go)'),
+    ns: a,
+    host: '127.0.0.1',
+    port: tp,
+    skip: tunnelGone,
+  });
+  return specs;
+}
 
+/**
+ * UDP between two hosts: the plain link, `remote`, `tunnel`, each wormhole row followed by
+ * the same row of the build beside (on a pair of hosts of its own); the median of the rounds.
+ */
+export async function udpTwoHosts(cfg: Config, builds: Build[]): Promise<UdpRow[]> {
+  const perBuild: UdpSpec[][] = [];
+  for (const [i, b] of builds.entries()) perBuild.push(await udpPair(b, i === 0));
+  // the link, then remote of each build, then tunnel of each build
+  const [mine, ...others] = perBuild;
+  const specs = [mine[0], ...mine.slice(1).flatMap((s, k) => [s, ...others.map((o) => o[k])])];
   const samples = specs.map(() => [] as UdpRow[]);
   const notes = specs.map((s) => (s.skip ? [s.skip] : []));
   for (let round = 0; round < cfg.repeats; round++) {
     for (const [i, s] of specs.entries()) {
       if (s.skip || notes[i].length) continue;
       try {
-        samples[i].push(await udpProbe(a, s.host, s.port, cfg));
+        samples[i].push(await udpProbe(s.ns, s.host, s.port, cfg));
       } catch (err) {
         notes[i].push(`failed: ${(err as Error).message.split('\n')[0]}`);
       }

@@ -2,20 +2,22 @@
  * Two test hosts (namespaces a and b joined by a veth pair, a wormhole daemon on each): the
  * plain link, a `remote` segment (TLS 1.3 PSK between the daemons), a `tunnel` segment
  * (WireGuard) and an `ssh -L` forward, all measured from a to servers on b; and the control
- * path's round trip, `wormhole ping HOST` from a's daemon to b's.
+ * path's round trip, `wormhole ping HOST` from a's daemon to b's. With `--beside`, the build
+ * beside gets a pair of hosts of its own, and its rows follow each of this build's.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { withHostPair } from '../../test/helpers/netns';
 import type { Config } from '../config';
 import {
-  daemon,
+  type Build,
+  type Daemon,
   echoServer,
+  hostPair,
   iperfServer,
   missing,
+  named,
   onBeforeStop,
   onCleanup,
   port,
@@ -32,31 +34,69 @@ export interface TwoHosts {
   /** Median of `wormhole ping B` from a's daemon, in ms (the CLI's own figure). */
   peerPingMs?: number;
   peerPingNote?: string;
+  /** The same from the daemon of the build beside (`--beside`), on its own pair of hosts. */
+  beside?: { path: string; peerPingMs?: number; peerPingNote?: string };
 }
 
-export async function twoHosts(cfg: Config): Promise<TwoHosts> {
-  const { a, b, ipB } = withHostPair({ after: (fn) => onCleanup(() => void fn()) });
-  const key = randomBytes(16).toString('hex');
-  const da = daemon(key, a);
-  daemon(key, b);
-  await waitPort(ipB, 9999, a);
+/**
+ * A pair of hosts for one build: namespaces a and b, a daemon of the build on each, and
+ * iperf3 and an echo server on b, on every address (the link, loopback, the tunnel's).
+ */
+interface HostPair {
+  build: Build;
+  a: string;
+  b: string;
+  ipB: string;
+  da: Daemon;
+  iperf: number;
+  echo: number;
+}
 
-  // servers on b, on every address (the link, loopback, the tunnel's)
+async function hostsFor(build: Build): Promise<HostPair> {
+  const { a, b, ipB, da } = await hostPair(build);
   const [iperf, echo] = [port(), port()];
   iperfServer(iperf, b);
   echoServer('0.0.0.0', echo, b);
   await waitPort(ipB, iperf, a);
   await waitPort(ipB, echo, a);
+  return { build, a, b, ipB, da, iperf, echo };
+}
+
+/** `wormhole ping B` from a's daemon: one warm-up, then the median of 5 (ms), or why not. */
+function peerPing(p: HostPair): { peerPingMs?: number; peerPingNote?: string } {
+  try {
+    const pings: number[] = [];
+    for (let k = 0; k < 6; k++) pings.push(Number(p.da.cli('ping', p.ipB)));
+    pings.shift();
+    pings.sort((x, y) => x - y);
+    const ms = pings[Math.floor(pings.length / 2)];
+    console.error(
+      `# two hosts / ${named(p.build, 'wormhole')} ping: ${ms} ms (median of ${pings.join(', ')})`,
+    );
+    return { peerPingMs: ms };
+  } catch (err) {
+    return { peerPingNote: `failed: ${(err as Error).message.split('\n')[0]}` };
+  }
+}
+
+/**
+ * The scene, with a pair of hosts for each of `builds` (the plain link and ssh measured on
+ * the first): each wormhole row is followed by the same row of the build beside.
+ */
+export async function twoHosts(cfg: Config, builds: Build[]): Promise<TwoHosts> {
+  const pairs: HostPair[] = [];
+  for (const b of builds) pairs.push(await hostsFor(b));
+  const [first] = pairs;
 
   const out: TwoHosts = { rows: [] };
-  const measure = async (name: string, host: string, i: number, e: number): Promise<void> => {
+  const measure = async (p: HostPair, name: string, host: string, i: number, e: number): Promise<void> => {
     const row: Row = { path: name, notes: [] };
     out.rows.push(row);
     try {
-      await waitPort(host, e, a);
+      await waitPort(host, e, p.a);
       await sleep(200);
-      row.gbps = await throughput(host, i, cfg.seconds, ['ip', 'netns', 'exec', a]);
-      const lat = await latencyIn(a, host, e, cfg.quick ? 500 : 2000);
+      row.gbps = await throughput(host, i, cfg.seconds, ['ip', 'netns', 'exec', p.a]);
+      const lat = await latencyIn(p.a, host, e, cfg.quick ? 500 : 2000);
       [row.p50us, row.p99us] = [lat.p50, lat.p99];
     } catch (err) {
       row.notes!.push(`failed: ${(err as Error).message.split('\n')[0]}`);
@@ -64,39 +104,36 @@ export async function twoHosts(cfg: Config): Promise<TwoHosts> {
     console.error(`# two hosts / ${name}: ${row.gbps?.toFixed(2)} Gbit/s, p50 ${row.p50us?.toFixed(0)} µs`);
   };
 
-  // the control path first, while nothing else loads the link: one warm-up, then 5
-  try {
-    const pings: number[] = [];
-    for (let k = 0; k < 6; k++) pings.push(Number(da.cli('ping', ipB)));
-    pings.shift();
-    pings.sort((x, y) => x - y);
-    out.peerPingMs = pings[Math.floor(pings.length / 2)];
-    console.error(`# two hosts / peer ping: ${out.peerPingMs} ms (median of ${pings.join(', ')})`);
-  } catch (err) {
-    out.peerPingNote = `failed: ${(err as Error).message.split('\n')[0]}`;
+  // the control path first, while nothing else loads the link
+  Object.assign(out, peerPing(first));
+  if (pairs[1]) out.beside = { path: named(pairs[1].build, 'wormhole'), ...peerPing(pairs[1]) };
+
+  await measure(first, 'plain veth link (no proxy, no encryption)', first.ipB, first.iperf, first.echo);
+
+  for (const p of pairs) {
+    const [ri, re] = [port(), port()];
+    const tail = (to: number): string[] => ['remote', p.ipB, 'url', `:${port()}`, 'tail', 'url', `:${to}`];
+    p.da.cli('create', 'url', `:${ri}`, ...tail(p.iperf));
+    p.da.cli('create', 'url', `:${re}`, ...tail(p.echo));
+    await measure(p, named(p.build, 'wormhole remote (TLS 1.3 PSK)'), '127.0.0.1', ri, re);
   }
 
-  await measure('plain veth link (no proxy, no encryption)', ipB, iperf, echo);
-
-  const [ri, re] = [port(), port()];
-  da.cli('create', 'url', `:${ri}`, 'remote', ipB, 'url', `:${port()}`, 'tail', 'url', `:${iperf}`);
-  da.cli('create', 'url', `:${re}`, 'remote', ipB, 'url', `:${port()}`, 'tail', 'url', `:${echo}`);
-  await measure('wormhole remote (TLS 1.3 PSK)', '127.0.0.1', ri, re);
-
   const tunnelGone = missing({ 'wireguard-go': 'wireguard-go', wg: 'wireguard-tools' });
-  if (tunnelGone) out.rows.push({ path: 'wormhole tunnel (wireguard-go)', notes: [tunnelGone] });
-  else {
+  for (const p of pairs) {
+    const name = named(p.build, 'wormhole tunnel (wireguard-go)');
+    if (tunnelGone) {
+      out.rows.push({ path: name, notes: [tunnelGone] });
+      continue;
+    }
     const [ti, te] = [port(), port()];
+    const tail = (to: number): string[] => ['tunnel', p.ipB, 'url', `:${port()}`, 'tail', 'url', `:${to}`];
     try {
-      onBeforeStop(() => da.cli('tunnel-delete', ipB));
-      da.cli('create', 'url', `:${ti}`, 'tunnel', ipB, 'url', `:${port()}`, 'tail', 'url', `:${iperf}`);
-      da.cli('create', 'url', `:${te}`, 'tunnel', ipB, 'url', `:${port()}`, 'tail', 'url', `:${echo}`);
-      await measure('wormhole tunnel (wireguard-go)', '127.0.0.1', ti, te);
+      onBeforeStop(() => p.da.cli('tunnel-delete', p.ipB));
+      p.da.cli('create', 'url', `:${ti}`, ...tail(p.iperf));
+      p.da.cli('create', 'url', `:${te}`, ...tail(p.echo));
+      await measure(p, name, '127.0.0.1', ti, te);
     } catch (err) {
-      out.rows.push({
-        path: 'wormhole tunnel (wireguard-go)',
-        notes: [`failed: ${(err as Error).message.split('\n')[0]}`],
-      });
+      out.rows.push({ path: name, notes: [`failed: ${(err as Error).message.split('\n')[0]}`] });
     }
   }
 
@@ -107,8 +144,8 @@ export async function twoHosts(cfg: Config): Promise<TwoHosts> {
   });
   if (sshGone) out.rows.push({ path: 'ssh -L forward', notes: [sshGone] });
   else {
-    const [si, se] = await sshForward(a, b, ipB, [iperf, echo]);
-    await measure('ssh -L forward', '127.0.0.1', si, se);
+    const [si, se] = await sshForward(first.a, first.b, first.ipB, [first.iperf, first.echo]);
+    await measure(first, 'ssh -L forward', '127.0.0.1', si, se);
   }
   return out;
 }

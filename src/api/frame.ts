@@ -1,6 +1,6 @@
 /**
- * Length-prefixed JSON frames over any byte stream, and the hand-over of that stream to raw
- * bytes after an `attach`.
+ * Length-prefixed JSON frames over any byte stream, and that stream left to raw bytes after an
+ * `attach` (the reader detached).
  */
 import type { Duplex } from 'node:stream';
 import { WormholeError } from '../common/errors';

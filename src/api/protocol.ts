@@ -6,6 +6,7 @@
  * An `attach` request, once answered, turns the connection into a raw byte stream.
  */
 import { z } from 'zod';
+import { type ErrorCode, isErrorCode } from './codes';
 import { VERBS } from './grammar';
 
 /** Bump on any incompatible change; a mismatch is refused with VERSION_MISMATCH. */
@@ -51,6 +52,7 @@ export const segmentInfoSchema = z.object({
   /** Why a segment is `failed` (it could not be built again when the daemon started). */
   error: z.string().optional(),
   parent: z.string().nullable(),
+  /** A peer's child (made for a peer by peer-create), not a remote segment (name kept for scripts). */
   remote: z.boolean(),
   connections: z.number().int(),
   /**
@@ -261,6 +263,23 @@ export const requestSchema = z
   .strict();
 export type Request = z.infer<typeof requestSchema>;
 
+/**
+ * An error reply's `{code, message}`, its code one of ERROR_CODES. A code this side does not
+ * know (a daemon of another version) is not a malformed reply: it arrives as UNKNOWN_CODE,
+ * the daemon's message kept and its code named after it (if it looks like one), so that the
+ * user still reads what went wrong.
+ */
+export const wireErrorSchema = z
+  .object({ code: z.string(), message: z.string() })
+  .transform(({ code, message }): { code: ErrorCode; message: string } => {
+    if (isErrorCode(code)) return { code, message };
+    const named = /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? `code ${code}` : 'a code';
+    return {
+      code: 'UNKNOWN_CODE',
+      message: `${message} (${named} unknown to this wormhole: is the daemon another version?)`,
+    };
+  });
+
 /** A response frame. */
 export const responseSchema = z.union([
   z.object({ v: z.number().int(), id: z.number().int(), ok: z.literal(true), result: z.unknown() }),
@@ -268,7 +287,7 @@ export const responseSchema = z.union([
     v: z.number().int(),
     id: z.number().int(),
     ok: z.literal(false),
-    error: z.object({ code: z.string(), message: z.string() }),
+    error: wireErrorSchema,
   }),
 ]);
 export type Response = z.infer<typeof responseSchema>;

@@ -7,7 +7,7 @@
 import { PROTOCOL_VERSION } from '../api/protocol';
 import { connect } from '../client';
 import { type DaemonAddress, formatDaemonAddress, parseDaemonAddress } from '../common/address';
-import { UsageError, WormholeError, errorMessage } from '../common/errors';
+import { type ErrorCode, UsageError, WormholeError, errorMessage } from '../common/errors';
 import { type FlagSpec, type ParsedFlags, flagValue, parseFlags } from '../common/flags';
 import { DEFAULT_KEY_FILE, readKey } from '../common/key';
 import { packageVersion } from '../common/version';
@@ -158,7 +158,7 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
       pointer = ` (see 'wormhole help${scope ? ` ${scope.name}` : ''}')`;
     }
     if (json) {
-      const wireCode = e instanceof WormholeError ? e.code : 'UNEXPECTED';
+      const wireCode: ErrorCode = e instanceof WormholeError ? e.code : 'UNEXPECTED';
       out(JSON.stringify({ code: wireCode, message }));
     } else err(`wormhole: ${message}${pointer}`);
     return code;

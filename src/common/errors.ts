@@ -1,20 +1,28 @@
+import type { ErrorCode } from '../api/codes';
+
+export { ERROR_CODES, type ErrorCode, isErrorCode } from '../api/codes';
+
 /**
- * Every error wormhole reports has a stable `code` (an upper-case word a script can match on)
- * and a message a user can act on. On the wire an error is `{ code, message }`; the client
- * rebuilds it into a WormholeError so callers can branch on `code`.
+ * Every error wormhole reports has a stable `code` (an upper-case word a script can match on,
+ * one of ERROR_CODES) and a message a user can act on. On the wire an error is
+ * `{ code, message }`; the client rebuilds it into a WormholeError so callers can branch on
+ * `code`. A system error under it keeps its errno name apart, in `errno`.
  */
 export class WormholeError extends Error {
   /** Stable machine-readable code, e.g. `NS_NOT_FOUND`. */
-  readonly code: string;
+  readonly code: ErrorCode;
+  /** The errno name of the system error under this one (ECONNREFUSED, ...), if any: for retries. */
+  readonly errno: string | undefined;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; errno?: string }) {
     super(message, options);
     this.name = 'WormholeError';
     this.code = code;
+    this.errno = options?.errno;
   }
 
   /** The wire form of this error. */
-  toJSON(): { code: string; message: string } {
+  toJSON(): { code: ErrorCode; message: string } {
     return { code: this.code, message: this.message };
   }
 }
@@ -33,8 +41,13 @@ export function errorMessage(err: unknown): string {
   return String(err);
 }
 
-/** The errno-style code of a thrown value (`ECONNREFUSED`), if it has one. */
+/**
+ * The errno-style code of a thrown value (`ECONNREFUSED`), if it has one: a system error's
+ * `code`, a WormholeError's `errno` (never its wormhole code), or what the addon set (an
+ * errno name, or NS_INVALID / NOT_A_SOCKET / ADDR_IN_USE: see src/netns).
+ */
 export function errnoCode(err: unknown): string | undefined {
+  if (err instanceof WormholeError) return err.errno;
   if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') return err.code;
   return undefined;
 }

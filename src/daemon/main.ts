@@ -23,7 +23,7 @@ import { Peers } from '../peer';
 import { ApiServer } from './server';
 import { wireSignals } from './signals';
 import { StateDir } from './state';
-import { type Handed, HandoverPoint, TAKEOVER_SOCKET, receiveHandover } from './takeover';
+import { type Handed, TAKEOVER_SOCKET, TakeoverPoint, takeOver } from './takeover';
 
 /**
  * At stop, how long segments (connections, children local and remote) may take to close
@@ -71,7 +71,7 @@ export async function main(argv: string[]): Promise<void> {
     const allowBind = resolveAllowedDirs(opts.allowBind);
     state = new StateDir(opts.stateDir, opts.takeover);
     // Before anything else: the sockets of the daemon this one replaces (bounded wait).
-    if (opts.takeover) handed = receiveHandover(state.file(TAKEOVER_SOCKET));
+    if (opts.takeover) handed = takeOver(state.file(TAKEOVER_SOCKET));
     const containers = new Docker(log, state.ownerId, { allowBind });
     // What the predecessor ran is this daemon's now: found by its labels, not run twice.
     containers.adopt = handed !== undefined;
@@ -101,7 +101,7 @@ export async function main(argv: string[]): Promise<void> {
         ports: opts.udpPorts,
         internalIp: opts.internalIp,
         externalIp: opts.externalIp,
-        engine: opts.tunnelEngine,
+        driver: opts.tunnelDriver,
       },
       peers,
       log,
@@ -162,8 +162,8 @@ export async function main(argv: string[]): Promise<void> {
     const openState = state;
     let stopping = false;
     // A successor (wormholed --takeover) serves: stop accepting, let what is open finish,
-    // exit leaving everything it adopts (containers, peer children, tunnels, the lock).
-    const handOver = (successor: number): void => {
+    // exit leaving everything it adopts (containers, children on peers, tunnels, the lock).
+    const takenOver = (successor: number): void => {
       if (stopping) return;
       stopping = true;
       log.info({ successor }, 'taken over: no longer accepting; open connections may finish');
@@ -183,7 +183,7 @@ export async function main(argv: string[]): Promise<void> {
         process.exit(0);
       }, 100);
     };
-    const point = new HandoverPoint(
+    const point = new TakeoverPoint(
       state.file(TAKEOVER_SOCKET),
       log,
       () => {
@@ -194,7 +194,7 @@ export async function main(argv: string[]): Promise<void> {
         if (metricsKey && mfd !== undefined) api.push({ address: metricsKey, fd: mfd });
         return { api, heads: manager.listeningSockets() };
       },
-      handOver,
+      takenOver,
     );
     await point.start();
     const exit = (): never => {

@@ -195,8 +195,8 @@ export class MetricsServer {
       tunLabels,
       () =>
         this.tunnels.flatMap((t) => [
-          [{ host: t.host, iface: t.iface, engine: t.engine, direction: 'tx' }, t.txBytes],
-          [{ host: t.host, iface: t.iface, engine: t.engine, direction: 'rx' }, t.rxBytes],
+          [{ host: t.host, iface: t.iface, engine: t.driver, direction: 'tx' }, t.txBytes],
+          [{ host: t.host, iface: t.iface, engine: t.driver, direction: 'rx' }, t.rxBytes],
         ]),
     );
     this.metric(
@@ -208,7 +208,7 @@ export class MetricsServer {
         this.tunnels.flatMap((t) =>
           t.lastHandshake === null
             ? []
-            : [[{ host: t.host, iface: t.iface, engine: t.engine }, t.lastHandshake]],
+            : [[{ host: t.host, iface: t.iface, engine: t.driver }, t.lastHandshake]],
         ),
     );
     this.definePeers();

@@ -19,7 +19,8 @@ export interface DaemonOptions {
   externalIp?: string;
   overlayCidr: string;
   udpPorts: [number, number];
-  tunnelEngine?: 'wireguard' | 'ipsec';
+  /** The tunnel driver asked for (the flag keeps the original's name: --tunnel-engine). */
+  tunnelDriver?: 'wireguard' | 'ipsec';
   dialTimeoutMs: number;
   udpIdleMs: number;
   /** Host directories docker-run may bind-mount from (as given; resolved at start). */
@@ -178,9 +179,9 @@ export function logLevel(env: NodeJS.ProcessEnv): string {
 export function parseDaemonOptions(argv: readonly string[], env = process.env): DaemonOptions {
   const p = parseFlags(argv, SPECS);
   if (p.positional.length > 0) throw new UsageError(`unexpected argument "${p.positional[0]}"`);
-  const engine = flagValue(p, '--tunnel-engine');
-  if (engine !== undefined && engine !== 'wireguard' && engine !== 'ipsec') {
-    throw new UsageError(`--tunnel-engine "${engine}": use wireguard or ipsec`);
+  const driver = flagValue(p, '--tunnel-engine');
+  if (driver !== undefined && driver !== 'wireguard' && driver !== 'ipsec') {
+    throw new UsageError(`--tunnel-engine "${driver}": use wireguard or ipsec`);
   }
   const internalIp = ip(flagValue(p, '-I'), '-I');
   return {
@@ -191,7 +192,7 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
     externalIp: ip(flagValue(p, '-E'), '-E') ?? internalIp,
     overlayCidr: checkCidr(flagValue(p, '-C', '100.65.0.0/14')),
     udpPorts: parsePortRange(flagValue(p, '-P', '4500-4599')),
-    tunnelEngine: engine as DaemonOptions['tunnelEngine'],
+    tunnelDriver: driver as DaemonOptions['tunnelDriver'],
     dialTimeoutMs: secondsFlag(flagValue(p, '--dial-timeout', '5'), '--dial-timeout'),
     udpIdleMs: secondsFlag(flagValue(p, '--udp-idle', '60'), '--udp-idle'),
     allowBind: (p.values.get('--allow-bind') ?? []).map(bindDir),

@@ -44,7 +44,7 @@ export interface Listening {
 }
 
 /** The running daemon's side: waits for a successor on takeover.sock. */
-export class HandoverPoint {
+export class TakeoverPoint {
   private server: net.Server | undefined;
   private busy = false;
 
@@ -67,13 +67,14 @@ export class HandoverPoint {
     } finally {
       process.umask(old);
     }
-    const server = net.createServer((socket) => this.handOver(socket));
+    const server = net.createServer((socket) => this.giveSockets(socket));
     server.on('error', (err) => this.log.warn({ err: err.message }, 'takeover socket error'));
     await new Promise<void>((resolve) => server.listen({ fd }, resolve));
     this.server = server;
   }
 
-  private handOver(socket: net.Socket): void {
+  /** A successor asked: send it the listening sockets (one successor at a time). */
+  private giveSockets(socket: net.Socket): void {
     socket.on('error', () => undefined);
     if (this.busy) {
       socket.destroy();
@@ -195,7 +196,7 @@ export class Handed implements HandedSockets {
 }
 
 /** Connect to the running daemon's takeover socket and receive its sockets (blocking, bounded). */
-export function receiveHandover(path: string): Handed {
+export function takeOver(path: string): Handed {
   let sock: number;
   try {
     sock = native().connectUnix(path, RECEIVE_TIMEOUT_MS);

@@ -2,6 +2,88 @@
 export type EngineHandle = { readonly __brand: 'engine' };
 export type GroupHandle = { readonly __brand: 'group' };
 
+/** The engine's numbers (native/engine.h), each defined there once. */
+export interface EngineConstants {
+  /** Event kinds: an event's first number. */
+  readonly events: Readonly<
+    Record<'closed' | 'handoff' | 'dialed' | 'refused' | 'acceptError' | 'groupClosed' | 'dialBroken', number>
+  >;
+  /** The numbers of one event: [type, group, a, b, c, d, e, f], then 16 bytes of address. */
+  readonly eventDoubles: number;
+  /** The number at which an event's address bytes start. */
+  readonly eventAddress: number;
+  /** Where each group counter is in groupStats' numbers. */
+  readonly groupStats: Readonly<
+    Record<
+      | 'open'
+      | 'total'
+      | 'refused'
+      | 'bytesUp'
+      | 'bytesDown'
+      | 'dialFailures'
+      | 'lastActive'
+      | 'dialOkAt'
+      | 'dialFailedAt',
+      number
+    >
+  >;
+  readonly groupStatCount: number;
+  /** Where each tail counter is in one slot's groupTailStats numbers (set: 1 if the slot holds a tail). */
+  readonly tailStats: Readonly<Record<'open' | 'total' | 'failed' | 'okAt' | 'failedAt' | 'set', number>>;
+  readonly tailStatCount: number;
+  /** The balancing policies' numbers. */
+  readonly policies: Readonly<Record<'round-robin' | 'least-conn' | 'source', number>>;
+  /** Tail slots per group. */
+  readonly maxTails: number;
+}
+
+/** A tail for groupTail: a TCP address, or a unix one (`path`). */
+export interface NativeTail {
+  /** The namespace to dial in (-1, the default: the daemon's own); the engine dups it. */
+  nsFd?: number;
+  /** A numeric IPv4 or IPv6 address, and a port 1-65535. */
+  host?: string;
+  port?: number;
+  /** A unix tail: `@name` (abstract, in nsFd's namespace) or `/path`, looked up at each dial in rootFd. */
+  path?: string;
+  rootFd?: number;
+  /** The PROXY protocol version each connection starts with (0, the default: none). */
+  proxy?: 0 | 1 | 2;
+  /** The name source affinity hashes (the default: the address); pickTail hashes the same. */
+  key?: string;
+}
+
+/** One slot as pickTail sees it (null: empty). */
+export interface PickSlot {
+  /** The name source affinity hashes. */
+  key: string;
+  /** Healthy (the default). */
+  up?: boolean;
+  /** Connections open to it now (least-conn). */
+  open?: number;
+  /** Already dialed for this connection: skipped. */
+  tried?: boolean;
+}
+
+/** pickTail's question. */
+export interface PickArgs {
+  /** An engineConstants.policies number. */
+  policy: number;
+  /** The client's address (`1.2.3.4`, `::1`, `[::1]`); absent: unknown. */
+  client?: string;
+  /** The cursor the last call gave (0 at first). */
+  cursor: number;
+  tails: (PickSlot | null)[];
+}
+
+/** One end of a connection, for a PROXY header: an IP address and port, or a unix socket. */
+export type NativeSockAddr = { host: string; port: number } | { path: string };
+/** Who connected (src) to what (dst). */
+export interface NativeOrigin {
+  src: NativeSockAddr;
+  dst: NativeSockAddr;
+}
+
 export interface NativeBinding {
   // ---- native/nsfactory.c: sockets inside namespaces, made on a long-lived thread ----
   /** A new unbound socket made inside the namespace at nsPath (null: the daemon's own). */
@@ -37,8 +119,10 @@ export interface NativeBinding {
   /** An fd of a filesystem root (null: the host's), for the engine to dial unix paths in. */
   openRoot(root: string | null): Promise<number>;
 
-  // ---- native/engine.c: the splice engine ----
-  /** Start the engine thread; events arrive in batches of 6 numbers each. */
+  // ---- native/engine*.c, conn.c, pipes.c, pick.c, listen.c: the splice engine ----
+  /** The numbers the engine's events and counters are read with (native/engine.h). */
+  readonly engineConstants: EngineConstants;
+  /** Start the engine thread; events arrive in batches, engineConstants.eventDoubles numbers each. */
   engineStart(onEvents: (events: Float64Array) => void): EngineHandle;
   engineStop(engine: EngineHandle): void;
   /** Keep Node's event loop alive (true) while JavaScript waits on the engine, or not. */
@@ -58,42 +142,30 @@ export interface NativeBinding {
   groupListen(engine: EngineHandle, group: GroupHandle, fd: number): void;
   /** Stop accepting (the listening fd is closed); open connections go on. */
   groupUnlisten(engine: EngineHandle, group: GroupHandle): void;
-  /**
-   * Set a tail slot the engine dials (slot 0..63), or empty it (nsFd null). nsFd -1: its own
-   * namespace (the engine dups the fds it is given). family 0 is unix: address "@name" (in
-   * nsFd's namespace) or "/path" (looked up at each dial inside rootFd's tree). proxy: the
-   * PROXY protocol version each connection to this tail starts with (0: none).
-   */
-  groupTail(engine: EngineHandle, group: GroupHandle, slot: number, nsFd: null): void;
-  groupTail(
-    engine: EngineHandle,
-    group: GroupHandle,
-    slot: number,
-    nsFd: number,
-    family: 4 | 6 | 0,
-    address: string,
-    port: number,
-    rootFd: number,
-    proxy: 0 | 1 | 2,
-  ): void;
+  /** Set a tail slot the engine dials (slot 0..maxTails-1), or empty it (null). */
+  groupTail(engine: EngineHandle, group: GroupHandle, slot: number, tail: NativeTail | null): void;
   /** A slot's health: a failed tail gets no new connection while another is up. */
   groupHealth(engine: EngineHandle, group: GroupHandle, slot: number, up: boolean): void;
-  /** 0 round-robin, 1 least-conn, 2 source. */
+  /** How the group picks among its tails: an engineConstants.policies number. */
   groupBalance(engine: EngineHandle, group: GroupHandle, policy: number): void;
-  /** [open, total, failed, okAt, failedAt, set] per slot, up to the last slot ever set. */
+  /** engineConstants.tailStatCount numbers per slot (tailStats names them), up to the last slot ever set. */
   groupTailStats(group: GroupHandle): Float64Array;
+  /** A connection JavaScript carries to a slot's tail opened (+1) or closed (-1): least-conn counts it. */
+  groupTailCount(engine: EngineHandle, group: GroupHandle, slot: number, delta: 1 | -1): void;
   /** Dial the tail for a client fd handed back earlier; the engine owns fd until it hands it back. */
   groupDial(engine: EngineHandle, group: GroupHandle, fd: number): void;
-  /** Join two connected sockets (the engine dups both fds); the connection's id. */
-  groupPair(engine: EngineHandle, group: GroupHandle, fdA: number, fdB: number): number;
   /** Count one more open connection held by JavaScript, if under the cap. */
   groupAcquire(group: GroupHandle): boolean;
   groupRelease(group: GroupHandle): void;
-  /** [open, total, refused, bytesUp, bytesDown, dialFailures] */
+  /** engineConstants.groupStatCount numbers (groupStats names them). */
   groupStats(group: GroupHandle): Float64Array;
-  connClose(engine: EngineHandle, group: GroupHandle, id: number): void;
   /** Close the head and every connection; an event says when it is done. */
   groupClose(engine: EngineHandle, group: GroupHandle): void;
+  /**
+   * The engine's pick of a tail (native/pick.c), for what JavaScript carries: the slot
+   * (-1: every tail tried) and the cursor to give the next call.
+   */
+  pickTail(args: PickArgs): { slot: number; cursor: number };
 
   /** A listening unix stream socket at path (close-on-exec, non-blocking); closing it leaves the path. */
   listenUnix(path: string, backlog: number): number;
@@ -109,6 +181,11 @@ export interface NativeBinding {
    * port, the head's address, its port]; a unix address is a path, or "@name" when abstract.
    */
   fdOrigin(fd: number): [number, string, number, string, number];
+  /**
+   * The PROXY protocol header (version 1 or 2) for a connection from origin.src (the
+   * client) to origin.dst (the head); null: an origin nobody said (UNKNOWN, unspecified).
+   */
+  proxyHeader(version: 1 | 2, origin: NativeOrigin | null): Buffer;
   // ---- native/notify.c: systemd's notification socket ----
   /**
    * Send one datagram to an AF_UNIX datagram socket: socketPath is absolute, or '@name' for

@@ -6,7 +6,15 @@ import * as path from 'node:path';
 import { WormholeError, errorMessage } from '../common/errors';
 import type { NativeBinding } from './binding';
 
-export type { EngineHandle, GroupHandle, NativeBinding } from './binding';
+export type {
+  EngineConstants,
+  EngineHandle,
+  GroupHandle,
+  NativeBinding,
+  NativeOrigin,
+  NativeTail,
+  PickSlot,
+} from './binding';
 
 let binding: NativeBinding | undefined;
 

@@ -57,7 +57,11 @@ function family(host: string): 4 | 6 {
   return net.isIPv6(host) ? 6 : 4;
 }
 
-/** Rewrite an addon error into one a user can act on, keeping the errno code. */
+/**
+ * Rewrite an addon error into one a user can act on: a wormhole code, and an errno the code
+ * does not say kept in `errno` (SYSTEM_ERROR). The addon's Error has an errno name as its code,
+ * or NS_INVALID (native/nsfactory.c).
+ */
 function nsError(err: unknown, nsPath: string | null, what: string): WormholeError {
   const code = errnoCode(err) ?? 'EIO';
   const where = nsPath ?? 'the host namespace';
@@ -79,7 +83,7 @@ function nsError(err: unknown, nsPath: string | null, what: string): WormholeErr
       'PERMISSION',
       `${what} in ${where}: permission denied (wormholed must run as root)`,
     );
-  return new WormholeError(code, `${what} in ${where}: ${errorMessage(err)}`);
+  return new WormholeError('SYSTEM_ERROR', `${what} in ${where}: ${errorMessage(err)}`, { errno: code });
 }
 
 /** A listening TCP socket bound inside a namespace: its fd (for proxy/) and the bound port. */
@@ -191,7 +195,10 @@ function unixWhere(address: string, nsPath: string | null): string {
   return root ? `${address} in ${root}` : address;
 }
 
-/** A unix socket error a user can act on (the errno code kept where a retry wants it). */
+/**
+ * A unix socket error a user can act on (the errno name kept in `errno` where a retry wants
+ * it). The addon's own codes here are NOT_A_SOCKET and ADDR_IN_USE (native/unixsock.c).
+ */
 function unixError(err: unknown, nsPath: string | null, address: string, what: string): WormholeError {
   const code = errnoCode(err) ?? 'EIO';
   const where = unixWhere(address, nsPath);
@@ -199,7 +206,7 @@ function unixError(err: unknown, nsPath: string | null, address: string, what: s
     return nsError(err, nsPath, `${what} ${address}`);
   if (code === 'NOT_A_SOCKET')
     return new WormholeError(
-      code,
+      'NOT_A_SOCKET',
       `${what} ${where}: ${errorMessage(err).replace(/^.* (exists)/, '$1')}: remove it or pick another path`,
     );
   if (code === 'ADDR_IN_USE' || code === 'EADDRINUSE')
@@ -211,10 +218,11 @@ function unixError(err: unknown, nsPath: string | null, address: string, what: s
     );
   if (code === 'ENAMETOOLONG')
     return new WormholeError(
-      code,
+      'SYSTEM_ERROR',
       `${what} ${where}: the socket's name is too long (the last part of a path may have 88 bytes)`,
+      { errno: code },
     );
-  return new WormholeError(code, `${what} ${where}: ${errorMessage(err)}`);
+  return new WormholeError('SYSTEM_ERROR', `${what} ${where}: ${errorMessage(err)}`, { errno: code });
 }
 
 /**

@@ -1,23 +1,22 @@
 /**
- * How a head with several tails picks one for a connection, as the engine does in C
- * (native/engine.c, pick_tail) for the connections it dials: round-robin; least-conn (the
+ * How a head with several tails picks one for a connection: round-robin; least-conn (the
  * tail with the fewest open connections); source (rendezvous hashing of the client's address,
  * so a client keeps its tail while that tail stays). Healthy tails first; when none is, the
- * others (a stale check must not refuse a client a tail that works). The JavaScript mover and
- * UDP sessions pick here.
+ * others (a stale check must not refuse a client a tail that works).
+ *
+ * The pick itself is the engine's (native/pick.c, through the addon's pickTail), whichever
+ * mover carries the connection: the engine for what it dials, this Balancer for what
+ * JavaScript carries (WORMHOLE_ENGINE=off, a peer's attach, UDP sessions). One hash and one
+ * algorithm, so that a client maps to the same tail with either mover.
  */
-import { createHash } from 'node:crypto';
+import { native } from '../native';
 
 export const POLICIES = ['round-robin', 'least-conn', 'source'] as const;
 export type Policy = (typeof POLICIES)[number];
 
 /** The engine's number for a policy. */
 export function policyCode(p: Policy): number {
-  return POLICIES.indexOf(p);
-}
-
-function hash(text: string): bigint {
-  return createHash('sha256').update(text).digest().readBigUInt64BE(0);
+  return native().engineConstants.policies[p];
 }
 
 /** Slots of tails (null: empty), their health and open counts, and the pick. */
@@ -25,16 +24,22 @@ export class Balancer<T> {
   readonly slots: (T | null)[] = [];
   private readonly up: boolean[] = [];
   private readonly open: number[] = [];
-  private readonly keys: bigint[] = [];
-  private rr = 0;
+  private readonly keys: string[] = [];
+  /** The pick's cursor (round-robin's next slot), as the engine keeps one per group. */
+  private cursor = 0;
   policy: Policy = 'round-robin';
+  /**
+   * Connections open per slot that another mover carries for the same head (the engine's),
+   * so that least-conn counts every open connection of the head.
+   */
+  openElsewhere: (() => readonly (number | undefined)[]) | undefined;
 
   /** Put a tail in a slot (null empties it); `key` names it for source affinity. */
   set(slot: number, tail: T | null, key = ''): void {
     this.slots[slot] = tail;
     this.up[slot] = true;
     this.open[slot] = 0;
-    this.keys[slot] = hash(key);
+    this.keys[slot] = key;
   }
 
   setHealth(slot: number, up: boolean): void {
@@ -46,34 +51,26 @@ export class Balancer<T> {
     return !this.slots.some((t) => t !== null && t !== undefined);
   }
 
-  /** The slot to try next, not in `tried`; -1 when every one was tried. */
+  /** The slot to try next, not in `tried`; -1 when every one was tried. `client`: its address. */
   pick(tried: ReadonlySet<number>, client = ''): number {
-    const n = this.slots.length;
-    const src = this.policy === 'source' ? hash(client) : 0n;
-    for (const any of [false, true]) {
-      let best = -1;
-      let bestOpen = Infinity;
-      let bestScore = -1n;
-      for (let k = 0; k < n; k++) {
-        const i = (this.rr + k) % n;
-        if (!this.slots[i] || tried.has(i) || (!any && !this.up[i])) continue;
-        if (this.policy === 'round-robin') {
-          this.rr = i + 1;
-          return i;
-        }
-        if (this.policy === 'least-conn') {
-          if (this.open[i] < bestOpen) [best, bestOpen] = [i, this.open[i]];
-        } else {
-          const score = hash(`${src}:${this.keys[i]}`);
-          if (score > bestScore) [best, bestScore] = [i, score];
-        }
-      }
-      if (best >= 0) {
-        if (this.policy === 'least-conn') this.rr = best + 1;
-        return best;
-      }
-    }
-    return -1;
+    const elsewhere = this.policy === 'least-conn' ? this.openElsewhere?.() : undefined;
+    const { slot, cursor } = native().pickTail({
+      policy: policyCode(this.policy),
+      client,
+      cursor: this.cursor,
+      tails: Array.from(this.slots, (t, i) =>
+        t
+          ? {
+              key: this.keys[i],
+              up: this.up[i],
+              open: this.open[i] + (elsewhere?.[i] ?? 0),
+              tried: tried.has(i),
+            }
+          : null,
+      ),
+    });
+    this.cursor = cursor;
+    return slot;
   }
 
   /** A connection to slot i opened; the returned function says it closed. */

@@ -47,7 +47,7 @@ export async function dialWithRetry<T>(
         const tried = isRetryable(err) ? ` (retried for ${timeoutMs / 1000} s)` : '';
         throw new WormholeError(
           'DIAL_FAILED',
-          `cannot connect to ${what}: ${errnoCode(err) ?? errorMessage(err)}${tried}`,
+          `cannot connect to ${what}: ${errnoCode(err) ?? (err instanceof WormholeError ? err.code : errorMessage(err))}${tried}`,
           {
             cause: err,
           },

@@ -1,10 +1,11 @@
 /**
- * The TypeScript face of the splice engine (native/engine.c): one per daemon, made by the
- * composition root and handed down. It turns the engine's batched events into calls on the
- * group (one per TCP head) they belong to; it keeps no object per connection.
+ * The TypeScript face of the splice engine (native/engine.h and its rooms): one per daemon,
+ * made by the composition root and handed down. It turns the engine's batched events into
+ * calls on the group (one per TCP head) they belong to; it keeps no object per connection.
+ * The numbers it reads events and counters with are the engine's own (engineConstants).
  */
 import { constants } from 'node:os';
-import { type EngineHandle, type GroupHandle, native } from '../native';
+import { type EngineConstants, type EngineHandle, type GroupHandle, native } from '../native';
 
 /** errno numbers back to their names (ECONNRESET...), for what the engine reports. */
 const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
@@ -14,15 +15,10 @@ export function errnoName(n: number): string | undefined {
   return n === 0 ? undefined : (ERRNO_NAMES.get(n) ?? `errno ${n}`);
 }
 
-const EV_CLOSED = 1;
-const EV_HANDOFF = 2;
-const EV_DIALED = 3;
-const EV_REFUSED = 4;
-const EV_ACCEPT_ERROR = 5;
-const EV_GROUP_CLOSED = 6;
-const EV_DIAL_BROKEN = 7;
-/** An event is 10 doubles: [type, group, a, b, c, d, e, f], then 16 bytes of address. */
-const EV_DOUBLES = 10;
+/** The engine's numbers: event kinds and size, counter slots (native/engine.h). */
+function k(): EngineConstants {
+  return native().engineConstants;
+}
 
 /** How a connection the engine carried ended, for the access log. */
 export interface ClosedConnection {
@@ -37,13 +33,13 @@ export interface ClosedConnection {
   client: string | undefined;
 }
 
-/** An event's client address (bytes 64..79 of the event, family and port in f). */
+/** An event's client address (its last 16 bytes, family and port in f). */
 function clientOf(ev: Float64Array, i: number): string | undefined {
   const f = ev[i + 7];
   if (f === 0) return undefined;
   const family = Math.floor(f / 65536);
   const port = f % 65536;
-  const bytes = new Uint8Array(ev.buffer, ev.byteOffset + (i + 8) * 8, 16);
+  const bytes = new Uint8Array(ev.buffer, ev.byteOffset + (i + k().eventAddress) * 8, 16);
   if (family === 4) return `${bytes.subarray(0, 4).join('.')}:${port}`;
   const words: string[] = [];
   for (let k = 0; k < 16; k += 2) words.push(((bytes[k] << 8) | bytes[k + 1]).toString(16));
@@ -80,6 +76,15 @@ export interface GroupStats {
   dialFailedAt: number;
 }
 
+/** One tail slot's counters, as the engine keeps them. */
+export interface EngineTailStats {
+  open: number;
+  total: number;
+  failed: number;
+  okAt: number;
+  failedAt: number;
+}
+
 /** Where a group's connections go (see EngineGroup.setTail). */
 export interface EngineTail {
   /** Dial host:port from inside the namespace nsFd (-1: the daemon's own). */
@@ -94,6 +99,8 @@ export interface EngineTail {
   rootFd?: number;
   /** The PROXY protocol version each connection to the tail starts with. */
   proxy?: 1 | 2;
+  /** The name source affinity hashes (the JavaScript mover's pick hashes the same; default: the address). */
+  key?: string;
 }
 
 /** One head's share of the engine. */
@@ -129,34 +136,17 @@ export class EngineGroup {
   setTail(slot: number, tail: EngineTail | null): void {
     if (this.closing) return;
     const { engine, handle } = this;
-    if (tail === null) native().groupTail(engine.handle, handle, slot, null);
-    else if (tail.path !== undefined)
-      native().groupTail(
-        engine.handle,
-        handle,
-        slot,
-        tail.nsFd,
-        0,
-        tail.path,
-        0,
-        tail.rootFd ?? -1,
-        tail.proxy ?? 0,
-      );
-    else
-      native().groupTail(
-        engine.handle,
-        handle,
-        slot,
-        tail.nsFd,
-        tail.host.includes(':') ? 6 : 4,
-        tail.host,
-        tail.port,
-        -1,
-        tail.proxy ?? 0,
-      );
+    if (tail === null) return native().groupTail(engine.handle, handle, slot, null);
+    const { nsFd, host, port, path, rootFd, proxy, key } = tail;
+    native().groupTail(
+      engine.handle,
+      handle,
+      slot,
+      path !== undefined ? { nsFd, path, rootFd, proxy, key } : { nsFd, host, port, proxy, key },
+    );
   }
 
-  /** How the engine picks among the tails: 0 round-robin, 1 least-conn, 2 source. */
+  /** How the engine picks among the tails: an engineConstants.policies number (balance.ts's policyCode). */
   setBalance(policy: number): void {
     if (!this.closing) native().groupBalance(this.engine.handle, this.handle, policy);
   }
@@ -167,28 +157,37 @@ export class EngineGroup {
   }
 
   /** Each slot's counters as the engine keeps them (null: an empty slot). */
-  tailStats(): ({ open: number; total: number; failed: number; okAt: number; failedAt: number } | null)[] {
+  tailStats(): (EngineTailStats | null)[] {
     if (this.closing) return [];
+    const { tailStats: at, tailStatCount: n } = k();
     const v = native().groupTailStats(this.handle);
-    const out: ({ open: number; total: number; failed: number; okAt: number; failedAt: number } | null)[] =
-      [];
-    for (let i = 0; i + 5 < v.length; i += 6)
+    const out: (EngineTailStats | null)[] = [];
+    for (let i = 0; i + n <= v.length; i += n)
       out.push(
-        v[i + 5]
-          ? { open: v[i], total: v[i + 1], failed: v[i + 2], okAt: v[i + 3], failedAt: v[i + 4] }
+        v[i + at.set]
+          ? {
+              open: v[i + at.open],
+              total: v[i + at.total],
+              failed: v[i + at.failed],
+              okAt: v[i + at.okAt],
+              failedAt: v[i + at.failedAt],
+            }
           : null,
       );
     return out;
   }
 
+  /**
+   * A connection JavaScript carries to a slot's tail opened (+1) or closed (-1): the engine
+   * counts it with its own, so that least-conn sees every open connection of the head.
+   */
+  countOnTail(slot: number, delta: 1 | -1): void {
+    if (!this.closing) native().groupTailCount(this.engine.handle, this.handle, slot, delta);
+  }
+
   /** Dial the tail for a client fd that came back by handoff (answered by dialed or handoff). */
   dial(fd: number): void {
     native().groupDial(this.engine.handle, this.handle, fd);
-  }
-
-  /** Join two connected sockets; the engine dups the fds, the caller closes its own. */
-  pair(fdA: number, fdB: number): number {
-    return native().groupPair(this.engine.handle, this.handle, fdA, fdB);
   }
 
   /** Count a connection JavaScript holds (false: over the cap, counted as refused). */
@@ -203,22 +202,18 @@ export class EngineGroup {
   stats(): GroupStats {
     if (this.last) return this.last;
     const v = native().groupStats(this.handle);
+    const at = k().groupStats;
     return {
-      open: v[0],
-      total: v[1],
-      refused: v[2],
-      bytesUp: v[3],
-      bytesDown: v[4],
-      dialFailures: v[5],
-      lastActive: v[6],
-      dialOkAt: v[7],
-      dialFailedAt: v[8],
+      open: v[at.open],
+      total: v[at.total],
+      refused: v[at.refused],
+      bytesUp: v[at.bytesUp],
+      bytesDown: v[at.bytesDown],
+      dialFailures: v[at.dialFailures],
+      lastActive: v[at.lastActive],
+      dialOkAt: v[at.dialOkAt],
+      dialFailedAt: v[at.dialFailedAt],
     };
-  }
-
-  /** Close one connection. */
-  closeConnection(id: number): void {
-    if (!this.closing) native().connClose(this.engine.handle, this.handle, id);
   }
 
   /** Close the head and every connection; resolves when the engine has let go of them. */
@@ -290,14 +285,15 @@ export class Engine {
   }
 
   private dispatch(ev: Float64Array): void {
-    for (let i = 0; i + EV_DOUBLES <= ev.length; i += EV_DOUBLES) {
+    const { events: kind, eventDoubles } = k();
+    for (let i = 0; i + eventDoubles <= ev.length; i += eventDoubles) {
       const type = ev[i];
       const g = this.groups.get(ev[i + 1]);
-      if (type === EV_DIAL_BROKEN) this.onDialBroken(errnoName(ev[i + 3]) ?? 'unknown');
+      if (type === kind.dialBroken) this.onDialBroken(errnoName(ev[i + 3]) ?? 'unknown');
       if (!g) continue;
       const a = ev[i + 2];
       switch (type) {
-        case EV_CLOSED:
+        case kind.closed:
           g.events.closed?.({
             id: a,
             up: ev[i + 3],
@@ -307,19 +303,19 @@ export class Engine {
             client: clientOf(ev, i),
           });
           break;
-        case EV_HANDOFF:
+        case kind.handoff:
           g.events.handoff(a, errnoName(ev[i + 3]));
           break;
-        case EV_DIALED:
+        case kind.dialed:
           g.events.dialed(a, ev[i + 3]);
           break;
-        case EV_REFUSED:
+        case kind.refused:
           g.events.refused();
           break;
-        case EV_ACCEPT_ERROR:
+        case kind.acceptError:
           g.events.acceptError(errnoName(ev[i + 3]) ?? 'unknown');
           break;
-        case EV_GROUP_CLOSED:
+        case kind.groupClosed:
           this.groups.delete(ev[i + 1]);
           g.onGone?.();
           break;

@@ -12,7 +12,7 @@
  * is away. Each end's checks run one after the other, in the order the events came.
  */
 import type { Disposable } from '../common/disposable';
-import { WormholeError, errorMessage } from '../common/errors';
+import { type ErrorCode, WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerEvent, ContainerLocation, ContainerRuntime } from './context';
 
@@ -50,7 +50,7 @@ interface Entry {
 }
 
 /** What the runtime answers for a container that is not there or not running. */
-const NOT_RUNNING = new Set(['CONTAINER_NOT_FOUND', 'CONTAINER_NOT_RUNNING']);
+const NOT_RUNNING = new Set<ErrorCode>(['CONTAINER_NOT_FOUND', 'CONTAINER_NOT_RUNNING']);
 
 /** Follows the containers that segment ends are in; one per daemon (per segment manager). */
 export class ContainerFollower {

@@ -25,67 +25,134 @@ import {
 import { ContainerFollower } from './follow';
 import { type Ports, SegmentKeeper } from './keeper';
 import { childId, newRecord, peerChildId, peerKey } from './records';
-import { Segment, type Tail } from './segment';
+import { Segment } from './segment';
+import type { SegmentDeps, Tail } from './spec';
+import {
+  type StepOwner,
+  applyStep,
+  checkTail,
+  isChildStep,
+  peerBase,
+  peerResult,
+  sameRequest,
+  several,
+  toDraft,
+} from './steps';
 import { checkJoin } from './streamends';
-
-function isChildStep(step: Step): boolean {
-  return (
-    step.op === 'child' ||
-    step.op === 'chain' ||
-    step.op === 'remote' ||
-    step.op === 'tunnel' ||
-    step.op === 'udptunnel'
-  );
-}
-
-/** A tail must be of a kind the head joins (streams, or udp) and must not be the head itself. */
-function checkTail(head: Endpoint, headPort: number, tail: Endpoint): void {
-  checkJoin(head.proto, tail.proto, tail.proxy);
-  checkNotSelf(head, headPort, tail);
-}
 
 /** How often tails are checked unless `health` says otherwise. */
 const DEFAULT_HEALTH_MS = 5000;
 
-/** More than one tail, or a label's containers (any number): a set of tails. */
-function several(tails: Draft[]): boolean {
-  return tails.length > 1 || tails.some((d) => d.label !== undefined);
+/** The id taken: by a segment, one being built, or one that could not be built again. */
+function idTaken(id: string): WormholeError {
+  return new WormholeError(
+    'ID_EXISTS',
+    `a segment with id ${id} exists already: delete it or pick another id`,
+  );
 }
 
-function toDraft(e: Endpoint, port = e.port): Draft {
-  return {
-    proto: e.proto,
-    ns: e.ns,
-    nsLabel: e.nsLabel,
-    host: e.host,
-    port,
-    container: e.container,
-    containerId: e.containerId,
-    path: e.path,
-    mode: e.mode,
-  };
-}
-
-/** Owns every segment of one daemon; its keeper keeps the top ones in the store. */
+/**
+ * Owns every segment of one daemon: builds them from plans, keeps the top ones in its
+ * keeper's journal (written around each build), builds them again at start.
+ */
 export class SegmentManager {
   private readonly segments = new Map<string, Segment>();
+  /** Ids of segments being built (their create-time steps run before the segment exists). */
+  private readonly building = new Set<string>();
   /** The top segments' records: kept, built again at start (src/segment/keeper.ts). */
   private readonly keeper: SegmentKeeper;
-  /** Ends in containers follow them across restarts. */
-  private readonly follower: ContainerFollower;
+  /** What every segment is made with. */
+  private readonly deps: SegmentDeps;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retrying = false;
 
   constructor(private readonly ctx: SegmentContext) {
-    this.follower = new ContainerFollower(ctx.containers, ctx.log);
-    this.keeper = new SegmentKeeper(ctx, {
-      build: (record, plan, ports) =>
-        this.build(plan, record.id, peerBase(record), null, record.kind === 'peer', ports),
-      deleteTree: (id) => this.deleteTree(id),
-    });
+    this.keeper = new SegmentKeeper(ctx);
+    this.deps = {
+      ctx,
+      runTrigger: (s, steps, scope) => this.trigger(s, steps, scope),
+      // ends in containers follow them across restarts
+      follower: new ContainerFollower(ctx.containers, ctx.log),
+    };
   }
 
-  /** Build again every segment the store kept (the daemon starts). */
-  restore(records: SegmentRecord[]): Promise<void> {
-    return this.keeper.restore(records);
+  /**
+   * Build again every segment the store kept (the daemon starts): complete ones with their
+   * ids and ports; half-built ones (a crash cut their create short) are cleaned instead, their
+   * children on peers deleted. What cannot be built is kept, shown as failed, tried again
+   * every --retry-failed seconds. Records are independent of each other: built side by side.
+   */
+  async restore(records: SegmentRecord[]): Promise<void> {
+    let restored = 0;
+    await Promise.all(
+      records.map(async (record) => {
+        if (!record.complete) return this.keeper.cleanHalfBuilt(record);
+        try {
+          await this.rebuild(record);
+          restored++;
+          this.ctx.log.info({ segment: record.id, url: record.url }, 'segment restored');
+        } catch (err) {
+          this.keeper.failedToBuild(record, err);
+          this.ctx.log.warn(
+            { segment: record.id, url: record.url, err: errorMessage(err) },
+            'segment not restored (kept: list shows it failed; tried again every --retry-failed seconds)',
+          );
+        }
+      }),
+    );
+    if (records.length > 0)
+      this.ctx.log.info({ restored, failed: this.keeper.failed.size }, 'segments from the state directory');
+    // What failed may work later: a container started after the daemon, a namespace made again.
+    this.retryTimer = setInterval(() => void this.retryFailed(), this.ctx.retryFailedMs);
+    this.retryTimer.unref();
+  }
+
+  /** Build a kept segment as it was: same ids, same head ports. */
+  private rebuild(record: SegmentRecord): Promise<Segment[]> {
+    const { plan, ports } = this.keeper.rebuildPlan(record);
+    return this.buildTop(record, plan, ports);
+  }
+
+  /** Try the segments that could not be built again; a new reason replaces the old. */
+  private async retryFailed(): Promise<void> {
+    if (this.retrying) return;
+    this.retrying = true;
+    try {
+      for (const [id, { record }] of [...this.keeper.failed]) {
+        if (!this.keeper.failed.has(id)) continue;
+        try {
+          await this.rebuild(record);
+        } catch (err) {
+          if (this.keeper.failed.has(id)) this.keeper.failedToBuild(record, err);
+          continue;
+        }
+        if (this.keeper.failed.delete(id))
+          this.ctx.log.info({ segment: id, url: record.url }, 'segment restored');
+        else await this.deleteTree(id).then(() => this.keeper.forget(id)); // deleted while it was built
+      }
+    } finally {
+      this.retrying = false;
+    }
+  }
+
+  /**
+   * Build a top segment, its record journaled around the build: written before it
+   * (incomplete, so that a crash in the middle leaves what to clean), complete after.
+   */
+  private async buildTop(record: SegmentRecord, plan: Plan, ports?: Ports): Promise<Segment[]> {
+    this.keeper.begin(record);
+    let built: Segment[];
+    try {
+      built = await this.build(plan, record.id, peerBase(record), null, record.kind === 'peer', ports);
+    } catch (err) {
+      this.keeper.abort(record);
+      throw err;
+    }
+    this.keeper.commit(record, {
+      url: built[0].url,
+      segments: built.map((s) => ({ id: s.id, port: s.boundPort })),
+    });
+    return built;
   }
 
   /** Create the segments a list of actions describes; the first is the top one. */
@@ -93,7 +160,7 @@ export class SegmentManager {
     const plan = parsePlan(actions);
     const id = plan.id ?? randomUUID();
     this.checkFree(id);
-    return this.keeper.buildTop(newRecord(id, 'local', actions), plan);
+    return this.buildTop(newRecord(id, 'local', actions), plan);
   }
 
   /**
@@ -115,20 +182,20 @@ export class SegmentManager {
     if (seen && params.key && seen.record.key === params.key) this.keeper.forget(id);
     this.checkFree(id);
     const record = newRecord(id, 'peer', params.actions, { head: params.head, key: params.key });
-    const [seg] = await this.keeper.buildTop(record, plan);
+    const [seg] = await this.buildTop(record, plan);
     return peerResult(seg);
   }
 
   /** Refuse an id taken by a segment, or by one that could not be built again. */
   private checkFree(id: string): void {
-    if (this.segments.has(id) || this.keeper.failed.has(id))
-      throw new WormholeError(
-        'ID_EXISTS',
-        `a segment with id ${id} exists already: delete it or pick another id`,
-      );
+    if (this.segments.has(id) || this.building.has(id) || this.keeper.failed.has(id)) throw idTaken(id);
   }
 
-  /** Build one segment (and, recursively, its create-time children). */
+  /**
+   * Build one segment (and, recursively, its create-time children): run its create-time
+   * steps, make it from what they decided, open its head, make its children, set its tail
+   * (or arm its trigger), and only then let its head accept.
+   */
   private async build(
     plan: Plan,
     id: string,
@@ -137,34 +204,24 @@ export class SegmentManager {
     remote: boolean,
     ports?: Ports,
   ): Promise<Segment[]> {
-    if (this.segments.has(id))
-      throw new WormholeError(
-        'ID_EXISTS',
-        `a segment with id ${id} exists already: delete it or pick another id`,
-      );
-    const seg = new Segment(
-      id,
-      parent,
-      remote,
-      this.ctx,
-      (s, steps, scope) => this.trigger(s, steps, scope),
-      this.follower,
-    );
-    this.segments.set(id, seg);
-    const created: Segment[] = [seg];
+    if (this.segments.has(id) || this.building.has(id)) throw idTaken(id);
+    this.building.add(id);
+    // what the create-time steps make is the segment's once it exists
+    const made = { scope: new DisposableStack(), containers: [] as string[] };
+    let seg: Segment | undefined;
     try {
       const head: Draft = { ...base };
       // `also` starts another tail from a copy of the one before: the last is the one set
       const tails: Draft[] = [{}];
       const childStep = plan.init.find(isChildStep);
+      const owner: StepOwner = { id, containers: made.containers };
       for (const [i, step] of plan.init.entries()) {
-        if (step.op === 'also') tails.push({ ...tails[tails.length - 1] });
+        const tail = tails[tails.length - 1];
+        if (step.op === 'also') tails.push({ ...tail });
         else if (!isChildStep(step))
-          await this.apply(seg, step, head, tails[tails.length - 1], seg.stack, `init/${i}`);
+          await applyStep(this.ctx.containers, owner, step, { head, tail }, made.scope, `init/${i}`);
       }
       const tail = tails[tails.length - 1];
-      seg.balance = plan.balance ?? 'round-robin';
-      seg.healthMs = plan.healthMs === undefined ? DEFAULT_HEALTH_MS : plan.healthMs;
       if (plan.trigger) await this.prepareTrigger(plan.trigger);
       const headEp = await resolveHead(head);
       // an ephemeral head built again gets the port it had
@@ -173,41 +230,54 @@ export class SegmentManager {
         // refuse a tail that is the head before taking the port, so the reason is the real one
         checkTail(headEp, headEp.port, await resolveTail(tail, head));
       }
-      await seg.listen(headEp);
-      seg.headDraft = head;
+      seg = new Segment(
+        {
+          id,
+          parent,
+          remote,
+          head: headEp,
+          headDraft: head,
+          tailDrafts: tails,
+          balance: plan.balance ?? 'round-robin',
+          healthMs: plan.healthMs === undefined ? DEFAULT_HEALTH_MS : plan.healthMs,
+          trigger: plan.trigger,
+          idleMs: plan.trigger ? plan.idle : undefined,
+          made,
+        },
+        this.deps,
+      );
+      this.segments.set(id, seg);
+      this.building.delete(id);
+      const created: Segment[] = [seg];
+      await seg.open();
       let peerTail: Tail | undefined;
       if (childStep) peerTail = await this.spawn(seg, childStep, head, tail, seg.stack, created, ports);
-      seg.tailDrafts = tails;
       if (peerTail && several(tails))
         throw new WormholeError(
           'UNSUPPORTED',
           'several tails (also, docker-label) are local: a remote or tunnel child is one tail',
         );
-      if (plan.trigger) {
-        seg.triggerSteps = plan.trigger;
-        this.checkStatically(seg, plan.trigger);
-        if (plan.idle !== undefined)
-          seg.scaleToZero(
-            plan.idle,
-            plan.trigger.some((s) => s.op === 'docker-run'),
-          );
-      } else {
-        await seg.setTail(peerTail ?? (await this.localTail(seg, tails, head)));
-      }
+      if (plan.trigger) this.checkStatically(seg, plan.trigger);
+      else await seg.setTail(peerTail ?? (await this.localTail(seg, tails, head)));
+      // the tail is set (or the trigger armed): no client finds the segment without one
+      seg.accept();
       this.ctx.log.info(
         { segment: id, url: seg.url, parent, remote, trigger: plan.trigger !== null },
         'segment created',
       );
       return created;
     } catch (err) {
-      this.segments.delete(id);
-      await seg.close().catch(() => undefined);
+      this.building.delete(id);
+      if (seg) {
+        this.segments.delete(id);
+        await seg.close().catch(() => undefined);
+      } else await made.scope.dispose().catch(() => undefined);
       throw err;
     }
   }
 
   /** One tail, or a set of them (several drafts, or a label's containers). */
-  private async localTail(seg: Segment, tails: Draft[], head: Draft): Promise<Tail> {
+  private async localTail(seg: Segment, tails: readonly Draft[], head: Draft): Promise<Tail> {
     if (several(tails)) {
       for (const d of tails) checkJoin(seg.head.proto, tailProto(d, head), d.proxy);
       return { kind: 'set', drafts: tails.map((d) => ({ ...d })), head: { ...head } };
@@ -226,7 +296,7 @@ export class SegmentManager {
       const tail = tails[tails.length - 1];
       if (step.op === 'also') tails.push({ ...tail });
       else if (isChildStep(step)) peerTail = await this.spawn(seg, step, head, tail, scope, []);
-      else await this.apply(seg, step, head, tail, scope, `trigger/${i}`);
+      else await applyStep(this.ctx.containers, seg, step, { head, tail }, scope, `trigger/${i}`);
     }
     if (peerTail && several(tails))
       throw new WormholeError(
@@ -267,48 +337,6 @@ export class SegmentManager {
         host: tail.host ?? seg.head.host,
         port,
       });
-    }
-  }
-
-  /** Apply a step that sets an end. */
-  private async apply(
-    seg: Segment,
-    step: Step,
-    head: Draft,
-    tail: Draft,
-    scope: DisposableStack,
-    where: string,
-  ): Promise<void> {
-    if (step.op === 'docker-label') {
-      Object.assign(tail, { label: step.label, ns: null, nsLabel: undefined, container: undefined });
-    } else if (step.op === 'url') {
-      applyUrl(step.side === 'head' ? head : tail, step.url);
-    } else if (step.op === 'docker-ns') {
-      const d = step.side === 'head' ? head : tail;
-      if (step.container === null) {
-        Object.assign(d, { ns: null, nsLabel: undefined, container: undefined, containerId: undefined });
-      } else {
-        const found = await this.ctx.containers.locate(step.container);
-        Object.assign(d, {
-          ns: found.nsPath,
-          nsLabel: step.container,
-          container: step.container,
-          containerId: found.id,
-        });
-      }
-    } else if (step.op === 'proxy-protocol') {
-      tail.proxy = step.version;
-    } else if (step.op === 'docker-run') {
-      const d = step.side === 'head' ? head : tail;
-      // a trigger's container under idle is kept: stopped when it idles, started again
-      const kept = where.startsWith('trigger/') ? seg.kept : undefined;
-      const { id, nsPath } = kept
-        ? await kept.run(step.args, where)
-        : await this.ctx.containers.run(step.args, seg.id, where);
-      if (!seg.containers.includes(id)) seg.containers.push(id);
-      scope.defer(() => (kept ? kept.release(id) : this.ctx.containers.remove(id)));
-      // (the runtime logs the start, with the segment)
-      Object.assign(d, { ns: nsPath, nsLabel: id.slice(0, 12), container: id, containerId: id });
     }
   }
 
@@ -451,30 +479,9 @@ export class SegmentManager {
 
   /** Delete every segment (daemon shutdown). */
   async closeAll(): Promise<void> {
-    this.keeper.stop();
+    clearInterval(this.retryTimer);
     const tops = [...this.segments.values()].filter((s) => s.parent === null || !this.segments.has(s.parent));
     await Promise.allSettled(tops.map((s) => this.deleteTree(s.id)));
     await Promise.allSettled([...this.segments.keys()].map((k) => this.deleteTree(k)));
   }
-}
-
-/** A peer's child built from its record starts from the head the peer gave. */
-function peerBase(record: SegmentRecord): Draft {
-  if (!record.head) return {};
-  return { proto: record.head.proto, host: record.head.host ?? '127.0.0.1', port: record.head.port };
-}
-
-/** Does a peer ask again for the child this record made? */
-function sameRequest(record: SegmentRecord, params: Params<'peer-create'>): boolean {
-  const [a, b] = [record.head, params.head];
-  return (
-    JSON.stringify(record.actions) === JSON.stringify(params.actions) &&
-    a?.proto === b.proto &&
-    a.host === b.host &&
-    a.port === b.port
-  );
-}
-
-function peerResult(seg: Segment): Result<'peer-create'> {
-  return { id: seg.id, url: seg.url, proto: seg.head.proto, host: seg.head.host, port: seg.boundPort };
 }

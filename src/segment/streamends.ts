@@ -1,10 +1,9 @@
 /**
  * The two kinds of byte stream end, TCP and unix, behind one face: a head's listening socket
  * (and, for a unix path, the socket file it leaves to remove), and the tail a head's
- * connections go to (what the engine dials, and how the JavaScript mover connects). A head
+ * connections go to (the endpoint, and how each mover reaches it). A head
  * of one kind joins a tail of the other as it is: both carry half-close (shutdown(SHUT_WR)).
  */
-import * as fs from 'node:fs';
 import { type Protocol, isStream } from '../api/url';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
@@ -59,38 +58,21 @@ export async function releaseStreamHead(
 }
 
 /**
- * Point a head at a stream tail: for the engine, the namespace (a TCP tail in another one,
- * an abstract name) and the filesystem root (a unix path) to dial in, opened here and closed
- * once the engine has its own copies; for the JavaScript mover, how to connect. `give` hands
- * the target to the head, synchronously.
+ * A stream tail as a head takes it: the endpoint, with how to open its namespace and
+ * filesystem root (for a mover that dials from inside them) and how to connect from here.
  */
-export async function pointStreamTail(
-  ep: Endpoint,
-  withEngine: boolean,
-  give: (target: TailTarget) => void,
-): Promise<void> {
+export function streamTarget(ep: Endpoint): TailTarget {
   const unix = ep.proto === 'unix';
-  const needNs = withEngine && ep.ns !== null && (!unix || ep.path!.startsWith('@'));
-  const needRoot = withEngine && unix && ep.path!.startsWith('/');
-  const nsFd = needNs ? await openNamespace(ep.ns) : -1;
-  let rootFd = -1;
-  try {
-    if (needRoot) rootFd = await openRoot(ep.ns);
-    give({
-      nsFd,
-      host: ep.host,
-      port: ep.port,
-      path: unix ? ep.path : undefined,
-      rootFd: unix ? rootFd : undefined,
-      proxy: ep.proxy,
-      connect: unix ? () => connectUnix(ep.ns, ep.path!) : () => connectTcp(ep.ns, ep.host, ep.port),
-      what: describe(ep),
-    });
-  } finally {
-    // the engine keeps its own copies
-    if (nsFd >= 0) fs.closeSync(nsFd);
-    if (rootFd >= 0) fs.closeSync(rootFd);
-  }
+  return {
+    host: ep.host,
+    port: ep.port,
+    path: unix ? ep.path : undefined,
+    proxy: ep.proxy,
+    openNamespace: ep.ns === null ? undefined : () => openNamespace(ep.ns),
+    openRoot: unix ? () => openRoot(ep.ns) : undefined,
+    connect: unix ? () => connectUnix(ep.ns, ep.path!) : () => connectTcp(ep.ns, ep.host, ep.port),
+    what: describe(ep),
+  };
 }
 
 /**

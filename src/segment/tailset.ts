@@ -18,7 +18,7 @@ import { Balancer, type Policy } from '../proxy/balance';
 import type { TailStats, TcpHead } from '../proxy/head';
 import type { ContainerRuntime } from './context';
 import { type Draft, type Endpoint, describe, resolveTail } from './endpoint';
-import { pointStreamTail } from './streamends';
+import { streamTarget } from './streamends';
 
 /** How long a health check's connect may take. */
 const CHECK_TIMEOUT_MS = 2000;
@@ -121,7 +121,7 @@ export class TailSet {
     for (const [i, slot] of this.slots.entries()) {
       if (!slot || now.has(slot.key)) continue;
       this.slots[i] = null;
-      this.head?.setTailSlot(i, null);
+      void this.head?.setTailSlot(i, null);
       this.udp.set(i, null);
       this.ctx.log.info({ segment: this.ctx.segment, tail: describe(slot.ep) }, 'tail gone');
     }
@@ -147,13 +147,14 @@ export class TailSet {
     this.udp.set(i, ep, key);
     const head = this.head;
     if (!head) return;
-    // (a TCP or a unix tail: the engine gets the namespace and the filesystem root it needs)
-    await pointStreamTail(ep, true, (target) => head.setTailSlot(i, target, key)).catch((err: unknown) =>
-      this.ctx.log.warn(
-        { segment: this.ctx.segment, tail: describe(ep), err: errorMessage(err) },
-        'tail not set',
-      ),
-    );
+    await head
+      .setTailSlot(i, streamTarget(ep), key)
+      .catch((err: unknown) =>
+        this.ctx.log.warn(
+          { segment: this.ctx.segment, tail: describe(ep), err: errorMessage(err) },
+          'tail not set',
+        ),
+      );
   }
 
   /** A TCP connect to every tail; the result decides who gets new connections. */

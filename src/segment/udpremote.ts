@@ -19,11 +19,11 @@
 import type * as dgram from 'node:dgram';
 import type { Duplex } from 'node:stream';
 import { WormholeError, errorMessage } from '../common/errors';
-import { dialWithRetry } from '../proxy/dial';
 import { DatagramReader, StreamUpstream, sendDatagram } from '../proxy/dgramstream';
 import type { Origin } from '../proxy/proxyproto';
 import { type DatagramUpstream, UdpCounters } from '../proxy/udp';
 import type { PeerLink } from './context';
+import { dialRemote } from './remoteleg';
 
 /** A session's upstream on the head's side: a new attach stream to the peer's segment. */
 export async function openPeerSession(
@@ -33,7 +33,7 @@ export async function openPeerSession(
   dialTimeoutMs: number,
   origin?: Origin,
 ): Promise<DatagramUpstream> {
-  const stream = await dialWithRetry(() => peers.attach(host, id, origin), `peer ${host}`, dialTimeoutMs);
+  const stream = await dialRemote(peers, host, id, dialTimeoutMs, origin);
   return new StreamUpstream(stream);
 }
 

@@ -1,5 +1,5 @@
 /**
- * A tunnel's counters for the metrics: bytes through its interface (whatever the engine), and
+ * A tunnel's counters for the metrics: bytes through its interface (whatever the driver), and
  * for WireGuard its last handshake. Read with `ip` and `wg` (argv arrays, no shell).
  */
 import { run } from '../common/exec';
@@ -8,11 +8,12 @@ import { run } from '../common/exec';
 export interface TunnelCounters {
   host: string;
   iface: string;
-  engine: string;
+  /** wireguard or ipsec (the metrics' `engine` label). */
+  driver: string;
   /** Bytes sent to and received from the peer through the tunnel (the interface's counters). */
   txBytes: number;
   rxBytes: number;
-  /** The last handshake (seconds since the epoch), where the engine has them (WireGuard). */
+  /** The last handshake (seconds since the epoch), where the driver has them (WireGuard). */
   lastHandshake: number | null;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Tunnels between this daemon and its peers: the negotiation (over the daemons' encrypted
  * channel: overlay addresses, UDP ports, keys), the record of what exists (in the state
- * directory, so tunnels outlive the daemon), and the engine that builds each side.
+ * directory, so tunnels outlive the daemon), and the driver (WireGuard, IPsec) that builds each side.
  */
 import { createHash } from 'node:crypto';
 import * as dns from 'node:dns/promises';
@@ -14,7 +14,7 @@ import { WormholeError, errorMessage } from '../common/errors';
 import { run } from '../common/exec';
 import type { Logger } from '../common/log';
 import type { TunnelLink } from '../segment/context';
-import type { TunnelEngine, TunnelSide } from './engine';
+import type { TunnelDriver, TunnelSide } from './driver';
 import { Ipsec } from './ipsec';
 import { type TunnelCounters, interfaceBytes, wireguardHandshake } from './counters';
 import { pickPair, pickPort } from './overlay';
@@ -35,7 +35,8 @@ export interface TunnelOptions {
   ports: [number, number];
   internalIp?: string;
   externalIp?: string;
-  engine?: 'wireguard' | 'ipsec';
+  /** The driver asked for (--tunnel-engine), if any. */
+  driver?: 'wireguard' | 'ipsec';
 }
 
 /** One tunnel as this daemon records it. */
@@ -53,6 +54,7 @@ const createRequest = z.object({
   key: z.string().regex(/^[A-Za-z0-9+/=]{28,44}$/),
   used: z.array(z.string().ip({ version: 'v4' })).max(100000),
   udp: z.boolean(),
+  /** The driver (by the wire's name). */
   engine: z.enum(['wireguard', 'ipsec']),
 });
 const createReply = z.object({
@@ -69,11 +71,11 @@ export function ifaceName(local: string, remote: string): string {
   return `wh${createHash('sha256').update(`${local}|${remote}`).digest('hex').slice(0, 10)}`;
 }
 
-/** What is kept of a side being built (keys stay in the engine's key files). */
-function toRecord(host: string, engine: string, s: TunnelSide): TunnelRecord {
+/** What is kept of a side being built (keys stay in the driver's key files). */
+function toRecord(host: string, driver: string, s: TunnelSide): TunnelRecord {
   return {
     host,
-    engine,
+    engine: driver, // (the stored name, as in tunnel-list)
     udp: s.udp,
     iface: s.iface,
     localIp: s.localIp,
@@ -89,14 +91,14 @@ function toRecord(host: string, engine: string, s: TunnelSide): TunnelRecord {
 export class TunnelService implements TunnelLink {
   private records = new Map<string, TunnelRecord>();
   private readonly busy = new Map<string, Promise<unknown>>();
-  private readonly engines: TunnelEngine[];
+  private readonly drivers: TunnelDriver[];
 
   constructor(
     private readonly opts: TunnelOptions,
     private readonly peers: PeerCaller,
     private readonly log: Logger,
   ) {
-    this.engines = [new WireGuard(opts.keyDir), new Ipsec()];
+    this.drivers = [new WireGuard(opts.keyDir), new Ipsec()];
     try {
       const saved = JSON.parse(fs.readFileSync(opts.stateFile, 'utf8')) as TunnelRecord[];
       for (const r of saved) this.records.set(r.host, r);
@@ -111,10 +113,10 @@ export class TunnelService implements TunnelLink {
     });
   }
 
-  /** The engine to build with: the one asked for (-tunnel-engine), else the first available. */
-  private async engine(name?: string): Promise<TunnelEngine> {
-    const wanted = name ?? this.opts.engine;
-    for (const e of this.engines) {
+  /** The driver to build with: the one asked for (--tunnel-engine), else the first available. */
+  private async driver(name?: string): Promise<TunnelDriver> {
+    const wanted = name ?? this.opts.driver;
+    for (const e of this.drivers) {
       if (wanted && e.name !== wanted) continue;
       if (await e.available()) return e;
     }
@@ -126,24 +128,24 @@ export class TunnelService implements TunnelLink {
     );
   }
 
-  private engineNamed(name: string): TunnelEngine {
-    return this.engines.find((e) => e.name === name)!;
+  private driverNamed(name: string): TunnelDriver {
+    return this.drivers.find((e) => e.name === name)!;
   }
 
-  /** At start: say which engine runs here; keep whole tunnels, remove half-built ones. */
+  /** At start: say which driver runs here; keep whole tunnels, remove half-built ones. */
   async start(): Promise<void> {
-    const engine = await this.engine().catch((err: WormholeError) => err);
-    if (engine instanceof WormholeError) this.log.warn({ err: engine.message }, 'no tunnel engine');
-    else this.log.info({ engine: await engine.describe() }, 'tunnel engine');
+    const driver = await this.driver().catch((err: WormholeError) => err);
+    if (driver instanceof WormholeError) this.log.warn({ err: driver.message }, 'no tunnel engine');
+    else this.log.info({ engine: await driver.describe() }, 'tunnel engine');
     for (const r of [...this.records.values()]) {
-      const engine = this.engineNamed(r.engine);
-      const found = await engine.list().catch(() => []);
+      const driver = this.driverNamed(r.engine);
+      const found = await driver.list().catch(() => []);
       const f = found.find((x) => x.iface === r.iface);
       if (r.built && f?.complete) {
         this.log.info({ host: r.host, iface: r.iface, engine: r.engine }, 'tunnel found');
         continue;
       }
-      await engine.delete(r.iface).catch(() => undefined);
+      await driver.delete(r.iface).catch(() => undefined);
       this.records.delete(r.host);
       this.log.warn({ host: r.host, iface: r.iface }, 'removed a half-built tunnel');
     }
@@ -194,7 +196,7 @@ export class TunnelService implements TunnelLink {
       built.map(async (r) => ({
         host: r.host,
         iface: r.iface,
-        engine: r.engine,
+        driver: r.engine,
         ...(await interfaceBytes(r.iface)),
         lastHandshake: r.engine === 'wireguard' ? await wireguardHandshake(r.iface) : null,
       })),
@@ -222,7 +224,7 @@ export class TunnelService implements TunnelLink {
     return this.serial(host, async () => {
       const existing = this.records.get(host);
       if (existing?.built) return this.info(existing);
-      const engine = await this.engine();
+      const driver = await this.driver();
       const peerName = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
       const peerAddress = net.isIP(peerName)
         ? peerName
@@ -244,10 +246,10 @@ export class TunnelService implements TunnelLink {
       const underlay = await this.underlayToward(peerAddress);
       const external = this.opts.externalIp ?? underlay;
       const localPort = pickPort(this.opts.ports, this.usedPorts());
-      const [priv, pub] = engine.keyPair();
+      const [priv, pub] = driver.keyPair();
       const raw = await this.peers.call(host, 'peer-tunnel', {
         op: 'create',
-        data: { from: external, port: localPort, key: pub, used: this.usedIps(), udp, engine: engine.name },
+        data: { from: external, port: localPort, key: pub, used: this.usedIps(), udp, engine: driver.name },
       });
       const parsed = createReply.safeParse(raw);
       if (!parsed.success)
@@ -265,11 +267,11 @@ export class TunnelService implements TunnelLink {
         peerPublicKey: reply.key,
         udp,
       };
-      const record = toRecord(host, engine.name, side);
+      const record = toRecord(host, driver.name, side);
       this.records.set(host, record);
       this.save();
       try {
-        await engine.create(side);
+        await driver.create(side);
       } catch (err) {
         this.records.delete(host);
         this.save();
@@ -281,7 +283,7 @@ export class TunnelService implements TunnelLink {
       record.built = true;
       this.save();
       this.log.info(
-        { host, iface: side.iface, engine: engine.name, local: side.localIp, remote: side.remoteIp },
+        { host, iface: side.iface, engine: driver.name, local: side.localIp, remote: side.remoteIp },
         'tunnel created',
       );
       return this.info(record);
@@ -293,7 +295,7 @@ export class TunnelService implements TunnelLink {
     return this.serial(host, async () => {
       const r = this.records.get(host);
       if (!r) throw new WormholeError('NOT_FOUND', `no tunnel to ${host}: 'wormhole tunnel-list' shows them`);
-      await this.engineNamed(r.engine).delete(r.iface);
+      await this.driverNamed(r.engine).delete(r.iface);
       this.records.delete(host);
       this.save();
       const from = this.opts.externalIp ?? (await this.underlayToward(r.peerAddress).catch(() => ''));
@@ -320,7 +322,7 @@ export class TunnelService implements TunnelLink {
       return this.serial(from, async () => {
         const r = this.records.get(from);
         if (r) {
-          await this.engineNamed(r.engine).delete(r.iface);
+          await this.driverNamed(r.engine).delete(r.iface);
           this.records.delete(from);
           this.save();
           this.log.info({ host: from, iface: r.iface }, 'tunnel deleted by the peer');
@@ -334,15 +336,15 @@ export class TunnelService implements TunnelLink {
     return this.serial(q.from, async () => {
       const stale = this.records.get(q.from);
       if (stale) {
-        await this.engineNamed(stale.engine)
+        await this.driverNamed(stale.engine)
           .delete(stale.iface)
           .catch(() => undefined);
         this.records.delete(q.from);
       }
-      const engine = await this.engine(q.engine);
+      const driver = await this.driver(q.engine);
       const [theirs, mine] = pickPair(this.opts.cidr, [...this.usedIps(), ...q.used]);
       const localPort = pickPort(this.opts.ports, this.usedPorts());
-      const [priv, pub] = engine.name === 'ipsec' ? [q.key, q.key] : engine.keyPair();
+      const [priv, pub] = driver.name === 'ipsec' ? [q.key, q.key] : driver.keyPair();
       const underlay = await this.underlayToward(q.from);
       const external = this.opts.externalIp ?? underlay;
       const side: TunnelSide = {
@@ -357,10 +359,10 @@ export class TunnelService implements TunnelLink {
         peerPublicKey: q.key,
         udp: q.udp,
       };
-      const record = toRecord(q.from, engine.name, side);
+      const record = toRecord(q.from, driver.name, side);
       this.records.set(q.from, record);
       this.save();
-      await engine.create(side).catch((err: unknown) => {
+      await driver.create(side).catch((err: unknown) => {
         this.records.delete(q.from);
         this.save();
         throw err;
@@ -368,7 +370,7 @@ export class TunnelService implements TunnelLink {
       record.built = true;
       this.save();
       this.log.info(
-        { host: q.from, iface: side.iface, engine: engine.name, local: mine, remote: theirs },
+        { host: q.from, iface: side.iface, engine: driver.name, local: mine, remote: theirs },
         'tunnel created for the peer',
       );
       return { localIp: mine, remoteIp: theirs, port: localPort, key: pub, address: external };

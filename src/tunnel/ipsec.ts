@@ -1,5 +1,5 @@
 /**
- * IPsec, the original wormhole's engine: ESP in tunnel mode between the two hosts' underlay
+ * IPsec, the original wormhole's tunnel driver: ESP in tunnel mode between the two hosts' underlay
  * addresses (ESP in UDP for --udp), AES-GCM, set up with `ip xfrm` state and policy. The
  * overlay address sits on a dummy interface named like the tunnel. Used where the kernel has
  * ESP; `available()` finds out by adding a throwaway state in a scratch namespace.
@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { run } from '../common/exec';
 import { WormholeError } from '../common/errors';
-import { type FoundTunnel, IFACE_PATTERN, type TunnelEngine, type TunnelSide, buildOrUndo } from './engine';
+import { type FoundTunnel, IFACE_PATTERN, type TunnelDriver, type TunnelSide, buildOrUndo } from './driver';
 
 const AEAD = 'rfc4106(gcm(aes))';
 
@@ -122,8 +122,8 @@ export function parsePolicies(text: string): XfrmPolicy[] {
   return out;
 }
 
-/** The IPsec engine. */
-export class Ipsec implements TunnelEngine {
+/** The IPsec driver. */
+export class Ipsec implements TunnelDriver {
   readonly name = 'ipsec';
   private probed: boolean | undefined;
 

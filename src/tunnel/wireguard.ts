@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { run } from '../common/exec';
 import { WormholeError } from '../common/errors';
-import { type FoundTunnel, IFACE_PATTERN, type TunnelEngine, type TunnelSide, buildOrUndo } from './engine';
+import { type FoundTunnel, IFACE_PATTERN, type TunnelDriver, type TunnelSide, buildOrUndo } from './driver';
 
 interface IpLink {
   ifname: string;
@@ -19,8 +19,8 @@ interface IpAddr {
   addr_info?: { family: string; local: string; address?: string; prefixlen: number }[];
 }
 
-/** The WireGuard engine. */
-export class WireGuard implements TunnelEngine {
+/** The WireGuard driver. */
+export class WireGuard implements TunnelDriver {
   readonly name = 'wireguard';
   private kernel: boolean | undefined;
 

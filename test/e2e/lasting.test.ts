@@ -7,10 +7,11 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { SegmentInfo } from '../../src/api/protocol';
-import { type TestDaemon, WORMHOLED, runCmd, startDaemon } from '../helpers/daemon';
+import { type TestDaemon, WORMHOLED, runCmd, startDaemon, writeKey } from '../helpers/daemon';
 import { sh, suiteCleanup, withNetns } from '../helpers/netns';
 import {
   echoChecksums,
@@ -268,13 +269,18 @@ describe('takeover', () => {
   });
 
   it('refuses --takeover when no daemon runs on the state directory, in one line', async () => {
-    const dir = fs.mkdtempSync('/tmp/whd-');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whd-'));
+    suite.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const key = path.join(dir, 'key.secret');
+    writeKey(key); // (with no -K the daemon would make /etc/wormhole/key.secret, and say so first)
     const r = await runCmd(process.execPath, [
       WORMHOLED,
       '--state-dir',
-      dir,
+      path.join(dir, 'state'),
       '-H',
       `unix://${dir}/s`,
+      '-K',
+      key,
       '--takeover',
     ]);
     assert.equal(r.code, 1);

@@ -16,8 +16,10 @@
  * examples' ports collide with nothing else on the machine, and private tmpfs mounts on
  * /run/netns (the namespaces the README makes are the sandbox's own), /var/lib/wormhole and
  * /etc/wormhole (the daemon's default state and key: the README's `wormholed &` is a fresh
- * daemon with default paths). Docker is the machine's: the test images are built first
- * (ensureTestImages), as `npm run images` in the README does.
+ * daemon with default paths; a mount point the machine did not have is made for the session
+ * and removed after it, empty, so that nothing of the README's daemon stays). Docker is the
+ * machine's: the test images are built first (ensureTestImages), as `npm run images` in the
+ * README does.
  *
  * What is checked:
  * - the session exits 0: with `-e`, every command of every block succeeded (else the failure
@@ -48,6 +50,8 @@ import { sleep } from '../helpers/wait';
 
 const README = path.join(ROOT, 'README.md');
 const SANDBOX = path.join(ROOT, 'test/fixtures/readme-sandbox.sh');
+/** Where the sandbox mounts its own tmpfs (the same list as in readme-sandbox.sh). */
+const MOUNT_POINTS = ['/run/netns', '/var/lib/wormhole', '/etc/wormhole'];
 const BASH_ENV = path.join(ROOT, 'test/fixtures/readme-bashenv.sh');
 const MARK = /^<!-- test: run ([A-Za-z0-9_-]+) -->$/;
 const FENCE = /^```(sh|bash)$/;
@@ -244,7 +248,9 @@ async function runGroup(group: Group): Promise<void> {
   const home = path.join(dir, 'home');
   fs.mkdirSync(home);
   const outFile = path.join(dir, 'output');
-  const hadStateDir = fs.existsSync('/var/lib/wormhole');
+  // the sandbox's mount points this machine did not have: removed after (empty), so that the
+  // session leaves no /etc/wormhole or /var/lib/wormhole behind on the host
+  const made = MOUNT_POINTS.filter((point) => !fs.existsSync(point));
   const out = fs.openSync(outFile, 'a');
   // the sandbox, then bash: one process (unshare and the sandbox script exec), the leader of
   // a process group that every background job of the session stays in
@@ -284,11 +290,11 @@ async function runGroup(group: Group): Promise<void> {
       await run('docker', ['rm', '-f', id]).catch(() => undefined);
     }
   }
-  if (!hadStateDir) {
+  for (const point of made) {
     try {
-      fs.rmdirSync('/var/lib/wormhole'); // made for the sandbox's mount point, empty
+      fs.rmdirSync(point); // made for the sandbox's mount point, empty
     } catch {
-      // a daemon put something there meanwhile: not ours to remove
+      // something put a file there meanwhile (or mounted it): not ours to remove
     }
   }
 

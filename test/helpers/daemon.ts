@@ -63,7 +63,10 @@ export interface TestDaemon {
   proc: ChildProcess;
   /** bin/wormhole against this daemon's unix socket. */
   cli(...args: string[]): Promise<CmdResult>;
-  /** bin/wormhole as the seed writes it (no flags), run on the daemon's namespace host. */
+  /**
+   * bin/wormhole as the seed writes it (no flags), run on the daemon's namespace host; it
+   * finds the key through WORMHOLE_KEY_FILE.
+   */
   asWritten(...args: string[]): Promise<CmdResult>;
   /** bin/wormhole over TCP with a key file. */
   cliTcp(keyFile: string, ...args: string[]): Promise<CmdResult>;
@@ -84,9 +87,10 @@ export interface DaemonOpts {
   /** Extra daemon flags. */
   args?: string[];
   /**
-   * Run as the seed's users do, with no -K: the key is at the default path, which for a
-   * namespace host is /etc/netns/NS/wormhole/key.secret (ip netns exec mounts it on
-   * /etc/wormhole). `hosts` lines go to /etc/netns/NS/hosts (e.g. "10.77.1.2 myserver").
+   * Run the CLI as the seed writes it (`asWritten`: no -H, no -K): the daemon listens on the
+   * default port of its namespace host, and the CLI finds the key through WORMHOLE_KEY_FILE
+   * (the test's own key file, never /etc/wormhole). `hosts` lines go to /etc/netns/NS/hosts
+   * (e.g. "10.77.1.2 myserver"), which ip netns exec mounts on /etc/hosts.
    */
   seedStyle?: { hosts?: string[] };
   /** TCP port of the API (in a namespace: default 9999; else a random one). */
@@ -107,14 +111,11 @@ export interface DaemonOpts {
 /** Start bin/wormholed and wait until it answers. */
 export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<TestDaemon> {
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'whd-'));
-  let keyFile = path.join(dir, 'key.secret');
+  const keyFile = path.join(dir, 'key.secret');
   if (opts.seedStyle) {
     if (!opts.netns) throw new Error('seedStyle needs a netns');
     const etc = path.join('/etc/netns', opts.netns);
-    fs.mkdirSync(path.join(etc, 'wormhole'), { recursive: true });
-    // ip netns exec bind-mounts /etc/netns/NS/wormhole over /etc/wormhole, which must exist
-    fs.mkdirSync('/etc/wormhole', { recursive: true, mode: 0o700 });
-    keyFile = path.join(etc, 'wormhole', 'key.secret');
+    fs.mkdirSync(etc, { recursive: true });
     const hosts = ['127.0.0.1 localhost', ...(opts.seedStyle.hosts ?? [])];
     fs.writeFileSync(path.join(etc, 'hosts'), `${hosts.join('\n')}\n`);
     t.after(() => fs.rmSync(etc, { recursive: true, force: true }));
@@ -129,7 +130,8 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
     tcp,
     '-H',
     `unix://${socket}`,
-    ...(opts.seedStyle ? [] : ['-K', keyFile]),
+    '-K',
+    keyFile,
     '--state-dir',
     path.join(dir, 'state'),
     ...(opts.takeover ? ['--takeover'] : []),
@@ -162,7 +164,10 @@ export async function startDaemon(t: Cleanup, opts: DaemonOpts = {}): Promise<Te
     netns: opts.netns,
     proc,
     cli,
-    asWritten: (...a) => runCmd('ip', ['netns', 'exec', opts.netns ?? '', process.execPath, WORMHOLE, ...a]),
+    asWritten: (...a) =>
+      runCmd('ip', ['netns', 'exec', opts.netns ?? '', process.execPath, WORMHOLE, ...a], {
+        env: { WORMHOLE_KEY_FILE: keyFile },
+      }),
     cliTcp: (key, ...a) => runCmd(process.execPath, [WORMHOLE, '-H', tcp, '-K', key, ...a]),
     log: () => fs.readFileSync(logFile, 'utf8'),
     exited: () => exitPromise,

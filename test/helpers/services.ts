@@ -10,6 +10,7 @@ import type { Cleanup } from './netns';
 import { ROOT } from './daemon';
 
 const SERVER = path.join(ROOT, 'test/fixtures/server.js');
+const CLIENTS = path.join(ROOT, 'test/fixtures/clients.js');
 
 /** Start a fixture server (in `netns`, or the host's namespace for null); resolves when ready. */
 export function startService(
@@ -40,6 +41,50 @@ export function startService(
     child.stdout.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
   });
+}
+
+/** What a run of steady clients saw (test/fixtures/clients.js). */
+export interface ClientCounts {
+  ok: number;
+  /** The connect failed: nothing listened. */
+  refused: number;
+  /** Connected, then closed without the answer. */
+  dropped: number;
+  /** The first few drops' reasons. */
+  why: string[];
+}
+
+/**
+ * A new client every `everyMs` from inside `netns` to a tcp-echo reached at host:port, until
+ * stop(), which resolves with what they saw once the last one has ended.
+ */
+export async function startClients(
+  t: Cleanup,
+  netns: string,
+  host: string,
+  port: number,
+  everyMs: number,
+): Promise<{ stop(): Promise<ClientCounts> }> {
+  const args = ['netns', 'exec', netns, process.execPath, CLIENTS, host, String(port), String(everyMs)];
+  const child = spawn('ip', args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => {
+    child.kill('SIGKILL');
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => (out += d));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`clients exited with ${code}`)));
+  });
+  return {
+    async stop() {
+      child.stdin.end('stop\n');
+      await exited;
+      return JSON.parse(out.slice(out.indexOf('\n') + 1)) as ClientCounts;
+    },
+  };
 }
 
 /** Connect, send `data`, half-close, and collect everything until the other side closes. */

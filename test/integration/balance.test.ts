@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SegmentInfo } from '../../src/api/protocol';
 import { ROOT, type TestDaemon, startDaemon } from '../helpers/daemon';
+import { forEachMover, moverOpts } from '../helpers/movers';
 import { ECHO_IMAGE, ensureDockerd, ensureTestImages, run } from '../helpers/docker';
 import { type Cleanup, suiteCleanup } from '../helpers/netns';
 import { freePort, parseCreate } from '../helpers/services';
@@ -80,11 +81,11 @@ async function segment(d: TestDaemon, id: string): Promise<SegmentInfo> {
   return all.find((s) => s.id === id)!;
 }
 
-describe('several tails', () => {
+forEachMover('several tails', (mover) => {
   const suite = suiteCleanup(after);
   let d: TestDaemon;
   before(async () => {
-    d = await startDaemon(suite, { args: ['--dial-timeout', '2'] });
+    d = await startDaemon(suite, moverOpts(mover, { args: ['--dial-timeout', '2'] }));
   });
 
   it('spreads round-robin, and a dead backend costs no client an error', async (t) => {

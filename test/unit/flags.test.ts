@@ -86,7 +86,7 @@ describe('parseDaemonOptions', () => {
     assert.equal(o.listen.length, 2);
     assert.equal(o.externalIp, '10.0.0.1', '-E defaults to -I');
     assert.deepEqual(o.udpPorts, [5000, 5010]);
-    assert.equal(o.tunnelEngine, 'ipsec');
+    assert.equal(o.tunnelDriver, 'ipsec');
     assert.equal(o.dialTimeoutMs, 500);
   });
   const bad: [string[], RegExp][] = [

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
+import { Duplex, PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { FrameReader, encodeFrame } from '../../src/api/frame';
 import { MAX_FRAME, methods, requestSchema, responseSchema } from '../../src/api/protocol';
-import type { WormholeError } from '../../src/common/errors';
+import { Connection } from '../../src/client';
+import { WormholeError } from '../../src/common/errors';
 
 describe('wire schema', () => {
   it('accepts well-formed params and refuses unknown fields and bad types', () => {
@@ -37,6 +38,44 @@ describe('wire schema', () => {
       responseSchema.safeParse({ v: 1, id: 1, ok: false, error: { code: 'X', message: 'm' } }).success,
     );
     assert.ok(!responseSchema.safeParse({ v: 1, id: 1, ok: false }).success);
+  });
+
+  it('keeps a known error code and makes an unknown one readable (a daemon of another version)', () => {
+    const error = (code: string, message: string): unknown => {
+      const r = responseSchema.parse({ v: 1, id: 1, ok: false, error: { code, message } });
+      return r.ok ? undefined : r.error;
+    };
+    assert.deepEqual(error('NS_NOT_FOUND', 'no blue'), { code: 'NS_NOT_FOUND', message: 'no blue' });
+    assert.deepEqual(error('RIGHTS_DENIED', 'key may not create'), {
+      code: 'UNKNOWN_CODE',
+      message:
+        'key may not create (code RIGHTS_DENIED unknown to this wormhole: is the daemon another version?)',
+    });
+    // a code that is not code-shaped (terminal escapes, a sentence) is not repeated
+    assert.deepEqual(error('\u001b[2Jx', 'odd'), {
+      code: 'UNKNOWN_CODE',
+      message: 'odd (a code unknown to this wormhole: is the daemon another version?)',
+    });
+    assert.ok(
+      !responseSchema.safeParse({ v: 1, id: 1, ok: false, error: { code: 1, message: 'm' } }).success,
+    );
+  });
+
+  it('gives the client a WormholeError for an unknown code, not a malformed reply', async () => {
+    const fromDaemon = new PassThrough();
+    const stream = Duplex.from({ readable: fromDaemon, writable: new PassThrough() });
+    const conn = new Connection(stream, 'unix:///fake.sock');
+    const reply = conn.call('list', {});
+    fromDaemon.write(
+      encodeFrame({ v: 1, id: 1, ok: false, error: { code: 'FROM_THE_FUTURE', message: 'not today' } }),
+    );
+    await assert.rejects(reply, (err: unknown) => {
+      assert.ok(err instanceof WormholeError);
+      assert.equal(err.code, 'UNKNOWN_CODE');
+      assert.match(err.message, /^not today \(code FROM_THE_FUTURE unknown to this wormhole/);
+      return true;
+    });
+    conn.close();
   });
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Origin, ipv6Bytes, proxyHeader } from '../../src/proxy/proxyproto';
+import { type Origin, proxyHeader } from '../../src/proxy/proxyproto';
 
 /** The bytes as HAProxy's doc/proxy-protocol.txt lays them out, in hex, written by hand. */
 const SIG = '0d0a0d0a000d0a515549540a';
@@ -9,6 +9,7 @@ const v4: Origin = { src: { host: '192.168.0.1', port: 56324 }, dst: { host: '19
 const v6: Origin = { src: { host: '2001:db8::1', port: 1234 }, dst: { host: '::1', port: 80 } };
 const unix: Origin = { src: { path: '' }, dst: { path: '/run/app.sock' } };
 
+// proxyHeader is the addon's builder (native/proxyproto.c), the one the engine writes with too
 describe('proxyHeader v1', () => {
   const cases: [string, Origin | undefined, string][] = [
     ['TCP4', v4, 'PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n'],
@@ -68,7 +69,8 @@ describe('proxyHeader v2', () => {
   });
 });
 
-describe('ipv6Bytes', () => {
+describe('proxyHeader v2 reads IPv6 addresses as the kernel has them', () => {
+  // the source address's 16 bytes, for each way of writing one
   const cases: [string, string][] = [
     ['::', '00000000000000000000000000000000'],
     ['::1', '00000000000000000000000000000001'],
@@ -78,5 +80,18 @@ describe('ipv6Bytes', () => {
     ['::1.2.3.4', '00000000000000000000000001020304'],
     ['2001:db8::8:800:200c:417a', '20010db80000000000080800200c417a'],
   ];
-  for (const [text, hex] of cases) it(text, () => assert.equal(ipv6Bytes(text).toString('hex'), hex));
+  for (const [text, hex] of cases)
+    it(text, () => {
+      const got = proxyHeader(2, { src: { host: text, port: 1 }, dst: { host: '::1', port: 2 } });
+      assert.equal(got.subarray(16, 32).toString('hex'), hex);
+    });
+  it('a zone is left out of v1 too (the protocol has no place for one)', () => {
+    const got = proxyHeader(1, { src: { host: 'fe80::1%eth0', port: 1 }, dst: { host: '::1', port: 2 } });
+    assert.equal(got.toString('latin1'), 'PROXY TCP6 fe80::1 ::1 1 2\r\n');
+  });
+  it('a host that is no IP address makes an unknown header, not a wrong one', () => {
+    const odd: Origin = { src: { host: 'localhost', port: 1 }, dst: { host: '127.0.0.1', port: 2 } };
+    assert.equal(proxyHeader(1, odd).toString('latin1'), 'PROXY UNKNOWN\r\n');
+    assert.equal(proxyHeader(2, odd).toString('hex'), `${SIG}21000000`);
+  });
 });

@@ -7,7 +7,7 @@
 import { size } from '../format';
 import type { SegmentInfo } from '../../api/protocol';
 import type { Connection } from '../../client';
-import { WormholeError, errorMessage } from '../../common/errors';
+import { type ErrorCode, WormholeError, errorMessage } from '../../common/errors';
 import { type CliContext, type Command, commandArgs, printJson, withDaemon } from '../command';
 import { type Styled, Terminal, ellipsis, ellipsisMiddle, pad, printable, width } from '../terminal';
 import { endpoint } from './list';
@@ -369,7 +369,7 @@ async function once(ctx: CliContext): Promise<number> {
 }
 
 /** Errors that may pass once the daemon is back; anything else before the first frame is fatal. */
-const RETRIED = new Set(['DAEMON_UNREACHABLE', 'TIMEOUT', 'CONNECTION_LOST', 'NO_REPLY']);
+const RETRIED = new Set<ErrorCode>(['DAEMON_UNREACHABLE', 'TIMEOUT', 'CONNECTION_LOST', 'NO_REPLY']);
 
 /** Signals that end the view, and the exit code each gives (128 + its number). */
 const SIGNALS: [NodeJS.Signals, number][] = [

@@ -1,6 +1,8 @@
 /**
- * What a tunnel engine does: build one side of an encrypted point-to-point link between two
- * overlay addresses, find the ones that exist, and remove one.
+ * What a tunnel driver (WireGuard, IPsec) does: build one side of an encrypted point-to-point
+ * link between two overlay addresses, find the ones that exist, and remove one. (A driver is
+ * not the splice engine of src/proxy: the daemon's flag keeps the original's name,
+ * --tunnel-engine, and so do `engine` in tunnel-list and the stored records.)
  */
 
 /** One side of a tunnel, as this host builds it. */
@@ -31,8 +33,8 @@ export interface FoundTunnel {
   complete: boolean;
 }
 
-/** An engine: WireGuard or IPsec. */
-export interface TunnelEngine {
+/** A driver: WireGuard or IPsec. */
+export interface TunnelDriver {
   readonly name: string;
   /** Can this host run it? */
   available(): Promise<boolean>;
@@ -50,14 +52,14 @@ export const IFACE_PATTERN = /^wh[0-9a-f]{10}$/;
 
 /** Run the steps that build one side; if one fails, remove what was built, then rethrow. */
 export async function buildOrUndo(
-  engine: TunnelEngine,
+  driver: TunnelDriver,
   iface: string,
   build: () => Promise<void>,
 ): Promise<void> {
   try {
     await build();
   } catch (err) {
-    await engine.delete(iface).catch(() => undefined);
+    await driver.delete(iface).catch(() => undefined);
     throw err;
   }
 }

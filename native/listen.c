@@ -1,0 +1,85 @@
+/*
+ * listen: a group's head. The engine accepts on it when it is ready (a batch at a time, so
+ * that one busy head does not starve the others), counts the connection against the group's
+ * cap (over it: refused at once with a reset, so the client sees a refusal, not a hang), and
+ * starts dialing a tail for it (conn.c). Out of fds or memory, accepting pauses for a tenth
+ * of a second instead of spinning on a listener that stays ready.
+ *
+ * The open count is shared with JavaScript, which holds connections too (handed back, or a
+ * peer's attach): it acquires and releases on the same counter (groupAcquire, groupRelease),
+ * so the cap counts every open connection of the head.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "engine.h"
+
+void release_open(struct group *g) { __atomic_sub_fetch(&g->open, 1, __ATOMIC_RELAXED); }
+
+bool acquire_open(struct group *g) {
+  int64_t cur = __atomic_load_n(&g->open, __ATOMIC_RELAXED);
+  do {
+    if (cur >= g->max) return false;
+  } while (!__atomic_compare_exchange_n(&g->open, &cur, cur + 1, true, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED));
+  __atomic_add_fetch(&g->total, 1, __ATOMIC_RELAXED);
+  return true;
+}
+
+static void pause_listener(struct engine *e, struct group *g) {
+  if (g->paused) return;
+  clock_gettime(CLOCK_MONOTONIC, &e->resume_at);
+  e->resume_at.tv_nsec += 100 * 1000000L; /* a tenth of a second */
+  if (e->resume_at.tv_nsec >= 1000000000L) {
+    e->resume_at.tv_sec++;
+    e->resume_at.tv_nsec -= 1000000000L;
+  }
+  struct epoll_event ev = {.events = 0, .data.ptr = &g->w};
+  epoll_ctl(e->ep, EPOLL_CTL_MOD, g->lfd, &ev);
+  g->paused = true;
+  g->paused_next = e->paused;
+  e->paused = g;
+}
+
+void resume_listeners(struct engine *e) {
+  for (struct group *g = e->paused; g; g = g->paused_next) {
+    g->paused = false;
+    if (g->lfd < 0) continue;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &g->w};
+    epoll_ctl(e->ep, EPOLL_CTL_MOD, g->lfd, &ev);
+  }
+  e->paused = NULL;
+}
+
+void accept_some(struct engine *e, struct group *g) {
+  for (int i = 0; i < ACCEPT_BATCH && g->lfd >= 0; i++) {
+    int fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
+      /* out of fds or memory: stop accepting for a moment instead of spinning */
+      emit(e, EV_ACCEPT_ERROR, g, 0, errno, 0, 0);
+      pause_listener(e, g);
+      return;
+    }
+    if (!acquire_open(g)) {
+      __atomic_add_fetch(&g->refused, 1, __ATOMIC_RELAXED);
+      emit(e, EV_REFUSED, g, 0, 0, 0, 0);
+      reset_close(fd); /* refused at once: the client sees a reset, not a hang */
+      continue;
+    }
+    nodelay(fd);
+    struct conn *c = conn_new(e, g, fd);
+    if (!c || !watch_fd(e, fd, &c->w[0])) {
+      if (c) {
+        unlink_conn(c);
+        free(c);
+      }
+      release_open(g);
+      reset_close(fd);
+      continue;
+    }
+    conn_dial(e, c);
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * A TCP head whose connections the splice engine (native/engine.c) accepts, dials and moves;
+ * JavaScript hears only of what needs it (a client with no tail yet, a failed dial).
+ */
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WormholeError } from '../common/errors';
+import { native } from '../native';
+import { type Policy, policyCode } from './balance';
+import { dialWithRetry } from './dial';
+import type { Engine, EngineGroup, GroupStats } from './engine';
+import type { Client, HeadOptions, TailStats, TailTarget } from './head';
+import { HeadBase, closeQuietly } from './headbase';
+import type { Origin } from './proxyproto';
+
+/** The engine accepts, dials and moves; JavaScript hears of what needs it. */
+export class EngineHead extends HeadBase {
+  private readonly group: EngineGroup;
+  /** Client fds JavaScript holds (handed back), with who waits on a dial for each. */
+  private readonly held = new Map<number, { resolve: () => void; reject: (e: Error) => void } | null>();
+  /** Each slot's generation: one more at each setTailSlot (a count for the old tail is not the new one's). */
+  private readonly slotGen: number[] = [];
+
+  constructor(engine: Engine, fd: number, opts: HeadOptions) {
+    super(opts, fd);
+    this.group = engine.group(opts.maxConnections, opts.unixName, {
+      closed: opts.onClosed && ((c) => opts.onClosed?.(c)),
+      handoff: (cfd, err) => this.handoff(cfd, err),
+      dialed: (cfd) => {
+        const waiter = this.held.get(cfd);
+        this.held.delete(cfd);
+        waiter?.resolve();
+      },
+      refused: () => opts.onWarning('refused'),
+      acceptError: (err) => opts.onWarning('accept-error', err),
+    });
+    // least-conn in JavaScript reads the engine's counts, which hold every open connection
+    this.tails.openElsewhere = () => this.group.tailStats().map((t) => t?.open);
+  }
+
+  /** The engine counts JavaScript's connections to a tail with its own: one count per tail. */
+  protected override openedOnTail(slot: number): () => void {
+    const gen = this.slotGen[slot];
+    this.group.countOnTail(slot, 1);
+    return () => {
+      // (a slot given a new tail since has its count started again)
+      if (this.slotGen[slot] === gen) this.group.countOnTail(slot, -1);
+    };
+  }
+
+  protected listenOn(fd: number): void {
+    this.group.listen(fd);
+  }
+
+  protected unlistenMover(): void {
+    this.group.unlisten();
+  }
+
+  /**
+   * After the engine is told to send no connection to the tail, how long until the counters
+   * would show one it sent there all the same (it takes the change on its own thread, within
+   * a turn of its loop).
+   */
+  override readonly holdSettleMs = 50;
+
+  /**
+   * The engine dials from inside the tail's namespace (a TCP tail, an abstract name) and looks
+   * a unix `/path` up in the tail's filesystem root: both opened here, and closed once the
+   * engine has its own copies. An empty slot is set at once (before any await).
+   */
+  override async setTailSlot(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): Promise<void> {
+    this.slotGen[slot] = (this.slotGen[slot] ?? 0) + 1;
+    if (!tail) {
+      this.setJsTail(slot, null, key);
+      this.group.setTail(slot, null);
+      return;
+    }
+    const path = tail.path;
+    const inNs = tail.openNamespace && (path === undefined || path.startsWith('@'));
+    const nsFd = inNs ? await tail.openNamespace!() : -1;
+    let rootFd = -1;
+    try {
+      if (path?.startsWith('/') && tail.openRoot) rootFd = await tail.openRoot();
+      this.setJsTail(slot, tail, key);
+      this.group.setTail(slot, {
+        nsFd,
+        host: tail.host,
+        port: tail.port,
+        path,
+        rootFd: path === undefined ? undefined : rootFd,
+        proxy: tail.proxy,
+        // (the same key as the balancer's: a client maps to the same tail with either mover)
+        key,
+      });
+    } finally {
+      if (nsFd >= 0) closeQuietly(nsFd);
+      if (rootFd >= 0) closeQuietly(rootFd);
+    }
+  }
+
+  override setBalance(policy: Policy): void {
+    super.setBalance(policy);
+    this.group.setBalance(policyCode(policy));
+  }
+
+  override setHealth(slot: number, up: boolean): void {
+    super.setHealth(slot, up);
+    this.group.setHealth(slot, up);
+  }
+
+  override tailStats(): (TailStats | null)[] {
+    const engine = this.group.tailStats();
+    return super.tailStats().map((js, i) => {
+      const e = engine[i];
+      if (!js || !e) return js;
+      return {
+        open: e.open, // (JavaScript's own are in it: openedOnTail)
+        total: js.total + e.total,
+        failed: js.failed + e.failed,
+        okAt: Math.max(js.okAt, e.okAt),
+        failedAt: Math.max(js.failedAt, e.failedAt),
+      };
+    });
+  }
+
+  private handoff(fd: number, err: string | undefined): void {
+    const waiter = this.held.get(fd);
+    if (waiter) {
+      // the answer to a dial() of ours: the retry loop decides
+      this.held.set(fd, null);
+      const e = new Error(`connect: ${err}`) as NodeJS.ErrnoException;
+      e.code = err;
+      waiter.reject(e);
+      return;
+    }
+    if (this.closed) {
+      this.dropFd(fd);
+      return;
+    }
+    this.held.set(fd, null);
+    this.opts.onClient(this.fdClient(fd));
+  }
+
+  private dropFd(fd: number): void {
+    this.held.delete(fd);
+    closeQuietly(fd);
+    this.group.release();
+  }
+
+  /** A client fd's two ends, read without reading from it (it may go back to the engine). */
+  private fdOrigin(fd: number): Origin | undefined {
+    let got: [number, string, number, string, number];
+    try {
+      got = native().fdOrigin(fd);
+    } catch {
+      return undefined; // gone already
+    }
+    const [family, src, srcPort, dst, dstPort] = got;
+    if (family === 4 || family === 6)
+      return { src: { host: src, port: srcPort }, dst: { host: dst, port: dstPort } };
+    if (family === 0) return { src: { path: src }, dst: { path: this.opts.unixName ?? dst } };
+    return undefined;
+  }
+
+  /** A client fd the engine gave back: dialed again by the engine, or joined by JavaScript. */
+  private fdClient(fd: number): Client {
+    const origin = (): Origin | undefined => this.fdOrigin(fd);
+    const dialOnce = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        if (this.closed) return reject(new WormholeError('ABORTED', 'the segment closed'));
+        this.held.set(fd, { resolve, reject });
+        this.group.dial(fd);
+      });
+    return {
+      get origin() {
+        return origin();
+      },
+      toTail: async (onConnected) => {
+        if (!this.hasTail) throw new WormholeError('NO_TAIL', 'the segment has no tail yet');
+        try {
+          await dialWithRetry(dialOnce, this.tailsText, this.opts.dialTimeoutMs, this.abort.signal);
+          onConnected?.();
+        } catch (err) {
+          // the engine handed it back for the last time (or never took it): ours to close
+          if (this.held.has(fd)) this.dropFd(fd);
+          throw err;
+        }
+      },
+      join: (stream) => {
+        this.held.delete(fd);
+        const client = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+        client.on('error', () => undefined);
+        this.moveJs(client, stream, () => this.group.release());
+      },
+      drop: () => {
+        if (this.held.has(fd)) this.dropFd(fd);
+      },
+    };
+  }
+
+  adopt(stream: Duplex, origin?: Origin): Client | undefined {
+    if (!this.group.acquire()) {
+      this.opts.onWarning('refused');
+      return undefined;
+    }
+    return this.streamClient(stream, () => this.group.release(), origin);
+  }
+
+  stats(): GroupStats {
+    const s = this.group.stats();
+    return {
+      ...s,
+      bytesUp: s.bytesUp + this.js.bytesUp,
+      bytesDown: s.bytesDown + this.js.bytesDown,
+      dialFailures: s.dialFailures + this.js.dialFailures,
+      lastActive: Math.max(s.lastActive, this.js.lastActive),
+      dialOkAt: Math.max(s.dialOkAt, this.js.dialOkAt),
+      dialFailedAt: Math.max(s.dialFailedAt, this.js.dialFailedAt),
+    };
+  }
+
+  relisten(fd: number): void {
+    // the engine runs the two in order: the old fd is closed before the new one is watched
+    this.swapFd(fd);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.moverListens) this.letGo(); // (an fd the engine never had is closed here)
+    this.fd = -1;
+    this.destroyStreams();
+    for (const [fd, waiter] of [...this.held]) {
+      this.held.delete(fd);
+      if (waiter) {
+        // the engine has it; closing the group closes it
+        waiter.reject(new WormholeError('ABORTED', 'the segment closed'));
+        continue;
+      }
+      closeQuietly(fd);
+    }
+    await this.group.close();
+  }
+}

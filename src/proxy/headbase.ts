@@ -1,0 +1,275 @@
+/**
+ * What both TCP heads share (head.ts): the tails and their picking, the streams JavaScript
+ * moves, the listening fd until the mover takes it, the abort on close.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { WormholeError } from '../common/errors';
+import { Balancer, type Policy } from './balance';
+import { dialWithRetry } from './dial';
+import type { GroupStats } from './engine';
+import type { Client, HeadOptions, TailStats, TailTarget, TcpHead } from './head';
+import { type Origin, originOf, proxyHeader } from './proxyproto';
+import { splice } from './tcp';
+
+/** A stream's remote address as `host:port` (`[v6]:port`), when it is a socket. */
+function remoteOf(stream: Duplex): string | undefined {
+  if (!(stream instanceof net.Socket) || stream.remoteAddress === undefined) return undefined;
+  const host = stream.remoteAddress.includes(':') ? `[${stream.remoteAddress}]` : stream.remoteAddress;
+  return `${host}:${stream.remotePort}`;
+}
+/** Close an fd that may be closed already. */
+export function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
+/** Counters kept in JavaScript, for what the JavaScript mover carries. */
+export function zeroStats(): GroupStats {
+  return {
+    open: 0,
+    total: 0,
+    refused: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    dialFailures: 0,
+    lastActive: 0,
+    dialOkAt: 0,
+    dialFailedAt: 0,
+  };
+}
+/** What both heads share: the tails, the streams moved by JavaScript, the abort on close. */
+export abstract class HeadBase implements TcpHead {
+  protected readonly tails = new Balancer<TailTarget>();
+  /** What the JavaScript mover counted per slot. */
+  protected readonly jsTails: TailStats[] = [];
+  protected readonly js = zeroStats();
+  protected readonly streams = new Set<Duplex>();
+  protected readonly abort = new AbortController();
+  protected closed = false;
+  /** Set by accept(): connections are welcome (a listening fd given later is accepted on too). */
+  protected accepting = false;
+  /** The mover has the listening fd (until then it is the head's own, unread). */
+  protected moverListens = false;
+
+  constructor(
+    protected readonly opts: HeadOptions,
+    public fd: number,
+  ) {}
+
+  readonly holdSettleMs: number = 0;
+
+  setTail(tail: TailTarget | null): Promise<void> {
+    for (let i = this.tails.slots.length - 1; i > 0; i--)
+      if (this.tails.slots[i]) void this.setTailSlot(i, null);
+    return this.setTailSlot(0, tail);
+  }
+
+  setTailSlot(slot: number, tail: TailTarget | null, key?: string): Promise<void> {
+    this.setJsTail(slot, tail, key);
+    return Promise.resolve();
+  }
+
+  /** The tail in a slot as the JavaScript mover sees it (its counters start again). */
+  protected setJsTail(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): void {
+    this.tails.set(slot, tail, key);
+    this.jsTails[slot] = { open: 0, total: 0, failed: 0, okAt: 0, failedAt: 0 };
+  }
+
+  setBalance(policy: Policy): void {
+    this.tails.policy = policy;
+  }
+
+  setHealth(slot: number, up: boolean): void {
+    this.tails.setHealth(slot, up);
+  }
+
+  tailStats(): (TailStats | null)[] {
+    return this.tails.slots.map((t, i) => (t ? this.jsTails[i] : null));
+  }
+
+  /** Is there a tail at all? */
+  protected get hasTail(): boolean {
+    return !this.tails.empty;
+  }
+
+  /** The tails' names, for messages. */
+  protected get tailsText(): string {
+    return this.tails.slots
+      .filter((t): t is TailTarget => !!t)
+      .map((t) => t.what)
+      .join(', ');
+  }
+
+  abstract adopt(stream: Duplex, origin?: Origin): Client | undefined;
+  abstract stats(): GroupStats;
+  abstract relisten(fd: number): void;
+  abstract close(): Promise<void>;
+  /** Hand the listening fd to the mover, which accepts on it from now on. */
+  protected abstract listenOn(fd: number): void;
+  /** The mover stops accepting on its fd (and closes it). */
+  protected abstract unlistenMover(): void;
+
+  accept(): void {
+    if (this.accepting || this.closed) return;
+    this.accepting = true;
+    this.give();
+  }
+
+  /** The mover takes the listening fd, if there is one and connections are welcome. */
+  private give(): void {
+    if (!this.accepting || this.moverListens || this.closed || this.fd < 0) return;
+    this.moverListens = true;
+    this.listenOn(this.fd);
+  }
+
+  stopListening(): void {
+    this.letGo();
+  }
+
+  /** No more listening: the mover lets go of the fd, or (never given it) it is closed here. */
+  protected letGo(): void {
+    if (this.moverListens) this.unlistenMover();
+    else if (this.fd >= 0) closeQuietly(this.fd);
+    this.moverListens = false;
+    this.fd = -1;
+  }
+
+  /**
+   * Listen on a new fd in place of the old (the head moved to a new namespace): accepted on
+   * at once if accept() was called, else kept for it.
+   */
+  protected swapFd(fd: number): void {
+    if (this.closed) {
+      fs.closeSync(fd);
+      return;
+    }
+    this.letGo();
+    this.fd = fd;
+    this.give();
+  }
+
+  /**
+   * Dial a tail with the JavaScript mover: the balancer's pick, then the next when one fails,
+   * all of them again after a pause until the dial timeout. The socket, and what to call
+   * when it closes (the tail's open count). A tail that wants a PROXY protocol header gets it
+   * first (from `origin`), before pipe() moves any client byte.
+   */
+  protected async dialJs(
+    client?: string,
+    origin?: () => Origin | undefined,
+  ): Promise<{ socket: net.Socket; closed: () => void }> {
+    if (!this.hasTail) throw new WormholeError('NO_TAIL', 'the segment has no tail yet');
+    const once = async (): Promise<{ socket: net.Socket; closed: () => void }> => {
+      const tried = new Set<number>();
+      let last: unknown = new WormholeError('NO_TAIL', 'the segment has no tail');
+      for (let i = this.tails.pick(tried, client); i >= 0; i = this.tails.pick(tried, client)) {
+        tried.add(i);
+        const tail = this.tails.slots[i]!;
+        const stats = this.jsTails[i];
+        try {
+          const socket = await tail.connect();
+          if (tail.proxy) socket.write(proxyHeader(tail.proxy, origin?.()));
+          stats.total++;
+          stats.open++;
+          stats.okAt = Date.now();
+          const closedOnTail = this.openedOnTail(i);
+          return {
+            socket,
+            closed: () => {
+              stats.open--;
+              closedOnTail();
+            },
+          };
+        } catch (err) {
+          // every failed dial counts, on the tail and the head, as the engine counts them
+          stats.failed++;
+          stats.failedAt = Date.now();
+          this.js.dialFailures++;
+          this.js.dialFailedAt = stats.failedAt;
+          last = err;
+        }
+      }
+      throw last;
+    };
+    return dialWithRetry(once, this.tailsText, this.opts.dialTimeoutMs, this.abort.signal);
+  }
+
+  /** A connection JavaScript carries to slot i opened (for least-conn); the function says it closed. */
+  protected openedOnTail(slot: number): () => void {
+    return this.tails.opened(slot);
+  }
+
+  /** Move a pair of streams with JavaScript; `done` runs once when both have closed. */
+  protected moveJs(a: Duplex, b: Duplex, done: () => void, started = Date.now()): void {
+    this.streams.add(a);
+    this.streams.add(b);
+    const client = remoteOf(a);
+    this.js.lastActive = Date.now();
+    splice(a, b, (st) => {
+      this.streams.delete(a);
+      this.streams.delete(b);
+      this.js.bytesUp += st.up;
+      this.js.bytesDown += st.down;
+      this.js.lastActive = Date.now();
+      done();
+      this.opts.onClosed?.({ up: st.up, down: st.down, error: st.error, ms: Date.now() - started, client });
+    });
+  }
+
+  /** A stream served entirely by JavaScript (a peer's attach, or any client of NodeHead). */
+  protected streamClient(stream: Duplex, release: () => void, given?: Origin): Client {
+    const started = Date.now();
+    const origin = (): Origin | undefined =>
+      given ??
+      (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket)
+        ? originOf(stream, this.opts.unixName)
+        : undefined);
+    let settled = false;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      release();
+    };
+    this.streams.add(stream);
+    stream.once('close', () => {
+      this.streams.delete(stream);
+    });
+    return {
+      get origin() {
+        return origin();
+      },
+      toTail: async (onConnected) => {
+        const dialed = await this.dialJs(remoteOf(stream)?.replace(/:\d+$/, ''), origin);
+        const up = dialed.socket;
+        this.js.dialOkAt = Date.now();
+        const done = (): void => {
+          dialed.closed();
+          finish();
+        };
+        if (this.closed || stream.destroyed) {
+          up.destroy();
+          done();
+          return;
+        }
+        onConnected?.();
+        this.moveJs(stream, up, done, started);
+      },
+      join: (other) => this.moveJs(stream, other, finish, started),
+      drop: () => {
+        stream.destroy();
+        finish();
+      },
+    };
+  }
+
+  protected destroyStreams(): void {
+    this.abort.abort();
+    for (const s of this.streams) s.destroy();
+  }
+}

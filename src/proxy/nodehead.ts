@@ -1,0 +1,75 @@
+/**
+ * A TCP head for where the engine could not start: Node accepts and pipe() moves (tcp.ts).
+ */
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { errnoCode } from '../common/errors';
+import type { GroupStats } from './engine';
+import type { Client, HeadOptions } from './head';
+import { HeadBase } from './headbase';
+import type { Origin } from './proxyproto';
+
+/** The fallback: Node accepts and pipe() moves, as before the engine. */
+export class NodeHead extends HeadBase {
+  private server: net.Server | undefined;
+
+  constructor(fd: number, opts: HeadOptions) {
+    super(opts, fd);
+  }
+
+  protected listenOn(fd: number): void {
+    this.server = this.serverOn(fd);
+  }
+
+  protected unlistenMover(): void {
+    if (this.server?.listening) this.server.close();
+    this.server = undefined;
+  }
+
+  private serverOn(fd: number): net.Server {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+      socket.on('error', () => undefined);
+      const client = this.adopt(socket);
+      if (!client) socket.resetAndDestroy();
+      else this.opts.onClient(client);
+    });
+    server.on('error', (err) => this.opts.onWarning('accept-error', errnoCode(err) ?? err.message));
+    server.listen({ fd });
+    return server;
+  }
+
+  adopt(stream: Duplex, origin?: Origin): Client | undefined {
+    if (this.closed || this.js.open >= this.opts.maxConnections) {
+      this.js.refused++;
+      this.opts.onWarning('refused');
+      return undefined;
+    }
+    this.js.open++;
+    this.js.total++;
+    if (stream instanceof net.Socket) stream.setNoDelay(true);
+    return this.streamClient(stream, () => this.js.open--, origin);
+  }
+
+  stats(): GroupStats {
+    return { ...this.js };
+  }
+
+  relisten(fd: number): void {
+    this.swapFd(fd);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const server = this.server;
+    this.server = undefined;
+    if (!this.moverListens) this.letGo();
+    this.fd = -1;
+    const closed = new Promise<void>((resolve) => {
+      if (server?.listening) server.close(() => resolve());
+      else resolve();
+    });
+    this.destroyStreams();
+    await closed;
+  }
+}

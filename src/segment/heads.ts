@@ -1,0 +1,90 @@
+/**
+ * A segment's head, TCP or UDP, opened on its listening socket with what it tells the
+ * segment (a client to serve, a session's upstream to open, warnings to log); and the socket
+ * a UDP session opens to a local tail.
+ */
+import type * as dgram from 'node:dgram';
+import { errorMessage } from '../common/errors';
+import type { RateLimitedLog } from '../common/ratelog';
+import { bindUdp } from '../netns';
+import { type Client, type TcpHead, openTcpHead } from '../proxy/head';
+import type { DatagramUpstream, UdpRelay } from '../proxy/udp';
+import { UdpHead } from '../proxy/udphead';
+import type { SegmentContext } from './context';
+import type { Endpoint } from './endpoint';
+import { accessLog } from './stats';
+
+/** What a head tells its segment. */
+export interface HeadHost {
+  readonly id: string;
+  readonly ctx: SegmentContext;
+  /** Repeated warnings become one line with a count. */
+  readonly warn: RateLimitedLog;
+  /** A TCP client to take to the tail. */
+  serve(client: Client): void;
+  /** A UDP session's upstream for a client address. */
+  openUpstream(client: string): Promise<DatagramUpstream>;
+  /** A UDP relay closed: keep its counts. */
+  retired(relay: UdpRelay): void;
+  /** The tail as the access log names it. */
+  tailText(): string;
+}
+
+/** A TCP or unix head on a listening fd. */
+export function openStreamHead(host: HeadHost, head: Endpoint, fd: number): TcpHead {
+  const { ctx, id, warn } = host;
+  return openTcpHead(ctx.engine, fd, {
+    unixName: head.proto === 'unix' ? head.path : undefined,
+    maxConnections: ctx.maxConnections,
+    dialTimeoutMs: ctx.dialTimeoutMs,
+    onClient: (client) => host.serve(client),
+    // each connection's end is heard of only when the log would show it
+    onClosed: accessLog(
+      ctx.log,
+      ctx.accessLog,
+      id,
+      () => host.tailText(),
+      head.proto === 'unix' ? 'unix' : 'unknown',
+    ),
+    onWarning: (kind, detail) =>
+      kind === 'refused'
+        ? warn.warn(
+            { segment: id, limit: ctx.maxConnections },
+            'connection refused: too many open (--max-connections)',
+          )
+        : warn.warn({ segment: id, err: detail }, 'accept failed'),
+  });
+}
+
+/** A UDP head on a bound socket. */
+export function openUdpHead(host: HeadHost, socket: dgram.Socket, fd: number): UdpHead {
+  const { ctx, id, warn } = host;
+  return new UdpHead(socket, fd, {
+    openUpstream: (client) => host.openUpstream(client),
+    idleMs: ctx.udpIdleMs,
+    maxSessions: ctx.maxUdpSessions,
+    resendMs: ctx.dialTimeoutMs,
+    onRefused: (from) =>
+      warn.warn(
+        { segment: id, from, limit: ctx.maxUdpSessions },
+        'udp session refused: too many (--max-udp-sessions)',
+      ),
+    onSessionError: (err) => warn.warn({ segment: id, err: errorMessage(err) }, 'udp session failed'),
+    onSocketError: (err) => ctx.log.warn({ segment: id, err: err.message }, 'udp head error'),
+    retired: (relay) => host.retired(relay),
+  });
+}
+
+/** A UDP socket connected to a local tail, made in its namespace. */
+export async function udpSocketTo(ep: Endpoint): Promise<dgram.Socket> {
+  const any = ep.host.includes(':') ? '::' : '0.0.0.0';
+  const { socket: up } = await bindUdp(ep.ns, any, 0);
+  await new Promise<void>((resolve, reject) => {
+    up.once('error', reject);
+    up.connect(ep.port, ep.host, () => {
+      up.off('error', reject);
+      resolve();
+    });
+  });
+  return up;
+}
