@@ -25,8 +25,12 @@
 export const HEADER = 10;
 /** The most a DATA frame carries: one full TLS record. */
 export const MAX_PAYLOAD = 16 * 1024;
-/** What each side may send on a new stream before the first WINDOW frame. */
-export const INITIAL_WINDOW = 256 * 1024;
+/**
+ * What each side may send on a new stream before the first WINDOW frame. 1 MiB: on a loaded
+ * machine a window update takes milliseconds to come back, and 256 KiB held one stream well
+ * under the link's rate (the sender idled, waiting for credit).
+ */
+export const INITIAL_WINDOW = 1024 * 1024;
 
 /** Frame types, as on the wire. */
 export const FrameType = {
@@ -109,28 +113,49 @@ function check(type: number, flags: number, stream: number, len: number): void {
 
 /**
  * Cuts a byte stream into frames. `push` hands each whole frame to `onFrame` and keeps a
- * partial one for the next chunk; a malformed header throws FrameError (the channel closes).
- * Payloads are views into the chunks read (no copy).
+ * partial one for the next chunks; a malformed header throws FrameError (the channel closes).
+ * Payloads are views into the chunks read (no copy), or into the one join of a frame that
+ * came in several chunks.
  */
 export class FrameParser {
-  private buffered: Buffer = Buffer.alloc(0);
+  /** Bytes read but not yet a whole frame: views into the chunks, joined once a frame is whole. */
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+  /** Bytes the frame at the start of `parts` needs in all (0: its header is not read yet). */
+  private need = 0;
 
   constructor(private readonly onFrame: (frame: Frame) => void) {}
 
   /** Feed bytes read from the channel. */
   push(chunk: Buffer): void {
-    let buf = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    let buf = chunk;
+    if (this.parts.length > 0) {
+      // A frame split across chunks (a 16 KiB frame seldom fits a TLS record's read): keep
+      // the views until it is whole, then join once, instead of a copy per chunk.
+      this.parts.push(chunk);
+      this.partBytes += chunk.length;
+      if (this.partBytes < Math.max(this.need, HEADER)) return;
+      buf = Buffer.concat(this.parts, this.partBytes);
+      this.parts = [];
+      this.partBytes = 0;
+    }
+    this.need = 0;
     while (buf.length >= HEADER) {
       const type = buf[0];
       const len = buf.readUInt32BE(6);
       const stream = buf.readUInt32BE(2);
       check(type, buf[1], stream, len);
-      if (buf.length < HEADER + len) break;
+      if (buf.length < HEADER + len) {
+        this.need = HEADER + len;
+        break;
+      }
       const payload = buf.subarray(HEADER, HEADER + len);
       buf = buf.subarray(HEADER + len);
       this.onFrame({ type: type as FrameType, stream, payload });
     }
-    // (a partial frame's bytes are copied, so that a chunk is not kept alive for a few)
-    this.buffered = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
+    if (buf.length > 0) {
+      this.parts.push(buf);
+      this.partBytes = buf.length;
+    }
   }
 }
