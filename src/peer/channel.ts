@@ -263,6 +263,8 @@ export class PeerStream extends Duplex {
   private resetIn = false;
   private pending: Buffer | undefined;
   private pendingDone: ((err?: Error | null) => void) | undefined;
+  /** Set by expectPreface: takes the DATA first received, until it returns the bytes past it. */
+  private preface: ((payload: Buffer) => Buffer | undefined) | undefined;
 
   constructor(
     readonly id: number,
@@ -318,12 +320,33 @@ export class PeerStream extends Duplex {
     done(err);
   }
 
+  /**
+   * The bytes first received are not the reader's: `take` gets them, chunk by chunk, until it
+   * returns what is past its part (the reply to an attach sent at once with the stream's
+   * first bytes; it destroys the stream itself on a refusal). A FIN before then is a reset.
+   */
+  expectPreface(take: (payload: Buffer) => Buffer | undefined): void {
+    this.preface = take;
+  }
+
   /** A DATA frame for this stream. */
   onData(payload: Buffer): void {
     if (this.finIn) throw new Breach(`data after FIN on stream ${this.id}`);
     if (this.bytesRead + payload.length > INITIAL_WINDOW + this.granted)
       throw new Breach(`stream ${this.id} sent more than its window`);
     this.bytesRead += payload.length;
+    if (this.preface) {
+      const rest = this.preface(payload);
+      if (rest === undefined) return;
+      this.preface = undefined;
+      if (this.destroyed) return;
+      if (rest.length === 0) {
+        // (taken bytes are granted again as the reader's are: _read counts them as read)
+        this._read();
+        return;
+      }
+      payload = rest;
+    }
     this.push(payload);
   }
 
@@ -331,6 +354,11 @@ export class PeerStream extends Duplex {
   onFin(): void {
     if (this.finIn) throw new Breach(`a second FIN on stream ${this.id}`);
     this.finIn = true;
+    if (this.preface) {
+      this.preface = undefined;
+      this.destroy(resetError('the peer closed the stream before answering'));
+      return;
+    }
     this.push(null);
   }
 

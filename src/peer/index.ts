@@ -10,7 +10,15 @@
  * the streams on the channel it accepted (src/daemon/server.ts).
  */
 import type { Duplex } from 'node:stream';
-import type { Method, Params, PeerInfo, Result } from '../api/protocol';
+import { encodeFrame, readFrame } from '../api/frame';
+import {
+  type Method,
+  type Params,
+  type PeerInfo,
+  PROTOCOL_VERSION,
+  type Result,
+  responseSchema,
+} from '../api/protocol';
 import { Connection, connect } from '../client';
 import { parseDaemonAddress } from '../common/address';
 import { withDeadline } from '../common/deadline';
@@ -226,16 +234,39 @@ export class Peers {
     await this.call(host, 'delete', { id });
   }
 
-  /** A byte stream to the tail of the peer's segment `id` (see PeerLink in src/segment). */
-  attach(host: string, id: string, origin?: Params<'attach'>['origin']): Promise<Duplex> {
-    return this.onStream(host, async (conn) => {
+  /**
+   * A byte stream to the tail of the peer's segment `id` (see PeerLink in src/segment), given
+   * at once: the attach request leaves with the stream's OPEN, and the caller's bytes may
+   * follow it without waiting for the reply (the peer reads them once its tail is connected),
+   * so a connection costs no round trip before its first byte. The reply is taken off the
+   * stream's first bytes; a refusal (logged here) destroys the stream, which resets the client.
+   */
+  async attach(host: string, id: string, origin?: Params<'attach'>['origin']): Promise<Duplex> {
+    const stream = (await this.channel(host)).open();
+    let got = Buffer.alloc(0);
+    const refused = (err: WormholeError): Buffer => {
+      this.log.warn({ peer: host, segment: id, err: err.message }, 'connection dropped: the peer refused it');
+      stream.destroy(err);
+      return Buffer.alloc(0);
+    };
+    stream.expectPreface((payload) => {
+      got = got.length === 0 ? payload : Buffer.concat([got, payload]);
+      let frame: ReturnType<typeof readFrame>;
       try {
-        return await conn.attach(id, origin);
+        frame = readFrame(got);
       } catch (err) {
-        conn.close();
-        throw err;
+        return refused(err as WormholeError);
       }
+      if (!frame) return undefined;
+      const res = responseSchema.safeParse(frame.value);
+      if (!res.success)
+        return refused(new WormholeError('BAD_RESPONSE', `peer ${host} sent a malformed reply`));
+      if (!res.data.ok) return refused(new WormholeError(res.data.error.code, res.data.error.message));
+      return frame.rest;
     });
+    const params: Params<'attach'> = origin ? { id, origin } : { id };
+    stream.write(encodeFrame({ v: PROTOCOL_VERSION, id: 1, method: 'attach', params }));
+    return stream;
   }
 
   /** Every peer this daemon has a channel to, or tried to have one to. */

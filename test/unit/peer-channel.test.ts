@@ -212,6 +212,32 @@ describe('channel streams', () => {
     dialer.close();
   });
 
+  it('hands the reader only what follows the preface, and resets a stream ended before it', async () => {
+    // the far side answers "OK" and then echoes what it reads (sent by the near side at once)
+    const { dialer } = await pair((x) => {
+      x.write('OK');
+      x.pipe(x);
+    });
+    const near = dialer.open();
+    let taken = '';
+    near.expectPreface((p) => {
+      taken += p.toString();
+      return taken.length < 2 ? undefined : Buffer.from(taken.slice(2));
+    });
+    near.end('hello');
+    assert.equal(await readAll(near), 'hello');
+    assert.equal(taken.slice(0, 2), 'OK');
+
+    // the far side ends at once: no preface came, the near stream is reset
+    const { dialer: d2 } = await pair((x) => x.end());
+    const s2 = d2.open();
+    s2.expectPreface(() => undefined);
+    s2.write('x');
+    assert.equal((await closed(s2))?.code, 'ECONNRESET');
+    dialer.close();
+    d2.close();
+  });
+
   it('holds up only the stream whose reader stalls', async () => {
     const far = new Map<number, PeerStream>();
     const { dialer } = await pair((x) => {
