@@ -188,7 +188,11 @@ export function besideFigures(r: Results, other: Build, cfg: Config): Figure[] {
       ['trigger docker-run, first byte (ms)', true, (x) => median(x.wormholeMs)],
       ['after idle, first byte (ms)', true, (x) => median(x.afterIdleMs)],
     ]),
-    ...paired('two hosts', r.twoHosts?.rows, other, [['Gbit/s', false, (x) => x.gbps], ...LATENCY]),
+    ...paired('two hosts', r.twoHosts?.rows, other, [
+      ['Gbit/s', false, (x) => x.gbps],
+      ['new conn/s', false, (x) => x.connsPerSec],
+      ...LATENCY,
+    ]),
     ...paired('two hosts', ping, other, [['wormhole ping (ms)', true, (x) => x.peerPingMs]]),
     ...paired('restart', r.restart?.paths, other, [
       ['failed', true, (x) => x.failed],

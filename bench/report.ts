@@ -77,12 +77,13 @@ export function coldTable(cold: ColdStart): string {
   ].join('\n');
 }
 
-/** The two-hosts table: throughput and latency only (each leg is its own machine's pair). */
+/** The two-hosts table: throughput, new connections/s and latency (each leg is its own machine's pair). */
 export function hostsTable(rows: Row[]): string {
-  const head = ['| path | Gbit/s | p50 (µs) | p99 (µs) |', '|---|---|---|---|'];
+  const head = ['| path | Gbit/s | new conn/s | p50 (µs) | p99 (µs) |', '|---|---|---|---|---|'];
   const body = withNotes(
     rows,
-    (r, name) => `| ${name} | ${f(r.gbps, 2)} | ${f(r.p50us, 0)} | ${f(r.p99us, 0)} |`,
+    (r, name) =>
+      `| ${name} | ${f(r.gbps, 2)} | ${f(r.connsPerSec, 0)} | ${f(r.p50us, 0)} | ${f(r.p99us, 0)} |`,
   );
   return [...head, body].join('\n');
 }

@@ -96,12 +96,18 @@ export async function twoHosts(cfg: Config, builds: Build[]): Promise<TwoHosts> 
       await waitPort(host, e, p.a);
       await sleep(200);
       row.gbps = await throughput(host, i, cfg.seconds, ['ip', 'netns', 'exec', p.a]);
-      const lat = await latencyIn(p.a, host, e, cfg.quick ? 500 : 2000);
+      const lat = await probeIn<{ p50: number; p99: number }>(p.a, [host, e, cfg.quick ? 500 : 2000]);
       [row.p50us, row.p99us] = [lat.p50, lat.p99];
+      row.connsPerSec = (
+        await probeIn<{ connsPerSec: number }>(p.a, ['conns', host, e, cfg.conns])
+      ).connsPerSec;
     } catch (err) {
       row.notes!.push(`failed: ${(err as Error).message.split('\n')[0]}`);
     }
-    console.error(`# two hosts / ${name}: ${row.gbps?.toFixed(2)} Gbit/s, p50 ${row.p50us?.toFixed(0)} µs`);
+    console.error(
+      `# two hosts / ${name}: ${row.gbps?.toFixed(2)} Gbit/s, p50 ${row.p50us?.toFixed(0)} µs, ` +
+        `${row.connsPerSec?.toFixed(0)} conn/s`,
+    );
   };
 
   // the control path first, while nothing else loads the link
@@ -198,30 +204,24 @@ async function sshForward(a: string, b: string, ipB: string, to: number[]): Prom
   return heads;
 }
 
-/** Latency measured from inside a namespace: bench/probe.js runs the ping-pong there. */
-function latencyIn(
-  ns: string,
-  host: string,
-  p: number,
-  rounds: number,
-): Promise<{ p50: number; p99: number }> {
+/**
+ * A measurement run from inside a namespace: bench/probe.js with `args` there (the latency
+ * ping-pong, or `conns ...` for the connection rate), its JSON answer.
+ */
+function probeIn<T>(ns: string, args: (string | number)[]): Promise<T> {
   const probe = path.join(__dirname, '..', 'probe.js');
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      'ip',
-      ['netns', 'exec', ns, process.execPath, probe, host, String(p), String(rounds)],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, probe, ...args.map(String)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('close', (code) =>
       code === 0
-        ? resolve(JSON.parse(out) as { p50: number; p99: number })
-        : reject(new Error(`latency in ${ns}: ${err.trim() || `exit ${code}`}`)),
+        ? resolve(JSON.parse(out) as T)
+        : reject(new Error(`probe in ${ns}: ${err.trim() || `exit ${code}`}`)),
     );
   });
 }

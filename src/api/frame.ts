@@ -36,6 +36,26 @@ export function nestsDeeperThan(body: Buffer, max: number): boolean {
 }
 
 /**
+ * The first frame in `buf`, parsed, and the bytes after it; undefined while it is not whole.
+ * Throws WormholeError (FRAME_TOO_LARGE, BAD_FRAME) on a frame that breaks the rules.
+ */
+export function readFrame(buf: Buffer): { value: unknown; rest: Buffer } | undefined {
+  if (buf.length < 4) return undefined;
+  const len = buf.readUInt32BE(0);
+  if (len > MAX_FRAME)
+    throw new WormholeError('FRAME_TOO_LARGE', `frame of ${len} bytes is over the ${MAX_FRAME}-byte limit`);
+  if (buf.length < 4 + len) return undefined;
+  const body = buf.subarray(4, 4 + len);
+  if (nestsDeeperThan(body, MAX_DEPTH))
+    throw new WormholeError('BAD_FRAME', `frame nests deeper than ${MAX_DEPTH} levels`);
+  try {
+    return { value: JSON.parse(body.toString('utf8')) as unknown, rest: buf.subarray(4 + len) };
+  } catch {
+    throw new WormholeError('BAD_FRAME', 'frame is not valid JSON');
+  }
+}
+
+/**
  * Encode one value as a frame (one buffer, so that it goes out in one write). `what` names
  * it in the error when it is over MAX_FRAME (code FRAME_TOO_LARGE).
  */
@@ -72,29 +92,17 @@ export class FrameReader {
 
   private push(chunk: Buffer): void {
     this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
-    while (!this.stopped && this.buffered.length >= 4) {
-      const len = this.buffered.readUInt32BE(0);
-      if (len > MAX_FRAME) {
-        this.fail(
-          new WormholeError('FRAME_TOO_LARGE', `frame of ${len} bytes is over the ${MAX_FRAME}-byte limit`),
-        );
-        return;
-      }
-      if (this.buffered.length < 4 + len) return;
-      const body = this.buffered.subarray(4, 4 + len);
-      this.buffered = this.buffered.subarray(4 + len);
-      if (nestsDeeperThan(body, MAX_DEPTH)) {
-        this.fail(new WormholeError('BAD_FRAME', `frame nests deeper than ${MAX_DEPTH} levels`));
-        return;
-      }
-      let value: unknown;
+    while (!this.stopped) {
+      let frame: { value: unknown; rest: Buffer } | undefined;
       try {
-        value = JSON.parse(body.toString('utf8'));
-      } catch {
-        this.fail(new WormholeError('BAD_FRAME', 'frame is not valid JSON'));
+        frame = readFrame(this.buffered);
+      } catch (err) {
+        this.fail(err as WormholeError);
         return;
       }
-      this.onFrame(value);
+      if (!frame) return;
+      this.buffered = frame.rest;
+      this.onFrame(frame.value);
     }
   }
 

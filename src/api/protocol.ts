@@ -10,7 +10,7 @@ import { type ErrorCode, isErrorCode } from '../common/codes';
 import { VERBS } from './grammar';
 
 /** Bump on any incompatible change; a mismatch is refused with VERSION_MISMATCH. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Largest frame either side accepts. */
 export const MAX_FRAME = 1024 * 1024;
@@ -130,6 +130,25 @@ export const tunnelInfoSchema = z.object({
 });
 export type TunnelInfo = z.infer<typeof tunnelInfoSchema>;
 
+/** One channel to a peer in `peers`. */
+export const peerInfoSchema = z.object({
+  /** The peer as segments name it (host[:port]). */
+  host: z.string(),
+  state: z.enum(['up', 'connecting', 'down']),
+  /** The last keepalive's round trip (null: none answered yet). */
+  rttMs: z.number().nullable(),
+  /** Streams open on the channel now (proxied connections, UDP sessions, calls). */
+  streams: z.number().int(),
+  /** Bytes sent to and received from the peer, over every channel to it since the start. */
+  bytesUp: z.number(),
+  bytesDown: z.number(),
+  /** When the state last changed (ms since the epoch). */
+  since: z.number(),
+  /** Why the last channel or dial failed, while not up. */
+  lastError: z.string().optional(),
+});
+export type PeerInfo = z.infer<typeof peerInfoSchema>;
+
 const hostParam = z.string().min(1).max(300);
 
 /** Each method: its params and its result. */
@@ -191,6 +210,19 @@ export const methods = {
       })
       .strict(),
     result: z.object({}),
+  },
+  /**
+   * Peer to peer: after the reply, this connection is the channel between the two daemons,
+   * in the frames of src/peer/frame.ts (each stream on it is served as a connection is).
+   */
+  channel: {
+    params: z.object({}).strict(),
+    result: z.object({}),
+  },
+  /** The channels to peers, one row each (`wormhole peers`). */
+  peers: {
+    params: z.object({}).strict(),
+    result: z.object({ peers: z.array(peerInfoSchema) }),
   },
   'tunnel-create': {
     params: z.object({ host: hostParam, udp: z.boolean() }).strict(),

@@ -16,6 +16,7 @@ import { completionCommand } from './commands/completion';
 import { create } from './commands/create';
 import { del } from './commands/delete';
 import { list } from './commands/list';
+import { peers } from './commands/peers';
 import { ping } from './commands/ping';
 import { top } from './commands/top';
 import { tunnelCreate, tunnelDelete, tunnelList } from './commands/tunnel';
@@ -32,6 +33,7 @@ const COMMANDS: Command[] = [
   create,
   del,
   list,
+  peers,
   top,
   tunnelCreate,
   tunnelDelete,

@@ -185,6 +185,20 @@ export class Connection {
    */
   async attach(id: string, origin?: Params<'attach'>['origin']): Promise<Duplex> {
     await this.call('attach', origin ? { id, origin } : { id });
+    return this.handOver();
+  }
+
+  /**
+   * Ask the daemon (a peer) to make this connection a channel between the two daemons
+   * (src/peer): once it says yes, the connection carries the channel's frames.
+   */
+  async channel(): Promise<Duplex> {
+    await this.call('channel', {});
+    return this.handOver();
+  }
+
+  /** The connection is no longer a request channel: its bytes are the caller's. */
+  private handOver(): Duplex {
     this.reader.detach();
     this.stream.removeAllListeners('error');
     this.stream.removeAllListeners('close');

@@ -4,7 +4,7 @@
  */
 import type { Params } from '../api/protocol';
 import type { SegmentManager } from '../segment/manager';
-import type { Peers } from './peers';
+import type { Peers } from '../peer';
 import type { HandlerTable } from './server';
 import type { TunnelService } from '../tunnel';
 
@@ -25,6 +25,7 @@ export function makeHandlers({ manager, peers, tunnels }: Services): HandlerTabl
     },
     delete: async ({ id }) => ({ deleted: await manager.delete(id) }),
     list: async () => ({ segments: manager.list() }),
+    peers: async () => ({ peers: peers.list() }),
     'peer-create': (params: Params<'peer-create'>) => manager.createForPeer(params),
     'tunnel-create': ({ host, udp }) => tunnels.create(host, udp),
     'tunnel-delete': async ({ host }) => ({ deleted: await tunnels.delete(host) }),

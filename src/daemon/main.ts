@@ -20,7 +20,7 @@ import { makeHandlers } from './handlers';
 import { sdNotify } from './notify';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
 import type { MetricsServer } from './metrics';
-import { Peers } from './peers';
+import { Peers } from '../peer';
 import { ApiServer } from './server';
 import { wireSignals } from './signals';
 import { StateDir } from './state';
@@ -94,7 +94,7 @@ export async function main(argv: string[]): Promise<void> {
           );
         },
       );
-    const peers = new Peers(key);
+    const peers = new Peers(key, log);
     const tunnels = new TunnelService(
       {
         stateFile: state.file('tunnels.json'),
@@ -142,7 +142,10 @@ export async function main(argv: string[]): Promise<void> {
       // loaded only when asked for: prom-client costs memory a daemon without --metrics never needs
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { MetricsServer: Server } = require('./metrics') as typeof import('./metrics');
-      metrics = new Server({ segments: () => manager.list(), tunnels: () => tunnels.counters() }, log);
+      metrics = new Server(
+        { segments: () => manager.list(), tunnels: () => tunnels.counters(), peers: () => peers.list() },
+        log,
+      );
       await metrics.listen(opts.metrics, handed?.takeApi(metricsKey));
     }
 

@@ -7,7 +7,7 @@
  */
 import * as http from 'node:http';
 import * as client from 'prom-client';
-import type { SegmentInfo } from '../api/protocol';
+import type { PeerInfo, SegmentInfo } from '../api/protocol';
 import type { DaemonAddress } from '../common/address';
 import { WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
@@ -17,6 +17,8 @@ import type { TunnelCounters } from '../tunnel';
 export interface MetricsSource {
   segments(): SegmentInfo[];
   tunnels(): Promise<TunnelCounters[]>;
+  /** The channels to peers (`wormhole peers`). */
+  peers(): PeerInfo[];
 }
 
 const SEGMENT_LABELS = ['segment', 'head', 'tail'] as const;
@@ -43,6 +45,7 @@ export class MetricsServer {
   private tunnels: TunnelCounters[] = [];
   /** The last read of the tunnel counters (in flight, or done): shared for TUNNEL_READ_MS. */
   private tunnelRead: { at: number; counters: Promise<TunnelCounters[]> } | undefined;
+  private peers: PeerInfo[] = [];
 
   constructor(
     private readonly source: MetricsSource,
@@ -218,6 +221,48 @@ export class MetricsServer {
             : [[{ host: t.host, iface: t.iface, engine: t.driver }, t.lastHandshake]],
         ),
     );
+    this.definePeers();
+  }
+
+  /** Per peer channel, as `wormhole peers` shows it. */
+  private definePeers(): void {
+    const peer = (pick: (p: PeerInfo) => number | null) => (): [{ host: string }, number][] =>
+      this.peers.flatMap((p) => {
+        const v = pick(p);
+        return v === null ? [] : [[{ host: p.host }, v]];
+      });
+    this.metric(
+      'gauge',
+      'wormhole_peer_up',
+      '1 when the channel to the peer is up, 0 otherwise (connecting, down).',
+      ['host'] as const,
+      peer((p) => (p.state === 'up' ? 1 : 0)),
+    );
+    this.metric(
+      'gauge',
+      'wormhole_peer_rtt_seconds',
+      "The last keepalive's round trip on the channel to the peer.",
+      ['host'] as const,
+      peer((p) => (p.rttMs === null ? null : p.rttMs / 1000)),
+    );
+    this.metric(
+      'gauge',
+      'wormhole_peer_streams',
+      'Streams open on the channel to the peer (connections, UDP sessions, calls).',
+      ['host'] as const,
+      peer((p) => p.streams),
+    );
+    this.metric(
+      'counter',
+      'wormhole_peer_bytes_total',
+      'Bytes on the channels to the peer, frames included: up (to it) and down.',
+      ['host', 'direction'] as const,
+      () =>
+        this.peers.flatMap((p) => [
+          [{ host: p.host, direction: 'up' }, p.bytesUp],
+          [{ host: p.host, direction: 'down' }, p.bytesDown],
+        ]),
+    );
   }
 
   /** Serve on a TCP address (on `fd`, the listener a predecessor handed over, when given). */
@@ -250,6 +295,7 @@ export class MetricsServer {
     try {
       this.segments = this.source.segments();
       this.tunnels = await this.readTunnels();
+      this.peers = this.source.peers();
       const body = await this.registry.metrics();
       res.writeHead(200, { 'content-type': this.registry.contentType }).end(body);
     } catch (err) {

@@ -34,12 +34,16 @@ import type { Logger } from '../common/log';
 import { RateLimitedLog } from '../common/ratelog';
 import { native } from '../native';
 import { PENDING_LIMITS, PendingBudget, type PendingLimits } from './pending';
+import { Channel } from '../peer/channel';
 
 /** A method's handler. */
 export type Handler<M extends Method> = (params: Params<M>) => Promise<Result<M>>;
 
-/** The daemon's routing table: one handler per method, except attach (a stream hand-over). */
-export type HandlerTable = { [M in Exclude<Method, 'attach'>]: Handler<M> };
+/**
+ * The daemon's routing table: one handler per method, except attach and channel (the
+ * connection is handed over: to a segment, or to a channel from a peer).
+ */
+export type HandlerTable = { [M in Exclude<Method, 'attach' | 'channel'>]: Handler<M> };
 
 /**
  * Called for an attach: answer with `ready()` once the tail is connected, then bytes flow.
@@ -76,6 +80,8 @@ export class ApiServer {
   private readonly pending: PendingBudget;
   /** Those authenticated (the TLS socket over a TCP one; a unix socket as it is). */
   private readonly authed = new Set<Duplex>();
+  /** Peers' channels accepted: told to go away when a successor takes over. */
+  private readonly channels = new Set<Channel>();
   /** How many of them are attached streams (outside the cap). */
   private attached = 0;
   private closing = false;
@@ -269,6 +275,16 @@ export class ApiServer {
       stream.end();
     };
     stream.on('end', endWithClient);
+    // No longer a request channel (an attach, a peer's channel): a socket of ours leaves the
+    // cap; a stream on a peer's channel never was in it, and must not lower it.
+    const handOver = (): void => {
+      reader.detach();
+      detached = true;
+      stream.off('end', endWithClient);
+      if (!this.sockets.has(stream as net.Socket)) return;
+      this.attached++;
+      stream.once('close', () => this.attached--);
+    };
     const reader = new FrameReader(
       stream,
       (frame) => {
@@ -301,13 +317,24 @@ export class ApiServer {
           );
           return;
         }
+        if (req.method === 'channel') {
+          // A peer's channel: each stream on it is served as a connection of its own.
+          handOver();
+          reply(req.id, 'channel', {});
+          const channel: Channel = new Channel(stream, {
+            dialer: false,
+            peer: remote,
+            log: this.log,
+            onStream: (s) => this.serve(s, `${remote} stream ${s.id}`),
+            onClose: () => this.channels.delete(channel),
+          });
+          this.channels.add(channel);
+          if (this.closing) channel.goAway();
+          return;
+        }
         if (req.method === 'attach') {
           // From here on the stream belongs to the segment (and to its --max-connections).
-          reader.detach();
-          detached = true;
-          this.attached++;
-          stream.once('close', () => this.attached--);
-          stream.off('end', endWithClient);
+          handOver();
           (stream as net.Socket).allowHalfOpen = true;
           const { id, origin } = params.data as Params<'attach'>;
           this.onAttach(
@@ -363,6 +390,8 @@ export class ApiServer {
   stopAccepting(): void {
     this.closing = true;
     for (const { server } of this.servers) server.close();
+    // peers open their next streams on a channel to the successor
+    for (const channel of this.channels) channel.goAway();
   }
 
   /** Stop accepting, close every connection, remove the unix socket files. */

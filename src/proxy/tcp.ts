@@ -23,8 +23,9 @@ export interface SpliceStats {
 }
 
 /**
- * Reset a plain TCP socket; anything else (a TLS stream to a peer, a unix socket, which has
- * no reset: Node refuses resetAndDestroy on it) can only be torn down.
+ * Reset a plain TCP socket; anything else can only be torn down: a unix socket has no reset
+ * (Node refuses resetAndDestroy on it), and a stream on a peer channel sends its RST frame
+ * when it is destroyed before both ends have closed.
  */
 function reset(stream: Duplex): void {
   if (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket) && !stream.destroyed) {
@@ -38,8 +39,10 @@ function reset(stream: Duplex): void {
   }
 }
 
+/** Bytes read from a stream: a socket's, or a peer channel's stream's (which counts them too). */
 function bytesIn(stream: Duplex): number {
-  return stream instanceof net.Socket ? stream.bytesRead : 0;
+  const n = (stream as { bytesRead?: unknown }).bytesRead;
+  return typeof n === 'number' ? n : 0;
 }
 
 /** Join `client` and `upstream` both ways until both have closed. */

@@ -63,13 +63,13 @@ describe('the CLI fits operators’ habits', () => {
   it('prints its version, wormhole and wormholed alike, with no daemon', async () => {
     const gone = path.join(d.dir, 'never');
     const cases: [string, string[], string][] = [
-      ['wormhole', [WORMHOLE, '--version'], `wormhole ${VERSION} (protocol 1)\n`],
+      ['wormhole', [WORMHOLE, '--version'], `wormhole ${VERSION} (protocol 2)\n`],
       [
         'wormhole, a daemon that is not there',
         [WORMHOLE, '-H', `unix://${gone}.sock`, '--version'],
-        `wormhole ${VERSION} (protocol 1)\n`,
+        `wormhole ${VERSION} (protocol 2)\n`,
       ],
-      ['wormholed', [WORMHOLED, '--version', '--state-dir', gone], `wormholed ${VERSION} (protocol 1)\n`],
+      ['wormholed', [WORMHOLED, '--version', '--state-dir', gone], `wormholed ${VERSION} (protocol 2)\n`],
     ];
     for (const [what, argv, expected] of cases) {
       const r = await runCmd(process.execPath, argv);
@@ -278,6 +278,26 @@ describe('the CLI fits operators’ habits', () => {
         check: (doc) => assert.deepEqual(doc, { id: 'js-a', deleted: ['js-a'] }),
       },
       { args: ['tunnel-list', '--json'], check: (doc) => assert.deepEqual(doc, []) },
+      {
+        // the peer pinged above: its channel is up
+        args: ['peers', '--json'],
+        check: (doc) => {
+          const ps = doc as { host: string; state: string; streams: number }[];
+          assert.deepEqual(
+            ps.map((p) => [p.host, p.state]),
+            [[peerHost, 'up']],
+          );
+          assert.deepEqual(Object.keys(ps[0]), [
+            'host',
+            'state',
+            'rttMs',
+            'streams',
+            'bytesUp',
+            'bytesDown',
+            'since',
+          ]);
+        },
+      },
     ];
     for (const { args, check } of ok) {
       const r = await d.cli(...args);
@@ -353,6 +373,7 @@ describe('the CLI fits operators’ habits', () => {
       'create',
       'delete',
       'list',
+      'peers',
       'top',
       'tunnel-create',
       'tunnel-delete',
@@ -483,6 +504,7 @@ printf '%s\\n' "\${COMPREPLY[@]}"`,
         'create',
         'delete',
         'list',
+        'peers',
         'top',
         'tunnel-create',
         'tunnel-delete',

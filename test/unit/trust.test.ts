@@ -252,6 +252,7 @@ describe('hole 11: the smaller ones', () => {
     const m = new MetricsServer(
       {
         segments: () => [],
+        peers: () => [],
         tunnels: async () => {
           reads++;
           return [

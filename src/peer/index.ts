@@ -1,0 +1,294 @@
+/**
+ * Talking to peers (other daemons with the same key) over one channel each
+ * (src/peer/channel.ts): opened on first need over an authenticated TLS connection, kept
+ * open, watched by keepalives, opened again with backoff when it drops. Every call (ping,
+ * peer-create, delete, peer-tunnel) and every attach (a remote segment's connection, a UDP
+ * session) is a stream on it: no handshake per connection.
+ *
+ * Segments ask for a stream (PeerLink.attach) and know nothing of frames. A channel is made
+ * by the side that needs it: a daemon whose segments reach a peer dials it; the peer serves
+ * the streams on the channel it accepted (src/daemon/server.ts).
+ */
+import type { Duplex } from 'node:stream';
+import { encodeFrame, readFrame } from '../api/frame';
+import {
+  type Method,
+  type Params,
+  type PeerInfo,
+  PROTOCOL_VERSION,
+  type Result,
+  responseSchema,
+} from '../api/protocol';
+import { Connection, connect } from '../client';
+import { parseDaemonAddress } from '../common/address';
+import { withDeadline } from '../common/deadline';
+import { WormholeError, errorMessage } from '../common/errors';
+import type { Logger } from '../common/log';
+import { Channel } from './channel';
+
+/** Rewrites connection errors so that they name the peer and say what to check. */
+function peerError(host: string, err: unknown): unknown {
+  if (!(err instanceof WormholeError)) return err;
+  if (err.code === 'DAEMON_UNREACHABLE' || err.code === 'TIMEOUT') {
+    const why = /\((E[A-Z_]+)\)/.exec(err.message)?.[1] ?? err.code;
+    return new WormholeError(
+      'PEER_UNREACHABLE',
+      `peer ${host} is not reachable (${why}): is wormholed running there, on that port?`,
+    );
+  }
+  if (err.code === 'AUTH_FAILED') {
+    return new WormholeError(
+      'PEER_REFUSED',
+      `peer ${host} refused us: its key differs from ours (both need the same key.secret)`,
+    );
+  }
+  if (err.code === 'VERSION_MISMATCH')
+    return new WormholeError('VERSION_MISMATCH', `peer ${host} refused us: ${err.message}`);
+  return err;
+}
+
+/**
+ * How long a peer may take to answer, so that every request to this daemon is answered in a
+ * bounded time even when a peer hangs. A peer-create may pull images there: it gets longer.
+ */
+const PEER_LIMIT_MS: Partial<Record<Method, number>> = { ping: 10_000, 'peer-create': 300_000 };
+const PEER_DEFAULT_LIMIT_MS = 60_000;
+/** A channel that dropped is opened again after this, doubled each failure up to the max. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 5000;
+
+/** One peer: its channel (when up), how it is doing, and its counters. */
+interface Line {
+  host: string;
+  state: PeerInfo['state'];
+  since: number;
+  channel?: Channel;
+  dialing?: Promise<Channel>;
+  /** Whether a channel was ever up: only such a peer is dialed again on its own. */
+  wasUp: boolean;
+  retry?: NodeJS.Timeout;
+  backoffMs: number;
+  lastError?: string;
+  /** Bytes of the channels that closed (the open one's are added when asked). */
+  bytesUp: number;
+  bytesDown: number;
+}
+
+/** The daemon's side of peer traffic. */
+export class Peers {
+  private readonly lines = new Map<string, Line>();
+  private closed = false;
+
+  constructor(
+    private key: Buffer,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * The key for channels opened from now on (SIGHUP: a rotated key file). A channel already
+   * open keeps the key it was made with.
+   */
+  setKey(key: Buffer): void {
+    this.key = key;
+  }
+
+  /** The channel to `host`: the open one, the one being opened, or a new one. */
+  private channel(host: string): Promise<Channel> {
+    if (this.closed) return Promise.reject(new WormholeError('ABORTED', 'the daemon is stopping'));
+    let line = this.lines.get(host);
+    if (!line) {
+      line = { host, state: 'down', since: Date.now(), wasUp: false, backoffMs: 0, bytesUp: 0, bytesDown: 0 };
+      this.lines.set(host, line);
+    }
+    if (line.channel) return Promise.resolve(line.channel);
+    if (line.dialing) return line.dialing;
+    const l = line;
+    clearTimeout(l.retry);
+    l.retry = undefined;
+    const dialing = this.dial(l).finally(() => {
+      l.dialing = undefined;
+    });
+    l.dialing = dialing;
+    return dialing;
+  }
+
+  private async dial(line: Line): Promise<Channel> {
+    line.state = 'connecting';
+    try {
+      // `:PORT` (empty host) is 127.0.0.1:PORT, as everywhere in the grammar
+      const conn = await connect(parseDaemonAddress(line.host), this.key);
+      let socket: Duplex;
+      try {
+        socket = await conn.channel();
+      } catch (err) {
+        conn.close();
+        throw err;
+      }
+      if (this.closed) {
+        socket.destroy();
+        throw new WormholeError('ABORTED', 'the daemon is stopping');
+      }
+      const channel: Channel = new Channel(socket, {
+        dialer: true,
+        peer: line.host,
+        log: this.log,
+        onClose: (why) => this.lost(line, channel, why),
+        // (its daemon was taken over: new streams go on a new channel, to its successor)
+        onGoAway: () => {
+          if (line.channel === channel) line.channel = undefined;
+        },
+      });
+      line.channel = channel;
+      this.moved(line, 'up');
+      line.wasUp = true;
+      line.backoffMs = 0;
+      line.lastError = undefined;
+      this.log.info({ peer: line.host }, 'peer channel up');
+      return channel;
+    } catch (err) {
+      const e = peerError(line.host, err);
+      line.lastError = errorMessage(e);
+      this.moved(line, 'down');
+      this.retryLater(line);
+      throw e;
+    }
+  }
+
+  private moved(line: Line, state: PeerInfo['state']): void {
+    if (line.state !== state) line.since = Date.now();
+    line.state = state;
+  }
+
+  /** A channel ended: keep its counters, and open it again soon. */
+  private lost(line: Line, channel: Channel, why: string): void {
+    line.bytesUp += channel.bytesUp;
+    line.bytesDown += channel.bytesDown;
+    if (line.channel !== channel) return;
+    line.channel = undefined;
+    if (this.closed) return;
+    line.lastError = why;
+    this.moved(line, 'down');
+    this.log.warn({ peer: line.host, why }, 'peer channel lost: opening it again');
+    this.retryLater(line);
+  }
+
+  /** Dial again after the backoff, if the peer was ever up (a typo in `ping HOST` is not). */
+  private retryLater(line: Line): void {
+    if (this.closed || !line.wasUp || line.retry) return;
+    line.backoffMs = Math.min(Math.max(line.backoffMs * 2, RETRY_FIRST_MS), RETRY_MAX_MS);
+    line.retry = setTimeout(() => {
+      line.retry = undefined;
+      this.channel(line.host).catch(() => undefined);
+    }, line.backoffMs);
+    line.retry.unref();
+  }
+
+  /**
+   * Use a stream to `host`, as a connection speaking the API's requests. A channel that died
+   * under it before we knew (its peer restarted) gets one more try, on a new channel.
+   */
+  private async onStream<T>(host: string, use: (conn: Connection) => Promise<T>): Promise<T> {
+    for (let tries = 0; ; tries++) {
+      const channel = await this.channel(host);
+      try {
+        return await use(new Connection(channel.open(), `peer ${host}`));
+      } catch (err) {
+        const lost = err instanceof WormholeError && err.code === 'CONNECTION_LOST';
+        if (tries === 0 && lost && channel.closed) continue;
+        throw peerError(host, err);
+      }
+    }
+  }
+
+  /** One request to a peer. */
+  call<M extends Method>(host: string, method: M, params: Params<M>): Promise<Result<M>> {
+    return this.onStream(host, async (conn) => {
+      try {
+        return await conn.call(method, params, PEER_LIMIT_MS[method] ?? PEER_DEFAULT_LIMIT_MS);
+      } finally {
+        conn.close();
+      }
+    });
+  }
+
+  /** Round trip to a peer, in milliseconds: a keepalive frame on its channel. */
+  async ping(host: string): Promise<number> {
+    const channel = await this.channel(host);
+    const limit = PEER_LIMIT_MS.ping!;
+    return withDeadline(
+      channel.ping(),
+      limit,
+      () => new WormholeError('NO_REPLY', `peer ${host} did not answer a ping within ${limit / 1000} s`),
+    ).catch((err: unknown) => {
+      throw err instanceof WormholeError
+        ? err
+        : new WormholeError('PEER_UNREACHABLE', `peer ${host}: ${errorMessage(err)}`);
+    });
+  }
+
+  createChild(host: string, params: Params<'peer-create'>): Promise<Result<'peer-create'>> {
+    return this.call(host, 'peer-create', params);
+  }
+
+  async deleteChild(host: string, id: string): Promise<void> {
+    await this.call(host, 'delete', { id });
+  }
+
+  /**
+   * A byte stream to the tail of the peer's segment `id` (see PeerLink in src/segment), given
+   * at once: the attach request leaves with the stream's OPEN, and the caller's bytes may
+   * follow it without waiting for the reply (the peer reads them once its tail is connected),
+   * so a connection costs no round trip before its first byte. The reply is taken off the
+   * stream's first bytes; a refusal (logged here) destroys the stream, which resets the client.
+   */
+  async attach(host: string, id: string, origin?: Params<'attach'>['origin']): Promise<Duplex> {
+    const stream = (await this.channel(host)).open();
+    let got = Buffer.alloc(0);
+    const refused = (err: WormholeError): Buffer => {
+      this.log.warn({ peer: host, segment: id, err: err.message }, 'connection dropped: the peer refused it');
+      stream.destroy(err);
+      return Buffer.alloc(0);
+    };
+    stream.expectPreface((payload) => {
+      got = got.length === 0 ? payload : Buffer.concat([got, payload]);
+      let frame: ReturnType<typeof readFrame>;
+      try {
+        frame = readFrame(got);
+      } catch (err) {
+        return refused(err as WormholeError);
+      }
+      if (!frame) return undefined;
+      const res = responseSchema.safeParse(frame.value);
+      if (!res.success)
+        return refused(new WormholeError('BAD_RESPONSE', `peer ${host} sent a malformed reply`));
+      if (!res.data.ok) return refused(new WormholeError(res.data.error.code, res.data.error.message));
+      return frame.rest;
+    });
+    const params: Params<'attach'> = origin ? { id, origin } : { id };
+    stream.write(encodeFrame({ v: PROTOCOL_VERSION, id: 1, method: 'attach', params }));
+    return stream;
+  }
+
+  /** Every peer this daemon has a channel to, or tried to have one to. */
+  list(): PeerInfo[] {
+    return [...this.lines.values()].map((l) => ({
+      host: l.host,
+      state: l.state,
+      rttMs: l.channel?.rttMs ?? null,
+      streams: l.channel?.streams.size ?? 0,
+      bytesUp: l.bytesUp + (l.channel?.bytesUp ?? 0),
+      bytesDown: l.bytesDown + (l.channel?.bytesDown ?? 0),
+      since: l.since,
+      ...(l.state !== 'up' && l.lastError ? { lastError: l.lastError } : {}),
+    }));
+  }
+
+  /** Close every channel and dial none again (the daemon stops). */
+  close(): void {
+    this.closed = true;
+    for (const line of this.lines.values()) {
+      clearTimeout(line.retry);
+      line.channel?.close();
+    }
+  }
+}
