@@ -93,6 +93,7 @@ void unlisten(struct engine *e, struct group *g) {
 
 static void group_close(struct engine *e, struct group *g) {
   unlisten(e, g);
+  forget_paused(e, g); /* (else the resume a tenth of a second later writes to it, freed) */
   while (g->conns) {
     struct conn *c = g->conns;
     if (c->state == C_DIALING) conn_end(e, c, ECONNABORTED, false);

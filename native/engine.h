@@ -295,6 +295,8 @@ void reset_close(int fd);
 void accept_some(struct engine *e, struct group *g);
 /* Listeners paused for a moment accept again. */
 void resume_listeners(struct engine *e);
+/* A closing group taken off the paused list (it is freed after this turn). */
+void forget_paused(struct engine *e, struct group *g);
 /* Count one more open connection if under the cap (and one more in total). */
 bool acquire_open(struct group *g);
 /* Count one fewer. */

@@ -53,6 +53,18 @@ void resume_listeners(struct engine *e) {
   e->paused = NULL;
 }
 
+/* A group that closes leaves the paused list: resume_listeners must never reach it once freed. */
+void forget_paused(struct engine *e, struct group *g) {
+  if (!g->paused) return;
+  for (struct group **p = &e->paused; *p; p = &(*p)->paused_next)
+    if (*p == g) {
+      *p = g->paused_next;
+      break;
+    }
+  g->paused = false;
+  g->paused_next = NULL;
+}
+
 void accept_some(struct engine *e, struct group *g) {
   for (int i = 0; i < ACCEPT_BATCH && g->lfd >= 0; i++) {
     int fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -9,7 +9,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type TestDaemon, startDaemon } from '../helpers/daemon';
+import { type TestDaemon, runCmd, startDaemon } from '../helpers/daemon';
 import { suiteCleanup } from '../helpers/netns';
 import { exchange, freePort, parseCreate, startService } from '../helpers/services';
 import { sleep } from '../helpers/wait';
@@ -170,5 +170,46 @@ describe('hole 11: a tail set that includes the head itself', () => {
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.deepEqual(await ids(d), []);
     await assert.rejects(exchange(head, ''), /ECONNREFUSED/);
+  });
+});
+
+describe('hole 2: a segment deleted while its listener is paused (out of files)', () => {
+  const suite = suiteCleanup(after);
+
+  it('goes on serving: no use of the freed listener when accepting resumes', async () => {
+    const d = await startDaemon(suite);
+    // few files, so that accept() soon fails with EMFILE and the engine pauses the listener
+    const lim = await runCmd('prlimit', ['--pid', String(d.proc.pid), '--nofile=256:256']);
+    assert.equal(lim.code, 0, lim.stderr);
+    const held: net.Socket[] = [];
+    const tail = net.createServer((s) => held.push(s));
+    await new Promise<void>((resolve) => tail.listen(0, '127.0.0.1', resolve));
+    suite.after(() => {
+      held.forEach((s) => s.destroy());
+      tail.close();
+    });
+    const tailPort = (tail.address() as net.AddressInfo).port;
+    // a few rounds: a paused group freed under the engine's resume crashed it most times
+    for (let round = 0; round < 3; round++) {
+      const head = await freePort();
+      const { id } = await d.create('url', `:${head}`, 'tail', 'url', `:${tailPort}`);
+      const clients: net.Socket[] = [];
+      for (let i = 0; i < 400; i++) {
+        const c = net.connect(head, '127.0.0.1');
+        c.on('error', () => undefined);
+        clients.push(c);
+      }
+      await sleep(300);
+      assert.match(d.log(), /EMFILE|too many open files/i, 'accept ran out of files');
+      const del = await d.cli('delete', id);
+      assert.equal(del.code, 0, del.stderr);
+      // the engine resumes paused listeners a tenth of a second after pausing them
+      await sleep(400);
+      clients.forEach((c) => c.destroy());
+      held.splice(0).forEach((s) => s.destroy());
+      await sleep(200);
+      const ping = await d.cli('ping');
+      assert.equal(ping.code, 0, `round ${round + 1}: the daemon answers after the delete: ${ping.stderr}`);
+    }
   });
 });
