@@ -36,6 +36,8 @@
 #define PIPE_BIG (1 << 20)
 /* Connections accepted per readiness of a listener, before other work gets a turn. */
 #define ACCEPT_BATCH 64
+/* Descriptors the engine leaves to the daemon (its API, Docker, logs) below the fd limit. */
+#define FD_RESERVE 64
 /* Epoll events taken per loop turn. */
 #define EVENTS 256
 /* A group has up to MAX_TAILS tails, in slots JavaScript assigns. */

@@ -5,6 +5,11 @@
  * starts dialing a tail for it (conn.c). Out of fds or memory, accepting pauses for a tenth
  * of a second instead of spinning on a listener that stays ready.
  *
+ * The engine also stops short of the fd limit: it keeps the last FD_RESERVE descriptors for
+ * the daemon itself, so that a flood of clients cannot take the API socket's accept (and with
+ * it `wormhole delete`, the operator's way out) along with everything else. The limit is read
+ * once per batch: an operator may raise or lower it under a running daemon (prlimit).
+ *
  * The open count is shared with JavaScript, which holds connections too (handed back, or a
  * peer's attach): it acquires and releases on the same counter (groupAcquire, groupRelease),
  * so the cap counts every open connection of the head.
@@ -12,6 +17,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "engine.h"
@@ -65,9 +71,28 @@ void forget_paused(struct engine *e, struct group *g) {
   g->paused_next = NULL;
 }
 
+/* The highest fd the engine keeps for a client: the soft limit less the daemon's reserve.
+ * Fds are handed out lowest first, so an fd number near it means that many are open. */
+static int fd_ceiling(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+      rl.rlim_cur > (rlim_t)1 << 30)
+    return 1 << 30;
+  int limit = (int)rl.rlim_cur;
+  int reserve = limit / 4 < FD_RESERVE ? limit / 4 : FD_RESERVE;
+  return limit - reserve;
+}
+
 void accept_some(struct engine *e, struct group *g) {
+  int ceiling = fd_ceiling();
   for (int i = 0; i < ACCEPT_BATCH && g->lfd >= 0; i++) {
     int fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= ceiling) {
+      /* into the daemon's reserve: this client is turned away as if the fds had run out */
+      reset_close(fd);
+      fd = -1;
+      errno = EMFILE;
+    }
     if (fd < 0) {
       if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
       /* out of fds or memory: stop accepting for a moment instead of spinning */
