@@ -12,8 +12,13 @@ import { VERBS } from './grammar';
 /** Bump on any incompatible change; a mismatch is refused with VERSION_MISMATCH. */
 export const PROTOCOL_VERSION = 2;
 
-/** Largest frame either side accepts. */
+/** Largest request frame a daemon accepts (and any frame between daemons): a key holder's input. */
 export const MAX_FRAME = 1024 * 1024;
+/**
+ * Largest reply frame the CLI accepts from its daemon: `list` of 10,000 segments is about
+ * 7 MiB. Only the direction a client trusts gets it; a daemon reads requests at MAX_FRAME.
+ */
+export const MAX_REPLY = 64 * 1024 * 1024;
 
 const action = z
   .object({

@@ -12,6 +12,7 @@ import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
 import { encodeFrame, FrameReader } from '../api/frame';
 import {
+  MAX_REPLY,
   PROTOCOL_VERSION,
   type Method,
   type Params,
@@ -113,14 +114,17 @@ export class Connection {
   private readonly reader: FrameReader;
   private failure: WormholeError | undefined;
 
+  /** `replyLimit`: the largest reply taken (a daemon talking to a peer keeps MAX_FRAME). */
   constructor(
     readonly stream: Duplex,
     private readonly where: string,
+    replyLimit = MAX_REPLY,
   ) {
     this.reader = new FrameReader(
       stream,
       (frame) => this.onFrame(frame),
       (err) => this.fail(err),
+      replyLimit, // (the daemon's replies: a list of thousands of segments is several MiB)
     );
     stream.on('error', (err) =>
       this.fail(new WormholeError('CONNECTION_LOST', `connection to ${where} failed: ${err.message}`)),

@@ -18,6 +18,7 @@ import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { encodeFrame, FrameReader } from '../api/frame';
 import {
+  MAX_REPLY,
   PROTOCOL_VERSION,
   type Method,
   type Params,
@@ -251,7 +252,7 @@ export class ApiServer {
     const reply = (id: number, method: string, result: unknown): void => {
       let frame: Buffer;
       try {
-        frame = encodeFrame({ v: PROTOCOL_VERSION, id, ok: true, result }, `the ${method} reply`);
+        frame = encodeFrame({ v: PROTOCOL_VERSION, id, ok: true, result }, `the ${method} reply`, MAX_REPLY);
       } catch (err) {
         fail(id, replyFailure(err));
         return;

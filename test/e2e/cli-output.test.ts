@@ -2,7 +2,8 @@
  * Every command's output is complete whatever stdout is (issue 20): a file, a terminal, or a
  * pipe to a slower reader. The CLI once called process.exit() right after writing, and a pipe
  * took 64 KiB before the process was gone: `wormhole list --json | jq` read invalid JSON from
- * about 90 segments on.
+ * about 90 segments on. And from about 2,000 segments the list reply was over the frame limit:
+ * `list` failed, and `delete`, which resolves an id prefix through it, with it.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -14,7 +15,8 @@ import { connect } from '../../src/client';
 import { type TestDaemon, WORMHOLE, runCmd, startDaemon } from '../helpers/daemon';
 import { suiteCleanup } from '../helpers/netns';
 
-const SEGMENTS = 300;
+// over the 1 MiB a reply once was (list never answered), and 64 KiB many times over
+const SEGMENTS = 2000;
 
 /**
  * `wormhole ARGS | cat`, as a shell runs it: through a real pipe (a FIFO: Node's own child
@@ -67,5 +69,16 @@ describe('a large output through a pipe', () => {
     assert.ok(r.stdout.length > 65536, `more than a pipe's buffer: ${r.stdout.length} bytes`);
     const doc = JSON.parse(r.stdout) as { id: string }[];
     assert.equal(doc.length, SEGMENTS, `${r.stdout.length} bytes`);
+  });
+
+  it('list, and delete by a prefix (resolved through list), answer with that many segments', async () => {
+    const rows = await d.cli('list');
+    assert.equal(rows.code, 0, rows.stderr);
+    assert.equal(rows.stdout.trim().split('\n').length, SEGMENTS + 1, 'a header and a row per segment');
+    const del = await d.cli('delete', 'seg-1999');
+    assert.equal(del.code, 0, del.stderr);
+    const left = JSON.parse((await d.cli('list', '--json')).stdout) as { id: string }[];
+    assert.equal(left.length, SEGMENTS - 1);
+    assert.ok(!left.some((s) => s.id === 'seg-1999'));
   });
 });
