@@ -1,4 +1,4 @@
-import { UsageError } from '../../common/errors';
+import { UsageError, WormholeError } from '../../common/errors';
 import { type Command, commandArgs, printJson, resolveSegmentId, withDaemon } from '../command';
 
 export const del: Command = {
@@ -18,7 +18,15 @@ children).
   async run(args, ctx) {
     const { positional } = commandArgs(this, args, 1);
     if (positional.length === 0) throw new UsageError('needs a segment ID (or a unique prefix of one)');
+    if (positional[0] === '') throw new UsageError('an empty segment id');
     const res = await withDaemon(ctx, async (c) => {
+      // an exact id first, with no list (which is long with thousands of segments); a prefix
+      // only when no segment has that id
+      try {
+        return { id: positional[0], ...(await c.call('delete', { id: positional[0] })) };
+      } catch (e) {
+        if (!(e instanceof WormholeError) || e.code !== 'NOT_FOUND') throw e;
+      }
       const id = await resolveSegmentId(c, positional[0]);
       return { id, ...(await c.call('delete', { id })) };
     });
