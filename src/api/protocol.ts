@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { type ErrorCode, isErrorCode } from '../common/codes';
-import { VERBS } from './grammar';
+import { ID_PATTERN, VERBS } from './grammar';
 
 /** Bump on any incompatible change; a mismatch is refused with VERSION_MISMATCH. */
 export const PROTOCOL_VERSION = 2;
@@ -156,6 +156,9 @@ export type PeerInfo = z.infer<typeof peerInfoSchema>;
 
 const hostParam = z.string().min(1).max(300);
 
+/** A segment id as a user may name one (it is also its record's file name). */
+const segmentId = z.string().regex(ID_PATTERN);
+
 /** Each method: its params and its result. */
 export const methods = {
   ping: {
@@ -228,6 +231,35 @@ export const methods = {
   peers: {
     params: z.object({}).strict(),
     result: z.object({ peers: z.array(peerInfoSchema) }),
+  },
+  /**
+   * Make the daemon's top segments match a declared set (`wormhole apply`): each id's plan
+   * created, built again when it changed, left alone when it is the same; with `prune`, the
+   * segments an earlier apply made that the set no longer names are deleted. Every plan is
+   * checked before anything changes; a failure undoes what the call did. `dryRun` only says.
+   */
+  apply: {
+    params: z
+      .object({
+        segments: z
+          .array(z.object({ id: segmentId, actions: z.array(action).min(1).max(256) }).strict())
+          .max(10_000),
+        prune: z.boolean(),
+        dryRun: z.boolean(),
+      })
+      .strict(),
+    result: z.object({
+      changes: z.array(
+        z.object({ id: z.string(), change: z.enum(['created', 'changed', 'deleted', 'unchanged']) }),
+      ),
+    }),
+  },
+  /** Every top segment made here by `create` or `apply`, with its actions (`wormhole export`). */
+  export: {
+    params: z.object({}).strict(),
+    result: z.object({
+      segments: z.array(z.object({ id: z.string(), actions: z.array(action), applied: z.boolean() })),
+    }),
   },
   'tunnel-create': {
     params: z.object({ host: hostParam, udp: z.boolean() }).strict(),

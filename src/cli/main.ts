@@ -12,6 +12,7 @@ import { type FlagSpec, type ParsedFlags, flagValue, parseFlags } from '../commo
 import { DEFAULT_KEY_FILE, readKey } from '../common/key';
 import { packageVersion } from '../common/version';
 import { type CliContext, type Command, scanArgs } from './command';
+import { apply, exportCommand } from './commands/apply';
 import { completionCommand } from './commands/completion';
 import { create } from './commands/create';
 import { del } from './commands/delete';
@@ -33,6 +34,8 @@ const COMMANDS: Command[] = [
   create,
   del,
   list,
+  apply,
+  exportCommand,
   peers,
   top,
   tunnelCreate,

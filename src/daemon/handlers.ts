@@ -25,6 +25,13 @@ export function makeHandlers({ manager, peers, tunnels }: Services): HandlerTabl
     },
     delete: async ({ id }) => ({ deleted: await manager.delete(id) }),
     list: async () => ({ segments: manager.list() }),
+    apply: (params) => manager.apply(params),
+    export: async () => ({
+      segments: manager
+        .localRecords()
+        .sort((a, b) => a.createdAt - b.createdAt) // (the order they were made in)
+        .map((r) => ({ id: r.id, actions: r.actions, applied: r.applied === true })),
+    }),
     peers: async () => ({ peers: peers.list() }),
     'peer-create': (params: Params<'peer-create'>) => manager.createForPeer(params),
     'tunnel-create': ({ host, udp }) => tunnels.create(host, udp),

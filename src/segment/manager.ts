@@ -2,6 +2,7 @@
  * The segment registry and the create grammar's execution: turns a plan into segments,
  * step by step, and deletes them with everything they own.
  */
+import { applySegments } from './apply';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
@@ -156,12 +157,31 @@ export class SegmentManager {
     return built;
   }
 
-  /** Create the segments a list of actions describes; the first is the top one. */
-  async create(actions: Action[]): Promise<Segment[]> {
+  /**
+   * Create the segments a list of actions describes; the first is the top one. `applied`:
+   * made by `apply` (which alone may prune it).
+   */
+  async create(actions: Action[], applied = false): Promise<Segment[]> {
     const plan = parsePlan(actions);
     const id = plan.id ?? randomUUID();
     this.checkFree(id);
-    return this.buildTop(newRecord(id, 'local', actions), plan);
+    return this.buildTop(newRecord(id, 'local', actions, applied ? { applied } : {}), plan);
+  }
+
+  /** The records of the top segments a user made here (create, apply), failed ones too. */
+  localRecords(): SegmentRecord[] {
+    const failed = [...this.keeper.failed.values()].map((f) => f.record);
+    return [...this.keeper.records.values(), ...failed].filter((r) => r.kind === 'local');
+  }
+
+  /** `wormhole apply`: the top segments made to match a declared set (src/segment/apply.ts). */
+  apply(params: Params<'apply'>): Promise<Result<'apply'>> {
+    return applySegments(this, params, this.ctx.log);
+  }
+
+  /** Whether `id` is taken (a segment, one being built, one that failed to build again). */
+  hasId(id: string): boolean {
+    return this.segments.has(id) || this.building.has(id) || this.keeper.failed.has(id);
   }
 
   /**
@@ -189,7 +209,7 @@ export class SegmentManager {
 
   /** Refuse an id taken by a segment, or by one that could not be built again. */
   private checkFree(id: string): void {
-    if (this.segments.has(id) || this.building.has(id) || this.keeper.failed.has(id)) throw idTaken(id);
+    if (this.hasId(id)) throw idTaken(id);
   }
 
   /**

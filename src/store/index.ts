@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { VERBS } from '../api/grammar';
+import { ID_PATTERN, VERBS } from '../api/grammar';
 import { syncDir, writeFileAtomic } from '../common/atomicfile';
 import { errorMessage } from '../common/errors';
 
@@ -24,10 +24,12 @@ export const segmentRecordSchema = z
   .object({
     version: z.literal(RECORD_VERSION),
     /** The top segment's id (also the file's name). */
-    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+    id: z.string().regex(ID_PATTERN),
     /** `create` from a user, or `peer-create` from another daemon. */
     kind: z.enum(['local', 'peer']),
     actions: z.array(action),
+    /** Made by `apply` (only such segments are deleted by `apply --prune`). */
+    applied: z.boolean().optional(),
     /** A peer-create's head (where the peer's tail points). */
     head: z
       .object({ proto: z.enum(['tcp', 'udp']), host: z.string().optional(), port: z.number().int() })
