@@ -1,7 +1,7 @@
 /**
  * The only way to talk to a daemon: the CLI uses it, and so does a daemon talking to a peer.
- * TCP connections are TLS 1.3 with the pre-shared key; unix sockets are plain (the socket is
- * mode 0600).
+ * TCP connections are TLS 1.3 with the pre-shared key, presenting the key's identity (a hash
+ * of it: the daemon finds its rights by it); unix sockets are plain (the socket is mode 0600).
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { type DaemonAddress, formatDaemonAddress } from '../common/address';
 import { withDeadline } from '../common/deadline';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
-import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
+import { PSK_CIPHERS, pskIdentity } from '../common/key';
 import { encodeFrame, FrameReader } from '../api/frame';
 import {
   PROTOCOL_VERSION,
@@ -43,7 +43,8 @@ export function openTransport(addr: DaemonAddress, key: Buffer | null): Promise<
         minVersion: 'TLSv1.3',
         maxVersion: 'TLSv1.3',
         ciphers: PSK_CIPHERS,
-        pskCallback: () => ({ psk: key, identity: PSK_IDENTITY }),
+        // the key's own identity: a daemon with --keys knows by it which key connected
+        pskCallback: () => ({ psk: key, identity: pskIdentity(key) }),
         checkServerIdentity: () => undefined,
         // A peer stream carries one proxied connection: its half-close must pass through.
         allowHalfOpen: true,

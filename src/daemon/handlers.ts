@@ -1,10 +1,16 @@
 /**
  * The method -> handler table: what each request does. Input has been checked against the
- * schema before a handler runs.
+ * schema, and the method against the key's rights (src/daemon/server.ts), before a handler
+ * runs; a create's plan is checked here, against the same key, before anything is made.
  */
+import { parsePlan } from '../api/grammar';
 import type { Params } from '../api/protocol';
+import { WormholeError } from '../common/errors';
+import { parseRunArgs } from '../docker/args';
 import type { SegmentManager } from '../segment/manager';
 import type { Peers } from '../peer';
+import { checkPlan } from '../trust/plan';
+import { type KeyRights, mayDelete } from '../trust/rights';
 import type { HandlerTable } from './server';
 import type { TunnelService } from '../tunnel';
 
@@ -15,18 +21,36 @@ export interface Services {
   tunnels: TunnelService;
 }
 
+/** Refuse deleting a segment another key made (its owner, and admin, may). */
+function checkDelete(manager: SegmentManager, key: KeyRights, id: string): void {
+  const owner = manager.ownerOf(id);
+  if (owner !== undefined && !mayDelete(key, owner))
+    throw new WormholeError(
+      'FORBIDDEN',
+      `key "${key.name}" may not delete segment ${id}: key "${owner}" made it`,
+    );
+}
+
 /** Build the routing table. */
 export function makeHandlers({ manager, peers, tunnels }: Services): HandlerTable {
   return {
     ping: async ({ host }) => (host ? { peerMs: await peers.ping(host) } : {}),
-    create: async ({ actions }) => {
-      const segments = await manager.create(actions);
+    create: async ({ actions }, key) => {
+      checkPlan(key, parsePlan(actions), parseRunArgs);
+      const segments = await manager.create(actions, key.name);
       return { segments: segments.map((s) => ({ id: s.id, url: s.url })) };
     },
-    delete: async ({ id }) => ({ deleted: await manager.delete(id) }),
+    delete: async ({ id }, key) => {
+      checkDelete(manager, key, id);
+      return { deleted: await manager.delete(id) };
+    },
     list: async () => ({ segments: manager.list() }),
     peers: async () => ({ peers: peers.list() }),
-    'peer-create': (params: Params<'peer-create'>) => manager.createForPeer(params),
+    'peer-create': async (params: Params<'peer-create'>, key) => {
+      // a peer's permit-open bounds the tails of the children it asks for
+      checkPlan(key, parsePlan(params.actions), parseRunArgs, params.head);
+      return manager.createForPeer(params, key.name);
+    },
     'tunnel-create': ({ host, udp }) => tunnels.create(host, udp),
     'tunnel-delete': async ({ host }) => ({ deleted: await tunnels.delete(host) }),
     'tunnel-list': async () => ({ tunnels: await tunnels.list() }),

@@ -22,6 +22,7 @@ import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options'
 import type { MetricsServer } from './metrics';
 import { Peers } from '../peer';
 import { ApiServer } from './server';
+import { KeyRing, loadKeysFile } from '../trust/keys';
 import { wireSignals } from './signals';
 import { StateDir } from './state';
 import { type Handed, TAKEOVER_SOCKET, TakeoverPoint, takeOver } from './takeover';
@@ -69,6 +70,8 @@ export async function main(argv: string[]): Promise<void> {
       log.warn({ file: opts.keyFile }, 'created a new key file: copy it to every peer');
     }
     const key = readKey(opts.keyFile);
+    // a bad keys file stops the start here, with its line: nothing is made yet
+    const keys = new KeyRing(key, opts.keysFile ? loadKeysFile(opts.keysFile, key) : []);
     const allowBind = resolveAllowedDirs(opts.allowBind);
     const allowUnix = resolveDirs('--allow-unix', opts.allowUnix);
     state = new StateDir(opts.stateDir, opts.takeover);
@@ -131,7 +134,7 @@ export async function main(argv: string[]): Promise<void> {
     const server = new ApiServer(
       makeHandlers({ manager, peers, tunnels }),
       (id, s, ready, origin) => manager.attach(id, s, ready, origin),
-      key,
+      keys,
       log,
       { maxConnections: opts.maxApiConnections, idleMs: opts.apiIdleMs },
     );
@@ -255,8 +258,16 @@ export async function main(argv: string[]): Promise<void> {
     // SIGTERM/SIGINT stop, SIGHUP reads the key file again for new connections, SIGUSR1
     // opens no debugger (signals.ts). Then a Type=notify systemd unit hears that every API
     // listener serves: MAINPID too, as `bin/wormholed` may be started through a wrapper.
-    wireSignals({ log, keyFile: opts.keyFile, key, keyUsers: [server, peers], stop });
-    log.info({ stateDir: opts.stateDir }, 'wormholed started');
+    wireSignals({
+      log,
+      keyFile: opts.keyFile,
+      key,
+      keyUsers: [keys, peers],
+      keys,
+      keysFile: opts.keysFile,
+      stop,
+    });
+    log.info({ stateDir: opts.stateDir, keys: keys.size }, 'wormholed started');
     sdNotify(`READY=1\nMAINPID=${process.pid}`, log);
   } catch (err) {
     // (a takeover that fails here leaves the running daemon as it was)

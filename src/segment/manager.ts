@@ -156,12 +156,15 @@ export class SegmentManager {
     return built;
   }
 
-  /** Create the segments a list of actions describes; the first is the top one. */
-  async create(actions: Action[]): Promise<Segment[]> {
+  /**
+   * Create the segments a list of actions describes; the first is the top one. `owner`: the
+   * name of the key that asks (kept in the record, shown by list).
+   */
+  async create(actions: Action[], owner = 'admin'): Promise<Segment[]> {
     const plan = parsePlan(actions);
     const id = plan.id ?? randomUUID();
     this.checkFree(id);
-    return this.buildTop(newRecord(id, 'local', actions), plan);
+    return this.buildTop(newRecord(id, 'local', actions, { owner }), plan);
   }
 
   /**
@@ -169,7 +172,7 @@ export class SegmentManager {
    * (the peer restarted, or another daemon took over from it) for the same thing, the child
    * already here is the answer: a peer keeps one child per parent segment.
    */
-  async createForPeer(params: Params<'peer-create'>): Promise<Result<'peer-create'>> {
+  async createForPeer(params: Params<'peer-create'>, owner = 'admin'): Promise<Result<'peer-create'>> {
     const plan = parsePlan(params.actions);
     const id = params.key ? peerChildId(params.key, plan) : (plan.id ?? randomUUID());
     const had = this.keeper.records.get(id);
@@ -182,7 +185,7 @@ export class SegmentManager {
     const seen = this.keeper.failed.get(id);
     if (seen && params.key && seen.record.key === params.key) this.keeper.forget(id);
     this.checkFree(id);
-    const record = newRecord(id, 'peer', params.actions, { head: params.head, key: params.key });
+    const record = newRecord(id, 'peer', params.actions, { head: params.head, key: params.key, owner });
     const [seg] = await this.buildTop(record, plan);
     return peerResult(seg);
   }
@@ -487,10 +490,32 @@ export class SegmentManager {
     seg.attach(stream, ready, origin);
   }
 
+  /**
+   * The name of the key that made a segment (its top segment's record says; one made before
+   * keys had names was made with -K's, admin); undefined: no such segment.
+   */
+  ownerOf(id: string): string | undefined {
+    let top = this.segments.get(id);
+    if (!top) {
+      const failed = this.keeper.failed.get(id);
+      return failed && (failed.record.owner ?? 'admin');
+    }
+    for (
+      let up: Segment | undefined = top;
+      up;
+      up = up.parent === null ? undefined : this.segments.get(up.parent)
+    )
+      top = up;
+    return this.keeper.records.get(top.id)?.owner ?? 'admin';
+  }
+
   /** Every segment, parents before their children. */
   list(): SegmentInfo[] {
     const failed = this.keeper.failedInfos();
-    return [...[...this.segments.values()].map((s) => s.info()), ...failed];
+    return [
+      ...[...this.segments.values()].map((s) => ({ ...s.info(), owner: this.ownerOf(s.id) })),
+      ...failed,
+    ];
   }
 
   /** Delete every segment (daemon shutdown). */
