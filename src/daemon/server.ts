@@ -267,6 +267,9 @@ export class ApiServer {
       if (!stream.destroyed && stream.writable) stream.write(frame);
     };
     const fail = (id: number, err: unknown): void => {
+      // a key's refusal is news to whoever reads the log: who tried what
+      if (err instanceof WormholeError && err.code === 'FORBIDDEN')
+        this.warn.warn({ from: remote, key: key.name, why: err.message }, 'request refused: FORBIDDEN');
       const e =
         err instanceof WormholeError
           ? err
@@ -328,7 +331,6 @@ export class ApiServer {
         // The key's rights, checked here for every method (a create's plan, in its handler).
         const refusal = methodRefusal(key, req.method);
         if (refusal) {
-          this.warn.warn({ from: remote, key: key.name, method: req.method }, 'request refused: FORBIDDEN');
           fail(req.id, new WormholeError('FORBIDDEN', refusal));
           return;
         }
