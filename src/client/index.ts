@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { type DaemonAddress, formatDaemonAddress } from '../common/address';
 import { withDeadline } from '../common/deadline';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
-import { PSK_CIPHERS, pskIdentity } from '../common/key';
+import { PSK_CIPHERS, PSK_IDENTITY, pskIdentity } from '../common/key';
 import { encodeFrame, FrameReader } from '../api/frame';
 import {
   PROTOCOL_VERSION,
@@ -24,8 +24,24 @@ import {
 /** How long to wait for a connection (TCP + TLS handshake). */
 const CONNECT_TIMEOUT_MS = 5000;
 
-/** Open a raw transport to a daemon: TLS-PSK for TCP, plain for unix sockets. */
-export function openTransport(addr: DaemonAddress, key: Buffer | null): Promise<Duplex> {
+/**
+ * Open a raw transport to a daemon: TLS-PSK for TCP, plain for unix sockets. A daemon of
+ * before --keys knows only the identity `wormhole`: refused with the key's own identity, the
+ * client tries once more with that one, so that a new CLI, or a new daemon calling a peer
+ * not upgraded yet, still gets in with the shared key (nothing else is tried).
+ */
+export async function openTransport(addr: DaemonAddress, key: Buffer | null): Promise<Duplex> {
+  if (addr.kind === 'unix' || !key) return open(addr, key, '');
+  try {
+    return await open(addr, key, pskIdentity(key));
+  } catch (err) {
+    if (!(err instanceof WormholeError) || err.code !== 'AUTH_FAILED') throw err;
+    return open(addr, key, PSK_IDENTITY);
+  }
+}
+
+/** One try of openTransport, presenting `identity` (TCP). */
+function open(addr: DaemonAddress, key: Buffer | null, identity: string): Promise<Duplex> {
   const where = formatDaemonAddress(addr);
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
@@ -44,7 +60,7 @@ export function openTransport(addr: DaemonAddress, key: Buffer | null): Promise<
         maxVersion: 'TLSv1.3',
         ciphers: PSK_CIPHERS,
         // the key's own identity: a daemon with --keys knows by it which key connected
-        pskCallback: () => ({ psk: key, identity: pskIdentity(key) }),
+        pskCallback: () => ({ psk: key, identity }),
         checkServerIdentity: () => undefined,
         // A peer stream carries one proxied connection: its half-close must pass through.
         allowHalfOpen: true,
@@ -98,7 +114,7 @@ function transportError(err: Error, where: string, tlsUsed: boolean): WormholeEr
   if (tlsUsed) {
     return new WormholeError(
       'AUTH_FAILED',
-      `the daemon at ${where} refused the connection: its key differs from ours (check -K) or it is not a wormhole daemon`,
+      `the daemon at ${where} refused the connection: its key differs from ours and its --keys file does not list ours (check -K), or it is not a wormhole daemon`,
     );
   }
   return new WormholeError(

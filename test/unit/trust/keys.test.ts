@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tls from 'node:tls';
 import { after, describe, it } from 'node:test';
-import { PSK_IDENTITY, pskIdentity, readKey } from '../../../src/common/key';
+import { openTransport } from '../../../src/client';
+import { PSK_CIPHERS, PSK_IDENTITY, pskIdentity, readKey } from '../../../src/common/key';
 import { WormholeError } from '../../../src/common/errors';
 import { KeyRing, loadKeysFile } from '../../../src/trust/keys';
 import { writeKey } from '../../helpers/daemon';
@@ -117,5 +119,31 @@ describe('keys file', () => {
     assert.notEqual(pskIdentity(admin), admin.toString('hex'), 'the identity is not the key');
     ring.setOthers([]);
     assert.equal(ring.find(pskIdentity(readKey(keyFile('ci')))), undefined, 'a removed key is not found');
+  });
+});
+
+describe('a client and a daemon of before --keys', () => {
+  it('gets in with the shared key, presenting the only identity that daemon knows', async () => {
+    const psk = Buffer.alloc(32, 9);
+    const seen: string[] = [];
+    // what wormholed did before --keys: the key for the identity 'wormhole', none otherwise
+    const server = tls.createServer(
+      {
+        minVersion: 'TLSv1.3',
+        ciphers: PSK_CIPHERS,
+        pskCallback: (_s, identity) => (seen.push(identity), identity === PSK_IDENTITY ? psk : null),
+      },
+      (s) => s.end(),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    after(() => server.close());
+    const port = (server.address() as { port: number }).port;
+    const stream = await openTransport({ kind: 'tcp', host: '127.0.0.1', port }, psk);
+    stream.destroy();
+    assert.deepEqual(seen, [pskIdentity(psk), PSK_IDENTITY], 'its own identity first, then the old one');
+    // a wrong key is refused both times
+    await assert.rejects(openTransport({ kind: 'tcp', host: '127.0.0.1', port }, Buffer.alloc(32, 1)), {
+      code: 'AUTH_FAILED',
+    });
   });
 });
