@@ -9,7 +9,7 @@ import { WormholeError } from '../common/errors';
 import { parseRunArgs } from '../docker/args';
 import type { SegmentManager } from '../segment/manager';
 import type { Peers } from '../peer';
-import { checkPlan } from '../trust/plan';
+import { checkPeer, checkPlan } from '../trust/plan';
 import { type KeyRights, mayDelete } from '../trust/rights';
 import type { HandlerTable } from './server';
 import type { TunnelService } from '../tunnel';
@@ -51,7 +51,10 @@ export function makeHandlers({ manager, peers, tunnels }: Services): HandlerTabl
       checkPlan(key, parsePlan(params.actions), parseRunArgs, params.head);
       return manager.createForPeer(params, key.name);
     },
-    'tunnel-create': ({ host, udp }) => tunnels.create(host, udp),
+    'tunnel-create': async ({ host, udp }, key) => {
+      checkPeer(key, host);
+      return tunnels.create(host, udp);
+    },
     'tunnel-delete': async ({ host }) => ({ deleted: await tunnels.delete(host) }),
     'tunnel-list': async () => ({ tunnels: await tunnels.list() }),
     'peer-tunnel': ({ op, data }) => tunnels.fromPeer(op, data),

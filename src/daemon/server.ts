@@ -1,7 +1,10 @@
 /**
- * The daemon's API listeners: TLS 1.3 with the pre-shared key on TCP, plain on a unix socket
- * (mode 0600). Each connection carries framed requests; every request is checked against the
- * schema before its handler runs, and a handler's failure is an error reply, never a crash.
+ * The daemon's API listeners: TLS 1.3 with a pre-shared key on TCP, plain on a unix socket
+ * (mode 0600). A TCP client's PSK identity names its key among the daemon's (src/trust/keys.ts:
+ * -K's, admin, and those of --keys); a unix client is admin. Each connection carries framed
+ * requests; every request is checked against the schema and its method against the key's
+ * rights (src/trust/rights.ts) before its handler runs, and a handler's failure is an error
+ * reply, never a crash.
  *
  * Limits, because the port faces the network and the daemon is root: the number of open
  * authenticated connections is capped (the excess closed at once); connections still in their

@@ -82,11 +82,8 @@ class PlanCheck {
       );
   }
 
-  private open(addr: Addr, what = ''): void {
-    if (!mayOpen(this.key, addr))
-      throw forbidden(
-        `key "${this.key.name}" may not open ${what}${formatAddr(addr)} (permit-open=${rules(this.key.rights.open)})`,
-      );
+  private open(addr: Addr): void {
+    openOrRefuse(this.key, addr, '');
   }
 
   private image(args: string[]): { image: string; name?: string } {
@@ -153,8 +150,7 @@ class PlanCheck {
         case 'tunnel':
         case 'udptunnel': {
           // the peer checks the child's own ends against the key this daemon holds there
-          const [host, port] = splitPeer(step.host);
-          this.open({ ns: null, host, port }, `the peer `);
+          checkPeer(this.key, step.host);
           break;
         }
         case 'proxy-protocol':
@@ -162,6 +158,22 @@ class PlanCheck {
       }
     }
   }
+}
+
+function openOrRefuse(key: KeyRights, addr: Addr, what: string): void {
+  if (!mayOpen(key, addr))
+    throw forbidden(
+      `key "${key.name}" may not open ${what}${formatAddr(addr)} (permit-open=${rules(key.rights.open)})`,
+    );
+}
+
+/**
+ * Refuse a peer this key may not reach (`remote`, `tunnel`, `tunnel-create`): the peer's API
+ * address, `host[:port]` (port 9999 unless named), against its permit-open.
+ */
+export function checkPeer(key: KeyRights, word: string): void {
+  const [host, port] = splitPeer(word);
+  openOrRefuse(key, { ns: null, host, port }, 'the peer ');
 }
 
 /** A peer word (`host[:port]`, `[v6][:port]`) as host and port. */

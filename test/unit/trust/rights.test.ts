@@ -9,7 +9,7 @@ import { parsePlan, tokenize } from '../../../src/api/grammar';
 import { WormholeError } from '../../../src/common/errors';
 import { parseRunArgs } from '../../../src/docker/args';
 import { parseOptions } from '../../../src/trust/keys';
-import { checkPlan } from '../../../src/trust/plan';
+import { checkPeer, checkPlan } from '../../../src/trust/plan';
 import {
   ALL_RIGHTS,
   type KeyRights,
@@ -170,5 +170,7 @@ describe('a create against a key', () => {
       /may not open the peer 10.0.0.2:9999/,
     );
     assert.equal(refusal(wide, 'url :8080 remote 127.0.0.1:9998 tail url :80'), undefined);
+    assert.throws(() => checkPeer(wide, '[fd00::2]:7000'), /may not open the peer \[fd00::2\]:7000/);
+    checkPeer(wide, '127.0.0.1');
   });
 });
