@@ -10,8 +10,8 @@ import { parseRunArgs } from '../docker/args';
 import type { SegmentManager } from '../segment/manager';
 import type { Peers } from '../peer';
 import { checkPeer, checkPlan } from '../trust/plan';
-import { type KeyRights, mayDelete } from '../trust/rights';
-import type { HandlerTable } from './server';
+import { type KeyRights, mayManage } from '../trust/rights';
+import type { AttachHandler, HandlerTable } from './server';
 import type { TunnelService } from '../tunnel';
 
 /** Everything the handlers reach. */
@@ -21,14 +21,30 @@ export interface Services {
   tunnels: TunnelService;
 }
 
-/** Refuse deleting a segment another key made (its owner, and admin, may). */
-function checkDelete(manager: SegmentManager, key: KeyRights, id: string): void {
+/** Refuse deleting (or attaching to) a segment another key made (its owner, and admin, may). */
+function checkOwner(manager: SegmentManager, key: KeyRights, id: string, what: string): void {
   const owner = manager.ownerOf(id);
-  if (owner !== undefined && !mayDelete(key, owner))
+  if (owner !== undefined && !mayManage(key, owner))
     throw new WormholeError(
       'FORBIDDEN',
-      `key "${key.name}" may not delete segment ${id}: key "${owner}" made it`,
+      `key "${key.name}" may not ${what} segment ${id}: key "${owner}" made it`,
     );
+}
+
+/**
+ * A peer's attach: to a segment its key made (a child it asked for), so that a peer bounded
+ * by permit-open cannot reach the tails of other keys' segments.
+ */
+export function makeAttach(manager: SegmentManager): AttachHandler {
+  return (id, stream, ready, origin, key) => {
+    try {
+      checkOwner(manager, key, id, 'attach to');
+    } catch (err) {
+      ready(err);
+      return;
+    }
+    manager.attach(id, stream, ready, origin);
+  };
 }
 
 /** Build the routing table. */
@@ -41,7 +57,7 @@ export function makeHandlers({ manager, peers, tunnels }: Services): HandlerTabl
       return { segments: segments.map((s) => ({ id: s.id, url: s.url })) };
     },
     delete: async ({ id }, key) => {
-      checkDelete(manager, key, id);
+      checkOwner(manager, key, id, 'delete');
       return { deleted: await manager.delete(id) };
     },
     list: async () => ({ segments: manager.list() }),

@@ -16,7 +16,7 @@ import { Engine } from '../proxy/engine';
 import { SegmentManager } from '../segment/manager';
 import { SegmentStore } from '../store';
 import { TunnelService } from '../tunnel';
-import { makeHandlers } from './handlers';
+import { makeAttach, makeHandlers } from './handlers';
 import { sdNotify } from './notify';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
 import type { MetricsServer } from './metrics';
@@ -131,13 +131,10 @@ export async function main(argv: string[]): Promise<void> {
       accessLog: opts.accessLog,
       allowUnix,
     });
-    const server = new ApiServer(
-      makeHandlers({ manager, peers, tunnels }),
-      (id, s, ready, origin) => manager.attach(id, s, ready, origin),
-      keys,
-      log,
-      { maxConnections: opts.maxApiConnections, idleMs: opts.apiIdleMs },
-    );
+    const server = new ApiServer(makeHandlers({ manager, peers, tunnels }), makeAttach(manager), keys, log, {
+      maxConnections: opts.maxApiConnections,
+      idleMs: opts.apiIdleMs,
+    });
     for (const addr of opts.listen) await server.listen(addr, handed?.takeApi(formatDaemonAddress(addr)));
     const metricsKey = opts.metrics && `metrics ${formatDaemonAddress(opts.metrics)}`;
     let metrics: MetricsServer | undefined;

@@ -52,13 +52,14 @@ export type HandlerTable = { [M in Exclude<Method, 'attach' | 'channel'>]: Handl
 
 /**
  * Called for an attach: answer with `ready()` once the tail is connected, then bytes flow.
- * `origin`: the proxied connection's client and head, as the peer said.
+ * `origin`: the proxied connection's client and head, as the peer said; `key`: the peer's.
  */
 export type AttachHandler = (
   id: string,
   stream: Duplex,
   ready: (err?: unknown) => void,
-  origin?: Params<'attach'>['origin'],
+  origin: Params<'attach'>['origin'] | undefined,
+  key: KeyRights,
 ) => void;
 
 const HANDSHAKE_TIMEOUT_MS = 5000;
@@ -377,6 +378,7 @@ export class ApiServer {
               } else reply(req.id, 'attach', {});
             },
             origin,
+            key,
           );
           return;
         }

@@ -176,14 +176,16 @@ export class SegmentManager {
     const plan = parsePlan(params.actions);
     const id = params.key ? peerChildId(params.key, plan) : (plan.id ?? randomUUID());
     const had = this.keeper.records.get(id);
-    if (had && params.key && had.key === params.key) {
+    // (only the key that asked first, or admin, may have its child back or replace it)
+    const mine = (r: SegmentRecord): boolean => owner === 'admin' || (r.owner ?? 'admin') === owner;
+    if (had && params.key && had.key === params.key && mine(had)) {
       if (sameRequest(had, params)) return peerResult(this.segments.get(id)!);
       // the parent was made again with other actions: this child is stale
       await this.deleteTree(id);
       this.keeper.forget(id);
     }
     const seen = this.keeper.failed.get(id);
-    if (seen && params.key && seen.record.key === params.key) this.keeper.forget(id);
+    if (seen && params.key && seen.record.key === params.key && mine(seen.record)) this.keeper.forget(id);
     this.checkFree(id);
     const record = newRecord(id, 'peer', params.actions, { head: params.head, key: params.key, owner });
     const [seg] = await this.buildTop(record, plan);

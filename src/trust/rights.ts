@@ -144,7 +144,7 @@ export function formatAddr(addr: Addr): string {
   return `${ns}${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`;
 }
 
-/** May this key delete a segment `owner` made? Its own, and admin any. */
-export function mayDelete(key: KeyRights, owner: string): boolean {
+/** May this key delete (or attach to) a segment `owner` made? Its own, and admin any. */
+export function mayManage(key: KeyRights, owner: string): boolean {
   return key.name === owner || key.rights === ALL_RIGHTS;
 }

@@ -10,6 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+import { type Connection, connect } from '../../src/client';
+import { parseDaemonAddress } from '../../src/common/address';
 import { PSK_CIPHERS, PSK_IDENTITY, readKey } from '../../src/common/key';
 import { type TestDaemon, WORMHOLED, runCmd, startDaemon, writeKey } from '../helpers/daemon';
 import { suiteCleanup } from '../helpers/netns';
@@ -52,6 +54,8 @@ describe('keys with rights', () => {
     writeKeys(
       `ci ${key('ci')} permit-listen=127.0.0.1:8000-8999,permit-open=127.0.0.1:5432,permit-image="local/*"`,
       `dash ${key('dash')} read-only`,
+      `px ${key('px')} peer`,
+      `py ${key('py')} peer`,
     );
     await d.stop();
     d = await startDaemon(suite, {
@@ -170,6 +174,49 @@ describe('keys with rights', () => {
       });
     assert.equal(await handshake(d.keyFile), true);
     assert.equal(await handshake(key('ci')), false);
+  });
+
+  it('lets a peer attach only to what its key made, and have back only its own child', async (t) => {
+    const addr = parseDaemonAddress(d.tcp);
+    const as = async (name: string): Promise<Connection> => {
+      const conn = await connect(addr, readKey(key(name)));
+      t.after(() => conn.close());
+      return conn;
+    };
+    const ask = {
+      actions: [
+        { verb: 'tail' as const, args: [] },
+        { verb: 'url' as const, args: [':5432'] },
+      ],
+      head: { proto: 'tcp' as const, port: 0 },
+      key: 'host-x/segment-1',
+    };
+    const px = await as('px');
+    const child = await px.call('peer-create', ask);
+    assert.equal((await owners(d))[child.id], 'px');
+    await assert.rejects((await as('px')).attach('admin-web'), {
+      code: 'FORBIDDEN',
+      message: 'key "px" may not attach to segment admin-web: key "admin" made it',
+    });
+    // another peer asking under the same identity gets no child of px's, and changes nothing
+    await assert.rejects(
+      (await as('py')).call('peer-create', {
+        ...ask,
+        actions: [
+          { verb: 'tail', args: [] },
+          { verb: 'url', args: [':5433'] },
+        ],
+      }),
+      {
+        code: 'ID_EXISTS',
+      },
+    );
+    assert.equal((await owners(d))[child.id], 'px');
+    // a key without peer may not attach at all
+    await assert.rejects((await as('ci')).attach(child.id), {
+      code: 'FORBIDDEN',
+      message: /key "ci" may not act as a peer \(attach\)/,
+    });
   });
 
   it('SIGHUP reads the keys file again: a removed key is refused, its segments stay', async () => {
