@@ -5,25 +5,12 @@
  * outside it is refused with nothing made; a daemon holding c's key is refused as a peer.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, startDaemon } from '../../helpers/daemon';
 import { suiteCleanup, withHostPair } from '../../helpers/netns';
-import { parseCreate, startService } from '../../helpers/services';
-
-/** A TCP exchange from inside a namespace (socat: send, half-close, read all). */
-function exchangeIn(netns: string, port: number, data: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = execFile(
-      'ip',
-      ['netns', 'exec', netns, 'socat', '-t', '3', '-', `TCP:127.0.0.1:${port}`],
-      (err, stdout) => (err ? reject(err) : resolve(stdout)),
-    );
-    p.stdin?.end(data);
-  });
-}
+import { exchangeIn, parseCreate, startService } from '../../helpers/services';
 
 /** What b's list --json says of its segments. */
 async function listed(d: TestDaemon): Promise<{ id: string; owner?: string; remote: boolean }[]> {
