@@ -502,12 +502,10 @@ export class SegmentManager {
       const failed = this.keeper.failed.get(id);
       return failed && (failed.record.owner ?? 'admin');
     }
-    for (
-      let up: Segment | undefined = top;
-      up;
-      up = up.parent === null ? undefined : this.segments.get(up.parent)
-    )
-      top = up;
+    // a child's owner is its top segment's (a parent deleted first leaves the child on top)
+    const parentOf = (s: Segment): Segment | undefined =>
+      s.parent === null ? undefined : this.segments.get(s.parent);
+    for (let up = parentOf(top); up; up = parentOf(up)) top = up;
     return this.keeper.records.get(top.id)?.owner ?? 'admin';
   }
 
