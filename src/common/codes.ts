@@ -49,6 +49,8 @@ export const ERROR_CODES = [
   'DOCKER_FAILED',
   /** No Docker engine answers (DOCKER_HOST, /var/run/docker.sock). */
   'DOCKER_UNAVAILABLE',
+  /** The key that connected may not do that (`--keys`: its options say what it may do). */
+  'FORBIDDEN',
   /** A frame is over the 1 MiB limit. */
   'FRAME_TOO_LARGE',
   /** The segment is a child of another, which needs it: delete its parent. */
@@ -61,6 +63,8 @@ export const ERROR_CODES = [
   'IMAGE_UNAVAILABLE',
   /** A bug in the daemon: the message says what failed, the daemon's log has the stack. */
   'INTERNAL',
+  /** A line of the keys file (--keys) cannot be used: the message names the file and the line. */
+  'KEYS_INVALID',
   /** The key file can be read by others than its owner. */
   'KEY_EXPOSED',
   /** There is no key file, or no key for a TCP connection. */

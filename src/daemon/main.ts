@@ -16,12 +16,13 @@ import { Engine } from '../proxy/engine';
 import { SegmentManager } from '../segment/manager';
 import { SegmentStore } from '../store';
 import { TunnelService } from '../tunnel';
-import { makeHandlers } from './handlers';
+import { makeAttach, makeHandlers } from './handlers';
 import { sdNotify } from './notify';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
 import type { MetricsServer } from './metrics';
 import { Peers } from '../peer';
 import { ApiServer } from './server';
+import { KeyRing, loadKeysFile } from '../trust/keys';
 import { wireSignals } from './signals';
 import { StateDir } from './state';
 import { type Handed, TAKEOVER_SOCKET, TakeoverPoint, takeOver } from './takeover';
@@ -69,6 +70,8 @@ export async function main(argv: string[]): Promise<void> {
       log.warn({ file: opts.keyFile }, 'created a new key file: copy it to every peer');
     }
     const key = readKey(opts.keyFile);
+    // a bad keys file stops the start here, with its line: nothing is made yet
+    const keys = new KeyRing(key, opts.keysFile ? loadKeysFile(opts.keysFile, key) : []);
     const allowBind = resolveAllowedDirs(opts.allowBind);
     const allowUnix = resolveDirs('--allow-unix', opts.allowUnix);
     state = new StateDir(opts.stateDir, opts.takeover);
@@ -128,13 +131,10 @@ export async function main(argv: string[]): Promise<void> {
       accessLog: opts.accessLog,
       allowUnix,
     });
-    const server = new ApiServer(
-      makeHandlers({ manager, peers, tunnels }),
-      (id, s, ready, origin) => manager.attach(id, s, ready, origin),
-      key,
-      log,
-      { maxConnections: opts.maxApiConnections, idleMs: opts.apiIdleMs },
-    );
+    const server = new ApiServer(makeHandlers({ manager, peers, tunnels }), makeAttach(manager), keys, log, {
+      maxConnections: opts.maxApiConnections,
+      idleMs: opts.apiIdleMs,
+    });
     for (const addr of opts.listen) await server.listen(addr, handed?.takeApi(formatDaemonAddress(addr)));
     const metricsKey = opts.metrics && `metrics ${formatDaemonAddress(opts.metrics)}`;
     let metrics: MetricsServer | undefined;
@@ -255,8 +255,16 @@ export async function main(argv: string[]): Promise<void> {
     // SIGTERM/SIGINT stop, SIGHUP reads the key file again for new connections, SIGUSR1
     // opens no debugger (signals.ts). Then a Type=notify systemd unit hears that every API
     // listener serves: MAINPID too, as `bin/wormholed` may be started through a wrapper.
-    wireSignals({ log, keyFile: opts.keyFile, key, keyUsers: [server, peers], stop });
-    log.info({ stateDir: opts.stateDir }, 'wormholed started');
+    wireSignals({
+      log,
+      keyFile: opts.keyFile,
+      key,
+      keyUsers: [keys, peers],
+      keys,
+      keysFile: opts.keysFile,
+      stop,
+    });
+    log.info({ stateDir: opts.stateDir, keys: keys.size }, 'wormholed started');
     sdNotify(`READY=1\nMAINPID=${process.pid}`, log);
   } catch (err) {
     // (a takeover that fails here leaves the running daemon as it was)

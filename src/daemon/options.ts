@@ -14,6 +14,8 @@ import { DEFAULT_STATE_DIR } from './state';
 export interface DaemonOptions {
   listen: DaemonAddress[];
   keyFile: string;
+  /** More keys, each with its rights (src/trust/keys.ts); none: -K's alone. */
+  keysFile?: string;
   stateDir: string;
   internalIp?: string;
   externalIp?: string;
@@ -63,7 +65,11 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
 
   -H ADDR            listen on ADDR: tcp://HOST:PORT or unix:///PATH (repeatable;
                      default tcp://0.0.0.0:9999). TCP is TLS with the pre-shared key.
-  -K FILE            the pre-shared key (default ${DEFAULT_KEY_FILE}; made if missing)
+  -K FILE            the pre-shared key (default ${DEFAULT_KEY_FILE}; made if missing);
+                     its holder, named admin, may do everything
+  --keys FILE        more keys, one a line: NAME KEYFILE [OPTIONS] (read-only, peer,
+                     permit-listen=ADDR, permit-open=ADDR, permit-image=GLOB); read
+                     again at SIGHUP
   --state-dir DIR    where this daemon keeps its state (default ${DEFAULT_STATE_DIR})
   -I IP              internal address for tunnels (default: source of the default route)
   -E IP              external address for tunnels (default: the -I address)
@@ -105,6 +111,7 @@ Logs are JSON lines on stderr; WORMHOLE_LOG=debug|info|warn|error sets the level
 const SPECS: FlagSpec[] = [
   { names: ['-H', '--host'], value: true, repeat: true },
   { names: ['-K', '--key'], value: true },
+  { names: ['--keys'], value: true },
   { names: ['--state-dir'], value: true },
   { names: ['-I', '--internal-ip'], value: true },
   { names: ['-E', '--external-ip'], value: true },
@@ -193,6 +200,7 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
   return {
     listen: (p.values.get('-H') ?? ['tcp://0.0.0.0:9999']).map((a) => parseDaemonAddress(a, '0.0.0.0')),
     keyFile: flagValue(p, '-K', DEFAULT_KEY_FILE),
+    keysFile: flagValue(p, '--keys'),
     stateDir: flagValue(p, '--state-dir', DEFAULT_STATE_DIR),
     internalIp,
     externalIp: ip(flagValue(p, '-E'), '-E') ?? internalIp,

@@ -2,7 +2,8 @@
  * `apply`: the daemon's top segments made to match a declared set. Each declared id whose
  * plan is new is created, one whose plan changed is built again (deleted, then created), one
  * whose plan is the same is left alone (its connections stay open); with `prune`, a segment an
- * earlier apply made (never one made by `create`) that the set no longer names is deleted.
+ * earlier apply made for the same key (never one made by `create`, nor another key's) that the
+ * set no longer names is deleted.
  *
  * All or nothing: every plan is checked (the grammar, the id) before anything changes, and if
  * a step fails on the way (a port in use, an image that will not run) the steps already done
@@ -21,7 +22,7 @@ import type { SegmentRecord } from '../store';
 export interface ApplyTarget {
   localRecords(): SegmentRecord[];
   hasId(id: string): boolean;
-  create(actions: Action[], applied: boolean): Promise<unknown>;
+  create(actions: Action[], owner: string, applied: boolean): Promise<unknown>;
   delete(id: string): Promise<string[]>;
 }
 
@@ -50,7 +51,11 @@ function sameness(actions: readonly Action[]): string {
 }
 
 /** Decide each id's change; throws, naming the id, on the first plan that cannot be applied. */
-function planSteps(target: ApplyTarget, p: Params<'apply'>): { steps: Step[]; unchanged: string[] } {
+function planSteps(
+  target: ApplyTarget,
+  p: Params<'apply'>,
+  owner: string,
+): { steps: Step[]; unchanged: string[] } {
   const mine = new Map(target.localRecords().map((r) => [r.id, r]));
   const steps: Step[] = [];
   const unchanged: string[] = [];
@@ -77,20 +82,25 @@ function planSteps(target: ApplyTarget, p: Params<'apply'>): { steps: Step[]; un
   }
   if (p.prune)
     for (const r of mine.values())
-      if (r.applied && !named.has(r.id)) steps.push({ id: r.id, change: 'deleted', old: r });
+      if (r.applied && (r.owner ?? 'admin') === owner && !named.has(r.id))
+        steps.push({ id: r.id, change: 'deleted', old: r });
   // deletions first: a pruned segment may hold the port a new plan takes
   const order: Record<Step['change'], number> = { deleted: 0, changed: 1, created: 2 };
   steps.sort((a, b) => order[a.change] - order[b.change]);
   return { steps, unchanged };
 }
 
-/** Apply a declared set of segments; the change made (or, dry, to be made) for each id. */
+/**
+ * Apply a declared set of segments for the key `owner` (what it creates is its own); the
+ * change made (or, dry, to be made) for each id.
+ */
 export async function applySegments(
   target: ApplyTarget,
   p: Params<'apply'>,
+  owner: string,
   log: Logger,
 ): Promise<Result<'apply'>> {
-  const { steps, unchanged } = planSteps(target, p);
+  const { steps, unchanged } = planSteps(target, p, owner);
   const changes = [
     ...steps.map(({ id, change }) => ({ id, change })),
     ...unchanged.map((id) => ({ id, change: 'unchanged' as const })),
@@ -100,7 +110,7 @@ export async function applySegments(
   for (const step of steps) {
     try {
       if (step.old) await target.delete(step.id);
-      if (step.actions) await target.create(step.actions, true);
+      if (step.actions) await target.create(step.actions, owner, true);
       done.push(step);
     } catch (err) {
       // the step itself may have deleted the old one before its create failed: undone too
@@ -120,7 +130,7 @@ async function undo(target: ApplyTarget, done: Step[], log: Logger): Promise<voi
     try {
       if (step.actions) await target.delete(step.id);
       if (step.old && !target.hasId(step.id))
-        await target.create(step.old.actions, step.old.applied === true);
+        await target.create(step.old.actions, step.old.owner ?? 'admin', step.old.applied === true);
     } catch (err) {
       log.warn(
         { segment: step.id, err: errorMessage(err) },

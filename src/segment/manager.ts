@@ -158,14 +158,15 @@ export class SegmentManager {
   }
 
   /**
-   * Create the segments a list of actions describes; the first is the top one. `applied`:
-   * made by `apply` (which alone may prune it).
+   * Create the segments a list of actions describes; the first is the top one. `owner`: the
+   * name of the key that asks (kept in the record, shown by list); `applied`: made by `apply`
+   * (which alone may prune it).
    */
-  async create(actions: Action[], applied = false): Promise<Segment[]> {
+  async create(actions: Action[], owner = 'admin', applied = false): Promise<Segment[]> {
     const plan = parsePlan(actions);
     const id = plan.id ?? randomUUID();
     this.checkFree(id);
-    return this.buildTop(newRecord(id, 'local', actions, applied ? { applied } : {}), plan);
+    return this.buildTop(newRecord(id, 'local', actions, { owner, ...(applied ? { applied } : {}) }), plan);
   }
 
   /** The records of the top segments a user made here (create, apply), failed ones too. */
@@ -174,9 +175,9 @@ export class SegmentManager {
     return [...this.keeper.records.values(), ...failed].filter((r) => r.kind === 'local');
   }
 
-  /** `wormhole apply`: the top segments made to match a declared set (src/segment/apply.ts). */
-  apply(params: Params<'apply'>): Promise<Result<'apply'>> {
-    return applySegments(this, params, this.ctx.log);
+  /** `wormhole apply` for the key `owner`: the top segments made to match a declared set (apply.ts). */
+  apply(params: Params<'apply'>, owner = 'admin'): Promise<Result<'apply'>> {
+    return applySegments(this, params, owner, this.ctx.log);
   }
 
   /** Whether `id` is taken (a segment, one being built, one that failed to build again). */
@@ -189,20 +190,22 @@ export class SegmentManager {
    * (the peer restarted, or another daemon took over from it) for the same thing, the child
    * already here is the answer: a peer keeps one child per parent segment.
    */
-  async createForPeer(params: Params<'peer-create'>): Promise<Result<'peer-create'>> {
+  async createForPeer(params: Params<'peer-create'>, owner = 'admin'): Promise<Result<'peer-create'>> {
     const plan = parsePlan(params.actions);
     const id = params.key ? peerChildId(params.key, plan) : (plan.id ?? randomUUID());
     const had = this.keeper.records.get(id);
-    if (had && params.key && had.key === params.key) {
+    // (only the key that asked first, or admin, may have its child back or replace it)
+    const mine = (r: SegmentRecord): boolean => owner === 'admin' || (r.owner ?? 'admin') === owner;
+    if (had && params.key && had.key === params.key && mine(had)) {
       if (sameRequest(had, params)) return peerResult(this.segments.get(id)!);
       // the parent was made again with other actions: this child is stale
       await this.deleteTree(id);
       this.keeper.forget(id);
     }
     const seen = this.keeper.failed.get(id);
-    if (seen && params.key && seen.record.key === params.key) this.keeper.forget(id);
+    if (seen && params.key && seen.record.key === params.key && mine(seen.record)) this.keeper.forget(id);
     this.checkFree(id);
-    const record = newRecord(id, 'peer', params.actions, { head: params.head, key: params.key });
+    const record = newRecord(id, 'peer', params.actions, { head: params.head, key: params.key, owner });
     const [seg] = await this.buildTop(record, plan);
     return peerResult(seg);
   }
@@ -507,10 +510,30 @@ export class SegmentManager {
     seg.attach(stream, ready, origin);
   }
 
+  /**
+   * The name of the key that made a segment (its top segment's record says; one made before
+   * keys had names was made with -K's, admin); undefined: no such segment.
+   */
+  ownerOf(id: string): string | undefined {
+    let top = this.segments.get(id);
+    if (!top) {
+      const failed = this.keeper.failed.get(id);
+      return failed && (failed.record.owner ?? 'admin');
+    }
+    // a child's owner is its top segment's (a parent deleted first leaves the child on top)
+    const parentOf = (s: Segment): Segment | undefined =>
+      s.parent === null ? undefined : this.segments.get(s.parent);
+    for (let up = parentOf(top); up; up = parentOf(up)) top = up;
+    return this.keeper.records.get(top.id)?.owner ?? 'admin';
+  }
+
   /** Every segment, parents before their children. */
   list(): SegmentInfo[] {
     const failed = this.keeper.failedInfos();
-    return [...[...this.segments.values()].map((s) => s.info()), ...failed];
+    return [
+      ...[...this.segments.values()].map((s) => ({ ...s.info(), owner: this.ownerOf(s.id) })),
+      ...failed,
+    ];
   }
 
   /** Delete every segment (daemon shutdown). */

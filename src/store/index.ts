@@ -36,6 +36,8 @@ export const segmentRecordSchema = z
       .optional(),
     /** A peer-create's identity, the same when the parent asks again after a restart. */
     key: z.string().optional(),
+    /** The name of the key that made it (--keys); absent: made before keys had names, by admin. */
+    owner: z.string().max(64).optional(),
     /** Every segment built at create time, top first, in build order, with its head's port. */
     built: z.array(z.object({ id: z.string(), port: z.number().int().min(0).max(65535) })),
     /** `false` while the create runs: a crash then leaves a half-built segment to clean. */

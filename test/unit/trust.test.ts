@@ -23,6 +23,7 @@ import type * as net from 'node:net';
 import type { Endpoint } from '../../src/segment/endpoint';
 import { confineUnixTail } from '../../src/segment/hostunix';
 import { TunnelService } from '../../src/tunnel';
+import { KeyRing } from '../../src/trust/keys';
 import { ROOT, runCmd } from '../helpers/daemon';
 import { freePort } from '../helpers/services';
 
@@ -43,10 +44,16 @@ describe('hole 10: a reply over the frame limit', () => {
       list: async () => ({ segments: rows }),
       ping: async () => ({}),
     } as unknown as HandlerTable;
-    const server = new ApiServer(handlers, () => undefined, Buffer.from('k'.repeat(32)), silent, {
-      maxConnections: 8,
-      idleMs: 30_000,
-    });
+    const server = new ApiServer(
+      handlers,
+      () => undefined,
+      new KeyRing(Buffer.from('k'.repeat(32))),
+      silent,
+      {
+        maxConnections: 8,
+        idleMs: 30_000,
+      },
+    );
     const sock = path.join(dir, 'api.sock');
     await server.listen({ kind: 'unix', path: sock });
     after(() => server.close());

@@ -26,6 +26,10 @@ describe('daemon limits and environment', () => {
     );
     assert.deepEqual([o.maxConnections, o.maxUdpSessions, o.maxApiConnections, o.apiIdleMs], [7, 3, 9, 500]);
   });
+  it("reads --keys (none: -K's key alone)", () => {
+    assert.equal(parseDaemonOptions([], {}).keysFile, undefined);
+    assert.equal(parseDaemonOptions(['--keys', '/etc/wormhole/keys'], {}).keysFile, '/etc/wormhole/keys');
+  });
   it('checks WORMHOLE_LOG', () => {
     assert.equal(logLevel({ WORMHOLE_LOG: 'debug' }), 'debug');
     assert.throws(() => logLevel({ WORMHOLE_LOG: 'verbose' }), /not a log level: use trace, debug/);
