@@ -62,6 +62,11 @@ export function withoutTopId(actions: readonly Action[]): Action[] {
   return actions.filter((a, i) => !(i < top && a.verb === 'id'));
 }
 
+/** Whether two plans are the same, their top ids aside (apply and labels leave such alone). */
+export function samePlan(a: readonly Action[], b: readonly Action[]): boolean {
+  return JSON.stringify(withoutTopId(a)) === JSON.stringify(withoutTopId(b));
+}
+
 /** Actions -> their words (the inverse of tokenize). */
 export function actionWords(actions: readonly Action[]): string[] {
   return actions.flatMap((a) => [a.verb, ...a.args]);

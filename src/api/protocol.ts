@@ -121,6 +121,8 @@ export const segmentInfoSchema = z.object({
   /** Connections (TCP) and new sessions (UDP) refused at the daemon's per-segment caps. */
   refused: z.number().int().optional(),
   containers: z.array(z.string()),
+  /** Made from a `wormhole.NAME` label of this container: it goes with the container. */
+  label: z.string().optional(),
   /** The ends whose container is not running (state container-down), and that container. */
   down: z.array(z.object({ end: z.enum(['head', 'tail']), container: z.string() })).optional(),
 });

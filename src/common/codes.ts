@@ -73,6 +73,8 @@ export const ERROR_CODES = [
   'KEY_UNREADABLE',
   /** The key is shorter than 16 characters. */
   'KEY_WEAK',
+  /** The segment was made from a container's label: it goes with the label or the container. */
+  'LABEL_OWNED',
   /** The daemon cannot listen on an address given with -H or --metrics. */
   'LISTEN_FAILED',
   /** The native addon is not built. */

@@ -3,6 +3,7 @@
  * schema, and the method against the key's rights (src/daemon/server.ts), before a handler
  * runs; a create's plan is checked here, against the same key, before anything is made.
  */
+import { LABEL_PREFIX, type LabelSegments } from '../segment/labels';
 import { parsePlan } from '../api/grammar';
 import type { Params } from '../api/protocol';
 import { WormholeError } from '../common/errors';
@@ -19,6 +20,8 @@ export interface Services {
   manager: SegmentManager;
   peers: Peers;
   tunnels: TunnelService;
+  /** Segments from containers' labels, once followed (after the records are built again). */
+  labels?: LabelSegments;
 }
 
 /** Refuse deleting (or attaching to) a segment another key made (its owner, and admin, may). */
@@ -48,19 +51,26 @@ export function makeAttach(manager: SegmentManager): AttachHandler {
 }
 
 /** Build the routing table. */
-export function makeHandlers({ manager, peers, tunnels }: Services): HandlerTable {
+export function makeHandlers(services: Services): HandlerTable {
+  const { manager, peers, tunnels } = services;
   return {
     ping: async ({ host }) => (host ? { peerMs: await peers.ping(host) } : {}),
     create: async ({ actions }, key) => {
       checkPlan(key, parsePlan(actions), parseRunArgs);
-      const segments = await manager.create(actions, key.name);
+      const segments = await manager.create(actions, { owner: key.name });
       return { segments: segments.map((s) => ({ id: s.id, url: s.url })) };
     },
     delete: async ({ id }, key) => {
+      const container = manager.labelOf(id);
+      if (container !== undefined)
+        throw new WormholeError(
+          'LABEL_OWNED',
+          `segment ${id} belongs to container ${container} (its label ${LABEL_PREFIX}${id.slice(container.length + 1)}): remove the label or the container`,
+        );
       checkOwner(manager, key, id, 'delete');
       return { deleted: await manager.delete(id) };
     },
-    list: async () => ({ segments: manager.list() }),
+    list: async () => ({ segments: [...manager.list(), ...(services.labels?.failedInfos() ?? [])] }),
     apply: async (params, key) => {
       // every plan within the key's rights, and nothing replaced or pruned that another key
       // made, before anything changes (a dry run says what would)

@@ -16,7 +16,8 @@ import { Engine } from '../proxy/engine';
 import { SegmentManager } from '../segment/manager';
 import { SegmentStore } from '../store';
 import { TunnelService } from '../tunnel';
-import { makeAttach, makeHandlers } from './handlers';
+import { type Services, makeAttach, makeHandlers } from './handlers';
+import { LabelSegments } from '../segment/labels';
 import { sdNotify } from './notify';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
 import type { MetricsServer } from './metrics';
@@ -131,7 +132,8 @@ export async function main(argv: string[]): Promise<void> {
       accessLog: opts.accessLog,
       allowUnix,
     });
-    const server = new ApiServer(makeHandlers({ manager, peers, tunnels }), makeAttach(manager), keys, log, {
+    const services: Services = { manager, peers, tunnels };
+    const server = new ApiServer(makeHandlers(services), makeAttach(manager), keys, log, {
       maxConnections: opts.maxApiConnections,
       idleMs: opts.apiIdleMs,
     });
@@ -155,6 +157,14 @@ export async function main(argv: string[]): Promise<void> {
     const { records, skipped } = store.load();
     for (const { file, why } of skipped) log.warn({ file, why }, 'segment record skipped');
     await manager.restore(records);
+    // Containers' wormhole.NAME labels, where there is a Docker engine to ask (a host
+    // without one is not told every few seconds that it has none)
+    let labels: LabelSegments | undefined;
+    if (opts.labels && containers.reachableSocket()) {
+      labels = new LabelSegments(containers, containers, manager, log, opts.retryFailedMs);
+      labels.start();
+      services.labels = labels;
+    }
     if (handed) {
       state.claim();
       const unused = handed.ready();
@@ -172,6 +182,7 @@ export async function main(argv: string[]): Promise<void> {
       log.info({ successor }, 'taken over: no longer accepting; open connections may finish');
       sdNotify('STOPPING=1', log);
       manager.stopListening();
+      labels?.stop(); // (the successor follows the labels now)
       server.stopAccepting();
       metrics?.close();
       point.close(false);
@@ -215,6 +226,7 @@ export async function main(argv: string[]): Promise<void> {
         // 1. Nothing new comes in: every API connection (TLS handshakes included) and every
         //    segment head, at once.
         manager.stopListening();
+        labels?.stop();
         point.close(true);
         metrics?.close();
         await server.close().catch(() => undefined);

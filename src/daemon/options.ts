@@ -43,6 +43,8 @@ export interface DaemonOptions {
   metrics?: DaemonAddress;
   /** One info line per proxied connection when it ends. */
   accessLog: boolean;
+  /** Follow containers' `wormhole.NAME=PLAN` labels (src/segment/labels.ts). */
+  labels: boolean;
   /** Take over from the daemon running on the same state directory (its sockets handed over). */
   takeover: boolean;
   /** After handing over, how long open connections may take to finish before this daemon exits. */
@@ -96,6 +98,7 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
   --metrics ADDR     serve Prometheus metrics at http://HOST:PORT/metrics, ADDR being
                      tcp://HOST:PORT (plain HTTP: keep it on a private address)
   --no-access-log    no info line per proxied connection
+  --no-labels        do not make segments from containers' wormhole.NAME=PLAN labels
   --retry-failed S   seconds between tries of segments that could not be built
                      again at start (default 30)
   --takeover         take over from the wormholed running on the same --state-dir: its
@@ -129,6 +132,7 @@ const SPECS: FlagSpec[] = [
   { names: ['--retry-failed'], value: true },
   { names: ['--metrics'], value: true },
   { names: ['--no-access-log'], value: false },
+  { names: ['--no-labels'], value: false },
   { names: ['--takeover'], value: false },
   { names: ['--drain-timeout'], value: true },
   { names: ['-h', '--help'], value: false },
@@ -232,6 +236,7 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
     apiIdleMs: secondsFlag(flagValue(p, '--api-idle', '30'), '--api-idle'),
     metrics: metricsAddress(flagValue(p, '--metrics')),
     accessLog: !p.values.has('--no-access-log'),
+    labels: !p.values.has('--no-labels'),
     retryFailedMs: secondsFlag(flagValue(p, '--retry-failed', '30'), '--retry-failed'),
     takeover: p.values.has('--takeover'),
     drainTimeoutMs: secondsFlag(flagValue(p, '--drain-timeout', '10'), '--drain-timeout'),

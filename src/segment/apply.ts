@@ -12,7 +12,7 @@
  * logged; the segment it concerned is then missing, as after a failed create.)
  */
 import { type Action, parsePlan } from '../api/grammar';
-import { withoutTopId } from '../api/planwords';
+import { samePlan } from '../api/planwords';
 import type { Params, Result } from '../api/protocol';
 import { UsageError, WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
@@ -22,7 +22,7 @@ import type { SegmentRecord } from '../store';
 export interface ApplyTarget {
   localRecords(): SegmentRecord[];
   hasId(id: string): boolean;
-  create(actions: Action[], owner: string, applied: boolean): Promise<unknown>;
+  create(actions: Action[], made: { owner: string; applied: boolean }): Promise<unknown>;
   delete(id: string): Promise<string[]>;
 }
 
@@ -43,11 +43,6 @@ function withId(id: string, actions: Action[]): Action[] {
   if (named !== undefined && named !== id)
     throw new UsageError(`its plan names another id (${named}): the id is the key in the file`);
   return named === undefined ? [{ verb: 'id', args: [id] }, ...actions] : actions;
-}
-
-/** Actions compared for sameness: without the top id, which is the record's own. */
-function sameness(actions: readonly Action[]): string {
-  return JSON.stringify(withoutTopId(actions));
 }
 
 /** Decide each id's change; throws, naming the id, on the first plan that cannot be applied. */
@@ -77,7 +72,7 @@ function planSteps(
           `segment ${id}: the id is taken by a segment not made by create or apply (a child, or a peer's): rename it`,
         );
       steps.push({ id, change: 'created', actions: full });
-    } else if (sameness(old.actions) === sameness(full)) unchanged.push(id);
+    } else if (samePlan(old.actions, full)) unchanged.push(id);
     else steps.push({ id, change: 'changed', actions: full, old });
   }
   if (p.prune)
@@ -110,7 +105,7 @@ export async function applySegments(
   for (const step of steps) {
     try {
       if (step.old) await target.delete(step.id);
-      if (step.actions) await target.create(step.actions, owner, true);
+      if (step.actions) await target.create(step.actions, { owner, applied: true });
       done.push(step);
     } catch (err) {
       // the step itself may have deleted the old one before its create failed: undone too
@@ -130,7 +125,10 @@ async function undo(target: ApplyTarget, done: Step[], log: Logger): Promise<voi
     try {
       if (step.actions) await target.delete(step.id);
       if (step.old && !target.hasId(step.id))
-        await target.create(step.old.actions, step.old.owner ?? 'admin', step.old.applied === true);
+        await target.create(step.old.actions, {
+          owner: step.old.owner ?? 'admin',
+          applied: step.old.applied === true,
+        });
     } catch (err) {
       log.warn(
         { segment: step.id, err: errorMessage(err) },

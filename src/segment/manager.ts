@@ -160,19 +160,35 @@ export class SegmentManager {
   /**
    * Create the segments a list of actions describes; the first is the top one. `owner`: the
    * name of the key that asks (kept in the record, shown by list); `applied`: made by `apply`
-   * (which alone may prune it).
+   * (which alone may prune it); `label`: made from a label of that container (labels.ts).
    */
-  async create(actions: Action[], owner = 'admin', applied = false): Promise<Segment[]> {
+  async create(
+    actions: Action[],
+    made: Pick<SegmentRecord, 'owner' | 'applied' | 'label'> = {},
+  ): Promise<Segment[]> {
     const plan = parsePlan(actions);
     const id = plan.id ?? randomUUID();
     this.checkFree(id);
-    return this.buildTop(newRecord(id, 'local', actions, { owner, ...(applied ? { applied } : {}) }), plan);
+    return this.buildTop(newRecord(id, 'local', actions, { owner: 'admin', ...made }), plan);
   }
 
   /** The records of the top segments a user made here (create, apply), failed ones too. */
   localRecords(): SegmentRecord[] {
-    const failed = [...this.keeper.failed.values()].map((f) => f.record);
-    return [...this.keeper.records.values(), ...failed].filter((r) => r.kind === 'local');
+    return this.allRecords().filter((r) => r.kind === 'local' && r.label === undefined);
+  }
+
+  /** The records of the segments made from containers' labels (labels.ts). */
+  labelRecords(): SegmentRecord[] {
+    return this.allRecords().filter((r) => r.label !== undefined);
+  }
+
+  /** The container whose label made top segment `id`, if one did. */
+  labelOf(id: string): string | undefined {
+    return (this.keeper.records.get(id) ?? this.keeper.failed.get(id)?.record)?.label;
+  }
+
+  private allRecords(): SegmentRecord[] {
+    return [...this.keeper.records.values(), ...[...this.keeper.failed.values()].map((f) => f.record)];
   }
 
   /** `wormhole apply` for the key `owner`: the top segments made to match a declared set (apply.ts). */
@@ -531,7 +547,10 @@ export class SegmentManager {
   list(): SegmentInfo[] {
     const failed = this.keeper.failedInfos();
     return [
-      ...[...this.segments.values()].map((s) => ({ ...s.info(), owner: this.ownerOf(s.id) })),
+      ...[...this.segments.values()].map((s) => {
+        const label = this.labelOf(s.id);
+        return { ...s.info(), owner: this.ownerOf(s.id), ...(label === undefined ? {} : { label }) };
+      }),
       ...failed,
     ];
   }

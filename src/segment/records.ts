@@ -35,7 +35,7 @@ export function newRecord(
   id: string,
   kind: SegmentRecord['kind'],
   actions: Action[],
-  extra: Pick<SegmentRecord, 'head' | 'key' | 'owner' | 'applied'> = {},
+  extra: Pick<SegmentRecord, 'head' | 'key' | 'owner' | 'applied' | 'label'> = {},
 ): SegmentRecord {
   return {
     version: RECORD_VERSION,

@@ -30,6 +30,8 @@ export const segmentRecordSchema = z
     actions: z.array(action),
     /** Made by `apply` (only such segments are deleted by `apply --prune`). */
     applied: z.boolean().optional(),
+    /** Made from a `wormhole.NAME` label of this container (src/segment/labels.ts). */
+    label: z.string().optional(),
     /** A peer-create's head (where the peer's tail points). */
     head: z
       .object({ proto: z.enum(['tcp', 'udp']), host: z.string().optional(), port: z.number().int() })
