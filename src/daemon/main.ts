@@ -110,6 +110,7 @@ export async function main(argv: string[]): Promise<void> {
     );
     await tunnels.start();
     const engine = startEngine(log);
+    peers.useEngine(engine);
     const store = new SegmentStore(state.file('segments'));
     const manager = new SegmentManager({
       log,
@@ -135,6 +136,7 @@ export async function main(argv: string[]): Promise<void> {
       log,
       { maxConnections: opts.maxApiConnections, idleMs: opts.apiIdleMs },
     );
+    server.useEngine(engine);
     for (const addr of opts.listen) await server.listen(addr, handed?.takeApi(formatDaemonAddress(addr)));
     const metricsKey = opts.metrics && `metrics ${formatDaemonAddress(opts.metrics)}`;
     let metrics: MetricsServer | undefined;

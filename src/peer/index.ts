@@ -10,6 +10,7 @@
  * the streams on the channel it accepted (src/daemon/server.ts).
  */
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { encodeFrame, readFrame } from '../api/frame';
 import {
   type Method,
@@ -24,7 +25,9 @@ import { parseDaemonAddress } from '../common/address';
 import { withDeadline } from '../common/deadline';
 import { WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
-import { Channel } from './channel';
+import type { Engine } from '../proxy/engine';
+import { Channel, type ChannelOptions, type PeerChannel } from './channel';
+import { EngineChannel, takeOver } from './enginechannel';
 
 /** Rewrites connection errors so that they name the peer and say what to check. */
 function peerError(host: string, err: unknown): unknown {
@@ -62,8 +65,8 @@ interface Line {
   host: string;
   state: PeerInfo['state'];
   since: number;
-  channel?: Channel;
-  dialing?: Promise<Channel>;
+  channel?: PeerChannel;
+  dialing?: Promise<PeerChannel>;
   /** Whether a channel was ever up: only such a peer is dialed again on its own. */
   wasUp: boolean;
   retry?: NodeJS.Timeout;
@@ -78,6 +81,8 @@ interface Line {
 export class Peers {
   private readonly lines = new Map<string, Line>();
   private closed = false;
+  /** The engine, when it runs: channels are offered its format (enginechannel.ts). */
+  private engine: Engine | null = null;
 
   constructor(
     private key: Buffer,
@@ -92,8 +97,13 @@ export class Peers {
     this.key = key;
   }
 
+  /** Offer the engine's format on the channels dialed from now on (null: the JavaScript one). */
+  useEngine(engine: Engine | null): void {
+    this.engine = engine;
+  }
+
   /** The channel to `host`: the open one, the one being opened, or a new one. */
-  private channel(host: string): Promise<Channel> {
+  private channel(host: string): Promise<PeerChannel> {
     if (this.closed) return Promise.reject(new WormholeError('ABORTED', 'the daemon is stopping'));
     let line = this.lines.get(host);
     if (!line) {
@@ -112,14 +122,15 @@ export class Peers {
     return dialing;
   }
 
-  private async dial(line: Line): Promise<Channel> {
+  private async dial(line: Line): Promise<PeerChannel> {
     line.state = 'connecting';
     try {
       // `:PORT` (empty host) is 127.0.0.1:PORT, as everywhere in the grammar
       const conn = await connect(parseDaemonAddress(line.host), this.key);
       let socket: Duplex;
+      let engine: boolean;
       try {
-        socket = await conn.channel();
+        ({ stream: socket, engine } = await conn.channelWith(this.engine !== null));
       } catch (err) {
         conn.close();
         throw err;
@@ -128,7 +139,7 @@ export class Peers {
         socket.destroy();
         throw new WormholeError('ABORTED', 'the daemon is stopping');
       }
-      const channel: Channel = new Channel(socket, {
+      const opts: ChannelOptions<Duplex> = {
         dialer: true,
         peer: line.host,
         log: this.log,
@@ -137,7 +148,14 @@ export class Peers {
         onGoAway: () => {
           if (line.channel === channel) line.channel = undefined;
         },
-      });
+      };
+      const taken = engine && this.engine ? takeOver(socket as TLSSocket) : undefined;
+      if (engine && !taken) {
+        socket.destroy();
+        throw new WormholeError('PEER_UNREACHABLE', `peer ${line.host}: the connection cannot be handed to the engine`);
+      }
+      const channel: PeerChannel =
+        taken && this.engine ? new EngineChannel(this.engine, socket as TLSSocket, taken, opts) : new Channel(socket, opts);
       line.channel = channel;
       this.moved(line, 'up');
       line.wasUp = true;
@@ -160,7 +178,7 @@ export class Peers {
   }
 
   /** A channel ended: keep its counters, and open it again soon. */
-  private lost(line: Line, channel: Channel, why: string): void {
+  private lost(line: Line, channel: PeerChannel, why: string): void {
     line.bytesUp += channel.bytesUp;
     line.bytesDown += channel.bytesDown;
     if (line.channel !== channel) return;
@@ -242,7 +260,12 @@ export class Peers {
    * stream's first bytes; a refusal (logged here) destroys the stream, which resets the client.
    */
   async attach(host: string, id: string, origin?: Params<'attach'>['origin']): Promise<Duplex> {
-    const stream = (await this.channel(host)).open();
+    const channel = await this.channel(host);
+    const params: Params<'attach'> = origin ? { id, origin } : { id };
+    const request = encodeFrame({ v: PROTOCOL_VERSION, id: 1, method: 'attach', params });
+    // (the engine drops the reply itself; a refusal resets the stream, and the peer logs why)
+    if (channel instanceof EngineChannel) return channel.openAttach(request)!;
+    const stream = (channel as Channel).open();
     let got = Buffer.alloc(0);
     const refused = (err: WormholeError): Buffer => {
       this.log.warn({ peer: host, segment: id, err: err.message }, 'connection dropped: the peer refused it');
@@ -264,8 +287,7 @@ export class Peers {
       if (!res.data.ok) return refused(new WormholeError(res.data.error.code, res.data.error.message));
       return frame.rest;
     });
-    const params: Params<'attach'> = origin ? { id, origin } : { id };
-    stream.write(encodeFrame({ v: PROTOCOL_VERSION, id: 1, method: 'attach', params }));
+    stream.write(request);
     return stream;
   }
 
@@ -275,7 +297,7 @@ export class Peers {
       host: l.host,
       state: l.state,
       rttMs: l.channel?.rttMs ?? null,
-      streams: l.channel?.streams.size ?? 0,
+      streams: l.channel?.streamCount ?? 0,
       bytesUp: l.bytesUp + (l.channel?.bytesUp ?? 0),
       bytesDown: l.bytesDown + (l.channel?.bytesDown ?? 0),
       since: l.since,
