@@ -11,8 +11,6 @@
  * Each stream is a socketpair: the engine pumps one end to the channel, JavaScript gets the
  * other as a net.Socket, so the code that serves calls and attaches works as on any socket.
  * A reset crossing the channel arrives as an event: the socket is destroyed with ECONNRESET.
- * (A `remote` segment's connections skip the socketpair: the engine is given the client's fd,
- * see openAttach.)
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -95,6 +93,8 @@ export class EngineChannel implements PeerChannel {
   private readonly held = new Map<number, net.Socket>();
   private readonly pongs: ((ms: number) => void)[] = [];
   private readonly timer: NodeJS.Timeout;
+  /** Why JavaScript closed it, once it asked. */
+  private closing: string | undefined;
   /** The counters when it closed (the engine frees them after). */
   private last: Float64Array | undefined;
 
@@ -147,8 +147,7 @@ export class EngineChannel implements PeerChannel {
   private keepalive(): void {
     if (this.closed) return;
     if (Date.now() - this.stats()[4] > DEAD_MS) {
-      this.opts.log.warn({ peer: this.opts.peer }, `peer channel closed: nothing heard for ${DEAD_MS / 1000} s`);
-      this.close();
+      this.close(`nothing heard for ${DEAD_MS / 1000} s`);
       return;
     }
     if (this.opts.dialer) native().chanPing(this.engine.handle, this.handle);
@@ -180,15 +179,13 @@ export class EngineChannel implements PeerChannel {
   }
 
   /**
-   * An attach carried by the engine from end to end: the request leaves with the OPEN, the
-   * peer's reply is dropped by the engine, and the client's bytes move both ways with no
-   * JavaScript. `fd` (the engine owns it from here) is the client's socket, or -1 for a
-   * socketpair whose other end is returned. A refusal arrives as a reset (logged by the peer).
+   * An attach whose reply the engine drops: the request leaves with the OPEN and the caller's
+   * bytes follow at once. A refusal arrives as a reset (the peer logs why).
    */
-  openAttach(request: Buffer, fd = -1): Duplex | undefined {
+  openAttach(request: Buffer): Duplex {
     if (this.closed) throw resetError('the channel to the peer is closed');
-    const [id, js] = native().chanOpen(this.engine.handle, this.handle, fd, request, true);
-    return js >= 0 ? this.socket(id, js) : undefined;
+    const [id, fd] = native().chanOpen(this.engine.handle, this.handle, -1, request, true);
+    return this.socket(id, fd);
   }
 
   private accepted(id: number, fd: number): void {
@@ -206,9 +203,11 @@ export class EngineChannel implements PeerChannel {
     native().chanGoAway(this.engine.handle, this.handle);
   }
 
-  /** Close the channel: its streams are reset. */
-  close(): void {
-    if (!this.closed) native().chanClose(this.engine.handle, this.handle);
+  /** Close the channel (`why`: what its end is called): its streams are reset. */
+  close(why = 'closed'): void {
+    if (this.closed || this.closing !== undefined) return;
+    this.closing = why;
+    native().chanClose(this.engine.handle, this.handle);
   }
 
   private ended(why: number, detail: number, stream: number): void {
@@ -216,7 +215,9 @@ export class EngineChannel implements PeerChannel {
     this.last = native().chanStats(this.handle);
     this.closed = true;
     clearInterval(this.timer);
-    const { text, breach } = whyText(why, detail, stream);
+    const said = whyText(why, detail, stream);
+    const { breach } = said;
+    const text = why === native().chanConstants.why.asked ? (this.closing ?? said.text) : said.text;
     if (breach)
       this.opts.log.warn({ peer: this.opts.peer, err: text }, 'peer channel closed: it broke the channel protocol');
     for (const s of this.held.values()) s.destroy(resetError(`the channel to the peer closed: ${text}`));

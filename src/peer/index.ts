@@ -264,7 +264,7 @@ export class Peers {
     const params: Params<'attach'> = origin ? { id, origin } : { id };
     const request = encodeFrame({ v: PROTOCOL_VERSION, id: 1, method: 'attach', params });
     // (the engine drops the reply itself; a refusal resets the stream, and the peer logs why)
-    if (channel instanceof EngineChannel) return channel.openAttach(request)!;
+    if (channel instanceof EngineChannel) return channel.openAttach(request);
     const stream = (channel as Channel).open();
     let got = Buffer.alloc(0);
     const refused = (err: WormholeError): Buffer => {
