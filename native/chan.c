@@ -433,6 +433,18 @@ void chan_add(struct engine *e, struct chan *ch) {
 
 void chan_end(struct engine *e, struct chan *ch, int why, int detail, uint32_t stream) {
   if (ch->dead) return;
+  if ((why == CW_DRAINED || why == CW_ASKED) && (ch->dialer || ch->heard)) {
+    /* a clean end: what was queued (the last stream's FIN, RSTs) goes first, as far as the
+       socket takes it now (a few frames: it does) */
+    if (!seal(e, ch) || ch->dead) return;
+    while (ch->out_off < ch->out_len) {
+      ssize_t n = send(ch->fd, ch->out + ch->out_off, ch->out_len - ch->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      ch->out_off += (size_t)n;
+      __atomic_add_fetch(&ch->bytes_up, n, __ATOMIC_RELAXED);
+    }
+  }
   ch->dead = true;
   while (ch->streams) stream_drop(e, ch->streams, true);
   epoll_ctl(e->ep, EPOLL_CTL_DEL, ch->fd, NULL);

@@ -205,6 +205,7 @@ static void run_cmd(struct engine *e, struct cmd *c) {
         !stream_open(e, c->ch, c->stream, c->arg, c->data, c->data_len, c->flag, c->notify)) {
       reset_close(c->arg);
       if (c->notify) emit(e, EV_CHAN_RESET, NULL, c->ch->id, c->stream, 0, 0);
+      else emit(e, EV_CHAN_STREAM_END, NULL, c->ch->id, c->stream, 0, 1125899906842624.0);
     }
     break;
   case CMD_CHAN_PING:

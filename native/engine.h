@@ -67,6 +67,8 @@ enum ev_type {
   EV_CHAN_RESET = 11,  /* a = chan id, b = stream id: the peer reset a stream JavaScript holds */
   EV_CHAN_PONG = 12,   /* a = chan id, b = the keepalive's round trip in ms */
   EV_CHAN_GOAWAY = 13, /* a = chan id: the peer takes no new streams (open them on a new channel) */
+  EV_CHAN_STREAM_END = 14, /* a = chan id, b = stream id, c = bytes sent, d = bytes delivered + 2^50 *
+                              (1: it was reset): a stream on an fd JavaScript gave (chanOpen) ended */
 };
 /* The numbers of an event before its address, and all of it in doubles. */
 #define EV_NUMBERS 8
@@ -456,6 +458,8 @@ struct stream {
   uint64_t recv_got;        /* bytes received */
   uint64_t recv_limit;      /* what the peer may send in all: the window plus every grant */
   uint64_t delivered;       /* bytes written to the local socket */
+  uint64_t sent;            /* bytes read from it and sent (DATA) */
+  uint64_t dropped;         /* bytes of the peer's reply dropped (in delivered, not the client's) */
   uint64_t granted_at;      /* delivered, at the last grant */
   uint8_t *pend;            /* received bytes the local socket has not taken yet */
   uint32_t pend_off, pend_len, pend_cap;

@@ -548,7 +548,7 @@ static napi_value engine_constants(napi_env env) {
       {"refused", EV_REFUSED},         {"acceptError", EV_ACCEPT_ERROR}, {"groupClosed", EV_GROUP_CLOSED},
       {"dialBroken", EV_DIAL_BROKEN},  {"tailSet", EV_TAIL_SET},         {"chanClosed", EV_CHAN_CLOSED},
       {"chanStream", EV_CHAN_STREAM},  {"chanReset", EV_CHAN_RESET},     {"chanPong", EV_CHAN_PONG},
-      {"chanGoAway", EV_CHAN_GOAWAY},
+      {"chanGoAway", EV_CHAN_GOAWAY},  {"chanStreamEnd", EV_CHAN_STREAM_END},
   };
   static const struct named group_stats[] = {
       {"open", GS_OPEN},         {"total", GS_TOTAL},

@@ -41,6 +41,10 @@ void stream_drop(struct engine *e, struct stream *st, bool rst) {
   }
   free(st->pend);
   st->pend = NULL;
+  /* a client's connection JavaScript gave: its end is told (counters, the access log) */
+  if (!st->notify)
+    emit(e, EV_CHAN_STREAM_END, NULL, ch->id, st->id, (double)st->sent,
+         (double)(st->delivered - st->dropped) + (rst ? 1125899906842624.0 : 0));
   st->dead_next = e->streams_dead;
   e->streams_dead = st;
   /* a channel that takes no new streams closes after its last */
@@ -103,6 +107,7 @@ void stream_pump(struct engine *e, struct stream *st) {
     if (n > 0) {
       chan_data_commit(e, ch, st->id, (uint32_t)n);
       st->send_win -= n;
+      st->sent += (uint64_t)n;
       continue;
     }
     if (n == 0) {
@@ -183,6 +188,7 @@ static bool on_data(struct engine *e, struct stream *st, const uint8_t *p, uint3
   if (st->skipping) {
     uint32_t k = skip_reply(st, p, n);
     delivered(e, st, k); /* (dropped bytes are taken as far as the window goes) */
+    st->dropped += k;
     p += k;
     n -= k;
     if (n == 0) return true;

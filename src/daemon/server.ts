@@ -333,7 +333,8 @@ export class ApiServer {
             dialer: false,
             peer: remote,
             log: this.log,
-            onStream: (s: Duplex) => this.serve(s, `${remote} stream ${(s as { id?: number }).id ?? ''}`.trim()),
+            onStream: (s: Duplex) =>
+              this.serve(s, `${remote} stream ${(s as { id?: number }).id ?? ''}`.trim()),
             onClose: () => this.channels.delete(channel),
           };
           // The engine's format when both sides run the engine: Node reads no more of the

@@ -20,7 +20,18 @@ export interface ChanConstants {
   /** Why a channel ended (a chanClosed event's number). */
   readonly why: Readonly<
     Record<
-      'asked' | 'eof' | 'io' | 'auth' | 'record' | 'frame' | 'stream' | 'window' | 'order' | 'drained' | 'nomem' | 'worn',
+      | 'asked'
+      | 'eof'
+      | 'io'
+      | 'auth'
+      | 'record'
+      | 'frame'
+      | 'stream'
+      | 'window'
+      | 'order'
+      | 'drained'
+      | 'nomem'
+      | 'worn',
       number
     >
   >;
@@ -43,7 +54,8 @@ export interface EngineConstants {
       | 'chanStream'
       | 'chanReset'
       | 'chanPong'
-      | 'chanGoAway',
+      | 'chanGoAway'
+      | 'chanStreamEnd',
       number
     >
   >;
@@ -222,7 +234,13 @@ export interface NativeBinding {
    * other end is returned: [stream id, JavaScript's fd (-1 when fd was given)]. `first` leaves
    * with the OPEN; skipReply: the peer's first API frame is dropped (an attach's reply).
    */
-  chanOpen(engine: EngineHandle, chan: ChanHandle, fd: number, first: Buffer | null, skipReply: boolean): [number, number];
+  chanOpen(
+    engine: EngineHandle,
+    chan: ChanHandle,
+    fd: number,
+    first: Buffer | null,
+    skipReply: boolean,
+  ): [number, number];
   /** A keepalive (a chanPong event gives its round trip). */
   chanPing(engine: EngineHandle, chan: ChanHandle): void;
   /** Take no new streams; close once the last one ends. */

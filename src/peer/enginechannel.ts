@@ -76,7 +76,8 @@ function whyText(why: number, detail: number, stream: number): { text: string; b
  */
 export function takeOver(tls: TLSSocket): { fd: number; keys: Buffer } | undefined {
   // (Node's own objects: the TLS wrap's handle over the TCP handle, whose fd we want)
-  const wrap = (tls as unknown as { _handle?: { readStop?: () => number; _parent?: { fd?: number } } })._handle;
+  const wrap = (tls as unknown as { _handle?: { readStop?: () => number; _parent?: { fd?: number } } })
+    ._handle;
   const fd = wrap?._parent?.fd;
   if (!wrap?.readStop || typeof fd !== 'number' || fd < 0) return undefined;
   wrap.readStop();
@@ -92,6 +93,8 @@ export class EngineChannel implements PeerChannel {
   /** Streams whose other end JavaScript holds, by id (an RST event resets them). */
   private readonly held = new Map<number, net.Socket>();
   private readonly pongs: ((ms: number) => void)[] = [];
+  /** Streams on a client's fd the engine was given, by id: who hears of their end. */
+  private readonly carried = new Map<number, (up: number, down: number, reset: boolean) => void>();
   private readonly timer: NodeJS.Timeout;
   /** Why JavaScript closed it, once it asked. */
   private closing: string | undefined;
@@ -114,6 +117,11 @@ export class EngineChannel implements PeerChannel {
       goAway: () => {
         this.draining = true;
         this.opts.onGoAway?.();
+      },
+      streamEnd: (sid, up, down, reset) => {
+        const ended = this.carried.get(sid);
+        this.carried.delete(sid);
+        ended?.(up, down, reset);
       },
     });
     this.handle = native().chanCreate(engine.handle, id, taken.fd, taken.keys, opts.dialer);
@@ -188,6 +196,17 @@ export class EngineChannel implements PeerChannel {
     return this.socket(id, fd);
   }
 
+  /**
+   * The same, with the client's socket itself as the stream's end: the engine owns `fd` from
+   * here and moves its bytes with no JavaScript; `ended` hears the bytes each way once the
+   * stream is over (every one does end: reset if the channel closes first).
+   */
+  openAttachFd(request: Buffer, fd: number, ended: (up: number, down: number, reset: boolean) => void): void {
+    if (this.closed) throw resetError('the channel to the peer is closed');
+    const [id] = native().chanOpen(this.engine.handle, this.handle, fd, request, true);
+    this.carried.set(id, ended);
+  }
+
   private accepted(id: number, fd: number): void {
     if (this.closed) {
       fs.closeSync(fd);
@@ -219,7 +238,10 @@ export class EngineChannel implements PeerChannel {
     const { breach } = said;
     const text = why === native().chanConstants.why.asked ? (this.closing ?? said.text) : said.text;
     if (breach)
-      this.opts.log.warn({ peer: this.opts.peer, err: text }, 'peer channel closed: it broke the channel protocol');
+      this.opts.log.warn(
+        { peer: this.opts.peer, err: text },
+        'peer channel closed: it broke the channel protocol',
+      );
     for (const s of this.held.values()) s.destroy(resetError(`the channel to the peer closed: ${text}`));
     this.held.clear();
     // (the engine closed its dup; Node's fd goes now, with no byte sent)

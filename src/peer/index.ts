@@ -152,10 +152,15 @@ export class Peers {
       const taken = engine && this.engine ? takeOver(socket as TLSSocket) : undefined;
       if (engine && !taken) {
         socket.destroy();
-        throw new WormholeError('PEER_UNREACHABLE', `peer ${line.host}: the connection cannot be handed to the engine`);
+        throw new WormholeError(
+          'PEER_UNREACHABLE',
+          `peer ${line.host}: the connection cannot be handed to the engine`,
+        );
       }
       const channel: PeerChannel =
-        taken && this.engine ? new EngineChannel(this.engine, socket as TLSSocket, taken, opts) : new Channel(socket, opts);
+        taken && this.engine
+          ? new EngineChannel(this.engine, socket as TLSSocket, taken, opts)
+          : new Channel(socket, opts);
       line.channel = channel;
       this.moved(line, 'up');
       line.wasUp = true;
@@ -289,6 +294,28 @@ export class Peers {
     });
     stream.write(request);
     return stream;
+  }
+
+  /**
+   * An attach carried by the engine from end to end (see PeerLink.attachFd in src/segment):
+   * the client's fd is given to the engine's channel with the request and `first` before its
+   * bytes. False, with nothing taken, when the channel to `host` is JavaScript's.
+   */
+  async attachFd(
+    host: string,
+    id: string,
+    origin: Params<'attach'>['origin'] | undefined,
+    first: Buffer | undefined,
+    take: () => { fd: number; ended: (up: number, down: number, reset: boolean) => void } | undefined,
+  ): Promise<boolean> {
+    const channel = await this.channel(host);
+    if (!(channel instanceof EngineChannel) || channel.closed) return false;
+    const taken = take();
+    if (!taken) return false;
+    const params: Params<'attach'> = origin ? { id, origin } : { id };
+    const request = encodeFrame({ v: PROTOCOL_VERSION, id: 1, method: 'attach', params });
+    channel.openAttachFd(first ? Buffer.concat([request, first]) : request, taken.fd, taken.ended);
+    return true;
   }
 
   /** Every peer this daemon has a channel to, or tried to have one to. */

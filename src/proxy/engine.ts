@@ -270,6 +270,8 @@ export interface ChanEvents {
   pong(ms: number): void;
   /** The peer takes no new streams. */
   goAway(): void;
+  /** A stream on an fd JavaScript gave ended: bytes sent, bytes delivered, whether it was reset. */
+  streamEnd(id: number, sent: number, delivered: number, reset: boolean): void;
 }
 
 /** The engine: its thread, and the groups it serves. */
@@ -412,6 +414,12 @@ export class Engine {
       case kind.chanGoAway:
         c.goAway();
         break;
+      case kind.chanStreamEnd: {
+        // (d: the bytes delivered, plus 2^50 when the stream was reset)
+        const reset = ev[i + 5] >= 2 ** 50;
+        c.streamEnd(ev[i + 3], ev[i + 4], reset ? ev[i + 5] - 2 ** 50 : ev[i + 5], reset);
+        break;
+      }
     }
   }
 }

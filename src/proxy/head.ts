@@ -51,6 +51,12 @@ export interface Client {
   toTail(onConnected?: () => void): Promise<void>;
   /** Join an open stream (a TLS leg to a peer) with the JavaScript mover. */
   join(stream: Duplex): void;
+  /**
+   * The client's socket for another carrier (a peer channel in the engine), if it can be
+   * given: the fd is the carrier's from here, and `ended` reports the connection's end
+   * (its bytes, reset or not) for the counters and the access log. Undefined: use join.
+   */
+  takeFd?(): { fd: number; ended: (up: number, down: number, reset: boolean) => void } | undefined;
   /** Give up: the client is closed. */
   drop(): void;
   /** Who connected to what (for a PROXY protocol header, and a peer's attach). */

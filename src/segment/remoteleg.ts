@@ -4,6 +4,7 @@
  * sessions over `remote` both open theirs here, so how the leg is carried changes in one place.
  */
 import type { Duplex } from 'node:stream';
+import type { Client } from '../proxy/head';
 import { dialWithRetry } from '../proxy/dial';
 import type { Origin } from '../proxy/proxyproto';
 import type { PeerLink } from './context';
@@ -17,4 +18,27 @@ export function dialRemote(
   origin?: Origin,
 ): Promise<Duplex> {
   return dialWithRetry(() => peers.attach(host, id, origin), `peer ${host}`, dialTimeoutMs);
+}
+
+/**
+ * A TCP client's socket given to the engine's channel to the peer, with the attach (and
+ * `first`) ahead of its bytes, retried as dialRemote is while the channel cannot be had.
+ * False, with the client untouched, when the channel is JavaScript's.
+ */
+export function carryRemote(
+  peers: PeerLink,
+  tail: { host: string; id: string },
+  origin: Origin | undefined,
+  first: Buffer | undefined,
+  client: Client,
+  dialTimeoutMs: number,
+): Promise<boolean> {
+  const attachFd = peers.attachFd?.bind(peers);
+  if (!attachFd || !client.takeFd) return Promise.resolve(false);
+  const take = client.takeFd.bind(client);
+  return dialWithRetry(
+    () => attachFd(tail.host, tail.id, origin, first, take),
+    `peer ${tail.host}`,
+    dialTimeoutMs,
+  );
 }
