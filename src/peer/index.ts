@@ -166,7 +166,10 @@ export class Peers {
       line.wasUp = true;
       line.backoffMs = 0;
       line.lastError = undefined;
-      this.log.info({ peer: line.host }, 'peer channel up');
+      this.log.info(
+        { peer: line.host, mover: channel instanceof EngineChannel ? 'engine' : 'javascript' },
+        'peer channel up',
+      );
       return channel;
     } catch (err) {
       const e = peerError(line.host, err);
