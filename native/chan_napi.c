@@ -17,6 +17,9 @@
  *                                          skipReply: the peer's first API frame is dropped
  *   chanPing(engine, chan), chanGoAway(engine, chan), chanClose(engine, chan)
  *   chanStats(chan) -> Float64Array        [streams, bytesUp, bytesDown, rttMs, heardAt]
+ *   chanRebind(engine, chan, id, jsFd, tailFd, first)   an accepted stream's local end
+ *                                          becomes the tail's socket (both fds copied; see
+ *                                          stream_rebind); JavaScript closes its own after
  *   chanTestSeal(keys, fromDialer, seq, plaintext) -> Buffer   one record as a peer seals it
  *   chanTestFeed(keys, dialer, bytes) -> [why, detail, stream]  bytes through a channel's
  *                                          receive path, with no connection (the parser's
@@ -202,6 +205,47 @@ static napi_value chan_open(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value chan_rebind(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], u;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct chan *ch;
+  int32_t id, js, tail;
+  uint8_t *first = NULL;
+  size_t n = 0;
+  napi_valuetype t;
+  if (argc < 6 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e) ||
+      !wh_ptr_arg(env, argv[1], "chan", (void **)&ch) || !wh_int_arg(env, argv[2], "id", &id) ||
+      !wh_int_arg(env, argv[3], "jsFd", &js) || !wh_int_arg(env, argv[4], "tailFd", &tail))
+    return NULL;
+  NAPI_CALL(env, napi_typeof(env, argv[5], &t));
+  if (t != napi_null && !buffer_arg(env, argv[5], "first", &first, &n)) return NULL;
+  if (n > STREAM_WINDOW) {
+    napi_throw_range_error(env, "EINVAL", "chanRebind: first is more than a window");
+    return NULL;
+  }
+  struct cmd *c = new_cmd(env, CMD_CHAN_REBIND, NULL);
+  if (!c) return NULL;
+  /* (copies: JavaScript closes its own sockets right after) */
+  c->arg = fcntl(tail, F_DUPFD_CLOEXEC, 0);
+  c->ns = fcntl(js, F_DUPFD_CLOEXEC, 0);
+  if (c->arg < 0 || c->ns < 0 || (n && !(c->data = malloc(n)))) {
+    int err = errno ? errno : ENOMEM;
+    if (c->arg >= 0) close(c->arg);
+    if (c->ns >= 0) close(c->ns);
+    free(c);
+    return wh_throw_errno(env, err, "chanRebind");
+  }
+  if (n) memcpy(c->data, first, n);
+  c->data_len = (uint32_t)n;
+  c->stream = (uint32_t)id;
+  __atomic_add_fetch(&ch->refs, 1, __ATOMIC_ACQ_REL);
+  c->ch = ch;
+  NAPI_CALL(env, napi_get_undefined(env, &u));
+  return send_cmd(env, e, c) ? u : NULL;
+}
+
 static napi_value chan_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], ab, out;
@@ -352,6 +396,7 @@ napi_value wh_chan_init(napi_env env, napi_value exports) {
       {"chanPing", NULL, chan_ping, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanGoAway", NULL, chan_goaway, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanClose", NULL, chan_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"chanRebind", NULL, chan_rebind, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanStats", NULL, chan_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanTestSeal", NULL, chan_test_seal, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanTestFeed", NULL, chan_test_feed, NULL, NULL, NULL, napi_enumerable, NULL},

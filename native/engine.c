@@ -208,6 +208,10 @@ static void run_cmd(struct engine *e, struct cmd *c) {
       else emit(e, EV_CHAN_STREAM_END, NULL, c->ch->id, c->stream, 0, 1125899906842624.0);
     }
     break;
+  case CMD_CHAN_REBIND:
+    stream_rebind(e, c->ch, c->stream, c->arg, c->ns, c->data, c->data_len);
+    c->ns = -1;
+    break;
   case CMD_CHAN_PING:
     if (!c->ch->dead) {
       struct timespec t;

@@ -213,6 +213,8 @@ enum cmd_type {
   CMD_CHAN_ADD,    /* ch: start carrying the channel (its fd and keys are in it) */
   CMD_CHAN_OPEN,   /* ch, arg: a local fd, stream: its id, data: bytes to send first, flag: skip
                       the reply frame the peer sends first, notify: a socketpair JS holds */
+  CMD_CHAN_REBIND, /* ch, stream: an accepted stream's local end becomes arg (the tail's
+                      socket); ns: JavaScript's end of the socketpair, data: what it read */
   CMD_CHAN_PING,   /* ch: a keepalive */
   CMD_CHAN_GOAWAY, /* ch: take no new streams, close once the last one ends */
   CMD_CHAN_CLOSE,  /* ch: close it now (its streams are reset) */
@@ -459,7 +461,9 @@ struct stream {
   uint64_t recv_limit;      /* what the peer may send in all: the window plus every grant */
   uint64_t delivered;       /* bytes written to the local socket */
   uint64_t sent;            /* bytes read from it and sent (DATA) */
-  uint64_t dropped;         /* bytes of the peer's reply dropped (in delivered, not the client's) */
+  uint64_t dropped;         /* bytes in delivered that are not the client's (a reply dropped,
+                               what a rebind delivered twice: see stream_rebind) */
+  uint64_t again;           /* bytes at the front of pend delivered once already (rebind) */
   uint64_t granted_at;      /* delivered, at the last grant */
   uint8_t *pend;            /* received bytes the local socket has not taken yet */
   uint32_t pend_off, pend_len, pend_cap;
@@ -508,6 +512,9 @@ bool stream_open(struct engine *e, struct chan *ch, uint32_t id, int fd, const u
 void stream_accept(struct engine *e, struct chan *ch, uint32_t id);
 /* A frame for a stream; false: the peer broke a rule (the channel is ended by the caller). */
 bool stream_frame(struct engine *e, struct stream *st, int type, const uint8_t *p, uint32_t n, int *why);
+/* An accepted stream's local end becomes `tail` (see CMD_CHAN_REBIND; every fd is taken). */
+void stream_rebind(struct engine *e, struct chan *ch, uint32_t id, int tail, int js, const uint8_t *first,
+                   uint32_t n);
 /* An epoll event on a stream's socket. */
 void stream_event(struct engine *e, struct stream *st, uint32_t events);
 /* Read the local socket again (window granted, room in the channel). */

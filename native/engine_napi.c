@@ -40,7 +40,7 @@ void cmd_discard(struct cmd *c) {
   if (c->root >= 0) close(c->root);
   free(c->path);
   free(c->data);
-  if (c->type == CMD_CHAN_OPEN) close(c->arg);
+  if (c->type == CMD_CHAN_OPEN || c->type == CMD_CHAN_REBIND) close(c->arg);
   if (c->ch) {
     /* (an ADD never run: the engine's reference goes too) */
     if (c->type == CMD_CHAN_ADD) chan_unref(c->ch);

@@ -146,7 +146,10 @@ static bool flush_pend(struct engine *e, struct stream *st) {
       return false;
     }
     st->pend_off += (uint32_t)n;
-    delivered(e, st, (uint64_t)n);
+    /* (bytes a rebind moved were delivered once already: not granted again) */
+    uint64_t twice = st->again < (uint64_t)n ? st->again : (uint64_t)n;
+    st->again -= twice;
+    delivered(e, st, (uint64_t)n - twice);
   }
   st->pend_off = st->pend_len = 0;
   if (st->pend_cap > 65536) {
@@ -283,6 +286,76 @@ void stream_event(struct engine *e, struct stream *st, uint32_t events) {
   if (events & EPOLLHUP) st->hup = true;
   if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && !flush_pend(e, st)) return;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) stream_pump(e, st);
+}
+
+/* Put n bytes in front of what waits for the local socket. false: out of memory. */
+static bool pend_front(struct stream *st, const uint8_t *p, uint32_t n) {
+  uint32_t have = st->pend_len - st->pend_off;
+  uint8_t *b = malloc(have + n + 1);
+  if (!b) return false;
+  memcpy(b, p, n);
+  if (have) memcpy(b + n, st->pend + st->pend_off, have);
+  free(st->pend);
+  st->pend = b;
+  st->pend_off = 0;
+  st->pend_len = st->pend_cap = have + n;
+  return true;
+}
+
+void stream_rebind(struct engine *e, struct chan *ch, uint32_t id, int tail, int js, const uint8_t *first,
+                   uint32_t n) {
+  struct stream *st = ch->dead ? NULL : chan_find(ch, id);
+  if (!st || !st->notify || st->zombie) {
+    /* the stream ended meanwhile (a reset from the peer): the tail is reset too */
+    reset_close(tail);
+    close(js);
+    emit(e, EV_CHAN_STREAM_END, NULL, ch->id, id, 0, 1125899906842624.0);
+    return;
+  }
+  /* 1. what JavaScript wrote to the stream (the attach's reply) leaves first */
+  stream_pump(e, st);
+  if (st->fd < 0 || ch->dead) {
+    reset_close(tail);
+    close(js);
+    return;
+  }
+  /* 2. for the tail: what JavaScript read of the stream, then what still waits at its end */
+  uint8_t buf[16384];
+  uint64_t moved = n;
+  bool ok = true;
+  size_t k = 0;
+  uint8_t *rest = NULL;
+  for (;;) {
+    ssize_t r = recv(js, buf, sizeof buf, MSG_DONTWAIT);
+    if (r <= 0) break;
+    uint8_t *nr = realloc(rest, k + (size_t)r);
+    if (!nr) {
+      ok = false;
+      break;
+    }
+    rest = nr;
+    memcpy(rest + k, buf, (size_t)r);
+    k += (size_t)r;
+  }
+  moved += k;
+  ok = ok && (k == 0 || pend_front(st, rest, (uint32_t)k)) && (n == 0 || pend_front(st, first, n));
+  free(rest);
+  close(js);
+  /* 3. the socketpair goes; the tail is the stream's end from here */
+  epoll_ctl(e->ep, EPOLL_CTL_DEL, st->fd, NULL);
+  close(st->fd);
+  st->fd = tail;
+  st->notify = false;
+  st->hup = false;
+  st->again = moved;
+  /* the counts from here are the tail's: bytes it gets (not those delivered before), sends */
+  st->dropped = st->delivered - moved;
+  st->sent = 0;
+  /* a FIN received already goes on to the tail, once what waits is written */
+  st->shut_local = false;
+  nodelay(tail);
+  if (!ok || !watch_fd(e, tail, &st->w)) return stream_reset(e, st);
+  if (flush_pend(e, st)) stream_pump(e, st);
 }
 
 bool stream_open(struct engine *e, struct chan *ch, uint32_t id, int fd, const uint8_t *first, uint32_t n,

@@ -249,6 +249,20 @@ export interface NativeBinding {
   chanClose(engine: EngineHandle, chan: ChanHandle): void;
   /** [streams, bytesUp, bytesDown, rttMs (0: none yet), heardAt (ms since the epoch)]. */
   chanStats(chan: ChanHandle): Float64Array;
+  /**
+   * An accepted stream's local end becomes `tailFd` (a connected socket, copied): what its
+   * socketpair holds for JavaScript (jsFd: JavaScript's end, copied; then `first`, what
+   * JavaScript read of it already) goes to the tail first. The socketpair is closed;
+   * chanStreamEnd tells the stream's end. JavaScript closes its own fds after.
+   */
+  chanRebind(
+    engine: EngineHandle,
+    chan: ChanHandle,
+    id: number,
+    jsFd: number,
+    tailFd: number,
+    first: Buffer | null,
+  ): void;
   /** Tests: one record as a peer seals it (fromDialer: with the dialer's key), its seq'th. */
   chanTestSeal(keys: Buffer, fromDialer: boolean, seq: number, plaintext: Buffer): Buffer;
   /** Tests: bytes through a channel's receive path, no connection: [why (-1: all taken), detail, stream]. */

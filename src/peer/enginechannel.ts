@@ -18,6 +18,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { type ChanHandle, native } from '../native';
 import type { Engine } from '../proxy/engine';
+import type { Rebindable } from '../proxy/head';
 import { DEAD_MS, KEEPALIVE_MS, type ChannelOptions, type PeerChannel } from './channel';
 
 /** The label both ends give the TLS exporter (RFC 8446 7.5): the channel's keys. */
@@ -212,7 +213,17 @@ export class EngineChannel implements PeerChannel {
       fs.closeSync(fd);
       return;
     }
-    this.opts.onStream?.(this.socket(id, fd));
+    const s: net.Socket & Rebindable = this.socket(id, fd);
+    // once its tail is connected, the engine takes the tail's socket as the stream's end
+    // (src/proxy/headbase.ts): no JavaScript per byte at this end either
+    s.rebindTo = (tailFd, first, ended) => {
+      if (this.closed) throw resetError('the channel to the peer is closed');
+      native().chanRebind(this.engine.handle, this.handle, id, fd, tailFd, first);
+      this.held.delete(id);
+      // (the engine's counts are its own way round: sent is the tail's, delivered the client's)
+      this.carried.set(id, (sent, delivered, reset) => ended(delivered, sent, reset));
+    };
+    this.opts.onStream?.(s);
   }
 
   /** The accepting side: take no new streams (a successor took over), close after the last. */

@@ -63,6 +63,20 @@ export interface Client {
   readonly origin: Origin | undefined;
 }
 
+/**
+ * A stream whose bytes another carrier (a peer channel in the engine) can take over once its
+ * tail is connected: `tailFd` (copied; the caller closes its socket after) becomes the
+ * stream's far end, with `first` (what was read of the stream already) sent to it first;
+ * `ended` reports the bytes each way (to the tail, from it) and whether it was reset.
+ */
+export interface Rebindable {
+  rebindTo?(
+    tailFd: number,
+    first: Buffer | null,
+    ended: (up: number, down: number, reset: boolean) => void,
+  ): void;
+}
+
 /** What a head needs from its segment. */
 export interface HeadOptions {
   /** Open connections allowed at once; the excess is refused (reset) at once. */
