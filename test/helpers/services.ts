@@ -1,7 +1,7 @@
 /**
  * Test services (test/fixtures/server.js) run inside a namespace, and small clients.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
@@ -98,6 +98,18 @@ export function exchange(port: number, data: string | Buffer, host = '127.0.0.1'
     c.on('data', (d: Buffer) => chunks.push(d));
     c.on('end', () => resolve(Buffer.concat(chunks).toString()));
     c.on('error', reject);
+  });
+}
+
+/** A TCP exchange from inside a namespace (socat: send, half-close, read all). */
+export function exchangeIn(netns: string, port: number, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = execFile(
+      'ip',
+      ['netns', 'exec', netns, 'socat', '-t', '3', '-', `TCP:127.0.0.1:${port}`],
+      (err, stdout) => (err ? reject(err) : resolve(stdout)),
+    );
+    p.stdin?.end(data);
   });
 }
 

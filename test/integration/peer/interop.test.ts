@@ -4,24 +4,11 @@
  * side dials, and a remote leg works both ways. Two test hosts, a daemon on each.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, startDaemon } from '../../helpers/daemon';
 import { suiteCleanup, withHostPair } from '../../helpers/netns';
-import { parseCreate, startService } from '../../helpers/services';
-
-/** A TCP exchange from inside a namespace (socat: send, half-close, read all). */
-function exchangeIn(netns: string, port: number, data: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = execFile(
-      'ip',
-      ['netns', 'exec', netns, 'socat', '-t', '3', '-', `TCP:127.0.0.1:${port}`],
-      (err, stdout) => (err ? reject(err) : resolve(stdout)),
-    );
-    p.stdin?.end(data);
-  });
-}
+import { exchangeIn, parseCreate, startService } from '../../helpers/services';
 
 describe('a daemon on the engine and a peer on JavaScript', () => {
   const suite = suiteCleanup(after);
