@@ -338,8 +338,9 @@ export class ApiServer {
             onClose: () => this.channels.delete(channel),
           };
           // The engine's format when both sides run the engine: Node reads no more of the
-          // connection from here (takeOver), answers, and the engine takes it over once the
-          // answer is written; the dialer speaks first in the new format, after reading it.
+          // connection from here (takeOver) and the engine takes it at once, but sends nothing
+          // before the dialer's first record, which comes only once the dialer has read this
+          // answer (written by Node's TLS, below).
           const taken =
             this.engine && (params.data as Params<'channel'>).engine
               ? takeOver(stream as tls.TLSSocket)

@@ -8,9 +8,12 @@
  * (never ended: an end would send a TLS close_notify into the new format) until the channel
  * closes.
  *
- * Each stream is a socketpair: the engine pumps one end to the channel, JavaScript gets the
- * other as a net.Socket, so the code that serves calls and attaches works as on any socket.
- * A reset crossing the channel arrives as an event: the socket is destroyed with ECONNRESET.
+ * A stream opened here or by the peer is a socketpair: the engine pumps one end to the
+ * channel, JavaScript gets the other as a net.Socket, so the code that serves calls and
+ * attaches works as on any socket; a reset crossing the channel arrives as an event, and the
+ * socket is destroyed with ECONNRESET. A `remote` segment's TCP connections leave JavaScript
+ * altogether: the client's fd goes to the engine with the attach (openAttachFd), and on the
+ * other side the tail's socket replaces the socketpair once it is connected (rebindTo).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -255,6 +258,9 @@ export class EngineChannel implements PeerChannel {
       );
     for (const s of this.held.values()) s.destroy(resetError(`the channel to the peer closed: ${text}`));
     this.held.clear();
+    // (a stream handed over while the channel was ending never started: it was reset)
+    for (const ended of this.carried.values()) ended(0, 0, true);
+    this.carried.clear();
     // (the engine closed its dup; Node's fd goes now, with no byte sent)
     this.tls.destroy();
     this.opts.onClose?.(text);

@@ -50,6 +50,12 @@ function peerError(host: string, err: unknown): unknown {
   return err;
 }
 
+/** An attach request for the peer's segment `id`, as the first bytes of a stream. */
+function attachRequest(id: string, origin: Params<'attach'>['origin'] | undefined): Buffer {
+  const params: Params<'attach'> = origin ? { id, origin } : { id };
+  return encodeFrame({ v: PROTOCOL_VERSION, id: 1, method: 'attach', params });
+}
+
 /**
  * How long a peer may take to answer, so that every request to this daemon is answered in a
  * bounded time even when a peer hangs. A peer-create may pull images there: it gets longer.
@@ -110,7 +116,8 @@ export class Peers {
       line = { host, state: 'down', since: Date.now(), wasUp: false, backoffMs: 0, bytesUp: 0, bytesDown: 0 };
       this.lines.set(host, line);
     }
-    if (line.channel) return Promise.resolve(line.channel);
+    // (one the peer told to go away takes no new streams, though its event may not be here yet)
+    if (line.channel && !line.channel.draining) return Promise.resolve(line.channel);
     if (line.dialing) return line.dialing;
     const l = line;
     clearTimeout(l.retry);
@@ -269,8 +276,7 @@ export class Peers {
    */
   async attach(host: string, id: string, origin?: Params<'attach'>['origin']): Promise<Duplex> {
     const channel = await this.channel(host);
-    const params: Params<'attach'> = origin ? { id, origin } : { id };
-    const request = encodeFrame({ v: PROTOCOL_VERSION, id: 1, method: 'attach', params });
+    const request = attachRequest(id, origin);
     // (the engine drops the reply itself; a refusal resets the stream, and the peer logs why)
     if (channel instanceof EngineChannel) return channel.openAttach(request);
     const stream = (channel as Channel).open();
@@ -315,8 +321,7 @@ export class Peers {
     if (!(channel instanceof EngineChannel) || channel.closed) return false;
     const taken = take();
     if (!taken) return false;
-    const params: Params<'attach'> = origin ? { id, origin } : { id };
-    const request = encodeFrame({ v: PROTOCOL_VERSION, id: 1, method: 'attach', params });
+    const request = attachRequest(id, origin);
     channel.openAttachFd(first ? Buffer.concat([request, first]) : request, taken.fd, taken.ended);
     return true;
   }

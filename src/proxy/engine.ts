@@ -6,6 +6,7 @@
  */
 import { constants } from 'node:os';
 import { type EngineConstants, type EngineHandle, type GroupHandle, native } from '../native';
+import { closeQuietly } from './headbase';
 
 /** errno numbers back to their names (ECONNRESET...), for what the engine reports. */
 const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
@@ -396,7 +397,11 @@ export class Engine {
   private chanEvent(ev: Float64Array, i: number): void {
     const kind = k().events;
     const c = this.chans.get(ev[i + 2]);
-    if (!c) return;
+    if (!c) {
+      // (a stream's fd for a channel JavaScript forgot: closed, not leaked)
+      if (ev[i] === kind.chanStream) closeQuietly(ev[i + 4]);
+      return;
+    }
     switch (ev[i]) {
       case kind.chanClosed:
         this.chans.delete(ev[i + 2]);
