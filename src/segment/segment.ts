@@ -400,17 +400,8 @@ export class Segment {
       if (tail.kind === 'peer') {
         // the client's addresses go along: a tail on the peer may want a PROXY header
         const origin = client.origin;
-        // the engine's channel: the client's socket goes to the engine, no JavaScript per byte
-        // (this segment's own tail's PROXY header first, before any client byte)
-        const first = tail.proxy ? proxyHeader(tail.proxy, origin) : undefined;
-        if (
-          client.takeFd &&
-          !this.closed &&
-          (await carryRemote(this.ctx.peers, tail, origin, first, client, this.ctx.dialTimeoutMs))
-        ) {
-          ready?.();
-          return;
-        }
+        // on the engine's channel the client's socket goes to the engine (remoteleg.ts)
+        if (await carryRemote(this.ctx.peers, tail, origin, client, this.ctx.dialTimeoutMs)) return ready?.();
         const stream = await dialRemote(this.ctx.peers, tail.host, tail.id, this.ctx.dialTimeoutMs, origin);
         if (this.closed) {
           stream.destroy();
