@@ -124,6 +124,27 @@ describe('tunnels between two hosts', () => {
     assert.ok(fs.existsSync(tunnelsFile));
   });
 
+  it('tunnel-create whose daemon dies during the request is an error, and leaves nothing', async () => {
+    // b stopped: a's request waits on it, and a is killed while it does. The CLI as a user
+    // runs it: over TCP (TLS), whose half-close let the CLI end quietly with 0 (issue 19).
+    b.proc.kill('SIGSTOP');
+    let r;
+    try {
+      const pending = a.asWritten('tunnel-create', hosts.ipB);
+      await new Promise((res) => setTimeout(res, 1000));
+      await a.stop('SIGKILL');
+      r = await pending;
+    } finally {
+      b.proc.kill('SIGCONT');
+    }
+    assert.equal(r.code, 1, `exit code (stdout: ${JSON.stringify(r.stdout)})`);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^wormhole: .*(closed the connection|failed).*\n$/);
+    a = await startDaemon(suite, { netns: hosts.a, key, dir: a.dir });
+    assert.equal((await a.cli('tunnel-list')).stdout, '');
+    assert.deepEqual(links(hosts.a), []);
+  });
+
   it('says clearly when the other end is no peer, and leaves nothing half-built', async () => {
     const stranger = hosts.ipA.replace(/\.1$/, '.99');
     const r = await a.cli('tunnel-create', stranger);
