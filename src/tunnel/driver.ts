@@ -40,6 +40,11 @@ export interface TunnelDriver {
   available(): Promise<boolean>;
   /** What runs it here, for the log. */
   describe(): Promise<string>;
+  /**
+   * What keeps it from full speed here (said once in the log), or undefined: without
+   * `iface` from what runs it, with `iface` from that tunnel's interface as well.
+   */
+  shortfall(iface?: string): Promise<string | undefined>;
   /** A key pair for one tunnel: [private, public] (base64). */
   keyPair(): [string, string];
   create(side: TunnelSide): Promise<void>;

@@ -93,6 +93,8 @@ export class TunnelService implements TunnelLink {
   private records = new Map<string, TunnelRecord>();
   private readonly busy = new Map<string, Promise<unknown>>();
   private readonly drivers: TunnelDriver[];
+  /** Whether a driver's shortfall (wireguard-go without offloads) was said: it is, once. */
+  private shortfallSaid = false;
 
   constructor(
     private readonly opts: TunnelOptions,
@@ -157,17 +159,36 @@ export class TunnelService implements TunnelLink {
     return this.drivers.find((e) => e.name === name)!;
   }
 
+  /**
+   * Warn, once in the daemon's life, of what keeps `driver` from full speed (from what runs
+   * it, or from the tunnel `iface` just built or found): wireguard-go without offloads.
+   */
+  private async sayShortfall(driver: TunnelDriver, iface?: string): Promise<void> {
+    if (this.shortfallSaid) return;
+    const lacking = await driver.shortfall(iface).catch(() => undefined);
+    if (!lacking) return;
+    this.shortfallSaid = true;
+    this.log.warn(
+      { engine: driver.name, ...(iface ? { iface } : {}) },
+      `${lacking}: tunnels run at a fraction of their speed; install bookworm-backports' wireguard-go (setup.sh does)`,
+    );
+  }
+
   /** At start: say which driver runs here; keep whole tunnels, remove half-built ones. */
   async start(): Promise<void> {
     const driver = await this.driver().catch((err: WormholeError) => err);
     if (driver instanceof WormholeError) this.log.warn({ err: driver.message }, 'no tunnel engine');
-    else this.log.info({ engine: await driver.describe() }, 'tunnel engine');
+    else {
+      this.log.info({ engine: await driver.describe() }, 'tunnel engine');
+      await this.sayShortfall(driver);
+    }
     for (const r of [...this.records.values()]) {
       const driver = this.driverNamed(r.engine);
       const found = await driver.list().catch(() => []);
       const f = found.find((x) => x.iface === r.iface);
       if (r.built && f?.complete) {
         this.log.info({ host: r.host, iface: r.iface, engine: r.engine }, 'tunnel found');
+        await this.sayShortfall(driver, r.iface);
         continue;
       }
       await driver.delete(r.iface).catch(() => undefined);
@@ -311,6 +332,7 @@ export class TunnelService implements TunnelLink {
         { host, iface: side.iface, engine: driver.name, local: side.localIp, remote: side.remoteIp },
         'tunnel created',
       );
+      await this.sayShortfall(driver, side.iface);
       return this.info(record);
     });
   }
@@ -398,6 +420,7 @@ export class TunnelService implements TunnelLink {
         { host: q.from, iface: side.iface, engine: driver.name, local: mine, remote: theirs },
         'tunnel created for the peer',
       );
+      await this.sayShortfall(driver, side.iface);
       return { localIp: mine, remoteIp: theirs, port: localPort, key: pub, address: external };
     });
   }

@@ -53,6 +53,18 @@ describe('tunnels between two hosts', () => {
     assert.match(localIp, /^100\.(6[5-7])\.\d+\.\d+$/, 'from the default overlay range 100.65.0.0/14');
     assert.notEqual(localIp, remoteIp);
     assert.equal((await a.cli('tunnel-create', hosts.ipB)).stdout, first.stdout, 'the same pair again');
+    // the veth's 1500 less WireGuard's 60 over IPv4; wireguard-go with offloads (setup.sh's)
+    const [iface] = links(hosts.a);
+    const [link] = JSON.parse(sh('ip', '-n', hosts.a, '-j', '-d', 'link', 'show', iface)) as {
+      mtu: number;
+      linkinfo?: { info_kind?: string; info_data?: { vnet_hdr?: boolean } };
+    }[];
+    assert.equal(link.mtu, 1440);
+    if (link.linkinfo?.info_kind === 'tun') {
+      assert.equal(link.linkinfo.info_data?.vnet_hdr, true, 'wireguard-go offloads its TUN');
+      assert.match(a.log(), /"engine":"wireguard \(userspace wireguard-go v\d+\.\d+\.\d+.*"tunnel engine"/);
+      assert.doesNotMatch(a.log(), /offloads/, 'no warning of missing offloads');
+    }
     const list = await a.cli('tunnel-list');
     assert.match(
       list.stdout,
