@@ -47,6 +47,11 @@ interface TunnelRecord extends TunnelInfo {
   peerPort: number;
   /** False while it is being built: a record left so by a crash is removed at start. */
   built: boolean;
+  /**
+   * The address `host` resolved to when we built it (records a peer asked for have its
+   * address as `host`): a tunnel is the peer's, whatever name it is asked by.
+   */
+  resolved?: string;
 }
 
 const createRequest = z.object({
@@ -198,7 +203,29 @@ export class TunnelService implements TunnelLink {
     this.save();
   }
 
-  /** Run one change per host at a time. */
+  /** The peer's address: `host` without its port, resolved (IPv4). */
+  private async addressOf(host: string): Promise<string> {
+    const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
+    if (net.isIP(name)) return name;
+    return dns.lookup(name, { family: 4 }).then(
+      (r) => r.address,
+      () => {
+        throw new WormholeError('HOST_NOT_FOUND', `cannot resolve peer host "${name}"`);
+      },
+    );
+  }
+
+  /**
+   * The tunnel to a peer, asked by the name it was made with or by any other that resolves
+   * to the same address (`myserver`, then `10.77.0.2`): one tunnel per peer.
+   */
+  private recordOf(host: string, address: string): TunnelRecord | undefined {
+    return (
+      this.records.get(host) ?? [...this.records.values()].find((r) => (r.resolved ?? r.host) === address)
+    );
+  }
+
+  /** Run one change per peer (by its address) at a time. */
   private serial<T>(host: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.busy.get(host) ?? Promise.resolve();
     const next = prev.catch(() => undefined).then(fn);
@@ -266,20 +293,12 @@ export class TunnelService implements TunnelLink {
   }
 
   /** tunnel-create: build the tunnel to `host`, or return the one there is. */
-  create(host: string, udp: boolean): Promise<TunnelInfo> {
-    return this.serial(host, async () => {
-      const existing = this.records.get(host);
+  async create(host: string, udp: boolean): Promise<TunnelInfo> {
+    const peerAddress = await this.addressOf(host);
+    return this.serial(peerAddress, async () => {
+      const existing = this.recordOf(host, peerAddress);
       if (existing?.built) return this.info(existing);
       const driver = await this.driver();
-      const peerName = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
-      const peerAddress = net.isIP(peerName)
-        ? peerName
-        : await dns.lookup(peerName, { family: 4 }).then(
-            (r) => r.address,
-            () => {
-              throw new WormholeError('HOST_NOT_FOUND', `cannot resolve peer host "${peerName}"`);
-            },
-          );
       // A tunnel to ourselves would wait on its own lock (and route nothing): refuse it now.
       if (this.isOwnAddress(peerAddress)) {
         throw new WormholeError(
@@ -313,7 +332,7 @@ export class TunnelService implements TunnelLink {
         peerPublicKey: reply.key,
         udp,
       };
-      const record = toRecord(host, driver.name, side);
+      const record = { ...toRecord(host, driver.name, side), resolved: peerAddress };
       this.records.set(host, record);
       this.save();
       try {
@@ -338,12 +357,13 @@ export class TunnelService implements TunnelLink {
   }
 
   /** tunnel-delete: remove our side and ask the peer to remove its own. */
-  delete(host: string): Promise<boolean> {
-    return this.serial(host, async () => {
-      const r = this.records.get(host);
+  async delete(host: string): Promise<boolean> {
+    const address = await this.addressOf(host).catch(() => host); // (a name gone from DNS: by name)
+    return this.serial(address, async () => {
+      const r = this.recordOf(host, address);
       if (!r) throw new WormholeError('NOT_FOUND', `no tunnel to ${host}: 'wormhole tunnel-list' shows them`);
       await this.driverNamed(r.engine).delete(r.iface);
-      this.records.delete(host);
+      this.records.delete(r.host);
       this.save();
       const from = this.opts.externalIp ?? (await this.underlayToward(r.peerAddress).catch(() => ''));
       await this.peers
@@ -367,10 +387,10 @@ export class TunnelService implements TunnelLink {
       if (!del.success) throw new WormholeError('BAD_REQUEST', 'malformed tunnel request from the peer');
       const { from } = del.data;
       return this.serial(from, async () => {
-        const r = this.records.get(from);
+        const r = this.recordOf(from, from);
         if (r) {
           await this.driverNamed(r.engine).delete(r.iface);
-          this.records.delete(from);
+          this.records.delete(r.host);
           this.save();
           this.log.info({ host: from, iface: r.iface }, 'tunnel deleted by the peer');
         }
@@ -381,12 +401,13 @@ export class TunnelService implements TunnelLink {
     if (!req.success) throw new WormholeError('BAD_REQUEST', 'malformed tunnel request from the peer');
     const q = req.data;
     return this.serial(q.from, async () => {
-      const stale = this.records.get(q.from);
+      // (ours too, if we made one to that peer by a name: the same interface name)
+      const stale = this.recordOf(q.from, q.from);
       if (stale) {
         await this.driverNamed(stale.engine)
           .delete(stale.iface)
           .catch(() => undefined);
-        this.records.delete(q.from);
+        this.records.delete(stale.host);
       }
       const driver = await this.driver(q.engine);
       const [theirs, mine] = pickPair(this.opts.cidr, [...this.usedIps(), ...q.used]);

@@ -170,6 +170,46 @@ describe('tunnels between two hosts', () => {
   });
 });
 
+describe('a tunnel to a peer by its name (issue 19)', () => {
+  const suite = suiteCleanup(after);
+  let hosts: ReturnType<typeof withHostPair>;
+  let a: TestDaemon;
+
+  before(async () => {
+    hosts = withHostPair(suite);
+    const key = randomBytes(16).toString('hex');
+    await startDaemon(suite, { netns: hosts.b, key });
+    a = await startDaemon(suite, { netns: hosts.a, key, seedStyle: { hosts: [`${hosts.ipB} myserver`] } });
+  });
+
+  it('is the same tunnel by name and by address, and deleted by either', async () => {
+    const byName = await a.cli('tunnel-create', 'myserver');
+    assert.equal(byName.code, 0, byName.stderr);
+    const byAddress = await a.cli('tunnel-create', `${hosts.ipB}:9999`);
+    assert.equal(byAddress.code, 0, byAddress.stderr);
+    assert.equal(byAddress.stdout, byName.stdout, 'the same pair');
+    assert.equal((await a.cli('tunnel-list')).stdout.split('\n').filter(Boolean).length, 1);
+    assert.equal(links(hosts.a).length, 1);
+    assert.equal((await a.cli('tunnel-delete', hosts.ipB)).code, 0);
+    assert.deepEqual(links(hosts.a), []);
+    assert.deepEqual(links(hosts.b), []);
+    assert.equal((await a.cli('tunnel-list')).stdout, '');
+  });
+
+  it("takes `tunnel H trigger url :P`: the tail is the peer's 127.0.0.1:P, not the head", async (t) => {
+    await startService(t, hosts.b, 'tcp-echo', '127.0.0.1', 7020);
+    const r = await a.cli('create', 'url', ':7020', 'tunnel', 'myserver', 'trigger', 'url', ':7020');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await exchangeFrom(hosts.a, '127.0.0.1', 7020, 'hop'), 'hopbye');
+    // the same at home is still refused: a head on 127.0.0.1:P with the tail 127.0.0.1:P
+    const self = await a.cli('create', 'url', ':7021', 'trigger', 'url', ':7021');
+    assert.equal(self.code, 1);
+    assert.match(self.stderr, /is the head itself/);
+    assert.equal((await a.cli('delete', r.stdout.split(' ')[0])).code, 0);
+    assert.equal((await a.cli('tunnel-delete', 'myserver')).code, 0);
+  });
+});
+
 describe('IPsec', () => {
   it('runs ESP tunnels where the kernel has ESP', async (t) => {
     if (!(await new Ipsec().available())) {
