@@ -31,6 +31,13 @@ export interface FoundTunnel {
   remoteIp?: string;
   /** Up, addressed, with its peer configured. */
   complete: boolean;
+  /**
+   * Where its peer is and the UDP port it listens on, where the driver can read them back
+   * (WireGuard's `wg show`): enough to rebuild the record of a tunnel whose state was lost.
+   */
+  peerAddress?: string;
+  peerPort?: number;
+  localPort?: number;
 }
 
 /** A driver: WireGuard or IPsec. */

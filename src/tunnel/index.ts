@@ -78,7 +78,11 @@ export function ifaceName(local: string, remote: string): string {
 }
 
 /** What is kept of a side being built (keys stay in the driver's key files). */
-function toRecord(host: string, driver: string, s: TunnelSide): TunnelRecord {
+function toRecord(
+  host: string,
+  driver: string,
+  s: Pick<TunnelSide, 'udp' | 'iface' | 'localIp' | 'remoteIp' | 'localPort' | 'peerAddress' | 'peerPort'>,
+): TunnelRecord {
   return {
     host,
     engine: driver, // (the stored name, as in tunnel-list)
@@ -100,6 +104,8 @@ export class TunnelService implements TunnelLink {
   private readonly drivers: TunnelDriver[];
   /** Whether a driver's shortfall (wireguard-go without offloads) was said: it is, once. */
   private shortfallSaid = false;
+  /** The state file was unreadable: start() rebuilds the records from the interfaces. */
+  private lost = false;
 
   constructor(
     private readonly opts: TunnelOptions,
@@ -132,9 +138,10 @@ export class TunnelService implements TunnelLink {
     } catch (err) {
       const aside = `${file}.corrupt`;
       fs.renameSync(file, aside);
+      this.lost = true;
       this.log.error(
         { file, keptAs: aside, err: errorMessage(err) },
-        'tunnel state unreadable, kept aside: its tunnels are forgotten (ip link shows interfaces left; delete them by hand)',
+        'tunnel state unreadable, kept aside: the tunnels are rebuilt from the interfaces there are',
       );
       return [];
     }
@@ -187,6 +194,7 @@ export class TunnelService implements TunnelLink {
       this.log.info({ engine: await driver.describe() }, 'tunnel engine');
       await this.sayShortfall(driver);
     }
+    if (this.lost) await this.rebuild();
     for (const r of [...this.records.values()]) {
       const driver = this.driverNamed(r.engine);
       const found = await driver.list().catch(() => []);
@@ -223,6 +231,35 @@ export class TunnelService implements TunnelLink {
     return (
       this.records.get(host) ?? [...this.records.values()].find((r) => (r.resolved ?? r.host) === address)
     );
+  }
+
+  /**
+   * The state file was lost: a record for each whole tunnel whose interface says where its
+   * peer is (WireGuard's do), under the peer's address; the rest cannot be used (no record
+   * of their peer) and are removed, so that the next tunnel-create to that peer can build.
+   */
+  private async rebuild(): Promise<void> {
+    for (const driver of this.drivers) {
+      const found = await driver.list().catch(() => []);
+      for (const f of found) {
+        const { localIp, remoteIp, peerAddress, peerPort, localPort } = f;
+        if (f.complete && localIp && remoteIp && peerAddress && peerPort && localPort) {
+          const side = { iface: f.iface, localIp, remoteIp, localPort, peerAddress, peerPort, udp: false };
+          this.records.set(peerAddress, { ...toRecord(peerAddress, driver.name, side), built: true });
+          this.log.warn(
+            { host: peerAddress, iface: f.iface, engine: driver.name },
+            'tunnel rebuilt from its interface',
+          );
+          continue;
+        }
+        await driver.delete(f.iface).catch(() => undefined);
+        this.log.warn(
+          { iface: f.iface, engine: driver.name },
+          'removed a tunnel the lost state leaves unusable',
+        );
+      }
+    }
+    this.lost = false;
   }
 
   /** Run one change per peer (by its address) at a time. */

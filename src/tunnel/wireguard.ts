@@ -180,21 +180,30 @@ export class WireGuard implements TunnelDriver {
   }
 
   async list(): Promise<FoundTunnel[]> {
-    const links = JSON.parse((await run('ip', ['-j', 'link', 'show'])).stdout) as IpLink[];
+    // (WireGuard's: the kernel's type, or wireguard-go's TUN; not an IPsec tunnel's dummy)
+    const links = (JSON.parse((await run('ip', ['-j', '-d', 'link', 'show'])).stdout) as IpLink[]).filter(
+      (l) => l.linkinfo?.info_kind === 'wireguard' || l.linkinfo?.info_kind === 'tun',
+    );
     const addrs = JSON.parse((await run('ip', ['-j', 'addr', 'show'])).stdout) as IpAddr[];
     const found: FoundTunnel[] = [];
     for (const link of links.filter((l) => IFACE_PATTERN.test(l.ifname))) {
       const v4 = addrs.find((a) => a.ifname === link.ifname)?.addr_info?.find((i) => i.family === 'inet');
-      const peers = await run('wg', ['show', link.ifname, 'peers']).then(
-        (r) => r.stdout.trim(),
-        () => '',
+      // `wg show IFACE dump`: the interface's line (private key, public key, listen port,
+      // fwmark), then a line per peer (public key, psk, endpoint, allowed ips, ...), tabbed
+      const [own, peer] = await run('wg', ['show', link.ifname, 'dump']).then(
+        (r) => r.stdout.split('\n').map((l) => l.split('\t')),
+        () => [],
       );
+      const endpoint = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(peer?.[2] ?? '');
       const up = link.flags?.includes('UP') ?? false;
       found.push({
         iface: link.ifname,
         localIp: v4?.local,
         remoteIp: v4?.address,
-        complete: up && v4?.address !== undefined && peers.length > 0,
+        complete: up && v4?.address !== undefined && peer !== undefined && peer.length > 3,
+        peerAddress: endpoint?.[1],
+        peerPort: endpoint ? Number(endpoint[2]) : undefined,
+        localPort: own?.[2] ? Number(own[2]) : undefined,
       });
     }
     return found;

@@ -136,6 +136,31 @@ describe('tunnels between two hosts', () => {
     assert.ok(fs.existsSync(tunnelsFile));
   });
 
+  it('rebuilds its tunnels from their interfaces when the state file is unreadable', async (t) => {
+    const made = await a.cli('tunnel-create', hosts.ipB);
+    assert.equal(made.code, 0, made.stderr);
+    const [localIp, remoteIp] = made.stdout.trim().split(' ');
+    assert.equal((await a.stop()).code, 0);
+    const file = path.join(a.dir, 'state', 'tunnels.json');
+    fs.writeFileSync(file, '[{"host":"10.77.'); // as a crash mid-write of the old code left it
+    a = await startDaemon(suite, { netns: hosts.a, key, dir: a.dir });
+    assert.match(a.log(), /tunnel state unreadable, kept aside/);
+    assert.match(a.log(), /tunnel rebuilt from its interface/);
+    assert.equal(fs.readFileSync(`${file}.corrupt`, 'utf8'), '[{"host":"10.77.');
+    const list = await a.cli('tunnel-list');
+    assert.match(
+      list.stdout,
+      new RegExp(`^${hosts.ipB} ${localIp} ${remoteIp} wireguard wh[0-9a-f]{10}$`, 'm'),
+    );
+    await startService(t, hosts.b, 'tcp-echo', remoteIp, 7004);
+    assert.equal(await exchangeFrom(hosts.a, remoteIp, 7004, 'kept'), 'keptbye');
+    assert.equal((await a.cli('tunnel-create', hosts.ipB)).stdout.trim(), `${localIp} ${remoteIp}`);
+    assert.equal((await a.cli('tunnel-delete', hosts.ipB)).code, 0);
+    assert.deepEqual(links(hosts.a), []);
+    assert.deepEqual(links(hosts.b), []);
+    fs.rmSync(`${file}.corrupt`);
+  });
+
   it('tunnel-create whose daemon dies during the request is an error, and leaves nothing', async () => {
     // b stopped: a's request waits on it, and a is killed while it does. The CLI as a user
     // runs it: over TCP (TLS), whose half-close let the CLI end quietly with 0 (issue 19).
