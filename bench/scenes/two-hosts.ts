@@ -2,8 +2,8 @@
  * Two test hosts (namespaces a and b joined by a veth pair, a wormhole daemon on each): the
  * plain link, a `remote` segment (TLS 1.3 PSK between the daemons), a `tunnel` segment
  * (WireGuard), the tunnel alone (to b's tunnel address, no proxy) and an `ssh -L` forward,
- * all measured from a to servers on b; and the control
- * path's round trip, `wormhole ping HOST` from a's daemon to b's. With `--beside`, the build
+ * all measured from a to servers on b; and the control path's round trip, `wormhole ping
+ * HOST` from a's daemon to b's. With `--beside`, the build
  * beside gets a pair of hosts of its own, and its rows follow each of this build's.
  */
 import { spawn } from 'node:child_process';

@@ -16,6 +16,10 @@ interface IpLink {
   mtu?: number;
   linkinfo?: { info_kind?: string; info_data?: { vnet_hdr?: boolean } };
 }
+interface IpAddr {
+  ifname: string;
+  addr_info?: { family: string; local: string; address?: string; prefixlen: number }[];
+}
 
 /**
  * WireGuard's overhead on an IPv4 underlay: IP 20 + UDP 8 + WireGuard's header and tag 32.
@@ -44,10 +48,6 @@ export function offloadShortfall(versionText: string, vnetHdr?: boolean): string
   if (version && version.localeCompare(OFFLOADS_SINCE, 'en', { numeric: true }) < 0)
     return `wireguard-go ${version} has no TUN or UDP offloads (they came in ${OFFLOADS_SINCE})`;
   return undefined;
-}
-interface IpAddr {
-  ifname: string;
-  addr_info?: { family: string; local: string; address?: string; prefixlen: number }[];
 }
 
 /** The WireGuard driver. */
