@@ -236,6 +236,16 @@ describe('a tunnel to a peer by its name (issue 19)', () => {
     assert.equal((await a.cli('delete', r.stdout.split(' ')[0])).code, 0);
     assert.equal((await a.cli('tunnel-delete', 'myserver')).code, 0);
   });
+
+  it('gets no tunnel from a daemon with another key, and leaves nothing on either side', async (t) => {
+    await startDaemon(t, { netns: hosts.b, port: 9998 }); // a key of its own
+    const r = await a.cli('tunnel-create', `${hosts.ipB}:9998`);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /key differs/);
+    assert.equal((await a.cli('tunnel-list')).stdout, '');
+    assert.deepEqual(links(hosts.a), []);
+    assert.deepEqual(links(hosts.b), []);
+  });
 });
 
 describe('IPsec', () => {
