@@ -95,6 +95,7 @@ function issueTargets(same: Row[], across: Row[], two: TwoHosts): Target[] {
   const pastaX = find(across, 'pasta');
   const remote = find(two.rows, 'wormhole remote');
   const ssh = find(two.rows, 'ssh -L');
+  const tunnel = find(two.rows, 'wormhole tunnel (');
   return [
     target('throughput vs docker-proxy, one namespace', ratio(wh?.gbps, dp?.gbps), '>=', 1.2),
     target('throughput vs docker-proxy, across namespaces', ratio(whX?.gbps, dpX?.gbps), '>=', 1.2),
@@ -115,6 +116,7 @@ function issueTargets(same: Row[], across: Row[], two: TwoHosts): Target[] {
     target('remote leg new conn/s vs ssh -L', ratio(remote?.connsPerSec, ssh?.connsPerSec), '>=', 1.5),
     target('remote leg throughput vs ssh -L', ratio(remote?.gbps, ssh?.gbps), '>=', 1.1),
     target('remote leg latency p50 vs ssh -L', ratio(remote?.p50us, ssh?.p50us), '<=', 1.0),
+    target('tunnel segment throughput vs ssh -L (issue 19)', ratio(tunnel?.gbps, ssh?.gbps), '>=', 0.4),
     target('peer ping over veth', two.peerPingMs, '<', 5, 'ms'),
   ];
 }

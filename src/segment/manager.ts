@@ -15,6 +15,7 @@ import type { Origin } from '../proxy/proxyproto';
 import type { SegmentRecord } from '../store';
 import type { SegmentContext } from './context';
 import {
+  DEFAULT_HOST,
   type Draft,
   type Endpoint,
   applyUrl,
@@ -386,11 +387,13 @@ export class SegmentManager {
     const port = tail.port ?? seg.headDraft.port ?? 0;
     if (port === 0)
       throw new WormholeError('TAIL_NO_PORT', 'the tail has no port: name one, e.g. "tail url :80"');
+    // A tail with no host is 127.0.0.1 (as resolveTail makes it), not the head's host: a
+    // tunnel child's head is the tunnel address, its `url :P` tail the peer's loopback.
     if (tail.host === undefined || tail.host === seg.head.host) {
       checkNotSelf(seg.head, seg.boundPort, {
         proto: tail.proto ?? seg.head.proto,
         ns: tail.ns ?? null,
-        host: tail.host ?? seg.head.host,
+        host: tail.host ?? DEFAULT_HOST,
         port,
       });
     }
