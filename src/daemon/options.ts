@@ -98,7 +98,8 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
   --metrics ADDR     serve Prometheus metrics at http://HOST:PORT/metrics, ADDR being
                      tcp://HOST:PORT (plain HTTP: keep it on a private address)
   --no-access-log    no info line per proxied connection
-  --no-labels        do not make segments from containers' wormhole.NAME=PLAN labels
+  --labels           make segments from containers' wormhole.NAME=PLAN labels (one
+                     daemon per Docker engine should: each would make them)
   --retry-failed S   seconds between tries of segments that could not be built
                      again at start (default 30)
   --takeover         take over from the wormholed running on the same --state-dir: its
@@ -132,7 +133,7 @@ const SPECS: FlagSpec[] = [
   { names: ['--retry-failed'], value: true },
   { names: ['--metrics'], value: true },
   { names: ['--no-access-log'], value: false },
-  { names: ['--no-labels'], value: false },
+  { names: ['--labels'], value: false },
   { names: ['--takeover'], value: false },
   { names: ['--drain-timeout'], value: true },
   { names: ['-h', '--help'], value: false },
@@ -236,7 +237,7 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
     apiIdleMs: secondsFlag(flagValue(p, '--api-idle', '30'), '--api-idle'),
     metrics: metricsAddress(flagValue(p, '--metrics')),
     accessLog: !p.values.has('--no-access-log'),
-    labels: !p.values.has('--no-labels'),
+    labels: p.values.has('--labels'),
     retryFailedMs: secondsFlag(flagValue(p, '--retry-failed', '30'), '--retry-failed'),
     takeover: p.values.has('--takeover'),
     drainTimeoutMs: secondsFlag(flagValue(p, '--drain-timeout', '10'), '--drain-timeout'),

@@ -34,6 +34,8 @@ const OWN_LABELS = new Set(['wormhole.owner', 'wormhole.segment', 'wormhole.step
 /** A plan's label: `wormhole.` and a NAME without dots. */
 const PLAN_LABEL = /^wormhole\.[A-Za-z0-9_-]{1,63}$/;
 const COMPOSE_PROJECT = 'com.docker.compose.project';
+/** A label that failed for a new reason is tried again this soon. */
+const SOON_MS = 1000;
 const COMPOSE_SERVICE = 'com.docker.compose.service';
 
 /** What labels need of the segment manager. */
@@ -58,8 +60,10 @@ interface Wanted {
 }
 
 /**
- * A label's plan as actions: `docker-ns self` made the container's id, a Compose service of
- * its project its container's name. Throws UsageError (why) on a plan that cannot be made.
+ * A label's plan as actions: `docker-ns self` made the container's name, a Compose service of
+ * its project its container's name. Names, not ids: a container recreated under its name
+ * (Compose does so) leaves the plan the same, and the segment follows it there as any
+ * segment follows a container named by name. Throws UsageError (why) on a plan that cannot be made.
  */
 export function labelActions(
   plan: string,
@@ -69,7 +73,7 @@ export function labelActions(
   const project = c.labels[COMPOSE_PROJECT];
   const actions = planActions(plan).map((a): Action => {
     if (a.verb !== 'docker-ns' || a.args.length === 0) return a;
-    if (a.args[0] === 'self') return { verb: 'docker-ns', args: [c.id] };
+    if (a.args[0] === 'self') return { verb: 'docker-ns', args: [c.name] };
     if (project === undefined) return a;
     const service = all.find(
       (o) => o.labels[COMPOSE_PROJECT] === project && o.labels[COMPOSE_SERVICE] === a.args[0],
@@ -202,12 +206,18 @@ export class LabelSegments {
         failures.set(w.id, { container: w.container, error: errorMessage(err) });
       }
     }
+    let fresh = false;
     for (const [id, f] of failures)
-      if (this.failures.get(id)?.error !== f.error)
+      if (this.failures.get(id)?.error !== f.error) {
+        fresh = true;
         this.log.warn(
           { segment: id, container: f.container, err: f.error },
           'label not made (list shows it failed)',
         );
+      }
+    // a new failure is often a moment's (a port the segment it replaces still holds as it
+    // goes): tried once more soon, then at events and every --retry-failed seconds
+    if (fresh) setTimeout(() => void this.reconcile(), SOON_MS).unref();
     this.failures.clear();
     for (const [id, f] of failures) this.failures.set(id, f);
   }

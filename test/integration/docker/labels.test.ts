@@ -1,6 +1,6 @@
 /**
  * Segments declared on containers (issue 20, SPEC "Many segments, declared"): Debian's
- * docker-compose brings up the seed's WordPress + MySQL pair, the app labelled
+ * docker-compose brings up the seed's WordPress + MySQL pair (a daemon with --labels), the app labelled
  * `wormhole.db: "url :3306 docker-ns self tail url :3306 docker-ns db"`, and the app reads the
  * database on its own 127.0.0.1:3306 with no wormhole command typed. The segment is listed
  * with its container, refused to `delete`, made again when the app is recreated with another
@@ -66,7 +66,7 @@ describe('segments from Compose labels', () => {
     ]).catch((err: Error) => `error: ${err.message}`);
 
   before(async () => {
-    d = await startDaemon(suite);
+    d = await startDaemon(suite, { args: ['--labels'] });
     dir = d.dir;
     fs.writeFileSync(path.join(dir, 'docker-compose.yml'), composeFile(PLAN, true));
     suite.after(() => compose('down', '--timeout', '1').then(() => undefined));

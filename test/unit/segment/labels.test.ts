@@ -21,7 +21,7 @@ describe("a label's plan", () => {
       'url',
       ':3306',
       'docker-ns',
-      'id-of-shop_app_1',
+      'shop_app_1',
       'tail',
       'url',
       ':3306',
