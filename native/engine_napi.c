@@ -10,8 +10,9 @@
  *   engineStart(onEvents) -> engine      onEvents(Float64Array: eventDoubles numbers per event)
  *   engineStop(engine)
  *   engineRef(engine, on)                keep the event loop alive while JavaScript waits on it
- *   groupCreate(engine, id, maxOpen, reportCloses[, headName]) -> group   headName: a unix
- *                                        head's address, for a PROXY v2 header
+ *   groupCreate(engine, id, maxOpen, reportCloses[, headName[, dialMs]]) -> group   headName:
+ *                                        a unix head's address, for a PROXY v2 header; dialMs:
+ *                                        how long a tail may take to answer (0: the kernel's)
  *   groupListen(engine, group, fd)       the engine owns fd from now on
  *   groupUnlisten(engine, group)         stop accepting (daemon stop); connections go on
  *   groupTail(engine, group, slot, {nsFd, host, port | path, rootFd, proxy, key} | null)
@@ -19,7 +20,8 @@
  *                                        once the engine has applied it
  *   groupHealth(engine, group, slot, up) groupBalance(engine, group, policy)
  *   groupTailCount(engine, group, slot, +1|-1)   a connection JS carries to a tail (least-conn)
- *   groupDial(engine, group, fd)         dial the tail for a client fd JavaScript holds
+ *   groupDial(engine, group, fd[, dialMs])   dial the tail for a client fd JavaScript holds,
+ *                                        each tail given dialMs to answer (0: the group's)
  *   groupAcquire(group) -> bool, groupRelease(group)   count a connection JS holds
  *   groupStats(group)                    -> Float64Array, groupStatCount numbers
  *   groupTailStats(group)                -> Float64Array, tailStatCount numbers per slot
@@ -186,8 +188,8 @@ static napi_value engine_ref(napi_env env, napi_callback_info info) {
 }
 
 static napi_value group_create(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], handle;
+  size_t argc = 6;
+  napi_value argv[6], handle;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct engine *e;
   int32_t id, max;
@@ -196,6 +198,8 @@ static napi_value group_create(napi_env env, napi_callback_info info) {
       !wh_int_arg(env, argv[2], "maxOpen", &max))
     return NULL;
   NAPI_CALL(env, napi_get_value_bool(env, argv[3], &report));
+  int32_t dial_ms = 0;
+  if (argc >= 6 && !wh_int_arg(env, argv[5], "dialMs", &dial_ms)) return NULL;
   /* a unix head's address as the user named it, for a PROXY v2 header */
   char name[112] = "";
   if (argc >= 5) {
@@ -217,6 +221,7 @@ static napi_value group_create(napi_env env, napi_callback_info info) {
   g->w.kind = W_LISTEN;
   g->id = id;
   g->max = max > 0 ? max : INT32_MAX;
+  g->dial_ms = dial_ms > 0 ? dial_ms : 0;
   g->report = report;
   g->lfd = -1;
   NAPI_CALL(env, napi_create_external(env, g, NULL, NULL, &handle));
@@ -400,7 +405,20 @@ static napi_value group_tail_stats(napi_env env, napi_callback_info info) {
 }
 
 static napi_value group_dial(napi_env env, napi_callback_info info) {
-  return group_cmd(env, info, CMD_DIAL, "fd");
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  int32_t fd, dial_ms = 0;
+  if (argc < 3 || !engine_group_args(env, argv, &e, &g) || !wh_int_arg(env, argv[2], "fd", &fd) ||
+      (argc >= 4 && !wh_int_arg(env, argv[3], "dialMs", &dial_ms)))
+    return NULL;
+  struct cmd *c = new_cmd(env, CMD_DIAL, g);
+  if (!c) return NULL;
+  c->arg = fd;
+  c->delta = dial_ms > 0 ? dial_ms : 0;
+  return send_cmd(env, e, c) ? undefined(env) : NULL;
 }
 
 static napi_value group_acquire(napi_env env, napi_callback_info info) {

@@ -132,7 +132,8 @@ export interface NativeBinding {
   engineRef(engine: EngineHandle, on: boolean): void;
   /**
    * A group; with reportCloses, every connection's end is an event (else only counted).
-   * headName: a unix head's address as the user named it, for a PROXY v2 header.
+   * headName: a unix head's address as the user named it, for a PROXY v2 header. dialMs: how
+   * long a tail may take to answer a connect before the next is tried (0: the kernel's ~2 min).
    */
   groupCreate(
     engine: EngineHandle,
@@ -140,6 +141,7 @@ export interface NativeBinding {
     maxOpen: number,
     reportCloses: boolean,
     headName?: string | null,
+    dialMs?: number,
   ): GroupHandle;
   /** The engine owns the listening fd from now on. */
   groupListen(engine: EngineHandle, group: GroupHandle, fd: number): void;
@@ -159,8 +161,11 @@ export interface NativeBinding {
   groupTailStats(group: GroupHandle): Float64Array;
   /** A connection JavaScript carries to a slot's tail opened (+1) or closed (-1): least-conn counts it. */
   groupTailCount(engine: EngineHandle, group: GroupHandle, slot: number, delta: 1 | -1): void;
-  /** Dial the tail for a client fd handed back earlier; the engine owns fd until it hands it back. */
-  groupDial(engine: EngineHandle, group: GroupHandle, fd: number): void;
+  /**
+   * Dial the tail for a client fd handed back earlier; the engine owns fd until it hands it
+   * back. dialMs: how long each tail may take to answer (0: the group's).
+   */
+  groupDial(engine: EngineHandle, group: GroupHandle, fd: number, dialMs?: number): void;
   /** Count one more open connection held by JavaScript, if under the cap. */
   groupAcquire(group: GroupHandle): boolean;
   groupRelease(group: GroupHandle): void;

@@ -51,8 +51,11 @@ function clientOf(ev: Float64Array, i: number): string | undefined {
 export interface GroupEvents {
   /** A connection ended (bytes, how, how long, who). Optional: without it the engine only counts. */
   closed?(c: ClosedConnection): void;
-  /** A client fd comes back to JavaScript, untouched: no tail set, or its dial failed. */
-  handoff(fd: number, dialError: string | undefined): void;
+  /**
+   * A client fd comes back to JavaScript, untouched: no tail set, or its dial failed
+   * (ETIMEDOUT: no tail answered within the dial timeout); `spentMs`: how long it was dialed.
+   */
+  handoff(fd: number, dialError: string | undefined, spentMs: number): void;
   /** A client fd given with dial() is connected to the tail and moving. */
   dialed(fd: number, id: number): void;
   /** A connection over the cap was refused. */
@@ -212,9 +215,12 @@ export class EngineGroup {
     if (!this.closing) native().groupTailCount(this.engine.handle, this.handle, slot, delta);
   }
 
-  /** Dial the tail for a client fd that came back by handoff (answered by dialed or handoff). */
-  dial(fd: number): void {
-    native().groupDial(this.engine.handle, this.handle, fd);
+  /**
+   * Dial the tail for a client fd that came back by handoff (answered by dialed or handoff),
+   * each tail given `timeoutMs` to answer.
+   */
+  dial(fd: number, timeoutMs: number): void {
+    native().groupDial(this.engine.handle, this.handle, fd, Math.max(1, Math.ceil(timeoutMs)));
   }
 
   /** Count a connection JavaScript holds (false: over the cap, counted as refused). */
@@ -274,13 +280,14 @@ export class Engine {
 
   /**
    * A new group with a cap on open connections; `unixName`: a unix head's address as the
-   * user named it (what a PROXY v2 header says the client connected to).
+   * user named it (what a PROXY v2 header says the client connected to); `dialMs`: how long a
+   * tail may take to answer a connect before the next is tried.
    */
-  group(maxOpen: number, unixName: string | undefined, events: GroupEvents): EngineGroup {
+  group(maxOpen: number, unixName: string | undefined, events: GroupEvents, dialMs: number): EngineGroup {
     const id = this.nextGroup++;
     const g = new EngineGroup(
       this,
-      native().groupCreate(this.handle, id, maxOpen, events.closed !== undefined, unixName ?? null),
+      native().groupCreate(this.handle, id, maxOpen, events.closed !== undefined, unixName ?? null, dialMs),
       events,
     );
     this.groups.set(id, g);
@@ -341,7 +348,7 @@ export class Engine {
           });
           break;
         case kind.handoff:
-          g.events.handoff(a, errnoName(ev[i + 3]));
+          g.events.handoff(a, errnoName(ev[i + 3]), ev[i + 4]);
           break;
         case kind.dialed:
           g.events.dialed(a, ev[i + 3]);
