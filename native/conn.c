@@ -264,10 +264,16 @@ static void pump(struct engine *e, struct conn *c, int d) {
     if (c->inpipe[d] > 0) {
       ssize_t n = splice(c->p[d]->r, NULL, dst, NULL, c->inpipe[d], SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n < 0) {
-        if (errno == EAGAIN) return; /* the writer is full: EPOLLOUT on dst resumes */
+        if (errno == EAGAIN) {
+          /* the writer is full: EPOLLOUT on dst resumes (and a budget that runs short may
+             shrink this pipe meanwhile, if it has been stuck long: pipes.c) */
+          pipe_stuck(e, c->p[d], true);
+          return;
+        }
         if (errno == EINTR) continue;
         return conn_fail(e, c, errno);
       }
+      pipe_stuck(e, c->p[d], false);
       c->inpipe[d] -= (uint32_t)n;
       c->bytes[d] += (uint64_t)n;
       __atomic_add_fetch(d == 0 ? &c->g->up : &c->g->down, n, __ATOMIC_RELAXED);
@@ -304,11 +310,8 @@ static void pump(struct engine *e, struct conn *c, int d) {
       return conn_fail(e, c, errno);
     }
     c->inpipe[d] = (uint32_t)n;
-    if ((uint32_t)n == p->cap && p->cap < PIPE_BIG) {
-      /* a full read: bulk data, so a bigger pipe means fewer turns per byte */
-      int cap = fcntl(p->w, F_SETPIPE_SZ, PIPE_BIG);
-      if (cap > 0) p->cap = (uint32_t)cap;
-    }
+    /* a full read: bulk data, so a bigger pipe means fewer turns per byte (within the budget) */
+    if ((uint32_t)n == p->cap && p->cap < PIPE_BIG) pipe_grow(e, p);
   }
 }
 

@@ -34,6 +34,10 @@
 #define PIPE_POOL 64
 /* The size a pipe grows to once a read fills it (bulk data). */
 #define PIPE_BIG (1 << 20)
+/* What grown pipes may hold in all, beyond their first size, unless engineStart says (pipes.c). */
+#define PIPE_BUDGET (64 << 20)
+/* A grown pipe whose writer has been blocked this long (ms) is shrunk when the budget is short. */
+#define PIPE_STUCK_MS 1000
 /* Connections accepted per readiness of a listener, before other work gets a turn. */
 #define ACCEPT_BATCH 64
 /* Descriptors the engine leaves to the daemon (its API, Docker, logs) below the fd limit. */
@@ -107,8 +111,12 @@ struct watch {
 
 /* A pipe (pipes.c). */
 struct pipe_buf {
-  int r, w;     /* its read and write ends (non-blocking) */
-  uint32_t cap; /* its size: what one splice into it may take */
+  int r, w;                        /* its read and write ends (non-blocking) */
+  uint32_t cap;                    /* its size: what one splice into it may take */
+  uint32_t base;                   /* its size when made: what it shrinks back to */
+  bool pooled;                     /* in the engine's pool (empty), not a connection's */
+  int64_t stuck_at;                /* ms since the epoch its writer blocked (0: it is not) */
+  struct pipe_buf *gprev, *gnext;  /* the engine's list of grown pipes (cap > base) */
 };
 
 /* A connection's state (conn.c: the machine). */
@@ -253,6 +261,10 @@ struct engine {
   size_t nfreed, freedcap;         /* how many, and room for how many */
   struct pipe_buf *pool[PIPE_POOL]; /* empty pipes for reuse */
   int npool;                       /* how many */
+  struct pipe_buf *grown;          /* pipes grown beyond their first size, pooled or lent */
+  int64_t pipe_budget;             /* what grown pipes may hold beyond their first size (bytes) */
+  int64_t pipe_grown;              /* what they may hold now (atomic: engineStats reads it) */
+  int64_t pipe_denied;             /* pipes left small for want of budget (atomic) */
   struct conn *dead;               /* connections ended this turn, freed at its end */
   struct group *paused;            /* groups whose accepting is paused */
   struct conn *dialing;            /* connections whose connect has a deadline (conn.c) */
@@ -280,6 +292,10 @@ struct pipe_buf *pipe_get(struct engine *e);
 void pipe_put(struct engine *e, struct pipe_buf *p, bool empty);
 /* Close every pipe the pool keeps (engine stopped). */
 void pipe_pool_drain(struct engine *e);
+/* Grow a pipe a full read filled to PIPE_BIG, if the budget has room (made by shrinking others). */
+void pipe_grow(struct engine *e, struct pipe_buf *p);
+/* The pipe's writer blocked (stuck: true) or took bytes again (false). */
+void pipe_stuck(struct engine *e, struct pipe_buf *p, bool stuck);
 
 /* ---- conn.c ---- */
 /* A connection for a client fd, in the group's list; NULL when out of memory. */

@@ -7,7 +7,10 @@
  * Exports:
  *   engineConstants                      the numbers below (event kinds and size, counter
  *                                        slots, policies), from engine.h
- *   engineStart(onEvents) -> engine      onEvents(Float64Array: eventDoubles numbers per event)
+ *   engineStart(onEvents[, pipeBudget]) -> engine   onEvents(Float64Array: eventDoubles numbers
+ *                                        per event); pipeBudget: bytes grown pipes may hold
+ *                                        beyond their first size (PIPE_BUDGET by default)
+ *   engineStats(engine) -> {pipeGrown, pipeBudget, pipeDenied}   the pipe budget's use
  *   engineStop(engine)
  *   engineRef(engine, on)                keep the event loop alive while JavaScript waits on it
  *   groupCreate(engine, id, maxOpen, reportCloses[, headName[, dialMs]]) -> group   headName:
@@ -107,17 +110,27 @@ static napi_value group_cmd(napi_env env, napi_callback_info info, enum cmd_type
 }
 
 static napi_value engine_start(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], name, handle;
+  size_t argc = 2;
+  napi_value argv[2], name, handle;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   napi_valuetype t;
   NAPI_CALL(env, napi_typeof(env, argv[0], &t));
   if (argc < 1 || t != napi_function) {
-    napi_throw_type_error(env, "EINVAL", "engineStart(onEvents)");
+    napi_throw_type_error(env, "EINVAL", "engineStart(onEvents[, pipeBudget])");
     return NULL;
+  }
+  double budget = PIPE_BUDGET;
+  if (argc >= 2) {
+    NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+    if (t != napi_undefined && (t != napi_number || napi_get_value_double(env, argv[1], &budget) != napi_ok ||
+                                !(budget >= 0 && budget <= (double)INT64_MAX / 2))) {
+      napi_throw_range_error(env, "EINVAL", "engineStart: pipeBudget must be a number of bytes, 0 or more");
+      return NULL;
+    }
   }
   struct engine *e = calloc(1, sizeof *e);
   if (!e) return wh_throw_errno(env, ENOMEM, "engine");
+  e->pipe_budget = (int64_t)budget;
   e->wake_w.kind = W_WAKE;
   e->ep = epoll_create1(EPOLL_CLOEXEC);
   e->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -169,6 +182,29 @@ static napi_value engine_stop(napi_env env, napi_callback_info info) {
   close(e->wake);
   pipe_pool_drain(e);
   return undefined(env);
+}
+
+/* engineStats(engine): the pipe budget's use, read with atomic loads while the engine runs. */
+static napi_value engine_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  if (argc < 1 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e)) return NULL;
+  const struct {
+    const char *name;
+    int64_t value;
+  } fields[] = {
+      {"pipeGrown", __atomic_load_n(&e->pipe_grown, __ATOMIC_RELAXED)},
+      {"pipeBudget", e->pipe_budget},
+      {"pipeDenied", __atomic_load_n(&e->pipe_denied, __ATOMIC_RELAXED)},
+  };
+  NAPI_CALL(env, napi_create_object(env, &out));
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    NAPI_CALL(env, napi_create_double(env, (double)fields[i].value, &v));
+    NAPI_CALL(env, napi_set_named_property(env, out, fields[i].name, v));
+  }
+  return out;
 }
 
 /* While JavaScript waits on the engine (a group closing), the engine keeps the loop alive. */
@@ -600,6 +636,7 @@ napi_value wh_engine_init(napi_env env, napi_value exports) {
       {"engineStart", NULL, engine_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"engineStop", NULL, engine_stop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"engineRef", NULL, engine_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"engineStats", NULL, engine_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupCreate", NULL, group_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupListen", NULL, group_listen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupUnlisten", NULL, group_unlisten, NULL, NULL, NULL, napi_enumerable, NULL},

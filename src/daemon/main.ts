@@ -109,7 +109,7 @@ export async function main(argv: string[]): Promise<void> {
       log,
     );
     await tunnels.start();
-    const engine = startEngine(log);
+    const engine = startEngine(log, opts.pipeBudget);
     const store = new SegmentStore(state.file('segments'));
     const manager = new SegmentManager({
       log,
@@ -143,7 +143,12 @@ export async function main(argv: string[]): Promise<void> {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { MetricsServer: Server } = require('./metrics') as typeof import('./metrics');
       metrics = new Server(
-        { segments: () => manager.list(), tunnels: () => tunnels.counters(), peers: () => peers.list() },
+        {
+          segments: () => manager.list(),
+          tunnels: () => tunnels.counters(),
+          peers: () => peers.list(),
+          engine: () => engine?.stats(),
+        },
         log,
       );
       await metrics.listen(opts.metrics, handed?.takeApi(metricsKey));
@@ -273,14 +278,16 @@ export async function main(argv: string[]): Promise<void> {
  * The splice engine moves the bytes; if it cannot start (or WORMHOLE_ENGINE=off), the daemon
  * says so once and JavaScript moves them: a slower daemon, never a broken one.
  */
-function startEngine(log: Logger): Engine | null {
+function startEngine(log: Logger, pipeBudget: number): Engine | null {
   if (process.env.WORMHOLE_ENGINE === 'off') {
     log.warn('splice engine off (WORMHOLE_ENGINE=off): JavaScript moves the bytes');
     return null;
   }
   try {
-    const engine = new Engine((err) =>
-      log.error({ err }, 'the engine could not leave a namespace: new connections go through JavaScript'),
+    const engine = new Engine(
+      (err) =>
+        log.error({ err }, 'the engine could not leave a namespace: new connections go through JavaScript'),
+      pipeBudget,
     );
     log.info('splice engine started');
     return engine;

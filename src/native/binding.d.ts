@@ -125,8 +125,13 @@ export interface NativeBinding {
   // ---- native/engine*.c, conn.c, pipes.c, pick.c, listen.c: the splice engine ----
   /** The numbers the engine's events and counters are read with (native/engine.h). */
   readonly engineConstants: EngineConstants;
-  /** Start the engine thread; events arrive in batches, engineConstants.eventDoubles numbers each. */
-  engineStart(onEvents: (events: Float64Array) => void): EngineHandle;
+  /**
+   * Start the engine thread; events arrive in batches, engineConstants.eventDoubles numbers
+   * each. pipeBudget: the bytes grown pipes may hold beyond their first size (64 MiB by default).
+   */
+  engineStart(onEvents: (events: Float64Array) => void, pipeBudget?: number): EngineHandle;
+  /** The pipe budget's use: bytes grown pipes may hold now beyond their first size, the budget, grows refused. */
+  engineStats(engine: EngineHandle): { pipeGrown: number; pipeBudget: number; pipeDenied: number };
   engineStop(engine: EngineHandle): void;
   /** Keep Node's event loop alive (true) while JavaScript waits on the engine, or not. */
   engineRef(engine: EngineHandle, on: boolean): void;

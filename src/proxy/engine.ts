@@ -106,6 +106,16 @@ export interface EngineTail {
   key?: string;
 }
 
+/**
+ * The engine's own figures: what its grown pipes may hold beyond their first size now
+ * (bytes), the budget that bounds it, and how many pipes were left small for want of it.
+ */
+export interface EngineStats {
+  pipeGrown: number;
+  pipeBudget: number;
+  pipeDenied: number;
+}
+
 /** One head's share of the engine. */
 export class EngineGroup {
   private closing: Promise<void> | undefined;
@@ -273,9 +283,21 @@ export class Engine {
   private stopped = false;
   readonly handle: EngineHandle;
 
-  /** Start the engine thread. Throws (the caller falls back to the JavaScript mover). */
-  constructor(private readonly onDialBroken: (error: string) => void) {
-    this.handle = native().engineStart((events) => this.dispatch(events));
+  /**
+   * Start the engine thread, its grown pipes within `pipeBudget` bytes (the engine's default
+   * when left out). Throws (the caller falls back to the JavaScript mover).
+   */
+  constructor(
+    private readonly onDialBroken: (error: string) => void,
+    pipeBudget?: number,
+  ) {
+    this.handle = native().engineStart((events) => this.dispatch(events), pipeBudget);
+  }
+
+  /** The pipe budget's use, read while the engine runs (zeros once it stopped). */
+  stats(): EngineStats {
+    if (this.stopped) return { pipeGrown: 0, pipeBudget: 0, pipeDenied: 0 };
+    return native().engineStats(this.handle);
   }
 
   /**
