@@ -128,6 +128,8 @@ export async function main(argv: string[]): Promise<void> {
       accessLog: opts.accessLog,
       allowUnix,
     });
+    // taking over: no create or delete until this daemon serves (its predecessor's are shut too)
+    if (handed) void manager.gate.close();
     const server = new ApiServer(
       makeHandlers({ manager, peers, tunnels }),
       (id, s, ready, origin) => manager.attach(id, s, ready, origin),
@@ -162,6 +164,7 @@ export async function main(argv: string[]): Promise<void> {
     await manager.restore(records);
     if (handed) {
       state.claim();
+      manager.gate.open();
       const unused = handed.ready();
       log.info({ predecessor: handed.predecessor, unused }, 'took over: serving');
       handed = undefined;
@@ -203,6 +206,7 @@ export async function main(argv: string[]): Promise<void> {
         return { api, heads: manager.listeningSockets() };
       },
       takenOver,
+      manager.gate,
     );
     await point.start();
     const exit = (): never => {

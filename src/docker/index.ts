@@ -12,7 +12,7 @@ import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerLocation, ContainerRuntime, ContainerWatcher } from './runtime';
 import { type RunSpec, parseRunArgs } from './args';
-import { checkBinds } from './binds';
+import { checkBinds, writableSources } from './binds';
 import { engineMessage, isAbort, isContainerRef, statusOf, UNREACHABLE, demuxLogs } from './engineapi';
 import { watchContainers } from './events';
 import { Images } from './images';
@@ -243,8 +243,34 @@ export class Docker implements ContainerRuntime {
   /** Check docker-run's words and have the image ready (pulled at create time for triggers). */
   async prepare(args: string[]): Promise<void> {
     const spec = parseRunArgs(args);
-    checkBinds(spec.binds, this.allowBind);
+    await this.checkBindsNow(spec.binds);
     await this.ensureImage(spec.image);
+  }
+
+  /**
+   * Check binds as they resolve now (binds.ts), before a container starts with them: against
+   * --allow-bind, and against the writable binds of this daemon's other containers (all but
+   * `self`), read from the engine only when there is a host path to check.
+   */
+  private async checkBindsNow(binds: readonly string[], self?: string): Promise<void> {
+    checkBinds(binds, this.allowBind);
+    if (!binds.some((b) => b.startsWith('/'))) return;
+    let found: Dockerode.ContainerInfo[];
+    try {
+      found = await this.api().listContainers({
+        all: true,
+        filters: { label: [`${OWNER_LABEL}=${this.ownerId}`] },
+        ...this.timed(),
+      });
+    } catch (err) {
+      throw this.failure(err, 'list containers');
+    }
+    const others = found.filter((c) => c.Id !== self);
+    checkBinds(
+      binds,
+      this.allowBind,
+      others.flatMap((c) => writableSources(c.Mounts ?? [])),
+    );
   }
 
   /**
@@ -260,7 +286,7 @@ export class Docker implements ContainerRuntime {
   ): Promise<{ id: string; nsPath: string }> {
     const spec = Array.isArray(args) ? parseRunArgs(args) : args;
     // Before anything reaches the engine: a refused bind leaves nothing behind.
-    checkBinds(spec.binds, this.allowBind);
+    await this.checkBindsNow(spec.binds);
     if (this.adopt) {
       const found = await this.adoptRunning(segmentId, step, options.reuse === true);
       if (found) return found;
@@ -373,6 +399,9 @@ export class Docker implements ContainerRuntime {
     if (!isContainerRef(id)) throw new WormholeError('CONTAINER_NOT_FOUND', `no container ${id}`);
     const container = this.api().getContainer(id.replace(/^\//, ''));
     try {
+      // Docker follows a symlink in a bind's source at every start: checked again now
+      const info = await container.inspect(this.timed());
+      await this.checkBindsNow(info.HostConfig?.Binds ?? [], info.Id);
       await container.start(this.timed());
     } catch (err) {
       if (statusOf(err) === 404) {
