@@ -255,17 +255,7 @@ export class Docker implements ContainerRuntime {
   private async checkBindsNow(binds: readonly string[], self?: string): Promise<void> {
     checkBinds(binds, this.allowBind);
     if (!binds.some((b) => b.startsWith('/'))) return;
-    let found: Dockerode.ContainerInfo[];
-    try {
-      found = await this.api().listContainers({
-        all: true,
-        filters: { label: [`${OWNER_LABEL}=${this.ownerId}`] },
-        ...this.timed(),
-      });
-    } catch (err) {
-      throw this.failure(err, 'list containers');
-    }
-    const others = found.filter((c) => c.Id !== self);
+    const others = (await this.listOwned()).filter((c) => c.Id !== self);
     checkBinds(
       binds,
       this.allowBind,
@@ -497,14 +487,10 @@ export class Docker implements ContainerRuntime {
     }
   }
 
-  /**
-   * Remove every container that carries this daemon's owner label: at stop, and at start for
-   * the orphans of a run that crashed. Returns how many there were.
-   */
-  async removeOwned(): Promise<number> {
-    let found: Dockerode.ContainerInfo[];
+  /** Every container that carries this daemon's owner label, running or not. */
+  private async listOwned(): Promise<Dockerode.ContainerInfo[]> {
     try {
-      found = await this.api().listContainers({
+      return await this.api().listContainers({
         all: true,
         filters: { label: [`${OWNER_LABEL}=${this.ownerId}`] },
         ...this.timed(),
@@ -512,6 +498,14 @@ export class Docker implements ContainerRuntime {
     } catch (err) {
       throw this.failure(err, 'list containers');
     }
+  }
+
+  /**
+   * Remove every container that carries this daemon's owner label: at stop, and at start for
+   * the orphans of a run that crashed. Returns how many there were.
+   */
+  async removeOwned(): Promise<number> {
+    const found = await this.listOwned();
     await Promise.all(found.map((c) => this.remove(c.Id)));
     return found.length;
   }
