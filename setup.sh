@@ -17,6 +17,7 @@ fi
 packages=(
   iproute2          # ip netns, veth, ip -j
   docker.io         # dockerd + docker-proxy (tests start dockerd themselves)
+  docker-compose    # Compose files whose wormhole.NAME labels declare segments (test/integration/docker/labels)
   wireguard-go      # userspace WireGuard where the kernel has none
   wireguard-tools   # wg
   iptables

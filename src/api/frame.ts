@@ -37,13 +37,14 @@ export function nestsDeeperThan(body: Buffer, max: number): boolean {
 
 /**
  * The first frame in `buf`, parsed, and the bytes after it; undefined while it is not whole.
- * Throws WormholeError (FRAME_TOO_LARGE, BAD_FRAME) on a frame that breaks the rules.
+ * Throws WormholeError (FRAME_TOO_LARGE, BAD_FRAME) on a frame that breaks the rules; `limit`
+ * is the largest body accepted.
  */
-export function readFrame(buf: Buffer): { value: unknown; rest: Buffer } | undefined {
+export function readFrame(buf: Buffer, limit = MAX_FRAME): { value: unknown; rest: Buffer } | undefined {
   if (buf.length < 4) return undefined;
   const len = buf.readUInt32BE(0);
-  if (len > MAX_FRAME)
-    throw new WormholeError('FRAME_TOO_LARGE', `frame of ${len} bytes is over the ${MAX_FRAME}-byte limit`);
+  if (len > limit)
+    throw new WormholeError('FRAME_TOO_LARGE', `frame of ${len} bytes is over the ${limit}-byte limit`);
   if (buf.length < 4 + len) return undefined;
   const body = buf.subarray(4, 4 + len);
   if (nestsDeeperThan(body, MAX_DEPTH))
@@ -57,14 +58,14 @@ export function readFrame(buf: Buffer): { value: unknown; rest: Buffer } | undef
 
 /**
  * Encode one value as a frame (one buffer, so that it goes out in one write). `what` names
- * it in the error when it is over MAX_FRAME (code FRAME_TOO_LARGE).
+ * it in the error when it is over `limit` (code FRAME_TOO_LARGE).
  */
-export function encodeFrame(value: unknown, what = 'the message'): Buffer {
+export function encodeFrame(value: unknown, what = 'the message', limit = MAX_FRAME): Buffer {
   const body = Buffer.from(JSON.stringify(value), 'utf8');
-  if (body.length > MAX_FRAME)
+  if (body.length > limit)
     throw new WormholeError(
       'FRAME_TOO_LARGE',
-      `${what} is too large: ${body.length} bytes, over the ${MAX_FRAME}-byte limit of a frame`,
+      `${what} is too large: ${body.length} bytes, over the ${limit}-byte limit of a frame`,
     );
   const head = Buffer.alloc(4);
   head.writeUInt32BE(body.length, 0);
@@ -73,7 +74,7 @@ export function encodeFrame(value: unknown, what = 'the message'): Buffer {
 
 /**
  * Reads frames from a stream and hands each parsed value to `onFrame`. A frame over
- * MAX_FRAME or one that is not JSON goes to `onError` and reading stops. `detach()` stops
+ * `limit` (default MAX_FRAME) or one that is not JSON goes to `onError` and reading stops. `detach()` stops
  * reading frames and puts any bytes already read back into the stream, so that it can be
  * used as a plain byte stream from there on.
  */
@@ -86,6 +87,7 @@ export class FrameReader {
     private readonly stream: Duplex,
     private readonly onFrame: (value: unknown) => void,
     private readonly onError: (err: WormholeError) => void,
+    private readonly limit = MAX_FRAME,
   ) {
     stream.on('data', this.onData);
   }
@@ -95,7 +97,7 @@ export class FrameReader {
     while (!this.stopped) {
       let frame: { value: unknown; rest: Buffer } | undefined;
       try {
-        frame = readFrame(this.buffered);
+        frame = readFrame(this.buffered, this.limit);
       } catch (err) {
         this.fail(err as WormholeError);
         return;

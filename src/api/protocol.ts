@@ -7,13 +7,18 @@
  */
 import { z } from 'zod';
 import { type ErrorCode, isErrorCode } from '../common/codes';
-import { VERBS } from './grammar';
+import { ID_PATTERN, VERBS } from './grammar';
 
 /** Bump on any incompatible change; a mismatch is refused with VERSION_MISMATCH. */
 export const PROTOCOL_VERSION = 2;
 
-/** Largest frame either side accepts. */
+/** Largest request frame a daemon accepts (and any frame between daemons): a key holder's input. */
 export const MAX_FRAME = 1024 * 1024;
+/**
+ * Largest reply frame the CLI accepts from its daemon: `list` of 10,000 segments is about
+ * 7 MiB. Only the direction a client trusts gets it; a daemon reads requests at MAX_FRAME.
+ */
+export const MAX_REPLY = 64 * 1024 * 1024;
 
 const action = z
   .object({
@@ -54,6 +59,8 @@ export const segmentInfoSchema = z.object({
   parent: z.string().nullable(),
   /** A peer's child (made for a peer by peer-create), not a remote segment (name kept for scripts). */
   remote: z.boolean(),
+  /** The name of the key that made it (its top segment): admin is -K's (optional: older daemons). */
+  owner: z.string().optional(),
   connections: z.number().int(),
   /**
    * The segment's counters, kept where the bytes move (the engine, or the JavaScript mover;
@@ -118,6 +125,8 @@ export const segmentInfoSchema = z.object({
   /** Connections (TCP) and new sessions (UDP) refused at the daemon's per-segment caps. */
   refused: z.number().int().optional(),
   containers: z.array(z.string()),
+  /** Made from a `wormhole.NAME` label of this container: it goes with the container. */
+  label: z.string().optional(),
   /** The ends whose container is not running (state container-down), and that container. */
   down: z.array(z.object({ end: z.enum(['head', 'tail']), container: z.string() })).optional(),
 });
@@ -154,6 +163,9 @@ export const peerInfoSchema = z.object({
 export type PeerInfo = z.infer<typeof peerInfoSchema>;
 
 const hostParam = z.string().min(1).max(300);
+
+/** A segment id as a user may name one (it is also its record's file name). */
+const segmentId = z.string().regex(ID_PATTERN);
 
 /** Each method: its params and its result. */
 export const methods = {
@@ -227,6 +239,35 @@ export const methods = {
   peers: {
     params: z.object({}).strict(),
     result: z.object({ peers: z.array(peerInfoSchema) }),
+  },
+  /**
+   * Make the daemon's top segments match a declared set (`wormhole apply`): each id's plan
+   * created, built again when it changed, left alone when it is the same; with `prune`, the
+   * segments an earlier apply made that the set no longer names are deleted. Every plan is
+   * checked before anything changes; a failure undoes what the call did. `dryRun` only says.
+   */
+  apply: {
+    params: z
+      .object({
+        segments: z
+          .array(z.object({ id: segmentId, actions: z.array(action).min(1).max(256) }).strict())
+          .max(10_000),
+        prune: z.boolean(),
+        dryRun: z.boolean(),
+      })
+      .strict(),
+    result: z.object({
+      changes: z.array(
+        z.object({ id: z.string(), change: z.enum(['created', 'changed', 'deleted', 'unchanged']) }),
+      ),
+    }),
+  },
+  /** Every top segment made here by `create` or `apply`, with its actions (`wormhole export`). */
+  export: {
+    params: z.object({}).strict(),
+    result: z.object({
+      segments: z.array(z.object({ id: z.string(), actions: z.array(action), applied: z.boolean() })),
+    }),
   },
   'tunnel-create': {
     params: z.object({ host: hostParam, udp: z.boolean() }).strict(),

@@ -12,6 +12,7 @@ import { type FlagSpec, type ParsedFlags, flagValue, parseFlags } from '../commo
 import { DEFAULT_KEY_FILE, readKey } from '../common/key';
 import { packageVersion } from '../common/version';
 import { type CliContext, type Command, scanArgs } from './command';
+import { apply, exportCommand } from './commands/apply';
 import { completionCommand } from './commands/completion';
 import { create } from './commands/create';
 import { del } from './commands/delete';
@@ -33,6 +34,8 @@ const COMMANDS: Command[] = [
   create,
   del,
   list,
+  apply,
+  exportCommand,
   peers,
   top,
   tunnelCreate,
@@ -165,10 +168,23 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
   }
 }
 
+/**
+ * Exit once stdout and stderr have taken everything written: to a pipe, Node writes what the
+ * pipe takes at once and queues the rest, which process.exit() would drop (`list --json | jq`
+ * read 64 KiB of it). A reader that went away (`| head`) is no reason to wait, nor an error.
+ */
+function exitWhenFlushed(code: number): void {
+  let pending = 2;
+  const done = (): void => {
+    if (--pending === 0) process.exit(code);
+  };
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', () => undefined); // EPIPE: the reader is gone, nothing left to flush
+    stream.write('', done); // called after every write before it is out
+  }
+}
+
 /** Entry point for bin/wormhole. */
 export function main(): void {
-  run(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    () => process.exit(1),
-  );
+  run(process.argv.slice(2)).then(exitWhenFlushed, () => exitWhenFlushed(1));
 }

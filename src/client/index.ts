@@ -1,7 +1,7 @@
 /**
  * The only way to talk to a daemon: the CLI uses it, and so does a daemon talking to a peer.
- * TCP connections are TLS 1.3 with the pre-shared key; unix sockets are plain (the socket is
- * mode 0600).
+ * TCP connections are TLS 1.3 with the pre-shared key, presenting the key's identity (a hash
+ * of it: the daemon finds its rights by it); unix sockets are plain (the socket is mode 0600).
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -9,9 +9,10 @@ import type { Duplex } from 'node:stream';
 import { type DaemonAddress, formatDaemonAddress } from '../common/address';
 import { withDeadline } from '../common/deadline';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
-import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
+import { PSK_CIPHERS, PSK_IDENTITY, pskIdentity } from '../common/key';
 import { encodeFrame, FrameReader } from '../api/frame';
 import {
+  MAX_REPLY,
   PROTOCOL_VERSION,
   type Method,
   type Params,
@@ -24,8 +25,24 @@ import {
 /** How long to wait for a connection (TCP + TLS handshake). */
 const CONNECT_TIMEOUT_MS = 5000;
 
-/** Open a raw transport to a daemon: TLS-PSK for TCP, plain for unix sockets. */
-export function openTransport(addr: DaemonAddress, key: Buffer | null): Promise<Duplex> {
+/**
+ * Open a raw transport to a daemon: TLS-PSK for TCP, plain for unix sockets. A daemon of
+ * before --keys knows only the identity `wormhole`: refused with the key's own identity, the
+ * client tries once more with that one, so that a new CLI, or a new daemon calling a peer
+ * not upgraded yet, still gets in with the shared key (nothing else is tried).
+ */
+export async function openTransport(addr: DaemonAddress, key: Buffer | null): Promise<Duplex> {
+  if (addr.kind === 'unix' || !key) return open(addr, key, '');
+  try {
+    return await open(addr, key, pskIdentity(key));
+  } catch (err) {
+    if (!(err instanceof WormholeError) || err.code !== 'AUTH_FAILED') throw err;
+    return open(addr, key, PSK_IDENTITY);
+  }
+}
+
+/** One try of openTransport, presenting `identity` (TCP). */
+function open(addr: DaemonAddress, key: Buffer | null, identity: string): Promise<Duplex> {
   const where = formatDaemonAddress(addr);
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
@@ -43,7 +60,8 @@ export function openTransport(addr: DaemonAddress, key: Buffer | null): Promise<
         minVersion: 'TLSv1.3',
         maxVersion: 'TLSv1.3',
         ciphers: PSK_CIPHERS,
-        pskCallback: () => ({ psk: key, identity: PSK_IDENTITY }),
+        // the key's own identity: a daemon with --keys knows by it which key connected
+        pskCallback: () => ({ psk: key, identity }),
         checkServerIdentity: () => undefined,
         // A peer stream carries one proxied connection: its half-close must pass through.
         allowHalfOpen: true,
@@ -97,7 +115,7 @@ function transportError(err: Error, where: string, tlsUsed: boolean): WormholeEr
   if (tlsUsed) {
     return new WormholeError(
       'AUTH_FAILED',
-      `the daemon at ${where} refused the connection: its key differs from ours (check -K) or it is not a wormhole daemon`,
+      `the daemon at ${where} refused the connection: its key differs from ours and its --keys file does not list ours (check -K), or it is not a wormhole daemon`,
     );
   }
   return new WormholeError(
@@ -113,14 +131,17 @@ export class Connection {
   private readonly reader: FrameReader;
   private failure: WormholeError | undefined;
 
+  /** `replyLimit`: the largest reply taken (a daemon talking to a peer keeps MAX_FRAME). */
   constructor(
     readonly stream: Duplex,
     private readonly where: string,
+    replyLimit = MAX_REPLY,
   ) {
     this.reader = new FrameReader(
       stream,
       (frame) => this.onFrame(frame),
       (err) => this.fail(err),
+      replyLimit, // (the daemon's replies: a list of thousands of segments is several MiB)
     );
     stream.on('error', (err) =>
       this.fail(new WormholeError('CONNECTION_LOST', `connection to ${where} failed: ${err.message}`)),

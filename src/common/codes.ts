@@ -49,6 +49,8 @@ export const ERROR_CODES = [
   'DOCKER_FAILED',
   /** No Docker engine answers (DOCKER_HOST, /var/run/docker.sock). */
   'DOCKER_UNAVAILABLE',
+  /** The key that connected may not do that (`--keys`: its options say what it may do). */
+  'FORBIDDEN',
   /** A frame is over the 1 MiB limit. */
   'FRAME_TOO_LARGE',
   /** The segment is a child of another, which needs it: delete its parent. */
@@ -61,6 +63,8 @@ export const ERROR_CODES = [
   'IMAGE_UNAVAILABLE',
   /** A bug in the daemon: the message says what failed, the daemon's log has the stack. */
   'INTERNAL',
+  /** A line of the keys file (--keys) cannot be used: the message names the file and the line. */
+  'KEYS_INVALID',
   /** The key file can be read by others than its owner. */
   'KEY_EXPOSED',
   /** There is no key file, or no key for a TCP connection. */
@@ -69,6 +73,8 @@ export const ERROR_CODES = [
   'KEY_UNREADABLE',
   /** The key is shorter than 16 characters. */
   'KEY_WEAK',
+  /** The segment was made from a container's label: it goes with the label or the container. */
+  'LABEL_OWNED',
   /** The daemon cannot listen on an address given with -H or --metrics. */
   'LISTEN_FAILED',
   /** The native addon is not built. */

@@ -13,8 +13,20 @@ export const DEFAULT_KEY_FILE = '/etc/wormhole/key.secret';
 /** TLS 1.3 suites that work with a PSK in Node 20 (the SHA-384 one does not). */
 export const PSK_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256';
 
-/** The identity both sides present; the key itself is what authenticates. */
+/**
+ * The identity a CLI or daemon of before `--keys` presents, whatever its key: a daemon takes
+ * it as `-K`'s key (admin), so that those keep working.
+ */
 export const PSK_IDENTITY = 'wormhole';
+
+/**
+ * The identity a client presents with a key: a hash of the key, in hex, so that the daemon
+ * finds which of its keys connected (`--keys`) with no name in clear and none typed. It tells
+ * nothing of the key (a one-way hash, under its own label); the handshake still proves the key.
+ */
+export function pskIdentity(psk: Buffer): string {
+  return crypto.createHash('sha256').update('wormhole-identity-v1\0').update(psk).digest('hex');
+}
 
 /** Read a key file: trailing whitespace is not part of the key; others must not read it. */
 export function readKey(file: string): Buffer {

@@ -1,11 +1,18 @@
 /**
  * The method -> handler table: what each request does. Input has been checked against the
- * schema before a handler runs.
+ * schema, and the method against the key's rights (src/daemon/server.ts), before a handler
+ * runs; a create's plan is checked here, against the same key, before anything is made.
  */
+import { LABEL_PREFIX, type LabelSegments } from '../segment/labels';
+import { parsePlan } from '../api/grammar';
 import type { Params } from '../api/protocol';
+import { WormholeError } from '../common/errors';
+import { parseRunArgs } from '../docker/args';
 import type { SegmentManager } from '../segment/manager';
 import type { Peers } from '../peer';
-import type { HandlerTable } from './server';
+import { checkPeer, checkPlan } from '../trust/plan';
+import { type KeyRights, mayManage } from '../trust/rights';
+import type { AttachHandler, HandlerTable } from './server';
 import type { TunnelService } from '../tunnel';
 
 /** Everything the handlers reach. */
@@ -13,21 +20,89 @@ export interface Services {
   manager: SegmentManager;
   peers: Peers;
   tunnels: TunnelService;
+  /** Segments from containers' labels, once followed (after the records are built again). */
+  labels?: LabelSegments;
+}
+
+/** Refuse deleting (or attaching to) a segment another key made (its owner, and admin, may). */
+function checkOwner(manager: SegmentManager, key: KeyRights, id: string, what: string): void {
+  const owner = manager.ownerOf(id);
+  if (owner !== undefined && !mayManage(key, owner))
+    throw new WormholeError(
+      'FORBIDDEN',
+      `key "${key.name}" may not ${what} segment ${id}: key "${owner}" made it`,
+    );
+}
+
+/**
+ * A peer's attach: to a segment its key made (a child it asked for), so that a peer bounded
+ * by permit-open cannot reach the tails of other keys' segments.
+ */
+export function makeAttach(manager: SegmentManager): AttachHandler {
+  return (id, stream, ready, origin, key) => {
+    try {
+      checkOwner(manager, key, id, 'attach to');
+    } catch (err) {
+      ready(err);
+      return;
+    }
+    manager.attach(id, stream, ready, origin);
+  };
 }
 
 /** Build the routing table. */
-export function makeHandlers({ manager, peers, tunnels }: Services): HandlerTable {
+export function makeHandlers(services: Services): HandlerTable {
+  const { manager, peers, tunnels } = services;
   return {
     ping: async ({ host }) => (host ? { peerMs: await peers.ping(host) } : {}),
-    create: async ({ actions }) => {
-      const segments = await manager.create(actions);
+    create: async ({ actions }, key) => {
+      checkPlan(key, parsePlan(actions), parseRunArgs);
+      const segments = await manager.create(actions, { owner: key.name });
       return { segments: segments.map((s) => ({ id: s.id, url: s.url })) };
     },
-    delete: async ({ id }) => ({ deleted: await manager.delete(id) }),
-    list: async () => ({ segments: manager.list() }),
+    delete: async ({ id }, key) => {
+      const container = manager.labelOf(id);
+      if (container !== undefined)
+        throw new WormholeError(
+          'LABEL_OWNED',
+          `segment ${id} belongs to container ${container} (its label ${LABEL_PREFIX}${id.slice(container.length + 1)}): remove the label or the container`,
+        );
+      checkOwner(manager, key, id, 'delete');
+      return { deleted: await manager.delete(id) };
+    },
+    list: async () => ({ segments: [...manager.list(), ...(services.labels?.failedInfos() ?? [])] }),
+    apply: async (params, key) => {
+      // every plan within the key's rights, and nothing replaced or pruned that another key
+      // made, before anything changes (a dry run says what would)
+      for (const { id, actions } of params.segments)
+        try {
+          checkPlan(key, parsePlan(actions), parseRunArgs);
+        } catch (err) {
+          if (err instanceof WormholeError)
+            throw new WormholeError(err.code, `segment ${id}: ${err.message}`);
+          throw err;
+        }
+      const preview = await manager.apply({ ...params, dryRun: true }, key.name);
+      for (const { id, change } of preview.changes)
+        if (change === 'changed' || change === 'deleted') checkOwner(manager, key, id, 'change');
+      return manager.apply(params, key.name);
+    },
+    export: async () => ({
+      segments: manager
+        .localRecords()
+        .sort((a, b) => a.createdAt - b.createdAt) // (the order they were made in)
+        .map((r) => ({ id: r.id, actions: r.actions, applied: r.applied === true })),
+    }),
     peers: async () => ({ peers: peers.list() }),
-    'peer-create': (params: Params<'peer-create'>) => manager.createForPeer(params),
-    'tunnel-create': ({ host, udp }) => tunnels.create(host, udp),
+    'peer-create': async (params: Params<'peer-create'>, key) => {
+      // a peer's permit-open bounds the tails of the children it asks for
+      checkPlan(key, parsePlan(params.actions), parseRunArgs, params.head);
+      return manager.createForPeer(params, key.name);
+    },
+    'tunnel-create': async ({ host, udp }, key) => {
+      checkPeer(key, host);
+      return tunnels.create(host, udp);
+    },
     'tunnel-delete': async ({ host }) => ({ deleted: await tunnels.delete(host) }),
     'tunnel-list': async () => ({ tunnels: await tunnels.list() }),
     'peer-tunnel': ({ op, data }) => tunnels.fromPeer(op, data),

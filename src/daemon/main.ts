@@ -16,12 +16,14 @@ import { Engine } from '../proxy/engine';
 import { SegmentManager } from '../segment/manager';
 import { SegmentStore } from '../store';
 import { TunnelService } from '../tunnel';
-import { makeHandlers } from './handlers';
+import { type Services, makeAttach, makeHandlers } from './handlers';
+import { LabelSegments } from '../segment/labels';
 import { sdNotify } from './notify';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
 import type { MetricsServer } from './metrics';
 import { Peers } from '../peer';
 import { ApiServer } from './server';
+import { KeyRing, loadKeysFile } from '../trust/keys';
 import { wireSignals } from './signals';
 import { StateDir } from './state';
 import { type Handed, TAKEOVER_SOCKET, TakeoverPoint, takeOver } from './takeover';
@@ -69,6 +71,8 @@ export async function main(argv: string[]): Promise<void> {
       log.warn({ file: opts.keyFile }, 'created a new key file: copy it to every peer');
     }
     const key = readKey(opts.keyFile);
+    // a bad keys file stops the start here, with its line: nothing is made yet
+    const keys = new KeyRing(key, opts.keysFile ? loadKeysFile(opts.keysFile, key) : []);
     const allowBind = resolveAllowedDirs(opts.allowBind);
     const allowUnix = resolveDirs('--allow-unix', opts.allowUnix);
     state = new StateDir(opts.stateDir, opts.takeover);
@@ -130,13 +134,11 @@ export async function main(argv: string[]): Promise<void> {
     });
     // taking over: no create or delete until this daemon serves (its predecessor's are shut too)
     if (handed) void manager.gate.close();
-    const server = new ApiServer(
-      makeHandlers({ manager, peers, tunnels }),
-      (id, s, ready, origin) => manager.attach(id, s, ready, origin),
-      key,
-      log,
-      { maxConnections: opts.maxApiConnections, idleMs: opts.apiIdleMs },
-    );
+    const services: Services = { manager, peers, tunnels };
+    const server = new ApiServer(makeHandlers(services), makeAttach(manager), keys, log, {
+      maxConnections: opts.maxApiConnections,
+      idleMs: opts.apiIdleMs,
+    });
     for (const addr of opts.listen) await server.listen(addr, handed?.takeApi(formatDaemonAddress(addr)));
     const metricsKey = opts.metrics && `metrics ${formatDaemonAddress(opts.metrics)}`;
     let metrics: MetricsServer | undefined;
@@ -162,6 +164,14 @@ export async function main(argv: string[]): Promise<void> {
     const { records, skipped } = store.load();
     for (const { file, why } of skipped) log.warn({ file, why }, 'segment record skipped');
     await manager.restore(records);
+    // Containers' wormhole.NAME labels, where there is a Docker engine to ask (a host
+    // without one is not told every few seconds that it has none)
+    let labels: LabelSegments | undefined;
+    if (opts.labels && containers.reachableSocket()) {
+      labels = new LabelSegments(containers, containers, manager, log, opts.retryFailedMs);
+      labels.start();
+      services.labels = labels;
+    }
     if (handed) {
       state.claim();
       manager.gate.open();
@@ -180,6 +190,7 @@ export async function main(argv: string[]): Promise<void> {
       log.info({ successor }, 'taken over: no longer accepting; open connections may finish');
       sdNotify('STOPPING=1', log);
       manager.stopListening();
+      labels?.stop(); // (the successor follows the labels now)
       server.stopAccepting();
       metrics?.close();
       point.close(false);
@@ -224,6 +235,7 @@ export async function main(argv: string[]): Promise<void> {
         // 1. Nothing new comes in: every API connection (TLS handshakes included) and every
         //    segment head, at once.
         manager.stopListening();
+        labels?.stop();
         point.close(true);
         metrics?.close();
         await server.close().catch(() => undefined);
@@ -264,8 +276,16 @@ export async function main(argv: string[]): Promise<void> {
     // SIGTERM/SIGINT stop, SIGHUP reads the key file again for new connections, SIGUSR1
     // opens no debugger (signals.ts). Then a Type=notify systemd unit hears that every API
     // listener serves: MAINPID too, as `bin/wormholed` may be started through a wrapper.
-    wireSignals({ log, keyFile: opts.keyFile, key, keyUsers: [server, peers], stop });
-    log.info({ stateDir: opts.stateDir }, 'wormholed started');
+    wireSignals({
+      log,
+      keyFile: opts.keyFile,
+      key,
+      keyUsers: [keys, peers],
+      keys,
+      keysFile: opts.keysFile,
+      stop,
+    });
+    log.info({ stateDir: opts.stateDir, keys: keys.size }, 'wormholed started');
     sdNotify(`READY=1\nMAINPID=${process.pid}`, log);
   } catch (err) {
     // (a takeover that fails here leaves the running daemon as it was)

@@ -14,6 +14,8 @@ import { DEFAULT_STATE_DIR } from './state';
 export interface DaemonOptions {
   listen: DaemonAddress[];
   keyFile: string;
+  /** More keys, each with its rights (src/trust/keys.ts); none: -K's alone. */
+  keysFile?: string;
   stateDir: string;
   internalIp?: string;
   externalIp?: string;
@@ -43,6 +45,8 @@ export interface DaemonOptions {
   metrics?: DaemonAddress;
   /** One info line per proxied connection when it ends. */
   accessLog: boolean;
+  /** Follow containers' `wormhole.NAME=PLAN` labels (src/segment/labels.ts). */
+  labels: boolean;
   /** Take over from the daemon running on the same state directory (its sockets handed over). */
   takeover: boolean;
   /** After handing over, how long open connections may take to finish before this daemon exits. */
@@ -67,7 +71,11 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
 
   -H ADDR            listen on ADDR: tcp://HOST:PORT or unix:///PATH (repeatable;
                      default tcp://0.0.0.0:9999). TCP is TLS with the pre-shared key.
-  -K FILE            the pre-shared key (default ${DEFAULT_KEY_FILE}; made if missing)
+  -K FILE            the pre-shared key (default ${DEFAULT_KEY_FILE}; made if missing);
+                     its holder, named admin, may do everything
+  --keys FILE        more keys, one a line: NAME KEYFILE [OPTIONS] (read-only, peer,
+                     permit-listen=ADDR, permit-open=ADDR, permit-image=GLOB); read
+                     again at SIGHUP
   --state-dir DIR    where this daemon keeps its state (default ${DEFAULT_STATE_DIR})
   -I IP              internal address for tunnels (default: source of the default route)
   -E IP              external address for tunnels (default: the -I address)
@@ -96,6 +104,7 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
   --metrics ADDR     serve Prometheus metrics at http://HOST:PORT/metrics, ADDR being
                      tcp://HOST:PORT (plain HTTP: keep it on a private address)
   --no-access-log    no info line per proxied connection
+  --no-labels        do not make segments from containers' wormhole.NAME=PLAN labels
   --retry-failed S   seconds between tries of segments that could not be built
                      again at start (default 30)
   --takeover         take over from the wormholed running on the same --state-dir: its
@@ -111,6 +120,7 @@ Logs are JSON lines on stderr; WORMHOLE_LOG=debug|info|warn|error sets the level
 const SPECS: FlagSpec[] = [
   { names: ['-H', '--host'], value: true, repeat: true },
   { names: ['-K', '--key'], value: true },
+  { names: ['--keys'], value: true },
   { names: ['--state-dir'], value: true },
   { names: ['-I', '--internal-ip'], value: true },
   { names: ['-E', '--external-ip'], value: true },
@@ -129,6 +139,7 @@ const SPECS: FlagSpec[] = [
   { names: ['--retry-failed'], value: true },
   { names: ['--metrics'], value: true },
   { names: ['--no-access-log'], value: false },
+  { names: ['--no-labels'], value: false },
   { names: ['--takeover'], value: false },
   { names: ['--drain-timeout'], value: true },
   { names: ['-h', '--help'], value: false },
@@ -200,6 +211,7 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
   return {
     listen: (p.values.get('-H') ?? ['tcp://0.0.0.0:9999']).map((a) => parseDaemonAddress(a, '0.0.0.0')),
     keyFile: flagValue(p, '-K', DEFAULT_KEY_FILE),
+    keysFile: flagValue(p, '--keys'),
     stateDir: flagValue(p, '--state-dir', DEFAULT_STATE_DIR),
     internalIp,
     externalIp: ip(flagValue(p, '-E'), '-E') ?? internalIp,
@@ -240,6 +252,7 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
     apiIdleMs: secondsFlag(flagValue(p, '--api-idle', '30'), '--api-idle'),
     metrics: metricsAddress(flagValue(p, '--metrics')),
     accessLog: !p.values.has('--no-access-log'),
+    labels: !p.values.has('--no-labels'),
     retryFailedMs: secondsFlag(flagValue(p, '--retry-failed', '30'), '--retry-failed'),
     takeover: p.values.has('--takeover'),
     drainTimeoutMs: secondsFlag(flagValue(p, '--drain-timeout', '10'), '--drain-timeout'),

@@ -1,7 +1,10 @@
 /**
- * The daemon's API listeners: TLS 1.3 with the pre-shared key on TCP, plain on a unix socket
- * (mode 0600). Each connection carries framed requests; every request is checked against the
- * schema before its handler runs, and a handler's failure is an error reply, never a crash.
+ * The daemon's API listeners: TLS 1.3 with a pre-shared key on TCP, plain on a unix socket
+ * (mode 0600). A TCP client's PSK identity names its key among the daemon's (src/trust/keys.ts:
+ * -K's, admin, and those of --keys); a unix client is admin. Each connection carries framed
+ * requests; every request is checked against the schema and its method against the key's
+ * rights (src/trust/rights.ts) before its handler runs, and a handler's failure is an error
+ * reply, never a crash.
  *
  * Limits, because the port faces the network and the daemon is root: the number of open
  * authenticated connections is capped (the excess closed at once); connections still in their
@@ -18,6 +21,7 @@ import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { encodeFrame, FrameReader } from '../api/frame';
 import {
+  MAX_REPLY,
   PROTOCOL_VERSION,
   type Method,
   type Params,
@@ -29,15 +33,17 @@ import {
 } from '../api/protocol';
 import { type DaemonAddress, formatDaemonAddress } from '../common/address';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
-import { PSK_CIPHERS, PSK_IDENTITY } from '../common/key';
+import { PSK_CIPHERS } from '../common/key';
 import type { Logger } from '../common/log';
 import { RateLimitedLog } from '../common/ratelog';
 import { native } from '../native';
 import { PENDING_LIMITS, PendingBudget, type PendingLimits } from './pending';
 import { Channel } from '../peer/channel';
+import type { Key, KeyRing } from '../trust/keys';
+import { type KeyRights, changes, methodRefusal } from '../trust/rights';
 
-/** A method's handler. */
-export type Handler<M extends Method> = (params: Params<M>) => Promise<Result<M>>;
+/** A method's handler; `key`: the key the request came with (its name and rights). */
+export type Handler<M extends Method> = (params: Params<M>, key: KeyRights) => Promise<Result<M>>;
 
 /**
  * The daemon's routing table: one handler per method, except attach and channel (the
@@ -47,13 +53,14 @@ export type HandlerTable = { [M in Exclude<Method, 'attach' | 'channel'>]: Handl
 
 /**
  * Called for an attach: answer with `ready()` once the tail is connected, then bytes flow.
- * `origin`: the proxied connection's client and head, as the peer said.
+ * `origin`: the proxied connection's client and head, as the peer said; `key`: the peer's.
  */
 export type AttachHandler = (
   id: string,
   stream: Duplex,
   ready: (err?: unknown) => void,
-  origin?: Params<'attach'>['origin'],
+  origin: Params<'attach'>['origin'] | undefined,
+  key: KeyRights,
 ) => void;
 
 const HANDSHAKE_TIMEOUT_MS = 5000;
@@ -82,6 +89,8 @@ export class ApiServer {
   private readonly authed = new Set<Duplex>();
   /** Peers' channels accepted: told to go away when a successor takes over. */
   private readonly channels = new Set<Channel>();
+  /** The key each TLS socket presented, from its handshake (src/trust/keys.ts). */
+  private readonly keyOf = new WeakMap<object, Key>();
   /** How many of them are attached streams (outside the cap). */
   private attached = 0;
   private closing = false;
@@ -90,7 +99,7 @@ export class ApiServer {
   constructor(
     private readonly handlers: HandlerTable,
     private readonly onAttach: AttachHandler,
-    private key: Buffer,
+    private readonly keys: KeyRing,
     private readonly log: Logger,
     private readonly limits: ApiLimits,
   ) {
@@ -101,15 +110,6 @@ export class ApiServer {
         'API connection refused: too many still in their TLS handshake',
       ),
     );
-  }
-
-  /**
-   * The key for TLS handshakes from now on (SIGHUP: a rotated key file). The PSK callback
-   * reads it when a client's hello arrives, so connections already authenticated with the
-   * old key go on untouched; only new ones need the new key.
-   */
-  setKey(key: Buffer): void {
-    this.key = key;
   }
 
   /**
@@ -160,7 +160,13 @@ export class ApiServer {
           // (no newSession handler), so it resumes nothing (tested in test/e2e).
           secureOptions: crypto.constants.SSL_OP_NO_TICKET,
           handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-          pskCallback: (_socket, identity) => (identity === PSK_IDENTITY ? this.key : null),
+          // The identity names the key (src/trust/keys.ts), looked up in the ring as it is now
+          // (SIGHUP changes it for new connections only); the handshake proves the client has it.
+          pskCallback: (socket, identity) => {
+            const key = this.keys.find(identity);
+            if (key) this.keyOf.set(socket, key);
+            return key?.psk ?? null;
+          },
           // Not half-open: a client that leaves during the handshake (a port scan) is closed
           // at once, not after the handshake timeout. An attached stream, which carries a
           // proxied connection's half-close, is made half-open when it attaches.
@@ -168,7 +174,10 @@ export class ApiServer {
         } as tls.TlsOptions & { allowHalfOpen: boolean },
         (socket) => {
           this.pending.done(socket);
-          if (this.authenticated(socket)) this.serve(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+          const key = this.keyOf.get(socket);
+          if (!key) socket.destroy();
+          else if (this.authenticated(socket))
+            this.serve(socket, `${socket.remoteAddress}:${socket.remotePort}`, key);
         },
       );
       server.on('tlsClientError', (err, socket) => {
@@ -186,7 +195,10 @@ export class ApiServer {
       });
     } else {
       if (fd === undefined) await removeStaleSocket(addr.path);
-      server = net.createServer({ allowHalfOpen: true }, (socket) => this.serve(socket, 'unix'));
+      // Whoever may connect to the socket (mode 0600: root) may read -K's key file: admin.
+      server = net.createServer({ allowHalfOpen: true }, (socket) =>
+        this.serve(socket, 'unix', this.keys.adminKey),
+      );
     }
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
@@ -226,7 +238,8 @@ export class ApiServer {
     this.log.info({ address: formatDaemonAddress(addr), handedOver: fd !== undefined }, 'listening');
   }
 
-  private serve(stream: Duplex, remote: string): void {
+  /** Serve requests on an authenticated connection, each with the rights of its `key`. */
+  private serve(stream: Duplex, remote: string, key: Key): void {
     stream.on('error', () => undefined);
     // Idle: no request in flight and none arriving for limits.idleMs. A request that takes
     // long (a pull) is not idleness; an attached stream is not a request channel any more.
@@ -251,7 +264,7 @@ export class ApiServer {
     const reply = (id: number, method: string, result: unknown): void => {
       let frame: Buffer;
       try {
-        frame = encodeFrame({ v: PROTOCOL_VERSION, id, ok: true, result }, `the ${method} reply`);
+        frame = encodeFrame({ v: PROTOCOL_VERSION, id, ok: true, result }, `the ${method} reply`, MAX_REPLY);
       } catch (err) {
         fail(id, replyFailure(err));
         return;
@@ -259,6 +272,9 @@ export class ApiServer {
       if (!stream.destroyed && stream.writable) stream.write(frame);
     };
     const fail = (id: number, err: unknown): void => {
+      // a key's refusal is news to whoever reads the log: who tried what
+      if (err instanceof WormholeError && err.code === 'FORBIDDEN')
+        this.warn.warn({ from: remote, key: key.name, why: err.message }, 'request refused: FORBIDDEN');
       const e =
         err instanceof WormholeError
           ? err
@@ -317,6 +333,22 @@ export class ApiServer {
           );
           return;
         }
+        // The key's rights, checked here for every method (a create's plan, in its handler).
+        const refusal = methodRefusal(key, req.method);
+        if (refusal) {
+          fail(req.id, new WormholeError('FORBIDDEN', refusal));
+          return;
+        }
+        if (changes(req.method))
+          this.log.info(
+            {
+              from: remote,
+              key: key.name,
+              method: req.method,
+              params: JSON.stringify(params.data).slice(0, 300),
+            },
+            'request',
+          );
         if (req.method === 'channel') {
           // A peer's channel: each stream on it is served as a connection of its own.
           handOver();
@@ -325,7 +357,7 @@ export class ApiServer {
             dialer: false,
             peer: remote,
             log: this.log,
-            onStream: (s) => this.serve(s, `${remote} stream ${s.id}`),
+            onStream: (s) => this.serve(s, `${remote} stream ${s.id}`, key),
             onClose: () => this.channels.delete(channel),
           });
           this.channels.add(channel);
@@ -347,12 +379,13 @@ export class ApiServer {
               } else reply(req.id, 'attach', {});
             },
             origin,
+            key,
           );
           return;
         }
         const handler = this.handlers[req.method] as Handler<Method>;
         inFlight++;
-        handler(params.data as Params<Method>)
+        handler(params.data as Params<Method>, key)
           .then(
             (result) => reply(req.id, req.method, result),
             (err: unknown) => fail(req.id, err),

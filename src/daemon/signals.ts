@@ -6,6 +6,9 @@
  *   SIGHUP           read the key file again: new connections (API handshakes, requests to
  *                    peers) use the new key, open ones and segments are untouched. A key
  *                    file that cannot be used is logged with why, and the old key stays.
+ *                    The --keys file too: a key removed from it authenticates no new
+ *                    connection (the segments it made stay); a file that cannot be used
+ *                    is logged in one line, and the keys in use stay.
  *                    systemd hears RELOADING=1, then READY=1 (ExecReload sends SIGHUP).
  *   SIGUSR1          ignored: Node would otherwise open its inspector on 127.0.0.1:9229, a
  *                    debugger port that runs any code as root for whoever reaches it.
@@ -21,6 +24,7 @@
 import { errorMessage } from '../common/errors';
 import { readKey } from '../common/key';
 import type { Logger } from '../common/log';
+import { type KeyRing, loadKeysFile } from '../trust/keys';
 import { reloadingState, sdNotify } from './notify';
 
 /** What authenticates new connections with the key: the API server, the peers. */
@@ -37,6 +41,9 @@ export interface SignalWiring {
   key: Buffer;
   /** Given the new key on each good reload. */
   keyUsers: KeyUser[];
+  /** The keys the API knows, and the --keys file they come from (if any). */
+  keys: KeyRing;
+  keysFile?: string;
   /** main.ts's stop; it exits at once when called a second time. */
   stop: (signal: string) => void;
 }
@@ -103,8 +110,19 @@ function reload(w: SignalWiring): void {
     // The daemon keeps serving with the key it has: a typo in the file must not lock out
     // every client and peer, nor stop the daemon.
     w.log.error({ file: w.keyFile, err: errorMessage(err) }, 'key not reloaded: the key in use stays');
-  } finally {
-    // READY=1 either way: the reload is over, and the daemon serves (old key or new).
-    sdNotify('READY=1', w.log);
+  }
+  if (w.keysFile) reloadKeys(w, w.keysFile);
+  // READY=1 either way: the reload is over, and the daemon serves (old keys or new).
+  sdNotify('READY=1', w.log);
+}
+
+/** SIGHUP: the --keys file again, as a whole or not at all. */
+function reloadKeys(w: SignalWiring, file: string): void {
+  try {
+    const keys = loadKeysFile(file, current ?? w.key);
+    w.keys.setOthers(keys);
+    w.log.info({ file, keys: keys.map((k) => k.name) }, 'keys reloaded');
+  } catch (err) {
+    w.log.error({ file, err: errorMessage(err) }, 'keys not reloaded: the keys in use stay');
   }
 }

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import type Dockerode from 'dockerode';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
-import type { ContainerLocation, ContainerRuntime, ContainerWatcher } from './runtime';
+import type { ContainerLocation, ContainerRuntime, ContainerWatcher, LabelledContainer } from './runtime';
 import { type RunSpec, parseRunArgs } from './args';
 import { checkBinds, writableSources } from './binds';
 import { engineMessage, isAbort, isContainerRef, statusOf, UNREACHABLE, demuxLogs } from './engineapi';
@@ -87,6 +87,15 @@ export class Docker implements ContainerRuntime {
 
   /** DOCKER_* as they were when this runtime was made: the client, made later, reads them. */
   private readonly env = Object.fromEntries(DOCKER_ENV.map((k) => [k, process.env[k]] as const));
+
+  /**
+   * Whether an engine may be there to ask: DOCKER_HOST names one over TCP, or the unix socket
+   * it names (or the default one) exists. Nothing is connected to.
+   */
+  reachableSocket(): boolean {
+    if (!this.host.startsWith('unix://')) return true;
+    return fs.existsSync(this.host.slice('unix://'.length));
+  }
 
   /** Whether this run has talked to the engine (so it may have started containers). */
   get used(): boolean {
@@ -180,6 +189,22 @@ export class Docker implements ContainerRuntime {
       'CONTAINER_NOT_RUNNING',
       `container ${container} runs as process ${pid}, which this daemon cannot see: run wormholed in the host's PID namespace`,
     );
+  }
+
+  /** Every container, running or not, with its name and labels (for `wormhole.NAME=PLAN`). */
+  async containers(): Promise<LabelledContainer[]> {
+    let found: Dockerode.ContainerInfo[];
+    try {
+      found = await this.api().listContainers({ all: true, ...this.timed() });
+    } catch (err) {
+      throw this.failure(err, 'list containers');
+    }
+    return found.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+      labels: c.Labels ?? {},
+      running: c.State === 'running',
+    }));
   }
 
   /** Every running container with a label (`KEY=VALUE`), located; one that stops meanwhile is left out. */

@@ -13,6 +13,20 @@ export interface ContainerLocation {
   nsPath: string;
 }
 
+/** A container as `wormhole.NAME=PLAN` labels are read from it. */
+export interface LabelledContainer {
+  id: string;
+  /** Its name, without the leading `/`. */
+  name: string;
+  labels: Record<string, string>;
+  running: boolean;
+}
+
+/** Every container, labels and all (Docker's list; a fake in tests). */
+export interface ContainerLister {
+  containers(): Promise<LabelledContainer[]>;
+}
+
 /** What a container did: `start`, `die` or `destroy`. */
 export interface ContainerEvent {
   /** Full container id. */

@@ -12,6 +12,7 @@
 import type { Duplex } from 'node:stream';
 import { encodeFrame, readFrame } from '../api/frame';
 import {
+  MAX_FRAME,
   type Method,
   type Params,
   type PeerInfo,
@@ -191,7 +192,7 @@ export class Peers {
     for (let tries = 0; ; tries++) {
       const channel = await this.channel(host);
       try {
-        return await use(new Connection(channel.open(), `peer ${host}`));
+        return await use(new Connection(channel.open(), `peer ${host}`, MAX_FRAME));
       } catch (err) {
         const lost = err instanceof WormholeError && err.code === 'CONNECTION_LOST';
         if (tries === 0 && lost && channel.closed) continue;

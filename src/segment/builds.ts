@@ -12,13 +12,18 @@
  */
 import { WormholeError } from '../common/errors';
 
-/** Builds of top segments in flight, by id: aborted or not. */
+/** Builds of top segments in flight, by id: aborted or not, and the key that asked. */
 export class Builds {
-  private readonly running = new Map<string, { aborted: boolean }>();
+  private readonly running = new Map<string, { aborted: boolean; owner: string }>();
 
-  /** A top segment's build starts. */
-  start(id: string): void {
-    this.running.set(id, { aborted: false });
+  /** A top segment's build starts, for the key named `owner`. */
+  start(id: string, owner: string): void {
+    this.running.set(id, { aborted: false, owner });
+  }
+
+  /** The key whose create builds `id` (undefined: no build of it runs). */
+  owner(id: string): string | undefined {
+    return this.running.get(id)?.owner;
   }
 
   /** It is over (built, failed or unwound). */

@@ -2,6 +2,7 @@
  * The segment registry and the create grammar's execution: turns a plan into segments,
  * step by step, and deletes them with everything they own.
  */
+import { applySegments } from './apply';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { type Action, type Plan, type Step, parsePlan } from '../api/grammar';
@@ -144,7 +145,7 @@ export class SegmentManager {
    */
   private async buildTop(record: SegmentRecord, plan: Plan, ports?: Ports): Promise<Segment[]> {
     const id = record.id;
-    this.tops.start(id);
+    this.tops.start(id, record.owner ?? 'admin');
     try {
       this.keeper.begin(record);
       let built: Segment[] | undefined;
@@ -182,14 +183,50 @@ export class SegmentManager {
     }
   }
 
-  /** Create the segments a list of actions describes; the first is the top one. */
-  create(actions: Action[]): Promise<Segment[]> {
+  /**
+   * Create the segments a list of actions describes; the first is the top one. `owner`: the
+   * name of the key that asks (kept in the record, shown by list); `applied`: made by `apply`
+   * (which alone may prune it); `label`: made from a label of that container (labels.ts).
+   */
+  create(
+    actions: Action[],
+    made: Pick<SegmentRecord, 'owner' | 'applied' | 'label'> = {},
+  ): Promise<Segment[]> {
     return this.gate.run(() => {
       const plan = parsePlan(actions);
       const id = plan.id ?? randomUUID();
       this.checkFree(id);
-      return this.buildTop(newRecord(id, 'local', actions), plan);
+      return this.buildTop(newRecord(id, 'local', actions, { owner: 'admin', ...made }), plan);
     });
+  }
+
+  /** The records of the top segments a user made here (create, apply), failed ones too. */
+  localRecords(): SegmentRecord[] {
+    return this.allRecords().filter((r) => r.kind === 'local' && r.label === undefined);
+  }
+
+  /** The records of the segments made from containers' labels (labels.ts). */
+  labelRecords(): SegmentRecord[] {
+    return this.allRecords().filter((r) => r.label !== undefined);
+  }
+
+  /** The container whose label made top segment `id`, if one did. */
+  labelOf(id: string): string | undefined {
+    return (this.keeper.records.get(id) ?? this.keeper.failed.get(id)?.record)?.label;
+  }
+
+  private allRecords(): SegmentRecord[] {
+    return [...this.keeper.records.values(), ...[...this.keeper.failed.values()].map((f) => f.record)];
+  }
+
+  /** `wormhole apply` for the key `owner`: the top segments made to match a declared set (apply.ts). */
+  apply(params: Params<'apply'>, owner = 'admin'): Promise<Result<'apply'>> {
+    return applySegments(this, params, owner, this.ctx.log);
+  }
+
+  /** Whether `id` is taken (a segment, one being built or undone, one that failed to build again). */
+  hasId(id: string): boolean {
+    return this.segments.has(id) || this.building.has(id) || this.tops.has(id) || this.keeper.failed.has(id);
   }
 
   /**
@@ -197,32 +234,33 @@ export class SegmentManager {
    * (the peer restarted, or another daemon took over from it) for the same thing, the child
    * already here is the answer: a peer keeps one child per parent segment.
    */
-  createForPeer(params: Params<'peer-create'>): Promise<Result<'peer-create'>> {
-    return this.gate.run(() => this.createChild(params));
+  createForPeer(params: Params<'peer-create'>, owner = 'admin'): Promise<Result<'peer-create'>> {
+    return this.gate.run(() => this.createChild(params, owner));
   }
 
-  private async createChild(params: Params<'peer-create'>): Promise<Result<'peer-create'>> {
+  private async createChild(params: Params<'peer-create'>, owner: string): Promise<Result<'peer-create'>> {
     const plan = parsePlan(params.actions);
     const id = params.key ? peerChildId(params.key, plan) : (plan.id ?? randomUUID());
     const had = this.keeper.records.get(id);
-    if (had && params.key && had.key === params.key) {
+    // (only the key that asked first, or admin, may have its child back or replace it)
+    const mine = (r: SegmentRecord): boolean => owner === 'admin' || (r.owner ?? 'admin') === owner;
+    if (had && params.key && had.key === params.key && mine(had)) {
       if (sameRequest(had, params)) return peerResult(this.segments.get(id)!);
       // the parent was made again with other actions: this child is stale
       await this.deleteTree(id);
       this.keeper.forget(id);
     }
     const seen = this.keeper.failed.get(id);
-    if (seen && params.key && seen.record.key === params.key) this.keeper.forget(id);
+    if (seen && params.key && seen.record.key === params.key && mine(seen.record)) this.keeper.forget(id);
     this.checkFree(id);
-    const record = newRecord(id, 'peer', params.actions, { head: params.head, key: params.key });
+    const record = newRecord(id, 'peer', params.actions, { head: params.head, key: params.key, owner });
     const [seg] = await this.buildTop(record, plan);
     return peerResult(seg);
   }
 
   /** Refuse an id taken by a segment (built, being built or undone), or by one that could not be built again. */
   private checkFree(id: string): void {
-    if (this.segments.has(id) || this.building.has(id) || this.tops.has(id) || this.keeper.failed.has(id))
-      throw idTaken(id);
+    if (this.hasId(id)) throw idTaken(id);
   }
 
   /**
@@ -500,10 +538,36 @@ export class SegmentManager {
     seg.attach(stream, ready, origin);
   }
 
+  /**
+   * The name of the key that made a segment (its top segment's record says; one made before
+   * keys had names was made with -K's, admin); undefined: no such segment.
+   */
+  ownerOf(id: string): string | undefined {
+    let top = this.segments.get(id);
+    // (one still being built is its creator's: another key may not abort it)
+    const building = this.tops.owner(id);
+    if (building !== undefined && (!top || top.parent === null)) return building;
+    if (!top) {
+      const failed = this.keeper.failed.get(id);
+      return failed && (failed.record.owner ?? 'admin');
+    }
+    // a child's owner is its top segment's (a parent deleted first leaves the child on top)
+    const parentOf = (s: Segment): Segment | undefined =>
+      s.parent === null ? undefined : this.segments.get(s.parent);
+    for (let up = parentOf(top); up; up = parentOf(up)) top = up;
+    return this.keeper.records.get(top.id)?.owner ?? 'admin';
+  }
+
   /** Every segment, parents before their children. */
   list(): SegmentInfo[] {
     const failed = this.keeper.failedInfos();
-    return [...[...this.segments.values()].map((s) => s.info()), ...failed];
+    return [
+      ...[...this.segments.values()].map((s) => {
+        const label = this.labelOf(s.id);
+        return { ...s.info(), owner: this.ownerOf(s.id), ...(label === undefined ? {} : { label }) };
+      }),
+      ...failed,
+    ];
   }
 
   /** Delete every segment (daemon shutdown). */

@@ -35,7 +35,7 @@ export function newRecord(
   id: string,
   kind: SegmentRecord['kind'],
   actions: Action[],
-  extra: Pick<SegmentRecord, 'head' | 'key'> = {},
+  extra: Pick<SegmentRecord, 'head' | 'key' | 'owner' | 'applied' | 'label'> = {},
 ): SegmentRecord {
   return {
     version: RECORD_VERSION,
@@ -67,6 +67,7 @@ export function failedInfo(record: SegmentRecord, error: string): SegmentInfo {
     error,
     parent: null,
     remote: record.kind === 'peer',
+    owner: record.owner ?? 'admin',
     connections: 0,
     containers: [],
   };

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { VERBS } from '../api/grammar';
+import { ID_PATTERN, VERBS } from '../api/grammar';
 import { syncDir, writeFileAtomic } from '../common/atomicfile';
 import { errorMessage } from '../common/errors';
 
@@ -24,16 +24,22 @@ export const segmentRecordSchema = z
   .object({
     version: z.literal(RECORD_VERSION),
     /** The top segment's id (also the file's name). */
-    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+    id: z.string().regex(ID_PATTERN),
     /** `create` from a user, or `peer-create` from another daemon. */
     kind: z.enum(['local', 'peer']),
     actions: z.array(action),
+    /** Made by `apply` (only such segments are deleted by `apply --prune`). */
+    applied: z.boolean().optional(),
+    /** Made from a `wormhole.NAME` label of this container (src/segment/labels.ts). */
+    label: z.string().optional(),
     /** A peer-create's head (where the peer's tail points). */
     head: z
       .object({ proto: z.enum(['tcp', 'udp']), host: z.string().optional(), port: z.number().int() })
       .optional(),
     /** A peer-create's identity, the same when the parent asks again after a restart. */
     key: z.string().optional(),
+    /** The name of the key that made it (--keys); absent: made before keys had names, by admin. */
+    owner: z.string().max(64).optional(),
     /** Every segment built at create time, top first, in build order, with its head's port. */
     built: z.array(z.object({ id: z.string(), port: z.number().int().min(0).max(65535) })),
     /** `false` while the create runs: a crash then leaves a half-built segment to clean. */

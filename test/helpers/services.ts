@@ -1,7 +1,7 @@
 /**
  * Test services (test/fixtures/server.js) run inside a namespace, and small clients.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
@@ -14,6 +14,18 @@ export { type Created, parseCreate } from './daemon';
 
 const SERVER = path.join(ROOT, 'test/fixtures/server.js');
 const CLIENTS = path.join(ROOT, 'test/fixtures/clients.js');
+
+/** A TCP exchange from inside a namespace (socat: send, half-close, read all). */
+export function exchangeIn(netns: string, port: number, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = execFile(
+      'ip',
+      ['netns', 'exec', netns, 'socat', '-t', '3', '-', `TCP:127.0.0.1:${port}`],
+      (err, stdout) => (err ? reject(err) : resolve(stdout)),
+    );
+    p.stdin?.end(data);
+  });
+}
 
 /** Start a fixture server (in `netns`, or the host's namespace for null); resolves when ready. */
 export function startService(

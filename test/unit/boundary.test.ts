@@ -65,9 +65,11 @@ const MAY_IMPORT: Record<string, string[]> = {
   proxy: ['netns', 'native', 'api', 'common'],
   docker: ['common'],
   tunnel: ['api', 'common'],
+  trust: ['api', 'common'],
   peer: ['client', 'proxy', 'native', 'api', 'common'],
   segment: ['peer', 'proxy', 'netns', 'docker', 'tunnel', 'store', 'native', 'api', 'common'],
   daemon: [
+    'trust',
     'segment',
     'peer',
     'client',

@@ -23,6 +23,7 @@ import type * as net from 'node:net';
 import type { Endpoint } from '../../src/segment/endpoint';
 import { confineUnixTail } from '../../src/segment/hostunix';
 import { TunnelService } from '../../src/tunnel';
+import { KeyRing } from '../../src/trust/keys';
 import { ROOT, runCmd } from '../helpers/daemon';
 import { freePort } from '../helpers/services';
 
@@ -33,20 +34,26 @@ describe('hole 10: a reply over the frame limit', () => {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('becomes an error reply naming the method and the limit, and the connection goes on', async () => {
-    // 2,000 segments whose rows make a reply of about 1.5 MiB, over the 1 MiB frame
+    // 2,000 rows making a reply of about 69 MiB, over the 64 MiB a reply may be
     const rows = Array.from({ length: 2000 }, (_, i) => ({
       id: `seg-${i}`,
       url: `tcp://127.0.0.1:${i}`,
-      pad: 'x'.repeat(800),
+      pad: 'x'.repeat(36_000),
     }));
     const handlers = {
       list: async () => ({ segments: rows }),
       ping: async () => ({}),
     } as unknown as HandlerTable;
-    const server = new ApiServer(handlers, () => undefined, Buffer.from('k'.repeat(32)), silent, {
-      maxConnections: 8,
-      idleMs: 30_000,
-    });
+    const server = new ApiServer(
+      handlers,
+      () => undefined,
+      new KeyRing(Buffer.from('k'.repeat(32))),
+      silent,
+      {
+        maxConnections: 8,
+        idleMs: 30_000,
+      },
+    );
     const sock = path.join(dir, 'api.sock');
     await server.listen({ kind: 'unix', path: sock });
     after(() => server.close());
@@ -58,7 +65,7 @@ describe('hole 10: a reply over the frame limit', () => {
       assert.equal(err.code, 'REPLY_TOO_LARGE');
       assert.match(
         err.message,
-        /^the list reply is too large: \d+ bytes, over the 1048576-byte limit of a frame: /,
+        /^the list reply is too large: \d+ bytes, over the 67108864-byte limit of a frame: /,
       );
       return true;
     });

@@ -11,29 +11,25 @@ export const del: Command = {
 ID is a segment's id or any unique prefix of one (as docker's): an exact id wins, a prefix
 that several ids start with is refused, naming them. A child made by child or chain is
 deleted with its parent. A segment still being created (its create-time steps running, not
-yet listed) is deleted by its whole id: its build is aborted. --json prints {"id": ID, "deleted": [IDS]} (the segment and its
-children).
+yet listed) is deleted by its whole id: its build is aborted. --json prints {"id": ID,
+"deleted": [IDS]} (the segment and its children).
 
   wormhole delete 3f2a
   wormhole delete --json web-1`,
   async run(args, ctx) {
     const { positional } = commandArgs(this, args, 1);
     if (positional.length === 0) throw new UsageError('needs a segment ID (or a unique prefix of one)');
+    if (positional[0] === '') throw new UsageError('an empty segment id');
     const res = await withDaemon(ctx, async (c) => {
-      const text = positional[0];
-      const notFound = (err: unknown): boolean => err instanceof WormholeError && err.code === 'NOT_FOUND';
-      let unlisted: unknown;
-      // (an id not listed may be a segment still being created: the daemon aborts its build)
-      const id = await resolveSegmentId(c, text).catch((err: unknown) => {
-        if (!notFound(err)) throw err;
-        unlisted = err;
-        return text;
-      });
+      // an exact id first, with no list (which is long with thousands of segments); a prefix
+      // only when no segment has that id
       try {
-        return { id, ...(await c.call('delete', { id })) };
-      } catch (err) {
-        throw unlisted !== undefined && notFound(err) ? unlisted : err;
+        return { id: positional[0], ...(await c.call('delete', { id: positional[0] })) };
+      } catch (e) {
+        if (!(e instanceof WormholeError) || e.code !== 'NOT_FOUND') throw e;
       }
+      const id = await resolveSegmentId(c, positional[0]);
+      return { id, ...(await c.call('delete', { id })) };
     });
     if (ctx.json) printJson(ctx, { id: res.id, deleted: res.deleted });
     return 0;

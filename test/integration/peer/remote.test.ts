@@ -9,19 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, startDaemon } from '../../helpers/daemon';
 import { startCapture } from '../../helpers/capture';
 import { suiteCleanup, withHostPair } from '../../helpers/netns';
-import { parseCreate, startService } from '../../helpers/services';
-
-/** A TCP exchange from inside a namespace (socat: send, half-close, read all). */
-function exchangeIn(netns: string, port: number, data: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = execFile(
-      'ip',
-      ['netns', 'exec', netns, 'socat', '-t', '3', '-', `TCP:127.0.0.1:${port}`],
-      (err, stdout) => (err ? reject(err) : resolve(stdout)),
-    );
-    p.stdin?.end(data);
-  });
-}
+import { exchangeIn, parseCreate, startService } from '../../helpers/services';
 
 /** One datagram from inside a namespace (socat, a fresh source port each time), and the answer. */
 function udpExchangeIn(netns: string, target: string, data: string): Promise<string> {

@@ -34,6 +34,10 @@ describe('daemon limits and environment', () => {
       /^UsageError: --pipe-budget "1.5" is not a whole number from 0 to 1000000$/,
     );
   });
+  it("reads --keys (none: -K's key alone)", () => {
+    assert.equal(parseDaemonOptions([], {}).keysFile, undefined);
+    assert.equal(parseDaemonOptions(['--keys', '/etc/wormhole/keys'], {}).keysFile, '/etc/wormhole/keys');
+  });
   it('checks WORMHOLE_LOG', () => {
     assert.equal(logLevel({ WORMHOLE_LOG: 'debug' }), 'debug');
     assert.throws(() => logLevel({ WORMHOLE_LOG: 'verbose' }), /not a log level: use trace, debug/);
