@@ -17,11 +17,14 @@ import { type TestRegistry, startRegistry } from '../helpers/registry';
 import { exchange } from '../helpers/services';
 import { until } from '../helpers/wait';
 
-/** The ids `list` shows. */
+/**
+ * The ids of the segments `list` shows that a create made (not those made from containers'
+ * `wormhole.NAME` labels: the test images carry one, `wormhole.test.recipe`).
+ */
 async function ids(d: TestDaemon): Promise<string[]> {
   const r = await d.cli('list', '--json');
   assert.equal(r.code, 0, r.stderr);
-  return (JSON.parse(r.stdout) as { id: string }[]).map((s) => s.id);
+  return (JSON.parse(r.stdout) as { id: string; label?: string }[]).filter((s) => !s.label).map((s) => s.id);
 }
 
 /** The containers of the daemon (its owner label). */
