@@ -29,6 +29,7 @@ export const VERBS = [
   'balance',
   'health',
   'idle',
+  'idle-action',
   'proxy-protocol',
 ] as const;
 export type Verb = (typeof VERBS)[number];
@@ -51,6 +52,7 @@ const ONE_ARG: readonly Verb[] = [
   'balance',
   'health',
   'idle',
+  'idle-action',
   'proxy-protocol',
 ];
 
@@ -140,7 +142,17 @@ export interface Plan {
    * is released and the trigger armed again (scale to zero). Only with a trigger.
    */
   idle?: number;
+  /**
+   * `idle-action stop|pause`: what idle does to the trigger's containers: stopped (the
+   * default; the next connection starts them again), or paused (`docker pause`: frozen with
+   * their memory, thawed by the next connection in milliseconds).
+   */
+  idleAction?: IdleAction;
 }
+
+/** What idle does to a trigger's containers. */
+export const IDLE_ACTIONS = ['stop', 'pause'] as const;
+export type IdleAction = (typeof IDLE_ACTIONS)[number];
 
 /** Check a peer host word. */
 export function checkPeerHost(host: string, verb: string): string {
@@ -169,10 +181,15 @@ function checkArity(verb: Verb, args: readonly string[]): void {
  * Actions -> plan tree. `tail` switches to the tail; `trigger` switches to the tail and
  * defers what follows to the first connection; `child`, `chain`, `remote`, `tunnel` and
  * `udptunnel` hand every following action to a new segment, which starts in head mode.
- * `id` and `idle` are the segment's wherever they are written; `idle` needs a `trigger`.
+ * `id`, `idle` and `idle-action` are the segment's wherever they are written; `idle` needs a
+ * `trigger`, `idle-action` an `idle`.
  */
 export function parsePlan(actions: readonly Action[]): Plan {
   const plan = parseSegment(actions);
+  if (plan.idleAction !== undefined && plan.idle === undefined)
+    throw new UsageError(
+      'idle-action needs idle: e.g. url :3306 idle 10m idle-action pause trigger docker-run IMAGE',
+    );
   if (plan.idle !== undefined && plan.trigger === null) {
     throw new UsageError(
       'idle needs a trigger: what the trigger runs is what idle releases (e.g. url :3306 idle 10m trigger docker-run IMAGE)',
@@ -202,6 +219,12 @@ function parseSegment(actions: readonly Action[]): Plan {
       case 'idle':
         if (plan.idle !== undefined) throw new UsageError('idle is given twice for one segment');
         plan.idle = parseDuration(args[0], 'idle');
+        break;
+      case 'idle-action':
+        if (plan.idleAction !== undefined) throw new UsageError('idle-action is given twice for one segment');
+        if (!(IDLE_ACTIONS as readonly string[]).includes(args[0]))
+          throw new UsageError(`idle-action "${args[0]}": expected ${IDLE_ACTIONS.join(' or ')}`);
+        plan.idleAction = args[0] as IdleAction;
         break;
       case 'url': {
         const url = parseUrl(args[0]);

@@ -103,6 +103,8 @@ export const segmentInfoSchema = z.object({
       idleMs: z.number().optional(),
       /** When it last did (state idle until the next run), ms since the epoch. */
       idledAt: z.number().optional(),
+      /** `idle-action pause`: its containers are paused, not stopped, when it idles. */
+      idleAction: z.enum(['stop', 'pause']).optional(),
     })
     .optional(),
   /**

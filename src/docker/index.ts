@@ -414,6 +414,9 @@ export class Docker implements ContainerRuntime {
     if (!isContainerRef(id)) throw new WormholeError('CONTAINER_NOT_FOUND', `no container ${id}`);
     const container = this.api().getContainer(id.replace(/^\//, ''));
     try {
+      // a paused one (idle-action pause) is thawed: its service answers as it was, with the
+      // mounts it had (nothing is mounted again, so nothing to check)
+      if (await this.thawed(container)) return await this.locateStarted(id, container);
       // Docker follows a symlink in a bind's source at every start: checked again now
       const info = await container.inspect(this.timed());
       await this.checkBindsNow(info.HostConfig?.Binds ?? [], info.Id);
@@ -428,6 +431,22 @@ export class Docker implements ContainerRuntime {
       // 304: it runs already
       if (statusOf(err) !== 304) throw this.failure(err, `start container ${id.slice(0, 12)}`);
     }
+    return this.locateStarted(id, container);
+  }
+
+  /** Unpause `container` if it is paused; whether it was. */
+  private async thawed(container: Dockerode.Container): Promise<boolean> {
+    const info = await container.inspect(this.timed());
+    if (!info.State.Paused) return false;
+    await container.unpause(this.timed());
+    return true;
+  }
+
+  /** A container just started (or thawed): its namespace, or why it is not running. */
+  private async locateStarted(
+    id: string,
+    container: Dockerode.Container,
+  ): Promise<{ id: string; nsPath: string }> {
     try {
       const { nsPath } = await this.locate(id);
       this.log.info({ container: id, nsPath }, 'container started again');
@@ -437,6 +456,19 @@ export class Docker implements ContainerRuntime {
         throw await this.exitedAtOnce(container, `container ${id.slice(0, 12)}`);
       }
       throw err;
+    }
+  }
+
+  /** Pause a container (idle-action pause); one not running (stopped, gone) is left as it is. */
+  async pause(id: string): Promise<void> {
+    if (!isContainerRef(id)) return;
+    try {
+      await this.api().getContainer(id.replace(/^\//, '')).pause(this.timed());
+      this.log.info({ container: id }, 'container paused');
+    } catch (err) {
+      // 404: gone; 409: not running, or paused already
+      if (statusOf(err) === 404 || statusOf(err) === 409) return;
+      throw this.failure(err, `pause container ${id}`);
     }
   }
 

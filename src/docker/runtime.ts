@@ -59,10 +59,15 @@ export interface ContainerRuntime {
     step: string,
     options?: { reuse?: boolean },
   ): Promise<{ id: string; nsPath: string }>;
-  /** Start again a container this daemon made and stopped; its id and namespace file. */
+  /** Start again (or thaw, if paused) a container this daemon made; its id and namespace file. */
   start(id: string): Promise<{ id: string; nsPath: string }>;
   /** Stop a container, keeping it (its files); a stopped or missing one is fine. */
   stop(id: string): Promise<void>;
+  /**
+   * Pause a container (`docker pause`: frozen, memory and namespace kept); `start` thaws it.
+   * One that is not running any more is fine (the next start starts it).
+   */
+  pause(id: string): Promise<void>;
   /** Remove every container this daemon made for a segment (idempotent). */
   removeFor(segmentId: string): Promise<void>;
   /** The network namespace file of a running container (full id, short id or name). */

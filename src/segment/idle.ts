@@ -11,9 +11,11 @@
  *
  * What the trigger made is released: its containers are stopped, not removed (their files
  * stay), and the next run starts the same containers again; they are removed with the
- * segment. Its children, local and on peers, are deleted (a peer removes their containers
+ * segment. With `idle-action pause` they are paused instead (frozen, memory and namespace
+ * kept: the next run thaws them, and the service answers as it was, with no start to wait for). Its children, local and on peers, are deleted (a peer removes their containers
  * with them) and made again by the next run.
  */
+import type { IdleAction } from '../api/grammar';
 import { WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerRuntime } from './context';
@@ -159,8 +161,9 @@ export class IdleWatch {
 }
 
 /**
- * The containers a segment's trigger runs, kept across idle: stopped when it idles (or when a
- * run fails), started again by the next run, removed with the segment.
+ * The containers a segment's trigger runs, kept across idle: stopped (or paused) when it idles
+ * (or when a run fails), started again (or thawed: the runtime's start does either) by the
+ * next run, removed with the segment.
  */
 export class TriggerContainers {
   /** The container of each trigger step (`trigger/N`). */
@@ -172,6 +175,7 @@ export class TriggerContainers {
     /** True once the segment is being deleted: containers are removed, not stopped. */
     private readonly closing: () => boolean,
     private readonly log: Logger,
+    readonly action: IdleAction = 'stop',
   ) {}
 
   /** The step's container, running: the one kept for it started again, or a new one. */
@@ -195,9 +199,10 @@ export class TriggerContainers {
     return made;
   }
 
-  /** Let a container go: stopped (idle, a failed run), or removed when the segment closes. */
+  /** Let a container go: stopped or paused (idle, a failed run), or removed when the segment closes. */
   release(id: string): Promise<void> {
-    return this.closing() ? this.runtime.remove(id) : this.runtime.stop(id);
+    if (this.closing()) return this.runtime.remove(id);
+    return this.action === 'pause' ? this.runtime.pause(id) : this.runtime.stop(id);
   }
 
   /** The segment is deleted: every container it kept goes, and any a predecessor left. */

@@ -11,8 +11,9 @@
  *     labels:
  *       wormhole.db: "url :3306 docker-ns self tail url :3306 docker-ns db"
  *
- * The daemon's own labels on the containers it runs (wormhole.owner, wormhole.segment,
- * wormhole.step) are not plans. Everything is matched again (reconciled) on each container
+ * NAME is letters, digits, `-` and `_`: a longer key under `wormhole.` (`wormhole.test.recipe`,
+ * say, inherited from an image) is another tool's, not a plan; nor are the daemon's own labels
+ * on the containers it runs (wormhole.owner, wormhole.segment, wormhole.step). Everything is matched again (reconciled) on each container
  * event and when the event stream (re)connects, one pass at a time: what is declared and
  * missing is made, what changed is made again, what lost its container or its label goes. A
  * label that cannot be made (a bad plan, a service not running yet) is a failed row with why
@@ -30,6 +31,8 @@ import type { SegmentRecord } from '../store';
 export const LABEL_PREFIX = 'wormhole.';
 /** Labels the daemon puts on the containers it runs itself: never plans. */
 const OWN_LABELS = new Set(['wormhole.owner', 'wormhole.segment', 'wormhole.step']);
+/** A plan's label: `wormhole.` and a NAME without dots. */
+const PLAN_LABEL = /^wormhole\.[A-Za-z0-9_-]{1,63}$/;
 const COMPOSE_PROJECT = 'com.docker.compose.project';
 const COMPOSE_SERVICE = 'com.docker.compose.service';
 
@@ -40,6 +43,11 @@ export interface LabelTarget {
   /** Make a segment for a label of container `made.label`. */
   create(actions: Action[], made: { label: string }): Promise<unknown>;
   delete(id: string): Promise<string[]>;
+}
+
+/** Whether a label's key declares a segment (`wormhole.NAME`, not one of the daemon's own). */
+export function isPlanLabel(key: string): boolean {
+  return PLAN_LABEL.test(key) && !OWN_LABELS.has(key);
 }
 
 /** One label's segment as its container declares it. */
@@ -158,7 +166,7 @@ export class LabelSegments {
     for (const c of all) {
       if (!c.running) continue;
       for (const [key, plan] of Object.entries(c.labels)) {
-        if (!key.startsWith(LABEL_PREFIX) || OWN_LABELS.has(key)) continue;
+        if (!isPlanLabel(key)) continue;
         const id = `${c.name}.${key.slice(LABEL_PREFIX.length)}`;
         try {
           wanted.set(id, { id, container: c.name, actions: labelActions(plan, c, all) });

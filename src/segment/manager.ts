@@ -318,6 +318,7 @@ export class SegmentManager {
           healthMs: plan.healthMs === undefined ? DEFAULT_HEALTH_MS : plan.healthMs,
           trigger: plan.trigger,
           idleMs: plan.trigger ? plan.idle : undefined,
+          idleAction: plan.idleAction,
           made,
         },
         this.deps,

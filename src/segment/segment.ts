@@ -109,7 +109,13 @@ export class Segment {
     if (spec.idleMs !== undefined) {
       this.idle = this.idleWatch(spec.idleMs);
       if (spec.trigger?.some((s) => s.op === 'docker-run')) {
-        const kept = new TriggerContainers(this.ctx.containers, this.id, () => this.closed, this.ctx.log);
+        const kept = new TriggerContainers(
+          this.ctx.containers,
+          this.id,
+          () => this.closed,
+          this.ctx.log,
+          spec.idleAction ?? 'stop',
+        );
         this.kept = kept;
         this.stack.defer(() => kept.removeAll());
       }
@@ -500,7 +506,11 @@ export class Segment {
       },
       lastDialError: this.lastDialError,
       trigger: this.trigger
-        ? { ...this.trigger.stats.info(this.tail !== undefined), ...this.idle?.info() }
+        ? {
+            ...this.trigger.stats.info(this.tail !== undefined),
+            ...this.idle?.info(),
+            ...(this.kept?.action === 'pause' ? { idleAction: 'pause' as const } : {}),
+          }
         : undefined,
       containers: this.containers,
     });

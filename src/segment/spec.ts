@@ -2,6 +2,7 @@
  * What a segment is made from: its spec (decided by the manager before the segment exists,
  * checked when it is made), what it calls on, and where its tail is.
  */
+import type { IdleAction } from '../api/grammar';
 import type { Step } from '../api/grammar';
 import type { Protocol } from '../api/url';
 import type { DisposableStack } from '../common/disposable';
@@ -47,6 +48,8 @@ export interface SegmentSpec {
   trigger: Step[] | null;
   /** Scale to zero after this long without use (with a trigger only). */
   idleMs?: number;
+  /** What idle does to the trigger's containers (default stop). */
+  idleAction?: IdleAction;
   /** What the create-time steps made (their containers): released with the segment. */
   made: { scope: DisposableStack; containers: string[] };
 }

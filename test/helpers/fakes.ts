@@ -66,6 +66,10 @@ export class FakeContainers implements ContainerRuntime {
     this.calls.push(`stop ${id}`);
     return Promise.resolve();
   }
+  pause(id: string): Promise<void> {
+    this.calls.push(`pause ${id}`);
+    return Promise.resolve();
+  }
 
   removeFor(segmentId: string): Promise<void> {
     this.calls.push(`removeFor ${segmentId}`);

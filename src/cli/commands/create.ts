@@ -33,6 +33,8 @@ Actions, read left to right (see the README for the whole grammar):
   idle DURATION      with a trigger: after DURATION (30s, 5m, 1h, seconds) with no
                      connection and no byte, stop what the trigger started (its
                      containers are stopped, kept, and started again by the next one)
+  idle-action A      with idle: stop (default) or pause (docker pause: frozen, thawed by
+                     the next connection in milliseconds)
 
 Defaults: head tcp://127.0.0.1, tail = head's protocol and port on 127.0.0.1. tcp and unix
 join each other; udp joins only udp.

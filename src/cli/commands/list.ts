@@ -29,7 +29,8 @@ function notes(s: SegmentInfo, now: number): string {
     n.push(
       `trigger=${t.state}${t.lastMs !== undefined ? ` in ${duration(t.lastMs)}` : ''}${t.lastError ? ` (${t.lastError})` : ''}`,
     );
-  if (t?.idleMs !== undefined) n.push(`idle=${duration(t.idleMs)}`);
+  if (t?.idleMs !== undefined)
+    n.push(`idle=${duration(t.idleMs)}${t.idleAction === 'pause' ? ' (pause)' : ''}`);
   if (t?.idledAt !== undefined) n.push(`idled ${ago(t.idledAt, now)} ago`);
   for (const tail of s.tails ?? [])
     if (tail.health === 'down') n.push(`tail down${tail.lastError ? ` (${tail.lastError})` : ''}`);

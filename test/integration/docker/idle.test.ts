@@ -181,6 +181,59 @@ describe('idle: scale to zero', () => {
     assert.deepEqual(await containers(owner(d)), [], 'removed with the segment');
   });
 
+  it('pauses the container with idle-action pause, and thaws the same process for the next connections', async () => {
+    const head = await freePort();
+    const { id } = await d.create(
+      'url',
+      `:${head}`,
+      'idle',
+      '2s',
+      'idle-action',
+      'pause',
+      'trigger',
+      'docker-run',
+      ECHO_RUN,
+      'url',
+      ':9001',
+    );
+    assert.equal(await exchange(head, 'first'), 'first');
+    const [cid] = await containers(owner(d));
+    const pid = async (): Promise<string> =>
+      (await run('docker', ['inspect', '--format', '{{.State.Pid}}', cid])).trim();
+    const before = await pid();
+    const idle = await idled(d, id);
+    assert.equal(idle.trigger?.idleAction, 'pause');
+    assert.equal(
+      await eventually('the container paused', async () =>
+        (await status(cid)) === 'paused' ? true : undefined,
+      ),
+      true,
+    );
+    const line = (await d.cli('list')).stdout.split('\n').find((l) => l.startsWith(`${id} `)) ?? '';
+    assert.match(line, / idle .* idle=2s \(pause\) idled \d+s ago/);
+    const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => exchange(head, `p${i}`)));
+    assert.deepEqual(answers, ['p0', 'p1', 'p2', 'p3', 'p4']);
+    assert.equal(await status(cid), 'running');
+    assert.equal(await pid(), before, 'the same process, thawed (not started again)');
+    assert.equal((await d.cli('delete', id)).code, 0);
+    assert.deepEqual(await containers(owner(d)), [], 'removed with the segment');
+  });
+
+  it('refuses idle-action without idle, and an action it does not know, in one line', async () => {
+    for (const [words, want] of [
+      [['url', ':1', 'idle-action', 'pause', 'trigger', 'url', ':2'], /idle-action needs idle/],
+      [
+        ['url', ':1', 'idle', '1m', 'idle-action', 'sleep', 'trigger', 'url', ':2'],
+        /idle-action "sleep": expected stop or pause/,
+      ],
+    ] as const) {
+      const r = await d.cli('create', ...words);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, want);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+    }
+  });
+
   it('keeps the container while a quiet connection is open, and idles once it closes', async () => {
     const head = await freePort();
     const c = await d.cli(
@@ -555,7 +608,8 @@ describe('idle with a real database, across a takeover, and across hosts', () =>
     assert.equal(await exchangeIn(hosts.a, 6550, 'one'), 'one');
     const [first] = await containers(owner(b));
     assert.ok(first, 'the remote child runs its container on b');
-    assert.equal((JSON.parse((await b.cli('list', '--json')).stdout) as SegmentInfo[]).length, 1);
+    const onB = JSON.parse((await b.cli('list', '--json')).stdout) as SegmentInfo[];
+    assert.equal(onB.length, 1, JSON.stringify(onB.map((x) => `${x.id} ${x.url} ${x.state}`)));
 
     await idled(a, id);
     await eventually('the remote child deleted', async () =>

@@ -47,6 +47,9 @@ class FakeRuntime implements ContainerRuntime {
   stop(): Promise<void> {
     throw new Error('not used');
   }
+  pause(): Promise<void> {
+    throw new Error('not used');
+  }
   removeFor(): Promise<void> {
     throw new Error('not used');
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { labelActions } from '../../../src/segment/labels';
+import { isPlanLabel, labelActions } from '../../../src/segment/labels';
 import type { LabelledContainer } from '../../../src/docker/runtime';
 
 const compose = (name: string, service: string, running = true, project = 'shop'): LabelledContainer => ({
@@ -51,5 +51,19 @@ describe("a label's plan", () => {
     );
     assert.throws(() => words('id mine url :1'), /a label plan names no id: the segment is CONTAINER\.NAME/);
     assert.throws(() => words('url :1 tail nonsense'), /"nonsense" is not an action/);
+  });
+
+  it('is read only from wormhole.NAME, NAME without dots, and never from the daemon own labels', () => {
+    assert.ok(isPlanLabel('wormhole.db'));
+    assert.ok(isPlanLabel('wormhole.web-2_a'));
+    for (const key of [
+      'wormhole.test.recipe',
+      'wormhole.',
+      'wormhole.owner',
+      'wormhole.segment',
+      'wormhole.step',
+      'other.db',
+    ])
+      assert.ok(!isPlanLabel(key), key);
   });
 });
