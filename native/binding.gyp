@@ -4,7 +4,8 @@
       "target_name": "wormhole",
       "sources": [
         "addon.c", "nsfactory.c", "fdpass.c", "notify.c", "unixsock.c", "proxyproto.c",
-        "engine.c", "conn.c", "pipes.c", "pick.c", "listen.c", "engine_napi.c"
+        "engine.c", "conn.c", "pipes.c", "pick.c", "listen.c", "engine_napi.c",
+        "chan.c", "stream.c", "chan_napi.c"
       ],
       "cflags": ["-Wall", "-Wextra", "-O2", "-fvisibility=hidden"],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]

@@ -197,6 +197,46 @@ static void run_cmd(struct engine *e, struct cmd *c) {
   case CMD_CLOSE_GROUP:
     group_close(e, g);
     break;
+  case CMD_CHAN_ADD:
+    if (!c->ch->dead) chan_add(e, c->ch);
+    break;
+  case CMD_CHAN_OPEN:
+    /* on a channel that ended meanwhile, the stream is reset at once (JavaScript is told) */
+    if (c->ch->dead ||
+        !stream_open(e, c->ch, c->stream, c->arg, c->data, c->data_len, c->flag, c->notify)) {
+      reset_close(c->arg);
+      if (c->notify) emit(e, EV_CHAN_RESET, NULL, c->ch->id, c->stream, 0, 0);
+      else emit(e, EV_CHAN_STREAM_END, NULL, c->ch->id, c->stream, 0, 1125899906842624.0);
+    }
+    break;
+  case CMD_CHAN_REBIND:
+    stream_rebind(e, c->ch, c->stream, c->arg, c->ns, c->data, c->data_len);
+    c->ns = -1;
+    break;
+  case CMD_CHAN_PING:
+    if (!c->ch->dead) {
+      struct timespec t;
+      clock_gettime(CLOCK_MONOTONIC, &t);
+      uint64_t now = (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+      uint8_t p[8];
+      for (int i = 0; i < 8; i++) p[i] = (uint8_t)(now >> (56 - 8 * i));
+      chan_frame(e, c->ch, FT_PING, 0, p, 8);
+    }
+    break;
+  case CMD_CHAN_GOAWAY:
+    if (!c->ch->dead && !c->ch->draining) {
+      c->ch->draining = true;
+      chan_frame(e, c->ch, FT_GOAWAY, 0, NULL, 0);
+      if (c->ch->nstreams == 0) chan_end(e, c->ch, CW_DRAINED, 0, 0);
+    }
+    break;
+  case CMD_CHAN_CLOSE:
+    /* (what is sealed goes first: a GOAWAY, the last RSTs) */
+    if (!c->ch->dead) {
+      chan_flush_dirty(e);
+      chan_end(e, c->ch, CW_ASKED, 0, 0);
+    }
+    break;
   case CMD_STOP:
     e->stopping = true;
     break;
@@ -213,6 +253,8 @@ static void run_cmds(struct engine *e) {
   while (c) {
     struct cmd *next = c->next;
     run_cmd(e, c);
+    if (c->ch) chan_unref(c->ch);
+    free(c->data);
     free(c);
     c = next;
   }
@@ -242,7 +284,22 @@ void *engine_main(void *arg) {
       struct watch *w = evs[i].data.ptr;
       if (w->kind == W_WAKE) run_cmds(e);
       else if (w->kind == W_LISTEN) accept_some(e, (struct group *)((char *)w - offsetof(struct group, w)));
+      else if (w->kind == W_CHAN) chan_event(e, (struct chan *)((char *)w - offsetof(struct chan, w)), evs[i].events);
+      else if (w->kind == W_STREAM)
+        stream_event(e, (struct stream *)((char *)w - offsetof(struct stream, w)), evs[i].events);
       else conn_event(e, w, evs[i].events);
+    }
+    /* what the turn queued on channels leaves now, a record and a write each */
+    chan_flush_dirty(e);
+    while (e->streams_dead) {
+      struct stream *st = e->streams_dead;
+      e->streams_dead = st->dead_next;
+      free(st);
+    }
+    while (e->chans_dead) {
+      struct chan *ch = e->chans_dead;
+      e->chans_dead = ch->dead_next;
+      chan_unref(ch);
     }
     /* connections that ended in this turn: later events of the same turn saw C_DEAD */
     while (e->dead) {

@@ -7,7 +7,10 @@
  *   pipes.c        the pool of pipes connections borrow while bytes move;
  *   pick.c         which tail a connection dials (round-robin, least-conn, source);
  *   listen.c       accepting on a group's head, the cap, pausing when out of fds;
- *   engine_napi.c  the JavaScript face: commands in, constants and counters out.
+ *   chan.c         a channel to a peer daemon: sealed records, frames, its streams' table;
+ *   stream.c       one stream of a channel, pumped to and from a local socket;
+ *   engine_napi.c  the JavaScript face: commands in, constants and counters out;
+ *   chan_napi.c    and the channels' part of it.
  *
  * Shape (after passt's tcp_splice.c and HAProxy's pipe.c / raw_sock.c, rewritten here):
  * - A *group* is one segment's share of the engine: its listening socket (the head), its
@@ -63,6 +66,14 @@ enum ev_type {
   EV_DIAL_BROKEN = 7,  /* b = errno: the engine could not come back from a namespace */
   EV_TAIL_SET = 8,     /* a = the number groupTail gave its command: the slot holds what it said,
                           and every connection accepted from now on is picked with it */
+  /* channels (group id 0): */
+  EV_CHAN_CLOSED = 9,  /* a = chan id, b = why (enum chan_why), c = errno or frame type, d = stream */
+  EV_CHAN_STREAM = 10, /* a = chan id, b = stream id the peer opened, c = JavaScript's end (an fd) */
+  EV_CHAN_RESET = 11,  /* a = chan id, b = stream id: the peer reset a stream JavaScript holds */
+  EV_CHAN_PONG = 12,   /* a = chan id, b = the keepalive's round trip in ms */
+  EV_CHAN_GOAWAY = 13, /* a = chan id: the peer takes no new streams (open them on a new channel) */
+  EV_CHAN_STREAM_END = 14, /* a = chan id, b = stream id, c = bytes sent, d = bytes delivered + 2^50 *
+                              (1: it was reset): a stream on an fd JavaScript gave (chanOpen) ended */
 };
 /* The numbers of an event before its address, and all of it in doubles. */
 #define EV_NUMBERS 8
@@ -104,7 +115,7 @@ enum tail_stat {
 enum balance { B_ROUND_ROBIN = 0, B_LEAST_CONN = 1, B_SOURCE = 2 };
 
 /* What an epoll event's data points at, so the loop knows whose it is. */
-enum kind { W_WAKE, W_LISTEN, W_CONN0, W_CONN1 };
+enum kind { W_WAKE, W_LISTEN, W_CONN0, W_CONN1, W_CHAN, W_STREAM };
 struct watch {
   uint8_t kind; /* enum kind */
 };
@@ -145,6 +156,7 @@ struct tail {
 };
 
 struct group;
+struct chan;
 
 /* One connection: a client and, once dialed, its upstream (conn.c). */
 struct conn {
@@ -212,6 +224,14 @@ enum cmd_type {
   CMD_DIAL,
   CMD_TAIL_COUNT,
   CMD_CLOSE_GROUP,
+  CMD_CHAN_ADD,    /* ch: start carrying the channel (its fd and keys are in it) */
+  CMD_CHAN_OPEN,   /* ch, arg: a local fd, stream: its id, data: bytes to send first, flag: skip
+                      the reply frame the peer sends first, notify: a socketpair JS holds */
+  CMD_CHAN_REBIND, /* ch, stream: an accepted stream's local end becomes arg (the tail's
+                      socket); ns: JavaScript's end of the socketpair, data: what it read */
+  CMD_CHAN_PING,   /* ch: a keepalive */
+  CMD_CHAN_GOAWAY, /* ch: take no new streams, close once the last one ends */
+  CMD_CHAN_CLOSE,  /* ch: close it now (its streams are reset) */
   CMD_STOP
 };
 
@@ -232,6 +252,11 @@ struct cmd {
   uint8_t proxy;                /* TAIL: the PROXY protocol version (0: none) */
   uint64_t key;                 /* TAIL: the tail's hash for source affinity */
   uint32_t seq;                 /* TAIL: its number, given back in EV_TAIL_SET once it ran */
+  struct chan *ch;              /* CHAN_*: the channel (the command holds a reference) */
+  uint32_t stream;              /* CHAN_OPEN: the stream's id */
+  uint8_t *data;                /* CHAN_OPEN: bytes the stream sends first (NULL: none) */
+  uint32_t data_len;            /* and how many */
+  bool notify;                  /* CHAN_OPEN: JavaScript holds the stream's other end */
 };
 
 /* A loop turn's events on their way to JavaScript. */
@@ -273,6 +298,10 @@ struct engine {
   int64_t now_ms;                  /* wall clock at this loop turn (CLOCK_REALTIME_COARSE) */
   bool dial_broken;                /* stranded once in another namespace: never dial there again */
   bool stopping;                   /* CMD_STOP ran: the loop ends after this turn */
+  struct chan *chans;              /* the channels carried */
+  struct chan *dirty;              /* channels with frames to seal and send at the end of the turn */
+  struct chan *chans_dead;         /* channels ended this turn: the engine lets go after it */
+  struct stream *streams_dead;     /* streams ended this turn, freed after it */
 };
 
 /* ---- engine.c ---- */
@@ -352,5 +381,173 @@ uint64_t pick_client_text(const char *text);
 int pick(uint8_t policy, const struct pick_tail *tails, int n, uint32_t *rr, uint64_t src);
 /* The engine's use of it: the slot a connection dials next (-1: every one tried). */
 int pick_tail(struct group *g, struct conn *c);
+
+/* ---- engine_napi.c, chan_napi.c ---- */
+/* A command (NULL, and an exception thrown, when out of memory). */
+struct cmd *new_cmd(napi_env env, enum cmd_type type, struct group *g);
+/* Queue it for the engine thread; false (and an exception) when the engine has stopped. */
+bool send_cmd(napi_env env, struct engine *e, struct cmd *c);
+/* A command that will never run: what it owns goes with it. */
+void cmd_discard(struct cmd *c);
+/* The channels' exports (chan_napi.c). */
+napi_value wh_chan_init(napi_env env, napi_value exports);
+
+/* ---- chan.c, stream.c: the channel to a peer daemon --------------------------------------- */
+
+/*
+ * The frames are src/peer/frame.ts's (one definition: chan_napi.c exports these numbers and a
+ * unit test checks them against it); the records around them are the engine's own:
+ *   length (4, big-endian: ciphertext + tag; authenticated as additional data) | ciphertext | tag (16)
+ * sealed with AES-256-GCM, a key and a 12-byte nonce base per direction from the TLS
+ * handshake's exporter, the nonce being the base XOR a 64-bit count of records (never reused).
+ * A record holds whole frames only.
+ */
+enum frame_type { FT_DATA, FT_OPEN, FT_FIN, FT_RST, FT_WINDOW, FT_PING, FT_PONG, FT_GOAWAY };
+#define FRAME_HDR 10               /* type, flags, stream id (4), length (4) */
+#define FRAME_MAX (16 * 1024)      /* a DATA frame's most */
+#define STREAM_WINDOW (1024 * 1024) /* what either side may send on a new stream before a WINDOW */
+#define STREAM_CREDIT (STREAM_WINDOW / 4) /* a WINDOW goes once the local socket took this much */
+#define STREAM_MAX_WINDOW (1ULL << 31)    /* a window grown past this is a broken peer */
+#define CHAN_MAX_STREAMS 65536     /* streams on one channel at most: a new one past it is reset */
+#define REC_HDR 4
+#define REC_TAG 16
+#define REC_PLAIN (64 * 1024)      /* a record's most plaintext */
+#define REC_MAX (REC_HDR + REC_PLAIN + REC_TAG)
+#define CHAN_KEYS 88               /* exported bytes: key (32) and nonce base (12), dialer's way first */
+#define CHAN_OUT_HIGH (512 * 1024) /* sealed bytes waiting: streams stop reading their sockets */
+
+/* Why a channel ended (EV_CHAN_CLOSED's b); src/peer/enginechannel.ts says them in words. */
+enum chan_why {
+  CW_ASKED,    /* JavaScript closed it */
+  CW_EOF,      /* the peer closed the connection */
+  CW_IO,       /* reading or writing the connection failed (c: errno) */
+  CW_AUTH,     /* a record failed authentication */
+  CW_RECORD,   /* a record's length is out of bounds */
+  CW_FRAME,    /* a malformed frame (c: its type) */
+  CW_STREAM,   /* a frame for a stream never opened, or an open the rules forbid (d: the id) */
+  CW_WINDOW,   /* more than the window, or a bad WINDOW (d: the stream) */
+  CW_ORDER,    /* data after FIN, a second FIN (d: the stream) */
+  CW_DRAINED,  /* GOAWAY, and the last stream ended */
+  CW_NOMEM,    /* out of memory */
+  CW_WORN,     /* the record counter is about to wrap: a new channel is needed */
+};
+
+struct stream;
+
+/* One channel: a TCP connection to a peer daemon carrying many streams. */
+struct chan {
+  struct watch w;             /* epoll data of fd */
+  int32_t id;                 /* JavaScript's number for it, in events */
+  int fd;                     /* the raw TCP connection (the engine's own dup) */
+  int refs;                   /* the engine's, JavaScript's handle's, each queued command's (atomic) */
+  bool dialer;                /* this side dialed: it opens streams (odd ids) and speaks first */
+  bool heard;                 /* a record came: the accepting side sends nothing before */
+  bool draining;              /* GOAWAY sent or received: no new streams, closed after the last */
+  bool dead;                  /* ended: everything below is gone */
+  bool dirty;                 /* on the engine's dirty list */
+  void *tx, *rx;              /* EVP_CIPHER_CTX of each way, keyed once */
+  uint8_t tx_iv[12], rx_iv[12]; /* nonce bases */
+  uint64_t tx_seq, rx_seq;    /* records sealed, opened */
+  uint8_t *in;                /* bytes read, not yet a whole record (REC_MAX * 2) */
+  uint32_t in_len;
+  uint8_t *plain;             /* frames waiting to be sealed into the next record (REC_PLAIN) */
+  uint32_t plain_len;
+  uint8_t *out;               /* sealed records waiting to be written */
+  size_t out_len, out_off, out_cap;
+  struct stream **buckets;    /* the streams by id (chained; grows with them) */
+  uint32_t nbuckets;
+  struct stream *streams;     /* every stream, a list */
+  struct stream *blocked;     /* streams that stopped reading for want of room in out */
+  uint32_t last_id;           /* the largest stream id opened */
+  uint32_t next_id;           /* main thread only: the dialer's next id */
+  /* read by JavaScript at any time (atomics) */
+  int64_t nstreams, bytes_up, bytes_down, rtt_ms, heard_at;
+  struct chan *prev, *next;   /* the engine's list */
+  struct chan *dirty_next;    /* the dirty list */
+  struct chan *dead_next;     /* the ended list */
+};
+
+/* One stream: a local socket (a client's, or a socketpair whose other end JavaScript holds). */
+struct stream {
+  struct watch w;           /* epoll data of fd */
+  uint32_t id;              /* its id on the channel */
+  int fd;                   /* the local socket */
+  struct chan *ch;          /* its channel */
+  bool notify;              /* JavaScript holds the other end: a reset is told with EV_CHAN_RESET */
+  bool zombie;              /* reset by the peer: kept until JavaScript closes its end */
+  bool fin_out, fin_in;     /* FIN sent (the local socket said EOF), FIN received */
+  bool shut_local;          /* FIN passed on: the local socket shut for writing */
+  bool hup;                 /* the local socket's other end is closed both ways */
+  bool blocked;             /* on the channel's blocked list */
+  bool hashed;              /* in the channel's table (a zombie is only in its list) */
+  bool skipping;            /* the peer's reply frame is still being dropped (below) */
+  uint32_t skip_left;       /* bytes of the peer's reply still to drop (attach's answer) */
+  uint8_t skip_got;         /* of its 4-byte length, how many were read (4: the length is known) */
+  uint8_t skip_hdr[4];      /* that length */
+  int64_t send_win;         /* what the peer still lets us send */
+  uint64_t recv_got;        /* bytes received */
+  uint64_t recv_limit;      /* what the peer may send in all: the window plus every grant */
+  uint64_t delivered;       /* bytes written to the local socket */
+  uint64_t sent;            /* bytes read from it and sent (DATA) */
+  uint64_t dropped;         /* bytes in delivered that are not the client's (a reply dropped,
+                               what a rebind delivered twice: see stream_rebind) */
+  uint64_t again;           /* bytes at the front of pend delivered once already (rebind) */
+  uint64_t granted_at;      /* delivered, at the last grant */
+  uint8_t *pend;            /* received bytes the local socket has not taken yet */
+  uint32_t pend_off, pend_len, pend_cap;
+  struct stream *hnext;     /* the bucket's chain */
+  struct stream *prev, *next; /* the channel's list */
+  struct stream *bnext;     /* the blocked list */
+  struct stream *dead_next; /* the engine's list of streams to free */
+};
+
+/* ---- chan.c ---- */
+/* A channel starts: watched, and (the dialer) its first record sent. */
+void chan_add(struct engine *e, struct chan *ch);
+/* End it: its streams reset, EV_CHAN_CLOSED sent, the engine lets go after this turn. */
+void chan_end(struct engine *e, struct chan *ch, int why, int detail, uint32_t stream);
+/* An epoll event on its connection. */
+void chan_event(struct engine *e, struct chan *ch, uint32_t events);
+/* Room for a DATA frame's payload in the record being made (*room bytes at most, >= 1). */
+uint8_t *chan_data_room(struct engine *e, struct chan *ch, uint32_t *room);
+/* The payload just written there is n bytes: the frame's header goes in front. */
+void chan_data_commit(struct engine *e, struct chan *ch, uint32_t stream, uint32_t n);
+/* Queue a frame (no payload, or a small one). */
+void chan_frame(struct engine *e, struct chan *ch, int type, uint32_t stream, const void *p, uint32_t n);
+/* Sealed bytes waiting are over CHAN_OUT_HIGH: streams wait before reading more. */
+bool chan_full(struct chan *ch);
+/* Seal and send what this turn queued on dirty channels. */
+void chan_flush_dirty(struct engine *e);
+/* Let go of one reference; the last frees it. */
+void chan_unref(struct chan *ch);
+/* Process bytes read from the connection (records); false once the channel has ended. */
+bool chan_receive(struct engine *e, struct chan *ch);
+/* A stream's table: find; add (to the table and the list); off the table; off the list. */
+struct stream *chan_find(struct chan *ch, uint32_t id);
+bool chan_insert(struct chan *ch, struct stream *st);
+void chan_unhash(struct chan *ch, struct stream *st);
+void chan_unlist(struct chan *ch, struct stream *st);
+/* Key a channel's ciphers from the exported bytes (main thread, before CMD_CHAN_ADD); false: no memory. */
+bool chan_keys(struct chan *ch, const uint8_t keys[CHAN_KEYS]);
+/* Seal `n` bytes of plaintext as one record into out (REC_HDR + n + REC_TAG bytes); false: failed. */
+bool chan_seal(void *ctx, const uint8_t iv[12], uint64_t seq, const uint8_t *plain, uint32_t n, uint8_t *out);
+
+/* ---- stream.c ---- */
+/* The dialer opens stream `id` on fd (OPEN, then `first` as data); false: no memory (fd left). */
+bool stream_open(struct engine *e, struct chan *ch, uint32_t id, int fd, const uint8_t *first, uint32_t n,
+                 bool skip_reply, bool notify);
+/* The peer opened stream `id`: a socketpair, one end pumped, the other JavaScript's (EV_CHAN_STREAM). */
+void stream_accept(struct engine *e, struct chan *ch, uint32_t id);
+/* A frame for a stream; false: the peer broke a rule (the channel is ended by the caller). */
+bool stream_frame(struct engine *e, struct stream *st, int type, const uint8_t *p, uint32_t n, int *why);
+/* An accepted stream's local end becomes `tail` (see CMD_CHAN_REBIND; every fd is taken). */
+void stream_rebind(struct engine *e, struct chan *ch, uint32_t id, int tail, int js, const uint8_t *first,
+                   uint32_t n);
+/* An epoll event on a stream's socket. */
+void stream_event(struct engine *e, struct stream *st, uint32_t events);
+/* Read the local socket again (window granted, room in the channel). */
+void stream_pump(struct engine *e, struct stream *st);
+/* End a stream: its socket closed (reset with `rst`), off the table, freed after this turn. */
+void stream_drop(struct engine *e, struct stream *st, bool rst);
 
 #endif

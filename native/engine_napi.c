@@ -40,15 +40,21 @@
 
 #include "engine.h"
 
-/* A command that will never run: what it owns goes with it. */
-static void cmd_discard(struct cmd *c) {
+void cmd_discard(struct cmd *c) {
   if (c->ns >= 0) close(c->ns);
   if (c->root >= 0) close(c->root);
   free(c->path);
+  free(c->data);
+  if (c->type == CMD_CHAN_OPEN || c->type == CMD_CHAN_REBIND) close(c->arg);
+  if (c->ch) {
+    /* (an ADD never run: the engine's reference goes too) */
+    if (c->type == CMD_CHAN_ADD) chan_unref(c->ch);
+    chan_unref(c->ch);
+  }
   free(c);
 }
 
-static bool send_cmd(napi_env env, struct engine *e, struct cmd *c) {
+bool send_cmd(napi_env env, struct engine *e, struct cmd *c) {
   if (e->stopped) {
     cmd_discard(c);
     napi_throw_error(env, "ESHUTDOWN", "the engine has stopped");
@@ -68,7 +74,7 @@ static bool send_cmd(napi_env env, struct engine *e, struct cmd *c) {
   return true;
 }
 
-static struct cmd *new_cmd(napi_env env, enum cmd_type type, struct group *g) {
+struct cmd *new_cmd(napi_env env, enum cmd_type type, struct group *g) {
   struct cmd *c = calloc(1, sizeof *c);
   if (!c) napi_throw_error(env, "ENOMEM", "out of memory");
   else {
@@ -594,7 +600,9 @@ static napi_value engine_constants(napi_env env) {
   static const struct named events[] = {
       {"closed", EV_CLOSED},           {"handoff", EV_HANDOFF},         {"dialed", EV_DIALED},
       {"refused", EV_REFUSED},         {"acceptError", EV_ACCEPT_ERROR}, {"groupClosed", EV_GROUP_CLOSED},
-      {"dialBroken", EV_DIAL_BROKEN},  {"tailSet", EV_TAIL_SET},
+      {"dialBroken", EV_DIAL_BROKEN},  {"tailSet", EV_TAIL_SET},         {"chanClosed", EV_CHAN_CLOSED},
+      {"chanStream", EV_CHAN_STREAM},  {"chanReset", EV_CHAN_RESET},     {"chanPong", EV_CHAN_PONG},
+      {"chanGoAway", EV_CHAN_GOAWAY},  {"chanStreamEnd", EV_CHAN_STREAM_END},
   };
   static const struct named group_stats[] = {
       {"open", GS_OPEN},         {"total", GS_TOTAL},
@@ -654,5 +662,5 @@ napi_value wh_engine_init(napi_env env, napi_value exports) {
       {"engineConstants", NULL, NULL, NULL, NULL, constants, napi_enumerable, NULL},
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
-  return exports;
+  return wh_chan_init(env, exports);
 }

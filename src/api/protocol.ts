@@ -234,8 +234,12 @@ export const methods = {
    * in the frames of src/peer/frame.ts (each stream on it is served as a connection is).
    */
   channel: {
-    params: z.object({}).strict(),
-    result: z.object({}),
+    /**
+     * engine: the dialer can speak the engine's sealed records (src/peer/enginechannel.ts);
+     * the reply's engine says whether both will (else the frames go in TLS, as before).
+     */
+    params: z.object({ engine: z.boolean().optional() }).strict(),
+    result: z.object({ engine: z.boolean().optional() }),
   },
   /** The channels to peers, one row each (`wormhole peers`). */
   peers: {

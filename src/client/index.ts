@@ -214,8 +214,16 @@ export class Connection {
    * (src/peer): once it says yes, the connection carries the channel's frames.
    */
   async channel(): Promise<Duplex> {
-    await this.call('channel', {});
-    return this.handOver();
+    return (await this.channelWith(false)).stream;
+  }
+
+  /**
+   * The same, offering the engine's format (`engine`): the reply says whether the peer took
+   * it, in which case the caller hands the connection to the engine (src/peer/enginechannel.ts).
+   */
+  async channelWith(engine: boolean): Promise<{ stream: Duplex; engine: boolean }> {
+    const result = await this.call('channel', engine ? { engine } : {});
+    return { stream: this.handOver(), engine: result.engine === true };
   }
 
   /** The connection is no longer a request channel: its bytes are the caller's. */

@@ -114,6 +114,7 @@ export async function main(argv: string[]): Promise<void> {
     );
     await tunnels.start();
     const engine = startEngine(log, opts.pipeBudget);
+    peers.useEngine(engine);
     const store = new SegmentStore(state.file('segments'));
     const manager = new SegmentManager({
       log,
@@ -139,6 +140,7 @@ export async function main(argv: string[]): Promise<void> {
       maxConnections: opts.maxApiConnections,
       idleMs: opts.apiIdleMs,
     });
+    server.useEngine(engine);
     for (const addr of opts.listen) await server.listen(addr, handed?.takeApi(formatDaemonAddress(addr)));
     const metricsKey = opts.metrics && `metrics ${formatDaemonAddress(opts.metrics)}`;
     let metrics: MetricsServer | undefined;

@@ -38,7 +38,9 @@ import type { Logger } from '../common/log';
 import { RateLimitedLog } from '../common/ratelog';
 import { native } from '../native';
 import { PENDING_LIMITS, PendingBudget, type PendingLimits } from './pending';
-import { Channel } from '../peer/channel';
+import { Channel, type ChannelOptions, type PeerChannel } from '../peer/channel';
+import { EngineChannel, isEngineStream, takeOver } from '../peer/enginechannel';
+import type { Engine } from '../proxy/engine';
 import type { Key, KeyRing } from '../trust/keys';
 import { type KeyRights, changes, methodRefusal } from '../trust/rights';
 
@@ -88,9 +90,11 @@ export class ApiServer {
   /** Those authenticated (the TLS socket over a TCP one; a unix socket as it is). */
   private readonly authed = new Set<Duplex>();
   /** Peers' channels accepted: told to go away when a successor takes over. */
-  private readonly channels = new Set<Channel>();
+  private readonly channels = new Set<PeerChannel>();
   /** The key each TLS socket presented, from its handshake (src/trust/keys.ts). */
   private readonly keyOf = new WeakMap<object, Key>();
+  /** The engine, when it runs: a peer's channel may be handed to it (enginechannel.ts). */
+  private engine: Engine | null = null;
   /** How many of them are attached streams (outside the cap). */
   private attached = 0;
   private closing = false;
@@ -110,6 +114,11 @@ export class ApiServer {
         'API connection refused: too many still in their TLS handshake',
       ),
     );
+  }
+
+  /** Accept peers' channels in the engine's format from now on (null: JavaScript's only). */
+  useEngine(engine: Engine | null): void {
+    this.engine = engine;
   }
 
   /**
@@ -352,14 +361,27 @@ export class ApiServer {
         if (req.method === 'channel') {
           // A peer's channel: each stream on it is served as a connection of its own.
           handOver();
-          reply(req.id, 'channel', {});
-          const channel: Channel = new Channel(stream, {
+          const opts: ChannelOptions<Duplex> = {
             dialer: false,
             peer: remote,
             log: this.log,
-            onStream: (s) => this.serve(s, `${remote} stream ${s.id}`, key),
+            onStream: (s: Duplex) =>
+              this.serve(s, `${remote} stream ${(s as { id?: number }).id ?? ''}`.trim(), key),
             onClose: () => this.channels.delete(channel),
-          });
+          };
+          // The engine's format when both sides run the engine: Node reads no more of the
+          // connection from here (takeOver) and the engine takes it at once, but sends nothing
+          // before the dialer's first record, which comes only once the dialer has read this
+          // answer (written by Node's TLS, below).
+          const taken =
+            this.engine && (params.data as Params<'channel'>).engine
+              ? takeOver(stream as tls.TLSSocket)
+              : undefined;
+          const channel: PeerChannel =
+            taken && this.engine
+              ? new EngineChannel(this.engine, stream as tls.TLSSocket, taken, opts)
+              : new Channel(stream, opts);
+          reply(req.id, 'channel', taken ? { engine: true } : {});
           this.channels.add(channel);
           if (this.closing) channel.goAway();
           return;
@@ -375,7 +397,9 @@ export class ApiServer {
             (err) => {
               if (err) {
                 fail(req.id, err);
-                stream.end();
+                // (on an engine channel the dialer drops the reply unread: a reset says no)
+                if (isEngineStream(stream)) stream.destroy();
+                else stream.end();
               } else reply(req.id, 'attach', {});
             },
             origin,

@@ -1,13 +1,61 @@
 /** The native addon's surface (native/*.c), typed by hand. Handles are opaque Externals. */
 export type EngineHandle = { readonly __brand: 'engine' };
 export type GroupHandle = { readonly __brand: 'group' };
+export type ChanHandle = { readonly __brand: 'chan' };
+
+/** The channel's numbers (native/engine.h), each defined there once; src/peer/frame.ts's must match. */
+export interface ChanConstants {
+  /** Bytes of a frame's header, the most a DATA frame carries, a new stream's window. */
+  readonly frameHeader: number;
+  readonly frameMax: number;
+  readonly window: number;
+  /** A window may not grow past this; streams one channel carries at most. */
+  readonly maxWindow: number;
+  readonly maxStreams: number;
+  /** Bytes of the TLS exporter chanCreate takes. */
+  readonly keys: number;
+  /** A record's most plaintext, and what a record adds to it (length and tag). */
+  readonly recordMax: number;
+  readonly recordOverhead: number;
+  /** Why a channel ended (a chanClosed event's number). */
+  readonly why: Readonly<
+    Record<
+      | 'asked'
+      | 'eof'
+      | 'io'
+      | 'auth'
+      | 'record'
+      | 'frame'
+      | 'stream'
+      | 'window'
+      | 'order'
+      | 'drained'
+      | 'nomem'
+      | 'worn',
+      number
+    >
+  >;
+}
 
 /** The engine's numbers (native/engine.h), each defined there once. */
 export interface EngineConstants {
   /** Event kinds: an event's first number. */
   readonly events: Readonly<
     Record<
-      'closed' | 'handoff' | 'dialed' | 'refused' | 'acceptError' | 'groupClosed' | 'dialBroken' | 'tailSet',
+      | 'closed'
+      | 'handoff'
+      | 'dialed'
+      | 'refused'
+      | 'acceptError'
+      | 'groupClosed'
+      | 'dialBroken'
+      | 'tailSet'
+      | 'chanClosed'
+      | 'chanStream'
+      | 'chanReset'
+      | 'chanPong'
+      | 'chanGoAway'
+      | 'chanStreamEnd',
       number
     >
   >;
@@ -183,6 +231,52 @@ export interface NativeBinding {
    * (-1: every tail tried) and the cursor to give the next call.
    */
   pickTail(args: PickArgs): { slot: number; cursor: number };
+
+  // ---- native/chan*.c, stream.c: a channel to a peer daemon, carried by the engine ----
+  readonly chanConstants: ChanConstants;
+  /**
+   * Carry a channel: fd is its raw TCP connection (dup'ed; Node's own stays paused), keys
+   * the TLS exporter's bytes; the dialer speaks first. Events name it by `id`.
+   */
+  chanCreate(engine: EngineHandle, id: number, fd: number, keys: Buffer, dialer: boolean): ChanHandle;
+  /**
+   * The dialer opens a stream on fd (the engine owns it), or with fd -1 on a socketpair whose
+   * other end is returned: [stream id, JavaScript's fd (-1 when fd was given)]. `first` leaves
+   * with the OPEN; skipReply: the peer's first API frame is dropped (an attach's reply).
+   */
+  chanOpen(
+    engine: EngineHandle,
+    chan: ChanHandle,
+    fd: number,
+    first: Buffer | null,
+    skipReply: boolean,
+  ): [number, number];
+  /** A keepalive (a chanPong event gives its round trip). */
+  chanPing(engine: EngineHandle, chan: ChanHandle): void;
+  /** Take no new streams; close once the last one ends. */
+  chanGoAway(engine: EngineHandle, chan: ChanHandle): void;
+  /** Close now: its streams are reset. */
+  chanClose(engine: EngineHandle, chan: ChanHandle): void;
+  /** [streams, bytesUp, bytesDown, rttMs (0: none yet), heardAt (ms since the epoch)]. */
+  chanStats(chan: ChanHandle): Float64Array;
+  /**
+   * An accepted stream's local end becomes `tailFd` (a connected socket, copied): what its
+   * socketpair holds for JavaScript (jsFd: JavaScript's end, copied; then `first`, what
+   * JavaScript read of it already) goes to the tail first. The socketpair is closed;
+   * chanStreamEnd tells the stream's end. JavaScript closes its own fds after.
+   */
+  chanRebind(
+    engine: EngineHandle,
+    chan: ChanHandle,
+    id: number,
+    jsFd: number,
+    tailFd: number,
+    first: Buffer | null,
+  ): void;
+  /** Tests: one record as a peer seals it (fromDialer: with the dialer's key), its seq'th. */
+  chanTestSeal(keys: Buffer, fromDialer: boolean, seq: number, plaintext: Buffer): Buffer;
+  /** Tests: bytes through a channel's receive path, no connection: [why (-1: all taken), detail, stream]. */
+  chanTestFeed(keys: Buffer, dialer: boolean, bytes: Buffer): [number, number, number];
 
   /** A listening unix stream socket at path (close-on-exec, non-blocking); closing it leaves the path. */
   listenUnix(path: string, backlog: number): number;

@@ -7,6 +7,7 @@ import { WormholeError, errorMessage } from '../common/errors';
 import type { NativeBinding } from './binding';
 
 export type {
+  ChanHandle,
   EngineConstants,
   EngineHandle,
   GroupHandle,

@@ -31,12 +31,12 @@ import {
 } from './frame';
 
 /** A keepalive goes out this often (the dialing side); its round trip is the RTT shown. */
-const KEEPALIVE_MS = 2000;
+export const KEEPALIVE_MS = 2000;
 /**
  * A channel that heard nothing for this long is dead (the peer, or the path, is gone);
  * checked at each keepalive, so a dead peer is noticed within DEAD_MS + KEEPALIVE_MS: 10 s.
  */
-const DEAD_MS = 8000;
+export const DEAD_MS = 8000;
 /** Grant more window once the reader has taken this much (at most the window: no stall). */
 const CREDIT_AT = INITIAL_WINDOW / 4;
 /** Streams one channel carries at most; past it a new one is reset at once. */
@@ -53,22 +53,45 @@ function resetError(why: string): Error {
 class Breach extends Error {}
 
 /** How a channel is made. */
-export interface ChannelOptions {
+export interface ChannelOptions<S extends Duplex = PeerStream> {
   /** The dialing side opens streams and sends keepalives; the accepting side serves. */
   dialer: boolean;
   /** Who is at the other end, for the log. */
   peer: string;
   log: Logger;
   /** The accepting side: each stream the dialer opens. */
-  onStream?: (stream: PeerStream) => void;
+  onStream?: (stream: S) => void;
   /** Once, when the channel ends (why, when it was not a plain close). */
   onClose?: (why: string) => void;
   /** The dialing side: the other side takes no new streams (GOAWAY). */
   onGoAway?: () => void;
 }
 
+/**
+ * What the daemon asks of a channel, whoever moves its bytes: this file's Channel (in
+ * JavaScript) or the engine's (enginechannel.ts).
+ */
+export interface PeerChannel {
+  readonly closed: boolean;
+  readonly draining: boolean;
+  /** The last keepalive's round trip (null: none answered yet). */
+  readonly rttMs: number | null;
+  /** Bytes written to and read from the connection. */
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  /** Streams open now. */
+  readonly streamCount: number;
+  /** The round trip of one keepalive, in ms. */
+  ping(): Promise<number>;
+  /** Open a stream (the dialing side only). */
+  open(): Duplex;
+  /** The accepting side: no new streams, close once the open ones end. */
+  goAway(): void;
+  close(): void;
+}
+
 /** One channel; see the file's comment. */
-export class Channel {
+export class Channel implements PeerChannel {
   readonly streams = new Map<number, PeerStream>();
   /** Bytes written to and read from the TLS connection (frames, headers included). */
   bytesUp = 0;
@@ -109,6 +132,10 @@ export class Channel {
       return;
     }
     if (this.opts.dialer) this.ping().catch(() => undefined);
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
   }
 
   /** The round trip of one PING frame, in ms (rejects if the channel closes first). */

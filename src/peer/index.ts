@@ -10,6 +10,7 @@
  * the streams on the channel it accepted (src/daemon/server.ts).
  */
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { encodeFrame, readFrame } from '../api/frame';
 import {
   MAX_FRAME,
@@ -25,7 +26,9 @@ import { parseDaemonAddress } from '../common/address';
 import { withDeadline } from '../common/deadline';
 import { WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
-import { Channel } from './channel';
+import type { Engine } from '../proxy/engine';
+import { Channel, type ChannelOptions, type PeerChannel } from './channel';
+import { EngineChannel, takeOver } from './enginechannel';
 
 /** Rewrites connection errors so that they name the peer and say what to check. */
 function peerError(host: string, err: unknown): unknown {
@@ -48,6 +51,12 @@ function peerError(host: string, err: unknown): unknown {
   return err;
 }
 
+/** An attach request for the peer's segment `id`, as the first bytes of a stream. */
+function attachRequest(id: string, origin: Params<'attach'>['origin'] | undefined): Buffer {
+  const params: Params<'attach'> = origin ? { id, origin } : { id };
+  return encodeFrame({ v: PROTOCOL_VERSION, id: 1, method: 'attach', params });
+}
+
 /**
  * How long a peer may take to answer, so that every request to this daemon is answered in a
  * bounded time even when a peer hangs. A peer-create may pull images there: it gets longer.
@@ -63,8 +72,8 @@ interface Line {
   host: string;
   state: PeerInfo['state'];
   since: number;
-  channel?: Channel;
-  dialing?: Promise<Channel>;
+  channel?: PeerChannel;
+  dialing?: Promise<PeerChannel>;
   /** Whether a channel was ever up: only such a peer is dialed again on its own. */
   wasUp: boolean;
   retry?: NodeJS.Timeout;
@@ -79,6 +88,8 @@ interface Line {
 export class Peers {
   private readonly lines = new Map<string, Line>();
   private closed = false;
+  /** The engine, when it runs: channels are offered its format (enginechannel.ts). */
+  private engine: Engine | null = null;
 
   constructor(
     private key: Buffer,
@@ -93,15 +104,21 @@ export class Peers {
     this.key = key;
   }
 
+  /** Offer the engine's format on the channels dialed from now on (null: the JavaScript one). */
+  useEngine(engine: Engine | null): void {
+    this.engine = engine;
+  }
+
   /** The channel to `host`: the open one, the one being opened, or a new one. */
-  private channel(host: string): Promise<Channel> {
+  private channel(host: string): Promise<PeerChannel> {
     if (this.closed) return Promise.reject(new WormholeError('ABORTED', 'the daemon is stopping'));
     let line = this.lines.get(host);
     if (!line) {
       line = { host, state: 'down', since: Date.now(), wasUp: false, backoffMs: 0, bytesUp: 0, bytesDown: 0 };
       this.lines.set(host, line);
     }
-    if (line.channel) return Promise.resolve(line.channel);
+    // (one the peer told to go away takes no new streams, though its event may not be here yet)
+    if (line.channel && !line.channel.draining) return Promise.resolve(line.channel);
     if (line.dialing) return line.dialing;
     const l = line;
     clearTimeout(l.retry);
@@ -113,14 +130,15 @@ export class Peers {
     return dialing;
   }
 
-  private async dial(line: Line): Promise<Channel> {
+  private async dial(line: Line): Promise<PeerChannel> {
     line.state = 'connecting';
     try {
       // `:PORT` (empty host) is 127.0.0.1:PORT, as everywhere in the grammar
       const conn = await connect(parseDaemonAddress(line.host), this.key);
       let socket: Duplex;
+      let engine: boolean;
       try {
-        socket = await conn.channel();
+        ({ stream: socket, engine } = await conn.channelWith(this.engine !== null));
       } catch (err) {
         conn.close();
         throw err;
@@ -129,7 +147,7 @@ export class Peers {
         socket.destroy();
         throw new WormholeError('ABORTED', 'the daemon is stopping');
       }
-      const channel: Channel = new Channel(socket, {
+      const opts: ChannelOptions<Duplex> = {
         dialer: true,
         peer: line.host,
         log: this.log,
@@ -138,13 +156,28 @@ export class Peers {
         onGoAway: () => {
           if (line.channel === channel) line.channel = undefined;
         },
-      });
+      };
+      const taken = engine && this.engine ? takeOver(socket as TLSSocket) : undefined;
+      if (engine && !taken) {
+        socket.destroy();
+        throw new WormholeError(
+          'PEER_UNREACHABLE',
+          `peer ${line.host}: the connection cannot be handed to the engine`,
+        );
+      }
+      const channel: PeerChannel =
+        taken && this.engine
+          ? new EngineChannel(this.engine, socket as TLSSocket, taken, opts)
+          : new Channel(socket, opts);
       line.channel = channel;
       this.moved(line, 'up');
       line.wasUp = true;
       line.backoffMs = 0;
       line.lastError = undefined;
-      this.log.info({ peer: line.host }, 'peer channel up');
+      this.log.info(
+        { peer: line.host, mover: channel instanceof EngineChannel ? 'engine' : 'javascript' },
+        'peer channel up',
+      );
       return channel;
     } catch (err) {
       const e = peerError(line.host, err);
@@ -161,7 +194,7 @@ export class Peers {
   }
 
   /** A channel ended: keep its counters, and open it again soon. */
-  private lost(line: Line, channel: Channel, why: string): void {
+  private lost(line: Line, channel: PeerChannel, why: string): void {
     line.bytesUp += channel.bytesUp;
     line.bytesDown += channel.bytesDown;
     if (line.channel !== channel) return;
@@ -243,7 +276,11 @@ export class Peers {
    * stream's first bytes; a refusal (logged here) destroys the stream, which resets the client.
    */
   async attach(host: string, id: string, origin?: Params<'attach'>['origin']): Promise<Duplex> {
-    const stream = (await this.channel(host)).open();
+    const channel = await this.channel(host);
+    const request = attachRequest(id, origin);
+    // (the engine drops the reply itself; a refusal resets the stream, and the peer logs why)
+    if (channel instanceof EngineChannel) return channel.openAttach(request);
+    const stream = (channel as Channel).open();
     let got = Buffer.alloc(0);
     const refused = (err: WormholeError): Buffer => {
       this.log.warn({ peer: host, segment: id, err: err.message }, 'connection dropped: the peer refused it');
@@ -265,9 +302,29 @@ export class Peers {
       if (!res.data.ok) return refused(new WormholeError(res.data.error.code, res.data.error.message));
       return frame.rest;
     });
-    const params: Params<'attach'> = origin ? { id, origin } : { id };
-    stream.write(encodeFrame({ v: PROTOCOL_VERSION, id: 1, method: 'attach', params }));
+    stream.write(request);
     return stream;
+  }
+
+  /**
+   * An attach carried by the engine from end to end (see PeerLink.attachFd in src/segment):
+   * the client's fd is given to the engine's channel with the request and `first` before its
+   * bytes. False, with nothing taken, when the channel to `host` is JavaScript's.
+   */
+  async attachFd(
+    host: string,
+    id: string,
+    origin: Params<'attach'>['origin'] | undefined,
+    first: Buffer | undefined,
+    take: () => { fd: number; ended: (up: number, down: number, reset: boolean) => void } | undefined,
+  ): Promise<boolean> {
+    const channel = await this.channel(host);
+    if (!(channel instanceof EngineChannel) || channel.closed) return false;
+    const taken = take();
+    if (!taken) return false;
+    const request = attachRequest(id, origin);
+    channel.openAttachFd(first ? Buffer.concat([request, first]) : request, taken.fd, taken.ended);
+    return true;
   }
 
   /** Every peer this daemon has a channel to, or tried to have one to. */
@@ -276,7 +333,7 @@ export class Peers {
       host: l.host,
       state: l.state,
       rttMs: l.channel?.rttMs ?? null,
-      streams: l.channel?.streams.size ?? 0,
+      streams: l.channel?.streamCount ?? 0,
       bytesUp: l.bytesUp + (l.channel?.bytesUp ?? 0),
       bytesDown: l.bytesDown + (l.channel?.bytesDown ?? 0),
       since: l.since,

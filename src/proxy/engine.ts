@@ -6,6 +6,7 @@
  */
 import { constants } from 'node:os';
 import { type EngineConstants, type EngineHandle, type GroupHandle, native } from '../native';
+import { closeQuietly } from './headbase';
 
 /** errno numbers back to their names (ECONNRESET...), for what the engine reports. */
 const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([k, v]) => [v, k]));
@@ -274,10 +275,28 @@ export class EngineGroup {
   }
 }
 
+/** What a channel to a peer is told by the engine (src/peer/enginechannel.ts). */
+export interface ChanEvents {
+  /** It ended: why (a chanConstants.why number), an errno or a frame type, the stream at fault. */
+  closed(why: number, detail: number, stream: number): void;
+  /** The peer opened a stream: JavaScript's end of it. */
+  stream(id: number, fd: number): void;
+  /** The peer reset a stream JavaScript holds. */
+  reset(id: number): void;
+  /** A keepalive came back. */
+  pong(ms: number): void;
+  /** The peer takes no new streams. */
+  goAway(): void;
+  /** A stream on an fd JavaScript gave ended: bytes sent, bytes delivered, whether it was reset. */
+  streamEnd(id: number, sent: number, delivered: number, reset: boolean): void;
+}
+
 /** The engine: its thread, and the groups it serves. */
 export class Engine {
   private readonly groups = new Map<number, EngineGroup>();
   private nextGroup = 1;
+  private readonly chans = new Map<number, ChanEvents>();
+  private nextChan = 1;
   /** Events JavaScript waits for (a group's close, a tail applied): the loop must stay alive to hear of them. */
   private awaited = 0;
   private stopped = false;
@@ -314,6 +333,13 @@ export class Engine {
     );
     this.groups.set(id, g);
     return g;
+  }
+
+  /** A number for a new channel's events (chanCreate's id); its closed event forgets it. */
+  channel(events: ChanEvents): number {
+    const id = this.nextChan++;
+    this.chans.set(id, events);
+    return id;
   }
 
   /** JavaScript waits for an event: keep Node's loop alive until unhold (the engine alone never does). */
@@ -354,6 +380,10 @@ export class Engine {
     const { events: kind, eventDoubles } = k();
     for (let i = 0; i + eventDoubles <= ev.length; i += eventDoubles) {
       const type = ev[i];
+      if (type >= kind.chanClosed) {
+        this.chanEvent(ev, i);
+        continue;
+      }
       const g = this.groups.get(ev[i + 1]);
       if (type === kind.dialBroken) this.onDialBroken(errnoName(ev[i + 3]) ?? 'unknown');
       if (!g) continue;
@@ -388,6 +418,41 @@ export class Engine {
           this.groups.delete(ev[i + 1]);
           g.gone();
           break;
+      }
+    }
+  }
+
+  /** A channel's event: [type, 0, chan id, b, c, d]. */
+  private chanEvent(ev: Float64Array, i: number): void {
+    const kind = k().events;
+    const c = this.chans.get(ev[i + 2]);
+    if (!c) {
+      // (a stream's fd for a channel JavaScript forgot: closed, not leaked)
+      if (ev[i] === kind.chanStream) closeQuietly(ev[i + 4]);
+      return;
+    }
+    switch (ev[i]) {
+      case kind.chanClosed:
+        this.chans.delete(ev[i + 2]);
+        c.closed(ev[i + 3], ev[i + 4], ev[i + 5]);
+        break;
+      case kind.chanStream:
+        c.stream(ev[i + 3], ev[i + 4]);
+        break;
+      case kind.chanReset:
+        c.reset(ev[i + 3]);
+        break;
+      case kind.chanPong:
+        c.pong(ev[i + 3]);
+        break;
+      case kind.chanGoAway:
+        c.goAway();
+        break;
+      case kind.chanStreamEnd: {
+        // (d: the bytes delivered, plus 2^50 when the stream was reset)
+        const reset = ev[i + 5] >= 2 ** 50;
+        c.streamEnd(ev[i + 3], ev[i + 4], reset ? ev[i + 5] - 2 ** 50 : ev[i + 5], reset);
+        break;
       }
     }
   }

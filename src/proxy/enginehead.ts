@@ -200,6 +200,28 @@ export class EngineHead extends HeadBase {
       drop: () => {
         if (this.held.has(fd)) this.dropFd(fd);
       },
+      takeFd: () => {
+        if (this.closed || !this.held.has(fd)) return undefined;
+        this.held.delete(fd);
+        const started = Date.now();
+        const from = origin()?.src;
+        const client =
+          from && 'host' in from
+            ? `${from.host.includes(':') ? `[${from.host}]` : from.host}:${from.port}`
+            : undefined;
+        this.js.lastActive = started;
+        return {
+          fd,
+          ended: (up, down, reset) => {
+            this.js.bytesUp += up;
+            this.js.bytesDown += down;
+            this.js.lastActive = Date.now();
+            this.group.release();
+            const error = reset ? 'ECONNRESET' : undefined;
+            this.opts.onClosed?.({ up, down, error, ms: Date.now() - started, client });
+          },
+        };
+      },
     };
   }
 

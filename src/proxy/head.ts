@@ -54,10 +54,30 @@ export interface Client {
   toTail(onConnected?: () => void): Promise<void>;
   /** Join an open stream (a TLS leg to a peer) with the JavaScript mover. */
   join(stream: Duplex): void;
+  /**
+   * The client's socket for another carrier (a peer channel in the engine), if it can be
+   * given: the fd is the carrier's from here, and `ended` reports the connection's end
+   * (its bytes, reset or not) for the counters and the access log. Undefined: use join.
+   */
+  takeFd?(): { fd: number; ended: (up: number, down: number, reset: boolean) => void } | undefined;
   /** Give up: the client is closed. */
   drop(): void;
   /** Who connected to what (for a PROXY protocol header, and a peer's attach). */
   readonly origin: Origin | undefined;
+}
+
+/**
+ * A stream whose bytes another carrier (a peer channel in the engine) can take over once its
+ * tail is connected: `tailFd` (copied; the caller closes its socket after) becomes the
+ * stream's far end, with `first` (what was read of the stream already) sent to it first;
+ * `ended` reports the bytes each way (to the tail, from it) and whether it was reset.
+ */
+export interface Rebindable {
+  rebindTo?(
+    tailFd: number,
+    first: Buffer | null,
+    ended: (up: number, down: number, reset: boolean) => void,
+  ): void;
 }
 
 /** What a head needs from its segment. */

@@ -10,7 +10,7 @@ import { WormholeError } from '../common/errors';
 import { Balancer, type Policy } from './balance';
 import { dialWithRetry } from './dial';
 import type { GroupStats } from './engine';
-import type { Client, HeadOptions, TailStats, TailTarget, TcpHead } from './head';
+import type { Client, HeadOptions, Rebindable, TailStats, TailTarget, TcpHead } from './head';
 import { type Origin, originOf, proxyHeader } from './proxyproto';
 import { splice } from './tcp';
 
@@ -222,6 +222,43 @@ export abstract class HeadBase implements TcpHead {
     });
   }
 
+  /**
+   * A stream the engine carries (a peer's, on its channel) takes the tail's socket as its end:
+   * no JavaScript per byte from here. Only when nothing waits in JavaScript on the tail's side
+   * (the tail said nothing yet, all written); false: the JavaScript mover joins them.
+   */
+  private rebind(stream: Duplex, up: net.Socket, done: () => void, started: number): boolean {
+    type Handle = { fd?: number; readStop?: () => number };
+    const rebindTo = (stream as Rebindable).rebindTo;
+    const uh = (up as unknown as { _handle?: Handle })._handle;
+    const sh = (stream as unknown as { _handle?: Handle })._handle;
+    if (!rebindTo || typeof uh?.fd !== 'number' || !uh.readStop || !sh?.readStop) return false;
+    if (up.readableLength > 0 || up.writableLength > 0 || stream.writableLength > 0) return false;
+    uh.readStop();
+    sh.readStop();
+    stream.pause();
+    const first = stream.readableLength > 0 ? (stream.read(stream.readableLength) as Buffer) : null;
+    this.js.lastActive = Date.now();
+    rebindTo.call(stream, uh.fd, first, (toTail, fromTail, reset) => {
+      this.js.bytesUp += toTail;
+      this.js.bytesDown += fromTail;
+      this.js.lastActive = Date.now();
+      done();
+      const error = reset ? 'ECONNRESET' : undefined;
+      this.opts.onClosed?.({
+        up: toTail,
+        down: fromTail,
+        error,
+        ms: Date.now() - started,
+        client: undefined,
+      });
+    });
+    // (the engine has its own copies of both fds: these close no connection)
+    up.destroy();
+    stream.destroy();
+    return true;
+  }
+
   /** A stream served entirely by JavaScript (a peer's attach, or any client of NodeHead). */
   protected streamClient(stream: Duplex, release: () => void, given?: Origin): Client {
     const started = Date.now();
@@ -258,7 +295,7 @@ export abstract class HeadBase implements TcpHead {
           return;
         }
         onConnected?.();
-        this.moveJs(stream, up, done, started);
+        if (!this.rebind(stream, up, done, started)) this.moveJs(stream, up, done, started);
       },
       join: (other) => this.moveJs(stream, other, finish, started),
       drop: () => {

@@ -33,6 +33,18 @@ export interface PeerLink {
    * PROXY protocol header).
    */
   attach(host: string, id: string, origin?: Origin): Promise<Duplex>;
+  /**
+   * The same with the client's socket handed to the engine (its channel to the peer is the
+   * engine's): `take` gives the fd, `first` goes before the client's bytes. False, with
+   * nothing taken, when the channel is JavaScript's (then attach).
+   */
+  attachFd?(
+    host: string,
+    id: string,
+    origin: Origin | undefined,
+    first: Buffer | undefined,
+    take: () => { fd: number; ended: (up: number, down: number, reset: boolean) => void } | undefined,
+  ): Promise<boolean>;
 }
 
 /** Where segments are kept between runs of the daemon (src/store). */

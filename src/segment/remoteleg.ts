@@ -4,8 +4,9 @@
  * sessions over `remote` both open theirs here, so how the leg is carried changes in one place.
  */
 import type { Duplex } from 'node:stream';
+import type { Client } from '../proxy/head';
 import { dialWithRetry } from '../proxy/dial';
-import type { Origin } from '../proxy/proxyproto';
+import { type Origin, proxyHeader } from '../proxy/proxyproto';
 import type { PeerLink } from './context';
 
 /** A stream to peer `host`'s segment `id` (`origin`: the client it carries, for a PROXY header there). */
@@ -17,4 +18,28 @@ export function dialRemote(
   origin?: Origin,
 ): Promise<Duplex> {
   return dialWithRetry(() => peers.attach(host, id, origin), `peer ${host}`, dialTimeoutMs);
+}
+
+/**
+ * A TCP client's socket given to the engine's channel to the peer, with the attach (and the
+ * tail's PROXY header, when it wants one) ahead of its bytes: no JavaScript per byte. Retried
+ * as dialRemote is while the channel cannot be had. False, with the client untouched, when
+ * the channel is JavaScript's or the client's socket cannot be given.
+ */
+export function carryRemote(
+  peers: PeerLink,
+  tail: { host: string; id: string; proxy?: 1 | 2 },
+  origin: Origin | undefined,
+  client: Client,
+  dialTimeoutMs: number,
+): Promise<boolean> {
+  const attachFd = peers.attachFd?.bind(peers);
+  if (!attachFd || !client.takeFd) return Promise.resolve(false);
+  const take = client.takeFd.bind(client);
+  const first = tail.proxy ? proxyHeader(tail.proxy, origin) : undefined;
+  return dialWithRetry(
+    () => attachFd(tail.host, tail.id, origin, first, take),
+    `peer ${tail.host}`,
+    dialTimeoutMs,
+  );
 }

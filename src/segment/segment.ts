@@ -28,7 +28,7 @@ import { type SegmentDeps, type SegmentSpec, type Tail, checkSpec } from './spec
 import { TailWait } from './tailwait';
 import { Trigger } from './trigger';
 import { type HeadHost, openStreamHead, openUdpHead, udpSocketTo } from './heads';
-import { dialRemote } from './remoteleg';
+import { carryRemote, dialRemote } from './remoteleg';
 import { PeerSessions, openPeerSession } from './udpremote';
 
 /** A segment, from listening to closed. */
@@ -406,6 +406,8 @@ export class Segment {
       if (tail.kind === 'peer') {
         // the client's addresses go along: a tail on the peer may want a PROXY header
         const origin = client.origin;
+        // on the engine's channel the client's socket goes to the engine (remoteleg.ts)
+        if (await carryRemote(this.ctx.peers, tail, origin, client, this.ctx.dialTimeoutMs)) return ready?.();
         const stream = await dialRemote(this.ctx.peers, tail.host, tail.id, this.ctx.dialTimeoutMs, origin);
         if (this.closed) {
           stream.destroy();

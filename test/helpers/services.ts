@@ -15,18 +15,6 @@ export { type Created, parseCreate } from './daemon';
 const SERVER = path.join(ROOT, 'test/fixtures/server.js');
 const CLIENTS = path.join(ROOT, 'test/fixtures/clients.js');
 
-/** A TCP exchange from inside a namespace (socat: send, half-close, read all). */
-export function exchangeIn(netns: string, port: number, data: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = execFile(
-      'ip',
-      ['netns', 'exec', netns, 'socat', '-t', '3', '-', `TCP:127.0.0.1:${port}`],
-      (err, stdout) => (err ? reject(err) : resolve(stdout)),
-    );
-    p.stdin?.end(data);
-  });
-}
-
 /** Start a fixture server (in `netns`, or the host's namespace for null); resolves when ready. */
 export function startService(
   t: Cleanup,
@@ -111,6 +99,18 @@ export function exchange(port: number, data: string | Buffer, host = '127.0.0.1'
     c.on('data', (d: Buffer) => chunks.push(d));
     c.on('end', () => resolve(Buffer.concat(chunks).toString()));
     c.on('error', reject);
+  });
+}
+
+/** A TCP exchange from inside a namespace (socat: send, half-close, read all). */
+export function exchangeIn(netns: string, port: number, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = execFile(
+      'ip',
+      ['netns', 'exec', netns, 'socat', '-t', '3', '-', `TCP:127.0.0.1:${port}`],
+      (err, stdout) => (err ? reject(err) : resolve(stdout)),
+    );
+    p.stdin?.end(data);
   });
 }
 
