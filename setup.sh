@@ -14,11 +14,29 @@ if [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null; then
   exit 1
 fi
 
+# wireguard-go from bookworm-backports: bookworm's own (0.0.20220316) has no TUN or UDP
+# offloads and carries about a tenth of what ssh does; 0.0.20231211 has both. Only that
+# package comes from backports (a pin); everything else stays bookworm's. The backports
+# source uses the mirror the bookworm source already names.
+if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+  [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
+  if [ -z "$mirror" ]; then
+    echo "setup.sh: no Debian bookworm source in /etc/apt to take the mirror from: add bookworm-backports yourself" >&2
+    exit 1
+  fi
+  printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "${mirror%% *}" > /etc/apt/sources.list.d/wormhole-backports.sources
+fi
+printf '%s\n' "# wormhole's setup.sh: only wireguard-go comes from bookworm-backports" \
+  'Package: wireguard-go' 'Pin: release n=bookworm-backports' 'Pin-Priority: 500' \
+  > /etc/apt/preferences.d/wormhole-wireguard-go
+
 packages=(
   iproute2          # ip netns, veth, ip -j
   docker.io         # dockerd + docker-proxy (tests start dockerd themselves)
   docker-compose    # Compose files whose wormhole.NAME labels declare segments (test/integration/docker/labels)
-  wireguard-go      # userspace WireGuard where the kernel has none
+  wireguard-go      # userspace WireGuard where the kernel has none (bookworm-backports')
   wireguard-tools   # wg
   iptables
   socat iperf3 tcpdump openssh-client openssh-server   # tests and bench peers
@@ -33,6 +51,11 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# bookworm's wireguard-go is there but not backports' (its version has "bpo"): replace it
+if dpkg-query -W -f='${Status}' wireguard-go 2>/dev/null | grep -q "install ok installed" &&
+  ! dpkg-query -W -f='${Version}' wireguard-go | grep -q bpo; then
+  missing+=(wireguard-go)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -21,7 +21,8 @@ export interface Row {
 
 const f = (n: number | undefined, digits: number): string => (n === undefined ? '–' : n.toFixed(digits));
 const thousands = (n: number): string => n.toLocaleString('en-US');
-const median = (xs: number[]): number | undefined =>
+/** The median of some samples (undefined for none). */
+export const median = (xs: number[]): number | undefined =>
   xs.length ? [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] : undefined;
 
 /** Footnotes under a table (a markdown list, one line each): each row's notes, numbered, the mark after the path's name. */
@@ -74,6 +75,7 @@ export function coldTable(cold: ColdStart): string {
         ]
       : []),
     `| docker start of the stopped container, then the service polled until it answers | ${ms(cold.byHandStartMs)} |`,
+    `| wormhole after idle paused the container (idle-action pause; connect to first byte) | ${ms(cold.afterPauseMs)} |`,
   ].join('\n');
 }
 

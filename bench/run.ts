@@ -37,11 +37,12 @@ import {
   serveAgainTable,
   type Target,
   target,
+  median,
   targetsTable,
   udpTable,
 } from './report';
 import { balance } from './scenes/balance';
-import { coldStart } from './scenes/cold-start';
+import { type ColdStart, coldStart } from './scenes/cold-start';
 import { acrossNamespaces, oneNamespace } from './scenes/local';
 import { measureScenes } from './scenes/paths';
 import { restart } from './scenes/restart';
@@ -87,7 +88,7 @@ function memoryTarget(scene: string, wh: Row | undefined, dp: Row | undefined): 
  * The issue's targets, as ratios of this run (wormhole / peer). The first row whose name
  * starts with `wormhole` is this build's: the scenes list the build beside's after it.
  */
-function issueTargets(same: Row[], across: Row[], two: TwoHosts): Target[] {
+function issueTargets(same: Row[], across: Row[], two: TwoHosts, cold?: ColdStart | string): Target[] {
   const wh = find(same, 'wormhole');
   const dp = find(same, 'docker-proxy');
   const whX = find(across, 'wormhole');
@@ -95,6 +96,7 @@ function issueTargets(same: Row[], across: Row[], two: TwoHosts): Target[] {
   const pastaX = find(across, 'pasta');
   const remote = find(two.rows, 'wormhole remote');
   const ssh = find(two.rows, 'ssh -L');
+  const tunnel = find(two.rows, 'wormhole tunnel (');
   return [
     target('throughput vs docker-proxy, one namespace', ratio(wh?.gbps, dp?.gbps), '>=', 1.2),
     target('throughput vs docker-proxy, across namespaces', ratio(whX?.gbps, dpX?.gbps), '>=', 1.2),
@@ -115,7 +117,15 @@ function issueTargets(same: Row[], across: Row[], two: TwoHosts): Target[] {
     target('remote leg new conn/s vs ssh -L', ratio(remote?.connsPerSec, ssh?.connsPerSec), '>=', 1.5),
     target('remote leg throughput vs ssh -L', ratio(remote?.gbps, ssh?.gbps), '>=', 1.1),
     target('remote leg latency p50 vs ssh -L', ratio(remote?.p50us, ssh?.p50us), '<=', 1.0),
+    target('tunnel segment throughput vs ssh -L (issue 19)', ratio(tunnel?.gbps, ssh?.gbps), '>=', 0.4),
     target('peer ping over veth', two.peerPingMs, '<', 5, 'ms'),
+    target(
+      'first byte after idle paused the container (issue 21)',
+      typeof cold === 'object' && cold.afterPauseMs.length > 0 ? median(cold.afterPauseMs) : undefined,
+      '<',
+      100,
+      'ms',
+    ),
   ];
 }
 
@@ -233,7 +243,7 @@ async function main(): Promise<void> {
       console.log(udpTable(udp));
     }
 
-    const targets = two && want.has('local') ? issueTargets(same, across, two) : undefined;
+    const targets = two && want.has('local') ? issueTargets(same, across, two, results.coldStart) : undefined;
     if (targets) {
       results.targets = targets;
       console.log(`\n### Targets (issue 8), as ratios of this run (wormhole / peer)\n`);

@@ -2,7 +2,8 @@
  * Cold start: the first byte through a socket-activated container (docker-run behind a
  * trigger), against `docker run` plus polling the service in the container's namespace; and
  * the same after idle stopped the container (`idle`, scale to zero: the next connection
- * starts the same container again), against `docker start` plus polling.
+ * starts the same container again), against `docker start` plus polling; and after idle
+ * paused it (`idle-action pause`: the next connection thaws it), this build only.
  * Needs a Docker engine (started as the test runner starts it) and the test echo image
  * (built by the test helpers in a full run; a quick run skips the scene when it is missing).
  * With `--beside`, the build beside's daemon is timed after this build's, in the same turns.
@@ -20,6 +21,8 @@ export interface ColdStart {
   afterIdleMs: number[];
   /** `docker start` of a stopped container, then polled until it answers. */
   byHandStartMs: number[];
+  /** The container paused by idle (`idle-action pause`): the next connection to its first byte back. */
+  afterPauseMs: number[];
   /** wormholeMs and afterIdleMs of the build beside (`--beside`), measured in the same turns. */
   beside?: { path: string; wormholeMs: number[]; afterIdleMs: number[] };
 }
@@ -50,7 +53,13 @@ export async function coldStart(cfg: Config, builds: Build[]): Promise<ColdStart
   }
 
   const whs = builds.map((b) => ({ b, d: daemon(b), trigger: [] as number[], afterIdle: [] as number[] }));
-  const out: ColdStart = { wormholeMs: [], byHandMs: [], afterIdleMs: [], byHandStartMs: [] };
+  const out: ColdStart = {
+    wormholeMs: [],
+    byHandMs: [],
+    afterIdleMs: [],
+    byHandStartMs: [],
+    afterPauseMs: [],
+  };
   for (let i = 0; i < (cfg.quick ? 1 : 3); i++) {
     for (const w of whs) w.trigger.push(await throughTrigger(w.d));
 
@@ -70,6 +79,7 @@ export async function coldStart(cfg: Config, builds: Build[]): Promise<ColdStart
     sh('docker', 'rm', '-f', cid);
 
     for (const w of whs) w.afterIdle.push(await afterIdle(w.d));
+    out.afterPauseMs.push(await afterIdle(whs[0].d, 'pause'));
   }
   [out.wormholeMs, out.afterIdleMs] = [whs[0].trigger, whs[0].afterIdle];
   const other = whs[1];
@@ -94,10 +104,11 @@ async function throughTrigger(wh: Daemon): Promise<number> {
 }
 
 /**
- * wormhole after idle: a first connection runs the container, idle stops it (1 s unused), and
- * the next connection, timed, starts it again: connect to first byte back (ms).
+ * wormhole after idle: a first connection runs the container, idle stops (or pauses) it (1 s
+ * unused), and the next connection, timed, starts (or thaws) it again: connect to first byte
+ * back (ms).
  */
-async function afterIdle(wh: Daemon): Promise<number> {
+async function afterIdle(wh: Daemon, action: 'stop' | 'pause' = 'stop'): Promise<number> {
   const q = port();
   const idleId = wh
     .cli(
@@ -106,6 +117,7 @@ async function afterIdle(wh: Daemon): Promise<number> {
       `:${q}`,
       'idle',
       '1s',
+      ...(action === 'pause' ? ['idle-action', 'pause'] : []),
       'trigger',
       'docker-run',
       `--stop-timeout 1 ${ECHO_IMAGE} echo-server 9001`,
@@ -114,7 +126,7 @@ async function afterIdle(wh: Daemon): Promise<number> {
     )
     .split(' ')[0];
   await firstByte(async () => net.connect({ host: '127.0.0.1', port: q }), 30_000);
-  await stoppedByIdle(wh, idleId);
+  await releasedByIdle(wh, idleId, action === 'pause' ? 'paused' : 'exited');
   const ms = await timedFirstByte(q);
   wh.cli('delete', idleId);
   return ms;
@@ -141,8 +153,12 @@ async function untilAnswers(pid: string): Promise<void> {
   }
 }
 
-/** Wait until `list` shows the segment idle and its container is stopped (30 s at most). */
-async function stoppedByIdle(wh: { cli(...a: string[]): string }, id: string): Promise<void> {
+/** Wait until `list` shows the segment idle and its container `status` (30 s at most). */
+async function releasedByIdle(
+  wh: { cli(...a: string[]): string },
+  id: string,
+  status: string,
+): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const seg = (
@@ -152,7 +168,7 @@ async function stoppedByIdle(wh: { cli(...a: string[]): string }, id: string): P
     if (
       seg?.state === 'idle' &&
       cid &&
-      sh('docker', 'inspect', '-f', '{{.State.Status}}', cid).trim() === 'exited'
+      sh('docker', 'inspect', '-f', '{{.State.Status}}', cid).trim() === status
     )
       return;
     if (Date.now() > deadline) throw new Error(`segment ${id} did not idle within 30 s`);

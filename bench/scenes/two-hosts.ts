@@ -1,8 +1,9 @@
 /**
  * Two test hosts (namespaces a and b joined by a veth pair, a wormhole daemon on each): the
  * plain link, a `remote` segment (TLS 1.3 PSK between the daemons), a `tunnel` segment
- * (WireGuard) and an `ssh -L` forward, all measured from a to servers on b; and the control
- * path's round trip, `wormhole ping HOST` from a's daemon to b's. With `--beside`, the build
+ * (WireGuard), the tunnel alone (to b's tunnel address, no proxy) and an `ssh -L` forward,
+ * all measured from a to servers on b; and the control path's round trip, `wormhole ping
+ * HOST` from a's daemon to b's. With `--beside`, the build
  * beside gets a pair of hosts of its own, and its rows follow each of this build's.
  */
 import { spawn } from 'node:child_process';
@@ -138,6 +139,16 @@ export async function twoHosts(cfg: Config, builds: Build[]): Promise<TwoHosts> 
       p.da.cli('create', 'url', `:${ti}`, ...tail(p.iperf));
       p.da.cli('create', 'url', `:${te}`, ...tail(p.echo));
       await measure(p, name, '127.0.0.1', ti, te);
+      // the tunnel alone, no proxy at either end: iperf3 and the echo server on b's tunnel
+      // address, reached from a's (what the segments above add is the difference)
+      const [made] = JSON.parse(p.da.cli('tunnel-list', '--json')) as { remoteIp: string }[];
+      await measure(
+        p,
+        named(p.build, 'wormhole tunnel alone (wireguard-go, no proxy)'),
+        made.remoteIp,
+        p.iperf,
+        p.echo,
+      );
     } catch (err) {
       out.rows.push({ path: name, notes: [`failed: ${(err as Error).message.split('\n')[0]}`] });
     }

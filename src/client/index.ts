@@ -146,10 +146,15 @@ export class Connection {
     stream.on('error', (err) =>
       this.fail(new WormholeError('CONNECTION_LOST', `connection to ${where} failed: ${err.message}`)),
     );
-    stream.on('close', () =>
-      this.fail(new WormholeError('CONNECTION_LOST', `the daemon at ${where} closed the connection`)),
-    );
+    stream.on('close', this.onClosed);
+    // A TCP stream is half-open (allowHalfOpen, for the peer streams): a daemon that dies
+    // sends its FIN and no 'close' follows, and with nothing left to read Node would end the
+    // CLI with 0 and nothing printed. The end of the daemon's side is the end of its replies.
+    stream.on('end', this.onClosed);
   }
+
+  private readonly onClosed = (): void =>
+    this.fail(new WormholeError('CONNECTION_LOST', `the daemon at ${this.where} closed the connection`));
 
   private onFrame(frame: unknown): void {
     const parsed = responseSchema.safeParse(frame);
@@ -231,6 +236,7 @@ export class Connection {
     this.reader.detach();
     this.stream.removeAllListeners('error');
     this.stream.removeAllListeners('close');
+    this.stream.off('end', this.onClosed); // (not all: a socket has its own)
     return this.stream;
   }
 

@@ -45,11 +45,14 @@ export function run(
           );
           return;
         }
-        // the last lines that say something (wireguard-go, for one, ends with a drawn banner)
-        const detail = (stderr || stdout || err.message)
-          .split('\n')
-          .map((l) => l.trim())
-          .filter((l) => l !== '' && !/^[│┌└─]/.test(l))
+        // the last lines that say something: wireguard-go's stderr is a drawn banner alone,
+        // its error on stdout ("UAPI listen error: unix socket in use")
+        const saying = (text: string): string[] =>
+          text
+            .split('\n')
+            .map((l) => l.trim())
+            .filter((l) => l !== '' && !/^[│┌└─]/.test(l));
+        const detail = ([stderr, stdout, err.message].map(saying).find((l) => l.length > 0) ?? [])
           .slice(-3)
           .join('; ');
         reject(new WormholeError('TOOL_FAILED', `${file} ${args.join(' ')} failed: ${detail}`));

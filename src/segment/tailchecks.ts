@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import type { Step } from '../api/grammar';
 import { WormholeError } from '../common/errors';
-import { type Draft, applyUrl, checkNotSelf, resolveTail, tailProto } from './endpoint';
+import { DEFAULT_HOST, type Draft, applyUrl, checkNotSelf, resolveTail, tailProto } from './endpoint';
 import { confineUnixTail } from './hostunix';
 import type { Segment } from './segment';
 import { checkJoin } from './streamends';
@@ -42,11 +42,13 @@ export async function checkTriggerStatically(
   const port = tail.port ?? seg.headDraft.port ?? 0;
   if (port === 0)
     throw new WormholeError('TAIL_NO_PORT', 'the tail has no port: name one, e.g. "tail url :80"');
+  // A tail with no host is 127.0.0.1 (as resolveTail makes it), not the head's host: a
+  // tunnel child's head is the tunnel address, its `url :P` tail the peer's loopback.
   if (tail.host === undefined || tail.host === seg.head.host) {
     checkNotSelf(seg.head, seg.boundPort, {
       proto: tail.proto ?? seg.head.proto,
       ns: tail.ns ?? null,
-      host: tail.host ?? seg.head.host,
+      host: tail.host ?? DEFAULT_HOST,
       port,
     });
   }

@@ -31,6 +31,13 @@ export interface FoundTunnel {
   remoteIp?: string;
   /** Up, addressed, with its peer configured. */
   complete: boolean;
+  /**
+   * Where its peer is and the UDP port it listens on, where the driver can read them back
+   * (WireGuard's `wg show`): enough to rebuild the record of a tunnel whose state was lost.
+   */
+  peerAddress?: string;
+  peerPort?: number;
+  localPort?: number;
 }
 
 /** A driver: WireGuard or IPsec. */
@@ -40,6 +47,11 @@ export interface TunnelDriver {
   available(): Promise<boolean>;
   /** What runs it here, for the log. */
   describe(): Promise<string>;
+  /**
+   * What keeps it from full speed here (said once in the log), or undefined: without
+   * `iface` from what runs it, with `iface` from that tunnel's interface as well.
+   */
+  shortfall(iface?: string): Promise<string | undefined>;
   /** A key pair for one tunnel: [private, public] (base64). */
   keyPair(): [string, string];
   create(side: TunnelSide): Promise<void>;

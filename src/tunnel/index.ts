@@ -47,6 +47,11 @@ interface TunnelRecord extends TunnelInfo {
   peerPort: number;
   /** False while it is being built: a record left so by a crash is removed at start. */
   built: boolean;
+  /**
+   * The address `host` resolved to when we built it (records a peer asked for have its
+   * address as `host`): a tunnel is the peer's, whatever name it is asked by.
+   */
+  resolved?: string;
 }
 
 const createRequest = z.object({
@@ -73,7 +78,11 @@ export function ifaceName(local: string, remote: string): string {
 }
 
 /** What is kept of a side being built (keys stay in the driver's key files). */
-function toRecord(host: string, driver: string, s: TunnelSide): TunnelRecord {
+function toRecord(
+  host: string,
+  driver: string,
+  s: Pick<TunnelSide, 'udp' | 'iface' | 'localIp' | 'remoteIp' | 'localPort' | 'peerAddress' | 'peerPort'>,
+): TunnelRecord {
   return {
     host,
     engine: driver, // (the stored name, as in tunnel-list)
@@ -93,6 +102,10 @@ export class TunnelService implements TunnelLink {
   private records = new Map<string, TunnelRecord>();
   private readonly busy = new Map<string, Promise<unknown>>();
   private readonly drivers: TunnelDriver[];
+  /** Whether a driver's shortfall (wireguard-go without offloads) was said: it is, once. */
+  private shortfallSaid = false;
+  /** The state file was unreadable: start() rebuilds the records from the interfaces. */
+  private lost = false;
 
   constructor(
     private readonly opts: TunnelOptions,
@@ -125,9 +138,10 @@ export class TunnelService implements TunnelLink {
     } catch (err) {
       const aside = `${file}.corrupt`;
       fs.renameSync(file, aside);
+      this.lost = true;
       this.log.error(
         { file, keptAs: aside, err: errorMessage(err) },
-        'tunnel state unreadable, kept aside: its tunnels are forgotten (ip link shows interfaces left; delete them by hand)',
+        'tunnel state unreadable, kept aside: the tunnels are rebuilt from the interfaces there are',
       );
       return [];
     }
@@ -157,17 +171,37 @@ export class TunnelService implements TunnelLink {
     return this.drivers.find((e) => e.name === name)!;
   }
 
+  /**
+   * Warn, once in the daemon's life, of what keeps `driver` from full speed (from what runs
+   * it, or from the tunnel `iface` just built or found): wireguard-go without offloads.
+   */
+  private async sayShortfall(driver: TunnelDriver, iface?: string): Promise<void> {
+    if (this.shortfallSaid) return;
+    const lacking = await driver.shortfall(iface).catch(() => undefined);
+    if (!lacking) return;
+    this.shortfallSaid = true;
+    this.log.warn(
+      { engine: driver.name, ...(iface ? { iface } : {}) },
+      `${lacking}: tunnels run at a fraction of their speed; install bookworm-backports' wireguard-go (setup.sh does)`,
+    );
+  }
+
   /** At start: say which driver runs here; keep whole tunnels, remove half-built ones. */
   async start(): Promise<void> {
     const driver = await this.driver().catch((err: WormholeError) => err);
     if (driver instanceof WormholeError) this.log.warn({ err: driver.message }, 'no tunnel engine');
-    else this.log.info({ engine: await driver.describe() }, 'tunnel engine');
+    else {
+      this.log.info({ engine: await driver.describe() }, 'tunnel engine');
+      await this.sayShortfall(driver);
+    }
+    if (this.lost) await this.rebuild();
     for (const r of [...this.records.values()]) {
       const driver = this.driverNamed(r.engine);
       const found = await driver.list().catch(() => []);
       const f = found.find((x) => x.iface === r.iface);
       if (r.built && f?.complete) {
         this.log.info({ host: r.host, iface: r.iface, engine: r.engine }, 'tunnel found');
+        await this.sayShortfall(driver, r.iface);
         continue;
       }
       await driver.delete(r.iface).catch(() => undefined);
@@ -177,7 +211,58 @@ export class TunnelService implements TunnelLink {
     this.save();
   }
 
-  /** Run one change per host at a time. */
+  /** The peer's address: `host` without its port, resolved (IPv4). */
+  private async addressOf(host: string): Promise<string> {
+    const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
+    if (net.isIP(name)) return name;
+    return dns.lookup(name, { family: 4 }).then(
+      (r) => r.address,
+      () => {
+        throw new WormholeError('HOST_NOT_FOUND', `cannot resolve peer host "${name}"`);
+      },
+    );
+  }
+
+  /**
+   * The tunnel to a peer, asked by the name it was made with or by any other that resolves
+   * to the same address (`myserver`, then `10.77.0.2`): one tunnel per peer.
+   */
+  private recordOf(host: string, address: string): TunnelRecord | undefined {
+    return (
+      this.records.get(host) ?? [...this.records.values()].find((r) => (r.resolved ?? r.host) === address)
+    );
+  }
+
+  /**
+   * The state file was lost: a record for each whole tunnel whose interface says where its
+   * peer is (WireGuard's do), under the peer's address; the rest cannot be used (no record
+   * of their peer) and are removed, so that the next tunnel-create to that peer can build.
+   */
+  private async rebuild(): Promise<void> {
+    for (const driver of this.drivers) {
+      const found = await driver.list().catch(() => []);
+      for (const f of found) {
+        const { localIp, remoteIp, peerAddress, peerPort, localPort } = f;
+        if (f.complete && localIp && remoteIp && peerAddress && peerPort && localPort) {
+          const side = { iface: f.iface, localIp, remoteIp, localPort, peerAddress, peerPort, udp: false };
+          this.records.set(peerAddress, { ...toRecord(peerAddress, driver.name, side), built: true });
+          this.log.warn(
+            { host: peerAddress, iface: f.iface, engine: driver.name },
+            'tunnel rebuilt from its interface',
+          );
+          continue;
+        }
+        await driver.delete(f.iface).catch(() => undefined);
+        this.log.warn(
+          { iface: f.iface, engine: driver.name },
+          'removed a tunnel the lost state leaves unusable',
+        );
+      }
+    }
+    this.lost = false;
+  }
+
+  /** Run one change per peer (by its address) at a time. */
   private serial<T>(host: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.busy.get(host) ?? Promise.resolve();
     const next = prev.catch(() => undefined).then(fn);
@@ -245,20 +330,12 @@ export class TunnelService implements TunnelLink {
   }
 
   /** tunnel-create: build the tunnel to `host`, or return the one there is. */
-  create(host: string, udp: boolean): Promise<TunnelInfo> {
-    return this.serial(host, async () => {
-      const existing = this.records.get(host);
+  async create(host: string, udp: boolean): Promise<TunnelInfo> {
+    const peerAddress = await this.addressOf(host);
+    return this.serial(peerAddress, async () => {
+      const existing = this.recordOf(host, peerAddress);
       if (existing?.built) return this.info(existing);
       const driver = await this.driver();
-      const peerName = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
-      const peerAddress = net.isIP(peerName)
-        ? peerName
-        : await dns.lookup(peerName, { family: 4 }).then(
-            (r) => r.address,
-            () => {
-              throw new WormholeError('HOST_NOT_FOUND', `cannot resolve peer host "${peerName}"`);
-            },
-          );
       // A tunnel to ourselves would wait on its own lock (and route nothing): refuse it now.
       if (this.isOwnAddress(peerAddress)) {
         throw new WormholeError(
@@ -292,7 +369,7 @@ export class TunnelService implements TunnelLink {
         peerPublicKey: reply.key,
         udp,
       };
-      const record = toRecord(host, driver.name, side);
+      const record = { ...toRecord(host, driver.name, side), resolved: peerAddress };
       this.records.set(host, record);
       this.save();
       try {
@@ -311,17 +388,19 @@ export class TunnelService implements TunnelLink {
         { host, iface: side.iface, engine: driver.name, local: side.localIp, remote: side.remoteIp },
         'tunnel created',
       );
+      await this.sayShortfall(driver, side.iface);
       return this.info(record);
     });
   }
 
   /** tunnel-delete: remove our side and ask the peer to remove its own. */
-  delete(host: string): Promise<boolean> {
-    return this.serial(host, async () => {
-      const r = this.records.get(host);
+  async delete(host: string): Promise<boolean> {
+    const address = await this.addressOf(host).catch(() => host); // (a name gone from DNS: by name)
+    return this.serial(address, async () => {
+      const r = this.recordOf(host, address);
       if (!r) throw new WormholeError('NOT_FOUND', `no tunnel to ${host}: 'wormhole tunnel-list' shows them`);
       await this.driverNamed(r.engine).delete(r.iface);
-      this.records.delete(host);
+      this.records.delete(r.host);
       this.save();
       const from = this.opts.externalIp ?? (await this.underlayToward(r.peerAddress).catch(() => ''));
       await this.peers
@@ -345,10 +424,10 @@ export class TunnelService implements TunnelLink {
       if (!del.success) throw new WormholeError('BAD_REQUEST', 'malformed tunnel request from the peer');
       const { from } = del.data;
       return this.serial(from, async () => {
-        const r = this.records.get(from);
+        const r = this.recordOf(from, from);
         if (r) {
           await this.driverNamed(r.engine).delete(r.iface);
-          this.records.delete(from);
+          this.records.delete(r.host);
           this.save();
           this.log.info({ host: from, iface: r.iface }, 'tunnel deleted by the peer');
         }
@@ -359,12 +438,13 @@ export class TunnelService implements TunnelLink {
     if (!req.success) throw new WormholeError('BAD_REQUEST', 'malformed tunnel request from the peer');
     const q = req.data;
     return this.serial(q.from, async () => {
-      const stale = this.records.get(q.from);
+      // (ours too, if we made one to that peer by a name: the same interface name)
+      const stale = this.recordOf(q.from, q.from);
       if (stale) {
         await this.driverNamed(stale.engine)
           .delete(stale.iface)
           .catch(() => undefined);
-        this.records.delete(q.from);
+        this.records.delete(stale.host);
       }
       const driver = await this.driver(q.engine);
       const [theirs, mine] = pickPair(this.opts.cidr, [...this.usedIps(), ...q.used]);
@@ -398,6 +478,7 @@ export class TunnelService implements TunnelLink {
         { host: q.from, iface: side.iface, engine: driver.name, local: mine, remote: theirs },
         'tunnel created for the peer',
       );
+      await this.sayShortfall(driver, side.iface);
       return { localIp: mine, remoteIp: theirs, port: localPort, key: pub, address: external };
     });
   }

@@ -145,6 +145,11 @@ export class Ipsec implements TunnelDriver {
     return 'ipsec (kernel xfrm, ESP tunnel mode, AES-GCM)';
   }
 
+  /** The kernel's ESP has nothing to lack. */
+  async shortfall(): Promise<string | undefined> {
+    return undefined;
+  }
+
   /** IPsec uses one shared key for both directions: the "public" half is the same key. */
   keyPair(): [string, string] {
     const key = randomBytes(20).toString('base64');

@@ -20,3 +20,13 @@ it('names the Debian package of a missing tool, and says what a failing one said
     message: /ip link show no-such-device-here failed: .*does not exist/,
   });
 });
+
+it("says a failing tool's error from stdout when its stderr holds only a drawn banner", async () => {
+  // as wireguard-go does when its socket is taken: the banner on stderr, the error on stdout
+  const script =
+    'printf "┌──┐\\n│ no need │\\n└──┘\\n" >&2; echo "ERROR: (wh0) UAPI listen error: unix socket in use"; exit 1';
+  await assert.rejects(run('bash', ['-c', script]), {
+    code: 'TOOL_FAILED',
+    message: /failed: ERROR: \(wh0\) UAPI listen error: unix socket in use$/,
+  });
+});

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { ifaceName } from '../../../src/tunnel';
 import { ipsecCommands, parsePolicies, reqidFor, spiFor } from '../../../src/tunnel/ipsec';
 import { pickPair, pickPort } from '../../../src/tunnel/overlay';
+import { offloadShortfall } from '../../../src/tunnel/wireguard';
 
 describe('overlay allocation', () => {
   it('picks pairs from the address the range is written with, skipping used ones', () => {
@@ -82,5 +83,23 @@ describe('IPsec commands', () => {
       { src: '100.65.0.2', dst: '100.65.0.3', dir: 'out', reqid: '658188' },
       { src: '::/0', dst: '::/0', dir: '' },
     ]);
+  });
+});
+
+describe('wireguard-go offloads', () => {
+  it('says what an old wireguard-go lacks, and nothing of one with offloads', () => {
+    assert.match(
+      offloadShortfall('wireguard-go v0.0.20220316')!,
+      /0\.0\.20220316 has no TUN or UDP offloads/,
+    );
+    assert.equal(offloadShortfall('wireguard-go v0.0.20230223'), undefined);
+    assert.equal(offloadShortfall('wireguard-go v0.0.20231211'), undefined);
+    assert.equal(offloadShortfall('wireguard-go v0.1.2'), undefined, 'numbers, not letters: 0.1 > 0.0');
+    assert.equal(offloadShortfall('wireguard-go v0.0.20230223', true), undefined);
+  });
+  it('believes the TUN over the version: no vnet header is no offloads', () => {
+    assert.match(offloadShortfall('wireguard-go v0.0.20230223', false)!, /without offloads/);
+    assert.match(offloadShortfall('something else', false)!, /version unknown/);
+    assert.equal(offloadShortfall('something else'), undefined, 'nothing known, nothing said');
   });
 });
