@@ -11,7 +11,9 @@
  *        v
  *   C_DIALING   the upstream connects; the client is not read (no byte is taken from it
  *        |      before its upstream is there, so a failed dial can give it back untouched)
- *        |  connect fails: dial_failed -> the next tail not yet tried -> C_DIALING again;
+ *        |  connect fails, or the tail does not answer within the group's dial timeout
+ *        |  (dial_timeouts: ETIMEDOUT, a tail that drops SYNs): dial_failed -> the next
+ *        |  tail not yet tried -> C_DIALING again;
  *        |                 every one tried, or the engine cannot dial ---------> HANDOFF
  *        | connected: dial_done (the PROXY header queued, if the tail wants one)
  *        v
@@ -88,6 +90,71 @@ static void note_client(struct conn *c) {
   }
 }
 
+/* ---- the connect's deadline -------------------------------------------------------------- */
+
+/*
+ * A tail that drops SYNs would hold a client for the kernel's SYN retries (about 2 minutes):
+ * each connect in flight has a deadline (the group's dial timeout, or what JavaScript's retry
+ * loop has left), kept on one engine-wide list. The loop asks dial_timeouts once per turn;
+ * it walks the list only when the earliest deadline it knows of has come (at most every
+ * DIAL_TICK ms), so a turn with nothing due costs one clock read.
+ */
+#define DIAL_TICK 20
+
+static int64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* A connect in flight gets its deadline, on the engine's list. */
+static void dial_watch(struct engine *e, struct conn *c) {
+  if (c->dial_ms == 0) return;
+  c->dial_by = mono_ms() + c->dial_ms;
+  c->dial_prev = NULL;
+  c->dial_next = e->dialing;
+  if (e->dialing) e->dialing->dial_prev = c;
+  e->dialing = c;
+  if (e->dial_check_at == 0 || c->dial_by < e->dial_check_at) e->dial_check_at = c->dial_by;
+}
+
+/* Its connect is over (answered, failed, or the connection ended): off the list. */
+static void dial_unwatch(struct engine *e, struct conn *c) {
+  if (c->dial_by == 0) return;
+  if (c->dial_prev) c->dial_prev->dial_next = c->dial_next;
+  else e->dialing = c->dial_next;
+  if (c->dial_next) c->dial_next->dial_prev = c->dial_prev;
+  c->dial_prev = c->dial_next = NULL;
+  c->dial_by = 0;
+}
+
+static void dial_failed(struct engine *e, struct conn *c, int err);
+
+int dial_timeouts(struct engine *e) {
+  if (!e->dialing) {
+    e->dial_check_at = 0;
+    return -1;
+  }
+  int64_t now = mono_ms();
+  if (now < e->dial_check_at) return (int)(e->dial_check_at - now);
+  /* (a connection whose next tail is dialed below goes back on the head of the list, behind
+     the walk, and lowers dial_check_at itself) */
+  e->dial_check_at = INT64_MAX;
+  int64_t next = INT64_MAX;
+  for (struct conn *c = e->dialing, *n; c; c = n) {
+    n = c->dial_next;
+    if (c->dial_by <= now) dial_failed(e, c, ETIMEDOUT);
+    else if (c->dial_by < next) next = c->dial_by;
+  }
+  if (next < e->dial_check_at) e->dial_check_at = next;
+  if (!e->dialing) {
+    e->dial_check_at = 0;
+    return -1;
+  }
+  if (e->dial_check_at < now + DIAL_TICK) e->dial_check_at = now + DIAL_TICK;
+  return (int)(e->dial_check_at - now);
+}
+
 /* ---- ending ---------------------------------------------------------------------------- */
 
 static struct conn *conn_of(struct watch *w) {
@@ -121,6 +188,7 @@ static void release_tail(struct conn *c) {
 /* End a connection: close both sockets (resetting with `rst`), report, free after this turn. */
 void conn_end(struct engine *e, struct conn *c, int err, bool rst) {
   if (c->state == C_DEAD) return;
+  dial_unwatch(e, c);
   for (int s = 0; s < 2; s++) {
     if (c->fd[s] < 0) continue;
     epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd[s], NULL);
@@ -144,6 +212,7 @@ void conn_end(struct engine *e, struct conn *c, int err, bool rst) {
 
 /* The client goes back to JavaScript untouched (no byte read); the upstream is closed. */
 void conn_handoff(struct engine *e, struct conn *c, int err) {
+  dial_unwatch(e, c);
   epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd[0], NULL);
   if (c->fd[1] >= 0) {
     epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd[1], NULL);
@@ -155,7 +224,8 @@ void conn_handoff(struct engine *e, struct conn *c, int err) {
     __atomic_add_fetch(&c->g->dial_failed, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&c->g->dial_failed_at, e->now_ms, __ATOMIC_RELAXED);
   }
-  emit(e, EV_HANDOFF, c->g, fd, err, 0, 0);
+  /* (how long it waited already: JavaScript's retries take only what is left of the timeout) */
+  emit(e, EV_HANDOFF, c->g, fd, err, c->dial_t0 ? (double)(mono_ms() - c->dial_t0) : 0, 0);
   free(c->hdr);
   c->hdr = NULL;
   c->fd[0] = c->fd[1] = -1;
@@ -194,10 +264,16 @@ static void pump(struct engine *e, struct conn *c, int d) {
     if (c->inpipe[d] > 0) {
       ssize_t n = splice(c->p[d]->r, NULL, dst, NULL, c->inpipe[d], SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n < 0) {
-        if (errno == EAGAIN) return; /* the writer is full: EPOLLOUT on dst resumes */
+        if (errno == EAGAIN) {
+          /* the writer is full: EPOLLOUT on dst resumes (and a budget that runs short may
+             shrink this pipe meanwhile, if it has been stuck long: pipes.c) */
+          pipe_stuck(e, c->p[d], true);
+          return;
+        }
         if (errno == EINTR) continue;
         return conn_fail(e, c, errno);
       }
+      pipe_stuck(e, c->p[d], false);
       c->inpipe[d] -= (uint32_t)n;
       c->bytes[d] += (uint64_t)n;
       __atomic_add_fetch(d == 0 ? &c->g->up : &c->g->down, n, __ATOMIC_RELAXED);
@@ -234,11 +310,8 @@ static void pump(struct engine *e, struct conn *c, int d) {
       return conn_fail(e, c, errno);
     }
     c->inpipe[d] = (uint32_t)n;
-    if ((uint32_t)n == p->cap && p->cap < PIPE_BIG) {
-      /* a full read: bulk data, so a bigger pipe means fewer turns per byte */
-      int cap = fcntl(p->w, F_SETPIPE_SZ, PIPE_BIG);
-      if (cap > 0) p->cap = (uint32_t)cap;
-    }
+    /* a full read: bulk data, so a bigger pipe means fewer turns per byte (within the budget) */
+    if ((uint32_t)n == p->cap && p->cap < PIPE_BIG) pipe_grow(e, p);
   }
 }
 
@@ -325,6 +398,7 @@ static void proxy_header(struct conn *c, int version) {
 /* A dial failed: count it on the tail, and try the next one (else hand the client back). */
 static void dial_failed(struct engine *e, struct conn *c, int err) {
   struct group *g = c->g;
+  dial_unwatch(e, c);
   if (c->tail >= 0) {
     struct tail *t = &g->tails[c->tail];
     __atomic_add_fetch(&t->failed, 1, __ATOMIC_RELAXED);
@@ -358,11 +432,14 @@ static void conn_dial_tail(struct engine *e, struct conn *c, int i) {
   if (rc != 0 && errno != EINPROGRESS) return dial_failed(e, c, errno);
   if (!watch_fd(e, up, &c->w[1])) return dial_failed(e, c, errno);
   if (rc == 0) dial_done(e, c);
+  else dial_watch(e, c);
 }
 
 /* Start dialing a tail for connection c: the policy's pick, failing over to the next. */
 void conn_dial(struct engine *e, struct conn *c) {
   c->tried = 0;
+  c->dial_t0 = mono_ms();
+  if (!c->dial_ms) c->dial_ms = (uint32_t)c->g->dial_ms;
   int i = e->dial_broken ? -1 : pick_tail(c->g, c);
   if (i < 0) return conn_handoff(e, c, 0);
   conn_dial_tail(e, c, i);
@@ -370,6 +447,7 @@ void conn_dial(struct engine *e, struct conn *c) {
 
 /* The upstream of a dialing connection became writable (connected) or failed. */
 static void dial_done(struct engine *e, struct conn *c) {
+  dial_unwatch(e, c);
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(c->fd[1], SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;

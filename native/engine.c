@@ -186,6 +186,7 @@ static void run_cmd(struct engine *e, struct cmd *c) {
       break;
     }
     cn->from_js = true;
+    cn->dial_ms = c->delta > 0 ? (uint32_t)c->delta : 0; /* (0: the group's) */
     if (!watch_fd(e, cn->fd[0], &cn->w[0])) {
       conn_handoff(e, cn, errno);
       break;
@@ -271,6 +272,9 @@ void *engine_main(void *arg) {
       if (ms <= 0) resume_listeners(e);
       else timeout = (int)ms;
     }
+    int dial = dial_timeouts(e); /* (connects past their deadline fail here) */
+    if (dial >= 0 && (timeout < 0 || dial < timeout)) timeout = dial;
+    if (e->nev > 0 || e->dead) timeout = 0; /* (what they produced goes out in this turn) */
     int n = epoll_wait(e->ep, evs, EVENTS, timeout);
     if (n < 0 && errno != EINTR) break;
     struct timespec now;

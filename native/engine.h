@@ -37,6 +37,10 @@
 #define PIPE_POOL 64
 /* The size a pipe grows to once a read fills it (bulk data). */
 #define PIPE_BIG (1 << 20)
+/* What grown pipes may hold in all, beyond their first size, unless engineStart says (pipes.c). */
+#define PIPE_BUDGET (64 << 20)
+/* A grown pipe whose writer has been blocked this long (ms) is shrunk when the budget is short. */
+#define PIPE_STUCK_MS 1000
 /* Connections accepted per readiness of a listener, before other work gets a turn. */
 #define ACCEPT_BATCH 64
 /* Descriptors the engine leaves to the daemon (its API, Docker, logs) below the fd limit. */
@@ -53,7 +57,8 @@
 enum ev_type {
   EV_CLOSED = 1,       /* a = conn id, b = bytes up, c = bytes down, d = errno (0: clean), e = ms
                           open, f = client port + 65536 * family (4, 6; 0: unknown), address */
-  EV_HANDOFF = 2,      /* a = client fd (now JavaScript's), b = errno of the failed dial (0: no tail) */
+  EV_HANDOFF = 2,      /* a = client fd (now JavaScript's), b = errno of the failed dial (0: no tail;
+                          ETIMEDOUT: no answer within the dial timeout), c = ms spent dialing */
   EV_DIALED = 3,       /* a = client fd JavaScript gave with groupDial, b = conn id */
   EV_REFUSED = 4,      /* a connection over the group's cap was refused */
   EV_ACCEPT_ERROR = 5, /* b = errno (EMFILE...): accepting paused for a moment */
@@ -117,8 +122,12 @@ struct watch {
 
 /* A pipe (pipes.c). */
 struct pipe_buf {
-  int r, w;     /* its read and write ends (non-blocking) */
-  uint32_t cap; /* its size: what one splice into it may take */
+  int r, w;                        /* its read and write ends (non-blocking) */
+  uint32_t cap;                    /* its size: what one splice into it may take */
+  uint32_t base;                   /* its size when made: what it shrinks back to */
+  bool pooled;                     /* in the engine's pool (empty), not a connection's */
+  int64_t stuck_at;                /* ms since the epoch its writer blocked (0: it is not) */
+  struct pipe_buf *gprev, *gnext;  /* the engine's list of grown pipes (cap > base) */
 };
 
 /* A connection's state (conn.c: the machine). */
@@ -173,6 +182,10 @@ struct conn {
   uint16_t hdr_len;      /* its length */
   uint16_t hdr_off;      /* and how much of it went */
   uint64_t src;          /* a hash of the client's address (source affinity; 0: unknown) */
+  uint32_t dial_ms;      /* how long each tail may take to answer its connect (ms; 0: the kernel's) */
+  int64_t dial_t0;       /* when its dialing began (CLOCK_MONOTONIC ms), for EV_HANDOFF */
+  int64_t dial_by;       /* the deadline of the connect in flight (CLOCK_MONOTONIC ms; 0: none) */
+  struct conn *dial_prev, *dial_next; /* the engine's list of connects with a deadline */
   struct conn *prev, *next; /* the group's list */
   struct conn *dead_next;   /* the engine's list of connections to free after this turn */
 };
@@ -182,6 +195,7 @@ struct group {
   struct watch w; /* epoll data of the listening socket */
   int32_t id;     /* JavaScript's number for it, in events */
   int32_t max;    /* the cap on open connections */
+  int32_t dial_ms; /* how long a tail may take to answer a connect (ms; 0: the kernel's ~2 min) */
   bool report;    /* tell JavaScript of every connection's end (else only the counters) */
   /* counters read by JavaScript at any time (atomics), as enum group_stat says */
   int64_t open, total, refused, up, down, dial_failed, last, dial_ok_at, dial_failed_at;
@@ -227,7 +241,8 @@ struct cmd {
   enum cmd_type type;           /* what to do */
   struct group *g;              /* to which group (NULL for CMD_STOP) */
   int32_t arg;                  /* LISTEN and DIAL: an fd; TAIL, HEALTH, TAIL_COUNT: a slot; BALANCE: a policy */
-  int32_t delta;                /* TAIL_COUNT: +1 or -1, a connection JavaScript carries to the tail */
+  int32_t delta;                /* TAIL_COUNT: +1 or -1, a connection JavaScript carries to the tail;
+                                   DIAL: each tail's connect timeout in ms (0: the group's) */
   bool flag;                    /* TAIL: a tail is given (else the slot is emptied); HEALTH: up */
   int ns;                       /* TAIL: the namespace fd (the engine's own dup; -1: none) */
   struct sockaddr_storage addr; /* TAIL: where to connect */
@@ -271,8 +286,14 @@ struct engine {
   size_t nfreed, freedcap;         /* how many, and room for how many */
   struct pipe_buf *pool[PIPE_POOL]; /* empty pipes for reuse */
   int npool;                       /* how many */
+  struct pipe_buf *grown;          /* pipes grown beyond their first size, pooled or lent */
+  int64_t pipe_budget;             /* what grown pipes may hold beyond their first size (bytes) */
+  int64_t pipe_grown;              /* what they may hold now (atomic: engineStats reads it) */
+  int64_t pipe_denied;             /* pipes left small for want of budget (atomic) */
   struct conn *dead;               /* connections ended this turn, freed at its end */
   struct group *paused;            /* groups whose accepting is paused */
+  struct conn *dialing;            /* connections whose connect has a deadline (conn.c) */
+  int64_t dial_check_at;           /* when dial_timeouts looks at them next (CLOCK_MONOTONIC ms) */
   struct timespec resume_at;       /* when paused listeners accept again (CLOCK_MONOTONIC) */
   int64_t now_ms;                  /* wall clock at this loop turn (CLOCK_REALTIME_COARSE) */
   bool dial_broken;                /* stranded once in another namespace: never dial there again */
@@ -300,6 +321,10 @@ struct pipe_buf *pipe_get(struct engine *e);
 void pipe_put(struct engine *e, struct pipe_buf *p, bool empty);
 /* Close every pipe the pool keeps (engine stopped). */
 void pipe_pool_drain(struct engine *e);
+/* Grow a pipe a full read filled to PIPE_BIG, if the budget has room (made by shrinking others). */
+void pipe_grow(struct engine *e, struct pipe_buf *p);
+/* The pipe's writer blocked (stuck: true) or took bytes again (false). */
+void pipe_stuck(struct engine *e, struct pipe_buf *p, bool stuck);
 
 /* ---- conn.c ---- */
 /* A connection for a client fd, in the group's list; NULL when out of memory. */
@@ -312,6 +337,9 @@ void conn_dial(struct engine *e, struct conn *c);
 void conn_handoff(struct engine *e, struct conn *c, int err);
 /* End it: close both sockets (resetting with `rst`), report, free after this turn. */
 void conn_end(struct engine *e, struct conn *c, int err, bool rst);
+/* Connects past their deadline fail with ETIMEDOUT (the next tail is tried); the ms until the
+ * next deadline, or -1 when none is pending. Called once per loop turn. */
+int dial_timeouts(struct engine *e);
 /* An epoll event on one of its sockets. */
 void conn_event(struct engine *e, struct watch *w, uint32_t events);
 /* Watch a connection's socket (edge-triggered, both ways); false with errno set. */

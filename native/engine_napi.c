@@ -7,11 +7,15 @@
  * Exports:
  *   engineConstants                      the numbers below (event kinds and size, counter
  *                                        slots, policies), from engine.h
- *   engineStart(onEvents) -> engine      onEvents(Float64Array: eventDoubles numbers per event)
+ *   engineStart(onEvents[, pipeBudget]) -> engine   onEvents(Float64Array: eventDoubles numbers
+ *                                        per event); pipeBudget: bytes grown pipes may hold
+ *                                        beyond their first size (PIPE_BUDGET by default)
+ *   engineStats(engine) -> {pipeGrown, pipeBudget, pipeDenied}   the pipe budget's use
  *   engineStop(engine)
  *   engineRef(engine, on)                keep the event loop alive while JavaScript waits on it
- *   groupCreate(engine, id, maxOpen, reportCloses[, headName]) -> group   headName: a unix
- *                                        head's address, for a PROXY v2 header
+ *   groupCreate(engine, id, maxOpen, reportCloses[, headName[, dialMs]]) -> group   headName:
+ *                                        a unix head's address, for a PROXY v2 header; dialMs:
+ *                                        how long a tail may take to answer (0: the kernel's)
  *   groupListen(engine, group, fd)       the engine owns fd from now on
  *   groupUnlisten(engine, group)         stop accepting (daemon stop); connections go on
  *   groupTail(engine, group, slot, {nsFd, host, port | path, rootFd, proxy, key} | null)
@@ -19,7 +23,8 @@
  *                                        once the engine has applied it
  *   groupHealth(engine, group, slot, up) groupBalance(engine, group, policy)
  *   groupTailCount(engine, group, slot, +1|-1)   a connection JS carries to a tail (least-conn)
- *   groupDial(engine, group, fd)         dial the tail for a client fd JavaScript holds
+ *   groupDial(engine, group, fd[, dialMs])   dial the tail for a client fd JavaScript holds,
+ *                                        each tail given dialMs to answer (0: the group's)
  *   groupAcquire(group) -> bool, groupRelease(group)   count a connection JS holds
  *   groupStats(group)                    -> Float64Array, groupStatCount numbers
  *   groupTailStats(group)                -> Float64Array, tailStatCount numbers per slot
@@ -111,17 +116,27 @@ static napi_value group_cmd(napi_env env, napi_callback_info info, enum cmd_type
 }
 
 static napi_value engine_start(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], name, handle;
+  size_t argc = 2;
+  napi_value argv[2], name, handle;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   napi_valuetype t;
   NAPI_CALL(env, napi_typeof(env, argv[0], &t));
   if (argc < 1 || t != napi_function) {
-    napi_throw_type_error(env, "EINVAL", "engineStart(onEvents)");
+    napi_throw_type_error(env, "EINVAL", "engineStart(onEvents[, pipeBudget])");
     return NULL;
+  }
+  double budget = PIPE_BUDGET;
+  if (argc >= 2) {
+    NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+    if (t != napi_undefined && (t != napi_number || napi_get_value_double(env, argv[1], &budget) != napi_ok ||
+                                !(budget >= 0 && budget <= (double)INT64_MAX / 2))) {
+      napi_throw_range_error(env, "EINVAL", "engineStart: pipeBudget must be a number of bytes, 0 or more");
+      return NULL;
+    }
   }
   struct engine *e = calloc(1, sizeof *e);
   if (!e) return wh_throw_errno(env, ENOMEM, "engine");
+  e->pipe_budget = (int64_t)budget;
   e->wake_w.kind = W_WAKE;
   e->ep = epoll_create1(EPOLL_CLOEXEC);
   e->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -175,6 +190,29 @@ static napi_value engine_stop(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* engineStats(engine): the pipe budget's use, read with atomic loads while the engine runs. */
+static napi_value engine_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  if (argc < 1 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e)) return NULL;
+  const struct {
+    const char *name;
+    int64_t value;
+  } fields[] = {
+      {"pipeGrown", __atomic_load_n(&e->pipe_grown, __ATOMIC_RELAXED)},
+      {"pipeBudget", e->pipe_budget},
+      {"pipeDenied", __atomic_load_n(&e->pipe_denied, __ATOMIC_RELAXED)},
+  };
+  NAPI_CALL(env, napi_create_object(env, &out));
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    NAPI_CALL(env, napi_create_double(env, (double)fields[i].value, &v));
+    NAPI_CALL(env, napi_set_named_property(env, out, fields[i].name, v));
+  }
+  return out;
+}
+
 /* While JavaScript waits on the engine (a group closing), the engine keeps the loop alive. */
 static napi_value engine_ref(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -192,8 +230,8 @@ static napi_value engine_ref(napi_env env, napi_callback_info info) {
 }
 
 static napi_value group_create(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], handle;
+  size_t argc = 6;
+  napi_value argv[6], handle;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct engine *e;
   int32_t id, max;
@@ -202,6 +240,8 @@ static napi_value group_create(napi_env env, napi_callback_info info) {
       !wh_int_arg(env, argv[2], "maxOpen", &max))
     return NULL;
   NAPI_CALL(env, napi_get_value_bool(env, argv[3], &report));
+  int32_t dial_ms = 0;
+  if (argc >= 6 && !wh_int_arg(env, argv[5], "dialMs", &dial_ms)) return NULL;
   /* a unix head's address as the user named it, for a PROXY v2 header */
   char name[112] = "";
   if (argc >= 5) {
@@ -223,6 +263,7 @@ static napi_value group_create(napi_env env, napi_callback_info info) {
   g->w.kind = W_LISTEN;
   g->id = id;
   g->max = max > 0 ? max : INT32_MAX;
+  g->dial_ms = dial_ms > 0 ? dial_ms : 0;
   g->report = report;
   g->lfd = -1;
   NAPI_CALL(env, napi_create_external(env, g, NULL, NULL, &handle));
@@ -406,7 +447,20 @@ static napi_value group_tail_stats(napi_env env, napi_callback_info info) {
 }
 
 static napi_value group_dial(napi_env env, napi_callback_info info) {
-  return group_cmd(env, info, CMD_DIAL, "fd");
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  int32_t fd, dial_ms = 0;
+  if (argc < 3 || !engine_group_args(env, argv, &e, &g) || !wh_int_arg(env, argv[2], "fd", &fd) ||
+      (argc >= 4 && !wh_int_arg(env, argv[3], "dialMs", &dial_ms)))
+    return NULL;
+  struct cmd *c = new_cmd(env, CMD_DIAL, g);
+  if (!c) return NULL;
+  c->arg = fd;
+  c->delta = dial_ms > 0 ? dial_ms : 0;
+  return send_cmd(env, e, c) ? undefined(env) : NULL;
 }
 
 static napi_value group_acquire(napi_env env, napi_callback_info info) {
@@ -590,6 +644,7 @@ napi_value wh_engine_init(napi_env env, napi_value exports) {
       {"engineStart", NULL, engine_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"engineStop", NULL, engine_stop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"engineRef", NULL, engine_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"engineStats", NULL, engine_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupCreate", NULL, group_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupListen", NULL, group_listen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupUnlisten", NULL, group_unlisten, NULL, NULL, NULL, napi_enumerable, NULL},

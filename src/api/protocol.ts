@@ -66,7 +66,9 @@ export const segmentInfoSchema = z.object({
    * The segment's counters, kept where the bytes move (the engine, or the JavaScript mover;
    * for UDP the relay): connections (UDP: sessions, one per client address) open and in all,
    * refused at the cap, bytes each way (up: client to tail), dial failures, and when a byte
-   * last moved (ms since the epoch; null: never). UDP adds datagrams each way.
+   * last moved (ms since the epoch; null: never). UDP adds datagrams each way, those dropped
+   * for want of queue room, and the bytes of datagrams held now (waiting for a session's
+   * upstream, or kept to be sent again).
    */
   traffic: z
     .object({
@@ -79,6 +81,8 @@ export const segmentInfoSchema = z.object({
       lastActive: z.number().nullable(),
       datagramsUp: z.number().int().optional(),
       datagramsDown: z.number().int().optional(),
+      datagramsDropped: z.number().int().optional(),
+      queuedBytes: z.number().int().optional(),
     })
     .optional(),
   /**

@@ -115,7 +115,7 @@ export const ERROR_CODES = [
   'REPLY_TOO_LARGE',
   /** The tail is the head itself. */
   'SELF_PROXY',
-  /** The state directory cannot be used (a file, under a file, unwritable). */
+  /** The state directory cannot be used (a file, under a file, unwritable, full). */
   'STATE_DIR',
   /** Another wormholed uses the state directory. */
   'STATE_LOCKED',
@@ -127,6 +127,8 @@ export const ERROR_CODES = [
   'TAIL_NO_PORT',
   /** --takeover found no daemon to take over from, or the daemon did not hand over. */
   'TAKEOVER_FAILED',
+  /** A create or delete came while a takeover hands this daemon's segments over: try again. */
+  'TAKEOVER_UNDER_WAY',
   /** No answer from the daemon while connecting. */
   'TIMEOUT',
   /** An external tool (ip, wg, wireguard-go) failed. */

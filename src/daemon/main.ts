@@ -113,7 +113,7 @@ export async function main(argv: string[]): Promise<void> {
       log,
     );
     await tunnels.start();
-    const engine = startEngine(log);
+    const engine = startEngine(log, opts.pipeBudget);
     peers.useEngine(engine);
     const store = new SegmentStore(state.file('segments'));
     const manager = new SegmentManager({
@@ -133,6 +133,8 @@ export async function main(argv: string[]): Promise<void> {
       accessLog: opts.accessLog,
       allowUnix,
     });
+    // taking over: no create or delete until this daemon serves (its predecessor's are shut too)
+    if (handed) void manager.gate.close();
     const services: Services = { manager, peers, tunnels };
     const server = new ApiServer(makeHandlers(services), makeAttach(manager), keys, log, {
       maxConnections: opts.maxApiConnections,
@@ -147,7 +149,12 @@ export async function main(argv: string[]): Promise<void> {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { MetricsServer: Server } = require('./metrics') as typeof import('./metrics');
       metrics = new Server(
-        { segments: () => manager.list(), tunnels: () => tunnels.counters(), peers: () => peers.list() },
+        {
+          segments: () => manager.list(),
+          tunnels: () => tunnels.counters(),
+          peers: () => peers.list(),
+          engine: () => engine?.stats(),
+        },
         log,
       );
       await metrics.listen(opts.metrics, handed?.takeApi(metricsKey));
@@ -169,6 +176,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (handed) {
       state.claim();
+      manager.gate.open();
       const unused = handed.ready();
       log.info({ predecessor: handed.predecessor, unused }, 'took over: serving');
       handed = undefined;
@@ -211,6 +219,7 @@ export async function main(argv: string[]): Promise<void> {
         return { api, heads: manager.listeningSockets() };
       },
       takenOver,
+      manager.gate,
     );
     await point.start();
     const exit = (): never => {
@@ -295,14 +304,16 @@ export async function main(argv: string[]): Promise<void> {
  * The splice engine moves the bytes; if it cannot start (or WORMHOLE_ENGINE=off), the daemon
  * says so once and JavaScript moves them: a slower daemon, never a broken one.
  */
-function startEngine(log: Logger): Engine | null {
+function startEngine(log: Logger, pipeBudget: number): Engine | null {
   if (process.env.WORMHOLE_ENGINE === 'off') {
     log.warn('splice engine off (WORMHOLE_ENGINE=off): JavaScript moves the bytes');
     return null;
   }
   try {
-    const engine = new Engine((err) =>
-      log.error({ err }, 'the engine could not leave a namespace: new connections go through JavaScript'),
+    const engine = new Engine(
+      (err) =>
+        log.error({ err }, 'the engine could not leave a namespace: new connections go through JavaScript'),
+      pipeBudget,
     );
     log.info('splice engine started');
     return engine;

@@ -11,6 +11,7 @@ import type { PeerInfo, SegmentInfo } from '../api/protocol';
 import type { DaemonAddress } from '../common/address';
 import { WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
+import type { EngineStats } from '../proxy/engine';
 import type { TunnelCounters } from '../tunnel';
 
 /** Where the values come from, read at each scrape. */
@@ -19,6 +20,8 @@ export interface MetricsSource {
   tunnels(): Promise<TunnelCounters[]>;
   /** The channels to peers (`wormhole peers`). */
   peers(): PeerInfo[];
+  /** The splice engine's own figures (undefined: JavaScript moves the bytes). */
+  engine?(): EngineStats | undefined;
 }
 
 const SEGMENT_LABELS = ['segment', 'head', 'tail'] as const;
@@ -46,6 +49,7 @@ export class MetricsServer {
   /** The last read of the tunnel counters (in flight, or done): shared for TUNNEL_READ_MS. */
   private tunnelRead: { at: number; counters: Promise<TunnelCounters[]> } | undefined;
   private peers: PeerInfo[] = [];
+  private engine: EngineStats | undefined;
 
   constructor(
     private readonly source: MetricsSource,
@@ -154,6 +158,20 @@ export class MetricsServer {
             : [],
         ),
     );
+    this.metric(
+      'counter',
+      'wormhole_segment_datagrams_dropped_total',
+      "UDP datagrams dropped for want of queue room (a session's, the segment's) or of sessions opening.",
+      SEGMENT_LABELS,
+      seg((s) => s.traffic?.datagramsDropped),
+    );
+    this.metric(
+      'gauge',
+      'wormhole_segment_udp_queued_bytes',
+      "Bytes of UDP datagrams held for the segment's sessions (waiting for an upstream, or to be sent again).",
+      SEGMENT_LABELS,
+      seg((s) => s.traffic?.queuedBytes),
+    );
     const resultLabels = [...SEGMENT_LABELS, 'result'] as const;
     this.metric(
       'counter',
@@ -222,6 +240,34 @@ export class MetricsServer {
         ),
     );
     this.definePeers();
+    this.defineEngine();
+  }
+
+  /** The splice engine's pipe budget (issue 18, hole 8): absent with the JavaScript mover. */
+  private defineEngine(): void {
+    const one = (v: number | undefined): [Record<never, string>, number][] =>
+      v === undefined ? [] : [[{}, v]];
+    this.metric(
+      'gauge',
+      'wormhole_engine_pipe_grown_bytes',
+      "What the engine's grown pipes may hold beyond their first size, all connections together.",
+      [] as const,
+      () => one(this.engine?.pipeGrown),
+    );
+    this.metric(
+      'gauge',
+      'wormhole_engine_pipe_budget_bytes',
+      'The bound on wormhole_engine_pipe_grown_bytes (--pipe-budget).',
+      [] as const,
+      () => one(this.engine?.pipeBudget),
+    );
+    this.metric(
+      'counter',
+      'wormhole_engine_pipe_grow_refused_total',
+      'Pipes left at their first size because the budget was spent.',
+      [] as const,
+      () => one(this.engine?.pipeDenied),
+    );
   }
 
   /** Per peer channel, as `wormhole peers` shows it. */
@@ -296,6 +342,7 @@ export class MetricsServer {
       this.segments = this.source.segments();
       this.tunnels = await this.readTunnels();
       this.peers = this.source.peers();
+      this.engine = this.source.engine?.();
       const body = await this.registry.metrics();
       res.writeHead(200, { 'content-type': this.registry.contentType }).end(body);
     } catch (err) {

@@ -33,6 +33,8 @@ export interface DaemonOptions {
   maxConnections: number;
   /** UDP sessions (client addresses) per segment; more are refused at once. */
   maxUdpSessions: number;
+  /** Bytes the engine's grown pipes may hold beyond their first size, all connections together. */
+  pipeBudget: number;
   /** Open authenticated API connections (attached streams not counted); more are closed at once. */
   maxApiConnections: number;
   /** An API connection with no request for this long is closed. */
@@ -59,6 +61,8 @@ export interface DaemonOptions {
 export const DEFAULT_MAX_CONNECTIONS = 20000;
 export const DEFAULT_MAX_UDP_SESSIONS = 4096;
 export const DEFAULT_MAX_API_CONNECTIONS = 256;
+/** MiB the engine's grown pipes may hold in all (a pipe grows to 1 MiB for bulk data). */
+export const DEFAULT_PIPE_BUDGET_MIB = 64;
 
 /** WORMHOLE_LOG's accepted values (pino's levels). */
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -90,6 +94,8 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
   --max-udp-sessions N
                      UDP sessions (client addresses) per segment; more are dropped
                      (default ${DEFAULT_MAX_UDP_SESSIONS})
+  --pipe-budget MIB  kernel memory the engine's pipes may grow into, all connections
+                     together (default ${DEFAULT_PIPE_BUDGET_MIB}); past it pipes stay small
   --max-api-connections N
                      open authenticated API connections, attached peer streams aside;
                      more are closed at once (default ${DEFAULT_MAX_API_CONNECTIONS});
@@ -129,6 +135,7 @@ const SPECS: FlagSpec[] = [
   { names: ['--max-connections'], value: true },
   { names: ['--max-udp-sessions'], value: true },
   { names: ['--max-api-connections'], value: true },
+  { names: ['--pipe-budget'], value: true },
   { names: ['--api-idle'], value: true },
   { names: ['--retry-failed'], value: true },
   { names: ['--metrics'], value: true },
@@ -228,6 +235,15 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
       1,
       1_000_000,
     ),
+    pipeBudget:
+      countFlag(
+        flagValue(p, '--pipe-budget', String(DEFAULT_PIPE_BUDGET_MIB)),
+        '--pipe-budget',
+        0,
+        1_000_000,
+      ) *
+      1024 *
+      1024,
     maxApiConnections: countFlag(
       flagValue(p, '--max-api-connections', String(DEFAULT_MAX_API_CONNECTIONS)),
       '--max-api-connections',

@@ -9,6 +9,13 @@
  *
  *   'F' x batches (each carrying up to 250 descriptors)  'M'  u32 length  JSON manifest
  *
+ * Before it snapshots anything the old daemon shuts its gate of changes (src/segment/gate.ts):
+ * a create or delete from then on is refused (TAKEOVER_UNDER_WAY), and those in flight end
+ * first (up to GATE_WAIT_MS, else the successor is refused and the gate opened again), so
+ * the records the successor reads from the state directory are the old daemon's last word;
+ * the successor's own gate stays shut until it serves. If the successor leaves before it
+ * serves, the old daemon opens its gate again.
+ *
  * Both now hold the same sockets: a connection waiting in a backlog is accepted by whichever
  * asks first, so none is refused. The new daemon builds its segments on them, serves, and
  * writes `READY <pid>\n`; the old one then stops accepting, lets its open connections finish
@@ -27,6 +34,8 @@ import type { HandedSockets } from '../segment/context';
 export const TAKEOVER_SOCKET = 'takeover.sock';
 /** How long the new daemon waits for the old one's sockets. */
 const RECEIVE_TIMEOUT_MS = 10_000;
+/** How long the old daemon lets its creates and deletes in flight end before it hands over. */
+const GATE_WAIT_MS = 8_000;
 const MAX_MANIFEST = 16 * 1024 * 1024;
 
 /** Which received descriptor is which (indices into the descriptors, in order). */
@@ -43,6 +52,13 @@ export interface Listening {
   heads: { segment: string; proto: Protocol; fd: number; identity?: string }[];
 }
 
+/** The old daemon's creates and deletes (SegmentManager.gate). */
+export interface Gate {
+  /** Refuse new ones; true once those in flight have ended (false: not within `ms`). */
+  close(ms: number): Promise<boolean>;
+  open(): void;
+}
+
 /** The running daemon's side: waits for a successor on takeover.sock. */
 export class TakeoverPoint {
   private server: net.Server | undefined;
@@ -55,6 +71,8 @@ export class TakeoverPoint {
     private readonly listening: () => Listening,
     /** The successor serves: stop accepting, drain, exit. */
     private readonly onTaken: (pid: number) => void,
+    /** Shut while the successor reads the records, for good once it serves. */
+    private readonly gate: Gate,
   ) {}
 
   /** Listen on the state directory's takeover socket (replacing one a predecessor left). */
@@ -67,14 +85,14 @@ export class TakeoverPoint {
     } finally {
       process.umask(old);
     }
-    const server = net.createServer((socket) => this.giveSockets(socket));
+    const server = net.createServer((socket) => void this.giveSockets(socket));
     server.on('error', (err) => this.log.warn({ err: err.message }, 'takeover socket error'));
     await new Promise<void>((resolve) => server.listen({ fd }, resolve));
     this.server = server;
   }
 
   /** A successor asked: send it the listening sockets (one successor at a time). */
-  private giveSockets(socket: net.Socket): void {
+  private async giveSockets(socket: net.Socket): Promise<void> {
     socket.on('error', () => undefined);
     if (this.busy) {
       socket.destroy();
@@ -82,6 +100,15 @@ export class TakeoverPoint {
     }
     this.busy = true;
     let ready = false;
+    if (!(await this.gate.close(GATE_WAIT_MS)) || socket.destroyed) {
+      this.log.warn(
+        'takeover: creates or deletes still running; the new daemon is refused, this one goes on',
+      );
+      socket.destroy();
+      this.gate.open();
+      this.busy = false;
+      return;
+    }
     try {
       const { api, heads } = this.listening();
       const fds = [...api.map((a) => a.fd), ...heads.map((h) => h.fd)];
@@ -108,6 +135,7 @@ export class TakeoverPoint {
     } catch (err) {
       this.log.error({ err: errorMessage(err) }, 'takeover: could not hand the sockets over');
       socket.destroy();
+      this.gate.open();
       this.busy = false;
       return;
     }
@@ -123,6 +151,7 @@ export class TakeoverPoint {
     });
     socket.on('close', () => {
       if (ready) return;
+      this.gate.open();
       this.busy = false;
       this.log.warn('takeover: the new daemon left before it served; this one goes on');
     });

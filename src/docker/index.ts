@@ -12,7 +12,7 @@ import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerLocation, ContainerRuntime, ContainerWatcher, LabelledContainer } from './runtime';
 import { type RunSpec, parseRunArgs } from './args';
-import { checkBinds } from './binds';
+import { checkBinds, writableSources } from './binds';
 import { engineMessage, isAbort, isContainerRef, statusOf, UNREACHABLE, demuxLogs } from './engineapi';
 import { watchContainers } from './events';
 import { Images } from './images';
@@ -268,8 +268,24 @@ export class Docker implements ContainerRuntime {
   /** Check docker-run's words and have the image ready (pulled at create time for triggers). */
   async prepare(args: string[]): Promise<void> {
     const spec = parseRunArgs(args);
-    checkBinds(spec.binds, this.allowBind);
+    await this.checkBindsNow(spec.binds);
     await this.ensureImage(spec.image);
+  }
+
+  /**
+   * Check binds as they resolve now (binds.ts), before a container starts with them: against
+   * --allow-bind, and against the writable binds of this daemon's other containers (all but
+   * `self`), read from the engine only when there is a host path to check.
+   */
+  private async checkBindsNow(binds: readonly string[], self?: string): Promise<void> {
+    checkBinds(binds, this.allowBind);
+    if (!binds.some((b) => b.startsWith('/'))) return;
+    const others = (await this.listOwned()).filter((c) => c.Id !== self);
+    checkBinds(
+      binds,
+      this.allowBind,
+      others.flatMap((c) => writableSources(c.Mounts ?? [])),
+    );
   }
 
   /**
@@ -285,7 +301,7 @@ export class Docker implements ContainerRuntime {
   ): Promise<{ id: string; nsPath: string }> {
     const spec = Array.isArray(args) ? parseRunArgs(args) : args;
     // Before anything reaches the engine: a refused bind leaves nothing behind.
-    checkBinds(spec.binds, this.allowBind);
+    await this.checkBindsNow(spec.binds);
     if (this.adopt) {
       const found = await this.adoptRunning(segmentId, step, options.reuse === true);
       if (found) return found;
@@ -398,8 +414,12 @@ export class Docker implements ContainerRuntime {
     if (!isContainerRef(id)) throw new WormholeError('CONTAINER_NOT_FOUND', `no container ${id}`);
     const container = this.api().getContainer(id.replace(/^\//, ''));
     try {
-      // a paused one (idle-action pause) is thawed: its service answers as it was
+      // a paused one (idle-action pause) is thawed: its service answers as it was, with the
+      // mounts it had (nothing is mounted again, so nothing to check)
       if (await this.thawed(container)) return await this.locateStarted(id, container);
+      // Docker follows a symlink in a bind's source at every start: checked again now
+      const info = await container.inspect(this.timed());
+      await this.checkBindsNow(info.HostConfig?.Binds ?? [], info.Id);
       await container.start(this.timed());
     } catch (err) {
       if (statusOf(err) === 404) {
@@ -524,14 +544,10 @@ export class Docker implements ContainerRuntime {
     }
   }
 
-  /**
-   * Remove every container that carries this daemon's owner label: at stop, and at start for
-   * the orphans of a run that crashed. Returns how many there were.
-   */
-  async removeOwned(): Promise<number> {
-    let found: Dockerode.ContainerInfo[];
+  /** Every container that carries this daemon's owner label, running or not. */
+  private async listOwned(): Promise<Dockerode.ContainerInfo[]> {
     try {
-      found = await this.api().listContainers({
+      return await this.api().listContainers({
         all: true,
         filters: { label: [`${OWNER_LABEL}=${this.ownerId}`] },
         ...this.timed(),
@@ -539,6 +555,14 @@ export class Docker implements ContainerRuntime {
     } catch (err) {
       throw this.failure(err, 'list containers');
     }
+  }
+
+  /**
+   * Remove every container that carries this daemon's owner label: at stop, and at start for
+   * the orphans of a run that crashed. Returns how many there were.
+   */
+  async removeOwned(): Promise<number> {
+    const found = await this.listOwned();
     await Promise.all(found.map((c) => this.remove(c.Id)));
     return found.length;
   }

@@ -173,14 +173,20 @@ export interface NativeBinding {
   // ---- native/engine*.c, conn.c, pipes.c, pick.c, listen.c: the splice engine ----
   /** The numbers the engine's events and counters are read with (native/engine.h). */
   readonly engineConstants: EngineConstants;
-  /** Start the engine thread; events arrive in batches, engineConstants.eventDoubles numbers each. */
-  engineStart(onEvents: (events: Float64Array) => void): EngineHandle;
+  /**
+   * Start the engine thread; events arrive in batches, engineConstants.eventDoubles numbers
+   * each. pipeBudget: the bytes grown pipes may hold beyond their first size (64 MiB by default).
+   */
+  engineStart(onEvents: (events: Float64Array) => void, pipeBudget?: number): EngineHandle;
+  /** The pipe budget's use: bytes grown pipes may hold now beyond their first size, the budget, grows refused. */
+  engineStats(engine: EngineHandle): { pipeGrown: number; pipeBudget: number; pipeDenied: number };
   engineStop(engine: EngineHandle): void;
   /** Keep Node's event loop alive (true) while JavaScript waits on the engine, or not. */
   engineRef(engine: EngineHandle, on: boolean): void;
   /**
    * A group; with reportCloses, every connection's end is an event (else only counted).
-   * headName: a unix head's address as the user named it, for a PROXY v2 header.
+   * headName: a unix head's address as the user named it, for a PROXY v2 header. dialMs: how
+   * long a tail may take to answer a connect before the next is tried (0: the kernel's ~2 min).
    */
   groupCreate(
     engine: EngineHandle,
@@ -188,6 +194,7 @@ export interface NativeBinding {
     maxOpen: number,
     reportCloses: boolean,
     headName?: string | null,
+    dialMs?: number,
   ): GroupHandle;
   /** The engine owns the listening fd from now on. */
   groupListen(engine: EngineHandle, group: GroupHandle, fd: number): void;
@@ -207,8 +214,11 @@ export interface NativeBinding {
   groupTailStats(group: GroupHandle): Float64Array;
   /** A connection JavaScript carries to a slot's tail opened (+1) or closed (-1): least-conn counts it. */
   groupTailCount(engine: EngineHandle, group: GroupHandle, slot: number, delta: 1 | -1): void;
-  /** Dial the tail for a client fd handed back earlier; the engine owns fd until it hands it back. */
-  groupDial(engine: EngineHandle, group: GroupHandle, fd: number): void;
+  /**
+   * Dial the tail for a client fd handed back earlier; the engine owns fd until it hands it
+   * back. dialMs: how long each tail may take to answer (0: the group's).
+   */
+  groupDial(engine: EngineHandle, group: GroupHandle, fd: number, dialMs?: number): void;
   /** Count one more open connection held by JavaScript, if under the cap. */
   groupAcquire(group: GroupHandle): boolean;
   groupRelease(group: GroupHandle): void;

@@ -114,9 +114,16 @@ export async function openNamespace(nsPath: string | null): Promise<number> {
 
 /**
  * A TCP connection from inside a namespace (null: the daemon's own), resolved once connected
- * (rejected with the errno code, e.g. ECONNREFUSED, so that callers can retry).
+ * (rejected with the errno code, e.g. ECONNREFUSED, so that callers can retry). With
+ * `timeoutMs`, a tail that has not answered by then (one that drops SYNs) is given up:
+ * rejected with ETIMEDOUT, instead of after the kernel's SYN retries (about 2 minutes).
  */
-export async function connectTcp(nsPath: string | null, host: string, port: number): Promise<net.Socket> {
+export async function connectTcp(
+  nsPath: string | null,
+  host: string,
+  port: number,
+  timeoutMs?: number,
+): Promise<net.Socket> {
   let socket: net.Socket;
   if (nsPath === null) socket = net.connect({ host, port, allowHalfOpen: true });
   else {
@@ -131,12 +138,23 @@ export async function connectTcp(nsPath: string | null, host: string, port: numb
   }
   socket.setNoDelay(true);
   return new Promise((resolve, reject) => {
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            const err = new Error(`connect ETIMEDOUT ${host}:${port}`) as NodeJS.ErrnoException;
+            err.code = 'ETIMEDOUT';
+            onError(err);
+          }, timeoutMs);
     const onError = (err: Error): void => {
+      clearTimeout(timer);
+      socket.off('error', onError);
       socket.off('connect', onConnect);
       socket.destroy();
       reject(err);
     };
     const onConnect = (): void => {
+      clearTimeout(timer);
       socket.off('error', onError);
       resolve(socket);
     };

@@ -6,12 +6,16 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import type { DatagramUpstream } from './udp';
+import { type DatagramUpstream, SESSION_QUEUE_BYTES } from './udp';
 
 /** The largest datagram a frame carries (the length field's limit; UDP's own is 65,507). */
 export const MAX_DATAGRAM = 0xffff;
-/** Bytes queued on a stream past which datagrams are dropped, as a full socket buffer would. */
-const HIGH_WATER = 1024 * 1024;
+/**
+ * Bytes queued on a stream past which datagrams are dropped, as a full socket buffer would:
+ * a session's queue bytes, as the relay keeps for a local one (a spoofed source must not
+ * make the daemon hold much per session).
+ */
+const HIGH_WATER = SESSION_QUEUE_BYTES;
 
 /** One datagram as a frame. */
 export function frameDatagram(msg: Buffer): Buffer {

@@ -19,6 +19,9 @@ const RETRYABLE = new Set([
   'EAI_AGAIN',
 ]);
 
+/** The least time one attempt is given, even when the dial timeout is spent. */
+const MIN_ATTEMPT_MS = 100;
+
 /** Is this dial error worth retrying? */
 export function isRetryable(err: unknown): boolean {
   const code = errnoCode(err);
@@ -27,20 +30,24 @@ export function isRetryable(err: unknown): boolean {
 
 /**
  * Call `attempt` until it gives a connected stream, retrying retryable failures with a short
- * back-off until `timeoutMs` has passed or `signal` aborts. The last error is kept in the
- * thrown WormholeError (code DIAL_FAILED).
+ * back-off until `timeoutMs` has passed or `signal` aborts; each attempt is given the time
+ * left (its connect gives up then: a tail that drops SYNs). The last error is kept in the
+ * thrown WormholeError (code DIAL_FAILED). `spentMs`: how long the client was dialed already
+ * (by the engine, before it handed the client back), taken off the timeout.
  */
 export async function dialWithRetry<T>(
-  attempt: () => Promise<T>,
+  attempt: (leftMs: number) => Promise<T>,
   what: string,
   timeoutMs: number,
   signal?: AbortSignal,
+  spentMs = 0,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + timeoutMs - spentMs;
   let delay = 50;
   for (;;) {
     try {
-      return await attempt();
+      // (at least a moment: a first try is made even when the time is spent)
+      return await attempt(Math.max(MIN_ATTEMPT_MS, deadline - Date.now()));
     } catch (err) {
       if (signal?.aborted) throw new WormholeError('ABORTED', `dial ${what} abandoned: the segment closed`);
       if (!isRetryable(err) || Date.now() + delay > deadline) {

@@ -52,8 +52,11 @@ function clientOf(ev: Float64Array, i: number): string | undefined {
 export interface GroupEvents {
   /** A connection ended (bytes, how, how long, who). Optional: without it the engine only counts. */
   closed?(c: ClosedConnection): void;
-  /** A client fd comes back to JavaScript, untouched: no tail set, or its dial failed. */
-  handoff(fd: number, dialError: string | undefined): void;
+  /**
+   * A client fd comes back to JavaScript, untouched: no tail set, or its dial failed
+   * (ETIMEDOUT: no tail answered within the dial timeout); `spentMs`: how long it was dialed.
+   */
+  handoff(fd: number, dialError: string | undefined, spentMs: number): void;
   /** A client fd given with dial() is connected to the tail and moving. */
   dialed(fd: number, id: number): void;
   /** A connection over the cap was refused. */
@@ -102,6 +105,16 @@ export interface EngineTail {
   proxy?: 1 | 2;
   /** The name source affinity hashes (the JavaScript mover's pick hashes the same; default: the address). */
   key?: string;
+}
+
+/**
+ * The engine's own figures: what its grown pipes may hold beyond their first size now
+ * (bytes), the budget that bounds it, and how many pipes were left small for want of it.
+ */
+export interface EngineStats {
+  pipeGrown: number;
+  pipeBudget: number;
+  pipeDenied: number;
 }
 
 /** One head's share of the engine. */
@@ -213,9 +226,12 @@ export class EngineGroup {
     if (!this.closing) native().groupTailCount(this.engine.handle, this.handle, slot, delta);
   }
 
-  /** Dial the tail for a client fd that came back by handoff (answered by dialed or handoff). */
-  dial(fd: number): void {
-    native().groupDial(this.engine.handle, this.handle, fd);
+  /**
+   * Dial the tail for a client fd that came back by handoff (answered by dialed or handoff),
+   * each tail given `timeoutMs` to answer.
+   */
+  dial(fd: number, timeoutMs: number): void {
+    native().groupDial(this.engine.handle, this.handle, fd, Math.max(1, Math.ceil(timeoutMs)));
   }
 
   /** Count a connection JavaScript holds (false: over the cap, counted as refused). */
@@ -286,20 +302,33 @@ export class Engine {
   private stopped = false;
   readonly handle: EngineHandle;
 
-  /** Start the engine thread. Throws (the caller falls back to the JavaScript mover). */
-  constructor(private readonly onDialBroken: (error: string) => void) {
-    this.handle = native().engineStart((events) => this.dispatch(events));
+  /**
+   * Start the engine thread, its grown pipes within `pipeBudget` bytes (the engine's default
+   * when left out). Throws (the caller falls back to the JavaScript mover).
+   */
+  constructor(
+    private readonly onDialBroken: (error: string) => void,
+    pipeBudget?: number,
+  ) {
+    this.handle = native().engineStart((events) => this.dispatch(events), pipeBudget);
+  }
+
+  /** The pipe budget's use, read while the engine runs (zeros once it stopped). */
+  stats(): EngineStats {
+    if (this.stopped) return { pipeGrown: 0, pipeBudget: 0, pipeDenied: 0 };
+    return native().engineStats(this.handle);
   }
 
   /**
    * A new group with a cap on open connections; `unixName`: a unix head's address as the
-   * user named it (what a PROXY v2 header says the client connected to).
+   * user named it (what a PROXY v2 header says the client connected to); `dialMs`: how long a
+   * tail may take to answer a connect before the next is tried.
    */
-  group(maxOpen: number, unixName: string | undefined, events: GroupEvents): EngineGroup {
+  group(maxOpen: number, unixName: string | undefined, events: GroupEvents, dialMs: number): EngineGroup {
     const id = this.nextGroup++;
     const g = new EngineGroup(
       this,
-      native().groupCreate(this.handle, id, maxOpen, events.closed !== undefined, unixName ?? null),
+      native().groupCreate(this.handle, id, maxOpen, events.closed !== undefined, unixName ?? null, dialMs),
       events,
     );
     this.groups.set(id, g);
@@ -371,7 +400,7 @@ export class Engine {
           });
           break;
         case kind.handoff:
-          g.events.handoff(a, errnoName(ev[i + 3]));
+          g.events.handoff(a, errnoName(ev[i + 3]), ev[i + 4]);
           break;
         case kind.dialed:
           g.events.dialed(a, ev[i + 3]);

@@ -23,17 +23,23 @@ export class EngineHead extends HeadBase {
 
   constructor(engine: Engine, fd: number, opts: HeadOptions) {
     super(opts, fd);
-    this.group = engine.group(opts.maxConnections, opts.unixName, {
-      closed: opts.onClosed && ((c) => opts.onClosed?.(c)),
-      handoff: (cfd, err) => this.handoff(cfd, err),
-      dialed: (cfd) => {
-        const waiter = this.held.get(cfd);
-        this.held.delete(cfd);
-        waiter?.resolve();
+    this.group = engine.group(
+      opts.maxConnections,
+      opts.unixName,
+      {
+        closed: opts.onClosed && ((c) => opts.onClosed?.(c)),
+        handoff: (cfd, err, spentMs) => this.handoff(cfd, err, spentMs),
+        dialed: (cfd) => {
+          const waiter = this.held.get(cfd);
+          this.held.delete(cfd);
+          waiter?.resolve();
+        },
+        refused: () => opts.onWarning('refused'),
+        acceptError: (err) => opts.onWarning('accept-error', err),
       },
-      refused: () => opts.onWarning('refused'),
-      acceptError: (err) => opts.onWarning('accept-error', err),
-    });
+      // (a tail that drops SYNs is given up after it, not after the kernel's ~2 minutes)
+      opts.dialTimeoutMs,
+    );
     // least-conn in JavaScript reads the engine's counts, which hold every open connection
     this.tails.openElsewhere = () => this.group.tailStats().map((t) => t?.open);
   }
@@ -119,7 +125,7 @@ export class EngineHead extends HeadBase {
     });
   }
 
-  private handoff(fd: number, err: string | undefined): void {
+  private handoff(fd: number, err: string | undefined, spentMs: number): void {
     const waiter = this.held.get(fd);
     if (waiter) {
       // the answer to a dial() of ours: the retry loop decides
@@ -134,7 +140,7 @@ export class EngineHead extends HeadBase {
       return;
     }
     this.held.set(fd, null);
-    this.opts.onClient(this.fdClient(fd));
+    this.opts.onClient(this.fdClient(fd, spentMs));
   }
 
   private dropFd(fd: number): void {
@@ -158,14 +164,17 @@ export class EngineHead extends HeadBase {
     return undefined;
   }
 
-  /** A client fd the engine gave back: dialed again by the engine, or joined by JavaScript. */
-  private fdClient(fd: number): Client {
+  /**
+   * A client fd the engine gave back: dialed again by the engine, or joined by JavaScript.
+   * `spentMs`: how long the engine dialed it already, taken off the dial timeout of its retries.
+   */
+  private fdClient(fd: number, spentMs: number): Client {
     const origin = (): Origin | undefined => this.fdOrigin(fd);
-    const dialOnce = (): Promise<void> =>
+    const dialOnce = (leftMs: number): Promise<void> =>
       new Promise<void>((resolve, reject) => {
         if (this.closed) return reject(new WormholeError('ABORTED', 'the segment closed'));
         this.held.set(fd, { resolve, reject });
-        this.group.dial(fd);
+        this.group.dial(fd, leftMs);
       });
     return {
       get origin() {
@@ -174,7 +183,7 @@ export class EngineHead extends HeadBase {
       toTail: async (onConnected) => {
         if (!this.hasTail) throw new WormholeError('NO_TAIL', 'the segment has no tail yet');
         try {
-          await dialWithRetry(dialOnce, this.tailsText, this.opts.dialTimeoutMs, this.abort.signal);
+          await dialWithRetry(dialOnce, this.tailsText, this.opts.dialTimeoutMs, this.abort.signal, spentMs);
           onConnected?.();
         } catch (err) {
           // the engine handed it back for the last time (or never took it): ours to close

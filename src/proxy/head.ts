@@ -36,8 +36,11 @@ export interface TailTarget {
   openNamespace?(): Promise<number>;
   /** The filesystem root a unix `/path` is looked up in, opened (an fd the caller closes). */
   openRoot?(): Promise<number>;
-  /** A socket connected to the tail from the daemon (rejects with the errno code). */
-  connect(): Promise<net.Socket>;
+  /**
+   * A socket connected to the tail from the daemon (rejects with the errno code; ETIMEDOUT
+   * when a TCP tail has not answered within `timeoutMs`).
+   */
+  connect(timeoutMs?: number): Promise<net.Socket>;
   /** How the tail is named in messages. */
   what: string;
 }

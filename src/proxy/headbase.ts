@@ -154,8 +154,8 @@ export abstract class HeadBase implements TcpHead {
   }
 
   /**
-   * Dial a tail with the JavaScript mover: the balancer's pick, then the next when one fails,
-   * all of them again after a pause until the dial timeout. The socket, and what to call
+   * Dial a tail with the JavaScript mover: the balancer's pick, then the next when one fails
+   * or does not answer in the time left, all of them again after a pause until the dial timeout. The socket, and what to call
    * when it closes (the tail's open count). A tail that wants a PROXY protocol header gets it
    * first (from `origin`), before pipe() moves any client byte.
    */
@@ -164,7 +164,7 @@ export abstract class HeadBase implements TcpHead {
     origin?: () => Origin | undefined,
   ): Promise<{ socket: net.Socket; closed: () => void }> {
     if (!this.hasTail) throw new WormholeError('NO_TAIL', 'the segment has no tail yet');
-    const once = async (): Promise<{ socket: net.Socket; closed: () => void }> => {
+    const once = async (leftMs: number): Promise<{ socket: net.Socket; closed: () => void }> => {
       const tried = new Set<number>();
       let last: unknown = new WormholeError('NO_TAIL', 'the segment has no tail');
       for (let i = this.tails.pick(tried, client); i >= 0; i = this.tails.pick(tried, client)) {
@@ -172,7 +172,8 @@ export abstract class HeadBase implements TcpHead {
         const tail = this.tails.slots[i]!;
         const stats = this.jsTails[i];
         try {
-          const socket = await tail.connect();
+          // (each tail is given what is left of the dial timeout: one that drops SYNs is left)
+          const socket = await tail.connect(leftMs);
           if (tail.proxy) socket.write(proxyHeader(tail.proxy, origin?.()));
           stats.total++;
           stats.open++;

@@ -8,6 +8,14 @@
  * tail first answers, datagrams it refuses (port unreachable, the UDP face of a refused
  * connection) are sent again, for as long as a TCP dial would be retried. (One that did get
  * through may then arrive twice, as UDP allows.)
+ *
+ * What the relay holds for its sessions is bounded in bytes, not only in datagrams, since
+ * the sources are spoofable (issue 18, hole 7: 64 datagrams of 64 KiB for 4,096 sessions was
+ * 32 GiB): a session keeps at most SESSION_QUEUE_BYTES (waiting for its upstream, or kept to
+ * be sent again), all sessions of a head together at most HEAD_QUEUE_BYTES, and at most
+ * OPENING_MAX sessions are being opened at once (each is a socket, or an attach on a peer).
+ * A datagram past any of them is dropped and counted (`dropped`), as a full socket buffer
+ * drops one.
  */
 import type * as dgram from 'node:dgram';
 
@@ -24,6 +32,12 @@ export interface DatagramUpstream {
 
 /** Datagrams kept per new session while its upstream socket is being made. */
 const QUEUE_LIMIT = 64;
+/** Bytes of datagrams one session keeps (queued, or kept to be sent again). */
+export const SESSION_QUEUE_BYTES = 256 * 1024;
+/** Bytes of datagrams all the sessions of one head keep together. */
+export const HEAD_QUEUE_BYTES = 8 * 1024 * 1024;
+/** Sessions being opened at once; a datagram from a new address past it is dropped. */
+export const OPENING_MAX = 256;
 /** A datagram the tail refused before it first answered is sent again after this long. */
 const RESEND_MS = 50;
 
@@ -39,6 +53,13 @@ export abstract class UdpCounters {
   total = 0;
   /** Datagrams dropped because they would have opened a session past the cap. */
   refused = 0;
+  /**
+   * Datagrams dropped for want of room: past a session's or the head's queue bytes, or from a
+   * new address while OPENING_MAX sessions were being opened.
+   */
+  dropped = 0;
+  /** Bytes of datagrams held now, waiting for an upstream or kept to be sent again. */
+  queuedBytes = 0;
   /** Datagrams (and their bytes) from clients to the tail, and back. */
   datagramsUp = 0;
   datagramsDown = 0;
@@ -58,6 +79,8 @@ export abstract class UdpCounters {
 interface Session {
   upstream?: DatagramUpstream;
   queue: Buffer[];
+  /** Bytes in `queue` and `unanswered`, counted in the relay's queuedBytes too. */
+  held: number;
   /** Sent before the tail first answered: sent again if it refuses them (until `resendUntil`). */
   unanswered?: Buffer[];
   resendUntil?: number;
@@ -69,6 +92,8 @@ interface Session {
 export class UdpRelay extends UdpCounters {
   private readonly sessions = new Map<string, Session>();
   private closed = false;
+  /** Sessions whose upstream is being made. */
+  private opening = 0;
 
   /**
    * @param head the bound head socket
@@ -106,7 +131,11 @@ export class UdpRelay extends UdpCounters {
         this.onRefused(`${rinfo.address}:${rinfo.port}`);
         return;
       }
-      s = { queue: [], closed: false };
+      if (this.opening >= OPENING_MAX) {
+        this.dropped++;
+        return;
+      }
+      s = { queue: [], held: 0, closed: false };
       this.sessions.set(key, s);
       this.total++;
       this.open(key, s, rinfo);
@@ -117,9 +146,35 @@ export class UdpRelay extends UdpCounters {
     this.lastActive = Date.now();
     if (s.upstream) {
       s.upstream.send(msg);
-      if (s.unanswered && Date.now() >= (s.resendUntil ?? 0)) s.unanswered = undefined;
-      else if (s.unanswered && s.unanswered.length < QUEUE_LIMIT) s.unanswered.push(msg);
-    } else if (s.queue.length < QUEUE_LIMIT) s.queue.push(msg);
+      if (s.unanswered && Date.now() >= (s.resendUntil ?? 0)) this.letGo(s);
+      else if (s.unanswered) this.keep(s, s.unanswered, msg, false);
+    } else this.keep(s, s.queue, msg, true);
+  }
+
+  /**
+   * Keep a datagram on one of a session's lists, if the session's and the head's bytes allow;
+   * else it is dropped (counted when it was never sent: `unsent`).
+   */
+  private keep(s: Session, list: Buffer[], msg: Buffer, unsent: boolean): void {
+    if (
+      list.length >= QUEUE_LIMIT ||
+      s.held + msg.length > SESSION_QUEUE_BYTES ||
+      this.queuedBytes + msg.length > HEAD_QUEUE_BYTES
+    ) {
+      if (unsent) this.dropped++;
+      return;
+    }
+    list.push(msg);
+    s.held += msg.length;
+    this.queuedBytes += msg.length;
+  }
+
+  /** A session keeps nothing more: its queue was sent, its tail answered, or it ended. */
+  private letGo(s: Session): void {
+    s.queue = [];
+    s.unanswered = undefined;
+    this.queuedBytes -= s.held;
+    s.held = 0;
   }
 
   private touch(key: string, s: Session): void {
@@ -129,8 +184,10 @@ export class UdpRelay extends UdpCounters {
   }
 
   private open(key: string, s: Session, rinfo: dgram.RemoteInfo): void {
+    this.opening++;
     this.openUpstream(rinfo.address).then(
       (up) => {
+        this.opening--;
         if (s.closed || this.closed) {
           up.close();
           return;
@@ -138,7 +195,7 @@ export class UdpRelay extends UdpCounters {
         s.upstream = up;
         this.openOkAt = Date.now();
         up.on('message', (reply) => {
-          s.unanswered = undefined;
+          if (s.unanswered) this.letGo(s);
           this.touch(key, s);
           this.datagramsDown++;
           this.bytesDown += reply.length;
@@ -157,12 +214,14 @@ export class UdpRelay extends UdpCounters {
         });
         for (const m of s.queue) up.send(m);
         if (this.resendMs > 0 && s.queue.length > 0) {
+          // (kept, and still counted, until the tail answers or the time is up)
           s.unanswered = s.queue;
           s.resendUntil = Date.now() + this.resendMs;
-        }
-        s.queue = [];
+          s.queue = [];
+        } else this.letGo(s);
       },
       (err) => {
+        this.opening--;
         this.openFailures++;
         this.openFailedAt = Date.now();
         this.lastError = err instanceof Error ? err.message : String(err);
@@ -176,6 +235,7 @@ export class UdpRelay extends UdpCounters {
     if (s.closed) return;
     s.closed = true;
     clearTimeout(s.timer);
+    this.letGo(s);
     if (this.sessions.get(key) === s) this.sessions.delete(key);
     try {
       s.upstream?.close();

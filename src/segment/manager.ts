@@ -4,7 +4,6 @@
  */
 import { applySegments } from './apply';
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { type Action, type Plan, type Step, parsePlan } from '../api/grammar';
 import type { Params, Result, SegmentInfo } from '../api/protocol';
@@ -13,17 +12,10 @@ import { DisposableStack } from '../common/disposable';
 import { WormholeError, errorMessage } from '../common/errors';
 import type { Origin } from '../proxy/proxyproto';
 import type { SegmentRecord } from '../store';
+import { Builds } from './builds';
 import type { SegmentContext } from './context';
-import {
-  DEFAULT_HOST,
-  type Draft,
-  type Endpoint,
-  applyUrl,
-  checkNotSelf,
-  resolveHead,
-  resolveTail,
-  tailProto,
-} from './endpoint';
+import { ChangeGate } from './gate';
+import { type Draft, type Endpoint, checkNotSelf, resolveHead, resolveTail, tailProto } from './endpoint';
 import { ContainerFollower } from './follow';
 import { confineUnixTail } from './hostunix';
 import { type Ports, SegmentKeeper } from './keeper';
@@ -42,6 +34,7 @@ import {
   toDraft,
 } from './steps';
 import { checkJoin } from './streamends';
+import { checkTriggerStatically, checkUnixTails } from './tailchecks';
 
 /** How often tails are checked unless `health` says otherwise. */
 const DEFAULT_HEALTH_MS = 5000;
@@ -62,6 +55,10 @@ export class SegmentManager {
   private readonly segments = new Map<string, Segment>();
   /** Ids of segments being built (their create-time steps run before the segment exists). */
   private readonly building = new Set<string>();
+  /** The top segments' builds in flight, which a delete may abort (src/segment/builds.ts). */
+  private readonly tops = new Builds();
+  /** Creates and deletes, shut around a takeover (src/segment/gate.ts). */
+  readonly gate = new ChangeGate();
   /** The top segments' records: kept, built again at start (src/segment/keeper.ts). */
   private readonly keeper: SegmentKeeper;
   /** What every segment is made with. */
@@ -95,6 +92,7 @@ export class SegmentManager {
           restored++;
           this.ctx.log.info({ segment: record.id, url: record.url }, 'segment restored');
         } catch (err) {
+          if (err instanceof WormholeError && err.code === 'ABORTED') return; // deleted meanwhile
           this.keeper.failedToBuild(record, err);
           this.ctx.log.warn(
             { segment: record.id, url: record.url, err: errorMessage(err) },
@@ -140,22 +138,49 @@ export class SegmentManager {
 
   /**
    * Build a top segment, its record journaled around the build: written before it
-   * (incomplete, so that a crash in the middle leaves what to clean), complete after.
+   * (incomplete, so that a crash in the middle leaves what to clean), complete after. A
+   * delete meanwhile aborts it (builds.ts): what was made goes, the record is forgotten. A
+   * record that cannot be written complete (a full disk) takes the segment down again: the
+   * client is told it failed, and nothing is left serving.
    */
   private async buildTop(record: SegmentRecord, plan: Plan, ports?: Ports): Promise<Segment[]> {
-    this.keeper.begin(record);
-    let built: Segment[];
+    const id = record.id;
+    this.tops.start(id, record.owner ?? 'admin');
     try {
-      built = await this.build(plan, record.id, peerBase(record), null, record.kind === 'peer', ports);
-    } catch (err) {
-      this.keeper.abort(record);
-      throw err;
+      this.keeper.begin(record);
+      let built: Segment[] | undefined;
+      try {
+        built = await this.build(plan, id, peerBase(record), null, record.kind === 'peer', ports);
+        this.tops.check(id);
+        this.keeper.commit(record, {
+          url: built[0].url,
+          segments: built.map((s) => ({ id: s.id, port: s.boundPort })),
+        });
+        return built;
+      } catch (err) {
+        if (built) await this.deleteTree(id); // (built, then deleted meanwhile or not recorded)
+        this.forgetBuild(record);
+        if (!built || err instanceof WormholeError) throw err;
+        throw new WormholeError(
+          'STATE_DIR',
+          `segment ${id} was built but its record could not be written (${errorMessage(err)}): it was removed again; make room in the state directory, then create it again`,
+        );
+      }
+    } finally {
+      this.tops.end(id);
     }
-    this.keeper.commit(record, {
-      url: built[0].url,
-      segments: built.map((s) => ({ id: s.id, port: s.boundPort })),
-    });
-    return built;
+  }
+
+  /** A build did not end in a record: a new one is forgotten, and any deleted meanwhile. */
+  private forgetBuild(record: SegmentRecord): void {
+    try {
+      // (deleted meanwhile: forgotten even when complete, a rebuild at start)
+      if (this.tops.aborted(record.id)) this.keeper.forget(record.id);
+      else this.keeper.abort(record);
+    } catch (err) {
+      // (the next start finds it incomplete, and cleans it then)
+      this.ctx.log.warn({ segment: record.id, err: errorMessage(err) }, 'segment record not forgotten');
+    }
   }
 
   /**
@@ -163,14 +188,16 @@ export class SegmentManager {
    * name of the key that asks (kept in the record, shown by list); `applied`: made by `apply`
    * (which alone may prune it); `label`: made from a label of that container (labels.ts).
    */
-  async create(
+  create(
     actions: Action[],
     made: Pick<SegmentRecord, 'owner' | 'applied' | 'label'> = {},
   ): Promise<Segment[]> {
-    const plan = parsePlan(actions);
-    const id = plan.id ?? randomUUID();
-    this.checkFree(id);
-    return this.buildTop(newRecord(id, 'local', actions, { owner: 'admin', ...made }), plan);
+    return this.gate.run(() => {
+      const plan = parsePlan(actions);
+      const id = plan.id ?? randomUUID();
+      this.checkFree(id);
+      return this.buildTop(newRecord(id, 'local', actions, { owner: 'admin', ...made }), plan);
+    });
   }
 
   /** The records of the top segments a user made here (create, apply), failed ones too. */
@@ -197,9 +224,9 @@ export class SegmentManager {
     return applySegments(this, params, owner, this.ctx.log);
   }
 
-  /** Whether `id` is taken (a segment, one being built, one that failed to build again). */
+  /** Whether `id` is taken (a segment, one being built or undone, one that failed to build again). */
   hasId(id: string): boolean {
-    return this.segments.has(id) || this.building.has(id) || this.keeper.failed.has(id);
+    return this.segments.has(id) || this.building.has(id) || this.tops.has(id) || this.keeper.failed.has(id);
   }
 
   /**
@@ -207,7 +234,11 @@ export class SegmentManager {
    * (the peer restarted, or another daemon took over from it) for the same thing, the child
    * already here is the answer: a peer keeps one child per parent segment.
    */
-  async createForPeer(params: Params<'peer-create'>, owner = 'admin'): Promise<Result<'peer-create'>> {
+  createForPeer(params: Params<'peer-create'>, owner = 'admin'): Promise<Result<'peer-create'>> {
+    return this.gate.run(() => this.createChild(params, owner));
+  }
+
+  private async createChild(params: Params<'peer-create'>, owner: string): Promise<Result<'peer-create'>> {
     const plan = parsePlan(params.actions);
     const id = params.key ? peerChildId(params.key, plan) : (plan.id ?? randomUUID());
     const had = this.keeper.records.get(id);
@@ -227,7 +258,7 @@ export class SegmentManager {
     return peerResult(seg);
   }
 
-  /** Refuse an id taken by a segment, or by one that could not be built again. */
+  /** Refuse an id taken by a segment (built, being built or undone), or by one that could not be built again. */
   private checkFree(id: string): void {
     if (this.hasId(id)) throw idTaken(id);
   }
@@ -261,9 +292,11 @@ export class SegmentManager {
         if (step.op === 'also') tails.push({ ...tail });
         else if (!isChildStep(step))
           await applyStep(this.ctx.containers, owner, step, { head, tail }, made.scope, `init/${i}`);
+        this.tops.check(id); // (a delete during a step: what it made goes with the scope)
       }
       const tail = tails[tails.length - 1];
       if (plan.trigger) await this.prepareTrigger(plan.trigger);
+      this.tops.check(id);
       const headEp = await resolveHead(head);
       // an ephemeral head built again gets the port it had
       if (headEp.port === 0) headEp.port = ports?.get(id) ?? 0;
@@ -272,7 +305,7 @@ export class SegmentManager {
         checkTail(headEp, headEp.port, await resolveTail(tail, head));
       }
       // a host unix tail is refused before the head is made (nothing made)
-      if (!plan.trigger && !childStep) await this.checkUnixTails(tails, head);
+      if (!plan.trigger && !childStep) await checkUnixTails(tails, head, this.ctx.allowUnix);
       seg = new Segment(
         {
           id,
@@ -301,8 +334,9 @@ export class SegmentManager {
           'UNSUPPORTED',
           'several tails (also, docker-label) are local: a remote or tunnel child is one tail',
         );
-      if (plan.trigger) await this.checkStatically(seg, plan.trigger);
+      if (plan.trigger) await checkTriggerStatically(seg, plan.trigger, this.ctx.allowUnix);
       else await seg.setTail(peerTail ?? (await this.localTail(seg, tails, head)));
+      this.tops.check(id);
       // the tail is set (or the trigger armed): no client finds the segment without one
       seg.accept();
       this.ctx.log.info(
@@ -313,25 +347,18 @@ export class SegmentManager {
     } catch (err) {
       this.building.delete(id);
       if (seg) {
-        this.segments.delete(id);
+        if (this.segments.get(id) === seg) this.segments.delete(id);
         await seg.close().catch(() => undefined);
       } else await made.scope.dispose().catch(() => undefined);
       throw err;
     }
   }
 
-  /** Refuse a host-path unix tail that --allow-unix does not allow (src/segment/hostunix.ts). */
-  private async checkUnixTails(tails: readonly Draft[], head: Draft): Promise<void> {
-    for (const d of tails)
-      if (!d.label && !d.container && tailProto(d, head) === 'unix')
-        confineUnixTail(await resolveTail(d, head), this.ctx.allowUnix);
-  }
-
   /** One tail, or a set of them (several drafts, or a label's containers). */
   private async localTail(seg: Segment, tails: readonly Draft[], head: Draft): Promise<Tail> {
     if (several(tails)) {
       for (const d of tails) checkJoin(seg.head.proto, tailProto(d, head), d.proxy);
-      await this.checkUnixTails(tails, head);
+      await checkUnixTails(tails, head, this.ctx.allowUnix);
       // none of them may be the head itself (a container's is looked up later, by the set)
       for (const d of tails)
         if (!d.label && !d.container) {
@@ -368,34 +395,6 @@ export class SegmentManager {
   private async prepareTrigger(steps: Step[]): Promise<void> {
     for (const step of steps) {
       if (step.op === 'docker-run') await this.ctx.containers.prepare(step.args);
-    }
-  }
-
-  /** Refuse at create time a trigger whose tail could only ever be the head itself. */
-  private async checkStatically(seg: Segment, steps: Step[]): Promise<void> {
-    const tail: Draft = { ...seg.tailDrafts[seg.tailDrafts.length - 1] };
-    for (const s of steps) {
-      if (s.op === 'url') applyUrl(tail, s.url, false);
-      if (s.op === 'proxy-protocol') tail.proxy = s.version;
-    }
-    checkJoin(seg.head.proto, tailProto(tail, seg.headDraft), tail.proxy);
-    const urlsOnly = steps.every((s) => s.op === 'url' || s.op === 'proxy-protocol');
-    // (and a host unix tail that --allow-unix does not allow is refused now, not at the first connection)
-    if (urlsOnly) await this.checkUnixTails([tail], seg.headDraft);
-    if (seg.head.proto === 'unix' || tailProto(tail, seg.headDraft) === 'unix') return;
-    if (!urlsOnly || (tail.ns && !fs.existsSync(tail.ns))) return;
-    const port = tail.port ?? seg.headDraft.port ?? 0;
-    if (port === 0)
-      throw new WormholeError('TAIL_NO_PORT', 'the tail has no port: name one, e.g. "tail url :80"');
-    // A tail with no host is 127.0.0.1 (as resolveTail makes it), not the head's host: a
-    // tunnel child's head is the tunnel address, its `url :P` tail the peer's loopback.
-    if (tail.host === undefined || tail.host === seg.head.host) {
-      checkNotSelf(seg.head, seg.boundPort, {
-        proto: tail.proto ?? seg.head.proto,
-        ns: tail.ns ?? null,
-        host: tail.host ?? DEFAULT_HOST,
-        port,
-      });
     }
   }
 
@@ -469,7 +468,17 @@ export class SegmentManager {
    * refused, naming its parent: its head is the parent's tail, and deleting it alone would
    * leave the parent listed as ready with a tail that is gone. Deleting the parent deletes it.
    */
-  async delete(id: string): Promise<string[]> {
+  delete(id: string): Promise<string[]> {
+    return this.gate.run(() => this.deleteTop(id));
+  }
+
+  private async deleteTop(id: string): Promise<string[]> {
+    if (this.tops.abort(id)) {
+      // still being built: the build unwinds by itself; what it opened already goes now
+      const deleted = await this.deleteTree(id);
+      this.ctx.log.info({ segment: id }, 'segment deleted while it was being created: its build is undone');
+      return deleted.length > 0 ? deleted : [id];
+    }
     const seg = this.segments.get(id);
     if (!seg && this.keeper.failed.has(id)) {
       this.keeper.forget(id);
@@ -536,6 +545,9 @@ export class SegmentManager {
    */
   ownerOf(id: string): string | undefined {
     let top = this.segments.get(id);
+    // (one still being built is its creator's: another key may not abort it)
+    const building = this.tops.owner(id);
+    if (building !== undefined && (!top || top.parent === null)) return building;
     if (!top) {
       const failed = this.keeper.failed.get(id);
       return failed && (failed.record.owner ?? 'admin');

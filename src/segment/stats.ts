@@ -32,7 +32,16 @@ export function tcpTraffic(s: GroupStats): Traffic {
  * in a container's new namespace gets a new relay; its counts go on).
  */
 export class UdpTotals {
-  private readonly before = { total: 0, refused: 0, up: 0, down: 0, bytesUp: 0, bytesDown: 0, failures: 0 };
+  private readonly before = {
+    total: 0,
+    refused: 0,
+    dropped: 0,
+    up: 0,
+    down: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    failures: 0,
+  };
   private lastActive = 0;
 
   /** A relay is closed: keep what it counted. */
@@ -40,6 +49,7 @@ export class UdpTotals {
     const b = this.before;
     b.total += r.total;
     b.refused += r.refused;
+    b.dropped += r.dropped;
     b.up += r.datagramsUp;
     b.down += r.datagramsDown;
     b.bytesUp += r.bytesUp;
@@ -63,6 +73,8 @@ export class UdpTotals {
       lastActive: last > 0 ? last : null,
       datagramsUp: b.up + sum((r) => r.datagramsUp),
       datagramsDown: b.down + sum((r) => r.datagramsDown),
+      datagramsDropped: b.dropped + sum((r) => r.dropped),
+      queuedBytes: sum((r) => r.queuedBytes),
     };
   }
 }

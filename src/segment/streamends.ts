@@ -75,7 +75,7 @@ export function streamTarget(ep: Endpoint): TailTarget {
     openRoot: unix ? () => openRoot(ep.ns, place.root) : undefined,
     connect: unix
       ? () => connectUnix(ep.ns, place.path, place.root)
-      : () => connectTcp(ep.ns, ep.host, ep.port),
+      : (timeoutMs) => connectTcp(ep.ns, ep.host, ep.port, timeoutMs),
     what: describe(ep),
   };
 }

@@ -82,7 +82,9 @@ export class SegmentStore {
   /**
    * Every record, oldest first (the order they were created in, so that a head port freed
    * and taken again between them goes to the same segment), and the files that were not read.
-   * Temporary files of an interrupted write are removed: their record is the one before.
+   * Temporary files of an interrupted write (`ID.json.PID.tmp`) are removed when their
+   * writer is dead: their record is the one before. A live writer's (a daemon handing over
+   * to this one) is left alone, neither read nor removed.
    */
   load(): { records: SegmentRecord[]; skipped: Skipped[] } {
     const records: SegmentRecord[] = [];
@@ -90,7 +92,7 @@ export class SegmentStore {
     for (const name of fs.readdirSync(this.dir).sort()) {
       const file = path.join(this.dir, name);
       if (name.endsWith('.tmp')) {
-        fs.rmSync(file, { force: true });
+        if (!writerAlive(name)) fs.rmSync(file, { force: true });
         continue;
       }
       if (!name.endsWith('.json')) continue;
@@ -108,5 +110,17 @@ export class SegmentStore {
     }
     records.sort((a, b) => a.createdAt - b.createdAt);
     return { records, skipped };
+  }
+}
+
+/** Is the process whose pid a temporary file's name carries (`NAME.PID.tmp`) alive? */
+export function writerAlive(name: string): boolean {
+  const m = /\.(\d+)\.tmp$/.exec(name);
+  if (!m || Number(m[1]) === process.pid) return false;
+  try {
+    process.kill(Number(m[1]), 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // (alive, another user's)
   }
 }

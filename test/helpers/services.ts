@@ -28,6 +28,7 @@ export function startService(
     | 'tcp-sha'
     | 'tcp-stall'
     | 'tcp-port'
+    | 'tcp-flood'
     | 'unix-echo'
     | 'unix-hello',
   host: string,

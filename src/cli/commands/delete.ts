@@ -10,8 +10,9 @@ export const del: Command = {
 
 ID is a segment's id or any unique prefix of one (as docker's): an exact id wins, a prefix
 that several ids start with is refused, naming them. A child made by child or chain is
-deleted with its parent. --json prints {"id": ID, "deleted": [IDS]} (the segment and its
-children).
+deleted with its parent. A segment still being created (its create-time steps running, not
+yet listed) is deleted by its whole id: its build is aborted. --json prints {"id": ID,
+"deleted": [IDS]} (the segment and its children).
 
   wormhole delete 3f2a
   wormhole delete --json web-1`,

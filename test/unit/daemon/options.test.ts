@@ -26,6 +26,14 @@ describe('daemon limits and environment', () => {
     );
     assert.deepEqual([o.maxConnections, o.maxUdpSessions, o.maxApiConnections, o.apiIdleMs], [7, 3, 9, 500]);
   });
+  it('reads --pipe-budget in MiB (64 by default), refusing what is not a whole number in one line', () => {
+    assert.equal(parseDaemonOptions([], {}).pipeBudget, 64 * 1024 * 1024);
+    assert.equal(parseDaemonOptions(['--pipe-budget', '4'], {}).pipeBudget, 4 * 1024 * 1024);
+    assert.throws(
+      () => parseDaemonOptions(['--pipe-budget', '1.5'], {}),
+      /^UsageError: --pipe-budget "1.5" is not a whole number from 0 to 1000000$/,
+    );
+  });
   it("reads --keys (none: -K's key alone)", () => {
     assert.equal(parseDaemonOptions([], {}).keysFile, undefined);
     assert.equal(parseDaemonOptions(['--keys', '/etc/wormhole/keys'], {}).keysFile, '/etc/wormhole/keys');

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { checkBinds, resolveAllowedDirs } from '../../../src/docker/binds';
+import { checkBinds, resolveAllowedDirs, writableSources } from '../../../src/docker/binds';
 
 describe('checkBinds', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-binds-'));
@@ -35,5 +35,42 @@ describe('checkBinds', () => {
       /--allow-bind \/no\/such cannot be used \(ENOENT\)/,
     );
     assert.throws(() => resolveAllowedDirs(['/etc/passwd']), /is not a directory/);
+  });
+});
+
+describe('hole 4: --allow-bind escaped by a symlink swap (the checks)', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-binds4-'));
+  after(() => fs.rmSync(root, { recursive: true, force: true }));
+  for (const d of ['ok', 'ok/shared', 'ok/shared/a', 'ok/own', 'open', 'theirs'])
+    fs.mkdirSync(path.join(root, d));
+  const allowed = resolveAllowedDirs([path.join(root, 'ok')]);
+
+  it("refuses a source inside another container's writable bind, and only that", () => {
+    const writable = writableSources([
+      { Type: 'bind', Source: `${root}/ok/shared`, RW: true },
+      { Type: 'bind', Source: `${root}/ok/own`, RW: false }, // read-only: it cannot swap anything
+      { Type: 'volume', Source: '/var/lib/docker/volumes/v/_data', RW: true },
+    ]);
+    assert.deepEqual(writable, [`${root}/ok/shared`]);
+    for (const src of [`${root}/ok/shared`, `${root}/ok/shared/a`, `${root}/ok/shared/new`])
+      assert.throws(
+        () => checkBinds([`${src}:/x:ro`], allowed, writable),
+        new RegExp(`lies inside ${root}/ok/shared, which another container mounts writable`),
+        src,
+      );
+    checkBinds([`${root}/ok/own:/x`, `${root}/ok:/y:ro`, 'data:/z'], allowed, writable);
+  });
+
+  it('refuses an allowed directory that root does not own, or that others may write to, in one line', () => {
+    fs.chmodSync(path.join(root, 'open'), 0o777);
+    assert.throws(
+      () => resolveAllowedDirs([path.join(root, 'open')]),
+      /^WormholeError: --allow-bind .*\/open is writable by others \(mode 777\): they could link a mount to \/; chmod go-w it$/,
+    );
+    fs.chownSync(path.join(root, 'theirs'), 1000, 1000);
+    assert.throws(
+      () => resolveAllowedDirs([path.join(root, 'theirs')]),
+      /--allow-bind .*\/theirs belongs to uid 1000, not root/,
+    );
   });
 });

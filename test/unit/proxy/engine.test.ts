@@ -20,12 +20,17 @@ describe('groupTail refuses what is not a tail', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as net.AddressInfo).port;
     engine = new Engine(() => undefined);
-    group = engine.group(10, undefined, {
-      handoff: () => undefined,
-      dialed: () => undefined,
-      refused: () => undefined,
-      acceptError: () => undefined,
-    });
+    group = engine.group(
+      10,
+      undefined,
+      {
+        handoff: () => undefined,
+        dialed: () => undefined,
+        refused: () => undefined,
+        acceptError: () => undefined,
+      },
+      5000,
+    );
     await group.setTail(0, { nsFd: -1, host: '127.0.0.1', port });
   });
   after(async () => {

@@ -3,6 +3,7 @@
  * (src/segment/records): round trips, bad files skipped with their reason, derived ids.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,6 +18,7 @@ import {
   peerChildren,
   peerKey,
 } from '../../../src/segment/records';
+import { ChangeGate } from '../../../src/segment/gate';
 import { SegmentStore } from '../../../src/store';
 
 function tmpStore(): { dir: string; store: SegmentStore } {
@@ -137,5 +139,53 @@ describe('takeover flags', () => {
       /--drain-timeout "soon" is not a number of seconds/,
     );
     assert.throws(() => parseDaemonOptions(['--takeover=yes']), /takes no value/);
+  });
+});
+
+describe('hole 5: a takeover, and the temporary files of a write in flight', () => {
+  it("removes a dead writer's temporary file, never a live one's (a daemon handing over)", () => {
+    const { dir, store } = tmpStore();
+    store.save(newRecord('a', 'local', []));
+    const dead = spawnSync('true').pid; // (exited, reaped)
+    const live = process.ppid; // (the test runner)
+    fs.writeFileSync(path.join(dir, `a.json.${dead}.tmp`), 'partial');
+    fs.writeFileSync(path.join(dir, `a.json.${live}.tmp`), 'being written');
+    assert.deepEqual(
+      store.load().records.map((r) => r.id),
+      ['a'],
+    );
+    assert.ok(!fs.existsSync(path.join(dir, `a.json.${dead}.tmp`)), "the dead writer's file is removed");
+    assert.equal(fs.readFileSync(path.join(dir, `a.json.${live}.tmp`), 'utf8'), 'being written');
+  });
+});
+
+describe('hole 5: the gate of changes around a takeover', () => {
+  it('refuses changes while shut, in one line, and waits for those in flight', async () => {
+    const gate = new ChangeGate();
+    let finish = (): void => undefined;
+    const inFlight = gate.run(() => new Promise<string>((resolve) => (finish = () => resolve('done'))));
+    const closed = gate.close(5000);
+    await assert.rejects(
+      gate.run(() => Promise.resolve('late')),
+      {
+        code: 'TAKEOVER_UNDER_WAY',
+        message: 'a takeover is under way: try again in a moment',
+      },
+    );
+    let settled = false;
+    void closed.then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(settled, false, 'the gate waits for the change in flight');
+    finish();
+    assert.equal(await inFlight, 'done');
+    assert.equal(await closed, true);
+    gate.open();
+    assert.equal(await gate.run(() => Promise.resolve('again')), 'again');
+  });
+
+  it('says when the changes in flight did not end in time', async () => {
+    const gate = new ChangeGate();
+    void gate.run(() => new Promise<void>(() => undefined));
+    assert.equal(await gate.close(10), false);
   });
 });
