@@ -21,6 +21,7 @@ import {
   startService,
   udpExchange,
 } from '../helpers/services';
+import { until } from '../helpers/wait';
 
 async function list(d: TestDaemon): Promise<SegmentInfo[]> {
   const r = await d.cli('list', '--json');
@@ -171,7 +172,12 @@ describe('segments that last a restart', () => {
     await new Promise((r) => squatter.once('listening', r));
     t.after(() => squatter.close());
     const again = await startDaemon(suite, { dir: d.dir, args: ['--retry-failed', '0.5'] });
-    const l = await list(again);
+    // (the API answers while the kept segments are still being built again: listed, not failed yet)
+    const l = await until(
+      'both segments tried again',
+      () => list(again),
+      (xs) => [inNs.id, busy.id].every((id) => xs.find((s) => s.id === id)?.state === 'failed'),
+    ).catch(() => list(again));
     const failed = (id: string): SegmentInfo => l.find((s) => s.id === id)!;
     assert.equal(failed(inNs.id).state, 'failed');
     assert.match(failed(inNs.id).error ?? '', /does not exist/);

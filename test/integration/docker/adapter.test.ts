@@ -105,12 +105,15 @@ describe('the Docker adapter', () => {
   const owner = `test-${RUN}`;
   const { log, lines } = capture();
   let docker: Docker;
+  /** The directory binds are allowed under: one of the test's own (root's, 0700), as --allow-bind wants. */
+  let allowed: string;
 
   before(async () => {
     await ensureDockerd();
     await ensureTestImages();
-    // the bind test mounts a directory made under the temporary directory
-    docker = new Docker(log, owner, { allowBind: resolveAllowedDirs([os.tmpdir()]) });
+    // (not the temporary directory itself: others may write to it, and --allow-bind refuses that)
+    allowed = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-allowed-'));
+    docker = new Docker(log, owner, { allowBind: resolveAllowedDirs([allowed]) });
   });
 
   after(async () => {
@@ -118,6 +121,7 @@ describe('the Docker adapter', () => {
     await removeContainers(`label=${MINE}`);
     await removeContainers(`label=${OWNER_LABEL}=${owner}`);
     await stopDockerdIfStarted();
+    fs.rmSync(allowed, { recursive: true, force: true });
   });
 
   describe('namespaceOf', () => {
@@ -177,7 +181,7 @@ describe('the Docker adapter', () => {
 
   describe('run and remove', () => {
     it("starts a container with the user's options and its owner and segment labels", async (t) => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-bind-'));
+      const dir = fs.mkdtempSync(path.join(allowed, 'wh-bind-'));
       t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
       fs.writeFileSync(path.join(dir, 'f'), 'from the host');
       const name = `wh-run-${RUN}`;
