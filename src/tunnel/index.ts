@@ -191,8 +191,15 @@ export class TunnelService implements TunnelLink {
     const driver = await this.driver().catch((err: WormholeError) => err);
     if (driver instanceof WormholeError) this.log.warn({ err: driver.message }, 'no tunnel engine');
     else {
-      this.log.info({ engine: await driver.describe() }, 'tunnel engine');
-      await this.sayShortfall(driver);
+      // said in the background: asking wireguard-go and dpkg its version took a tenth of a
+      // second of every start (and of every restart's gap) before the daemon served
+      void driver
+        .describe()
+        .then((engine) => {
+          this.log.info({ engine }, 'tunnel engine');
+          return this.sayShortfall(driver);
+        })
+        .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'tunnel engine not described'));
     }
     if (this.lost) await this.rebuild();
     for (const r of [...this.records.values()]) {
