@@ -40,6 +40,27 @@ async function segment(d: TestDaemon, id: string): Promise<SegmentInfo> {
   return found;
 }
 
+/**
+ * `create url :HEAD idle IDLE trigger docker-run ECHO_RUN url :9001` on `d`, which must
+ * succeed: the new segment's id.
+ */
+async function idleEcho(d: TestDaemon, head: number, idle: string): Promise<string> {
+  const c = await d.cli(
+    'create',
+    'url',
+    `:${head}`,
+    'idle',
+    idle,
+    'trigger',
+    'docker-run',
+    ECHO_RUN,
+    'url',
+    ':9001',
+  );
+  assert.equal(c.code, 0, c.stderr);
+  return parseCreate(c.stdout).id;
+}
+
 /** Wait until `list` shows the segment idle; its info then. */
 function idled(d: TestDaemon, id: string): Promise<SegmentInfo> {
   return eventually(`segment ${id} idle`, async () => {
@@ -128,20 +149,7 @@ describe('idle: scale to zero', () => {
 
   it('stops the container after idling (not removed), and starts the same one for 20 first connections', async () => {
     const head = await freePort();
-    const c = await d.cli(
-      'create',
-      'url',
-      `:${head}`,
-      'idle',
-      '2s',
-      'trigger',
-      'docker-run',
-      ECHO_RUN,
-      'url',
-      ':9001',
-    );
-    assert.equal(c.code, 0, c.stderr);
-    const { id } = parseCreate(c.stdout);
+    const id = await idleEcho(d, head, '2s');
     assert.equal(await exchange(head, 'first'), 'first');
     const [cid] = await containers(owner(d));
     assert.equal(await status(cid), 'running');
@@ -236,20 +244,7 @@ describe('idle: scale to zero', () => {
 
   it('keeps the container while a quiet connection is open, and idles once it closes', async () => {
     const head = await freePort();
-    const c = await d.cli(
-      'create',
-      'url',
-      `:${head}`,
-      'idle',
-      '1',
-      'trigger',
-      'docker-run',
-      ECHO_RUN,
-      'url',
-      ':9001',
-    );
-    assert.equal(c.code, 0, c.stderr);
-    const { id } = parseCreate(c.stdout);
+    const id = await idleEcho(d, head, '1');
     const conn = await openConnection(head);
     assert.equal(await conn.say('hello'), 'hello');
     const [cid] = await containers(owner(d));
@@ -270,20 +265,7 @@ describe('idle: scale to zero', () => {
 
   it("keeps the container's files across an idle cycle", async () => {
     const head = await freePort();
-    const c = await d.cli(
-      'create',
-      'url',
-      `:${head}`,
-      'idle',
-      '1s',
-      'trigger',
-      'docker-run',
-      ECHO_RUN,
-      'url',
-      ':9001',
-    );
-    assert.equal(c.code, 0, c.stderr);
-    const { id } = parseCreate(c.stdout);
+    const id = await idleEcho(d, head, '1s');
     assert.equal(await exchange(head, 'one'), 'one');
     const [cid] = await containers(owner(d));
     const marker = randomBytes(8).toString('hex');
@@ -425,20 +407,7 @@ describe('idle: scale to zero', () => {
   it('keeps idle across a daemon restart (it is in the actions)', async () => {
     const r = await startDaemon(suite);
     const head = await freePort();
-    const c = await r.cli(
-      'create',
-      'url',
-      `:${head}`,
-      'idle',
-      '1s',
-      'trigger',
-      'docker-run',
-      ECHO_RUN,
-      'url',
-      ':9001',
-    );
-    assert.equal(c.code, 0, c.stderr);
-    const { id } = parseCreate(c.stdout);
+    const id = await idleEcho(r, head, '1s');
     assert.equal(await exchange(head, 'before'), 'before');
     assert.equal((await r.stop()).code, 0);
     assert.deepEqual(await containers(owner(r)), [], 'a stop removes the containers, as always');
@@ -510,20 +479,7 @@ describe('idle with a real database, across a takeover, and across hosts', () =>
   it('a takeover finds the container idle stopped and starts it again: not a second one', async () => {
     const d = await startDaemon(suite);
     const head = await freePort();
-    const c = await d.cli(
-      'create',
-      'url',
-      `:${head}`,
-      'idle',
-      '1s',
-      'trigger',
-      'docker-run',
-      ECHO_RUN,
-      'url',
-      ':9001',
-    );
-    assert.equal(c.code, 0, c.stderr);
-    const { id } = parseCreate(c.stdout);
+    const id = await idleEcho(d, head, '1s');
     assert.equal(await exchange(head, 'before'), 'before');
     const [cid] = await containers(owner(d));
     await idled(d, id);
@@ -554,20 +510,7 @@ describe('idle with a real database, across a takeover, and across hosts', () =>
   it('a segment deleted after a takeover, before its next run, takes its stopped container along', async () => {
     const d = await startDaemon(suite);
     const head = await freePort();
-    const c = await d.cli(
-      'create',
-      'url',
-      `:${head}`,
-      'idle',
-      '1s',
-      'trigger',
-      'docker-run',
-      ECHO_RUN,
-      'url',
-      ':9001',
-    );
-    assert.equal(c.code, 0, c.stderr);
-    const { id } = parseCreate(c.stdout);
+    const id = await idleEcho(d, head, '1s');
     assert.equal(await exchange(head, 'x'), 'x');
     const [cid] = await containers(owner(d));
     await idled(d, id);
