@@ -130,6 +130,13 @@ function issueTargets(same: Row[], across: Row[], two: TwoHosts, cold?: ColdStar
       'ms',
     ),
     target(
+      'an idle stream on the peer channel, both daemons (issue 17)',
+      two.idleStreamBytes?.[0] && two.idleStreamBytes[0].bytes / 1024,
+      '<=',
+      2,
+      'KiB',
+    ),
+    target(
       'first byte after idle paused the container (issue 21)',
       typeof cold === 'object' && cold.afterPauseMs.length > 0 ? median(cold.afterPauseMs) : undefined,
       '<',
@@ -206,6 +213,10 @@ async function main(): Promise<void> {
       for (const p of [{ path: 'wormhole', ...two }, ...(two.beside ? [two.beside] : [])])
         console.log(
           `\n${p.path} ping between the two daemons: ${p.peerPingMs === undefined ? p.peerPingNote : `${p.peerPingMs.toFixed(2)} ms (the first after a start, through the CLI: ${p.peerPingFirstMs?.toFixed(2)} ms)`}`,
+        );
+      for (const s of two.idleStreamBytes ?? [])
+        console.log(
+          `\n${s.path}: an idle stream on the peer channel costs both daemons ${(s.bytes / 1024).toFixed(2)} KiB`,
         );
     }
 
