@@ -198,7 +198,12 @@ function metricsAddress(text: string | undefined): DaemonAddress | undefined {
 /** --ui: a TCP address with a port, or a unix socket's absolute path. */
 function uiAddress(text: string | undefined): DaemonAddress | undefined {
   if (text === undefined) return undefined;
-  const a = parseDaemonAddress(text);
+  let a: DaemonAddress;
+  try {
+    a = parseDaemonAddress(text);
+  } catch (e) {
+    throw e instanceof UsageError ? new UsageError(`--ui ${e.message}`) : e;
+  }
   if (a.kind === 'tcp' && !/:\d{1,5}$/.test(text))
     throw new UsageError(
       `--ui "${text}" has no port: give tcp://127.0.0.1:PORT (or unix:///PATH), e.g. tcp://127.0.0.1:9180`,
