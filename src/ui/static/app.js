@@ -166,6 +166,11 @@
     });
   }
 
+  // the panel goes away when clicked
+  detail.addEventListener('click', function () {
+    detail.hidden = true;
+  });
+
   var events = new EventSource('/events');
   events.addEventListener('topology', function (m) {
     layout(JSON.parse(m.data));
