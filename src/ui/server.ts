@@ -277,7 +277,13 @@ export class UiServer {
     }
     const stats = `event: stats\ndata: ${JSON.stringify(t.stats)}\n\n`;
     let topo: string | undefined;
+    const tokens = this.source.tokens();
     for (const s of this.streams) {
+      // a key dropped or rotated at SIGHUP: its pages are shown no more
+      if (!tokens.includes(s.token)) {
+        s.res.end();
+        continue;
+      }
       if (s.sent === t.key) s.res.write(stats);
       else {
         topo ??= `event: topology\ndata: ${JSON.stringify({ topology: t.topology, stats: t.stats })}\n\n`;

@@ -41,19 +41,28 @@ function request(
   });
 }
 
-/** An event stream: its status, and its first event once one came (the socket is kept open). */
-function openStream(port: number, cookie: string): Promise<{ status: number; first: string; close(): void }> {
+/** An event stream: its status, its first event once one came (the socket is kept open), and its end. */
+function openStream(
+  port: number,
+  cookie: string,
+): Promise<{ status: number; first: string; close(): void; ended: Promise<void> }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/events', headers: { cookie } }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
-        resolve({ status: res.statusCode ?? 0, first: '', close: () => req.destroy() });
+        resolve({
+          status: res.statusCode ?? 0,
+          first: '',
+          close: () => req.destroy(),
+          ended: Promise.resolve(),
+        });
         return;
       }
       let buf = '';
+      const ended = new Promise<void>((done) => res.on('end', done));
       res.on('data', (d: Buffer) => {
         buf += d.toString();
-        if (buf.includes('\n\n')) resolve({ status: 200, first: buf, close: () => req.destroy() });
+        if (buf.includes('\n\n')) resolve({ status: 200, first: buf, close: () => req.destroy(), ended });
       });
     });
     req.on('error', reject);
@@ -64,6 +73,7 @@ describe('the web view server', () => {
   let server: UiServer;
   let port: number;
   let cookie: string;
+  let tokens = [admin, viewer];
   const segments: SegmentInfo[] = [
     {
       id: 'web',
@@ -81,7 +91,7 @@ describe('the web view server', () => {
   before(async () => {
     port = await freePort();
     server = new UiServer(
-      { segments: () => segments, tunnels: async () => [], tokens: () => [admin, viewer], hostLabel: 'here' },
+      { segments: () => segments, tunnels: async () => [], tokens: () => tokens, hostLabel: 'here' },
       createLogger('test', 'silent'),
     );
     await server.listen({ kind: 'tcp', host: '127.0.0.1', port });
@@ -167,5 +177,14 @@ describe('the web view server', () => {
     } finally {
       for (const s of streams) s.close();
     }
+  });
+
+  it('ends the streams of a key dropped at SIGHUP, and opens no more for it', async () => {
+    const s = await openStream(port, cookie);
+    assert.equal(s.status, 200);
+    tokens = [admin];
+    await s.ended;
+    assert.equal((await request(port, { headers: { cookie } })).status, 401);
+    tokens = [admin, viewer];
   });
 });
