@@ -10,6 +10,7 @@ import ELK, { type ElkNode } from 'elkjs/lib/elk.bundled.js';
 import type { EndpointInfo, SegmentInfo } from '../../../src/api/protocol';
 import { type Topology, topologyOf } from '../../../src/ui/model';
 import { ROOT } from '../../helpers/daemon';
+import { ep, seg } from './segments';
 
 /** graph.js, as the page loads it (a plain script that is also a CommonJS module). */
 interface Graph {
@@ -20,32 +21,14 @@ interface Graph {
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const graph = require(path.join(ROOT, 'src/ui/static/graph.js')) as Graph;
 
-const ep = (o: Partial<EndpointInfo> = {}): EndpointInfo => ({
-  proto: 'tcp',
-  ns: null,
-  host: '127.0.0.1',
-  port: 80,
-  ...o,
-});
-
-function seg(
+/** A segment from `head` to `tail` (null: none yet). */
+function segment(
   id: string,
   head: Partial<EndpointInfo>,
   tail: Partial<EndpointInfo> | null,
   o: Partial<SegmentInfo> = {},
 ): SegmentInfo {
-  return {
-    id,
-    url: '',
-    head: ep(head),
-    tail: tail && ep(tail),
-    state: 'ready',
-    parent: null,
-    remote: false,
-    connections: 0,
-    containers: [],
-    ...o,
-  };
+  return seg(id, { url: '', head: ep(head), tail: tail && ep(tail), ...o });
 }
 
 /** Segments of every kind: namespaces, containers, UDP, unix, a set, a trigger, legs to two peers. */
@@ -54,13 +37,17 @@ function mixed(n: number): SegmentInfo[] {
   for (let i = 0; i < n; i++) {
     const p = 8000 + i * 10;
     out.push(
-      seg(`web${i}`, { port: p }, { ns: `ns${i % 3}`, port: 5000 }),
-      seg(`dns${i}`, { proto: 'udp', port: p + 1, ns: 'red' }, { proto: 'udp', ns: `ns${i % 3}`, port: 53 }),
-      seg(`db${i}`, { port: p + 2 }, { ns: 'docker:mysql', container: 'mysql', port: 3306 }),
-      seg(`sock${i}`, { port: p + 3 }, { proto: 'unix', host: '', port: 0, path: `/run/app${i}.sock` }),
-      seg(`lazy${i}`, { port: p + 4 }, null, { state: 'waiting' }),
-      seg(`rem${i}`, { port: p + 5 }, { host: '', port: 0, peer: `10.0.0.${2 + (i % 2)}/rem${i}-child` }),
-      seg(
+      segment(`web${i}`, { port: p }, { ns: `ns${i % 3}`, port: 5000 }),
+      segment(
+        `dns${i}`,
+        { proto: 'udp', port: p + 1, ns: 'red' },
+        { proto: 'udp', ns: `ns${i % 3}`, port: 53 },
+      ),
+      segment(`db${i}`, { port: p + 2 }, { ns: 'docker:mysql', container: 'mysql', port: 3306 }),
+      segment(`sock${i}`, { port: p + 3 }, { proto: 'unix', host: '', port: 0, path: `/run/app${i}.sock` }),
+      segment(`lazy${i}`, { port: p + 4 }, null, { state: 'waiting' }),
+      segment(`rem${i}`, { port: p + 5 }, { host: '', port: 0, peer: `10.0.0.${2 + (i % 2)}/rem${i}-child` }),
+      segment(
         `lb${i}`,
         { port: p + 6 },
         { port: 7001 },

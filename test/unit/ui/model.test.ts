@@ -4,32 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { EndpointInfo, SegmentInfo } from '../../../src/api/protocol';
 import { LOCAL_HOST, countersOf, statsOf, topologyOf } from '../../../src/ui/model';
-
-const ep = (o: Partial<EndpointInfo> = {}): EndpointInfo => ({
-  proto: 'tcp',
-  ns: null,
-  host: '127.0.0.1',
-  port: 80,
-  ...o,
-});
-
-/** A ready segment from 127.0.0.1:PORT to `tail`. */
-function seg(id: string, o: Partial<SegmentInfo> = {}): SegmentInfo {
-  return {
-    id,
-    url: `tcp://127.0.0.1:${o.head?.port ?? 8000}`,
-    head: ep({ port: 8000 }),
-    tail: ep({ port: 9000 }),
-    state: 'ready',
-    parent: null,
-    remote: false,
-    connections: 0,
-    containers: [],
-    ...o,
-  };
-}
+import { ep, seg } from './segments';
 
 describe('the topology', () => {
   it('puts each end in its host, namespace or container box, and shares a tail two segments reach', () => {
