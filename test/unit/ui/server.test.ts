@@ -188,3 +188,26 @@ describe('the web view server', () => {
     tokens = [admin, viewer];
   });
 });
+
+describe('the web view at a takeover', () => {
+  it('waits for the daemon it replaces to let go of the address, and says so when it does not', async () => {
+    const port = await freePort();
+    const log = createLogger('test', 'silent');
+    const source = { segments: () => [], tunnels: async () => [], tokens: () => [admin], hostLabel: 'here' };
+    const held = http.createServer();
+    await new Promise<void>((resolve) => held.listen(port, '127.0.0.1', resolve));
+    const plain = new UiServer(source, log);
+    await assert.rejects(plain.listen({ kind: 'tcp', host: '127.0.0.1', port }), {
+      message: `cannot serve the web view on tcp://127.0.0.1:${port}: address in use`,
+    });
+    const successor = new UiServer(source, log);
+    const listening = successor.listen({ kind: 'tcp', host: '127.0.0.1', port }, true);
+    setTimeout(() => held.close(), 300);
+    await listening;
+    try {
+      assert.equal((await request(port, {})).status, 401, 'the successor serves');
+    } finally {
+      successor.close();
+    }
+  });
+});
