@@ -175,6 +175,24 @@ export async function main(argv: string[]): Promise<void> {
       );
       await metrics.listen(opts.metrics, handed?.takeApi(metricsKey));
     }
+    // The web view; without a takeover it listens now, so that a bad --ui stops the start
+    // before any segment is built again
+    let ui: UiServer | undefined;
+    if (opts.ui) {
+      // loaded only when asked for, as the metrics are
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { UiServer: Server } = require('../ui/server') as typeof import('../ui/server');
+      ui = new Server(
+        {
+          segments: () => segmentInfos(services),
+          tunnels: () => tunnels.list(),
+          tokens: () => keys.all().map((k) => uiToken(k.psk)),
+          hostLabel: os.hostname(),
+        },
+        log,
+      );
+      if (!opts.takeover) await ui.listen(opts.ui);
+    }
 
     // The segments kept in the state directory, built again (on the handed sockets, when
     // taking over). The API listens first: a peer restarting at the same moment can reach
@@ -197,23 +215,12 @@ export async function main(argv: string[]): Promise<void> {
       log.info({ predecessor: handed.predecessor, unused }, 'took over: serving');
       handed = undefined;
     }
-    // The web view, once serving (after a takeover: once the predecessor lets go of it)
-    let ui: UiServer | undefined;
-    if (opts.ui) {
-      // loaded only when asked for, as the metrics are
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { UiServer: Server } = require('../ui/server') as typeof import('../ui/server');
-      ui = new Server(
-        {
-          segments: () => segmentInfos(services),
-          tunnels: () => tunnels.list(),
-          tokens: () => keys.all().map((k) => uiToken(k.psk)),
-          hostLabel: os.hostname(),
-        },
-        log,
-      );
-      await ui.listen(opts.ui, opts.takeover);
-    }
+    // At a takeover, the web view once the predecessor lets go of its address; a failure
+    // then is logged, not fatal: this daemon serves every segment already.
+    if (ui && opts.ui && opts.takeover)
+      await ui
+        .listen(opts.ui, true)
+        .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'no web view'));
 
     const openState = state;
     let stopping = false;
