@@ -141,11 +141,12 @@
 
   function layout(data) {
     var mine = ++asked;
+    // the numbers that came with it, unless a stats event brings newer ones before it is drawn
+    lastStats = data.stats;
     elk.layout(G.toElk(data.topology)).then(
       function (laid) {
         if (mine !== asked) return;
         current = data.topology;
-        lastStats = data.stats;
         draw(data.topology, laid);
         status(data.topology.segments.length + ' segments');
       },
