@@ -128,6 +128,8 @@ describe('the web view in a browser', () => {
     await a.create('id', 'inns', 'url', ':7300', 'tail', 'url', `tcp://${third}@:7001`);
     await a.create('id', 'rem', 'url', ':6543', 'remote', hosts.ipB, 'tail', 'url', ':5432');
     port = await forward(suite, socket);
+    // (the screenshot stays in tmp; the browser's profile goes, after the browser)
+    suite.after(() => fs.rmSync(path.join(tmp, 'profile'), { recursive: true, force: true }));
     browser = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
       executablePath: CHROMIUM,
       headless: true,
