@@ -57,6 +57,8 @@ export interface TunnelDriver {
   create(side: TunnelSide): Promise<void>;
   delete(iface: string): Promise<void>;
   list(): Promise<FoundTunnel[]>;
+  /** At start, once the records are checked: stop what runs for no tunnel (a charon with none). */
+  tidy?(): Promise<void>;
 }
 
 /** Interface names wormhole gives its tunnels. */
