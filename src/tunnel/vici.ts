@@ -61,17 +61,22 @@ function malformed(why: string): WormholeError {
   return new WormholeError('IPSEC_FAILED', `malformed VICI data from charon: ${why}`);
 }
 
+/** What this side cannot write (a name or value too long for its length field). */
+function unwritable(why: string): WormholeError {
+  return new WormholeError('IPSEC_FAILED', `cannot write to charon's VICI: ${why}`);
+}
+
 /** A name (key, section or list name, packet name): one length byte, at most 255 bytes. */
 function nameBytes(name: string): Buffer {
   const b = Buffer.from(name);
-  if (b.length === 0 || b.length > 255) throw malformed(`name "${name}" must be 1-255 bytes`);
+  if (b.length === 0 || b.length > 255) throw unwritable(`a name must be 1-255 bytes ("${name.slice(0, 40)}")`);
   return Buffer.concat([Buffer.from([b.length]), b]);
 }
 
 /** A value: two length bytes, at most 65535 bytes. */
 function valueBytes(value: string): Buffer {
   const b = Buffer.from(value);
-  if (b.length > 0xffff) throw malformed('a value longer than 65535 bytes');
+  if (b.length > 0xffff) throw unwritable('a value longer than 65535 bytes');
   const len = Buffer.alloc(2);
   len.writeUInt16BE(b.length);
   return Buffer.concat([len, b]);
@@ -185,7 +190,7 @@ export function encodePacket(p: ViciPacket): Buffer {
     NAMED.has(p.type) ? nameBytes(p.name ?? '') : Buffer.alloc(0),
     WITH_MESSAGE.has(p.type) ? encodeMessage(p.message) : Buffer.alloc(0),
   ]);
-  if (body.length > MAX_PACKET) throw malformed(`a packet of ${body.length} bytes`);
+  if (body.length > MAX_PACKET) throw unwritable(`a packet of ${body.length} bytes`);
   const len = Buffer.alloc(4);
   len.writeUInt32BE(body.length);
   return Buffer.concat([len, body]);
