@@ -31,7 +31,7 @@ const STOP_MS = 5_000;
  * PRF+), kernel-libipsec before kernel-netlink (ESP in userspace, on ipsec0; routes and
  * addresses still through netlink), socket-default (the UDP sockets: without it charon
  * never answers), vici. Its 16 threads stay (fewer starve it: with 8, the ones its sockets,
- * TUN and timers hold leave none to read a VICI request). Retransmits are cut to about 7 s so that a peer that does not
+ * TUN and timers hold leave none to read a VICI request). Retransmits are cut to about 12 s (1 + 1.8 + 3.2 + 5.8) so that a peer that does not
  * answer fails a tunnel-create in seconds, not minutes.
  */
 export function charonConf(dir: string): string {

@@ -107,6 +107,23 @@ describe('IPsec tunnels', () => {
     await assert.rejects(exchangeFrom(hosts.a, remoteIp, 7101, 'x'), 'the address is unreachable');
   });
 
+  it("carries the seed's `tunnel` and `udptunnel` segments to the peer's 127.0.0.1", async (t) => {
+    await startService(t, hosts.b, 'tcp-echo', '127.0.0.1', 7110);
+    await startService(t, hosts.b, 'tcp-echo', '127.0.0.1', 7111);
+    const viaTunnel = await a.cli('create', 'url', ':7110', 'tunnel', hosts.ipB, 'trigger', 'url', ':7110');
+    assert.equal(viaTunnel.code, 0, viaTunnel.stderr);
+    const viaUdp = await a.cli('create', 'url', ':7111', 'udptunnel', hosts.ipB, 'trigger', 'url', ':7111');
+    assert.equal(viaUdp.code, 0, viaUdp.stderr);
+    assert.equal(await exchangeFrom(hosts.a, '127.0.0.1', 7110, 'seed'), 'seedbye');
+    assert.equal(await exchangeFrom(hosts.a, '127.0.0.1', 7111, 'udp'), 'udpbye');
+    assert.match((await a.cli('tunnel-list')).stdout, / ipsec /);
+    assert.equal(links(hosts.a).length, 1, 'one tunnel carries both');
+    for (const r of [viaTunnel, viaUdp])
+      assert.equal((await a.cli('delete', r.stdout.split(' ')[0])).code, 0);
+    assert.equal((await a.cli('tunnel-delete', hosts.ipB)).code, 0);
+    assert.deepEqual(links(hosts.b), []);
+  });
+
   it('outlives the daemon, stopped or killed; a tunnel whose charon died is removed at start', async (t) => {
     const made = await a.cli('tunnel-create', hosts.ipB);
     assert.equal(made.code, 0, made.stderr);
