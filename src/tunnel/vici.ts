@@ -69,7 +69,8 @@ function unwritable(why: string): WormholeError {
 /** A name (key, section or list name, packet name): one length byte, at most 255 bytes. */
 function nameBytes(name: string): Buffer {
   const b = Buffer.from(name);
-  if (b.length === 0 || b.length > 255) throw unwritable(`a name must be 1-255 bytes ("${name.slice(0, 40)}")`);
+  if (b.length === 0 || b.length > 255)
+    throw unwritable(`a name must be 1-255 bytes ("${name.slice(0, 40)}")`);
   return Buffer.concat([Buffer.from([b.length]), b]);
 }
 
