@@ -104,10 +104,23 @@ export class Charon {
 
   /** The VICI session, starting charon first when none runs. */
   async session(): Promise<ViciClient> {
-    const found = await this.running().catch(() => undefined);
-    if (found) return found;
-    await this.start();
-    return (await this.running())!;
+    if (this.pid() === undefined) await this.start();
+    // (a charon that runs but does not take the connection yet is starting: a second one
+    // would find its ports taken, so this one is waited for)
+    const deadline = Date.now() + START_MS;
+    for (;;) {
+      const found = await this.running().catch((err: unknown) => {
+        if (Date.now() > deadline)
+          throw new WormholeError(
+            'IPSEC_FAILED',
+            `charon's VICI socket does not answer: ${errorMessage(err)}`,
+          );
+        return undefined;
+      });
+      if (found) return found;
+      if (this.pid() === undefined) throw new WormholeError('IPSEC_FAILED', 'charon exited as it started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   private async start(): Promise<void> {

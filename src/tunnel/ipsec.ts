@@ -234,7 +234,8 @@ export class Ipsec implements TunnelDriver {
   }
 
   async tidy(): Promise<void> {
-    await (await this.charon())?.tidy();
+    // (no charon, nothing to tidy: the kernel's ESP is not probed at every start for it)
+    if (this.userspace?.charonRuns()) await (await this.charon())?.tidy();
   }
 
   async list(): Promise<FoundTunnel[]> {

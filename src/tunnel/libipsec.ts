@@ -144,6 +144,11 @@ export class UserspaceIpsec {
     await this.tidy();
   }
 
+  /** Whether this daemon's charon runs. */
+  charonRuns(): boolean {
+    return this.charon.pid() !== undefined;
+  }
+
   /** Stop charon when it has no tunnel left (it holds UDP 500 and 4500, and ipsec0). */
   async tidy(): Promise<void> {
     const vici = await this.charon.running().catch(() => undefined);

@@ -124,7 +124,7 @@ describe('IPsec tunnels', () => {
     assert.deepEqual(links(hosts.b), []);
   });
 
-  it('outlives the daemon, stopped or killed; a tunnel whose charon died is removed at start', async (t) => {
+  it('outlives the daemon, stopped or killed; rebuilt when the state file is torn; removed at start when its charon died', async (t) => {
     const made = await a.cli('tunnel-create', hosts.ipB);
     assert.equal(made.code, 0, made.stderr);
     const [localIp, remoteIp] = made.stdout.trim().split(' ');
@@ -143,6 +143,19 @@ describe('IPsec tunnels', () => {
       assert.equal(await exchangeFrom(hosts.a, remoteIp, 7103, 'again'), 'againbye');
     }
     if (!userspace) return;
+    // the state file torn: the tunnel is rebuilt from its interface and charon's SA (the
+    // kernel's xfrm keeps no peer port to rebuild from)
+    await a.stop();
+    const file = path.join(a.dir, 'state', 'tunnels.json');
+    fs.writeFileSync(file, '[{"host":"10.77.');
+    a = await startDaemon(suite, { netns: hosts.a, key, args, dir: a.dir });
+    assert.match(a.log(), /tunnel rebuilt from its interface/);
+    assert.match(
+      (await a.cli('tunnel-list')).stdout,
+      new RegExp(`^${hosts.ipB} ${localIp} ${remoteIp} ipsec wh[0-9a-f]{10}$`, 'm'),
+    );
+    assert.equal(await exchangeFrom(hosts.a, remoteIp, 7103, 'rebuilt'), 'rebuiltbye');
+    fs.rmSync(`${file}.corrupt`);
     // charon killed too (with the daemon, as a crash of the host would): its SAs are gone
     await a.stop('SIGKILL');
     process.kill(charonPid(a)!, 'SIGKILL');

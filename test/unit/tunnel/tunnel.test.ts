@@ -32,19 +32,21 @@ describe('overlay allocation', () => {
   });
 });
 
+/** One side of a tunnel, as both IPsec drivers are given it. */
+const side = {
+  iface: 'wh0a0b0c0d0e',
+  localIp: '100.65.0.2',
+  remoteIp: '100.65.0.3',
+  localPort: 4500,
+  peerAddress: '10.77.1.2',
+  peerPort: 4501,
+  underlay: '10.77.1.1',
+  privateKey: Buffer.alloc(20, 0xab).toString('base64'),
+  peerPublicKey: '',
+  udp: false,
+};
+
 describe('IPsec commands', () => {
-  const side = {
-    iface: 'wh0a0b0c0d0e',
-    localIp: '100.65.0.2',
-    remoteIp: '100.65.0.3',
-    localPort: 4500,
-    peerAddress: '10.77.1.2',
-    peerPort: 4501,
-    underlay: '10.77.1.1',
-    privateKey: Buffer.alloc(20, 0xab).toString('base64'),
-    peerPublicKey: '',
-    udp: false,
-  };
   it('builds ESP tunnel-mode states and policies, with both sides agreeing on SPIs', () => {
     const cmds = ipsecCommands(side).map((c) => c.join(' '));
     const key = `0x${'ab'.repeat(20)}`;
@@ -108,19 +110,6 @@ describe('wireguard-go offloads', () => {
 });
 
 describe('userspace IPsec (charon)', () => {
-  const side = {
-    iface: 'wh0a0b0c0d0e',
-    localIp: '100.65.0.2',
-    remoteIp: '100.65.0.3',
-    localPort: 4500,
-    peerAddress: '10.77.1.2',
-    peerPort: 4501,
-    underlay: '10.77.1.1',
-    privateKey: 'c2FsdA==',
-    peerPublicKey: 'c2FsdA==',
-    udp: false,
-  };
-
   it("selects only the overlay addresses, never the hosts' own, over IKEv2 with AES-GCM", () => {
     const conn = connection(side)[side.iface] as ViciMessage;
     assert.deepEqual([conn.local_addrs, conn.remote_addrs], [['10.77.1.1'], ['10.77.1.2']]);
