@@ -324,7 +324,9 @@ export class TunnelService implements TunnelLink {
         host: r.host,
         iface: r.iface,
         driver: r.engine,
-        ...(await interfaceBytes(r.iface)),
+        ...((await this.driverNamed(r.engine)
+          .bytes?.(r.iface)
+          .catch(() => undefined)) ?? (await interfaceBytes(r.iface))),
         lastHandshake: r.engine === 'wireguard' ? await wireguardHandshake(r.iface) : null,
       })),
     );

@@ -233,6 +233,10 @@ export class Ipsec implements TunnelDriver {
     await run('ip', ['link', 'del', iface]).catch(() => undefined);
   }
 
+  async bytes(iface: string): Promise<{ txBytes: number; rxBytes: number } | undefined> {
+    return (await this.charon())?.bytes(iface);
+  }
+
   async tidy(): Promise<void> {
     // (no charon, nothing to tidy: the kernel's ESP is not probed at every start for it)
     if (this.userspace?.charonRuns()) await (await this.charon())?.tidy();

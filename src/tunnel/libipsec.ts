@@ -81,13 +81,23 @@ interface ChildSa {
   name?: string;
   state?: string;
   'remote-ts'?: string[];
+  'bytes-in'?: string;
+  'bytes-out'?: string;
+}
+
+/** What charon says of one tunnel whose CHILD_SA is installed. */
+export interface InstalledChild {
+  remoteIp?: string;
+  peer?: string;
+  port?: number;
+  /** Bytes of the tunnel's inner packets, received and sent (the current CHILD_SA's). */
+  rxBytes: number;
+  txBytes: number;
 }
 
 /** The tunnels charon has up: interface name to its remote overlay address, peer and port. */
-export function installedChildren(
-  events: ViciMessage[],
-): Map<string, { remoteIp?: string; peer?: string; port?: number }> {
-  const out = new Map<string, { remoteIp?: string; peer?: string; port?: number }>();
+export function installedChildren(events: ViciMessage[]): Map<string, InstalledChild> {
+  const out = new Map<string, InstalledChild>();
   for (const ev of events) {
     for (const ike of Object.values(ev)) {
       if (typeof ike !== 'object' || Array.isArray(ike)) continue;
@@ -101,6 +111,8 @@ export function installedChildren(
           remoteIp: c['remote-ts']?.[0]?.replace(/\/32$/, ''),
           peer,
           port: Number.isInteger(port) ? port : undefined,
+          rxBytes: Number(c['bytes-in'] ?? 0) || 0,
+          txBytes: Number(c['bytes-out'] ?? 0) || 0,
         });
       }
     }
@@ -160,11 +172,23 @@ export class UserspaceIpsec {
     return events.flatMap((e) => Object.keys(e));
   }
 
+  /** The tunnels charon has up (none when it does not run). */
+  private async installed(): Promise<Map<string, InstalledChild>> {
+    const vici = await this.charon.running().catch(() => undefined);
+    if (!vici) return new Map();
+    return installedChildren((await vici.request('list-sas', {}, 'list-sa')).events);
+  }
+
+  /** A tunnel's bytes, from charon (its bridge carries none): undefined when it is not up. */
+  async bytes(iface: string): Promise<{ txBytes: number; rxBytes: number } | undefined> {
+    const sa = (await this.installed()).get(iface);
+    return sa && { txBytes: sa.txBytes, rxBytes: sa.rxBytes };
+  }
+
   /** Our bridges, each complete when charon has its CHILD_SA installed. */
   async list(): Promise<FoundTunnel[]> {
     const addrs = JSON.parse((await run('ip', ['-j', 'addr', 'show', 'type', 'bridge'])).stdout) as IpAddr[];
-    const vici = await this.charon.running().catch(() => undefined);
-    const up = vici ? installedChildren((await vici.request('list-sas', {}, 'list-sa')).events) : new Map();
+    const up = await this.installed();
     return addrs
       .filter((a) => IFACE_PATTERN.test(a.ifname))
       .map((a) => {

@@ -134,14 +134,20 @@ describe('userspace IPsec (charon)', () => {
     assert.notEqual(tunnelPsk(key, 'salt'), tunnelPsk(Buffer.from('j'.repeat(32)), 'salt'));
   });
 
-  it('finds the tunnels whose CHILD_SA is installed', () => {
+  it('finds the tunnels whose CHILD_SA is installed, with their bytes', () => {
     const found = installedChildren([
       {
         wh0a0b0c0d0e: {
           'remote-host': '10.77.1.2',
           'remote-port': '4500',
           'child-sas': {
-            'wh0a0b0c0d0e-1': { name: 'wh0a0b0c0d0e', state: 'INSTALLED', 'remote-ts': ['100.65.0.3/32'] },
+            'wh0a0b0c0d0e-1': {
+              name: 'wh0a0b0c0d0e',
+              state: 'INSTALLED',
+              'remote-ts': ['100.65.0.3/32'],
+              'bytes-in': '1200',
+              'bytes-out': '3400',
+            },
           },
         },
       },
@@ -150,7 +156,12 @@ describe('userspace IPsec (charon)', () => {
     ]);
     assert.deepEqual(
       [...found],
-      [['wh0a0b0c0d0e', { remoteIp: '100.65.0.3', peer: '10.77.1.2', port: 4500 }]],
+      [
+        [
+          'wh0a0b0c0d0e',
+          { remoteIp: '100.65.0.3', peer: '10.77.1.2', port: 4500, rxBytes: 1200, txBytes: 3400 },
+        ],
+      ],
     );
   });
 
