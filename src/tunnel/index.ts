@@ -39,10 +39,7 @@ export interface TunnelOptions {
   externalIp?: string;
   /** The driver asked for (--tunnel-engine), if any. */
   driver?: 'wireguard' | 'ipsec';
-  /**
-   * Userspace IPsec (where the kernel has no ESP): the directory of this daemon's charon, and
-   * the daemon's key, which each tunnel's PSK is derived from. Without them, kernel ESP only.
-   */
+  /** IPsec without kernel ESP: this daemon's charon's directory, the key its PSKs come from. */
   charonDir?: string;
   secret?: Buffer;
 }
@@ -324,9 +321,7 @@ export class TunnelService implements TunnelLink {
         host: r.host,
         iface: r.iface,
         driver: r.engine,
-        ...((await this.driverNamed(r.engine)
-          .bytes?.(r.iface)
-          .catch(() => undefined)) ?? (await interfaceBytes(r.iface))),
+        ...((await this.driverNamed(r.engine).bytes?.(r.iface)) ?? (await interfaceBytes(r.iface))),
         lastHandshake: r.engine === 'wireguard' ? await wireguardHandshake(r.iface) : null,
       })),
     );

@@ -181,7 +181,7 @@ export class UserspaceIpsec {
 
   /** A tunnel's bytes, from charon (its bridge carries none): undefined when it is not up. */
   async bytes(iface: string): Promise<{ txBytes: number; rxBytes: number } | undefined> {
-    const sa = (await this.installed()).get(iface);
+    const sa = (await this.installed().catch(() => undefined))?.get(iface);
     return sa && { txBytes: sa.txBytes, rxBytes: sa.rxBytes };
   }
 
