@@ -13,9 +13,18 @@ import type { Logger } from '../common/log';
 import type { ContainerLocation, ContainerRuntime, ContainerWatcher, LabelledContainer } from './runtime';
 import { type RunSpec, parseRunArgs } from './args';
 import { checkBinds, writableSources } from './binds';
-import { engineMessage, isAbort, isContainerRef, statusOf, UNREACHABLE, demuxLogs } from './engineapi';
+import {
+  engineMessage,
+  isAbort,
+  isContainerRef,
+  isStateConflict,
+  statusOf,
+  UNREACHABLE,
+  demuxLogs,
+} from './engineapi';
 import { watchContainers } from './events';
 import { Images } from './images';
+import { engineHost, startHint, unixPath } from './host';
 
 export { isImageReference, parseRunArgs, type RunSpec } from './args';
 export { resolveAllowedDirs } from './binds';
@@ -26,8 +35,7 @@ export const SEGMENT_LABEL = 'wormhole.segment';
 /** Which action of the segment ran the container (`init/2`, `trigger/0`). */
 export const STEP_LABEL = 'wormhole.step';
 
-/** The engine's socket when DOCKER_HOST is not set. */
-export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
+export { DEFAULT_DOCKER_HOST, PODMAN_HOST } from './host';
 
 /** How long an ordinary Engine API call may take before the engine counts as not answering. */
 const CALL_TIMEOUT_MS = 30_000;
@@ -53,8 +61,8 @@ function setEnv(values: Record<string, string | undefined>): void {
 
 /** The daemon's container runtime: one per daemon, owned by its owner id. */
 export class Docker implements ContainerRuntime {
-  /** Where the engine is expected, for messages. */
-  readonly host: string;
+  /** The engine's address the client was made with (then fixed: DOCKER_HOST or a socket found). */
+  private madeFor: string | undefined;
   /** Made on first use: dockerode and what it loads cost ~20 MiB a daemon that runs no container never needs. */
   private client: Dockerode | undefined;
   /** Why no client could be made from the environment (a malformed DOCKER_HOST, say). */
@@ -80,7 +88,6 @@ export class Docker implements ContainerRuntime {
     private readonly ownerId: string,
     options: DockerOptions = {},
   ) {
-    this.host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
     this.callTimeoutMs = options.callTimeoutMs ?? CALL_TIMEOUT_MS;
     this.allowBind = options.allowBind ?? [];
   }
@@ -89,12 +96,21 @@ export class Docker implements ContainerRuntime {
   private readonly env = Object.fromEntries(DOCKER_ENV.map((k) => [k, process.env[k]] as const));
 
   /**
+   * Where the engine is expected (host.ts: DOCKER_HOST, else Docker's socket, else Podman's),
+   * looked for again until a client is made, so that an engine started after the daemon is
+   * found.
+   */
+  get host(): string {
+    return this.madeFor ?? engineHost(this.env.DOCKER_HOST, fs.existsSync);
+  }
+
+  /**
    * Whether an engine may be there to ask: DOCKER_HOST names one over TCP, or the unix socket
-   * it names (or the default one) exists. Nothing is connected to.
+   * it names (or Docker's or Podman's) exists. Nothing is connected to.
    */
   reachableSocket(): boolean {
-    if (!this.host.startsWith('unix://')) return true;
-    return fs.existsSync(this.host.slice('unix://'.length));
+    const socket = unixPath(this.host);
+    return socket === undefined || fs.existsSync(socket);
   }
 
   /** Whether this run has talked to the engine (so it may have started containers). */
@@ -106,7 +122,10 @@ export class Docker implements ContainerRuntime {
     if (!this.client && !this.clientError) {
       // Making a client connects to nothing; it only reads DOCKER_HOST (and TLS files).
       const now = Object.fromEntries(DOCKER_ENV.map((k) => [k, process.env[k]] as const));
-      setEnv(this.env);
+      const host = this.host;
+      // (the socket found, for the client, which knows only DOCKER_HOST and Docker's default)
+      setEnv({ ...this.env, DOCKER_HOST: host });
+      this.madeFor = host;
       try {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const DockerodeClass = require('dockerode') as typeof Dockerode;
@@ -144,7 +163,7 @@ export class Docker implements ContainerRuntime {
     if (code && UNREACHABLE.has(code)) {
       return new WormholeError(
         'DOCKER_UNAVAILABLE',
-        `the Docker engine is not running at ${this.host} (${code}): start dockerd`,
+        `the Docker engine is not running at ${this.host} (${code}): ${startHint(this.host)}`,
       );
     }
     if (isAbort(err)) {
@@ -466,8 +485,8 @@ export class Docker implements ContainerRuntime {
       await this.api().getContainer(id.replace(/^\//, '')).pause(this.timed());
       this.log.info({ container: id }, 'container paused');
     } catch (err) {
-      // 404: gone; 409: not running, or paused already
-      if (statusOf(err) === 404 || statusOf(err) === 409) return;
+      // 404: gone; a state conflict: not running, or paused already
+      if (statusOf(err) === 404 || isStateConflict(err)) return;
       throw this.failure(err, `pause container ${id}`);
     }
   }
