@@ -1,0 +1,129 @@
+/**
+ * Rootful Podman for tests: `podman system service` started by the test itself, as the Docker
+ * tests start dockerd, but one per suite and everything of it under the suite's temporary
+ * directory (storage, run state, events, networks, the API socket), so that it shares nothing
+ * with the host's Podman or with another test. The echo image is built into it with `podman
+ * build` from the same recipe as Docker's (no registry).
+ *
+ * This machine's quirks (cgroup v1 hybrid, a hard limit of 20,000 open files) are what the
+ * README tells users to put in their containers.conf: `runc` rather than `crun`, and
+ * `default_ulimits` below the hard limits (else runc fails with "error setting rlimits").
+ * Containers get a network namespace of their own with loopback only (`netns = "none"`),
+ * which is all wormhole needs to reach their 127.0.0.1, and leaves no bridge or iptables rules
+ * behind on a host shared with dockerd.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ECHO_IMAGE, echoContext, run, unmountUnder } from './docker';
+import type { Cleanup } from './netns';
+import { sleep } from './wait';
+
+const PODMAN = '/usr/bin/podman';
+
+/** A running Podman API service. */
+export interface TestPodman {
+  /** `unix://PATH` of its API socket: the daemon's DOCKER_HOST. */
+  host: string;
+  /** Its containers.conf (CONTAINERS_CONF). */
+  conf: string;
+  /** The podman CLI against this service (argv, no shell): its stdout. */
+  podman(...args: string[]): Promise<string>;
+}
+
+/** The containers.conf the tests pass with CONTAINERS_CONF, every path under `dir`. */
+export function containersConf(dir: string): string {
+  return [
+    '[containers]',
+    // below this machine's hard limits (20,000 open files): runc cannot raise a limit
+    'default_ulimits = ["nofile=10000:10000", "nproc=10000:10000"]',
+    'netns = "none"',
+    '[engine]',
+    // crun fails on this cgroup v1 hybrid host; runc (Docker's) works
+    'runtime = "runc"',
+    'cgroup_manager = "cgroupfs"',
+    // no journald here
+    'events_logger = "file"',
+    `events_logfile_path = "${dir}/events.log"`,
+    `tmp_dir = "${dir}/tmp"`,
+    `static_dir = "${dir}/storage/libpod"`,
+    `volume_path = "${dir}/storage/volumes"`,
+    '[network]',
+    `network_config_dir = "${dir}/networks"`,
+    '',
+  ].join('\n');
+}
+
+/** Whether something answers the Engine API's ping on a unix socket. */
+function pings(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ socketPath: socket, path: '/_ping', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+/**
+ * Start `podman system service` under a new temporary directory, wait until it answers and
+ * build the echo image into it; everything is stopped, unmounted and removed when `t` ends.
+ */
+export async function startPodman(t: Cleanup): Promise<TestPodman> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whp-'));
+  const conf = path.join(dir, 'containers.conf');
+  fs.writeFileSync(conf, containersConf(dir));
+  const socket = path.join(dir, 'podman.sock');
+  const host = `unix://${socket}`;
+  const log = fs.openSync(path.join(dir, 'service.log'), 'w');
+  const service = spawn(
+    PODMAN,
+    [
+      '--root',
+      path.join(dir, 'storage'),
+      '--runroot',
+      path.join(dir, 'run'),
+      'system',
+      'service',
+      '--time',
+      '0',
+      host,
+    ],
+    { stdio: ['ignore', log, log], env: { ...process.env, CONTAINERS_CONF: conf } },
+  );
+  fs.closeSync(log);
+  let exited: string | undefined;
+  service.once('exit', (code, signal) => (exited = `exited (${signal ?? code})`));
+  service.once('error', (err) => (exited = err.message));
+  const podman = (...args: string[]): Promise<string> =>
+    run(PODMAN, ['--remote', '--url', host, ...args], '', { timeoutMs: 120_000 });
+  t.after(async () => {
+    if (!exited) {
+      await podman('rm', '-af', '-t', '0').catch(() => undefined);
+      service.kill('SIGTERM');
+      for (let i = 0; i < 100 && !exited; i++) await sleep(100);
+      if (!exited) service.kill('SIGKILL');
+    }
+    // (the storage driver mounts layers, and its own directory, under the storage root)
+    await unmountUnder(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const deadline = Date.now() + 60_000;
+  while (!(await pings(socket))) {
+    if (exited || Date.now() > deadline) {
+      const tail = fs.readFileSync(path.join(dir, 'service.log'), 'utf8').trim().split('\n').slice(-5);
+      throw new Error(`podman system service ${exited ?? 'did not answer within 60 s'}:\n${tail.join('\n')}`);
+    }
+    await sleep(200);
+  }
+  const context = await echoContext();
+  try {
+    await podman('build', '-t', ECHO_IMAGE, context);
+  } finally {
+    fs.rmSync(context, { recursive: true, force: true });
+  }
+  return { host, conf, podman };
+}
