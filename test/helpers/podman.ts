@@ -68,14 +68,29 @@ function pings(socket: string): Promise<boolean> {
   });
 }
 
+/** What startPodman sets up besides the service. */
+export interface PodmanOpts {
+  /** Build the echo image into it (default true). */
+  echo?: boolean;
+  /** A registry (`127.0.0.1:PORT`) it may pull from over plain HTTP (registries.conf). */
+  insecureRegistry?: string;
+}
+
 /**
  * Start `podman system service` under a new temporary directory, wait until it answers and
  * build the echo image into it; everything is stopped, unmounted and removed when `t` ends.
  */
-export async function startPodman(t: Cleanup): Promise<TestPodman> {
+export async function startPodman(t: Cleanup, opts: PodmanOpts = {}): Promise<TestPodman> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'whp-'));
   const conf = path.join(dir, 'containers.conf');
   fs.writeFileSync(conf, containersConf(dir));
+  const env: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_CONF: conf };
+  if (opts.insecureRegistry !== undefined) {
+    // (Docker trusts 127.0.0.1 over HTTP by itself; Podman is told)
+    const registries = path.join(dir, 'registries.conf');
+    fs.writeFileSync(registries, `[[registry]]\nlocation = "${opts.insecureRegistry}"\ninsecure = true\n`);
+    env.CONTAINERS_REGISTRIES_CONF = registries;
+  }
   const socket = path.join(dir, 'podman.sock');
   const host = `unix://${socket}`;
   const log = fs.openSync(path.join(dir, 'service.log'), 'w');
@@ -92,7 +107,7 @@ export async function startPodman(t: Cleanup): Promise<TestPodman> {
       '0',
       host,
     ],
-    { stdio: ['ignore', log, log], env: { ...process.env, CONTAINERS_CONF: conf } },
+    { stdio: ['ignore', log, log], env },
   );
   fs.closeSync(log);
   let exited: string | undefined;
@@ -119,6 +134,7 @@ export async function startPodman(t: Cleanup): Promise<TestPodman> {
     }
     await sleep(200);
   }
+  if (opts.echo === false) return { host, conf, podman };
   const context = await echoContext();
   try {
     await podman('build', '-t', ECHO_IMAGE, context);

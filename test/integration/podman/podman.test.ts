@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SegmentInfo } from '../../../src/api/protocol';
@@ -20,6 +21,7 @@ import { type TestDaemon, startDaemon } from '../../helpers/daemon';
 import { ECHO_IMAGE } from '../../helpers/docker';
 import { suiteCleanup } from '../../helpers/netns';
 import { type TestPodman, startPodman } from '../../helpers/podman';
+import { type TestRegistry, startRegistry } from '../../helpers/registry';
 import { freePort, parseCreate } from '../../helpers/services';
 import { eventually } from '../../helpers/wait';
 
@@ -195,5 +197,57 @@ describe('Podman', () => {
       (await segments(d)).some((x) => x.id === id) ? undefined : true,
     );
     assert.equal((await d.cli('ping')).code, 0);
+  });
+});
+
+describe('Podman pulls', () => {
+  const suite = suiteCleanup(after);
+  let p: TestPodman;
+  let d: TestDaemon;
+  let registry: TestRegistry;
+  const repo = `wh-test/pulled-${RUN}`;
+
+  before(async () => {
+    // one layer: the host's static busybox, with the applets an echo service needs
+    const layerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'whp-layer-'));
+    try {
+      fs.mkdirSync(path.join(layerDir, 'bin'));
+      fs.copyFileSync('/bin/busybox', path.join(layerDir, 'bin/busybox'));
+      for (const applet of ['sh', 'nc', 'cat']) fs.symlinkSync('busybox', path.join(layerDir, 'bin', applet));
+      registry = await startRegistry(repo, 'v1', layerDir, {
+        Env: ['PATH=/bin'],
+        Cmd: ['nc', '-ll', '-p', '9001', '-e', 'cat'],
+      });
+    } finally {
+      fs.rmSync(layerDir, { recursive: true, force: true });
+    }
+    suite.after(() => registry.close());
+    p = await startPodman(suite, { echo: false, insecureRegistry: registry.host });
+    d = await startDaemon(suite, { env: { DOCKER_HOST: p.host } });
+  });
+
+  it('a create pulls an image that is not here, showing its layers, and runs it', async () => {
+    const image = `${registry.host}/${repo}:v1`;
+    const head = await freePort();
+    const c = await d.cli('create', 'url', `:${head}`, 'trigger', 'docker-run', image, 'url', ':9001');
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /^\S+ tcp:\/\/127\.0\.0\.1:\d+\n$/, 'stdout is the answer alone');
+    // Podman 4.3 tells each blob's start and end (no byte counts): a line for each
+    const lines = c.stderr.trim().split('\n');
+    assert.ok(
+      lines.every((l) => l.startsWith(`pulling ${image}: `)),
+      c.stderr,
+    );
+    const layer = new RegExp(`^pulling ${image.replace(/[.]/g, '\\.')}: (\\w+) Pulling fs layer$`).exec(
+      lines[0],
+    )?.[1];
+    assert.ok(layer, c.stderr);
+    assert.ok(lines.includes(`pulling ${image}: ${layer} Download complete`), c.stderr);
+    assert.ok(
+      registry.requests.some((r) => /^GET \/v2\/.*\/blobs\/sha256:/.test(r)),
+      'Podman fetched the blobs',
+    );
+    assert.equal(await exchange(head, 'pulled'), 'pulled');
+    assert.equal((await d.cli('delete', parseCreate(c.stdout).id)).code, 0);
   });
 });
