@@ -73,6 +73,9 @@ describe('a pull shows its progress', () => {
   const suite = suiteCleanup(after);
   let d: TestDaemon;
   const pulls: string[] = [];
+  /** `create url :HEAD trigger docker-run wormhole-fake/slow url :9001`, through a pipe. */
+  const createLazy = (head: number) =>
+    d.cli('create', 'url', `:${head}`, 'trigger', 'docker-run', 'wormhole-fake/slow', 'url', ':9001');
 
   before(async () => {
     const dir = fs.mkdtempSync(path.join('/tmp', 'whpull-'));
@@ -86,16 +89,7 @@ describe('a pull shows its progress', () => {
 
   it('create: plain lines on stderr, one per layer and status, stdout only ID URL', async () => {
     const head = await freePort();
-    const r = await d.cli(
-      'create',
-      'url',
-      `:${head}`,
-      'trigger',
-      'docker-run',
-      'wormhole-fake/slow',
-      'url',
-      ':9001',
-    );
+    const r = await createLazy(head);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^\S+ tcp:\/\/127\.0\.0\.1:\d+\n$/, 'stdout is the answer alone');
     assert.deepEqual(pulls, ['wormhole-fake/slow']);
@@ -114,16 +108,7 @@ describe('a pull shows its progress', () => {
     assert.equal((await d.cli('delete', parseCreate(r.stdout).id)).code, 0);
 
     // the image is here now: nothing pulled, nothing shown
-    const again = await d.cli(
-      'create',
-      'url',
-      `:${head}`,
-      'trigger',
-      'docker-run',
-      'wormhole-fake/slow',
-      'url',
-      ':9001',
-    );
+    const again = await createLazy(head);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.stderr, '');
     assert.equal(pulls.length, 1);

@@ -13,7 +13,6 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SegmentInfo } from '../../../src/api/protocol';
@@ -21,7 +20,7 @@ import { type TestDaemon, startDaemon } from '../../helpers/daemon';
 import { ECHO_IMAGE } from '../../helpers/docker';
 import { suiteCleanup } from '../../helpers/netns';
 import { type TestPodman, startPodman } from '../../helpers/podman';
-import { type TestRegistry, startRegistry } from '../../helpers/registry';
+import { type TestRegistry, startEchoRegistry } from '../../helpers/registry';
 import { freePort, parseCreate } from '../../helpers/services';
 import { eventually } from '../../helpers/wait';
 
@@ -208,19 +207,7 @@ describe('Podman pulls', () => {
   const repo = `wh-test/pulled-${RUN}`;
 
   before(async () => {
-    // one layer: the host's static busybox, with the applets an echo service needs
-    const layerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'whp-layer-'));
-    try {
-      fs.mkdirSync(path.join(layerDir, 'bin'));
-      fs.copyFileSync('/bin/busybox', path.join(layerDir, 'bin/busybox'));
-      for (const applet of ['sh', 'nc', 'cat']) fs.symlinkSync('busybox', path.join(layerDir, 'bin', applet));
-      registry = await startRegistry(repo, 'v1', layerDir, {
-        Env: ['PATH=/bin'],
-        Cmd: ['nc', '-ll', '-p', '9001', '-e', 'cat'],
-      });
-    } finally {
-      fs.rmSync(layerDir, { recursive: true, force: true });
-    }
+    registry = await startEchoRegistry(repo);
     suite.after(() => registry.close());
     p = await startPodman(suite, { echo: false, insecureRegistry: registry.host });
     d = await startDaemon(suite, { env: { DOCKER_HOST: p.host } });
