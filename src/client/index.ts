@@ -162,13 +162,12 @@ export class Connection {
     this.fail(new WormholeError('CONNECTION_LOST', `the daemon at ${this.where} closed the connection`));
 
   private onFrame(frame: unknown): void {
-    // a progress frame (asked for with `progress: true`) goes before its request's reply
-    if (frame && typeof frame === 'object' && 'progress' in frame) {
+    // a progress frame (asked for with `progress: true`) goes before its request's reply;
+    // one that does not fit the schema is not shown, and the call goes on
+    if (frame && typeof frame === 'object' && 'progress' in frame && !('ok' in frame)) {
       const step = progressFrameSchema.safeParse(frame);
-      if (step.success) {
-        this.pending.get(step.data.id)?.progress?.(step.data.progress);
-        return;
-      }
+      if (step.success) this.pending.get(step.data.id)?.progress?.(step.data.progress);
+      return;
     }
     const parsed = responseSchema.safeParse(frame);
     if (!parsed.success) {

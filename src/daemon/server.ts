@@ -45,10 +45,9 @@ import type { Engine } from '../proxy/engine';
 import type { Key, KeyRing } from '../trust/keys';
 import { type KeyRights, changes, methodRefusal } from '../trust/rights';
 
-/** A method's handler; `key`: the key the request came with (its name and rights). */
 /**
- * A method's handler: its params, the key's rights, and where to send progress frames before
- * the reply (for a request that asked for them).
+ * A method's handler: its params, the key the request came with (its name and rights), and
+ * where to send progress frames before the reply (for a request that asked for them).
  */
 export type Handler<M extends Method> = (
   params: Params<M>,

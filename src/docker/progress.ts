@@ -25,6 +25,9 @@ export type ProgressSink = (p: PullProgress) => void;
 
 /** A layer's byte counts are told at most this often; a change of status at once. */
 const BYTES_EVERY_MS = 250;
+/** The longest texts told (the wire's limits, src/api/protocol.ts): the engine's are cut. */
+const MAX_TEXT = 1024;
+const MAX_LAYER = 256;
 
 const sinks = new AsyncLocalStorage<ProgressSink>();
 
@@ -69,8 +72,8 @@ export class PullWatchers {
     const seen = this.last.get(layer ?? '');
     if (seen && seen.status === e.status && now - seen.at < BYTES_EVERY_MS) return;
     this.last.set(layer ?? '', { status: e.status, at: now });
-    const p: PullProgress = { image: this.image, status: e.status };
-    if (layer !== undefined) p.layer = layer;
+    const p: PullProgress = { image: this.image.slice(0, MAX_TEXT), status: e.status.slice(0, MAX_TEXT) };
+    if (layer !== undefined) p.layer = layer.slice(0, MAX_LAYER);
     const { current, total } = e.progressDetail ?? {};
     if (typeof current === 'number' && current >= 0) p.current = current;
     if (typeof total === 'number' && total > 0) p.total = total;

@@ -50,6 +50,15 @@ describe('pull progress', () => {
     assert.deepEqual(heard, ['Pulling fs layer', 'Pull complete']);
   });
 
+  it("cuts the engine's texts to what a progress frame may carry", () => {
+    const w = new PullWatchers('app');
+    const heard: PullProgress[] = [];
+    w.add((p) => heard.push(p));
+    w.event({ id: 'l'.repeat(300), status: 's'.repeat(5000) });
+    assert.equal(heard[0].layer?.length, 256);
+    assert.equal(heard[0].status.length, 1024);
+  });
+
   it('finds the sink of the request it runs for, across awaits', async () => {
     const sink = (): void => undefined;
     assert.equal(progressSink(), undefined);
