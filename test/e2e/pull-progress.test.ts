@@ -11,9 +11,10 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type TestDaemon, startDaemon } from '../helpers/daemon';
+import { type TestDaemon, WORMHOLE, startDaemon } from '../helpers/daemon';
 import { suiteCleanup } from '../helpers/netns';
 import { freePort, parseCreate } from '../helpers/services';
+import { Tmux } from '../helpers/tmux';
 
 /** What the fake engine streams for a pull: Docker's progress events, spaced out. */
 const PULL_EVENTS: object[] = [
@@ -131,5 +132,22 @@ describe('a pull shows its progress', () => {
       1,
       'one line for the layer downloading, not one per count',
     );
+  });
+
+  it('at a terminal: one line per layer, redrawn in place, then the answer', async () => {
+    const term = await Tmux.start(suite, 100, 30);
+    const head = await freePort();
+    await term.typeLine(
+      `${process.execPath} ${WORMHOLE} -H unix://${d.socket} create id tty1 url :${head} trigger docker-run wormhole-fake/tty url :9001; echo "create exited $?"`,
+    );
+    const screen = await term.waitFor((s) => /create exited \d/.test(s), 'the create to end');
+    const count = (text: string): number => screen.split('\n').filter((l) => l.trim() === text).length;
+    assert.equal(count('pulling wormhole-fake/tty'), 1, screen);
+    // each layer on one line, which ends with its last status (the earlier ones drawn over)
+    assert.equal(count('aaaa1111bbbb: Pull complete'), 1, screen);
+    assert.equal(count('cccc2222dddd: Pull complete'), 1, screen);
+    assert.doesNotMatch(screen, /Downloading|Pulling fs layer|Waiting/, screen);
+    assert.equal(count('Status: Downloaded newer image for wormhole-fake/slow:latest'), 1, screen);
+    assert.match(screen, /\ntty1 tcp:\/\/127\.0\.0\.1:\d+\ncreate exited 0\n/, screen);
   });
 });
