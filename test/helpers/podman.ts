@@ -8,9 +8,14 @@
  * This machine's quirks (cgroup v1 hybrid, a hard limit of 20,000 open files) are what the
  * README tells users to put in their containers.conf: `runc` rather than `crun`, and
  * `default_ulimits` below the hard limits (else runc fails with "error setting rlimits").
- * Containers get a network namespace of their own with loopback only (`netns = "none"`),
- * which is all wormhole needs to reach their 127.0.0.1, and leaves no bridge or iptables rules
- * behind on a host shared with dockerd.
+ * Containers the tests run with the podman CLI get a network namespace of their own with
+ * loopback only (`netns = "none"`), which is all wormhole needs to reach their 127.0.0.1. Those
+ * made through the Docker-compatible API (docker-run's) get Podman's default bridge, as a
+ * user's would: CNI makes its interface `cni-podman0` and its iptables chains on the host (and
+ * notes addresses under /var/lib/cni), as dockerd makes docker0. The interface is removed
+ * again when the suite ends if it was not there before; the chains stay, as dockerd's do.
+ * Podman also keeps its cache of blob digests in /var/lib/containers/cache whatever --root
+ * says.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -22,6 +27,9 @@ import type { Cleanup } from './netns';
 import { sleep } from './wait';
 
 const PODMAN = '/usr/bin/podman';
+
+/** The bridge Podman's default network makes on the host (CNI). */
+const BRIDGE = 'cni-podman0';
 
 /** A running Podman API service. */
 export interface TestPodman {
@@ -115,6 +123,7 @@ export async function startPodman(t: Cleanup, opts: PodmanOpts = {}): Promise<Te
   service.once('error', (err) => (exited = err.message));
   const podman = (...args: string[]): Promise<string> =>
     run(PODMAN, ['--remote', '--url', host, ...args], '', { timeoutMs: 120_000 });
+  const bridgeBefore = fs.existsSync(`/sys/class/net/${BRIDGE}`);
   t.after(async () => {
     if (!exited) {
       await podman('rm', '-af', '-t', '0').catch(() => undefined);
@@ -122,6 +131,7 @@ export async function startPodman(t: Cleanup, opts: PodmanOpts = {}): Promise<Te
       for (let i = 0; i < 100 && !exited; i++) await sleep(100);
       if (!exited) service.kill('SIGKILL');
     }
+    if (!bridgeBefore) await run('ip', ['link', 'del', BRIDGE]).catch(() => undefined);
     // (the storage driver mounts layers, and its own directory, under the storage root)
     await unmountUnder(dir);
     fs.rmSync(dir, { recursive: true, force: true });
@@ -137,7 +147,8 @@ export async function startPodman(t: Cleanup, opts: PodmanOpts = {}): Promise<Te
   if (opts.echo === false) return { host, conf, podman };
   const context = await echoContext();
   try {
-    await podman('build', '-t', ECHO_IMAGE, context);
+    // (no network for its RUN step: Podman's default bridge would be set up on the host)
+    await podman('build', '--network', 'none', '-t', ECHO_IMAGE, context);
   } finally {
     fs.rmSync(context, { recursive: true, force: true });
   }

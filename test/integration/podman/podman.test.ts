@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SegmentInfo } from '../../../src/api/protocol';
 import { type TestDaemon, startDaemon } from '../../helpers/daemon';
-import { ECHO_IMAGE } from '../../helpers/docker';
+import { ECHO_IMAGE, run } from '../../helpers/docker';
 import { suiteCleanup } from '../../helpers/netns';
 import { type TestPodman, startPodman } from '../../helpers/podman';
 import { type TestRegistry, startEchoRegistry } from '../../helpers/registry';
@@ -81,9 +81,10 @@ describe('Podman', () => {
     const name = `whp-ns-${RUN}`;
     // (its namespace has loopback only: the echo server is on its 127.0.0.1 and nowhere else)
     await p.podman('run', '-d', '--name', name, ECHO_IMAGE, 'echo-server', '9001');
-    assert.deepEqual((await p.podman('exec', name, 'ip', '-o', 'addr')).match(/inet \S+/g), [
-      'inet 127.0.0.1/8',
-    ]);
+    // (read from the host: a `podman exec` would leave its conmon behind for minutes)
+    const pid = (await p.podman('inspect', '--format', '{{.State.Pid}}', name)).trim();
+    const addrs = await run('nsenter', [`--net=/proc/${pid}/ns/net`, 'ip', '-o', 'addr']);
+    assert.deepEqual(addrs.match(/inet \S+/g), ['inet 127.0.0.1/8']);
     const head = await freePort();
     const c = await d.cli('create', 'url', `:${head}`, 'tail', 'docker-ns', name, 'url', ':9001');
     assert.equal(c.code, 0, c.stderr);
