@@ -12,13 +12,24 @@ import { ID_PATTERN, VERBS } from './grammar';
 /** Bump on any incompatible change; a mismatch is refused with VERSION_MISMATCH. */
 export const PROTOCOL_VERSION = 2;
 
-/** Largest request frame a daemon accepts (and any frame between daemons): a key holder's input. */
+/** Largest frame between daemons (a peer's reply, an engine channel's first frame). */
 export const MAX_FRAME = 1024 * 1024;
 /**
+ * Largest request frame a daemon accepts: a key holder's input, held whole before it is read.
+ * `apply` of 10,000 segments is over 1 MiB (about 120 bytes a plan); 4 MiB leaves plans of
+ * 400 bytes room, and bounds what --max-api-connections clients may make the daemon hold.
+ */
+export const MAX_REQUEST = 4 * 1024 * 1024;
+/**
  * Largest reply frame the CLI accepts from its daemon: `list` of 10,000 segments is about
- * 7 MiB. Only the direction a client trusts gets it; a daemon reads requests at MAX_FRAME.
+ * 7 MiB. Only the direction a client trusts gets it; a daemon reads requests at MAX_REQUEST.
  */
 export const MAX_REPLY = 64 * 1024 * 1024;
+
+/** Rows of `list` in one reply, unless the request asks for fewer (about 350 KiB of JSON). */
+export const LIST_PAGE = 500;
+/** The most a `list` request may ask for at once. */
+export const LIST_PAGE_MAX = 2000;
 
 const action = z
   .object({
@@ -183,9 +194,19 @@ export const methods = {
     params: z.object({ id: z.string().min(1).max(64) }).strict(),
     result: z.object({ deleted: z.array(z.string()) }),
   },
+  /**
+   * A page of the segments: `limit` (default LIST_PAGE) from row `from` (default 0), and the
+   * row the next page starts at while there are more. Never all of them in one reply: 10,000
+   * segments are about 7 MiB. Rows made or deleted while the pages are read shift the rest.
+   */
   list: {
-    params: z.object({}).strict(),
-    result: z.object({ segments: z.array(segmentInfoSchema) }),
+    params: z
+      .object({
+        from: z.number().int().min(0).optional(),
+        limit: z.number().int().min(1).max(LIST_PAGE_MAX).optional(),
+      })
+      .strict(),
+    result: z.object({ segments: z.array(segmentInfoSchema), next: z.number().int().optional() }),
   },
   /** Peer to peer: create a child segment here, on behalf of a peer's segment. */
   'peer-create': {

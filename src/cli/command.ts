@@ -1,5 +1,5 @@
 /** What every subcommand file exports, and what the commands share. */
-import type { Connection } from '../client';
+import { type Connection, listAll } from '../client';
 import { UsageError, WormholeError } from '../common/errors';
 import type { TerminalStreams } from './terminal';
 
@@ -130,9 +130,8 @@ export function matchId(ids: readonly string[], text: string): string {
 /** The id of the segment `text` names (an id or a unique prefix), from the daemon's list. */
 export async function resolveSegmentId(conn: Connection, text: string): Promise<string> {
   if (text === '') throw new UsageError('an empty segment id');
-  const { segments } = await conn.call('list', {});
   return matchId(
-    segments.map((s) => s.id),
+    (await listAll(conn)).map((s) => s.id),
     text,
   );
 }

@@ -5,7 +5,7 @@
  */
 import { LABEL_PREFIX, type LabelSegments } from '../segment/labels';
 import { parsePlan } from '../api/grammar';
-import type { Params } from '../api/protocol';
+import { LIST_PAGE, type Params } from '../api/protocol';
 import { WormholeError } from '../common/errors';
 import { parseRunArgs } from '../docker/args';
 import type { SegmentManager } from '../segment/manager';
@@ -70,7 +70,16 @@ export function makeHandlers(services: Services): HandlerTable {
       checkOwner(manager, key, id, 'delete');
       return { deleted: await manager.delete(id) };
     },
-    list: async () => ({ segments: [...manager.list(), ...(services.labels?.failedInfos() ?? [])] }),
+    list: async ({ from = 0, limit = LIST_PAGE }) => {
+      // the manager's rows, then the labels that made no segment (failed)
+      const own = manager.listSize();
+      const segments = manager.list(from, limit);
+      const more = services.labels?.failedInfos() ?? [];
+      const start = Math.max(0, from - own);
+      segments.push(...more.slice(start, start + limit - segments.length));
+      const next = from + segments.length;
+      return next < own + more.length && segments.length > 0 ? { segments, next } : { segments };
+    },
     apply: async (params, key) => {
       // every plan within the key's rights, and nothing replaced or pruned that another key
       // made, before anything changes (a dry run says what would)

@@ -22,6 +22,7 @@ import type { Duplex } from 'node:stream';
 import { encodeFrame, FrameReader } from '../api/frame';
 import {
   MAX_REPLY,
+  MAX_REQUEST,
   PROTOCOL_VERSION,
   type Method,
   type Params,
@@ -424,6 +425,7 @@ export class ApiServer {
         fail(0, err);
         stream.end();
       },
+      MAX_REQUEST, // (an apply of 10,000 plans is over MAX_FRAME)
     );
   }
 
