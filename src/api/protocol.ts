@@ -281,6 +281,8 @@ export const methods = {
           .max(10_000),
         prune: z.boolean(),
         dryRun: z.boolean(),
+        /** Send progress frames (steps done of all) while the changes are made. */
+        progress: z.boolean().optional(),
       })
       .strict(),
     result: z.object({
@@ -353,6 +355,15 @@ export const wireErrorSchema = z
   });
 
 /** A response frame. */
+/** Before a long call's reply (apply's, when asked): so many of its steps done, of `total`. */
+export const progressSchema = z
+  .object({
+    v: z.number().int(),
+    id: z.number().int(),
+    progress: z.object({ done: z.number().int(), total: z.number().int() }).strict(),
+  })
+  .strict();
+
 export const responseSchema = z.union([
   z.object({ v: z.number().int(), id: z.number().int(), ok: z.literal(true), result: z.unknown() }),
   z.object({

@@ -21,8 +21,12 @@ import {
   type SegmentInfo,
   describeIssues,
   methods,
+  progressSchema,
   responseSchema,
 } from '../api/protocol';
+
+/** Told of a long call's progress: `done` of its `total` steps. */
+export type Progress = (done: number, total: number) => void;
 
 /** How long to wait for a connection (TCP + TLS handshake). */
 const CONNECT_TIMEOUT_MS = 5000;
@@ -129,7 +133,10 @@ function transportError(err: Error, where: string, tlsUsed: boolean): WormholeEr
 /** One connection to a daemon; requests are answered in order. */
 export class Connection {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void; progress?: Progress }
+  >();
   private readonly reader: FrameReader;
   private failure: WormholeError | undefined;
 
@@ -159,6 +166,12 @@ export class Connection {
     this.fail(new WormholeError('CONNECTION_LOST', `the daemon at ${this.where} closed the connection`));
 
   private onFrame(frame: unknown): void {
+    const step = progressSchema.safeParse(frame);
+    if (step.success) {
+      // (the reply is still to come)
+      this.pending.get(step.data.id)?.progress?.(step.data.progress.done, step.data.progress.total);
+      return;
+    }
     const parsed = responseSchema.safeParse(frame);
     if (!parsed.success) {
       this.fail(new WormholeError('BAD_RESPONSE', `the daemon at ${this.where} sent a malformed reply`));
@@ -181,11 +194,19 @@ export class Connection {
   /**
    * Send a request and wait for its reply; the reply is checked against the schema. With
    * `timeoutMs`, a reply that does not come in time is a TIMEOUT error naming the method.
+   * `progress` hears the progress frames the daemon sends before the reply (apply's).
    */
-  async call<M extends Method>(method: M, params: Params<M>, timeoutMs?: number): Promise<Result<M>> {
+  async call<M extends Method>(
+    method: M,
+    params: Params<M>,
+    timeoutMs?: number,
+    progress?: Progress,
+  ): Promise<Result<M>> {
     if (this.failure) throw this.failure;
     const id = this.nextId++;
-    let reply = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    let reply = new Promise<unknown>((resolve, reject) =>
+      this.pending.set(id, { resolve, reject, progress }),
+    );
     if (timeoutMs !== undefined) {
       reply = withDeadline(reply, timeoutMs, () => {
         this.pending.delete(id);

@@ -80,7 +80,7 @@ export function makeHandlers(services: Services): HandlerTable {
       const next = from + segments.length;
       return next < own + more.length && segments.length > 0 ? { segments, next } : { segments };
     },
-    apply: async (params, key) => {
+    apply: async (params, key, progress) => {
       // every plan within the key's rights, and nothing replaced or pruned that another key
       // made, before anything changes (a dry run says what would)
       for (const { id, actions } of params.segments)
@@ -94,7 +94,7 @@ export function makeHandlers(services: Services): HandlerTable {
       const preview = await manager.apply({ ...params, dryRun: true }, key.name);
       for (const { id, change } of preview.changes)
         if (change === 'changed' || change === 'deleted') checkOwner(manager, key, id, 'change');
-      return manager.apply(params, key.name);
+      return manager.apply(params, key.name, params.progress ? throttled(progress) : undefined);
     },
     export: async () => ({
       segments: manager
@@ -115,5 +115,19 @@ export function makeHandlers(services: Services): HandlerTable {
     'tunnel-delete': async ({ host }) => ({ deleted: await tunnels.delete(host) }),
     'tunnel-list': async () => ({ tunnels: await tunnels.list() }),
     'peer-tunnel': ({ op, data }) => tunnels.fromPeer(op, data),
+  };
+}
+
+/** How often apply's progress goes to the client at most (each frame is a redraw there). */
+const PROGRESS_EVERY_MS = 200;
+
+/** `send` at most every PROGRESS_EVERY_MS, and always for the last step. */
+function throttled(send: (done: number, total: number) => void): (done: number, total: number) => void {
+  let last = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (done < total && now - last < PROGRESS_EVERY_MS) return;
+    last = now;
+    send(done, total);
   };
 }

@@ -46,7 +46,12 @@ import type { Key, KeyRing } from '../trust/keys';
 import { type KeyRights, changes, methodRefusal } from '../trust/rights';
 
 /** A method's handler; `key`: the key the request came with (its name and rights). */
-export type Handler<M extends Method> = (params: Params<M>, key: KeyRights) => Promise<Result<M>>;
+export type Handler<M extends Method> = (
+  params: Params<M>,
+  key: KeyRights,
+  /** Send the client a progress frame (apply's, when it asked): `done` of `total` steps. */
+  progress: (done: number, total: number) => void,
+) => Promise<Result<M>>;
 
 /**
  * The daemon's routing table: one handler per method, except attach and channel (the
@@ -410,7 +415,9 @@ export class ApiServer {
         }
         const handler = this.handlers[req.method] as Handler<Method>;
         inFlight++;
-        handler(params.data as Params<Method>, key)
+        const progress = (done: number, total: number): void =>
+          send({ v: PROTOCOL_VERSION, id: req.id, progress: { done, total } });
+        handler(params.data as Params<Method>, key, progress)
           .then(
             (result) => reply(req.id, req.method, result),
             (err: unknown) => fail(req.id, err),

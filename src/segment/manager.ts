@@ -220,9 +220,13 @@ export class SegmentManager {
   }
 
   /** `wormhole apply` for the key `owner`: the top segments made to match a declared set (apply.ts). */
-  apply(params: Params<'apply'>, owner = 'admin'): Promise<Result<'apply'>> {
+  apply(
+    params: Params<'apply'>,
+    owner = 'admin',
+    progress?: (done: number, total: number) => void,
+  ): Promise<Result<'apply'>> {
     // (thousands of records: synced once at the end, not two fsyncs each)
-    return this.keeper.batch(() => applySegments(this, params, owner, this.ctx.log));
+    return this.keeper.batch(() => applySegments(this, params, owner, this.ctx.log, progress));
   }
 
   /** Whether `id` is taken (a segment, one being built or undone, one that failed to build again). */
