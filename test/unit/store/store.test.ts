@@ -78,6 +78,8 @@ describe('SegmentStore', () => {
       /a step failed/,
     );
     assert.deepEqual(synced, [49, 48], 'what was written before the failure is synced too');
+    await store.batch(async () => store.load(), syncAll);
+    assert.deepEqual(synced, [49, 48], 'a batch that wrote nothing does not sync');
     assert.equal(fs.readdirSync(dir).length, 48, 'no temporary file left');
   });
 
