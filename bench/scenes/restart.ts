@@ -288,17 +288,22 @@ export async function started(d: Daemon): Promise<void> {
 }
 
 /** Wait until a daemon started with --takeover logs that it serves; the log's time of it. */
-export async function tookOver(d: Daemon): Promise<number> {
+export function tookOver(d: Daemon): Promise<number> {
+  return logged(d, 'took over: serving', SERVE_LIMIT_MS);
+}
+
+/** Wait (up to limitMs) for the daemon's first log line saying `msg`; the log's time of it. */
+export async function logged(d: Daemon, msg: string, limitMs: number): Promise<number> {
   let at: number | undefined;
   const find = (): boolean => {
     const line = d
       .log()
       .split('\n')
-      .find((l) => l.includes('"took over: serving"'));
+      .find((l) => l.includes(`"${msg}"`));
     if (line) at = (JSON.parse(line) as { time: number }).time;
     return at !== undefined || died(d) !== undefined;
   };
-  if (!(await until(find, SERVE_LIMIT_MS))) throw new Error(`no takeover within ${SERVE_LIMIT_MS / 1000} s`);
+  if (!(await until(find, limitMs))) throw new Error(`no "${msg}" within ${limitMs / 1000} s`);
   if (at === undefined) throw new Error(died(d));
   return at;
 }

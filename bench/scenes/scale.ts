@@ -15,19 +15,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config';
-import {
-  type Build,
-  type Daemon,
-  daemon,
-  daemonAgain,
-  echoServer,
-  exited,
-  named,
-  port,
-  sleep,
-  waitPort,
-} from '../env';
-import { Clients, died, firstServed, started, stop, tally, tookOver } from './restart';
+import { type Build, daemon, daemonAgain, echoServer, exited, named, port, sleep, waitPort } from '../env';
+import { Clients, died, firstServed, logged, started, stop, tally, tookOver } from './restart';
 
 /** The heads' address: loopback, but no other scene's (their ports are the bench's own). */
 const HOST = '127.20.20.20';
@@ -59,22 +48,6 @@ function rssKiB(pid: number): number {
   return m ? Number(m[1]) : NaN;
 }
 
-/** The log's time of its first line holding `msg` (a JSON line's "msg"), once there is one. */
-async function logged(d: Daemon, msg: string): Promise<number> {
-  const deadline = performance.now() + LIMIT_MS;
-  for (;;) {
-    const line = d
-      .log()
-      .split('\n')
-      .find((l) => l.includes(`"msg":"${msg}"`));
-    if (line) return (JSON.parse(line) as { time: number }).time;
-    const why = died(d);
-    if (why) throw new Error(why);
-    if (performance.now() > deadline) throw new Error(`no "${msg}" within ${LIMIT_MS / 1000} s`);
-    await sleep(20);
-  }
-}
-
 /** Apply, list, restart and take over `n` segments on a daemon of `build`. */
 async function run(build: Build, echo: number, n: number, out: Scale): Promise<void> {
   let d = daemon(build, { keepLog: true });
@@ -102,7 +75,7 @@ async function run(build: Build, echo: number, n: number, out: Scale): Promise<v
   const again = daemonAgain(d);
   d = again;
   out.restartLastMs = (await firstServed(last, () => died(again), HOST)) - t;
-  out.restartAllMs = (await logged(again, 'segments from the state directory')) - wall;
+  out.restartAllMs = (await logged(again, 'segments from the state directory', LIMIT_MS)) - wall;
 
   const clients = new Clients(last, HOST);
   await sleep(50);
