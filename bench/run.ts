@@ -14,7 +14,8 @@
  *    itself; UDP between two hosts over `remote` and through a `tunnel`, beside the link.
  * Then the issue's targets as ratios of this run, met or missed. Prints markdown tables and
  * writes dist/bench-results.json. Rows: bench/scenes/*; proxies: bench/peers.ts.
- * `--only restart` (or a comma list of local, cold-start, two-hosts, restart, balance,
+ * 7. Scale (issue 20): 10,000 segments applied on one daemon, listed, restarted, taken over.
+ * `--only restart` (or a comma list of local, cold-start, two-hosts, restart, scale, balance,
  * sockets) runs those scenes alone; the targets are printed only when the scenes they compare
  * have run. `--beside DIR [--beside-label NAME]` measures every wormhole row again with the
  * daemon and CLI of another built checkout, in the same rounds, and ends with a table of this
@@ -46,6 +47,7 @@ import { type ColdStart, coldStart } from './scenes/cold-start';
 import { acrossNamespaces, oneNamespace } from './scenes/local';
 import { measureScenes } from './scenes/paths';
 import { restart } from './scenes/restart';
+import { scale, scaleTable } from './scenes/scale';
 import { tcpToUnix, udpTwoHosts } from './scenes/sockets';
 import { type TwoHosts, twoHosts } from './scenes/two-hosts';
 import { uiCost } from './scenes/ui';
@@ -147,7 +149,7 @@ function issueTargets(same: Row[], across: Row[], two: TwoHosts, cold?: ColdStar
   ];
 }
 
-const SCENES = ['local', 'cold-start', 'two-hosts', 'restart', 'balance', 'sockets'];
+const SCENES = ['local', 'cold-start', 'two-hosts', 'restart', 'scale', 'balance', 'sockets'];
 
 /** The scenes `--only A[,B]` names (every scene without it); exits on a name it does not know. */
 function scenesWanted(): Set<string> {
@@ -232,6 +234,16 @@ async function main(): Promise<void> {
       const times = cfg.quick ? 'one restart and one takeover' : 'median of 3 restarts and 3 takeovers';
       console.log(`\n### Time to serve again, segments kept in the state directory (${times})\n`);
       console.log(serveAgainTable(r.serveAgain));
+    }
+
+    if (want.has('scale')) {
+      const rows = await scale(cfg, builds);
+      results.scale = rows;
+      await stopAll();
+      console.log(
+        `\n### Scale: ${rows[0]?.segments.toLocaleString('en-US')} segments on one daemon (apply -f of one file; heads idle)\n`,
+      );
+      console.log(scaleTable(rows));
     }
 
     if (want.has('balance')) {

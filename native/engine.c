@@ -76,9 +76,14 @@ void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
     }
   }
   /* JavaScript forgets a group when it asks to close it; the memory goes after its last event. */
-  for (size_t i = 0; i < b->nfreed; i++) free(b->freed[i]);
+  for (size_t i = 0; i < b->nfreed; i++) group_free(b->freed[i]);
   free(b->freed);
   free(b);
+}
+
+void group_free(struct group *g) {
+  for (int i = 0; i < MAX_TAILS; i++) free(g->tails[i]);
+  free(g);
 }
 
 /* ---- commands -------------------------------------------------------------------------- */
@@ -100,7 +105,8 @@ static void group_close(struct engine *e, struct group *g) {
     else conn_end(e, c, 0, false);
   }
   for (int i = 0; i < g->ntails; i++) {
-    struct tail *t = &g->tails[i];
+    struct tail *t = g->tails[i];
+    if (!t) continue;
     if (t->set && t->ns >= 0) close(t->ns);
     if (t->set && t->root >= 0) close(t->root);
     free(t->path);
@@ -139,7 +145,23 @@ static void run_cmd(struct engine *e, struct cmd *c) {
   case CMD_TAIL: {
     /* a slot gets a tail (or loses it): its counters start again, connections to the old
        one no longer count against it */
-    struct tail *t = &g->tails[c->arg];
+    struct tail *t = g->tails[c->arg];
+    if (!t && c->flag && (t = calloc(1, sizeof *t)) != NULL) {
+      t->ns = t->root = -1;
+      /* (published whole: JavaScript's groupTailStats reads the pointer on its own thread) */
+      __atomic_store_n(&g->tails[c->arg], t, __ATOMIC_RELEASE);
+    }
+    if (!t) {
+      /* an empty slot emptied, or no memory for a new one: the slot stays empty (what the
+         command owned goes with it; JavaScript's setTail still resolves, below) */
+      if (c->ns >= 0) close(c->ns);
+      if (c->root >= 0) close(c->root);
+      free(c->path);
+      c->ns = c->root = -1;
+      c->path = NULL;
+      emit(e, EV_TAIL_SET, g, c->seq, 0, 0, 0);
+      break;
+    }
     if (t->set && t->ns >= 0) close(t->ns);
     if (t->set && t->root >= 0) close(t->root);
     free(t->path);
@@ -169,12 +191,13 @@ static void run_cmd(struct engine *e, struct cmd *c) {
     break;
   }
   case CMD_HEALTH:
-    if (g->tails[c->arg].set) g->tails[c->arg].up = c->flag;
+    if (g->tails[c->arg] && g->tails[c->arg]->set) g->tails[c->arg]->up = c->flag;
     break;
   case CMD_TAIL_COUNT:
     /* a connection JavaScript carries to this tail opened or closed: least-conn counts it too
        (JavaScript says nothing of one whose slot was given a new tail since: its count went) */
-    if (g->tails[c->arg].set) __atomic_add_fetch(&g->tails[c->arg].open, c->delta, __ATOMIC_RELAXED);
+    if (g->tails[c->arg] && g->tails[c->arg]->set)
+      __atomic_add_fetch(&g->tails[c->arg]->open, c->delta, __ATOMIC_RELAXED);
     break;
   case CMD_BALANCE:
     g->policy = (uint8_t)c->arg;

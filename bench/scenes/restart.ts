@@ -116,10 +116,10 @@ interface Attempt {
 }
 
 /** One client connection: connect, 4 bytes, their echo, close. Never rejects. */
-function attempt(p: number): Promise<Attempt> {
+export function attempt(p: number, host = '127.0.0.1'): Promise<Attempt> {
   const start = performance.now();
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port: p });
+    const s = net.connect({ host, port: p });
     let got = '';
     let settled = false;
     const done = (ok: boolean, why?: string): void => {
@@ -142,15 +142,18 @@ function attempt(p: number): Promise<Attempt> {
 }
 
 /** A connection every EVERY_MS, each on its own (one that hangs does not hold the next). */
-class Clients {
+export class Clients {
   readonly attempts: Attempt[] = [];
   readonly started = performance.now();
   private readonly pending = new Set<Promise<void>>();
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly port: number) {
+  constructor(
+    private readonly port: number,
+    host?: string,
+  ) {
     this.timer = setInterval(() => {
-      const a = attempt(this.port).then((r) => void this.attempts.push(r));
+      const a = attempt(this.port, host).then((r) => void this.attempts.push(r));
       this.pending.add(a);
       void a.then(() => this.pending.delete(a));
     }, EVERY_MS);
@@ -254,7 +257,7 @@ async function window(sub: Subject): Promise<RestartPath> {
 }
 
 /** Add attempts to counts of served and failed (by reason). */
-function tally(
+export function tally(
   attempts: Attempt[],
   into: { ok: number; failed: number; failures: Record<string, number> },
 ): void {
@@ -270,14 +273,14 @@ function tally(
 }
 
 /** Why a daemon started again is not going to serve: it exited (with its log's last line). */
-function died(d: Daemon): string | undefined {
+export function died(d: Daemon): string | undefined {
   if (d.proc.exitCode === null && d.proc.signalCode === null) return undefined;
   const last = d.log().trim().split('\n').pop() ?? '';
   return `wormholed exited with ${d.proc.exitCode ?? d.proc.signalCode}: ${last}`;
 }
 
 /** Wait until a daemon has started (its takeover socket listens then). */
-async function started(d: Daemon): Promise<void> {
+export async function started(d: Daemon): Promise<void> {
   if (!(await until(() => /wormholed started/.test(d.log()) || died(d) !== undefined, SERVE_LIMIT_MS)))
     throw new Error(`wormholed did not start within ${SERVE_LIMIT_MS / 1000} s`);
   const why = died(d);
@@ -285,23 +288,28 @@ async function started(d: Daemon): Promise<void> {
 }
 
 /** Wait until a daemon started with --takeover logs that it serves; the log's time of it. */
-async function tookOver(d: Daemon): Promise<number> {
+export function tookOver(d: Daemon): Promise<number> {
+  return logged(d, 'took over: serving', SERVE_LIMIT_MS);
+}
+
+/** Wait (up to limitMs) for the daemon's first log line saying `msg`; the log's time of it. */
+export async function logged(d: Daemon, msg: string, limitMs: number): Promise<number> {
   let at: number | undefined;
   const find = (): boolean => {
     const line = d
       .log()
       .split('\n')
-      .find((l) => l.includes('"took over: serving"'));
+      .find((l) => l.includes(`"${msg}"`));
     if (line) at = (JSON.parse(line) as { time: number }).time;
     return at !== undefined || died(d) !== undefined;
   };
-  if (!(await until(find, SERVE_LIMIT_MS))) throw new Error(`no takeover within ${SERVE_LIMIT_MS / 1000} s`);
+  if (!(await until(find, limitMs))) throw new Error(`no "${msg}" within ${limitMs / 1000} s`);
   if (at === undefined) throw new Error(died(d));
   return at;
 }
 
 /** SIGTERM a process and wait for its exit. */
-async function stop(p: Daemon['proc']): Promise<void> {
+export async function stop(p: Daemon['proc']): Promise<void> {
   p.kill('SIGTERM');
   await exited(p);
 }
@@ -357,10 +365,10 @@ async function segments(d: Daemon, echo: number, n: number): Promise<number[]> {
 }
 
 /** The first connection served through port p, tried every EVERY_MS: when (performance.now()). */
-async function firstServed(p: number, why: () => string | undefined): Promise<number> {
+export async function firstServed(p: number, why: () => string | undefined, host?: string): Promise<number> {
   const deadline = performance.now() + SERVE_LIMIT_MS;
   for (;;) {
-    const a = await attempt(p);
+    const a = await attempt(p, host);
     if (a.ok) return a.end;
     const failed = why();
     if (failed) throw new Error(failed);

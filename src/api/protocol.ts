@@ -12,13 +12,24 @@ import { ID_PATTERN, VERBS } from './grammar';
 /** Bump on any incompatible change; a mismatch is refused with VERSION_MISMATCH. */
 export const PROTOCOL_VERSION = 2;
 
-/** Largest request frame a daemon accepts (and any frame between daemons): a key holder's input. */
+/** Largest frame between daemons (a peer's reply, an engine channel's first frame). */
 export const MAX_FRAME = 1024 * 1024;
 /**
+ * Largest request frame a daemon accepts: a key holder's input, held whole before it is read.
+ * `apply` of 10,000 segments is over 1 MiB (about 120 bytes a plan); 4 MiB leaves plans of
+ * 400 bytes room, and bounds what --max-api-connections clients may make the daemon hold.
+ */
+export const MAX_REQUEST = 4 * 1024 * 1024;
+/**
  * Largest reply frame the CLI accepts from its daemon: `list` of 10,000 segments is about
- * 7 MiB. Only the direction a client trusts gets it; a daemon reads requests at MAX_FRAME.
+ * 7 MiB. Only the direction a client trusts gets it; a daemon reads requests at MAX_REQUEST.
  */
 export const MAX_REPLY = 64 * 1024 * 1024;
+
+/** Rows of `list` in one reply, unless the request asks for fewer (about 350 KiB of JSON). */
+export const LIST_PAGE = 500;
+/** The most a `list` request may ask for at once. */
+export const LIST_PAGE_MAX = 2000;
 
 const action = z
   .object({
@@ -184,9 +195,19 @@ export const methods = {
     params: z.object({ id: z.string().min(1).max(64) }).strict(),
     result: z.object({ deleted: z.array(z.string()) }),
   },
+  /**
+   * A page of the segments: `limit` (default LIST_PAGE) from row `from` (default 0), and the
+   * row the next page starts at while there are more. Never all of them in one reply: 10,000
+   * segments are about 7 MiB. Rows made or deleted while the pages are read shift the rest.
+   */
   list: {
-    params: z.object({}).strict(),
-    result: z.object({ segments: z.array(segmentInfoSchema) }),
+    params: z
+      .object({
+        from: z.number().int().min(0).optional(),
+        limit: z.number().int().min(1).max(LIST_PAGE_MAX).optional(),
+      })
+      .strict(),
+    result: z.object({ segments: z.array(segmentInfoSchema), next: z.number().int().optional() }),
   },
   /** Peer to peer: create a child segment here, on behalf of a peer's segment. */
   'peer-create': {
@@ -261,7 +282,7 @@ export const methods = {
           .max(10_000),
         prune: z.boolean(),
         dryRun: z.boolean(),
-        /** As create's: progress frames before the reply. */
+        /** As create's: progress frames before the reply (an image's pull; steps done of all). */
         progress: z.boolean().optional(),
       })
       .strict(),
@@ -364,6 +385,13 @@ export const pullProgressSchema = z.object({
 });
 export type PullProgress = z.infer<typeof pullProgressSchema>;
 
+/** A long call's steps (apply's segments): so many done, of `total`. */
+export const stepsProgressSchema = z.object({ done: z.number().int(), total: z.number().int() }).strict();
+export type StepsProgress = z.infer<typeof stepsProgressSchema>;
+
+/** What a progress frame tells: a pull's step, or steps done of all. */
+export type Progress = PullProgress | StepsProgress;
+
 /**
  * A progress frame: sent before the reply to a request that asked for it (`progress: true`),
  * with the request's id and no `ok`; any number of them, the reply last.
@@ -371,7 +399,7 @@ export type PullProgress = z.infer<typeof pullProgressSchema>;
 export const progressFrameSchema = z.object({
   v: z.number().int(),
   id: z.number().int(),
-  progress: pullProgressSchema,
+  progress: z.union([stepsProgressSchema, pullProgressSchema]),
 });
 
 /** Turn a zod failure into one line a user can act on. */

@@ -1,6 +1,6 @@
 /** What every subcommand file exports, and what the commands share. */
-import type { PullProgress } from '../api/protocol';
-import type { Connection } from '../client';
+import type { Progress, PullProgress } from '../api/protocol';
+import { type Connection, listAll } from '../client';
 import { UsageError, WormholeError } from '../common/errors';
 import type { TerminalStreams } from './terminal';
 
@@ -17,6 +17,20 @@ export interface CliContext {
   terminal?: TerminalStreams;
   /** Shows an image's pull while a `create` or `apply` waits for it (pullview.ts). */
   progress?: (p: PullProgress) => void;
+}
+
+/**
+ * Where a call's progress frames go: an image's pull to `ctx.progress` (its view, if any),
+ * steps done of all to `steps`.
+ */
+export function progressTo(
+  ctx: CliContext,
+  steps?: (done: number, total: number) => void,
+): (p: Progress) => void {
+  return (p) => {
+    if ('done' in p) steps?.(p.done, p.total);
+    else ctx.progress?.(p);
+  };
 }
 
 /** One subcommand: its usage and how to run it. Returns the exit code. */
@@ -133,9 +147,8 @@ export function matchId(ids: readonly string[], text: string): string {
 /** The id of the segment `text` names (an id or a unique prefix), from the daemon's list. */
 export async function resolveSegmentId(conn: Connection, text: string): Promise<string> {
   if (text === '') throw new UsageError('an empty segment id');
-  const { segments } = await conn.call('list', {});
   return matchId(
-    segments.map((s) => s.id),
+    (await listAll(conn)).map((s) => s.id),
     text,
   );
 }

@@ -48,11 +48,23 @@ export function printable(text: string): string {
 
 /** Rows under a header, each column as wide as its widest cell; the last column is not padded. */
 export function table(header: string[], rows: string[][]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return tablePage(header, rows, []);
+}
+
+/**
+ * table() for rows printed as they come, a page at a time (`list` of thousands of segments):
+ * `widths`, carried from page to page, grows here, so that each page's columns are at least
+ * as wide as the ones before; the header comes with the first page (widths empty) only.
+ */
+export function tablePage(header: string[], rows: string[][], widths: number[]): string[] {
+  const first = widths.length === 0;
+  header.forEach((h, i) => {
+    widths[i] = Math.max(widths[i] ?? 0, h.length, ...rows.map((r) => (r[i] ?? '').length));
+  });
   const line = (cells: string[]): string =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
       .join('  ')
       .trimEnd();
-  return [line(header), ...rows.map(line)];
+  return [...(first ? [line(header)] : []), ...rows.map(line)];
 }

@@ -13,11 +13,13 @@ import { PSK_CIPHERS, PSK_IDENTITY, pskIdentity } from '../common/key';
 import { encodeFrame, FrameReader } from '../api/frame';
 import {
   MAX_REPLY,
+  MAX_REQUEST,
   PROTOCOL_VERSION,
   type Method,
   type Params,
-  type PullProgress,
+  type Progress,
   type Result,
+  type SegmentInfo,
   describeIssues,
   methods,
   progressFrameSchema,
@@ -131,7 +133,7 @@ export class Connection {
   private nextId = 1;
   private readonly pending = new Map<
     number,
-    { resolve: (v: unknown) => void; reject: (e: Error) => void; progress?: (p: PullProgress) => void }
+    { resolve: (v: unknown) => void; reject: (e: Error) => void; progress?: (p: Progress) => void }
   >();
   private readonly reader: FrameReader;
   private failure: WormholeError | undefined;
@@ -198,7 +200,7 @@ export class Connection {
     method: M,
     params: Params<M>,
     timeoutMs?: number,
-    progress?: (p: PullProgress) => void,
+    progress?: (p: Progress) => void,
   ): Promise<Result<M>> {
     if (this.failure) throw this.failure;
     const id = this.nextId++;
@@ -214,7 +216,7 @@ export class Connection {
         );
       });
     }
-    this.stream.write(encodeFrame({ v: PROTOCOL_VERSION, id, method, params }));
+    this.stream.write(encodeFrame({ v: PROTOCOL_VERSION, id, method, params }, 'the request', MAX_REQUEST));
     const result = await reply;
     const checked = methods[method].result.safeParse(result);
     if (!checked.success) {
@@ -287,4 +289,24 @@ export async function callOnce<M extends Method>(
   } finally {
     conn.close();
   }
+}
+
+/**
+ * Every segment, a page (one reply) at a time, in the daemon's order: `list` never answers
+ * with all of them at once (10,000 segments are about 7 MiB). Each call may take `timeoutMs`.
+ */
+export async function* listPages(conn: Connection, timeoutMs?: number): AsyncGenerator<SegmentInfo[]> {
+  let from: number | undefined = 0;
+  while (from !== undefined) {
+    const page: Result<'list'> = await conn.call('list', { from }, timeoutMs);
+    yield page.segments;
+    from = page.next;
+  }
+}
+
+/** Every segment, the pages of listPages put together. */
+export async function listAll(conn: Connection, timeoutMs?: number): Promise<SegmentInfo[]> {
+  const all: SegmentInfo[] = [];
+  for await (const page of listPages(conn, timeoutMs)) all.push(...page);
+  return all;
 }

@@ -8,19 +8,20 @@ import * as path from 'node:path';
 
 /**
  * Write `text` to `file` atomically, mode `mode`. The temporary file is `FILE.PID.tmp`: a
- * reader of the directory knows whose write it was.
+ * reader of the directory knows whose write it was. `sync` false: neither the file nor the
+ * directory is synced here, the caller syncs many writes at once (a syncfs after them).
  */
-export function writeFileAtomic(file: string, text: string, mode = 0o600): void {
+export function writeFileAtomic(file: string, text: string, mode = 0o600, sync = true): void {
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = fs.openSync(tmp, 'w', mode);
   try {
     fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
+    if (sync) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
-  syncDir(path.dirname(file));
+  if (sync) syncDir(path.dirname(file));
 }
 
 /** A rename (or a removal) in `dir` is durable only once the directory is synced. */

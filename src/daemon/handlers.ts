@@ -5,7 +5,7 @@
  */
 import { LABEL_PREFIX, type LabelSegments } from '../segment/labels';
 import { parsePlan } from '../api/grammar';
-import type { Params, SegmentInfo } from '../api/protocol';
+import { LIST_PAGE, type Params, type SegmentInfo } from '../api/protocol';
 import { WormholeError } from '../common/errors';
 import { parseRunArgs } from '../docker/args';
 import { withPullProgress } from '../docker/progress';
@@ -80,8 +80,17 @@ export function makeHandlers(services: Services): HandlerTable {
       checkOwner(manager, key, id, 'delete');
       return { deleted: await manager.delete(id) };
     },
-    list: async () => ({ segments: segmentInfos(services) }),
-    apply: async (params, key, tell) => {
+    list: async ({ from = 0, limit = LIST_PAGE }) => {
+      // the manager's rows, then the labels that made no segment (failed)
+      const own = manager.listSize();
+      const segments = manager.list(from, limit);
+      const more = services.labels?.failedInfos() ?? [];
+      const start = Math.max(0, from - own);
+      segments.push(...more.slice(start, start + limit - segments.length));
+      const next = from + segments.length;
+      return next < own + more.length && segments.length > 0 ? { segments, next } : { segments };
+    },
+    apply: async (params, key, progress) => {
       // every plan within the key's rights, and nothing replaced or pruned that another key
       // made, before anything changes (a dry run says what would)
       for (const { id, actions } of params.segments)
@@ -95,8 +104,10 @@ export function makeHandlers(services: Services): HandlerTable {
       const preview = await manager.apply({ ...params, dryRun: true }, key.name);
       for (const { id, change } of preview.changes)
         if (change === 'changed' || change === 'deleted') checkOwner(manager, key, id, 'change');
-      const apply = () => manager.apply(params, key.name);
-      return params.progress ? withPullProgress(tell, apply) : apply();
+      // (asked for: the steps done of all, and any image's pull)
+      if (!params.progress) return manager.apply(params, key.name);
+      const steps = throttled((done, total) => progress({ done, total }));
+      return withPullProgress(progress, () => manager.apply(params, key.name, steps));
     },
     export: async () => ({
       segments: manager
@@ -118,5 +129,19 @@ export function makeHandlers(services: Services): HandlerTable {
     'tunnel-list': async () => ({ tunnels: await tunnels.list() }),
     ui: async (_params, key) => ({ address: services.ui.address, token: services.ui.token(key.name) }),
     'peer-tunnel': ({ op, data }) => tunnels.fromPeer(op, data),
+  };
+}
+
+/** How often apply's progress goes to the client at most (each frame is a redraw there). */
+const PROGRESS_EVERY_MS = 200;
+
+/** `send` at most every PROGRESS_EVERY_MS, and always for the last step. */
+function throttled(send: (done: number, total: number) => void): (done: number, total: number) => void {
+  let last = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (done < total && now - last < PROGRESS_EVERY_MS) return;
+    last = now;
+    send(done, total);
   };
 }

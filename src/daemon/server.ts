@@ -22,10 +22,11 @@ import type { Duplex } from 'node:stream';
 import { encodeFrame, FrameReader } from '../api/frame';
 import {
   MAX_REPLY,
+  MAX_REQUEST,
   PROTOCOL_VERSION,
   type Method,
   type Params,
-  type PullProgress,
+  type Progress,
   type Result,
   describeIssues,
   isMethod,
@@ -47,12 +48,13 @@ import { type KeyRights, changes, methodRefusal } from '../trust/rights';
 
 /**
  * A method's handler: its params, the key the request came with (its name and rights), and
- * where to send progress frames before the reply (for a request that asked for them).
+ * where to send progress frames before the reply (for a request that asked for them: a pull's
+ * steps, an apply's segments done of all).
  */
 export type Handler<M extends Method> = (
   params: Params<M>,
   key: KeyRights,
-  progress: (p: PullProgress) => void,
+  progress: (p: Progress) => void,
 ) => Promise<Result<M>>;
 
 /**
@@ -427,6 +429,7 @@ export class ApiServer {
         fail(0, err);
         stream.end();
       },
+      MAX_REQUEST, // (an apply of 10,000 plans is over MAX_FRAME)
     );
   }
 

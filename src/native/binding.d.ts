@@ -303,4 +303,7 @@ export interface NativeBinding {
    * the abstract namespace (as in NOTIFY_SOCKET). Throws with the errno name as `code`.
    */
   notify(socketPath: string, message: string): void;
+  // ---- native/syncfs.c ----
+  /** syncfs(2): every file of the file system fd is on, written to disk (throws with the errno name). */
+  syncFs(fd: number): void;
 }

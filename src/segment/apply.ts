@@ -87,13 +87,14 @@ function planSteps(
 
 /**
  * Apply a declared set of segments for the key `owner` (what it creates is its own); the
- * change made (or, dry, to be made) for each id.
+ * change made (or, dry, to be made) for each id. `progress` is told after each step.
  */
 export async function applySegments(
   target: ApplyTarget,
   p: Params<'apply'>,
   owner: string,
   log: Logger,
+  progress?: (done: number, total: number) => void,
 ): Promise<Result<'apply'>> {
   const { steps, unchanged } = planSteps(target, p, owner);
   const changes = [
@@ -107,6 +108,7 @@ export async function applySegments(
       if (step.old) await target.delete(step.id);
       if (step.actions) await target.create(step.actions, { owner, applied: true });
       done.push(step);
+      progress?.(done.length, steps.length);
     } catch (err) {
       // the step itself may have deleted the old one before its create failed: undone too
       await undo(target, [...done, { ...step, actions: undefined }], log);

@@ -51,6 +51,8 @@ export interface PeerLink {
 export interface RecordStore {
   save(record: SegmentRecord): void;
   forget(id: string): void;
+  /** Run fn with what it writes made durable together at its end, by one syncAll (syncfs) of the store's fd. */
+  batch<T>(fn: () => Promise<T>, syncAll: (fd: number) => void): Promise<T>;
 }
 
 /**

@@ -60,6 +60,11 @@ export interface Skipped {
 
 /** The segment records of one state directory. */
 export class SegmentStore {
+  /** Batches open (batch()): while any is, writes are not synced one by one. */
+  private batches = 0;
+  /** Writes made while a batch is open, not synced yet. */
+  private unsynced = 0;
+
   constructor(private readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
@@ -68,15 +73,45 @@ export class SegmentStore {
     return path.join(this.dir, `${id}.json`);
   }
 
-  /** Write (or replace) a record atomically. */
+  /** Write (or replace) a record atomically (synced, unless a batch is open). */
   save(record: SegmentRecord): void {
-    writeFileAtomic(this.file(record.id), `${JSON.stringify(record)}\n`);
+    writeFileAtomic(this.file(record.id), `${JSON.stringify(record)}\n`, 0o600, this.batches === 0);
+    if (this.batches > 0) this.unsynced++;
   }
 
   /** Forget a record (idempotent). */
   forget(id: string): void {
     fs.rmSync(this.file(id), { force: true });
-    syncDir(this.dir);
+    if (this.batches === 0) syncDir(this.dir);
+    else this.unsynced++;
+  }
+
+  /**
+   * Run `fn` with the records it writes made durable together at its end, by one `syncAll`
+   * of the directory's file system (syncfs: the store may not load the addon, its caller
+   * gives it), instead of two fsyncs per write: `apply` of 10,000 segments wrote for minutes
+   * (about 10 ms a write). Every write of the daemon while a batch is open waits for that
+   * sync, a create beside the apply too. A crash before it may lose records written in the
+   * batch, or leave one empty: load() skips it, with the reason, as any record it cannot read.
+   * syncfs writes out the whole file system's dirty data, other programs' too, and blocks
+   * until it is done: a batch that wrote nothing (a dry run, an apply that changed nothing)
+   * does not sync.
+   */
+  async batch<T>(fn: () => Promise<T>, syncAll: (fd: number) => void): Promise<T> {
+    this.batches++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.batches === 0 && this.unsynced > 0) {
+        this.unsynced = 0;
+        const fd = fs.openSync(this.dir, 'r');
+        try {
+          syncAll(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+    }
   }
 
   /**

@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, startDaemon } from '../helpers/daemon';
 import { suiteCleanup } from '../helpers/netns';
 import { exchange, freePort, startService } from '../helpers/services';
+import { until } from '../helpers/wait';
 
 /** Write `text` to a file in the daemon's test directory; its path. */
 function file(d: TestDaemon, name: string, text: string): string {
@@ -163,5 +164,46 @@ describe('apply and export', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await fresh.cli('export')).stdout, exported.stdout);
     assert.equal(await exchange(ports[1], 'round trip'), 'round tripbye'); // (the echo says bye as it ends)
+  });
+});
+
+describe('apply of many segments', () => {
+  const suite = suiteCleanup(after);
+  const MANY = 300;
+
+  it('shows its progress in plain lines through a pipe, and a restart keeps them all, records untouched', async () => {
+    const d = await startDaemon(suite);
+    // heads on port 0: the daemon picks free ports, so nothing here races other tests for one
+    const lines = Array.from({ length: MANY }, (_, i) => `  m${i}: url :0 tail url :9`);
+    const r = await d.cli('apply', '-f', file(d, 'many.yaml', `segments:\n${lines.join('\n')}\n`));
+    assert.equal(r.code, 0, r.stderr);
+    const out = r.stdout.trim().split('\n');
+    const progress = out.filter((l) => l.startsWith('applying: '));
+    assert.ok(progress.length >= 1, r.stdout.slice(0, 500));
+    assert.equal(progress.at(-1), `applying: ${MANY}/${MANY}`, 'the last step is said');
+    const counts = progress.map((l) => Number(/^applying: (\d+)\/300$/.exec(l)?.[1]));
+    assert.deepEqual(
+      counts,
+      [...counts].sort((a, b) => a - b),
+      'counts only go up',
+    );
+    assert.equal(out.at(-1), `${MANY} created, 0 changed, 0 deleted, 0 unchanged`);
+    assert.equal(out.length, progress.length + MANY + 1, 'a line per change besides');
+
+    const records = path.join(d.dir, 'state', 'segments');
+    const before = new Map(
+      fs.readdirSync(records).map((f) => [f, fs.statSync(path.join(records, f)).mtimeMs]),
+    );
+    assert.equal(before.size, MANY);
+    await d.stop();
+    const again = await startDaemon(suite, { dir: d.dir });
+    // (the API answers while the kept segments are built)
+    await until(
+      'every segment built again',
+      async () => JSON.parse((await again.cli('list', '--json')).stdout) as { state: string }[],
+      (rows) => rows.length === MANY && rows.every((s) => s.state === 'ready'),
+    );
+    for (const [f, mtime] of before)
+      assert.equal(fs.statSync(path.join(records, f)).mtimeMs, mtime, `${f} is not written again at start`);
   });
 });

@@ -3,7 +3,8 @@
  * pipe to a slower reader. The CLI once called process.exit() right after writing, and a pipe
  * took 64 KiB before the process was gone: `wormhole list --json | jq` read invalid JSON from
  * about 90 segments on. And from about 2,000 segments the list reply was over the frame limit:
- * `list` failed, and `delete`, which resolves an id prefix through it, with it.
+ * `list` failed, and `delete`, which resolves an id prefix through it, with it. Now `list`
+ * answers a page at a time, and the CLI prints each page as it comes.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -11,7 +12,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tokenize } from '../../src/api/grammar';
-import { connect } from '../../src/client';
+import { LIST_PAGE } from '../../src/api/protocol';
+import { connect, listAll } from '../../src/client';
 import { type TestDaemon, WORMHOLE, runCmd, startDaemon } from '../helpers/daemon';
 import { suiteCleanup } from '../helpers/netns';
 
@@ -69,6 +71,31 @@ describe('a large output through a pipe', () => {
     assert.ok(r.stdout.length > 65536, `more than a pipe's buffer: ${r.stdout.length} bytes`);
     const doc = JSON.parse(r.stdout) as { id: string }[];
     assert.equal(doc.length, SEGMENTS, `${r.stdout.length} bytes`);
+  });
+
+  it('list answers a page at a time, and the pages hold every segment once, in order', async () => {
+    const c = await connect({ kind: 'unix', path: d.socket }, null);
+    try {
+      const first = await c.call('list', {});
+      assert.equal(first.segments.length, LIST_PAGE, 'no reply holds them all');
+      assert.equal(first.next, LIST_PAGE);
+      const last = await c.call('list', { from: SEGMENTS - 10, limit: 50 });
+      assert.deepEqual([last.segments.length, last.next], [10, undefined], 'the last page says no more');
+      const ids = (await listAll(c)).map((s) => s.id);
+      assert.deepEqual(
+        ids,
+        Array.from({ length: SEGMENTS }, (_, i) => `seg-${i}`),
+      );
+    } finally {
+      c.close();
+    }
+  });
+
+  it('list --json is the same document printed page by page as it was whole', async () => {
+    const r = await d.cli('list', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as unknown[];
+    assert.equal(`${JSON.stringify(doc, null, 2)}\n`, r.stdout);
   });
 
   it('list, and delete by a prefix (resolved through list), answer with that many segments', async () => {

@@ -19,7 +19,7 @@ import type {
 } from '../../src/segment/context';
 import type { SegmentRecord } from '../../src/store';
 
-/** Records kept in a map; `writes` is every save and forget, in order (`save id`, `forget id`). */
+/** Records kept in a map; `writes` is every save and forget, in order (`save id`, `forget id`), and `sync` at a batch's end. */
 export class MemoryStore implements RecordStore {
   readonly records = new Map<string, SegmentRecord>();
   readonly writes: string[] = [];
@@ -32,6 +32,15 @@ export class MemoryStore implements RecordStore {
   forget(id: string): void {
     this.records.delete(id);
     this.writes.push(`forget ${id}`);
+  }
+
+  /** A batch's end is `sync` in writes (nothing is synced: the records are in memory). */
+  async batch<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } finally {
+      this.writes.push('sync');
+    }
   }
 }
 

@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
 import type { Result } from '../../api/protocol';
 import { UsageError, errorMessage } from '../../common/errors';
-import { type Command, commandArgs, printJson, withDaemon } from '../command';
+import { type Command, commandArgs, printJson, progressTo, withDaemon } from '../command';
 import { planOf, readDeclared, writeDeclared } from '../declared';
+import { ProgressView } from '../progress';
 
 type Change = Result<'apply'>['changes'][number]['change'];
 const KINDS: readonly Change[] = ['created', 'changed', 'deleted', 'unchanged'];
@@ -25,6 +26,9 @@ function takeFile(args: readonly string[]): { file: string; rest: string[] } {
   return { file: args[i + 1], rest: [...args.slice(0, i), ...args.slice(i + 2)] };
 }
 
+/** Segments declared from which an apply shows its progress when stdout is not a terminal. */
+const PROGRESS_FROM = 100;
+
 export const apply: Command = {
   name: 'apply',
   summary: 'make the segments match a YAML file (created, changed, pruned)',
@@ -43,7 +47,9 @@ the file no longer names (never one made by create). Every plan is checked befor
 changes, and a failure undoes what was done: the file applies whole or not at all.
 Prints a line per change, then "N created, N changed, N deleted, N unchanged"; --dry-run
 prints the same and changes nothing. --json prints {"changes": [{"id", "change"}], and
-the four counts}. 'wormhole export' prints the segments in this format.
+the four counts}. While the changes are made, a bar with counts shows them at a terminal;
+written to a file or a pipe, an apply of 100 segments or more says "applying: N/TOTAL" at
+each tenth. 'wormhole export' prints the segments in this format.
 
   wormhole apply -f wiring.yaml
   wormhole apply --dry-run --prune -f wiring.yaml
@@ -53,15 +59,19 @@ the four counts}. 'wormhole export' prints the segments in this format.
     const { flags } = commandArgs(this, rest, 0);
     const segments = readDeclared(readInput(file), file === '-' ? 'stdin' : file);
     const dryRun = flags.has('--dry-run');
-    const progress = ctx.progress ? { progress: true } : {};
+    // progress at a terminal, and in plain lines for a long apply written to a file or a pipe
+    // (an image's pull is shown wherever ctx.progress shows it)
+    const shown = !ctx.json && !dryRun && (ctx.terminal !== undefined || segments.length >= PROGRESS_FROM);
+    const view = new ProgressView('applying', ctx.terminal?.output, ctx.out);
+    const asked = shown || ctx.progress !== undefined ? { progress: true } : {};
     const { changes } = await withDaemon(ctx, (c) =>
       c.call(
         'apply',
-        { segments, prune: flags.has('--prune'), dryRun, ...progress },
+        { segments, prune: flags.has('--prune'), dryRun, ...asked },
         undefined,
-        ctx.progress,
+        progressTo(ctx, shown ? (done, total) => view.update(done, total) : undefined),
       ),
-    );
+    ).finally(() => view.end());
     const counts = Object.fromEntries(KINDS.map((k) => [k, changes.filter((c) => c.change === k).length]));
     if (ctx.json) {
       printJson(ctx, { changes, ...counts, dryRun });

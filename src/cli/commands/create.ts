@@ -1,5 +1,5 @@
 import { parsePlan, tokenize } from '../../api/grammar';
-import { type Command, commandArgs, printJson, withDaemon } from '../command';
+import { type Command, commandArgs, printJson, progressTo, withDaemon } from '../command';
 
 export const create: Command = {
   name: 'create',
@@ -55,7 +55,7 @@ segment made with it (its children).
     // (progress frames asked for only where they are shown)
     const progress = ctx.progress ? { progress: true } : {};
     const res = await withDaemon(ctx, (c) =>
-      c.call('create', { actions, ...progress }, undefined, ctx.progress),
+      c.call('create', { actions, ...progress }, undefined, progressTo(ctx)),
     );
     const top = res.segments[0];
     if (ctx.json)

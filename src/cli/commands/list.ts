@@ -1,8 +1,9 @@
 import type { EndpointInfo, SegmentInfo } from '../../api/protocol';
 import { formatUnixUrl, formatUrl } from '../../api/url';
 import { UsageError } from '../../common/errors';
+import { listPages } from '../../client';
 import { type Command, withDaemon } from '../command';
-import { ago, duration, printable, size, table } from '../format';
+import { ago, duration, printable, size, tablePage } from '../format';
 
 /** An end as `list` and `top` show it: its URL, `peer:HOST` for a remote one, `-` for none. */
 export function endpoint(e: EndpointInfo | null): string {
@@ -40,8 +41,18 @@ function notes(s: SegmentInfo, now: number): string {
   return n.join(' ');
 }
 
+const HEADER = ['ID', 'HEAD', 'TAIL', 'STATE', 'OPEN', 'TOTAL', 'UP', 'DOWN', 'LAST', 'FAILS', 'NOTES'];
+
 /** One row per segment under the header. */
 export function listRows(segments: SegmentInfo[], now = Date.now()): string[] {
+  return listPageRows(segments, [], now);
+}
+
+/**
+ * The rows of one page of a listing printed as it comes (tablePage): the header with the
+ * first page, nothing at all when there is no segment.
+ */
+export function listPageRows(segments: SegmentInfo[], widths: number[], now = Date.now()): string[] {
   if (segments.length === 0) return [];
   const rows = segments.map((s) => {
     const t = s.traffic;
@@ -59,10 +70,31 @@ export function listRows(segments: SegmentInfo[], now = Date.now()): string[] {
       notes(s, now),
     ].map(printable); // (ids, paths, container names, errors: text from outside)
   });
-  return table(
-    ['ID', 'HEAD', 'TAIL', 'STATE', 'OPEN', 'TOTAL', 'UP', 'DOWN', 'LAST', 'FAILS', 'NOTES'],
-    rows,
-  );
+  return tablePage(HEADER, rows, widths);
+}
+
+/**
+ * A JSON array printed an element at a time, the same text as JSON.stringify(all, null, 2):
+ * each element waits for the next (or the end) to know whether a comma follows it.
+ */
+class JsonArrayOut {
+  private pending: string | undefined;
+  private started = false;
+  constructor(private readonly out: (line: string) => void) {}
+
+  add(items: unknown[]): void {
+    for (const item of items) {
+      if (!this.started) this.out('[');
+      this.started = true;
+      if (this.pending !== undefined) this.out(`${this.pending},`);
+      this.pending = `  ${JSON.stringify(item, null, 2).replace(/\n/g, '\n  ')}`;
+    }
+  }
+
+  end(): void {
+    if (this.pending !== undefined) this.out(this.pending);
+    this.out(this.started ? ']' : '[]');
+  }
 }
 
 export const list: Command = {
@@ -96,12 +128,16 @@ One line per segment, in columns under a header (nothing at all when there is no
     const json = args.includes('--json');
     const extra = args.filter((a) => a !== '--json');
     if (extra.length > 0) throw new UsageError(`list: unexpected "${extra[0]}"`);
-    const { segments } = await withDaemon(ctx, (c) => c.call('list', {}));
-    if (json) {
-      ctx.out(JSON.stringify(segments, null, 2));
-      return 0;
-    }
-    for (const line of listRows(segments)) ctx.out(line);
+    // printed as the pages come: 10,000 segments are no single reply (nor one wait)
+    const widths: number[] = [];
+    const array = new JsonArrayOut(ctx.out);
+    await withDaemon(ctx, async (c) => {
+      for await (const page of listPages(c)) {
+        if (json) array.add(page);
+        else for (const line of listPageRows(page, widths)) ctx.out(line);
+      }
+    });
+    if (json) array.end();
     return 0;
   },
 };

@@ -6,7 +6,7 @@
  */
 import { printable, size } from '../format';
 import type { SegmentInfo } from '../../api/protocol';
-import type { Connection } from '../../client';
+import { type Connection, listAll } from '../../client';
 import { type ErrorCode, WormholeError, errorMessage } from '../../common/errors';
 import { type CliContext, type Command, commandArgs, printJson, withDaemon } from '../command';
 import { type Styled, Terminal, ellipsis, ellipsisMiddle, pad, width } from '../terminal';
@@ -14,7 +14,7 @@ import { endpoint } from './list';
 
 /** A refresh each second. */
 const INTERVAL_MS = 1000;
-/** A list call not answered in this long counts as the daemon gone (and is retried). */
+/** A list call (each page of it) not answered in this long counts as the daemon gone (and is retried). */
 const LIST_TIMEOUT_MS = 3000;
 /** An id is shown to this many characters when the width is short, as docker shows them. */
 const SHORT_ID = 12;
@@ -352,10 +352,10 @@ function sleep(ms: number): Promise<void> {
 /** One frame (or JSON document) from two samples a second apart, on one connection. */
 async function once(ctx: CliContext): Promise<number> {
   const [first, second] = await withDaemon(ctx, async (c) => {
-    const a: Sample = { at: performance.now(), segments: (await c.call('list', {})).segments };
+    const a: Sample = { at: performance.now(), segments: await listAll(c) };
     if (a.segments.length === 0) return [undefined, a];
     await sleep(INTERVAL_MS);
-    return [a, { at: performance.now(), segments: (await c.call('list', {})).segments }];
+    return [a, { at: performance.now(), segments: await listAll(c) }];
   });
   const rows = topRows(first, second);
   if (ctx.json) {
@@ -422,9 +422,9 @@ async function live(ctx: CliContext, streams: NonNullable<CliContext['terminal']
           }
           conn = c;
         }
-        const answer = await unlessStopped(conn.call('list', {}, LIST_TIMEOUT_MS));
+        const answer = await unlessStopped(listAll(conn, LIST_TIMEOUT_MS));
         if (answer === 'stopped') break;
-        const cur: Sample = { at: performance.now(), segments: answer.segments };
+        const cur: Sample = { at: performance.now(), segments: answer };
         view = { address: ctx.address, now: new Date(), rows: topRows(prev, cur) };
         prev = cur;
         served = true;

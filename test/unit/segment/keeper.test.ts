@@ -33,6 +33,7 @@ it('forgets a new record whose build failed, and keeps one that was complete bef
   assert.ok(!ctx.store.records.has('fresh'), 'a create that failed leaves nothing to build again');
 
   const old = { ...newRecord('old', 'local', actions), complete: true };
+  ctx.store.save(old); // (kept from an earlier run)
   keeper.begin(old);
   keeper.abort(old);
   assert.ok(ctx.store.records.has('old'), 'a rebuild that failed is kept, to be tried again');
@@ -55,4 +56,24 @@ it('builds a kept record again with its id and its heads ports, and lists one th
   assert.deepEqual([failed.id, failed.state, failed.error], ['web', 'failed', 'address already in use']);
   keeper.forget('web');
   assert.deepEqual(keeper.failedInfos(), []);
+});
+
+it('writes nothing for a kept segment built again as it was, and once when its ports changed', () => {
+  const ctx = fakeContext();
+  const keeper = new SegmentKeeper(ctx);
+  const kept = {
+    ...newRecord('web', 'local', actions),
+    complete: true,
+    url: 'tcp://127.0.0.1:4000',
+    built: [{ id: 'web', port: 4000 }],
+  };
+  keeper.begin(kept);
+  keeper.commit(kept, { url: 'tcp://127.0.0.1:4000', segments: [{ id: 'web', port: 4000 }] });
+  assert.deepEqual(ctx.store.writes, [], 'a restart of 10,000 segments rewrites none of them');
+  assert.equal(keeper.records.get('web')?.url, 'tcp://127.0.0.1:4000');
+
+  keeper.begin(kept);
+  keeper.commit(kept, { url: 'tcp://127.0.0.1:4001', segments: [{ id: 'web', port: 4001 }] });
+  assert.deepEqual(ctx.store.writes, ['save web complete']);
+  assert.deepEqual(ctx.store.records.get('web')?.built, [{ id: 'web', port: 4001 }]);
 });

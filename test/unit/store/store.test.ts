@@ -19,6 +19,7 @@ import {
   peerKey,
 } from '../../../src/segment/records';
 import { ChangeGate } from '../../../src/segment/gate';
+import { native } from '../../../src/native';
 import { SegmentStore } from '../../../src/store';
 
 function tmpStore(): { dir: string; store: SegmentStore } {
@@ -54,6 +55,32 @@ describe('SegmentStore', () => {
       store.load().records.map((r) => r.id),
       ['b'],
     );
+  });
+
+  it('writes a batch of records and syncs them once, at its end, also when it fails', async () => {
+    const { dir, store } = tmpStore();
+    const synced: number[] = [];
+    const syncAll = (fd: number): void => {
+      native().syncFs(fd); // (the addon's syncfs: it must take the directory's fd)
+      synced.push(store.load().records.length);
+    };
+    await store.batch(async () => {
+      for (let i = 0; i < 50; i++) store.save(newRecord(`s${i}`, 'local', [{ verb: 'url', args: [':1'] }]));
+      await store.batch(async () => store.forget('s0'), syncAll); // (nested: synced with the outer one)
+      assert.deepEqual(synced, [], 'nothing synced while the batch runs');
+    }, syncAll);
+    assert.deepEqual(synced, [49], 'one sync, after every write');
+    await assert.rejects(
+      store.batch(async () => {
+        store.forget('s1');
+        throw new Error('a step failed');
+      }, syncAll),
+      /a step failed/,
+    );
+    assert.deepEqual(synced, [49, 48], 'what was written before the failure is synced too');
+    await store.batch(async () => store.load(), syncAll);
+    assert.deepEqual(synced, [49, 48], 'a batch that wrote nothing does not sync');
+    assert.equal(fs.readdirSync(dir).length, 48, 'no temporary file left');
   });
 
   it('skips what it cannot read, saying which file and why, and removes interrupted writes', () => {
