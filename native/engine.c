@@ -109,6 +109,9 @@ static void group_close(struct engine *e, struct group *g) {
   g->ntails = 0;
   free(g->head_name);
   g->head_name = NULL;
+  free(g->allow);
+  g->allow = NULL;
+  g->nallow = 0;
   g->closing = true;
   emit(e, EV_GROUP_CLOSED, g, 0, 0, 0, 0);
   /* freed by the main thread after this turn's events are delivered */

@@ -90,7 +90,7 @@ _Static_assert(sizeof(struct ev) == EV_DOUBLES * sizeof(double), "an event is EV
 enum group_stat {
   GS_OPEN,           /* connections open now (the engine's and those JavaScript holds) */
   GS_TOTAL,          /* connections ever accepted or acquired */
-  GS_REFUSED,        /* connections refused over the cap */
+  GS_REFUSED,        /* connections refused: over the cap, or from outside `allow` */
   GS_UP,             /* bytes client -> tail */
   GS_DOWN,           /* bytes tail -> client */
   GS_DIAL_FAILED,    /* dials that failed */
@@ -155,6 +155,15 @@ struct tail {
   int64_t ok_at, failed_at;     /* ms since the epoch of the last dial that worked, failed (atomic) */
 };
 
+/* One network of a group's `allow` list (groupCreate's allow, 18 bytes each). */
+struct allow_net {
+  uint8_t family;   /* 4 or 6 */
+  uint8_t prefix;   /* how many leading bits must match */
+  uint8_t addr[16]; /* the network's address (IPv4 in the first 4 bytes) */
+};
+/* The packed size of one, as JavaScript sends it. */
+#define ALLOW_NET_BYTES 18
+
 struct group;
 struct chan;
 
@@ -209,6 +218,8 @@ struct group {
   uint32_t rr;                  /* the pick's cursor: round-robin's next slot */
   uint8_t policy;               /* enum balance */
   char *head_name;              /* a unix head's address as the user named it (PROXY v2), or NULL */
+  struct allow_net *allow;      /* `allow`: the only networks clients are taken from (set at create) */
+  int nallow;                   /* how many (0: any client) */
   struct group *paused_next;    /* the engine's list of paused groups */
   /* main thread only */
   uint32_t tail_seq;            /* the number of the last groupTail command (EV_TAIL_SET's a) */
@@ -352,6 +363,8 @@ void reset_close(int fd);
 /* ---- listen.c ---- */
 /* Accept what is waiting on a group's head (a batch at most). */
 void accept_some(struct engine *e, struct group *g);
+/* Is a client's address in one of the group's `allow` networks (always, with none)? */
+bool allowed(const struct group *g, const struct sockaddr_storage *ss);
 /* Listeners paused for a moment accept again. */
 void resume_listeners(struct engine *e);
 /* A closing group taken off the paused list (it is freed after this turn). */

@@ -10,12 +10,18 @@
  * it `wormhole delete`, the operator's way out) along with everything else. The limit is read
  * once per batch: an operator may raise or lower it under a running daemon (prlimit).
  *
+ * A group with an `allow` list refuses a client from any other network the same way, before
+ * it counts as open or accepted (so it never reaches JavaScript, a trigger, or idle's view of
+ * activity), and counts it with the refused.
+ *
  * The open count is shared with JavaScript, which holds connections too (handed back, or a
  * peer's attach): it acquires and releases on the same counter (groupAcquire, groupRelease),
  * so the cap counts every open connection of the head.
  */
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -83,10 +89,40 @@ static int fd_ceiling(void) {
   return limit - reserve;
 }
 
+bool allowed(const struct group *g, const struct sockaddr_storage *ss) {
+  if (g->nallow == 0) return true;
+  uint8_t family;
+  const uint8_t *a;
+  if (ss->ss_family == AF_INET) {
+    family = 4;
+    a = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+  } else if (ss->ss_family == AF_INET6) {
+    const struct in6_addr *in6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    /* an IPv4 client of a dual-stack head is matched as the IPv4 address it is */
+    family = IN6_IS_ADDR_V4MAPPED(in6) ? 4 : 6;
+    a = family == 4 ? in6->s6_addr + 12 : in6->s6_addr;
+  } else {
+    return false; /* no address to check: not from an allowed network */
+  }
+  for (int i = 0; i < g->nallow; i++) {
+    const struct allow_net *n = &g->allow[i];
+    if (n->family != family) continue;
+    int whole = n->prefix / 8, rest = n->prefix % 8;
+    if (memcmp(n->addr, a, (size_t)whole) != 0) continue;
+    if (rest == 0) return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    if ((n->addr[whole] & mask) == (a[whole] & mask)) return true;
+  }
+  return false;
+}
+
 void accept_some(struct engine *e, struct group *g) {
   int ceiling = fd_ceiling();
   for (int i = 0; i < ACCEPT_BATCH && g->lfd >= 0; i++) {
-    int fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    ss.ss_family = AF_UNSPEC;
+    int fd = accept4(g->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= ceiling) {
       /* into the daemon's reserve: this client is turned away as if the fds had run out */
       reset_close(fd);
@@ -99,6 +135,12 @@ void accept_some(struct engine *e, struct group *g) {
       emit(e, EV_ACCEPT_ERROR, g, 0, errno, 0, 0);
       pause_listener(e, g);
       return;
+    }
+    if (!allowed(g, &ss)) {
+      /* from elsewhere (`allow`): counted, no event (a scan wakes no JavaScript), a reset */
+      __atomic_add_fetch(&g->refused, 1, __ATOMIC_RELAXED);
+      reset_close(fd);
+      continue;
     }
     if (!acquire_open(g)) {
       __atomic_add_fetch(&g->refused, 1, __ATOMIC_RELAXED);

@@ -3,6 +3,7 @@
  */
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { cidrMatcher } from '../api/cidr';
 import { errnoCode } from '../common/errors';
 import type { GroupStats } from './engine';
 import type { Client, HeadOptions } from './head';
@@ -27,8 +28,15 @@ export class NodeHead extends HeadBase {
   }
 
   private serverOn(fd: number): net.Server {
+    const allowed = this.opts.allow && cidrMatcher(this.opts.allow);
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
       socket.on('error', () => undefined);
+      if (allowed && !allowed(socket.remoteAddress ?? '')) {
+        // from elsewhere: refused at once, as the engine does, and nothing else happens
+        this.js.refused++;
+        socket.resetAndDestroy();
+        return;
+      }
       const client = this.adopt(socket);
       if (!client) socket.resetAndDestroy();
       else this.opts.onClient(client);

@@ -5,6 +5,7 @@
 import type * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
+import type { Cidr } from '../api/cidr';
 import type { SegmentInfo } from '../api/protocol';
 import { type Protocol, isStream } from '../api/url';
 import { type Disposable, DisposableStack } from '../common/disposable';
@@ -80,13 +81,15 @@ export class Segment {
   private readonly follower: ContainerFollower;
   private readonly balance: Policy;
   private readonly healthMs: number | null;
+  /** `allow`: the only networks the head takes clients from (absent: any). */
+  private readonly allow: readonly Cidr[] | undefined;
   private closed = false;
 
   constructor(spec: SegmentSpec, deps: SegmentDeps) {
     checkSpec(spec);
     ({ id: this.id, parent: this.parent, remote: this.remote, head: this.head } = spec);
     ({ headDraft: this.headDraft, tailDrafts: this.tailDrafts } = spec);
-    ({ balance: this.balance, healthMs: this.healthMs } = spec);
+    ({ balance: this.balance, healthMs: this.healthMs, allow: this.allow } = spec);
     ({ ctx: this.ctx, follower: this.follower } = deps);
     this.containers = spec.made.containers;
     this.stack.add(spec.made.scope);
@@ -184,6 +187,7 @@ export class Segment {
       id: this.id,
       ctx: this.ctx,
       warn: this.warn,
+      allow: this.allow,
       serve: (client) => void this.serve(client),
       openUpstream: (client) => this.openUdpUpstream(client),
       retired: (relay) => this.udpTotals.retire(relay),
