@@ -184,6 +184,7 @@ static void run_cmd(struct engine *e, struct cmd *c) {
     break;
   case CMD_DIAL: {
     struct conn *cn = conn_new(e, g, c->arg);
+    __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
     if (!cn) {
       emit(e, EV_HANDOFF, g, c->arg, ENOMEM, 0, 0);
       break;

@@ -131,7 +131,7 @@ struct pipe_buf {
 };
 
 /* A connection's state (conn.c: the machine). */
-enum cstate { C_DIALING, C_OPEN, C_DEAD };
+enum cstate { C_DIALING, C_OPEN, C_DEAD, C_WAITING };
 
 /*
  * One tail: where to dial, its health (set by JavaScript's checks, through a command) and its
@@ -220,6 +220,8 @@ struct group {
   char *head_name;              /* a unix head's address as the user named it (PROXY v2), or NULL */
   struct allow_net *allow;      /* `allow`: the only networks clients are taken from (set at create) */
   int nallow;                   /* how many (0: any client) */
+  bool wake_on_data;            /* `wake-on-data`: a client is held unread until its first byte */
+  int32_t waiting;              /* clients held so (not yet open: capped by max on their own) */
   struct group *paused_next;    /* the engine's list of paused groups */
   /* main thread only */
   uint32_t tail_seq;            /* the number of the last groupTail command (EV_TAIL_SET's a) */
@@ -338,10 +340,13 @@ void pipe_grow(struct engine *e, struct pipe_buf *p);
 void pipe_stuck(struct engine *e, struct pipe_buf *p, bool stuck);
 
 /* ---- conn.c ---- */
-/* A connection for a client fd, in the group's list; NULL when out of memory. */
+/* A connection for a client fd, in the group's list; NULL when out of memory. The caller marks
+   the group active (g->last): a client held for its first byte is not activity yet. */
 struct conn *conn_new(struct engine *e, struct group *g, int client);
 /* Take it off its group's list. */
 void unlink_conn(struct conn *c);
+/* `wake-on-data`: hold a new client unread until it sends its first byte (C_WAITING). */
+void conn_wait_data(struct engine *e, struct group *g, int fd);
 /* Start dialing a tail for it (or hand the client back to JavaScript when there is none). */
 void conn_dial(struct engine *e, struct conn *c);
 /* Give the client back to JavaScript untouched (err: the failed dial's errno, 0: no tail). */

@@ -14,6 +14,9 @@
  * it counts as open or accepted (so it never reaches JavaScript, a trigger, or idle's view of
  * activity), and counts it with the refused.
  *
+ * With `wake-on-data` a client is held unread until its first byte (conn.c): only then is it
+ * counted and dialed, so a connect-and-close (a port scan, a TCP check) wakes nothing.
+ *
  * The open count is shared with JavaScript, which holds connections too (handed back, or a
  * peer's attach): it acquires and releases on the same counter (groupAcquire, groupRelease),
  * so the cap counts every open connection of the head.
@@ -142,6 +145,11 @@ void accept_some(struct engine *e, struct group *g) {
       reset_close(fd);
       continue;
     }
+    if (g->wake_on_data) {
+      nodelay(fd);
+      conn_wait_data(e, g, fd); /* counted and dialed at its first byte (conn.c) */
+      continue;
+    }
     if (!acquire_open(g)) {
       __atomic_add_fetch(&g->refused, 1, __ATOMIC_RELAXED);
       emit(e, EV_REFUSED, g, 0, 0, 0, 0);
@@ -150,6 +158,7 @@ void accept_some(struct engine *e, struct group *g) {
     }
     nodelay(fd);
     struct conn *c = conn_new(e, g, fd);
+    __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
     if (!c || !watch_fd(e, fd, &c->w[0])) {
       if (c) {
         unlink_conn(c);

@@ -33,6 +33,7 @@ export const VERBS = [
   'idle-action',
   'proxy-protocol',
   'allow',
+  'wake-on-data',
 ] as const;
 export type Verb = (typeof VERBS)[number];
 
@@ -43,7 +44,7 @@ export interface Action {
   args: string[];
 }
 
-const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain', 'also'];
+const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain', 'also', 'wake-on-data'];
 const ONE_ARG: readonly Verb[] = [
   'id',
   'url',
@@ -157,6 +158,12 @@ export interface Plan {
    * words as given (each checked by parseCidr).
    */
   allow?: string[];
+  /**
+   * `wake-on-data`: a client counts (runs the trigger, is activity for idle, reaches the
+   * tail) only once it has sent its first byte; a connect-and-close starts nothing. Only with
+   * a trigger.
+   */
+  wakeOnData?: boolean;
 }
 
 /** What idle does to a trigger's containers. */
@@ -190,8 +197,8 @@ function checkArity(verb: Verb, args: readonly string[]): void {
  * Actions -> plan tree. `tail` switches to the tail; `trigger` switches to the tail and
  * defers what follows to the first connection; `child`, `chain`, `remote`, `tunnel` and
  * `udptunnel` hand every following action to a new segment, which starts in head mode.
- * `id`, `idle` and `idle-action` are the segment's wherever they are written; `idle` needs a
- * `trigger`, `idle-action` an `idle`.
+ * `id`, `idle`, `idle-action` and `wake-on-data` are the segment's wherever they are written;
+ * `idle` and `wake-on-data` need a `trigger`, `idle-action` an `idle`.
  */
 export function parsePlan(actions: readonly Action[]): Plan {
   const plan = parseSegment(actions);
@@ -201,6 +208,10 @@ export function parsePlan(actions: readonly Action[]): Plan {
     );
   if (plan.allow && headProto(plan) === 'unix')
     throw new UsageError('allow is for a TCP or UDP head: a unix head has no client address to check');
+  if (plan.wakeOnData && plan.trigger === null)
+    throw new UsageError(
+      'wake-on-data needs a trigger: it decides which clients run it (e.g. url :8080 wake-on-data trigger docker-run IMAGE)',
+    );
   if (plan.idle !== undefined && plan.trigger === null) {
     throw new UsageError(
       'idle needs a trigger: what the trigger runs is what idle releases (e.g. url :3306 idle 10m trigger docker-run IMAGE)',
@@ -252,6 +263,10 @@ function parseSegment(actions: readonly Action[]): Plan {
           );
         parseCidr(args[0]);
         (plan.allow ??= []).push(args[0]);
+        break;
+      case 'wake-on-data':
+        if (plan.wakeOnData) throw new UsageError('wake-on-data is given twice for one segment');
+        plan.wakeOnData = true;
         break;
       case 'url': {
         const url = parseUrl(args[0]);

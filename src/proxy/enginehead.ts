@@ -41,6 +41,7 @@ export class EngineHead extends HeadBase {
       // (a tail that drops SYNs is given up after it, not after the kernel's ~2 minutes)
       opts.dialTimeoutMs,
       opts.allow && packCidrs(opts.allow),
+      opts.wakeOnData ?? false,
     );
     // least-conn in JavaScript reads the engine's counts, which hold every open connection
     this.tails.openElsewhere = () => this.group.tailStats().map((t) => t?.open);

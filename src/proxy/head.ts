@@ -99,6 +99,11 @@ export interface HeadOptions {
   unixName?: string;
   /** `allow`: the only networks clients are taken from; the others are refused at accept. */
   allow?: readonly Cidr[];
+  /**
+   * `wake-on-data`: a client is held unread until its first byte, and only then counted,
+   * served or given to onClient; one that closes first is forgotten.
+   */
+  wakeOnData?: boolean;
 }
 
 /**

@@ -23,6 +23,8 @@ export interface HeadHost {
   readonly warn: RateLimitedLog;
   /** `allow`: the only networks clients are taken from (absent: any). */
   readonly allow?: readonly Cidr[];
+  /** `wake-on-data`: a TCP client is taken at its first byte (a datagram always has one). */
+  readonly wakeOnData?: boolean;
   /** A TCP client to take to the tail. */
   serve(client: Client): void;
   /** A UDP session's upstream for a client address. */
@@ -41,6 +43,7 @@ export function openStreamHead(host: HeadHost, head: Endpoint, fd: number): TcpH
     maxConnections: ctx.maxConnections,
     dialTimeoutMs: ctx.dialTimeoutMs,
     allow: host.allow,
+    wakeOnData: host.wakeOnData,
     onClient: (client) => host.serve(client),
     // each connection's end is heard of only when the log would show it
     onClosed: accessLog(

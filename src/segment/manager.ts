@@ -321,6 +321,7 @@ export class SegmentManager {
           idleMs: plan.trigger ? plan.idle : undefined,
           idleAction: plan.idleAction,
           allow: plan.allow?.map(parseCidr),
+          wakeOnData: plan.trigger ? plan.wakeOnData : undefined,
           made,
         },
         this.deps,

@@ -83,13 +83,20 @@ export class Segment {
   private readonly healthMs: number | null;
   /** `allow`: the only networks the head takes clients from (absent: any). */
   private readonly allow: readonly Cidr[] | undefined;
+  /** `wake-on-data`: clients count from their first byte. */
+  private readonly wakeOnData: boolean | undefined;
   private closed = false;
 
   constructor(spec: SegmentSpec, deps: SegmentDeps) {
     checkSpec(spec);
     ({ id: this.id, parent: this.parent, remote: this.remote, head: this.head } = spec);
     ({ headDraft: this.headDraft, tailDrafts: this.tailDrafts } = spec);
-    ({ balance: this.balance, healthMs: this.healthMs, allow: this.allow } = spec);
+    ({
+      balance: this.balance,
+      healthMs: this.healthMs,
+      allow: this.allow,
+      wakeOnData: this.wakeOnData,
+    } = spec);
     ({ ctx: this.ctx, follower: this.follower } = deps);
     this.containers = spec.made.containers;
     this.stack.add(spec.made.scope);
@@ -188,6 +195,7 @@ export class Segment {
       ctx: this.ctx,
       warn: this.warn,
       allow: this.allow,
+      wakeOnData: this.wakeOnData,
       serve: (client) => void this.serve(client),
       openUpstream: (client) => this.openUdpUpstream(client),
       retired: (relay) => this.udpTotals.retire(relay),

@@ -53,6 +53,8 @@ export interface SegmentSpec {
   idleAction?: IdleAction;
   /** `allow`: the only networks the head takes clients from (absent: any). */
   allow?: Cidr[];
+  /** `wake-on-data`: a client counts only from its first byte (with a trigger only). */
+  wakeOnData?: boolean;
   /** What the create-time steps made (their containers): released with the segment. */
   made: { scope: DisposableStack; containers: string[] };
 }

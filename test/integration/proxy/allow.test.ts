@@ -186,7 +186,7 @@ forEachMover('allow CIDR', (mover) => {
       const before = (await d.cli('list', '--json')).stdout;
       for (const [words, msg] of bad) {
         const r = await d.cli('create', ...words);
-        assert.notEqual(r.code, 0, words.join(' '));
+        assert.equal(r.code, 2, words.join(' '));
         assert.match(r.stderr, msg);
         assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
       }
