@@ -338,7 +338,16 @@ export class Engine {
     const report = events.closed !== undefined;
     const g = new EngineGroup(
       this,
-      native().groupCreate(this.handle, id, maxOpen, report, unixName ?? null, dialMs, allow ?? null, wakeOnData),
+      native().groupCreate(
+        this.handle,
+        id,
+        maxOpen,
+        report,
+        unixName ?? null,
+        dialMs,
+        allow ?? null,
+        wakeOnData,
+      ),
       events,
     );
     this.groups.set(id, g);
