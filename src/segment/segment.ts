@@ -2,7 +2,6 @@
  * One segment at run time: a head that listens, a tail it connects to, and what it owns
  * (its listener, the containers it started, its children), released in reverse order.
  */
-import type * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Cidr } from '../api/cidr';
@@ -13,13 +12,11 @@ import { WormholeError, errorMessage } from '../common/errors';
 import { RateLimitedLog } from '../common/ratelog';
 import { bindUdp } from '../netns';
 import type { Client, Head, TcpHead } from '../proxy/head';
-import { type Origin, proxyHeader } from '../proxy/proxyproto';
-import type { DatagramUpstream } from '../proxy/udp';
+import type { Origin } from '../proxy/proxyproto';
 import { UdpHead } from '../proxy/udphead';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
 import { segmentInfo } from './info';
-import { UdpTotals } from './stats';
 import { TailSet } from './tailset';
 import type { Policy } from '../proxy/balance';
 import type { ContainerFollower, Side } from './follow';
@@ -28,9 +25,9 @@ import { bindStreamHead, releaseStreamHead, streamTarget } from './streamends';
 import { type SegmentDeps, type SegmentSpec, type Tail, checkSpec } from './spec';
 import { TailWait } from './tailwait';
 import { Trigger } from './trigger';
-import { type HeadHost, openStreamHead, openUdpHead, udpSocketTo } from './heads';
-import { carryRemote, dialRemote } from './remoteleg';
-import { PeerSessions, openPeerSession } from './udpremote';
+import { type HeadHost, openStreamHead, openUdpHead } from './heads';
+import { joinRemote } from './remoteleg';
+import { UdpSide } from './udpside';
 
 /** A segment, from listening to closed. */
 export class Segment {
@@ -52,10 +49,8 @@ export class Segment {
   private udpHead: UdpHead | undefined;
   /** A unix head's socket file, as bound (removed with the segment, if still that file). */
   private headIdentity: string | undefined;
-  /** A UDP segment made for a peer: the sessions its parent carries over attach streams. */
-  private peerSessions: PeerSessions | undefined;
-  /** UDP relays closed before this one (a container restarted), for the counters. */
-  private readonly udpTotals = new UdpTotals();
+  /** A UDP segment's upstreams, its peer's sessions and its closed relays' counters. */
+  private readonly udp: UdpSide;
   /** Why the last connection could not reach the tail (for the tail's health in list). */
   private lastDialError: string | undefined;
   /** Ends whose container is not running, with the container's name for list. */
@@ -103,6 +98,16 @@ export class Segment {
     this.warn = new RateLimitedLog(this.ctx.log);
     let resolve!: () => void;
     this.accepted = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+    this.udp = new UdpSide({
+      ctx: this.ctx,
+      triggered: async () => {
+        await this.ensureTriggered();
+        return this.tail ?? Promise.reject(new Error('segment has no tail'));
+      },
+      tailRunning: () => this.tailRunning(),
+      pickUdp: (client) => this.tailSet?.pickUdp(client),
+      headAddress: () => ({ host: this.head.host, port: this.boundPort }),
+    });
     if (spec.trigger) {
       this.trigger = new Trigger(spec.trigger, {
         id: this.id,
@@ -165,7 +170,7 @@ export class Segment {
       this.udpHead = udpHead;
       this.boundPort = socket.address().port;
       this.stack.defer(() => udpHead.close());
-      this.stack.defer(() => this.peerSessions?.close());
+      this.stack.defer(() => this.udp.close());
     }
     const follow = this.followEnd('head', head);
     if (follow) this.stack.add(follow);
@@ -197,8 +202,8 @@ export class Segment {
       allow: this.allow,
       wakeOnData: this.wakeOnData,
       serve: (client) => void this.serve(client),
-      openUpstream: (client) => this.openUdpUpstream(client),
-      retired: (relay) => this.udpTotals.retire(relay),
+      openUpstream: (client) => this.udp.openUpstream(client),
+      retired: (relay) => this.udp.retire(relay),
       tailText: () => this.tailText(),
     };
   }
@@ -277,7 +282,7 @@ export class Segment {
     }
     void this.tcpHead?.setTail(null); // every new connection comes to serve(), which waits
     this.udpHead?.endSessions(); // their upstream sockets are in the dead namespace
-    this.peerSessions?.endSessions();
+    this.udp.endSessions();
     this.tailBack.hold();
   }
 
@@ -378,7 +383,7 @@ export class Segment {
         activity: () => {
           const s = this.tcpHead?.stats();
           if (s) return { open: s.open, total: s.total, lastActive: s.lastActive };
-          const t = this.udpTotals.traffic(this.udpHead?.relay, this.peerSessions);
+          const t = this.udp.traffic(this.udpHead?.relay);
           return { open: 0, total: t.datagramsUp ?? 0, lastActive: t.lastActive ?? 0 };
         },
         holdTail: async () => {
@@ -396,7 +401,7 @@ export class Segment {
           this.tailSet?.dispose(); // (several tails: no more checks or following)
           this.tailSet = undefined;
           this.udpHead?.endSessions(); // the next datagram opens a session, which runs the trigger
-          this.peerSessions?.endSessions(); // (a peer's sessions too: the next attach runs it)
+          this.udp.endSessions(); // (a peer's sessions too: the next attach runs it)
           this.tailIsUp(); // nothing waits for a container that is let go
           await scope?.dispose();
         },
@@ -416,20 +421,7 @@ export class Segment {
       if (this.closed) throw new WormholeError('ABORTED', 'the segment closed');
       const tail = this.tail!;
       if (tail.kind === 'peer') {
-        // the client's addresses go along: a tail on the peer may want a PROXY header
-        const origin = client.origin;
-        // on the engine's channel the client's socket goes to the engine (remoteleg.ts)
-        if (await carryRemote(this.ctx.peers, tail, origin, client, this.ctx.dialTimeoutMs)) return ready?.();
-        const stream = await dialRemote(this.ctx.peers, tail.host, tail.id, this.ctx.dialTimeoutMs, origin);
-        if (this.closed) {
-          stream.destroy();
-          client.drop();
-          return;
-        }
-        ready?.();
-        // this segment's own tail wants one: first on the stream, before any client byte
-        if (tail.proxy) stream.write(proxyHeader(tail.proxy, origin));
-        client.join(stream);
+        await joinRemote(this.ctx.peers, tail, client, this.ctx.dialTimeoutMs, () => this.closed, ready);
       } else {
         await client.toTail(ready);
       }
@@ -448,14 +440,8 @@ export class Segment {
    */
   attach(stream: Duplex, ready: (err?: unknown) => void, origin?: Origin): void {
     if (this.head.proto === 'udp') {
-      this.peerSessions ??= new PeerSessions(
-        (client) => this.openUdpSocket(client),
-        this.ctx.udpIdleMs,
-        this.ctx.maxUdpSessions,
-      );
       // (the client's address, as the head's side said: several tails pick by it)
-      const client = origin && 'host' in origin.src ? origin.src.host : '';
-      void this.peerSessions.serve(stream, ready, client);
+      this.udp.attach(stream, ready, origin && 'host' in origin.src ? origin.src.host : '');
       return;
     }
     const client = this.tcpHead?.adopt(stream, origin);
@@ -464,33 +450,6 @@ export class Segment {
       return;
     }
     void this.serve(client, ready);
-  }
-
-  /** A session's upstream: a socket to a local tail, or a stream to the peer's segment. */
-  private async openUdpUpstream(client: string): Promise<DatagramUpstream> {
-    await this.ensureTriggered();
-    const tail = this.tail!;
-    if (tail.kind === 'peer') {
-      const origin: Origin = {
-        src: { host: client, port: 0 },
-        dst: { host: this.head.host, port: this.boundPort },
-      };
-      return openPeerSession(this.ctx.peers, tail.host, tail.id, this.ctx.dialTimeoutMs, origin);
-    }
-    return this.openUdpSocket(client);
-  }
-
-  /** A UDP socket connected to a local tail (picked for this client), made in its namespace. */
-  private async openUdpSocket(client: string): Promise<dgram.Socket> {
-    await this.ensureTriggered();
-    await this.tailRunning();
-    const tail = this.tail!;
-    const ep =
-      tail.kind === 'set' ? this.tailSet?.pickUdp(client) : tail.kind === 'local' ? tail.ep : undefined;
-    if (!ep || ep.proto !== 'udp') {
-      throw new Error(tail.kind === 'set' ? 'no udp tail is there now' : 'a udp head needs a local udp tail');
-    }
-    return udpSocketTo(ep);
   }
 
   /** The segment as `list` shows it. */
@@ -513,7 +472,7 @@ export class Segment {
       idle: this.idle?.idle ?? false,
       tcp: tcp && { stats: tcp.stats(), tails: tcp.tailStats() },
       udp: {
-        traffic: this.udpTotals.traffic(relay, this.peerSessions),
+        traffic: this.udp.traffic(relay),
         okAt: relay?.openOkAt ?? 0,
         failedAt: relay?.openFailedAt ?? 0,
         lastError: relay?.lastError,
