@@ -368,6 +368,9 @@ void reset_close(int fd);
 /* ---- listen.c ---- */
 /* Accept what is waiting on a group's head (a batch at most). */
 void accept_some(struct engine *e, struct group *g);
+/* groupCreate's allow (main thread): checked entries into a new array (*out NULL, *n 0: none);
+   false with a JavaScript exception pending when they are wrong. */
+bool allow_from_js(napi_env env, napi_value v, struct allow_net **out, int *n);
 /* Is a client's address in one of the group's `allow` networks (always, with none)? */
 bool allowed(const struct group *g, const struct sockaddr_storage *ss);
 /* Listeners paused for a moment accept again. */

@@ -233,45 +233,6 @@ static napi_value engine_ref(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-/* groupCreate's allow: checked entries into a new array (*out NULL and *n 0 for none). */
-static bool allow_arg(napi_env env, napi_value v, struct allow_net **out, int *n) {
-  *out = NULL;
-  *n = 0;
-  napi_valuetype t;
-  bool is_buf = false;
-  if (napi_typeof(env, v, &t) != napi_ok) return false;
-  if (t == napi_null || t == napi_undefined) return true;
-  uint8_t *data = NULL;
-  size_t len = 0;
-  if (napi_is_buffer(env, v, &is_buf) != napi_ok || !is_buf ||
-      napi_get_buffer_info(env, v, (void **)&data, &len) != napi_ok || len % ALLOW_NET_BYTES != 0 ||
-      len / ALLOW_NET_BYTES > 4096) {
-    napi_throw_type_error(env, "EINVAL", "allow must be a Buffer of 18-byte entries (at most 4096)");
-    return false;
-  }
-  size_t count = len / ALLOW_NET_BYTES;
-  if (count == 0) return true;
-  struct allow_net *a = calloc(count, sizeof *a);
-  if (!a) {
-    wh_throw_errno(env, ENOMEM, "allow");
-    return false;
-  }
-  for (size_t i = 0; i < count; i++) {
-    const uint8_t *p = data + i * ALLOW_NET_BYTES;
-    if ((p[0] != 4 && p[0] != 6) || p[1] > (p[0] == 4 ? 32 : 128)) {
-      free(a);
-      napi_throw_range_error(env, "EINVAL", "allow: an entry's family must be 4 or 6, its prefix fit it");
-      return false;
-    }
-    a[i].family = p[0];
-    a[i].prefix = p[1];
-    memcpy(a[i].addr, p + 2, 16);
-  }
-  *out = a;
-  *n = (int)count;
-  return true;
-}
-
 static napi_value group_create(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8], handle;
@@ -301,7 +262,7 @@ static napi_value group_create(napi_env env, napi_callback_info info) {
   int nallow = 0;
   bool wake_on_data = false;
   if (argc >= 8) NAPI_CALL(env, napi_get_value_bool(env, argv[7], &wake_on_data));
-  if (argc >= 7 && !allow_arg(env, argv[6], &allow, &nallow)) return NULL;
+  if (argc >= 7 && !allow_from_js(env, argv[6], &allow, &nallow)) return NULL;
   struct group *g = calloc(1, sizeof *g);
   if (!g || (name[0] && !(g->head_name = strdup(name)))) {
     free(g);

@@ -10,9 +10,9 @@
  * it `wormhole delete`, the operator's way out) along with everything else. The limit is read
  * once per batch: an operator may raise or lower it under a running daemon (prlimit).
  *
- * A group with an `allow` list refuses a client from any other network the same way, before
- * it counts as open or accepted (so it never reaches JavaScript, a trigger, or idle's view of
- * activity), and counts it with the refused.
+ * A group with an `allow` list (checked when JavaScript makes the group: allow_from_js) refuses
+ * a client from any other network the same way, before it counts as open or accepted (so it
+ * never reaches JavaScript, a trigger, or idle's view of activity), and counts it refused.
  *
  * With `wake-on-data` a client is held unread until its first byte (conn.c): only then is it
  * counted and dialed, so a connect-and-close (a port scan, a TCP check) wakes nothing.
@@ -90,6 +90,44 @@ static int fd_ceiling(void) {
   int limit = (int)rl.rlim_cur;
   int reserve = limit / 4 < FD_RESERVE ? limit / 4 : FD_RESERVE;
   return limit - reserve;
+}
+
+bool allow_from_js(napi_env env, napi_value v, struct allow_net **out, int *n) {
+  *out = NULL;
+  *n = 0;
+  napi_valuetype t;
+  bool is_buf = false;
+  if (napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t == napi_null || t == napi_undefined) return true;
+  uint8_t *data = NULL;
+  size_t len = 0;
+  if (napi_is_buffer(env, v, &is_buf) != napi_ok || !is_buf ||
+      napi_get_buffer_info(env, v, (void **)&data, &len) != napi_ok || len % ALLOW_NET_BYTES != 0 ||
+      len / ALLOW_NET_BYTES > 4096) {
+    napi_throw_type_error(env, "EINVAL", "allow must be a Buffer of 18-byte entries (at most 4096)");
+    return false;
+  }
+  size_t count = len / ALLOW_NET_BYTES;
+  if (count == 0) return true;
+  struct allow_net *a = calloc(count, sizeof *a);
+  if (!a) {
+    wh_throw_errno(env, ENOMEM, "allow");
+    return false;
+  }
+  for (size_t i = 0; i < count; i++) {
+    const uint8_t *p = data + i * ALLOW_NET_BYTES;
+    if ((p[0] != 4 && p[0] != 6) || p[1] > (p[0] == 4 ? 32 : 128)) {
+      free(a);
+      napi_throw_range_error(env, "EINVAL", "allow: an entry's family must be 4 or 6, its prefix fit it");
+      return false;
+    }
+    a[i].family = p[0];
+    a[i].prefix = p[1];
+    memcpy(a[i].addr, p + 2, 16);
+  }
+  *out = a;
+  *n = (int)count;
+  return true;
 }
 
 bool allowed(const struct group *g, const struct sockaddr_storage *ss) {

@@ -4,7 +4,6 @@
  */
 import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
-import type { Cidr } from '../api/cidr';
 import type { SegmentInfo } from '../api/protocol';
 import { type Protocol, isStream } from '../api/url';
 import { type Disposable, DisposableStack } from '../common/disposable';
@@ -76,22 +75,16 @@ export class Segment {
   private readonly follower: ContainerFollower;
   private readonly balance: Policy;
   private readonly healthMs: number | null;
-  /** `allow`: the only networks the head takes clients from (absent: any). */
-  private readonly allow: readonly Cidr[] | undefined;
-  /** `wake-on-data`: clients count from their first byte. */
-  private readonly wakeOnData: boolean | undefined;
+  /** Which clients the head takes, and from when: `allow`, `wake-on-data`. */
+  private readonly admits: Pick<SegmentSpec, 'allow' | 'wakeOnData'>;
   private closed = false;
 
   constructor(spec: SegmentSpec, deps: SegmentDeps) {
     checkSpec(spec);
     ({ id: this.id, parent: this.parent, remote: this.remote, head: this.head } = spec);
     ({ headDraft: this.headDraft, tailDrafts: this.tailDrafts } = spec);
-    ({
-      balance: this.balance,
-      healthMs: this.healthMs,
-      allow: this.allow,
-      wakeOnData: this.wakeOnData,
-    } = spec);
+    ({ balance: this.balance, healthMs: this.healthMs } = spec);
+    this.admits = { allow: spec.allow, wakeOnData: spec.wakeOnData };
     ({ ctx: this.ctx, follower: this.follower } = deps);
     this.containers = spec.made.containers;
     this.stack.add(spec.made.scope);
@@ -199,8 +192,7 @@ export class Segment {
       id: this.id,
       ctx: this.ctx,
       warn: this.warn,
-      allow: this.allow,
-      wakeOnData: this.wakeOnData,
+      ...this.admits,
       serve: (client) => void this.serve(client),
       openUpstream: (client) => this.udp.openUpstream(client),
       retired: (relay) => this.udp.retire(relay),
