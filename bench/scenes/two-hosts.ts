@@ -1,7 +1,8 @@
 /**
  * Two test hosts (namespaces a and b joined by a veth pair, a wormhole daemon on each): the
  * plain link, a `remote` segment (TLS 1.3 PSK between the daemons), a `tunnel` segment
- * (WireGuard), the tunnel alone (to b's tunnel address, no proxy) and an `ssh -L` forward,
+ * (WireGuard; IPsec, on a pair of its own whose daemons run `--tunnel-engine ipsec`), the
+ * tunnel alone (to b's tunnel address, no proxy) and an `ssh -L` forward,
  * all measured from a to servers on b; and the control path's round trip, `wormhole ping
  * HOST` from a's daemon to b's. With `--beside`, the build
  * beside gets a pair of hosts of its own, and its rows follow each of this build's.
@@ -27,16 +28,20 @@ import {
   start,
   waitPort,
 } from '../env';
-import { throughput } from '../measure';
+import { rssMiB, throughput } from '../measure';
 import type { Row } from '../report';
 
 export interface TwoHosts {
   rows: Row[];
-  /** Median of `wormhole ping B` from a's daemon, in ms (the CLI's own figure). */
+  /** Median of `wormhole ping --json B`'s `peerMs` (a's daemon to b's), in ms. */
   peerPingMs?: number;
+  /** The first `ping B` after the daemons started: the CLI's `ms`, the channel's opening in it. */
+  peerPingFirstMs?: number;
   peerPingNote?: string;
   /** The same from the daemon of the build beside (`--beside`), on its own pair of hosts. */
-  beside?: { path: string; peerPingMs?: number; peerPingNote?: string };
+  beside?: { path: string; peerPingMs?: number; peerPingFirstMs?: number; peerPingNote?: string };
+  /** What one idle stream on the channel costs both daemons together (RSS bytes), by build. */
+  idleStreamBytes?: { path: string; bytes: number }[];
 }
 
 /**
@@ -49,35 +54,65 @@ interface HostPair {
   b: string;
   ipB: string;
   da: Daemon;
+  db: Daemon;
   iperf: number;
   echo: number;
 }
 
-async function hostsFor(build: Build): Promise<HostPair> {
-  const { a, b, ipB, da } = await hostPair(build);
+async function hostsFor(build: Build, flags: string[] = []): Promise<HostPair> {
+  const { a, b, ipB, da, db } = await hostPair(build, flags);
   const [iperf, echo] = [port(), port()];
   iperfServer(iperf, b);
   echoServer('0.0.0.0', echo, b);
   await waitPort(ipB, iperf, a);
   await waitPort(ipB, echo, a);
-  return { build, a, b, ipB, da, iperf, echo };
+  return { build, a, b, ipB, da, db, iperf, echo };
 }
 
-/** `wormhole ping B` from a's daemon: one warm-up, then the median of 5 (ms), or why not. */
-function peerPing(p: HostPair): { peerPingMs?: number; peerPingNote?: string } {
+/**
+ * `wormhole ping --json B` from a's daemon: the first after the start (the CLI's whole round
+ * trip, opening the channel), then the median of 5 of the daemons' own round trip (ms).
+ */
+function peerPing(p: HostPair): { peerPingMs?: number; peerPingFirstMs?: number; peerPingNote?: string } {
   try {
+    const once = (): { ms: number; peerMs: number } =>
+      JSON.parse(p.da.cli('ping', '--json', p.ipB)) as { ms: number; peerMs: number };
+    const first = once().ms;
     const pings: number[] = [];
-    for (let k = 0; k < 6; k++) pings.push(Number(p.da.cli('ping', p.ipB)));
-    pings.shift();
+    for (let k = 0; k < 5; k++) pings.push(once().peerMs);
     pings.sort((x, y) => x - y);
     const ms = pings[Math.floor(pings.length / 2)];
     console.error(
-      `# two hosts / ${named(p.build, 'wormhole')} ping: ${ms} ms (median of ${pings.join(', ')})`,
+      `# two hosts / ${named(p.build, 'wormhole')} ping: ${ms} ms (median of ${pings.join(', ')}), first ${first} ms`,
     );
-    return { peerPingMs: ms };
+    return { peerPingMs: ms, peerPingFirstMs: first };
   } catch (err) {
     return { peerPingNote: `failed: ${(err as Error).message.split('\n')[0]}` };
   }
+}
+
+/**
+ * `count` idle connections through the remote segment to b's echo server (each answered
+ * once, so both daemons hold their ends): the RSS both daemons gained, per stream, in bytes;
+ * or why it could not be read.
+ */
+async function idleStreams(p: HostPair, head: number, count: number): Promise<number | string> {
+  const pids = [p.da.pid, p.db.pid];
+  await sleep(500); // (what the measurements before let go of, freed)
+  const before = rssMiB(pids);
+  const r = await probeIn<{ mib: Record<number, number>; error?: string }>(p.a, [
+    'idle',
+    '127.0.0.1',
+    head,
+    count,
+    ...pids,
+  ]);
+  if (r.error !== undefined || r.mib[count] === undefined) return `idle streams: ${r.error ?? 'not read'}`;
+  const bytes = ((r.mib[count] - before) * 1024 * 1024) / count;
+  console.error(
+    `# two hosts / ${named(p.build, 'wormhole')}: ${count} idle streams, ${bytes.toFixed(0)} B each`,
+  );
+  return bytes;
 }
 
 /**
@@ -123,15 +158,18 @@ export async function twoHosts(cfg: Config, builds: Build[]): Promise<TwoHosts> 
     p.da.cli('create', 'url', `:${ri}`, ...tail(p.iperf));
     p.da.cli('create', 'url', `:${re}`, ...tail(p.echo));
     await measure(p, named(p.build, 'wormhole remote (TLS 1.3 PSK)'), '127.0.0.1', ri, re);
+    const idle = await idleStreams(p, re, cfg.quick ? 2000 : 10_000);
+    if (typeof idle === 'number')
+      out.idleStreamBytes = [
+        ...(out.idleStreamBytes ?? []),
+        { path: named(p.build, 'wormhole'), bytes: idle },
+      ];
+    else out.rows[out.rows.length - 1].notes!.push(idle);
   }
 
-  const tunnelGone = missing({ 'wireguard-go': 'wireguard-go', wg: 'wireguard-tools' });
-  for (const p of pairs) {
-    const name = named(p.build, 'wormhole tunnel (wireguard-go)');
-    if (tunnelGone) {
-      out.rows.push({ path: name, notes: [tunnelGone] });
-      continue;
-    }
+  /** A `tunnel` segment to b and the tunnel alone, through the tunnel `engine` builds. */
+  const tunnelRows = async (p: HostPair, engine: string): Promise<void> => {
+    const name = named(p.build, `wormhole tunnel (${engine})`);
     const [ti, te] = [port(), port()];
     const tail = (to: number): string[] => ['tunnel', p.ipB, 'url', `:${port()}`, 'tail', 'url', `:${to}`];
     try {
@@ -144,7 +182,7 @@ export async function twoHosts(cfg: Config, builds: Build[]): Promise<TwoHosts> 
       const [made] = JSON.parse(p.da.cli('tunnel-list', '--json')) as { remoteIp: string }[];
       await measure(
         p,
-        named(p.build, 'wormhole tunnel alone (wireguard-go, no proxy)'),
+        named(p.build, `wormhole tunnel alone (${engine}, no proxy)`),
         made.remoteIp,
         p.iperf,
         p.echo,
@@ -152,7 +190,19 @@ export async function twoHosts(cfg: Config, builds: Build[]): Promise<TwoHosts> 
     } catch (err) {
       out.rows.push({ path: name, notes: [`failed: ${(err as Error).message.split('\n')[0]}`] });
     }
+  };
+
+  const tunnelGone = missing({ 'wireguard-go': 'wireguard-go', wg: 'wireguard-tools' });
+  for (const p of pairs) {
+    if (tunnelGone)
+      out.rows.push({ path: named(p.build, 'wormhole tunnel (wireguard-go)'), notes: [tunnelGone] });
+    else await tunnelRows(p, 'wireguard-go');
   }
+  // IPsec, this build only (the original's needs kernel ESP, which these machines lack): a
+  // pair of hosts whose daemons run charon's userspace ESP
+  const ipsecGone = missing({ '/usr/lib/ipsec/charon': 'strongswan-charon', bwrap: 'bubblewrap' });
+  if (ipsecGone) out.rows.push({ path: 'wormhole tunnel (ipsec)', notes: [ipsecGone] });
+  else await tunnelRows(await hostsFor(first.build, ['--tunnel-engine', 'ipsec']), 'ipsec');
 
   const sshGone = missing({
     ssh: 'openssh-client',

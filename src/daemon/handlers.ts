@@ -5,9 +5,10 @@
  */
 import { LABEL_PREFIX, type LabelSegments } from '../segment/labels';
 import { parsePlan } from '../api/grammar';
-import type { Params } from '../api/protocol';
+import type { Params, SegmentInfo } from '../api/protocol';
 import { WormholeError } from '../common/errors';
 import { parseRunArgs } from '../docker/args';
+import { withPullProgress } from '../docker/progress';
 import type { SegmentManager } from '../segment/manager';
 import type { Peers } from '../peer';
 import { checkPeer, checkPlan } from '../trust/plan';
@@ -22,6 +23,13 @@ export interface Services {
   tunnels: TunnelService;
   /** Segments from containers' labels, once followed (after the records are built again). */
   labels?: LabelSegments;
+  /** The web view's address (null: no --ui) and the token of a key, by its name. */
+  ui: { address: string | null; token(keyName: string): string };
+}
+
+/** Every segment as `list` shows it: the manager's, and the labels' that could not be made. */
+export function segmentInfos(services: Services): SegmentInfo[] {
+  return [...services.manager.list(), ...(services.labels?.failedInfos() ?? [])];
 }
 
 /** Refuse deleting (or attaching to) a segment another key made (its owner, and admin, may). */
@@ -55,9 +63,11 @@ export function makeHandlers(services: Services): HandlerTable {
   const { manager, peers, tunnels } = services;
   return {
     ping: async ({ host }) => (host ? { peerMs: await peers.ping(host) } : {}),
-    create: async ({ actions }, key) => {
+    create: async ({ actions, progress }, key, tell) => {
       checkPlan(key, parsePlan(actions), parseRunArgs);
-      const segments = await manager.create(actions, { owner: key.name });
+      const make = () => manager.create(actions, { owner: key.name });
+      // the pulls the build waits for are told to the client, when it asked
+      const segments = await (progress ? withPullProgress(tell, make) : make());
       return { segments: segments.map((s) => ({ id: s.id, url: s.url })) };
     },
     delete: async ({ id }, key) => {
@@ -70,8 +80,8 @@ export function makeHandlers(services: Services): HandlerTable {
       checkOwner(manager, key, id, 'delete');
       return { deleted: await manager.delete(id) };
     },
-    list: async () => ({ segments: [...manager.list(), ...(services.labels?.failedInfos() ?? [])] }),
-    apply: async (params, key) => {
+    list: async () => ({ segments: segmentInfos(services) }),
+    apply: async (params, key, tell) => {
       // every plan within the key's rights, and nothing replaced or pruned that another key
       // made, before anything changes (a dry run says what would)
       for (const { id, actions } of params.segments)
@@ -85,7 +95,8 @@ export function makeHandlers(services: Services): HandlerTable {
       const preview = await manager.apply({ ...params, dryRun: true }, key.name);
       for (const { id, change } of preview.changes)
         if (change === 'changed' || change === 'deleted') checkOwner(manager, key, id, 'change');
-      return manager.apply(params, key.name);
+      const apply = () => manager.apply(params, key.name);
+      return params.progress ? withPullProgress(tell, apply) : apply();
     },
     export: async () => ({
       segments: manager
@@ -105,6 +116,7 @@ export function makeHandlers(services: Services): HandlerTable {
     },
     'tunnel-delete': async ({ host }) => ({ deleted: await tunnels.delete(host) }),
     'tunnel-list': async () => ({ tunnels: await tunnels.list() }),
+    ui: async (_params, key) => ({ address: services.ui.address, token: services.ui.token(key.name) }),
     'peer-tunnel': ({ op, data }) => tunnels.fromPeer(op, data),
   };
 }

@@ -205,6 +205,10 @@ describe('the CLI fits operators’ habits', () => {
   it('answers --json on every command that prints, errors with the daemon’s code', async () => {
     const peer = await startDaemon(suite, { key: fs.readFileSync(d.keyFile, 'utf8').trim() });
     const peerHost = peer.tcp.replace('tcp://', '');
+    // without --json, the daemons' round trip alone: one number of milliseconds
+    const text = await d.cli('ping', peerHost);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^\d+\.\d{3}\n$/);
     const url = /^tcp:\/\/127\.0\.0\.1:\d+$/;
     await make('dup');
     await make('js-a');
@@ -307,6 +311,13 @@ describe('the CLI fits operators’ habits', () => {
     }
     const refused: { args: string[]; exit: number; code: string; message: RegExp }[] = [
       {
+        // a daemon started without --ui
+        args: ['ui', '--json'],
+        exit: 1,
+        code: 'UI_OFF',
+        message: /^this daemon serves no web view: start wormholed with --ui tcp:\/\/127\.0\.0\.1:PORT/,
+      },
+      {
         args: ['delete', '--json', 'zz'],
         exit: 1,
         code: 'NOT_FOUND',
@@ -377,6 +388,7 @@ describe('the CLI fits operators’ habits', () => {
       'export',
       'peers',
       'top',
+      'ui',
       'tunnel-create',
       'tunnel-delete',
       'tunnel-list',
@@ -510,6 +522,7 @@ printf '%s\\n' "\${COMPREPLY[@]}"`,
         'export',
         'peers',
         'top',
+        'ui',
         'tunnel-create',
         'tunnel-delete',
         'tunnel-list',
