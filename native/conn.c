@@ -7,6 +7,10 @@
  *
  *   (accepted, listen.c; or given back by JavaScript, groupDial)
  *        |
+ *        | `wake-on-data` (conn_wait_data): C_WAITING first, the client unread and not yet
+ *        | counted open or active (capped on its own); its first byte (peeked, left for
+ *        | pump) goes on below; a close or an error before it ends it quietly: nothing woke
+ *        |
  *        | conn_dial: pick a tail (pick.c); none at all ----------------------> HANDOFF
  *        v
  *   C_DIALING   the upstream connects; the client is not read (no byte is taken from it
@@ -188,6 +192,8 @@ static void release_tail(struct conn *c) {
 /* End a connection: close both sockets (resetting with `rst`), report, free after this turn. */
 void conn_end(struct engine *e, struct conn *c, int err, bool rst) {
   if (c->state == C_DEAD) return;
+  /* (a client held for its first byte was never counted open, nor is its end reported) */
+  bool held = c->state == C_WAITING;
   dial_unwatch(e, c);
   for (int s = 0; s < 2; s++) {
     if (c->fd[s] < 0) continue;
@@ -202,10 +208,14 @@ void conn_end(struct engine *e, struct conn *c, int err, bool rst) {
   c->hdr = NULL;
   c->state = C_DEAD;
   unlink_conn(c);
-  release_open(c->g);
-  release_tail(c);
-  /* Without a listener in JavaScript a connection's end wakes nobody: the counters say it. */
-  if (c->g->report) emit_closed(e, c, err);
+  if (held) {
+    c->g->waiting--;
+  } else {
+    release_open(c->g);
+    release_tail(c);
+    /* Without a listener in JavaScript a connection's end wakes nobody: the counters say it. */
+    if (c->g->report) emit_closed(e, c, err);
+  }
   c->dead_next = e->dead;
   e->dead = c;
 }
@@ -342,7 +352,6 @@ struct conn *conn_new(struct engine *e, struct group *g, int client) {
   if (g->report || g->policy == B_SOURCE) note_client(c);
   if (g->policy == B_SOURCE && c->client_family)
     c->src = pick_key(c->client, c->client_family == 4 ? 4 : 16); /* not the port: one client, one tail */
-  __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
   c->next = g->conns;
   if (g->conns) g->conns->prev = c;
   g->conns = c;
@@ -445,6 +454,41 @@ void conn_dial(struct engine *e, struct conn *c) {
   conn_dial_tail(e, c, i);
 }
 
+void conn_wait_data(struct engine *e, struct group *g, int fd) {
+  if (g->waiting >= g->max) {
+    __atomic_add_fetch(&g->refused, 1, __ATOMIC_RELAXED);
+    emit(e, EV_REFUSED, g, 0, 0, 0, 0);
+    reset_close(fd);
+    return;
+  }
+  struct conn *c = conn_new(e, g, fd);
+  if (!c) {
+    reset_close(fd);
+    return;
+  }
+  c->state = C_WAITING;
+  g->waiting++;
+  if (!watch_fd(e, fd, &c->w[0])) conn_end(e, c, errno, true);
+}
+
+/* A held client is readable: its first byte (peeked: pump reads it) opens it; EOF ends it. */
+static void first_byte(struct engine *e, struct conn *c) {
+  char b;
+  ssize_t n = recv(c->fd[0], &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) return conn_end(e, c, n < 0 ? errno : 0, false); /* said nothing: nothing woke */
+  struct group *g = c->g;
+  if (!acquire_open(g)) {
+    __atomic_add_fetch(&g->refused, 1, __ATOMIC_RELAXED);
+    emit(e, EV_REFUSED, g, 0, 0, 0, 0);
+    return conn_end(e, c, 0, true);
+  }
+  g->waiting--;
+  c->state = C_DIALING;
+  __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
+  conn_dial(e, c);
+}
+
 /* The upstream of a dialing connection became writable (connected) or failed. */
 static void dial_done(struct engine *e, struct conn *c) {
   dial_unwatch(e, c);
@@ -469,6 +513,10 @@ void conn_event(struct engine *e, struct watch *w, uint32_t events) {
   struct conn *c = conn_of(w);
   int s = w->kind - W_CONN0;
   if (c->state == C_DEAD) return;
+  if (c->state == C_WAITING) {
+    if (s == 0 && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) first_byte(e, c);
+    return;
+  }
   if (c->state == C_DIALING) {
     /* the client waits unread until its upstream is there */
     if (s == 1 && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) dial_done(e, c);

@@ -115,6 +115,9 @@ static void group_close(struct engine *e, struct group *g) {
   g->ntails = 0;
   free(g->head_name);
   g->head_name = NULL;
+  free(g->allow);
+  g->allow = NULL;
+  g->nallow = 0;
   g->closing = true;
   emit(e, EV_GROUP_CLOSED, g, 0, 0, 0, 0);
   /* freed by the main thread after this turn's events are delivered */
@@ -204,6 +207,7 @@ static void run_cmd(struct engine *e, struct cmd *c) {
     break;
   case CMD_DIAL: {
     struct conn *cn = conn_new(e, g, c->arg);
+    __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
     if (!cn) {
       emit(e, EV_HANDOFF, g, c->arg, ENOMEM, 0, 0);
       break;

@@ -90,7 +90,7 @@ _Static_assert(sizeof(struct ev) == EV_DOUBLES * sizeof(double), "an event is EV
 enum group_stat {
   GS_OPEN,           /* connections open now (the engine's and those JavaScript holds) */
   GS_TOTAL,          /* connections ever accepted or acquired */
-  GS_REFUSED,        /* connections refused over the cap */
+  GS_REFUSED,        /* connections refused: over the cap, or from outside `allow` */
   GS_UP,             /* bytes client -> tail */
   GS_DOWN,           /* bytes tail -> client */
   GS_DIAL_FAILED,    /* dials that failed */
@@ -131,7 +131,7 @@ struct pipe_buf {
 };
 
 /* A connection's state (conn.c: the machine). */
-enum cstate { C_DIALING, C_OPEN, C_DEAD };
+enum cstate { C_DIALING, C_OPEN, C_DEAD, C_WAITING };
 
 /*
  * One tail: where to dial, its health (set by JavaScript's checks, through a command) and its
@@ -154,6 +154,15 @@ struct tail {
   int64_t failed;               /* dials to it that failed (atomic) */
   int64_t ok_at, failed_at;     /* ms since the epoch of the last dial that worked, failed (atomic) */
 };
+
+/* One network of a group's `allow` list (groupCreate's allow, 18 bytes each). */
+struct allow_net {
+  uint8_t family;   /* 4 or 6 */
+  uint8_t prefix;   /* how many leading bits must match */
+  uint8_t addr[16]; /* the network's address (IPv4 in the first 4 bytes) */
+};
+/* The packed size of one, as JavaScript sends it. */
+#define ALLOW_NET_BYTES 18
 
 struct group;
 struct chan;
@@ -212,6 +221,10 @@ struct group {
   uint32_t rr;                  /* the pick's cursor: round-robin's next slot */
   uint8_t policy;               /* enum balance */
   char *head_name;              /* a unix head's address as the user named it (PROXY v2), or NULL */
+  struct allow_net *allow;      /* `allow`: the only networks clients are taken from (set at create) */
+  int nallow;                   /* how many (0: any client) */
+  bool wake_on_data;            /* `wake-on-data`: a client is held unread until its first byte */
+  int32_t waiting;              /* clients held so (not yet open: capped by max on their own) */
   struct group *paused_next;    /* the engine's list of paused groups */
   /* main thread only */
   uint32_t tail_seq;            /* the number of the last groupTail command (EV_TAIL_SET's a) */
@@ -332,10 +345,13 @@ void pipe_grow(struct engine *e, struct pipe_buf *p);
 void pipe_stuck(struct engine *e, struct pipe_buf *p, bool stuck);
 
 /* ---- conn.c ---- */
-/* A connection for a client fd, in the group's list; NULL when out of memory. */
+/* A connection for a client fd, in the group's list; NULL when out of memory. The caller marks
+   the group active (g->last): a client held for its first byte is not activity yet. */
 struct conn *conn_new(struct engine *e, struct group *g, int client);
 /* Take it off its group's list. */
 void unlink_conn(struct conn *c);
+/* `wake-on-data`: hold a new client unread until it sends its first byte (C_WAITING). */
+void conn_wait_data(struct engine *e, struct group *g, int fd);
 /* Start dialing a tail for it (or hand the client back to JavaScript when there is none). */
 void conn_dial(struct engine *e, struct conn *c);
 /* Give the client back to JavaScript untouched (err: the failed dial's errno, 0: no tail). */
@@ -357,6 +373,11 @@ void reset_close(int fd);
 /* ---- listen.c ---- */
 /* Accept what is waiting on a group's head (a batch at most). */
 void accept_some(struct engine *e, struct group *g);
+/* groupCreate's allow (main thread): checked entries into a new array (*out NULL, *n 0: none);
+   false with a JavaScript exception pending when they are wrong. */
+bool allow_from_js(napi_env env, napi_value v, struct allow_net **out, int *n);
+/* Is a client's address in one of the group's `allow` networks (always, with none)? */
+bool allowed(const struct group *g, const struct sockaddr_storage *ss);
 /* Listeners paused for a moment accept again. */
 void resume_listeners(struct engine *e);
 /* A closing group taken off the paused list (it is freed after this turn). */

@@ -13,9 +13,13 @@
  *   engineStats(engine) -> {pipeGrown, pipeBudget, pipeDenied}   the pipe budget's use
  *   engineStop(engine)
  *   engineRef(engine, on)                keep the event loop alive while JavaScript waits on it
- *   groupCreate(engine, id, maxOpen, reportCloses[, headName[, dialMs]]) -> group   headName:
- *                                        a unix head's address, for a PROXY v2 header; dialMs:
- *                                        how long a tail may take to answer (0: the kernel's)
+ *   groupCreate(engine, id, maxOpen, reportCloses[, headName[, dialMs[, allow[, wakeOnData]]]])
+ *                                        -> group
+ *                                        headName: a unix head's address, for a PROXY v2
+ *                                        header; dialMs: how long a tail may take to answer (0:
+ *                                        the kernel's); allow: a Buffer of ALLOW_NET_BYTES
+ *                                        entries [family, prefix, 16 address bytes] (null: any);
+ *                                        wakeOnData: hold each client until its first byte
  *   groupListen(engine, group, fd)       the engine owns fd from now on
  *   groupUnlisten(engine, group)         stop accepting (daemon stop); connections go on
  *   groupTail(engine, group, slot, {nsFd, host, port | path, rootFd, proxy, key} | null)
@@ -230,8 +234,8 @@ static napi_value engine_ref(napi_env env, napi_callback_info info) {
 }
 
 static napi_value group_create(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6], handle;
+  size_t argc = 8;
+  napi_value argv[8], handle;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct engine *e;
   int32_t id, max;
@@ -254,12 +258,20 @@ static napi_value group_create(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
+  struct allow_net *allow = NULL;
+  int nallow = 0;
+  bool wake_on_data = false;
+  if (argc >= 8) NAPI_CALL(env, napi_get_value_bool(env, argv[7], &wake_on_data));
+  if (argc >= 7 && !allow_from_js(env, argv[6], &allow, &nallow)) return NULL;
   struct group *g = calloc(1, sizeof *g);
-  if (!g) return wh_throw_errno(env, ENOMEM, "group");
-  if (name[0] && !(g->head_name = strdup(name))) {
+  if (!g || (name[0] && !(g->head_name = strdup(name)))) {
     free(g);
+    free(allow);
     return wh_throw_errno(env, ENOMEM, "group");
   }
+  g->allow = allow;
+  g->nallow = nallow;
+  g->wake_on_data = wake_on_data;
   g->w.kind = W_LISTEN;
   g->id = id;
   g->max = max > 0 ? max : INT32_MAX;

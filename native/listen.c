@@ -10,12 +10,21 @@
  * it `wormhole delete`, the operator's way out) along with everything else. The limit is read
  * once per batch: an operator may raise or lower it under a running daemon (prlimit).
  *
+ * A group with an `allow` list (checked when JavaScript makes the group: allow_from_js) refuses
+ * a client from any other network the same way, before it counts as open or accepted (so it
+ * never reaches JavaScript, a trigger, or idle's view of activity), and counts it refused.
+ *
+ * With `wake-on-data` a client is held unread until its first byte (conn.c): only then is it
+ * counted and dialed, so a connect-and-close (a port scan, a TCP check) wakes nothing.
+ *
  * The open count is shared with JavaScript, which holds connections too (handed back, or a
  * peer's attach): it acquires and releases on the same counter (groupAcquire, groupRelease),
  * so the cap counts every open connection of the head.
  */
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -83,10 +92,78 @@ static int fd_ceiling(void) {
   return limit - reserve;
 }
 
+bool allow_from_js(napi_env env, napi_value v, struct allow_net **out, int *n) {
+  *out = NULL;
+  *n = 0;
+  napi_valuetype t;
+  bool is_buf = false;
+  if (napi_typeof(env, v, &t) != napi_ok) return false;
+  if (t == napi_null || t == napi_undefined) return true;
+  uint8_t *data = NULL;
+  size_t len = 0;
+  if (napi_is_buffer(env, v, &is_buf) != napi_ok || !is_buf ||
+      napi_get_buffer_info(env, v, (void **)&data, &len) != napi_ok || len % ALLOW_NET_BYTES != 0 ||
+      len / ALLOW_NET_BYTES > 4096) {
+    napi_throw_type_error(env, "EINVAL", "allow must be a Buffer of 18-byte entries (at most 4096)");
+    return false;
+  }
+  size_t count = len / ALLOW_NET_BYTES;
+  if (count == 0) return true;
+  struct allow_net *a = calloc(count, sizeof *a);
+  if (!a) {
+    wh_throw_errno(env, ENOMEM, "allow");
+    return false;
+  }
+  for (size_t i = 0; i < count; i++) {
+    const uint8_t *p = data + i * ALLOW_NET_BYTES;
+    if ((p[0] != 4 && p[0] != 6) || p[1] > (p[0] == 4 ? 32 : 128)) {
+      free(a);
+      napi_throw_range_error(env, "EINVAL", "allow: an entry's family must be 4 or 6, its prefix fit it");
+      return false;
+    }
+    a[i].family = p[0];
+    a[i].prefix = p[1];
+    memcpy(a[i].addr, p + 2, 16);
+  }
+  *out = a;
+  *n = (int)count;
+  return true;
+}
+
+bool allowed(const struct group *g, const struct sockaddr_storage *ss) {
+  if (g->nallow == 0) return true;
+  uint8_t family;
+  const uint8_t *a;
+  if (ss->ss_family == AF_INET) {
+    family = 4;
+    a = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+  } else if (ss->ss_family == AF_INET6) {
+    const struct in6_addr *in6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+    /* an IPv4 client of a dual-stack head is matched as the IPv4 address it is */
+    family = IN6_IS_ADDR_V4MAPPED(in6) ? 4 : 6;
+    a = family == 4 ? in6->s6_addr + 12 : in6->s6_addr;
+  } else {
+    return false; /* no address to check: not from an allowed network */
+  }
+  for (int i = 0; i < g->nallow; i++) {
+    const struct allow_net *n = &g->allow[i];
+    if (n->family != family) continue;
+    int whole = n->prefix / 8, rest = n->prefix % 8;
+    if (memcmp(n->addr, a, (size_t)whole) != 0) continue;
+    if (rest == 0) return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    if ((n->addr[whole] & mask) == (a[whole] & mask)) return true;
+  }
+  return false;
+}
+
 void accept_some(struct engine *e, struct group *g) {
   int ceiling = fd_ceiling();
   for (int i = 0; i < ACCEPT_BATCH && g->lfd >= 0; i++) {
-    int fd = accept4(g->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    ss.ss_family = AF_UNSPEC;
+    int fd = accept4(g->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= ceiling) {
       /* into the daemon's reserve: this client is turned away as if the fds had run out */
       reset_close(fd);
@@ -100,6 +177,17 @@ void accept_some(struct engine *e, struct group *g) {
       pause_listener(e, g);
       return;
     }
+    if (!allowed(g, &ss)) {
+      /* from elsewhere (`allow`): counted, no event (a scan wakes no JavaScript), a reset */
+      __atomic_add_fetch(&g->refused, 1, __ATOMIC_RELAXED);
+      reset_close(fd);
+      continue;
+    }
+    if (g->wake_on_data) {
+      nodelay(fd);
+      conn_wait_data(e, g, fd); /* counted and dialed at its first byte (conn.c) */
+      continue;
+    }
     if (!acquire_open(g)) {
       __atomic_add_fetch(&g->refused, 1, __ATOMIC_RELAXED);
       emit(e, EV_REFUSED, g, 0, 0, 0, 0);
@@ -108,6 +196,7 @@ void accept_some(struct engine *e, struct group *g) {
     }
     nodelay(fd);
     struct conn *c = conn_new(e, g, fd);
+    __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
     if (!c || !watch_fd(e, fd, &c->w[0])) {
       if (c) {
         unlink_conn(c);

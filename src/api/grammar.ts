@@ -6,6 +6,7 @@
  * the daemon both run them, so a malformed create is refused before any side effect.
  */
 import { UsageError } from '../common/errors';
+import { parseCidr } from './cidr';
 import { parseDuration } from './duration';
 import { parseUrl, type UrlParts } from './url';
 
@@ -31,6 +32,8 @@ export const VERBS = [
   'idle',
   'idle-action',
   'proxy-protocol',
+  'allow',
+  'wake-on-data',
 ] as const;
 export type Verb = (typeof VERBS)[number];
 
@@ -41,7 +44,7 @@ export interface Action {
   args: string[];
 }
 
-const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain', 'also'];
+const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain', 'also', 'wake-on-data'];
 const ONE_ARG: readonly Verb[] = [
   'id',
   'url',
@@ -54,6 +57,7 @@ const ONE_ARG: readonly Verb[] = [
   'idle',
   'idle-action',
   'proxy-protocol',
+  'allow',
 ];
 
 /** How a segment with several tails picks one (see src/proxy/balance.ts). */
@@ -148,6 +152,18 @@ export interface Plan {
    * their memory, thawed by the next connection in milliseconds).
    */
   idleAction?: IdleAction;
+  /**
+   * `allow CIDR` (repeatable, on the head): the only networks clients are taken from; the
+   * others are refused at accept (a UDP datagram dropped), counted, and wake nothing. The
+   * words as given (each checked by parseCidr).
+   */
+  allow?: string[];
+  /**
+   * `wake-on-data`: a client counts (runs the trigger, is activity for idle, reaches the
+   * tail) only once it has sent its first byte; a connect-and-close starts nothing. Only with
+   * a trigger.
+   */
+  wakeOnData?: boolean;
 }
 
 /** What idle does to a trigger's containers. */
@@ -181,8 +197,8 @@ function checkArity(verb: Verb, args: readonly string[]): void {
  * Actions -> plan tree. `tail` switches to the tail; `trigger` switches to the tail and
  * defers what follows to the first connection; `child`, `chain`, `remote`, `tunnel` and
  * `udptunnel` hand every following action to a new segment, which starts in head mode.
- * `id`, `idle` and `idle-action` are the segment's wherever they are written; `idle` needs a
- * `trigger`, `idle-action` an `idle`.
+ * `id`, `idle`, `idle-action` and `wake-on-data` are the segment's wherever they are written;
+ * `idle` and `wake-on-data` need a `trigger`, `idle-action` an `idle`.
  */
 export function parsePlan(actions: readonly Action[]): Plan {
   const plan = parseSegment(actions);
@@ -190,12 +206,25 @@ export function parsePlan(actions: readonly Action[]): Plan {
     throw new UsageError(
       'idle-action needs idle: e.g. url :3306 idle 10m idle-action pause trigger docker-run IMAGE',
     );
+  if (plan.allow && headProto(plan) === 'unix')
+    throw new UsageError('allow is for a TCP or UDP head: a unix head has no client address to check');
+  if (plan.wakeOnData && plan.trigger === null)
+    throw new UsageError(
+      'wake-on-data needs a trigger: it decides which clients run it (e.g. url :8080 wake-on-data trigger docker-run IMAGE)',
+    );
   if (plan.idle !== undefined && plan.trigger === null) {
     throw new UsageError(
       'idle needs a trigger: what the trigger runs is what idle releases (e.g. url :3306 idle 10m trigger docker-run IMAGE)',
     );
   }
   return plan;
+}
+
+/** The head's protocol, as its last head url says (undefined: none given). */
+function headProto(plan: Plan): string | undefined {
+  const urls = plan.init.filter((s) => s.op === 'url' && s.side === 'head');
+  const last = urls[urls.length - 1];
+  return last?.op === 'url' ? last.url.proto : undefined;
 }
 
 /** One segment's actions, up to its child's (which parsePlan reads on its own). */
@@ -225,6 +254,19 @@ function parseSegment(actions: readonly Action[]): Plan {
         if (!(IDLE_ACTIONS as readonly string[]).includes(args[0]))
           throw new UsageError(`idle-action "${args[0]}": expected ${IDLE_ACTIONS.join(' or ')}`);
         plan.idleAction = args[0] as IdleAction;
+        break;
+      case 'allow':
+        // who may connect is the head's question: the tail's side has no clients
+        if (side === 'tail')
+          throw new UsageError(
+            'allow sets the head: put it before "tail" (url :8080 allow 10.0.0.0/8 tail ...)',
+          );
+        parseCidr(args[0]);
+        (plan.allow ??= []).push(args[0]);
+        break;
+      case 'wake-on-data':
+        if (plan.wakeOnData) throw new UsageError('wake-on-data is given twice for one segment');
+        plan.wakeOnData = true;
         break;
       case 'url': {
         const url = parseUrl(args[0]);

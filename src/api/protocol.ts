@@ -76,7 +76,7 @@ export const segmentInfoSchema = z.object({
   /**
    * The segment's counters, kept where the bytes move (the engine, or the JavaScript mover;
    * for UDP the relay): connections (UDP: sessions, one per client address) open and in all,
-   * refused at the cap, bytes each way (up: client to tail), dial failures, and when a byte
+   * refused (at the cap, or from outside `allow`), bytes each way (up: client to tail), dial failures, and when a byte
    * last moved (ms since the epoch; null: never). UDP adds datagrams each way, those dropped
    * for want of queue room, and the bytes of datagrams held now (waiting for a session's
    * upstream, or kept to be sent again).
@@ -135,7 +135,7 @@ export const segmentInfoSchema = z.object({
       }),
     )
     .optional(),
-  /** Connections (TCP) and new sessions (UDP) refused at the daemon's per-segment caps. */
+  /** Connections (TCP) and new sessions (UDP) refused at the daemon's per-segment caps or by `allow`. */
   refused: z.number().int().optional(),
   containers: z.array(z.string()),
   /** Made from a `wormhole.NAME` label of this container: it goes with the container. */

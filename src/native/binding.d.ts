@@ -187,6 +187,9 @@ export interface NativeBinding {
    * A group; with reportCloses, every connection's end is an event (else only counted).
    * headName: a unix head's address as the user named it, for a PROXY v2 header. dialMs: how
    * long a tail may take to answer a connect before the next is tried (0: the kernel's ~2 min).
+   * allow: the only networks clients are taken from, 18 bytes each (src/api/cidr.ts packCidrs);
+   * null or empty: any. wakeOnData: each client is held unread until its first byte, and
+   * only then counted and dialed (one that closes first is forgotten).
    */
   groupCreate(
     engine: EngineHandle,
@@ -195,6 +198,8 @@ export interface NativeBinding {
     reportCloses: boolean,
     headName?: string | null,
     dialMs?: number,
+    allow?: Buffer | null,
+    wakeOnData?: boolean,
   ): GroupHandle;
   /** The engine owns the listening fd from now on. */
   groupListen(engine: EngineHandle, group: GroupHandle, fd: number): void;

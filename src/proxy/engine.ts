@@ -322,13 +322,32 @@ export class Engine {
   /**
    * A new group with a cap on open connections; `unixName`: a unix head's address as the
    * user named it (what a PROXY v2 header says the client connected to); `dialMs`: how long a
-   * tail may take to answer a connect before the next is tried.
+   * tail may take to answer a connect before the next is tried; `allow`: the only networks
+   * clients are taken from (packed, src/api/cidr.ts), the others refused at accept;
+   * `wakeOnData`: each client held unread until its first byte.
    */
-  group(maxOpen: number, unixName: string | undefined, events: GroupEvents, dialMs: number): EngineGroup {
+  group(
+    maxOpen: number,
+    unixName: string | undefined,
+    events: GroupEvents,
+    dialMs: number,
+    allow?: Buffer,
+    wakeOnData = false,
+  ): EngineGroup {
     const id = this.nextGroup++;
+    const report = events.closed !== undefined;
     const g = new EngineGroup(
       this,
-      native().groupCreate(this.handle, id, maxOpen, events.closed !== undefined, unixName ?? null, dialMs),
+      native().groupCreate(
+        this.handle,
+        id,
+        maxOpen,
+        report,
+        unixName ?? null,
+        dialMs,
+        allow ?? null,
+        wakeOnData,
+      ),
       events,
     );
     this.groups.set(id, g);

@@ -4,6 +4,7 @@
  */
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { packCidrs } from '../api/cidr';
 import { WormholeError } from '../common/errors';
 import { native } from '../native';
 import { type Policy, policyCode } from './balance';
@@ -39,6 +40,8 @@ export class EngineHead extends HeadBase {
       },
       // (a tail that drops SYNs is given up after it, not after the kernel's ~2 minutes)
       opts.dialTimeoutMs,
+      opts.allow && packCidrs(opts.allow),
+      opts.wakeOnData ?? false,
     );
     // least-conn in JavaScript reads the engine's counts, which hold every open connection
     this.tails.openElsewhere = () => this.group.tailStats().map((t) => t?.open);

@@ -11,6 +11,7 @@
  * segment as a Client, which it connects to the tail (toTail) or joins to a stream (join).
  */
 import type * as net from 'node:net';
+import type { Cidr } from '../api/cidr';
 import type { Duplex } from 'node:stream';
 import type { Policy } from './balance';
 import type { ClosedConnection, Engine, GroupStats } from './engine';
@@ -96,6 +97,13 @@ export interface HeadOptions {
    * says the client connected to (the socket's own name is a /proc/self/fd one).
    */
   unixName?: string;
+  /** `allow`: the only networks clients are taken from; the others are refused at accept. */
+  allow?: readonly Cidr[];
+  /**
+   * `wake-on-data`: a client is held unread until its first byte, and only then counted,
+   * served or given to onClient; one that closes first is forgotten.
+   */
+  wakeOnData?: boolean;
 }
 
 /**

@@ -51,7 +51,7 @@ export abstract class UdpCounters {
   abstract readonly size: number;
   /** Sessions opened since the start. */
   total = 0;
-  /** Datagrams dropped because they would have opened a session past the cap. */
+  /** Datagrams dropped because they would have opened a session past the cap, or came from elsewhere (`allow`). */
   refused = 0;
   /**
    * Datagrams dropped for want of room: past a session's or the head's queue bytes, or from a
@@ -102,6 +102,7 @@ export class UdpRelay extends UdpCounters {
    * @param onError told when a session could not be opened
    * @param maxSessions sessions at most; past it, `onRefused` is told of each dropped datagram
    * @param resendMs how long a new session's datagrams are sent again while the tail refuses them
+   * @param allowed whether a client address may open a session (`allow`); others are refused
    */
   constructor(
     private readonly head: dgram.Socket,
@@ -111,6 +112,7 @@ export class UdpRelay extends UdpCounters {
     private readonly maxSessions = Infinity,
     private readonly onRefused: (from: string) => void = () => undefined,
     private readonly resendMs = 0,
+    private readonly allowed?: (address: string) => boolean,
   ) {
     super();
     head.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
@@ -126,6 +128,11 @@ export class UdpRelay extends UdpCounters {
     const key = `${rinfo.address}|${rinfo.port}`;
     let s = this.sessions.get(key);
     if (!s) {
+      // from elsewhere (`allow`): dropped before a session opens, so no trigger runs
+      if (this.allowed && !this.allowed(rinfo.address)) {
+        this.refused++;
+        return;
+      }
       if (this.sessions.size >= this.maxSessions) {
         this.refused++;
         this.onRefused(`${rinfo.address}:${rinfo.port}`);

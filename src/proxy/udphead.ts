@@ -4,6 +4,7 @@
  * one (relisten); what the old relay counted is handed to `retired` first, so counts go on.
  */
 import type * as dgram from 'node:dgram';
+import { type Cidr, cidrMatcher } from '../api/cidr';
 import type { Head } from './head';
 import { type DatagramUpstream, UdpRelay } from './udp';
 
@@ -20,6 +21,8 @@ export interface UdpHeadOptions {
   onRefused(from: string): void;
   /** A session's upstream could not be made. */
   onSessionError(err: unknown): void;
+  /** `allow`: the only networks datagrams are taken from; the others are dropped and counted. */
+  allow?: readonly Cidr[];
   /** The socket itself failed. */
   onSocketError(err: Error): void;
   /** A relay is closed (the head closed, or moved): keep what it counted. */
@@ -52,6 +55,7 @@ export class UdpHead implements Head {
       o.maxSessions,
       (from) => o.onRefused(from),
       o.resendMs,
+      o.allow && cidrMatcher(o.allow),
     );
     this.socket = socket;
     this.fd = fd;

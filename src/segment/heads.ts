@@ -4,6 +4,7 @@
  * a UDP session opens to a local tail.
  */
 import type * as dgram from 'node:dgram';
+import type { Cidr } from '../api/cidr';
 import { errorMessage } from '../common/errors';
 import type { RateLimitedLog } from '../common/ratelog';
 import { bindUdp } from '../netns';
@@ -20,6 +21,10 @@ export interface HeadHost {
   readonly ctx: SegmentContext;
   /** Repeated warnings become one line with a count. */
   readonly warn: RateLimitedLog;
+  /** `allow`: the only networks clients are taken from (absent: any). */
+  readonly allow?: readonly Cidr[];
+  /** `wake-on-data`: a TCP client is taken at its first byte (a datagram always has one). */
+  readonly wakeOnData?: boolean;
   /** A TCP client to take to the tail. */
   serve(client: Client): void;
   /** A UDP session's upstream for a client address. */
@@ -37,6 +42,8 @@ export function openStreamHead(host: HeadHost, head: Endpoint, fd: number): TcpH
     unixName: head.proto === 'unix' ? head.path : undefined,
     maxConnections: ctx.maxConnections,
     dialTimeoutMs: ctx.dialTimeoutMs,
+    allow: host.allow,
+    wakeOnData: host.wakeOnData,
     onClient: (client) => host.serve(client),
     // each connection's end is heard of only when the log would show it
     onClosed: accessLog(
@@ -64,6 +71,7 @@ export function openUdpHead(host: HeadHost, socket: dgram.Socket, fd: number): U
     idleMs: ctx.udpIdleMs,
     maxSessions: ctx.maxUdpSessions,
     resendMs: ctx.dialTimeoutMs,
+    allow: host.allow,
     onRefused: (from) =>
       warn.warn(
         { segment: id, from, limit: ctx.maxUdpSessions },

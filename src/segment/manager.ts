@@ -6,6 +6,7 @@ import { applySegments } from './apply';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { type Action, type Plan, type Step, parsePlan } from '../api/grammar';
+import { parseCidr } from '../api/cidr';
 import type { Params, Result, SegmentInfo } from '../api/protocol';
 import type { Protocol } from '../api/url';
 import { DisposableStack } from '../common/disposable';
@@ -329,6 +330,8 @@ export class SegmentManager {
           trigger: plan.trigger,
           idleMs: plan.trigger ? plan.idle : undefined,
           idleAction: plan.idleAction,
+          allow: plan.allow?.map(parseCidr),
+          wakeOnData: plan.trigger ? plan.wakeOnData : undefined,
           made,
         },
         this.deps,

@@ -75,6 +75,8 @@ export class Segment {
   private readonly follower: ContainerFollower;
   private readonly balance: Policy;
   private readonly healthMs: number | null;
+  /** Which clients the head takes, and from when: `allow`, `wake-on-data`. */
+  private readonly admits: Pick<SegmentSpec, 'allow' | 'wakeOnData'>;
   private closed = false;
 
   constructor(spec: SegmentSpec, deps: SegmentDeps) {
@@ -82,6 +84,7 @@ export class Segment {
     ({ id: this.id, parent: this.parent, remote: this.remote, head: this.head } = spec);
     ({ headDraft: this.headDraft, tailDrafts: this.tailDrafts } = spec);
     ({ balance: this.balance, healthMs: this.healthMs } = spec);
+    this.admits = { allow: spec.allow, wakeOnData: spec.wakeOnData };
     ({ ctx: this.ctx, follower: this.follower } = deps);
     this.containers = spec.made.containers;
     this.stack.add(spec.made.scope);
@@ -189,6 +192,7 @@ export class Segment {
       id: this.id,
       ctx: this.ctx,
       warn: this.warn,
+      ...this.admits,
       serve: (client) => void this.serve(client),
       openUpstream: (client) => this.udp.openUpstream(client),
       retired: (relay) => this.udp.retire(relay),

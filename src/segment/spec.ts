@@ -2,6 +2,7 @@
  * What a segment is made from: its spec (decided by the manager before the segment exists,
  * checked when it is made), what it calls on, and where its tail is.
  */
+import type { Cidr } from '../api/cidr';
 import type { IdleAction } from '../api/grammar';
 import type { Step } from '../api/grammar';
 import type { Protocol } from '../api/url';
@@ -50,6 +51,10 @@ export interface SegmentSpec {
   idleMs?: number;
   /** What idle does to the trigger's containers (default stop). */
   idleAction?: IdleAction;
+  /** `allow`: the only networks the head takes clients from (absent: any). */
+  allow?: Cidr[];
+  /** `wake-on-data`: a client counts only from its first byte (with a trigger only). */
+  wakeOnData?: boolean;
   /** What the create-time steps made (their containers): released with the segment. */
   made: { scope: DisposableStack; containers: string[] };
 }

@@ -14,6 +14,7 @@ const TAKES_WORD = [
   'balance',
   'health',
   'idle',
+  'allow',
 ];
 
 /** Only plain words go into the script: nothing in it is ever quoted wrong. */

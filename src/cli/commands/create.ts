@@ -35,6 +35,10 @@ Actions, read left to right (see the README for the whole grammar):
                      containers are stopped, kept, and started again by the next one)
   idle-action A      with idle: stop (default) or pause (docker pause: frozen, thawed by
                      the next connection in milliseconds)
+  allow CIDR         (head, repeatable) clients only from these networks (a bare address:
+                     /32 or /128); others are reset, counted refused, and wake nothing
+  wake-on-data       with a trigger: a client counts once it sent a byte (a connect-and-
+                     close wakes nothing; not for servers that speak first)
 
 Defaults: head tcp://127.0.0.1, tail = head's protocol and port on 127.0.0.1. tcp and unix
 join each other; udp joins only udp.

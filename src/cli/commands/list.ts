@@ -117,7 +117,7 @@ One line per segment, in columns under a header (nothing at all when there is no
   LAST    how long since a byte last moved
   FAILS   dials to the tail that failed
   NOTES   error: WHY (failed), down=END:CONTAINER, refused=N (at --max-connections or
-          --max-udp-sessions), trigger=STATE in TIME (its last run, and its error),
+          --max-udp-sessions, or from outside allow), trigger=STATE in TIME (its last run, and its error),
           idle=TIME (its idle time), idled AGE ago (when it last idled), tail down (WHY),
           parent=ID, remote (made for a peer), label=CONTAINER (made from its label)
 --json prints an array with every field (see the README for their names).
