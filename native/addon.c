@@ -156,6 +156,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!wh_fdpass_init(env, exports)) return NULL;
   if (!wh_notify_init(env, exports)) return NULL;
   if (!wh_proxyproto_init(env, exports)) return NULL;
+  if (!wh_transparent_init(env, exports)) return NULL;
   return exports;
 }
 

@@ -31,6 +31,7 @@ export const VERBS = [
   'idle',
   'idle-action',
   'proxy-protocol',
+  'transparent',
 ] as const;
 export type Verb = (typeof VERBS)[number];
 
@@ -41,7 +42,7 @@ export interface Action {
   args: string[];
 }
 
-const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain', 'also'];
+const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain', 'also', 'transparent'];
 const ONE_ARG: readonly Verb[] = [
   'id',
   'url',
@@ -120,6 +121,8 @@ export type Step =
   | { op: 'docker-ns'; side: Side; container: string | null }
   | { op: 'docker-run'; side: Side; args: string[] }
   | { op: 'proxy-protocol'; side: 'tail'; version: 1 | 2 }
+  /** The tail sees the client's own address and port (src/segment/transparent.ts). */
+  | { op: 'transparent' }
   /** Another tail, from a copy of the previous one. */
   | { op: 'also' }
   /** Every running container with this label is a tail. */
@@ -241,6 +244,12 @@ function parseSegment(actions: readonly Action[]): Plan {
         if (args[0] !== 'v1' && args[0] !== 'v2')
           throw new UsageError(`proxy-protocol "${args[0]}": expected v1 or v2`);
         steps.push({ op: 'proxy-protocol', side, version: args[0] === 'v1' ? 1 : 2 });
+        break;
+      case 'transparent':
+        // how the tail is dialed: a tail setting, as proxy-protocol
+        if (side === 'head')
+          throw new UsageError('transparent sets the tail: put it after "tail" (or "trigger")');
+        steps.push({ op: 'transparent' });
         break;
       case 'docker-ns':
         if (args[0] !== undefined && !CONTAINER_PATTERN.test(args[0])) {

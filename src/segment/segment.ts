@@ -30,6 +30,7 @@ import { Trigger } from './trigger';
 import { type HeadHost, openStreamHead, openUdpHead, udpSocketTo } from './heads';
 import { carryRemote, dialRemote } from './remoteleg';
 import { PeerSessions, openPeerSession } from './udpremote';
+import { TransparentRoutesHeld, clientFor } from './transparent';
 
 /** A segment, from listening to closed. */
 export class Segment {
@@ -64,6 +65,10 @@ export class Segment {
   /** The following of the tail's container, replaced with the tail. */
   private tailFollow: Disposable | undefined;
   private tailFollowKept = false;
+  /** `transparent` (at create, or in the trigger's steps): for list. */
+  private readonly transparent: boolean;
+  /** A transparent tail's routes in its namespace (made when it is first set). */
+  private routes: TransparentRoutesHeld | undefined;
   /** False once the head stopped accepting for good (daemon stop): a restart binds nothing. */
   private listening = true;
   /** Set by accept(): the tail is set (or the trigger armed), connections are served. */
@@ -89,6 +94,8 @@ export class Segment {
     ({ balance: this.balance, healthMs: this.healthMs } = spec);
     ({ ctx: this.ctx, follower: this.follower } = deps);
     this.containers = spec.made.containers;
+    this.transparent =
+      spec.tailDrafts.some((d) => d.transparent) || (spec.trigger ?? []).some((s) => s.op === 'transparent');
     this.stack.add(spec.made.scope);
     this.warn = new RateLimitedLog(this.ctx.log);
     let resolve!: () => void;
@@ -185,7 +192,7 @@ export class Segment {
       ctx: this.ctx,
       warn: this.warn,
       serve: (client) => void this.serve(client),
-      openUpstream: (client) => this.openUdpUpstream(client),
+      openUpstream: (client, port) => this.openUdpUpstream(client, port),
       retired: (relay) => this.udpTotals.retire(relay),
       tailText: () => this.tailText(),
     };
@@ -231,10 +238,25 @@ export class Segment {
       this.tailSet = set;
       this.stack.defer(() => set.dispose());
       await set.start();
+    } else if (tail.kind === 'local' && tail.ep.transparent) {
+      // the replies' way back first: the first connection's SYN-ACK needs it
+      await this.transparentRoutes().ensure(tail.ep);
+      if (head && isStream(tail.ep.proto))
+        await head.setTail({ ...streamTarget(tail.ep), mark: this.transparentRoutes().mark });
     } else if (head && tail.kind === 'local' && isStream(tail.ep.proto)) {
       await head.setTail(streamTarget(tail.ep));
     }
     this.tail = tail;
+  }
+
+  /** The segment's transparent routes, removed with it. */
+  private transparentRoutes(): TransparentRoutesHeld {
+    if (!this.routes) {
+      const routes = new TransparentRoutesHeld(this.id, this.ctx.log);
+      this.routes = routes;
+      this.stack.defer(() => routes.release());
+    }
+    return this.routes;
   }
 
   /** Follow the container an end is in, if it is in one. */
@@ -437,7 +459,8 @@ export class Segment {
   attach(stream: Duplex, ready: (err?: unknown) => void, origin?: Origin): void {
     if (this.head.proto === 'udp') {
       this.peerSessions ??= new PeerSessions(
-        (client) => this.openUdpSocket(client),
+        // (a peer says the client's address, not its port: a transparent tail's is the kernel's pick)
+        (client) => this.openUdpSocket(client, 0),
         this.ctx.udpIdleMs,
         this.ctx.maxUdpSessions,
       );
@@ -455,7 +478,7 @@ export class Segment {
   }
 
   /** A session's upstream: a socket to a local tail, or a stream to the peer's segment. */
-  private async openUdpUpstream(client: string): Promise<DatagramUpstream> {
+  private async openUdpUpstream(client: string, port: number): Promise<DatagramUpstream> {
     await this.ensureTriggered();
     const tail = this.tail!;
     if (tail.kind === 'peer') {
@@ -465,11 +488,14 @@ export class Segment {
       };
       return openPeerSession(this.ctx.peers, tail.host, tail.id, this.ctx.dialTimeoutMs, origin);
     }
-    return this.openUdpSocket(client);
+    return this.openUdpSocket(client, port);
   }
 
-  /** A UDP socket connected to a local tail (picked for this client), made in its namespace. */
-  private async openUdpSocket(client: string): Promise<dgram.Socket> {
+  /**
+   * A UDP socket connected to a local tail (picked for this client), made in its namespace;
+   * bound to the client's own address and port for a transparent tail.
+   */
+  private async openUdpSocket(client: string, port: number): Promise<dgram.Socket> {
     await this.ensureTriggered();
     await this.tailRunning();
     const tail = this.tail!;
@@ -478,7 +504,8 @@ export class Segment {
     if (!ep || ep.proto !== 'udp') {
       throw new Error(tail.kind === 'set' ? 'no udp tail is there now' : 'a udp head needs a local udp tail');
     }
-    return udpSocketTo(ep);
+    if (!ep.transparent) return udpSocketTo(ep);
+    return udpSocketTo(ep, { host: clientFor(ep, client), port, mark: this.transparentRoutes().mark });
   }
 
   /** The segment as `list` shows it. */
@@ -495,6 +522,7 @@ export class Segment {
       tail: this.tail,
       tailSet: this.tailSet,
       tailText: this.tailText(),
+      transparent: this.transparent,
       closed: this.closed,
       down: this.down,
       triggering: this.trigger?.started ?? false,
