@@ -112,3 +112,9 @@ export async function namespaceAddress(ns: string | null): Promise<string | unde
   const all = links.flatMap((l) => l.addr_info ?? []);
   return (all.find((a) => a.family === 'inet') ?? all.find((a) => a.family === 'inet6'))?.local;
 }
+
+/** Has the namespace a default route (of the family)? Without one a tail's replies to a client have none. */
+export async function hasDefaultRoute(ns: string | null, family: 4 | 6): Promise<boolean> {
+  const { stdout } = await inNs(ns, 'ip', ['-j', `-${family}`, 'route', 'show', 'default']);
+  return (JSON.parse(stdout) as unknown[]).length > 0;
+}

@@ -11,7 +11,12 @@ import type { Plan } from '../api/grammar';
 import type { Protocol } from '../api/url';
 import { WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
-import { type TransparentRoutes, installTransparentRoutes, removeTransparentRoutes } from '../netns/policy';
+import {
+  type TransparentRoutes,
+  hasDefaultRoute,
+  installTransparentRoutes,
+  removeTransparentRoutes,
+} from '../netns/policy';
 import { type Endpoint, describe } from './endpoint';
 
 /**
@@ -112,7 +117,15 @@ export class TransparentRoutesHeld {
     const key = `${r.ns}|${r.family}`;
     let made = this.held.get(key);
     if (!made) {
-      made = installTransparentRoutes(r).then(() => r);
+      made = installTransparentRoutes(r).then(async () => {
+        // the tail's reply is routed once before the rules take it back: it needs a way out
+        if (!(await hasDefaultRoute(r.ns, r.family).catch(() => true)))
+          this.log.warn(
+            { segment: this.id, ns: r.ns },
+            "transparent: the tail's namespace has no default route, so its replies to a client outside its own subnets cannot be sent (a container has one; add one to this namespace)",
+          );
+        return r;
+      });
       this.held.set(key, made);
       made.catch(() => this.held.delete(key));
     }
