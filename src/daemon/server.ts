@@ -36,7 +36,7 @@ import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import { PSK_CIPHERS } from '../common/key';
 import type { Logger } from '../common/log';
 import { RateLimitedLog } from '../common/ratelog';
-import { native } from '../native';
+import { listenFailure, listenUnixPrivately, removeStaleSocket } from './apisocket';
 import { PENDING_LIMITS, PendingBudget, type PendingLimits } from './pending';
 import { Channel, type ChannelOptions, type PeerChannel } from '../peer/channel';
 import { EngineChannel, isEngineStream, takeOver } from '../peer/enginechannel';
@@ -221,17 +221,10 @@ export class ApiServer {
       if (fd !== undefined) server.listen({ fd }, resolve);
       else if (addr.kind === 'tcp') server.listen({ host: addr.host, port: addr.port }, resolve);
       else {
-        // Made by the addon, not by Node, whose close would unlink the path even when a
-        // successor serves on the socket; created 0600: no moment where others could connect.
-        const old = process.umask(0o177);
         try {
-          server.listen({ fd: native().listenUnix(addr.path, 511) }, resolve);
+          server.listen({ fd: listenUnixPrivately(addr.path) }, resolve);
         } catch (err) {
-          reject(
-            new WormholeError('LISTEN_FAILED', `cannot listen on unix://${addr.path}: ${errorMessage(err)}`),
-          );
-        } finally {
-          process.umask(old);
+          reject(err);
         }
       }
     });
@@ -427,10 +420,6 @@ export class ApiServer {
     );
   }
 
-  /**
-   * Stop listening and drop every API connection at once, those still in a TLS handshake
-   * included (server.close() waits for every open socket, so each is cut first).
-   */
   /** The listening sockets, by address, for a daemon taking over (this one keeps them). */
   listeningFds(): { address: string; fd: number }[] {
     // (libuv holds each listener's fd on its handle; Node has no public way to read it)
@@ -451,7 +440,11 @@ export class ApiServer {
     for (const channel of this.channels) channel.goAway();
   }
 
-  /** Stop accepting, close every connection, remove the unix socket files. */
+  /**
+   * Stop listening and drop every API connection at once, those still in a TLS handshake
+   * included (server.close() waits for every open socket, so each is cut first); remove the
+   * unix socket files.
+   */
   async close(): Promise<void> {
     this.closing = true;
     const closed = Promise.all(
@@ -470,45 +463,4 @@ function replyFailure(err: unknown): unknown {
     'REPLY_TOO_LARGE',
     `${err.message}: too much for one reply (for list: too many segments)`,
   );
-}
-
-/** Why listening failed, said so that the user knows what to change. */
-function listenFailure(err: NodeJS.ErrnoException): string {
-  if (err.code === 'EADDRINUSE') return 'address in use (is another wormholed running? use -H)';
-  if (err.code === 'EADDRNOTAVAIL') return 'not an address of this host (use -H with one of its addresses)';
-  return err.message;
-}
-
-/** A unix socket left by a daemon that died is removed; a live one is an error. */
-async function removeStaleSocket(path: string): Promise<void> {
-  const dir = path.slice(0, path.lastIndexOf('/')) || '/';
-  if (!fs.existsSync(dir))
-    throw new WormholeError(
-      'LISTEN_FAILED',
-      `cannot listen on unix://${path}: the directory ${dir} does not exist (create it, or pick another -H)`,
-    );
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket())
-    throw new WormholeError(
-      'LISTEN_FAILED',
-      `${path} exists and is not a socket: remove it or pick another -H`,
-    );
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = net.connect({ path }, () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.on('error', () => resolve(false));
-  });
-  if (live)
-    throw new WormholeError(
-      'ADDR_IN_USE',
-      `another daemon listens on unix://${path}: stop it or pick another -H`,
-    );
-  fs.unlinkSync(path);
 }

@@ -8,12 +8,13 @@
  */
 import * as fs from 'node:fs';
 import type Dockerode from 'dockerode';
-import { WormholeError, errnoCode, errorMessage } from '../common/errors';
+import { WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerLocation, ContainerRuntime, ContainerWatcher, LabelledContainer } from './runtime';
 import { type RunSpec, parseRunArgs } from './args';
 import { checkBinds, writableSources } from './binds';
-import { engineMessage, isAbort, isContainerRef, statusOf, UNREACHABLE, demuxLogs } from './engineapi';
+import { EngineClient } from './client';
+import { isContainerRef, statusOf, demuxLogs } from './engineapi';
 import { watchContainers } from './events';
 import { Images } from './images';
 
@@ -26,11 +27,8 @@ export const SEGMENT_LABEL = 'wormhole.segment';
 /** Which action of the segment ran the container (`init/2`, `trigger/0`). */
 export const STEP_LABEL = 'wormhole.step';
 
-/** The engine's socket when DOCKER_HOST is not set. */
-export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
+export { DEFAULT_DOCKER_HOST } from './client';
 
-/** How long an ordinary Engine API call may take before the engine counts as not answering. */
-const CALL_TIMEOUT_MS = 30_000;
 /** How long a stop may take: the engine's own wait is the container's stop timeout. */
 const STOP_LIMIT_MS = 10 * 60_000;
 
@@ -41,31 +39,16 @@ export interface DockerOptions {
   allowBind?: string[];
 }
 
-/** What docker-modem reads from the environment to find the engine. */
-const DOCKER_ENV = ['DOCKER_HOST', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH'] as const;
-
-function setEnv(values: Record<string, string | undefined>): void {
-  for (const [k, v] of Object.entries(values)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-}
-
 /** The daemon's container runtime: one per daemon, owned by its owner id. */
 export class Docker implements ContainerRuntime {
-  /** Where the engine is expected, for messages. */
-  readonly host: string;
-  /** Made on first use: dockerode and what it loads cost ~20 MiB a daemon that runs no container never needs. */
-  private client: Dockerode | undefined;
-  /** Why no client could be made from the environment (a malformed DOCKER_HOST, say). */
-  private clientError: string | undefined;
-  private readonly callTimeoutMs: number;
+  /** The Engine API client (src/docker/client.ts). */
+  private readonly engine: EngineClient;
   private readonly allowBind: string[];
   /** Its images, pulled through its own client, time limit, errors and log. */
   private readonly images = new Images({
-    api: () => this.api(),
-    timed: () => this.timed(),
-    failure: (err, what) => this.failure(err, what),
+    api: () => this.engine.api(),
+    timed: () => this.engine.timed(),
+    failure: (err, what) => this.engine.failure(err, what),
     log: () => this.log,
   });
   /**
@@ -80,80 +63,18 @@ export class Docker implements ContainerRuntime {
     private readonly ownerId: string,
     options: DockerOptions = {},
   ) {
-    this.host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
-    this.callTimeoutMs = options.callTimeoutMs ?? CALL_TIMEOUT_MS;
+    this.engine = new EngineClient(options.callTimeoutMs);
     this.allowBind = options.allowBind ?? [];
   }
 
-  /** DOCKER_* as they were when this runtime was made: the client, made later, reads them. */
-  private readonly env = Object.fromEntries(DOCKER_ENV.map((k) => [k, process.env[k]] as const));
-
-  /**
-   * Whether an engine may be there to ask: DOCKER_HOST names one over TCP, or the unix socket
-   * it names (or the default one) exists. Nothing is connected to.
-   */
+  /** Whether an engine may be there to ask (nothing is connected to). */
   reachableSocket(): boolean {
-    if (!this.host.startsWith('unix://')) return true;
-    return fs.existsSync(this.host.slice('unix://'.length));
+    return this.engine.reachableSocket();
   }
 
   /** Whether this run has talked to the engine (so it may have started containers). */
   get used(): boolean {
-    return this.client !== undefined || this.clientError !== undefined;
-  }
-
-  private api(): Dockerode {
-    if (!this.client && !this.clientError) {
-      // Making a client connects to nothing; it only reads DOCKER_HOST (and TLS files).
-      const now = Object.fromEntries(DOCKER_ENV.map((k) => [k, process.env[k]] as const));
-      setEnv(this.env);
-      try {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const DockerodeClass = require('dockerode') as typeof Dockerode;
-        this.client = new DockerodeClass();
-      } catch (err) {
-        this.clientError = errorMessage(err);
-      } finally {
-        setEnv(now);
-      }
-    }
-    if (!this.client) {
-      throw new WormholeError(
-        'DOCKER_UNAVAILABLE',
-        `cannot use the Docker engine at ${this.host}: ${this.clientError ?? 'no client'}`,
-      );
-    }
-    return this.client;
-  }
-
-  /** Options for an ordinary call: a time limit. */
-  private timed(): { abortSignal: AbortSignal } {
-    return { abortSignal: AbortSignal.timeout(this.callTimeoutMs) };
-  }
-
-  /** What a failed Engine API call means, as one line a user can act on. */
-  private failure(err: unknown, what: string): WormholeError {
-    if (err instanceof WormholeError) return err;
-    const code = errnoCode(err);
-    if (code === 'EACCES' || code === 'EPERM') {
-      return new WormholeError(
-        'DOCKER_UNAVAILABLE',
-        `no permission to use the Docker engine at ${this.host} (${code}): run the daemon as root`,
-      );
-    }
-    if (code && UNREACHABLE.has(code)) {
-      return new WormholeError(
-        'DOCKER_UNAVAILABLE',
-        `the Docker engine is not running at ${this.host} (${code}): start dockerd`,
-      );
-    }
-    if (isAbort(err)) {
-      return new WormholeError(
-        'DOCKER_UNAVAILABLE',
-        `the Docker engine at ${this.host} did not answer within ${this.callTimeoutMs / 1000} s (${what})`,
-      );
-    }
-    return new WormholeError('DOCKER_FAILED', `${what}: ${engineMessage(err)}`);
+    return this.engine.used;
   }
 
   /**
@@ -195,9 +116,9 @@ export class Docker implements ContainerRuntime {
   async containers(): Promise<LabelledContainer[]> {
     let found: Dockerode.ContainerInfo[];
     try {
-      found = await this.api().listContainers({ all: true, ...this.timed() });
+      found = await this.engine.api().listContainers({ all: true, ...this.engine.timed() });
     } catch (err) {
-      throw this.failure(err, 'list containers');
+      throw this.engine.failure(err, 'list containers');
     }
     return found.map((c) => ({
       id: c.Id,
@@ -211,12 +132,12 @@ export class Docker implements ContainerRuntime {
   async withLabel(label: string): Promise<ContainerLocation[]> {
     let found: Dockerode.ContainerInfo[];
     try {
-      found = await this.api().listContainers({
+      found = await this.engine.api().listContainers({
         filters: { label: [label], status: ['running'] },
-        ...this.timed(),
+        ...this.engine.timed(),
       });
     } catch (err) {
-      throw this.failure(err, `list containers labelled ${label}`);
+      throw this.engine.failure(err, `list containers labelled ${label}`);
     }
     const located = await Promise.all(found.map((c) => this.locate(c.Id).catch(() => undefined)));
     return located.filter((c): c is ContainerLocation => c !== undefined);
@@ -227,14 +148,14 @@ export class Docker implements ContainerRuntime {
    * until the returned function is called; reconnects by itself when the engine goes away.
    */
   watch(handlers: ContainerWatcher): () => void {
-    return watchContainers(() => this.api(), handlers, this.log, this.callTimeoutMs);
+    return watchContainers(() => this.engine.api(), handlers, this.log, this.engine.callTimeoutMs);
   }
 
   private async inspectRunning(container: string): Promise<{ id: string; name: string; pid: number }> {
     let info: Dockerode.ContainerInspectInfo;
     try {
       // (the engine names containers "/name"; its API wants them without the slash)
-      info = await this.api().getContainer(container.replace(/^\//, '')).inspect(this.timed());
+      info = await this.engine.api().getContainer(container.replace(/^\//, '')).inspect(this.engine.timed());
     } catch (err) {
       if (statusOf(err) === 404) {
         throw new WormholeError(
@@ -242,7 +163,7 @@ export class Docker implements ContainerRuntime {
           `container ${container} does not exist: 'docker ps' lists the running ones`,
         );
       }
-      throw this.failure(err, `inspect container ${container}`);
+      throw this.engine.failure(err, `inspect container ${container}`);
     }
     const state = info.State;
     if (state.Paused) {
@@ -309,7 +230,7 @@ export class Docker implements ContainerRuntime {
     await this.ensureImage(spec.image);
     let container: Dockerode.Container;
     try {
-      container = await this.api().createContainer({
+      container = await this.engine.api().createContainer({
         Image: spec.image,
         Cmd: spec.cmd.length > 0 ? spec.cmd : undefined,
         Env: spec.env,
@@ -322,16 +243,16 @@ export class Docker implements ContainerRuntime {
         },
         HostConfig: { Binds: spec.binds.length > 0 ? spec.binds : undefined },
         StopTimeout: spec.stopTimeout,
-        ...this.timed(),
+        ...this.engine.timed(),
       });
     } catch (err) {
-      throw this.failure(err, `create a container from ${spec.image}`);
+      throw this.engine.failure(err, `create a container from ${spec.image}`);
     }
     try {
       try {
-        await container.start(this.timed());
+        await container.start(this.engine.timed());
       } catch (err) {
-        throw this.failure(err, `start a container from ${spec.image}`);
+        throw this.engine.failure(err, `start a container from ${spec.image}`);
       }
       let nsPath: string;
       try {
@@ -370,15 +291,15 @@ export class Docker implements ContainerRuntime {
   ): Promise<{ id: string; nsPath: string } | undefined> {
     let found: Dockerode.ContainerInfo[];
     try {
-      found = await this.api().listContainers({
+      found = await this.engine.api().listContainers({
         all: true,
         filters: {
           label: [`${OWNER_LABEL}=${this.ownerId}`, `${SEGMENT_LABEL}=${segmentId}`, `${STEP_LABEL}=${step}`],
         },
-        ...this.timed(),
+        ...this.engine.timed(),
       });
     } catch (err) {
-      throw this.failure(err, 'list containers');
+      throw this.engine.failure(err, 'list containers');
     }
     for (const c of found) {
       if (c.State === 'running') {
@@ -412,15 +333,15 @@ export class Docker implements ContainerRuntime {
    */
   async start(id: string): Promise<{ id: string; nsPath: string }> {
     if (!isContainerRef(id)) throw new WormholeError('CONTAINER_NOT_FOUND', `no container ${id}`);
-    const container = this.api().getContainer(id.replace(/^\//, ''));
+    const container = this.engine.api().getContainer(id.replace(/^\//, ''));
     try {
       // a paused one (idle-action pause) is thawed: its service answers as it was, with the
       // mounts it had (nothing is mounted again, so nothing to check)
       if (await this.thawed(container)) return await this.locateStarted(id, container);
       // Docker follows a symlink in a bind's source at every start: checked again now
-      const info = await container.inspect(this.timed());
+      const info = await container.inspect(this.engine.timed());
       await this.checkBindsNow(info.HostConfig?.Binds ?? [], info.Id);
-      await container.start(this.timed());
+      await container.start(this.engine.timed());
     } catch (err) {
       if (statusOf(err) === 404) {
         throw new WormholeError(
@@ -429,16 +350,16 @@ export class Docker implements ContainerRuntime {
         );
       }
       // 304: it runs already
-      if (statusOf(err) !== 304) throw this.failure(err, `start container ${id.slice(0, 12)}`);
+      if (statusOf(err) !== 304) throw this.engine.failure(err, `start container ${id.slice(0, 12)}`);
     }
     return this.locateStarted(id, container);
   }
 
   /** Unpause `container` if it is paused; whether it was. */
   private async thawed(container: Dockerode.Container): Promise<boolean> {
-    const info = await container.inspect(this.timed());
+    const info = await container.inspect(this.engine.timed());
     if (!info.State.Paused) return false;
-    await container.unpause(this.timed());
+    await container.unpause(this.engine.timed());
     return true;
   }
 
@@ -463,12 +384,12 @@ export class Docker implements ContainerRuntime {
   async pause(id: string): Promise<void> {
     if (!isContainerRef(id)) return;
     try {
-      await this.api().getContainer(id.replace(/^\//, '')).pause(this.timed());
+      await this.engine.api().getContainer(id.replace(/^\//, '')).pause(this.engine.timed());
       this.log.info({ container: id }, 'container paused');
     } catch (err) {
       // 404: gone; 409: not running, or paused already
       if (statusOf(err) === 404 || statusOf(err) === 409) return;
-      throw this.failure(err, `pause container ${id}`);
+      throw this.engine.failure(err, `pause container ${id}`);
     }
   }
 
@@ -481,14 +402,15 @@ export class Docker implements ContainerRuntime {
     if (!isContainerRef(id)) return;
     try {
       // (no short time limit: the engine waits for the container's own stop timeout)
-      await this.api()
+      await this.engine
+        .api()
         .getContainer(id.replace(/^\//, ''))
         .stop({ abortSignal: AbortSignal.timeout(STOP_LIMIT_MS) });
       this.log.info({ container: id }, 'container stopped');
     } catch (err) {
       // 304: stopped already; 404: gone
       if (statusOf(err) === 304 || statusOf(err) === 404) return;
-      throw this.failure(err, `stop container ${id}`);
+      throw this.engine.failure(err, `stop container ${id}`);
     }
   }
 
@@ -496,13 +418,13 @@ export class Docker implements ContainerRuntime {
   async removeFor(segmentId: string): Promise<void> {
     let found: Dockerode.ContainerInfo[];
     try {
-      found = await this.api().listContainers({
+      found = await this.engine.api().listContainers({
         all: true,
         filters: { label: [`${OWNER_LABEL}=${this.ownerId}`, `${SEGMENT_LABEL}=${segmentId}`] },
-        ...this.timed(),
+        ...this.engine.timed(),
       });
     } catch (err) {
-      throw this.failure(err, 'list containers');
+      throw this.engine.failure(err, 'list containers');
     }
     await Promise.all(found.map((c) => this.remove(c.Id)));
   }
@@ -511,13 +433,13 @@ export class Docker implements ContainerRuntime {
   private async exitedAtOnce(container: Dockerode.Container, what: string): Promise<WormholeError> {
     let detail = '';
     try {
-      const info = await container.inspect(this.timed());
+      const info = await container.inspect(this.engine.timed());
       detail = ` with exit code ${info.State.ExitCode}`;
       const logs = (await container.logs({
         stdout: true,
         stderr: true,
         tail: 3,
-        ...this.timed(),
+        ...this.engine.timed(),
       })) as unknown as Buffer;
       const last = demuxLogs(logs).trim().split('\n').filter(Boolean).join(' / ');
       if (last) detail += `: ${last.slice(0, 300)}`;
@@ -533,27 +455,28 @@ export class Docker implements ContainerRuntime {
     // follow the engine's redirect elsewhere.
     if (!isContainerRef(id)) return;
     try {
-      await this.api()
+      await this.engine
+        .api()
         .getContainer(id.replace(/^\//, ''))
-        .remove({ force: true, v: true, ...this.timed() });
+        .remove({ force: true, v: true, ...this.engine.timed() });
       this.log.info({ container: id }, 'container removed');
     } catch (err) {
       // 404: already gone; 409: its removal is already under way
       if (statusOf(err) === 404 || statusOf(err) === 409) return;
-      throw this.failure(err, `remove container ${id}`);
+      throw this.engine.failure(err, `remove container ${id}`);
     }
   }
 
   /** Every container that carries this daemon's owner label, running or not. */
   private async listOwned(): Promise<Dockerode.ContainerInfo[]> {
     try {
-      return await this.api().listContainers({
+      return await this.engine.api().listContainers({
         all: true,
         filters: { label: [`${OWNER_LABEL}=${this.ownerId}`] },
-        ...this.timed(),
+        ...this.engine.timed(),
       });
     } catch (err) {
-      throw this.failure(err, 'list containers');
+      throw this.engine.failure(err, 'list containers');
     }
   }
 

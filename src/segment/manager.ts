@@ -15,12 +15,12 @@ import type { SegmentRecord } from '../store';
 import { Builds } from './builds';
 import type { SegmentContext } from './context';
 import { ChangeGate } from './gate';
-import { type Draft, type Endpoint, checkNotSelf, resolveHead, resolveTail, tailProto } from './endpoint';
+import { type Draft, resolveHead, resolveTail } from './endpoint';
 import { ContainerFollower } from './follow';
-import { confineUnixTail } from './hostunix';
 import { type Ports, SegmentKeeper } from './keeper';
-import { childId, newRecord, peerChildId, peerKey } from './records';
+import { newRecord, peerChildId } from './records';
 import { Segment } from './segment';
+import { type SpawnHost, checkOneRemoteTail, localTail, spawn } from './spawn';
 import type { SegmentDeps, Tail } from './spec';
 import {
   type StepOwner,
@@ -31,9 +31,7 @@ import {
   peerResult,
   sameRequest,
   several,
-  toDraft,
 } from './steps';
-import { checkJoin } from './streamends';
 import { checkTriggerStatically, checkUnixTails } from './tailchecks';
 import { checkTransparentPlan } from './transparent';
 
@@ -66,9 +64,16 @@ export class SegmentManager {
   private readonly deps: SegmentDeps;
   private retryTimer: NodeJS.Timeout | undefined;
   private retrying = false;
+  /** What spawning children needs of this manager (src/segment/spawn.ts). */
+  private readonly spawnHost: SpawnHost;
 
   constructor(private readonly ctx: SegmentContext) {
     this.keeper = new SegmentKeeper(ctx);
+    this.spawnHost = {
+      ctx,
+      build: (plan, id, base, parent, remote, ports) => this.build(plan, id, base, parent, remote, ports),
+      deleteTree: (id) => this.deleteTree(id),
+    };
     this.deps = {
       ctx,
       runTrigger: (s, steps, scope) => this.trigger(s, steps, scope),
@@ -331,14 +336,11 @@ export class SegmentManager {
       const created: Segment[] = [seg];
       await seg.open();
       let peerTail: Tail | undefined;
-      if (childStep) peerTail = await this.spawn(seg, childStep, head, tail, seg.stack, created, ports);
-      if (peerTail && several(tails))
-        throw new WormholeError(
-          'UNSUPPORTED',
-          'several tails (also, docker-label) are local: a remote or tunnel child is one tail',
-        );
+      if (childStep)
+        peerTail = await spawn(this.spawnHost, seg, childStep, head, tail, seg.stack, created, ports);
+      checkOneRemoteTail(peerTail, tails);
       if (plan.trigger) await checkTriggerStatically(seg, plan.trigger, this.ctx.allowUnix);
-      else await seg.setTail(peerTail ?? (await this.localTail(seg, tails, head)));
+      else await seg.setTail(peerTail ?? (await localTail(this.spawnHost, seg, tails, head)));
       this.tops.check(id);
       // the tail is set (or the trigger armed): no client finds the segment without one
       seg.accept();
@@ -357,24 +359,6 @@ export class SegmentManager {
     }
   }
 
-  /** One tail, or a set of them (several drafts, or a label's containers). */
-  private async localTail(seg: Segment, tails: readonly Draft[], head: Draft): Promise<Tail> {
-    if (several(tails)) {
-      for (const d of tails) checkJoin(seg.head.proto, tailProto(d, head), d.proxy);
-      await checkUnixTails(tails, head, this.ctx.allowUnix);
-      // none of them may be the head itself (a container's is looked up later, by the set)
-      for (const d of tails)
-        if (!d.label && !d.container) {
-          const ep = await resolveTail(d, head).catch(() => undefined); // (not there yet: looked for again)
-          if (ep) checkNotSelf(seg.head, seg.boundPort, ep);
-        }
-      return { kind: 'set', drafts: tails.map((d) => ({ ...d })), head: { ...head } };
-    }
-    const ep = confineUnixTail(await resolveTail(tails[0], head), this.ctx.allowUnix);
-    checkTail(seg.head, seg.boundPort, ep);
-    return { kind: 'local', ep };
-  }
-
   /** The first connection: run the trigger's steps from the create-time drafts. */
   private async trigger(seg: Segment, steps: Step[], scope: DisposableStack): Promise<Tail> {
     const head: Draft = { ...seg.headDraft };
@@ -383,15 +367,11 @@ export class SegmentManager {
     for (const [i, step] of steps.entries()) {
       const tail = tails[tails.length - 1];
       if (step.op === 'also') tails.push({ ...tail });
-      else if (isChildStep(step)) peerTail = await this.spawn(seg, step, head, tail, scope, []);
+      else if (isChildStep(step)) peerTail = await spawn(this.spawnHost, seg, step, head, tail, scope, []);
       else await applyStep(this.ctx.containers, seg, step, { head, tail }, scope, `trigger/${i}`);
     }
-    if (peerTail && several(tails))
-      throw new WormholeError(
-        'UNSUPPORTED',
-        'several tails (also, docker-label) are local: a remote or tunnel child is one tail',
-      );
-    return peerTail ?? (await this.localTail(seg, tails, head));
+    checkOneRemoteTail(peerTail, tails);
+    return peerTail ?? (await localTail(this.spawnHost, seg, tails, head));
   }
 
   /** Before a trigger is armed: pull its images now, so the first connection does not wait. */
@@ -399,71 +379,6 @@ export class SegmentManager {
     for (const step of steps) {
       if (step.op === 'docker-run') await this.ctx.containers.prepare(step.args);
     }
-  }
-
-  /**
-   * Create a child (local or on a peer). Returns the parent's tail when the child decides it
-   * (chain, remote, tunnel); for a plain child the parent's tail is its own draft.
-   */
-  private async spawn(
-    seg: Segment,
-    step: Step,
-    head: Draft,
-    tail: Draft,
-    scope: DisposableStack,
-    created: Segment[],
-    ports?: Ports,
-  ): Promise<Tail | undefined> {
-    if (step.op === 'child' || step.op === 'chain') {
-      const parentTail = await resolveTail(tail, head);
-      const id = childId(seg.id, step.plan);
-      const kids = await this.build(step.plan, id, toDraft(parentTail), seg.id, seg.remote, ports);
-      scope.defer(async () => void (await this.deleteTree(kids[0].id)));
-      created.push(...kids);
-      if (step.op === 'child') return undefined;
-      const childHead = kids[0].head;
-      const ep: Endpoint = { ...childHead, port: kids[0].boundPort };
-      checkNotSelf(seg.head, seg.boundPort, ep);
-      return { kind: 'local', ep };
-    }
-    if (step.op !== 'remote' && step.op !== 'tunnel' && step.op !== 'udptunnel') return undefined;
-    // the child's head on the peer: a stream (tcp, unless its own actions make it unix) or udp
-    const proto = tailProto(tail, head) === 'udp' ? 'udp' : 'tcp';
-    checkJoin(head.proto ?? 'tcp', proto, tail.proxy);
-    const port = tail.port ?? head.port ?? 0;
-    let peerHost: string | undefined;
-    if (step.op !== 'remote') {
-      const t = await this.ctx.tunnels.ensure(step.host, step.op === 'udptunnel');
-      peerHost = t.remoteIp;
-    }
-    const res = await this.ctx.peers.createChild(step.host, {
-      actions: step.actions,
-      head: { proto, port, host: peerHost },
-      key: peerKey(this.ctx.ownerId, seg.id),
-    });
-    scope.defer(() =>
-      this.ctx.peers.deleteChild(step.host, res.id).catch((err: unknown) => {
-        this.ctx.log.warn(
-          { segment: seg.id, peer: step.host, child: res.id, err: errorMessage(err) },
-          'remote child not deleted',
-        );
-      }),
-    );
-    this.ctx.log.info(
-      { segment: seg.id, peer: step.host, child: res.id, url: res.url },
-      'remote child created',
-    );
-    if (step.op === 'remote')
-      return { kind: 'peer', host: step.host, id: res.id, proto: res.proto, proxy: tail.proxy };
-    if (res.proto === 'unix')
-      throw new WormholeError(
-        'UNSUPPORTED',
-        `${step.op} needs a tcp or udp head on the peer, not unix: use remote`,
-      );
-    return {
-      kind: 'local',
-      ep: { proto: res.proto, ns: null, host: res.host, port: res.port, proxy: tail.proxy },
-    };
   }
 
   /**

@@ -43,3 +43,30 @@ export function carryRemote(
     dialTimeoutMs,
   );
 }
+
+/**
+ * A TCP client joined to peer `tail.host`'s segment: on the engine's channel when it can be,
+ * else over an attach stream (with the tail's PROXY header first, before any client byte).
+ * `ready` is told once bytes may flow; a segment closed meanwhile drops the client.
+ */
+export async function joinRemote(
+  peers: PeerLink,
+  tail: { host: string; id: string; proxy?: 1 | 2 },
+  client: Client,
+  dialTimeoutMs: number,
+  isClosed: () => boolean,
+  ready?: (err?: unknown) => void,
+): Promise<void> {
+  // the client's addresses go along: a tail on the peer may want a PROXY header
+  const origin = client.origin;
+  if (await carryRemote(peers, tail, origin, client, dialTimeoutMs)) return ready?.();
+  const stream = await dialRemote(peers, tail.host, tail.id, dialTimeoutMs, origin);
+  if (isClosed()) {
+    stream.destroy();
+    client.drop();
+    return;
+  }
+  ready?.();
+  if (tail.proxy) stream.write(proxyHeader(tail.proxy, origin));
+  client.join(stream);
+}

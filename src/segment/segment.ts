@@ -2,7 +2,6 @@
  * One segment at run time: a head that listens, a tail it connects to, and what it owns
  * (its listener, the containers it started, its children), released in reverse order.
  */
-import type * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { SegmentInfo } from '../api/protocol';
@@ -12,13 +11,11 @@ import { WormholeError, errorMessage } from '../common/errors';
 import { RateLimitedLog } from '../common/ratelog';
 import { bindUdp } from '../netns';
 import type { Client, Head, TcpHead } from '../proxy/head';
-import { type Origin, proxyHeader } from '../proxy/proxyproto';
-import type { DatagramUpstream } from '../proxy/udp';
+import type { Origin } from '../proxy/proxyproto';
 import { UdpHead } from '../proxy/udphead';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
 import { segmentInfo } from './info';
-import { UdpTotals } from './stats';
 import { TailSet } from './tailset';
 import type { Policy } from '../proxy/balance';
 import type { ContainerFollower, Side } from './follow';
@@ -27,10 +24,10 @@ import { bindStreamHead, releaseStreamHead, streamTarget } from './streamends';
 import { type SegmentDeps, type SegmentSpec, type Tail, checkSpec } from './spec';
 import { TailWait } from './tailwait';
 import { Trigger } from './trigger';
-import { type HeadHost, openStreamHead, openUdpHead, udpSocketTo } from './heads';
-import { carryRemote, dialRemote } from './remoteleg';
-import { PeerSessions, openPeerSession } from './udpremote';
-import { TransparentRoutesHeld, clientFor } from './transparent';
+import { type HeadHost, openStreamHead, openUdpHead } from './heads';
+import { joinRemote } from './remoteleg';
+import { UdpSide } from './udpside';
+import { TransparentRoutesHeld } from './transparent';
 
 /** A segment, from listening to closed. */
 export class Segment {
@@ -52,10 +49,8 @@ export class Segment {
   private udpHead: UdpHead | undefined;
   /** A unix head's socket file, as bound (removed with the segment, if still that file). */
   private headIdentity: string | undefined;
-  /** A UDP segment made for a peer: the sessions its parent carries over attach streams. */
-  private peerSessions: PeerSessions | undefined;
-  /** UDP relays closed before this one (a container restarted), for the counters. */
-  private readonly udpTotals = new UdpTotals();
+  /** A UDP segment's upstreams, its peer's sessions and its closed relays' counters. */
+  private readonly udp: UdpSide;
   /** Why the last connection could not reach the tail (for the tail's health in list). */
   private lastDialError: string | undefined;
   /** Ends whose container is not running, with the container's name for list. */
@@ -65,10 +60,8 @@ export class Segment {
   /** The following of the tail's container, replaced with the tail. */
   private tailFollow: Disposable | undefined;
   private tailFollowKept = false;
-  /** `transparent` (at create, or in the trigger's steps): for list. */
-  private readonly transparent: boolean;
-  /** A transparent tail's routes in its namespace (made when it is first set). */
-  private routes: TransparentRoutesHeld | undefined;
+  /** A transparent tail's routes in its namespace (made when it is set, removed with the segment). */
+  private readonly routes: TransparentRoutesHeld;
   /** False once the head stopped accepting for good (daemon stop): a restart binds nothing. */
   private listening = true;
   /** Set by accept(): the tail is set (or the trigger armed), connections are served. */
@@ -94,12 +87,23 @@ export class Segment {
     ({ balance: this.balance, healthMs: this.healthMs } = spec);
     ({ ctx: this.ctx, follower: this.follower } = deps);
     this.containers = spec.made.containers;
-    this.transparent =
-      spec.tailDrafts.some((d) => d.transparent) || (spec.trigger ?? []).some((s) => s.op === 'transparent');
     this.stack.add(spec.made.scope);
+    this.routes = new TransparentRoutesHeld(spec, this.ctx.log);
+    this.stack.defer(() => this.routes.release());
     this.warn = new RateLimitedLog(this.ctx.log);
     let resolve!: () => void;
     this.accepted = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+    this.udp = new UdpSide({
+      ctx: this.ctx,
+      triggered: async () => {
+        await this.ensureTriggered();
+        return this.tail ?? Promise.reject(new Error('segment has no tail'));
+      },
+      tailRunning: () => this.tailRunning(),
+      pickUdp: (client) => this.tailSet?.pickUdp(client),
+      headAddress: () => ({ host: this.head.host, port: this.boundPort }),
+      transparentMark: () => this.routes.mark,
+    });
     if (spec.trigger) {
       this.trigger = new Trigger(spec.trigger, {
         id: this.id,
@@ -162,7 +166,7 @@ export class Segment {
       this.udpHead = udpHead;
       this.boundPort = socket.address().port;
       this.stack.defer(() => udpHead.close());
-      this.stack.defer(() => this.peerSessions?.close());
+      this.stack.defer(() => this.udp.close());
     }
     const follow = this.followEnd('head', head);
     if (follow) this.stack.add(follow);
@@ -192,8 +196,8 @@ export class Segment {
       ctx: this.ctx,
       warn: this.warn,
       serve: (client) => void this.serve(client),
-      openUpstream: (client, port) => this.openUdpUpstream(client, port),
-      retired: (relay) => this.udpTotals.retire(relay),
+      openUpstream: (client, port) => this.udp.openUpstream(client, port),
+      retired: (relay) => this.udp.retire(relay),
       tailText: () => this.tailText(),
     };
   }
@@ -239,24 +243,11 @@ export class Segment {
       this.stack.defer(() => set.dispose());
       await set.start();
     } else if (tail.kind === 'local' && tail.ep.transparent) {
-      // the replies' way back first: the first connection's SYN-ACK needs it
-      await this.transparentRoutes().ensure(tail.ep);
-      if (head && isStream(tail.ep.proto))
-        await head.setTail({ ...streamTarget(tail.ep), mark: this.transparentRoutes().mark });
+      await this.routes.point(head, tail.ep);
     } else if (head && tail.kind === 'local' && isStream(tail.ep.proto)) {
       await head.setTail(streamTarget(tail.ep));
     }
     this.tail = tail;
-  }
-
-  /** The segment's transparent routes, removed with it. */
-  private transparentRoutes(): TransparentRoutesHeld {
-    if (!this.routes) {
-      const routes = new TransparentRoutesHeld(this.id, this.ctx.log);
-      this.routes = routes;
-      this.stack.defer(() => routes.release());
-    }
-    return this.routes;
   }
 
   /** Follow the container an end is in, if it is in one. */
@@ -287,7 +278,7 @@ export class Segment {
     }
     void this.tcpHead?.setTail(null); // every new connection comes to serve(), which waits
     this.udpHead?.endSessions(); // their upstream sockets are in the dead namespace
-    this.peerSessions?.endSessions();
+    this.udp.endSessions();
     this.tailBack.hold();
   }
 
@@ -388,7 +379,7 @@ export class Segment {
         activity: () => {
           const s = this.tcpHead?.stats();
           if (s) return { open: s.open, total: s.total, lastActive: s.lastActive };
-          const t = this.udpTotals.traffic(this.udpHead?.relay, this.peerSessions);
+          const t = this.udp.traffic(this.udpHead?.relay);
           return { open: 0, total: t.datagramsUp ?? 0, lastActive: t.lastActive ?? 0 };
         },
         holdTail: async () => {
@@ -406,7 +397,7 @@ export class Segment {
           this.tailSet?.dispose(); // (several tails: no more checks or following)
           this.tailSet = undefined;
           this.udpHead?.endSessions(); // the next datagram opens a session, which runs the trigger
-          this.peerSessions?.endSessions(); // (a peer's sessions too: the next attach runs it)
+          this.udp.endSessions(); // (a peer's sessions too: the next attach runs it)
           this.tailIsUp(); // nothing waits for a container that is let go
           await scope?.dispose();
         },
@@ -426,20 +417,7 @@ export class Segment {
       if (this.closed) throw new WormholeError('ABORTED', 'the segment closed');
       const tail = this.tail!;
       if (tail.kind === 'peer') {
-        // the client's addresses go along: a tail on the peer may want a PROXY header
-        const origin = client.origin;
-        // on the engine's channel the client's socket goes to the engine (remoteleg.ts)
-        if (await carryRemote(this.ctx.peers, tail, origin, client, this.ctx.dialTimeoutMs)) return ready?.();
-        const stream = await dialRemote(this.ctx.peers, tail.host, tail.id, this.ctx.dialTimeoutMs, origin);
-        if (this.closed) {
-          stream.destroy();
-          client.drop();
-          return;
-        }
-        ready?.();
-        // this segment's own tail wants one: first on the stream, before any client byte
-        if (tail.proxy) stream.write(proxyHeader(tail.proxy, origin));
-        client.join(stream);
+        await joinRemote(this.ctx.peers, tail, client, this.ctx.dialTimeoutMs, () => this.closed, ready);
       } else {
         await client.toTail(ready);
       }
@@ -458,15 +436,8 @@ export class Segment {
    */
   attach(stream: Duplex, ready: (err?: unknown) => void, origin?: Origin): void {
     if (this.head.proto === 'udp') {
-      this.peerSessions ??= new PeerSessions(
-        // (a peer says the client's address, not its port: a transparent tail's is the kernel's pick)
-        (client) => this.openUdpSocket(client, 0),
-        this.ctx.udpIdleMs,
-        this.ctx.maxUdpSessions,
-      );
       // (the client's address, as the head's side said: several tails pick by it)
-      const client = origin && 'host' in origin.src ? origin.src.host : '';
-      void this.peerSessions.serve(stream, ready, client);
+      this.udp.attach(stream, ready, origin && 'host' in origin.src ? origin.src.host : '');
       return;
     }
     const client = this.tcpHead?.adopt(stream, origin);
@@ -475,37 +446,6 @@ export class Segment {
       return;
     }
     void this.serve(client, ready);
-  }
-
-  /** A session's upstream: a socket to a local tail, or a stream to the peer's segment. */
-  private async openUdpUpstream(client: string, port: number): Promise<DatagramUpstream> {
-    await this.ensureTriggered();
-    const tail = this.tail!;
-    if (tail.kind === 'peer') {
-      const origin: Origin = {
-        src: { host: client, port: 0 },
-        dst: { host: this.head.host, port: this.boundPort },
-      };
-      return openPeerSession(this.ctx.peers, tail.host, tail.id, this.ctx.dialTimeoutMs, origin);
-    }
-    return this.openUdpSocket(client, port);
-  }
-
-  /**
-   * A UDP socket connected to a local tail (picked for this client), made in its namespace;
-   * bound to the client's own address and port for a transparent tail.
-   */
-  private async openUdpSocket(client: string, port: number): Promise<dgram.Socket> {
-    await this.ensureTriggered();
-    await this.tailRunning();
-    const tail = this.tail!;
-    const ep =
-      tail.kind === 'set' ? this.tailSet?.pickUdp(client) : tail.kind === 'local' ? tail.ep : undefined;
-    if (!ep || ep.proto !== 'udp') {
-      throw new Error(tail.kind === 'set' ? 'no udp tail is there now' : 'a udp head needs a local udp tail');
-    }
-    if (!ep.transparent) return udpSocketTo(ep);
-    return udpSocketTo(ep, { host: clientFor(ep, client), port, mark: this.transparentRoutes().mark });
   }
 
   /** The segment as `list` shows it. */
@@ -522,14 +462,14 @@ export class Segment {
       tail: this.tail,
       tailSet: this.tailSet,
       tailText: this.tailText(),
-      transparent: this.transparent,
+      transparent: this.routes.wanted,
       closed: this.closed,
       down: this.down,
       triggering: this.trigger?.started ?? false,
       idle: this.idle?.idle ?? false,
       tcp: tcp && { stats: tcp.stats(), tails: tcp.tailStats() },
       udp: {
-        traffic: this.udpTotals.traffic(relay, this.peerSessions),
+        traffic: this.udp.traffic(relay),
         okAt: relay?.openOkAt ?? 0,
         failedAt: relay?.openFailedAt ?? 0,
         lastError: relay?.lastError,

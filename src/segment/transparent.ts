@@ -7,8 +7,8 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import type { Plan } from '../api/grammar';
-import type { Protocol } from '../api/url';
+import type { Plan, Step } from '../api/grammar';
+import { type Protocol, isStream } from '../api/url';
 import { WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import {
@@ -17,7 +17,9 @@ import {
   installTransparentRoutes,
   removeTransparentRoutes,
 } from '../netns/policy';
-import { type Endpoint, describe } from './endpoint';
+import type { TcpHead } from '../proxy/head';
+import { type Draft, type Endpoint, describe } from './endpoint';
+import { streamTarget } from './streamends';
 
 /**
  * The segment's mark (and routing table): from its id, so that a daemon started again after
@@ -55,6 +57,11 @@ export function checkTransparentEnds(head: Endpoint, tail: Endpoint): void {
     );
 }
 
+/** Has a list of steps (a trigger's) `transparent` in it? */
+export function isTransparent(steps: readonly Step[] | null | undefined): boolean {
+  return (steps ?? []).some((s) => s.op === 'transparent');
+}
+
 /**
  * Refuse, at create, a plan whose `transparent` cannot be kept: several tails (each would
  * need its namespace's routes; not built), or a stream head with the JavaScript mover (it
@@ -63,7 +70,7 @@ export function checkTransparentEnds(head: Endpoint, tail: Endpoint): void {
  */
 export function checkTransparentPlan(plan: Plan, base: Protocol | undefined, engine: boolean): void {
   const steps = [...plan.init, ...(plan.trigger ?? [])];
-  if (!steps.some((s) => s.op === 'transparent')) return;
+  if (!isTransparent(steps)) return;
   let head = base ?? 'tcp';
   for (const s of plan.init) if (s.op === 'url' && s.side === 'head' && s.url.proto) head = s.url.proto;
   const stream = head !== 'udp';
@@ -92,14 +99,32 @@ export function clientFor(tail: Endpoint, client: string): string {
   return addr;
 }
 
-/** The routes a segment holds in its tail's namespaces (one, or a new one after a restart). */
+/**
+ * A segment's `transparent`: whether its plan asks for it, and the routes it holds in its
+ * tail's namespaces (one, or a new one after the tail's container restarted).
+ */
 export class TransparentRoutesHeld {
   private readonly held = new Map<string, Promise<TransparentRoutes>>();
+  private readonly id: string;
+  /** `transparent` at create, or in the trigger's steps (for list). */
+  readonly wanted: boolean;
 
   constructor(
-    private readonly id: string,
+    spec: { id: string; tailDrafts: readonly Draft[]; trigger: readonly Step[] | null },
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.id = spec.id;
+    this.wanted = spec.tailDrafts.some((d) => d.transparent) || isTransparent(spec.trigger);
+  }
+
+  /**
+   * Send the head's connections to a transparent tail: its routes first (the first
+   * connection's SYN-ACK needs them); a stream head then dials it from each client's address.
+   */
+  async point(head: TcpHead | undefined, tail: Endpoint): Promise<void> {
+    await this.ensure(tail);
+    if (head && isStream(tail.proto)) await head.setTail({ ...streamTarget(tail), mark: this.mark });
+  }
 
   /** The segment's mark. */
   get mark(): number {
