@@ -95,6 +95,12 @@ export async function acrossNamespaces(cfg: Config, builds: Build[]): Promise<Sc
 
   for (const b of builds)
     paths.push(wormholePath(b, `tcp://${ns}@127.0.0.1:${iperf}`, `tcp://${ns}@127.0.0.1:${echo}`));
+  // `transparent` (issue 21), this build only: the tail dialed from the client's own address
+  // (IP_TRANSPARENT, the segment's mark and routes in the namespace), beside the same tail
+  // dialed plainly; a transparent tail is never loopback, so both reach the veth address
+  const [vi, ve] = [`tcp://${ns}@${nsIp}:${iperf}`, `tcp://${ns}@${nsIp}:${echo}`];
+  paths.push(wormholePath(builds[0], vi, ve, [], 'wormhole (to the veth address)'));
+  paths.push(wormholePath(builds[0], vi, ve, ['transparent'], 'wormhole transparent (to the veth address)'));
 
   paths.push(
     peerPath(
@@ -129,13 +135,22 @@ export async function acrossNamespaces(cfg: Config, builds: Build[]): Promise<Sc
   return { name: 'across namespaces', paths };
 }
 
-/** wormhole's path: a daemon of `build` with two segments, to the iperf3 and echo servers' URLs. */
-function wormholePath(build: Build, iperfUrl: string, echoUrl: string): PathSpec {
+/**
+ * wormhole's path: a daemon of `build` with two segments, to the iperf3 and echo servers' URLs
+ * (`tail`: more tail actions for both; `name`: the row's, `wormhole` by default).
+ */
+function wormholePath(
+  build: Build,
+  iperfUrl: string,
+  echoUrl: string,
+  tail: string[] = [],
+  name = 'wormhole',
+): PathSpec {
   const wh = daemon(build);
   const [wi, we] = [port(), port()];
-  wh.cli('create', 'url', `:${wi}`, 'tail', 'url', iperfUrl);
-  wh.cli('create', 'url', `:${we}`, 'tail', 'url', echoUrl);
-  return { name: named(build, 'wormhole'), host: '127.0.0.1', iperf: wi, echo: we, pids: () => [wh.pid] };
+  wh.cli('create', 'url', `:${wi}`, 'tail', 'url', iperfUrl, ...tail);
+  wh.cli('create', 'url', `:${we}`, 'tail', 'url', echoUrl, ...tail);
+  return { name: named(build, name), host: '127.0.0.1', iperf: wi, echo: we, pids: () => [wh.pid] };
 }
 
 /**
