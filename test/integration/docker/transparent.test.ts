@@ -41,6 +41,17 @@ function tcpFrom(from: string, port: number): Promise<{ seen: string; local: str
   });
 }
 
+/** What an echo tail sends back of `data`, from a TCP client on `from` (an address of this host). */
+function echoFrom(from: string, port: number, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ host: from, port, localAddress: from, allowHalfOpen: true }, () => c.end(data));
+    let got = '';
+    c.on('data', (d: Buffer) => (got += d.toString()));
+    c.on('end', () => resolve(got));
+    c.on('error', reject);
+  });
+}
+
 /** What the tail answers a datagram sent from `from` (an address of this host). */
 function udpFrom(from: string, port: number): Promise<{ seen: string; local: string }> {
   return new Promise((resolve, reject) => {
@@ -123,5 +134,34 @@ describe('transparent into a container', () => {
     assert.deepEqual(rules(), [], 'no rule left');
     const mangle = sh('nsenter', `--net=/proc/${pid}/ns/net`, 'iptables', '-w', '-t', 'mangle', '-S');
     assert.doesNotMatch(mangle, /wormhole transparent/);
+  });
+
+  it("a trigger's container is dialed at its own address once it runs, its routes made then and gone with it", async () => {
+    const port = await freePort();
+    const seg = await d.create(
+      'url',
+      `tcp://0.0.0.0:${port}`,
+      'trigger',
+      'docker-run',
+      ECHO_IMAGE,
+      'transparent',
+      'url',
+      ':9001',
+    );
+    assert.equal(await echoFrom(client, port, 'through'), 'through');
+    const [info] = (
+      JSON.parse((await d.cli('list', '--json')).stdout) as {
+        id: string;
+        transparent?: boolean;
+        tail: { host: string };
+        containers: string[];
+      }[]
+    ).filter((s) => s.id === seg.id);
+    assert.equal(info.transparent, true);
+    assert.doesNotMatch(info.tail.host, /^127\./, "the container's own address, not loopback");
+    const pid = await containerPid(info.containers[0]);
+    const rules = sh('nsenter', `--net=/proc/${pid}/ns/net`, 'ip', 'rule', 'show');
+    assert.match(rules, /fwmark/);
+    assert.equal((await d.cli('delete', seg.id)).code, 0);
   });
 });

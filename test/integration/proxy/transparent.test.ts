@@ -110,43 +110,52 @@ describe('transparent: the tail sees the client', () => {
     d = await startDaemon(suite, { netns: host });
   });
 
+  /** A transparent segment of `daemon` from headPort on every address to the tail's port (tcp or udp). */
+  function transparentSegment(daemon: TestDaemon, proto: 'tcp' | 'udp', headPort: number, tailPort: number) {
+    const tail = `${proto}://${tailNs}@${tailIp}:${tailPort}`;
+    return daemon.create('url', `${proto}://0.0.0.0:${headPort}`, 'tail', 'url', tail, 'transparent');
+  }
+
+  /** Delete a segment: nothing of its routes is left in the tail's namespace. */
+  async function deleteLeavingNothing(id: string): Promise<void> {
+    assert.equal((await d.cli('delete', id)).code, 0);
+    assert.deepEqual(routesIn(tailNs), NONE, 'nothing left after delete');
+  }
+
+  /** `create WORDS transparent` is refused in one line matching `why`, and nothing is made. */
+  async function refusedInOneLine(daemon: TestDaemon, words: string[], why: RegExp): Promise<void> {
+    const r = await daemon.cli('create', ...words, 'transparent');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, why);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.equal((await daemon.cli('list')).stdout.trim(), '', 'no segment');
+    assert.deepEqual(routesIn(tailNs), NONE);
+  }
+
+  /** How many rules, routes and mangle rules the tail's namespace has of transparent segments. */
+  function counts(): number[] {
+    const r = routesIn(tailNs);
+    return [r.rules.length, r.routes.length, r.mangle.length];
+  }
+
   it('TCP: two clients from two addresses, each seen with its own address and port', async () => {
-    const seg = await d.create(
-      'url',
-      'tcp://0.0.0.0:8000',
-      'tail',
-      'url',
-      `tcp://${tailNs}@${tailIp}:7000`,
-      'transparent',
-    );
+    const seg = await transparentSegment(d, 'tcp', 8000, 7000);
     const [a, b] = clients;
     assert.equal(await socatIn(a.ns, 'TCP', a.via, 8000, 41001), `${a.ip}:41001`);
     assert.equal(await socatIn(b.ns, 'TCP', b.via, 8000, 41002), `${b.ip}:41002`);
     assert.equal(await socatIn(a.ns, 'TCP', a.via, 8000, 41003), `${a.ip}:41003`);
     const list = await d.cli('list');
     assert.match(list.stdout, new RegExp(`^${seg.id} .* transparent`, 'm'), 'list shows the mode');
-    const routes = routesIn(tailNs);
-    assert.equal(routes.rules.length, 1, routes.rules.join('\n'));
-    assert.equal(routes.routes.length, 1);
-    assert.equal(routes.mangle.length, 2);
-    assert.equal((await d.cli('delete', seg.id)).code, 0);
-    assert.deepEqual(routesIn(tailNs), NONE, 'nothing left after delete');
+    assert.deepEqual(counts(), [1, 1, 2], 'one rule, one route, two mangle rules');
+    await deleteLeavingNothing(seg.id);
   });
 
   it('UDP: two clients from two addresses, each seen with its own address and port', async () => {
-    const seg = await d.create(
-      'url',
-      'udp://0.0.0.0:8001',
-      'tail',
-      'url',
-      `udp://${tailNs}@${tailIp}:7001`,
-      'transparent',
-    );
+    const seg = await transparentSegment(d, 'udp', 8001, 7001);
     const [a, b] = clients;
     assert.equal(await socatIn(a.ns, 'UDP', a.via, 8001, 42001), `${a.ip}:42001`);
     assert.equal(await socatIn(b.ns, 'UDP', b.via, 8001, 42002), `${b.ip}:42002`);
-    assert.equal((await d.cli('delete', seg.id)).code, 0);
-    assert.deepEqual(routesIn(tailNs), NONE, 'nothing left after delete');
+    await deleteLeavingNothing(seg.id);
   });
 
   it('a plain segment beside it still sees the daemon, not the client', async () => {
@@ -158,27 +167,14 @@ describe('transparent: the tail sees the client', () => {
   });
 
   it('a daemon killed and started again leaves its routes once, and delete removes them', async () => {
-    const seg = await d.create(
-      'url',
-      'tcp://0.0.0.0:8003',
-      'tail',
-      'url',
-      `tcp://${tailNs}@${tailIp}:7000`,
-      'transparent',
-    );
+    const seg = await transparentSegment(d, 'tcp', 8003, 7000);
     await d.stop('SIGKILL');
-    assert.equal(routesIn(tailNs).rules.length, 1, 'a crash leaves them (nobody removed them)');
+    assert.deepEqual(counts(), [1, 1, 2], 'a crash leaves them (nobody removed them)');
     d = await startDaemon(suite, { netns: host, dir: d.dir });
-    const routes = routesIn(tailNs);
-    assert.deepEqual(
-      [routes.rules.length, routes.routes.length, routes.mangle.length],
-      [1, 1, 2],
-      'built again: the old ones found and replaced, not doubled',
-    );
+    assert.deepEqual(counts(), [1, 1, 2], 'built again: the old ones found and replaced, not doubled');
     const [a] = clients;
     assert.equal(await socatIn(a.ns, 'TCP', a.via, 8003, 41005), `${a.ip}:41005`);
-    assert.equal((await d.cli('delete', seg.id)).code, 0);
-    assert.deepEqual(routesIn(tailNs), NONE, 'nothing left after delete');
+    await deleteLeavingNothing(seg.id);
   });
 
   for (const [what, tail, why] of [
@@ -187,46 +183,20 @@ describe('transparent: the tail sees the client', () => {
     ['a host tail given no address (127.0.0.1)', ':7000', /loopback.*proxy-protocol/],
   ] as const) {
     it(`refuses ${what} in one line, making nothing`, async () => {
-      const r = await d.cli(
-        'create',
-        'url',
-        'tcp://0.0.0.0:8004',
-        'tail',
-        'url',
-        tail.replace('NS', tailNs),
-        'transparent',
+      await refusedInOneLine(
+        d,
+        ['url', 'tcp://0.0.0.0:8004', 'tail', 'url', tail.replace('NS', tailNs)],
+        why,
       );
-      assert.notEqual(r.code, 0);
-      assert.match(r.stderr, why);
-      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-      assert.equal((await d.cli('list')).stdout.trim(), '', 'no segment');
-      assert.deepEqual(routesIn(tailNs), NONE);
     });
   }
 
   it('the JavaScript mover relays UDP transparently, and refuses a tcp tail in one line', async (t) => {
     const js = await startDaemon(t, { netns: host, port: 9998, env: { WORMHOLE_ENGINE: 'off' } });
-    const tcp = await js.cli(
-      'create',
-      'url',
-      'tcp://0.0.0.0:8006',
-      'tail',
-      'url',
-      `tcp://${tailNs}@${tailIp}:7000`,
-      'transparent',
-    );
-    assert.notEqual(tcp.code, 0);
-    assert.match(tcp.stderr, /transparent needs the splice engine.*proxy-protocol/);
-    assert.equal(tcp.stderr.trim().split('\n').length, 1, tcp.stderr);
-    assert.equal((await js.cli('list')).stdout.trim(), '', 'no segment');
-    await js.create(
-      'url',
-      'udp://0.0.0.0:8007',
-      'tail',
-      'url',
-      `udp://${tailNs}@${tailIp}:7001`,
-      'transparent',
-    );
+    const tail = `tcp://${tailNs}@${tailIp}:7000`;
+    const words = ['url', 'tcp://0.0.0.0:8006', 'tail', 'url', tail];
+    await refusedInOneLine(js, words, /transparent needs the splice engine.*proxy-protocol/);
+    await transparentSegment(js, 'udp', 8007, 7001);
     const [a] = clients;
     assert.equal(await socatIn(a.ns, 'UDP', a.via, 8007, 42003), `${a.ip}:42003`);
     await js.stop();
