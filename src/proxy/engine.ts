@@ -161,7 +161,8 @@ export class EngineGroup {
     let given = null;
     if (tail !== null) {
       const { nsFd, host, port, path, rootFd, proxy, mark, key } = tail;
-      given = path !== undefined ? { nsFd, path, rootFd, proxy, key } : { nsFd, host, port, proxy, mark, key };
+      given =
+        path !== undefined ? { nsFd, path, rootFd, proxy, key } : { nsFd, host, port, proxy, mark, key };
     }
     const seq = native().groupTail(engine.handle, handle, slot, given);
     // (an event is awaited: the engine keeps Node's loop alive until it comes)
