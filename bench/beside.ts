@@ -193,7 +193,10 @@ export function besideFigures(r: Results, other: Build, cfg: Config): Figure[] {
       ['new conn/s', false, (x) => x.connsPerSec],
       ...LATENCY,
     ]),
-    ...paired('two hosts', ping, other, [['wormhole ping (ms)', true, (x) => x.peerPingMs]]),
+    ...paired('two hosts', ping, other, [
+      ['wormhole ping (ms)', true, (x) => x.peerPingMs],
+      ['first ping after a start (ms)', true, (x) => x.peerPingFirstMs],
+    ]),
     ...paired('restart', r.restart?.paths, other, [
       ['failed', true, (x) => x.failed],
       ['longest gap (ms)', true, (x) => x.gapMs],

@@ -3,8 +3,8 @@
     {
       "target_name": "wormhole",
       "sources": [
-        "addon.c", "nsfactory.c", "fdpass.c", "notify.c", "unixsock.c", "proxyproto.c", "transparent.c",
-        "engine.c", "conn.c", "pipes.c", "pick.c", "listen.c", "engine_napi.c",
+        "addon.c", "nsfactory.c", "nsfactory_napi.c", "fdpass.c", "notify.c", "unixsock.c", "proxyproto.c",
+        "transparent.c", "engine.c", "conn.c", "pipes.c", "pick.c", "listen.c", "engine_napi.c",
         "chan.c", "stream.c", "chan_napi.c"
       ],
       "cflags": ["-Wall", "-Wextra", "-O2", "-fvisibility=hidden"],

@@ -32,11 +32,13 @@ import type { Row } from '../report';
 
 export interface TwoHosts {
   rows: Row[];
-  /** Median of `wormhole ping B` from a's daemon, in ms (the CLI's own figure). */
+  /** Median of `wormhole ping --json B`'s `peerMs` (a's daemon to b's), in ms. */
   peerPingMs?: number;
+  /** The first `ping B` after the daemons started: the CLI's `ms`, the channel's opening in it. */
+  peerPingFirstMs?: number;
   peerPingNote?: string;
   /** The same from the daemon of the build beside (`--beside`), on its own pair of hosts. */
-  beside?: { path: string; peerPingMs?: number; peerPingNote?: string };
+  beside?: { path: string; peerPingMs?: number; peerPingFirstMs?: number; peerPingNote?: string };
 }
 
 /**
@@ -63,18 +65,23 @@ async function hostsFor(build: Build): Promise<HostPair> {
   return { build, a, b, ipB, da, iperf, echo };
 }
 
-/** `wormhole ping B` from a's daemon: one warm-up, then the median of 5 (ms), or why not. */
-function peerPing(p: HostPair): { peerPingMs?: number; peerPingNote?: string } {
+/**
+ * `wormhole ping --json B` from a's daemon: the first after the start (the CLI's whole round
+ * trip, opening the channel), then the median of 5 of the daemons' own round trip (ms).
+ */
+function peerPing(p: HostPair): { peerPingMs?: number; peerPingFirstMs?: number; peerPingNote?: string } {
   try {
+    const once = (): { ms: number; peerMs: number } =>
+      JSON.parse(p.da.cli('ping', '--json', p.ipB)) as { ms: number; peerMs: number };
+    const first = once().ms;
     const pings: number[] = [];
-    for (let k = 0; k < 6; k++) pings.push(Number(p.da.cli('ping', p.ipB)));
-    pings.shift();
+    for (let k = 0; k < 5; k++) pings.push(once().peerMs);
     pings.sort((x, y) => x - y);
     const ms = pings[Math.floor(pings.length / 2)];
     console.error(
-      `# two hosts / ${named(p.build, 'wormhole')} ping: ${ms} ms (median of ${pings.join(', ')})`,
+      `# two hosts / ${named(p.build, 'wormhole')} ping: ${ms} ms (median of ${pings.join(', ')}), first ${first} ms`,
     );
-    return { peerPingMs: ms };
+    return { peerPingMs: ms, peerPingFirstMs: first };
   } catch (err) {
     return { peerPingNote: `failed: ${(err as Error).message.split('\n')[0]}` };
   }

@@ -205,6 +205,10 @@ describe('the CLI fits operators’ habits', () => {
   it('answers --json on every command that prints, errors with the daemon’s code', async () => {
     const peer = await startDaemon(suite, { key: fs.readFileSync(d.keyFile, 'utf8').trim() });
     const peerHost = peer.tcp.replace('tcp://', '');
+    // without --json, the daemons' round trip alone: one number of milliseconds
+    const text = await d.cli('ping', peerHost);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^\d+\.\d{3}\n$/);
     const url = /^tcp:\/\/127\.0\.0\.1:\d+$/;
     await make('dup');
     await make('js-a');
