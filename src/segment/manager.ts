@@ -289,7 +289,7 @@ export class SegmentManager {
     let seg: Segment | undefined;
     try {
       // (before any step makes anything)
-      checkTransparentPlan(plan, base.proto, this.ctx.engine !== null);
+      checkTransparentPlan(plan, { base: base.proto, engine: this.ctx.engine !== null, remote });
       const head: Draft = { ...base };
       // `also` starts another tail from a copy of the one before: the last is the one set
       const tails: Draft[] = [{}];

@@ -64,19 +64,28 @@ export function isTransparent(steps: readonly Step[] | null | undefined): boolea
 
 /**
  * Refuse, at create, a plan whose `transparent` cannot be kept: several tails (each would
- * need its namespace's routes; not built), or a stream head with the JavaScript mover (it
- * does not dial from the client's address). `base`: the head's protocol before the plan's
- * URLs (a child's, from its parent's tail).
+ * need its namespace's routes; not built), a segment made for a peer (its clients are the
+ * other daemon, or its channel's streams: no client address to dial from), or a stream head
+ * with the JavaScript mover (it does not dial from the client's address). `o.base`: the
+ * head's protocol before the plan's URLs (a child's, from its parent's tail).
  */
-export function checkTransparentPlan(plan: Plan, base: Protocol | undefined, engine: boolean): void {
+export function checkTransparentPlan(
+  plan: Plan,
+  o: { base?: Protocol; engine: boolean; remote: boolean },
+): void {
   const steps = [...plan.init, ...(plan.trigger ?? [])];
   if (!isTransparent(steps)) return;
-  let head = base ?? 'tcp';
+  let head = o.base ?? 'tcp';
   for (const s of plan.init) if (s.op === 'url' && s.side === 'head' && s.url.proto) head = s.url.proto;
   const stream = head !== 'udp';
+  if (o.remote)
+    throw new WormholeError(
+      'UNSUPPORTED',
+      "transparent is for a local tail: through remote or tunnel the peer's segment sees only the daemons; use proxy-protocol v2 (it carries the client's address through)",
+    );
   if (steps.some((s) => s.op === 'also' || s.op === 'docker-label'))
     throw new WormholeError('UNSUPPORTED', 'transparent takes one tail: not with also or docker-label');
-  if (stream && !engine)
+  if (stream && !o.engine)
     throw new WormholeError(
       'UNSUPPORTED',
       'transparent needs the splice engine for tcp, and it is off here (WORMHOLE_ENGINE=off, or it could not start): use proxy-protocol v2 instead',

@@ -47,35 +47,66 @@ describe('transparent', () => {
     assert.throws(() => checkTransparentEnds(unixHead, tail('172.17.0.2')), /tcp or udp head/);
   });
 
-  it('refuses several tails, and a tcp head with the JavaScript mover (udp is its own relay)', () => {
+  it("refuses several tails, a peer's child, and a tcp head with the JavaScript mover (udp is its own relay)", () => {
     assert.throws(
       () =>
-        checkTransparentPlan(
-          plan('url :80 tail url 10.0.0.2:80 transparent also url 10.0.0.3:80'),
-          undefined,
-          true,
-        ),
+        checkTransparentPlan(plan('url :80 tail url 10.0.0.2:80 transparent also url 10.0.0.3:80'), {
+          engine: true,
+          remote: false,
+        }),
       /one tail/,
     );
     assert.throws(
-      () => checkTransparentPlan(plan('url :80 tail transparent docker-label app=web'), undefined, true),
+      () =>
+        checkTransparentPlan(plan('url :80 tail transparent docker-label app=web'), {
+          engine: true,
+          remote: false,
+        }),
       /one tail/,
     );
     assert.throws(
-      () => checkTransparentPlan(plan('url :80 tail url 10.0.0.2:80 transparent'), undefined, false),
+      () =>
+        checkTransparentPlan(plan('url :80 tail url 10.0.0.2:80 transparent'), {
+          engine: false,
+          remote: false,
+        }),
       /splice engine.*proxy-protocol/,
     );
     assert.throws(
-      () => checkTransparentPlan(plan('url :80 trigger transparent url 10.0.0.2:80'), undefined, false),
+      () =>
+        checkTransparentPlan(plan('url :80 trigger transparent url 10.0.0.2:80'), {
+          engine: false,
+          remote: false,
+        }),
       /splice engine/,
       'in the trigger too',
     );
     assert.doesNotThrow(() =>
-      checkTransparentPlan(plan('url udp://:53 tail url udp://10.0.0.2:53 transparent'), undefined, false),
+      checkTransparentPlan(plan('url udp://:53 tail url udp://10.0.0.2:53 transparent'), {
+        engine: false,
+        remote: false,
+      }),
     );
-    assert.doesNotThrow(() => checkTransparentPlan(plan('url :80 tail url 10.0.0.2:80'), undefined, false));
+    assert.doesNotThrow(() =>
+      checkTransparentPlan(plan('url :80 tail url 10.0.0.2:80'), { engine: false, remote: false }),
+    );
+    assert.throws(
+      () =>
+        checkTransparentPlan(plan('url :80 tail url 10.0.0.2:80 transparent'), {
+          engine: true,
+          remote: true,
+        }),
+      /a local tail.*proxy-protocol/,
+      "a peer's child",
+    );
     // a child's head takes its parent's protocol
-    assert.doesNotThrow(() => checkTransparentPlan(plan('tail url 10.0.0.2:53 transparent'), 'udp', false));
+    assert.doesNotThrow(() =>
+      checkTransparentPlan(plan('tail url 10.0.0.2:53 transparent'), {
+        base: 'udp',
+        engine: false,
+        remote: false,
+      }),
+    );
   });
 
   it("binds a UDP session to the client's address in the tail's family", () => {
