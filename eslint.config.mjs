@@ -17,4 +17,9 @@ export default tseslint.config(
     languageOptions: { sourceType: 'commonjs', globals: globals.node },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // the web view's page: plain scripts in a browser (graph.js is also required by the tests)
+    files: ['src/ui/static/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser, module: 'readonly' } },
+  },
 );

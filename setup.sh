@@ -41,6 +41,7 @@ packages=(
   iptables
   socat iperf3 tcpdump openssh-client openssh-server   # tests and bench peers
   tmux              # a real terminal for 'wormhole top' (test/e2e/top)
+  chromium          # a real browser, headless, for the web view's test (test/e2e/ui)
   curl              # the README's examples
   passt             # pasta: the bench's peer across namespaces (rootless Podman's port forwarder)
   mariadb-client    # the seed's 'mysql -u root -h 127.0.0.1'

@@ -257,7 +257,9 @@ const pairsUp = new Set<string>();
  * interface is named after both ends' addresses, and wireguard-go's control socket lies in
  * /var/run/wireguard whatever the namespace (with `--beside`, each build has a pair).
  */
-export async function hostPair(build: Build): Promise<{ a: string; b: string; ipB: string; da: Daemon }> {
+export async function hostPair(
+  build: Build,
+): Promise<{ a: string; b: string; ipB: string; da: Daemon; db: Daemon }> {
   let pair = withHostPair({ after: (fn) => onCleanup(() => void fn()) });
   // one that collides is removed at the end with the others
   while (pairsUp.has(pair.ipB)) pair = withHostPair({ after: (fn) => onCleanup(() => void fn()) });
@@ -266,9 +268,9 @@ export async function hostPair(build: Build): Promise<{ a: string; b: string; ip
   onCleanup(() => pairsUp.delete(ipB));
   const key = randomBytes(16).toString('hex');
   const da = daemon(build, { key, ns: a });
-  daemon(build, { key, ns: b });
+  const db = daemon(build, { key, ns: b });
   await waitPort(ipB, 9999, a);
-  return { a, b, ipB, da };
+  return { a, b, ipB, da, db };
 }
 
 let daemonRuns = 0;

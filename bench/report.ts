@@ -156,7 +156,7 @@ export interface Target {
   /** `>=` goal: value must reach it; `<=`: must not exceed it; `<`: must stay below. */
   op: '>=' | '<=' | '<';
   goal: number;
-  unit: 'x' | 'ms';
+  unit: 'x' | 'ms' | 'KiB';
   met?: boolean;
 }
 
@@ -185,8 +185,9 @@ export function target(
 export function targetsTable(targets: Target[]): string {
   const head = ['| target | measured | goal | |', '|---|---|---|---|'];
   const body = targets.map((t) => {
-    const v = t.value === undefined ? '–' : `${t.value.toFixed(2)}${t.unit === 'x' ? 'x' : ' ms'}`;
-    const goal = `${t.op} ${t.goal}${t.unit === 'x' ? 'x' : ' ms'}`;
+    const unit = t.unit === 'x' ? 'x' : ` ${t.unit}`;
+    const v = t.value === undefined ? '–' : `${t.value.toFixed(2)}${unit}`;
+    const goal = `${t.op} ${t.goal}${unit}`;
     const result = t.met === undefined ? 'not measured' : t.met ? 'met' : '**missed**';
     return `| ${t.what} | ${v} | ${goal} | ${result} |`;
   });

@@ -48,6 +48,7 @@ import { measureScenes } from './scenes/paths';
 import { restart } from './scenes/restart';
 import { tcpToUnix, udpTwoHosts } from './scenes/sockets';
 import { type TwoHosts, twoHosts } from './scenes/two-hosts';
+import { uiCost } from './scenes/ui';
 
 /** Open files this run and its children need: 10,000 idle connections are 20,000 in a proxy. */
 const NOFILE = 262144;
@@ -130,6 +131,13 @@ function issueTargets(same: Row[], across: Row[], two: TwoHosts, cold?: ColdStar
       'ms',
     ),
     target(
+      'an idle stream on the peer channel, both daemons (issue 17)',
+      two.idleStreamBytes?.[0] && two.idleStreamBytes[0].bytes / 1024,
+      '<=',
+      2,
+      'KiB',
+    ),
+    target(
       'first byte after idle paused the container (issue 21)',
       typeof cold === 'object' && cold.afterPauseMs.length > 0 ? median(cold.afterPauseMs) : undefined,
       '<',
@@ -207,6 +215,10 @@ async function main(): Promise<void> {
         console.log(
           `\n${p.path} ping between the two daemons: ${p.peerPingMs === undefined ? p.peerPingNote : `${p.peerPingMs.toFixed(2)} ms (the first after a start, through the CLI: ${p.peerPingFirstMs?.toFixed(2)} ms)`}`,
         );
+      for (const s of two.idleStreamBytes ?? [])
+        console.log(
+          `\n${s.path}: an idle stream on the peer channel costs both daemons ${(s.bytes / 1024).toFixed(2)} KiB`,
+        );
     }
 
     if (want.has('restart')) {
@@ -234,6 +246,14 @@ async function main(): Promise<void> {
         console.log(
           `| ${r.path} | ${Math.round(r.connsPerSec).toLocaleString('en-US')} | ${r.vsOneTail.toFixed(2)}x |`,
         );
+      // the web view's cost beside (this build only): the daemon with a page open and without
+      const ui = await uiCost(cfg);
+      results.uiCost = ui;
+      await stopAll();
+      console.log(`\n### The web view (issue 22): the daemon over ${cfg.seconds * 2} s, this build\n`);
+      console.log('| daemon | CPU | RSS | events |\n| --- | --- | --- | --- |');
+      for (const r of ui)
+        console.log(`| ${r.path} | ${r.cpuPercent.toFixed(1)}% | ${r.rssMiB.toFixed(1)} MiB | ${r.events} |`);
     }
 
     if (want.has('sockets')) {

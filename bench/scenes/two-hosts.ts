@@ -27,7 +27,7 @@ import {
   start,
   waitPort,
 } from '../env';
-import { throughput } from '../measure';
+import { rssMiB, throughput } from '../measure';
 import type { Row } from '../report';
 
 export interface TwoHosts {
@@ -39,6 +39,8 @@ export interface TwoHosts {
   peerPingNote?: string;
   /** The same from the daemon of the build beside (`--beside`), on its own pair of hosts. */
   beside?: { path: string; peerPingMs?: number; peerPingFirstMs?: number; peerPingNote?: string };
+  /** What one idle stream on the channel costs both daemons together (RSS bytes), by build. */
+  idleStreamBytes?: { path: string; bytes: number }[];
 }
 
 /**
@@ -51,18 +53,19 @@ interface HostPair {
   b: string;
   ipB: string;
   da: Daemon;
+  db: Daemon;
   iperf: number;
   echo: number;
 }
 
 async function hostsFor(build: Build): Promise<HostPair> {
-  const { a, b, ipB, da } = await hostPair(build);
+  const { a, b, ipB, da, db } = await hostPair(build);
   const [iperf, echo] = [port(), port()];
   iperfServer(iperf, b);
   echoServer('0.0.0.0', echo, b);
   await waitPort(ipB, iperf, a);
   await waitPort(ipB, echo, a);
-  return { build, a, b, ipB, da, iperf, echo };
+  return { build, a, b, ipB, da, db, iperf, echo };
 }
 
 /**
@@ -85,6 +88,30 @@ function peerPing(p: HostPair): { peerPingMs?: number; peerPingFirstMs?: number;
   } catch (err) {
     return { peerPingNote: `failed: ${(err as Error).message.split('\n')[0]}` };
   }
+}
+
+/**
+ * `count` idle connections through the remote segment to b's echo server (each answered
+ * once, so both daemons hold their ends): the RSS both daemons gained, per stream, in bytes;
+ * or why it could not be read.
+ */
+async function idleStreams(p: HostPair, head: number, count: number): Promise<number | string> {
+  const pids = [p.da.pid, p.db.pid];
+  await sleep(500); // (what the measurements before let go of, freed)
+  const before = rssMiB(pids);
+  const r = await probeIn<{ mib: Record<number, number>; error?: string }>(p.a, [
+    'idle',
+    '127.0.0.1',
+    head,
+    count,
+    ...pids,
+  ]);
+  if (r.error !== undefined || r.mib[count] === undefined) return `idle streams: ${r.error ?? 'not read'}`;
+  const bytes = ((r.mib[count] - before) * 1024 * 1024) / count;
+  console.error(
+    `# two hosts / ${named(p.build, 'wormhole')}: ${count} idle streams, ${bytes.toFixed(0)} B each`,
+  );
+  return bytes;
 }
 
 /**
@@ -130,6 +157,13 @@ export async function twoHosts(cfg: Config, builds: Build[]): Promise<TwoHosts> 
     p.da.cli('create', 'url', `:${ri}`, ...tail(p.iperf));
     p.da.cli('create', 'url', `:${re}`, ...tail(p.echo));
     await measure(p, named(p.build, 'wormhole remote (TLS 1.3 PSK)'), '127.0.0.1', ri, re);
+    const idle = await idleStreams(p, re, cfg.quick ? 2000 : 10_000);
+    if (typeof idle === 'number')
+      out.idleStreamBytes = [
+        ...(out.idleStreamBytes ?? []),
+        { path: named(p.build, 'wormhole'), bytes: idle },
+      ];
+    else out.rows[out.rows.length - 1].notes!.push(idle);
   }
 
   const tunnelGone = missing({ 'wireguard-go': 'wireguard-go', wg: 'wireguard-tools' });

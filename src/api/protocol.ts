@@ -289,6 +289,14 @@ export const methods = {
     params: z.object({}).strict(),
     result: z.object({ tunnels: z.array(tunnelInfoSchema) }),
   },
+  /**
+   * The web view (`wormhole ui`): where the daemon serves it (null: no --ui) and the token of
+   * the key that asks (each key its own; the key itself never goes to a browser).
+   */
+  ui: {
+    params: z.object({}).strict(),
+    result: z.object({ address: z.string().nullable(), token: z.string() }),
+  },
   /** Peer to peer tunnel negotiation (see src/tunnel). */
   'peer-tunnel': {
     params: z.object({ op: z.enum(['create', 'delete']), data: z.record(z.unknown()) }).strict(),

@@ -21,6 +21,7 @@ import { peers } from './commands/peers';
 import { ping } from './commands/ping';
 import { top } from './commands/top';
 import { tunnelCreate, tunnelDelete, tunnelList } from './commands/tunnel';
+import { ui } from './commands/ui';
 
 const GLOBAL: FlagSpec[] = [
   { names: ['-H', '--host'], value: true },
@@ -38,6 +39,7 @@ const COMMANDS: Command[] = [
   exportCommand,
   peers,
   top,
+  ui,
   tunnelCreate,
   tunnelDelete,
   tunnelList,

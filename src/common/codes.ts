@@ -141,6 +141,8 @@ export const ERROR_CODES = [
   'TUNNEL_TO_SELF',
   /** No tunnel driver (WireGuard, IPsec) is available on this host. */
   'TUNNEL_UNAVAILABLE',
+  /** The daemon serves no web view (`wormhole ui`): it was started without --ui. */
+  'UI_OFF',
   /** The CLI failed in a way it did not expect (--json output only). */
   'UNEXPECTED',
   /** A unix tail on the host's filesystem that --allow-unix does not allow (dialed as root). */

@@ -5,7 +5,7 @@
  */
 import { LABEL_PREFIX, type LabelSegments } from '../segment/labels';
 import { parsePlan } from '../api/grammar';
-import type { Params } from '../api/protocol';
+import type { Params, SegmentInfo } from '../api/protocol';
 import { WormholeError } from '../common/errors';
 import { parseRunArgs } from '../docker/args';
 import type { SegmentManager } from '../segment/manager';
@@ -22,6 +22,13 @@ export interface Services {
   tunnels: TunnelService;
   /** Segments from containers' labels, once followed (after the records are built again). */
   labels?: LabelSegments;
+  /** The web view's address (null: no --ui) and the token of a key, by its name. */
+  ui: { address: string | null; token(keyName: string): string };
+}
+
+/** Every segment as `list` shows it: the manager's, and the labels' that could not be made. */
+export function segmentInfos(services: Services): SegmentInfo[] {
+  return [...services.manager.list(), ...(services.labels?.failedInfos() ?? [])];
 }
 
 /** Refuse deleting (or attaching to) a segment another key made (its owner, and admin, may). */
@@ -70,7 +77,7 @@ export function makeHandlers(services: Services): HandlerTable {
       checkOwner(manager, key, id, 'delete');
       return { deleted: await manager.delete(id) };
     },
-    list: async () => ({ segments: [...manager.list(), ...(services.labels?.failedInfos() ?? [])] }),
+    list: async () => ({ segments: segmentInfos(services) }),
     apply: async (params, key) => {
       // every plan within the key's rights, and nothing replaced or pruned that another key
       // made, before anything changes (a dry run says what would)
@@ -105,6 +112,7 @@ export function makeHandlers(services: Services): HandlerTable {
     },
     'tunnel-delete': async ({ host }) => ({ deleted: await tunnels.delete(host) }),
     'tunnel-list': async () => ({ tunnels: await tunnels.list() }),
+    ui: async (_params, key) => ({ address: services.ui.address, token: services.ui.token(key.name) }),
     'peer-tunnel': ({ op, data }) => tunnels.fromPeer(op, data),
   };
 }

@@ -3,6 +3,7 @@
  * (or takes over from the daemon running on it), starts the API listeners, builds again the
  * segments the state directory keeps, and on SIGTERM / SIGINT closes everything and exits 0.
  */
+import * as os from 'node:os';
 import { formatDaemonAddress } from '../common/address';
 import { UsageError, WormholeError, errorMessage } from '../common/errors';
 import { DEFAULT_KEY_FILE, ensureKeyFile, readKey } from '../common/key';
@@ -16,7 +17,7 @@ import { Engine } from '../proxy/engine';
 import { SegmentManager } from '../segment/manager';
 import { SegmentStore } from '../store';
 import { TunnelService } from '../tunnel';
-import { type Services, makeAttach, makeHandlers } from './handlers';
+import { type Services, makeAttach, makeHandlers, segmentInfos } from './handlers';
 import { LabelSegments } from '../segment/labels';
 import { sdNotify } from './notify';
 import { DAEMON_USAGE, type DaemonOptions, parseDaemonOptions } from './options';
@@ -24,6 +25,8 @@ import type { MetricsServer } from './metrics';
 import { Peers } from '../peer';
 import { ApiServer } from './server';
 import { KeyRing, loadKeysFile } from '../trust/keys';
+import type { UiServer } from '../ui/server';
+import { uiToken } from '../ui/token';
 import { wireSignals } from './signals';
 import { StateDir } from './state';
 import { type Handed, TAKEOVER_SOCKET, TakeoverPoint, takeOver } from './takeover';
@@ -135,7 +138,20 @@ export async function main(argv: string[]): Promise<void> {
     });
     // taking over: no create or delete until this daemon serves (its predecessor's are shut too)
     if (handed) void manager.gate.close();
-    const services: Services = { manager, peers, tunnels };
+    const services: Services = {
+      manager,
+      peers,
+      tunnels,
+      ui: {
+        address: opts.ui ? formatDaemonAddress(opts.ui) : null,
+        token: (name) => {
+          const k = keys.all().find((x) => x.name === name);
+          // (a key dropped at a SIGHUP while its connection is open)
+          if (!k) throw new WormholeError('FORBIDDEN', `key "${name}" is no longer one of this daemon's`);
+          return uiToken(k.psk);
+        },
+      },
+    };
     const server = new ApiServer(makeHandlers(services), makeAttach(manager), keys, log, {
       maxConnections: opts.maxApiConnections,
       idleMs: opts.apiIdleMs,
@@ -159,6 +175,24 @@ export async function main(argv: string[]): Promise<void> {
       );
       await metrics.listen(opts.metrics, handed?.takeApi(metricsKey));
     }
+    // The web view; without a takeover it listens now, so that a bad --ui stops the start
+    // before any segment is built again
+    let ui: UiServer | undefined;
+    if (opts.ui) {
+      // loaded only when asked for, as the metrics are
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { UiServer: Server } = require('../ui/server') as typeof import('../ui/server');
+      ui = new Server(
+        {
+          segments: () => segmentInfos(services),
+          tunnels: () => tunnels.list(),
+          tokens: () => keys.all().map((k) => uiToken(k.psk)),
+          hostLabel: os.hostname(),
+        },
+        log,
+      );
+      if (!opts.takeover) await ui.listen(opts.ui);
+    }
 
     // The segments kept in the state directory, built again (on the handed sockets, when
     // taking over). The API listens first: a peer restarting at the same moment can reach
@@ -181,6 +215,12 @@ export async function main(argv: string[]): Promise<void> {
       log.info({ predecessor: handed.predecessor, unused }, 'took over: serving');
       handed = undefined;
     }
+    // At a takeover, the web view once the predecessor lets go of its address; a failure
+    // then is logged, not fatal: this daemon serves every segment already.
+    if (ui && opts.ui && opts.takeover)
+      await ui
+        .listen(opts.ui, true)
+        .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'no web view'));
 
     const openState = state;
     let stopping = false;
@@ -195,6 +235,7 @@ export async function main(argv: string[]): Promise<void> {
       labels?.stop(); // (the successor follows the labels now)
       server.stopAccepting();
       metrics?.close();
+      ui?.close();
       point.close(false);
       const deadline = Date.now() + opts.drainTimeoutMs;
       const timer = setInterval(() => {
@@ -240,6 +281,7 @@ export async function main(argv: string[]): Promise<void> {
         labels?.stop();
         point.close(true);
         metrics?.close();
+        ui?.close();
         await server.close().catch(() => undefined);
         // 2. Segments: connections, children, remote children; bounded, as a peer may hang.
         await withDeadline(

@@ -43,6 +43,8 @@ export interface DaemonOptions {
   retryFailedMs: number;
   /** Where Prometheus metrics are served (/metrics), if anywhere. */
   metrics?: DaemonAddress;
+  /** Where the web view is served, if anywhere (src/ui). */
+  ui?: DaemonAddress;
   /** One info line per proxied connection when it ends. */
   accessLog: boolean;
   /** Follow containers' `wormhole.NAME=PLAN` labels (src/segment/labels.ts). */
@@ -103,6 +105,9 @@ export const DAEMON_USAGE = `usage: wormholed [flags]
   --api-idle S       seconds an API connection may send no request (default 30)
   --metrics ADDR     serve Prometheus metrics at http://HOST:PORT/metrics, ADDR being
                      tcp://HOST:PORT (plain HTTP: keep it on a private address)
+  --ui ADDR          serve the web view (a live drawing of the segments) at ADDR,
+                     tcp://127.0.0.1:PORT or unix:///PATH; 'wormhole ui' prints its
+                     address with a token
   --no-access-log    no info line per proxied connection
   --labels           make segments from containers' wormhole.NAME=PLAN labels (one
                      daemon per Docker engine should: each would make them)
@@ -139,6 +144,7 @@ const SPECS: FlagSpec[] = [
   { names: ['--api-idle'], value: true },
   { names: ['--retry-failed'], value: true },
   { names: ['--metrics'], value: true },
+  { names: ['--ui'], value: true },
   { names: ['--no-access-log'], value: false },
   { names: ['--labels'], value: false },
   { names: ['--takeover'], value: false },
@@ -185,6 +191,22 @@ function metricsAddress(text: string | undefined): DaemonAddress | undefined {
   if (a.kind !== 'tcp' || !/:\d{1,5}$/.test(text))
     throw new UsageError(
       `--metrics "${text}" is not a TCP address with a port: give tcp://HOST:PORT, e.g. tcp://127.0.0.1:9101`,
+    );
+  return a;
+}
+
+/** --ui: a TCP address with a port, or a unix socket's absolute path. */
+function uiAddress(text: string | undefined): DaemonAddress | undefined {
+  if (text === undefined) return undefined;
+  let a: DaemonAddress;
+  try {
+    a = parseDaemonAddress(text);
+  } catch (e) {
+    throw e instanceof UsageError ? new UsageError(`--ui ${e.message}`) : e;
+  }
+  if (a.kind === 'tcp' && !/:\d{1,5}$/.test(text))
+    throw new UsageError(
+      `--ui "${text}" has no port: give tcp://127.0.0.1:PORT (or unix:///PATH), e.g. tcp://127.0.0.1:9180`,
     );
   return a;
 }
@@ -252,6 +274,7 @@ export function parseDaemonOptions(argv: readonly string[], env = process.env): 
     ),
     apiIdleMs: secondsFlag(flagValue(p, '--api-idle', '30'), '--api-idle'),
     metrics: metricsAddress(flagValue(p, '--metrics')),
+    ui: uiAddress(flagValue(p, '--ui')),
     accessLog: !p.values.has('--no-access-log'),
     labels: p.values.has('--labels'),
     retryFailedMs: secondsFlag(flagValue(p, '--retry-failed', '30'), '--retry-failed'),

@@ -202,6 +202,11 @@ export class KeyRing {
     return this.byIdentity.get(identity);
   }
 
+  /** Every key: -K's first. */
+  all(): Key[] {
+    return [this.admin, ...this.byIdentity.values()];
+  }
+
   /** How many keys besides -K's. */
   get size(): number {
     return this.byIdentity.size;

@@ -43,6 +43,7 @@ export const READ_ONLY_METHODS: ReadonlySet<Method> = new Set<Method>([
   'export',
   'peers',
   'tunnel-list',
+  'ui',
 ]);
 
 /** What only a key with `peer` may call: what a peer daemon asks of this one. */

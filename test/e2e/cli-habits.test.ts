@@ -311,6 +311,13 @@ describe('the CLI fits operators’ habits', () => {
     }
     const refused: { args: string[]; exit: number; code: string; message: RegExp }[] = [
       {
+        // a daemon started without --ui
+        args: ['ui', '--json'],
+        exit: 1,
+        code: 'UI_OFF',
+        message: /^this daemon serves no web view: start wormholed with --ui tcp:\/\/127\.0\.0\.1:PORT/,
+      },
+      {
         args: ['delete', '--json', 'zz'],
         exit: 1,
         code: 'NOT_FOUND',
@@ -381,6 +388,7 @@ describe('the CLI fits operators’ habits', () => {
       'export',
       'peers',
       'top',
+      'ui',
       'tunnel-create',
       'tunnel-delete',
       'tunnel-list',
@@ -514,6 +522,7 @@ printf '%s\\n' "\${COMPREPLY[@]}"`,
         'export',
         'peers',
         'top',
+        'ui',
         'tunnel-create',
         'tunnel-delete',
         'tunnel-list',

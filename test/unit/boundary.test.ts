@@ -66,10 +66,12 @@ const MAY_IMPORT: Record<string, string[]> = {
   docker: ['common'],
   tunnel: ['api', 'common'],
   trust: ['api', 'common'],
+  ui: ['api', 'common'],
   peer: ['client', 'proxy', 'native', 'api', 'common'],
   segment: ['peer', 'proxy', 'netns', 'docker', 'tunnel', 'store', 'native', 'api', 'common'],
   daemon: [
     'trust',
+    'ui',
     'segment',
     'peer',
     'client',

@@ -38,6 +38,26 @@ describe('daemon limits and environment', () => {
     assert.equal(parseDaemonOptions([], {}).keysFile, undefined);
     assert.equal(parseDaemonOptions(['--keys', '/etc/wormhole/keys'], {}).keysFile, '/etc/wormhole/keys');
   });
+  it('reads --ui (off by default): a TCP address with its port, or a unix socket', () => {
+    assert.equal(parseDaemonOptions([], {}).ui, undefined);
+    assert.deepEqual(parseDaemonOptions(['--ui', 'tcp://127.0.0.1:9180'], {}).ui, {
+      kind: 'tcp',
+      host: '127.0.0.1',
+      port: 9180,
+    });
+    assert.deepEqual(parseDaemonOptions(['--ui', 'unix:///run/wh-ui.sock'], {}).ui, {
+      kind: 'unix',
+      path: '/run/wh-ui.sock',
+    });
+    assert.throws(
+      () => parseDaemonOptions(['--ui', 'tcp://127.0.0.1'], {}),
+      /^UsageError: --ui "tcp:\/\/127.0.0.1" has no port/,
+    );
+    assert.throws(
+      () => parseDaemonOptions(['--ui', 'unix://run/x'], {}),
+      /^UsageError: --ui "unix:\/\/run\/x": a unix address needs an absolute path/,
+    );
+  });
   it('checks WORMHOLE_LOG', () => {
     assert.equal(logLevel({ WORMHOLE_LOG: 'debug' }), 'debug');
     assert.throws(() => logLevel({ WORMHOLE_LOG: 'verbose' }), /not a log level: use trace, debug/);
