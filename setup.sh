@@ -38,6 +38,10 @@ packages=(
   docker-compose    # Compose files whose wormhole.NAME labels declare segments (test/integration/docker/labels)
   wireguard-go      # userspace WireGuard where the kernel has none (bookworm-backports')
   wireguard-tools   # wg
+  # IPsec where the kernel has no ESP: charon with its userspace ESP (kernel-libipsec, in
+  # libcharon-extra-plugins), AES-GCM (libstrongswan-standard-plugins), swanctl to look at
+  # it by hand, bwrap to give each daemon's charon a /run of its own (its pid file is fixed)
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins bubblewrap
   iptables
   socat iperf3 tcpdump openssh-client openssh-server   # tests and bench peers
   tmux              # a real terminal for 'wormhole top' (test/e2e/top)
@@ -60,6 +64,19 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# strongswan-charon brings strongswan-starter, which would start a charon of the host's at
+# boot (on UDP 500 and 4500, beside the daemons' own): wormhole runs its own, so it is off.
+if [ -e /lib/systemd/system/strongswan-starter.service ]; then
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now strongswan-starter.service >/dev/null 2>&1 || true
+  else
+    systemctl disable strongswan-starter.service >/dev/null 2>&1 || true
+  fi
+fi
+if [ -e /etc/init.d/ipsec ] && command -v update-rc.d >/dev/null; then
+  update-rc.d ipsec disable >/dev/null 2>&1 || true
 fi
 
 npm ci --no-audit --no-fund

@@ -253,12 +253,13 @@ const pairsUp = new Set<string>();
 /**
  * Two test hosts (test/helpers/netns.ts: namespaces a and b joined by a veth pair) with a
  * daemon of `build` on each, peers of each other (one key); all removed at the end. Returns
- * the first host's daemon. No two pairs standing at once share addresses: a tunnel's
+ * the first host's daemon (both with `flags`). No two pairs standing at once share addresses: a tunnel's
  * interface is named after both ends' addresses, and wireguard-go's control socket lies in
  * /var/run/wireguard whatever the namespace (with `--beside`, each build has a pair).
  */
 export async function hostPair(
   build: Build,
+  flags: string[] = [],
 ): Promise<{ a: string; b: string; ipB: string; da: Daemon; db: Daemon }> {
   let pair = withHostPair({ after: (fn) => onCleanup(() => void fn()) });
   // one that collides is removed at the end with the others
@@ -267,8 +268,8 @@ export async function hostPair(
   pairsUp.add(ipB);
   onCleanup(() => pairsUp.delete(ipB));
   const key = randomBytes(16).toString('hex');
-  const da = daemon(build, { key, ns: a });
-  const db = daemon(build, { key, ns: b });
+  const da = daemon(build, { key, ns: a, flags });
+  const db = daemon(build, { key, ns: b, flags });
   await waitPort(ipB, 9999, a);
   return { a, b, ipB, da, db };
 }

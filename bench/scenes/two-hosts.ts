@@ -1,7 +1,8 @@
 /**
  * Two test hosts (namespaces a and b joined by a veth pair, a wormhole daemon on each): the
  * plain link, a `remote` segment (TLS 1.3 PSK between the daemons), a `tunnel` segment
- * (WireGuard), the tunnel alone (to b's tunnel address, no proxy) and an `ssh -L` forward,
+ * (WireGuard; IPsec, on a pair of its own whose daemons run `--tunnel-engine ipsec`), the
+ * tunnel alone (to b's tunnel address, no proxy) and an `ssh -L` forward,
  * all measured from a to servers on b; and the control path's round trip, `wormhole ping
  * HOST` from a's daemon to b's. With `--beside`, the build
  * beside gets a pair of hosts of its own, and its rows follow each of this build's.
@@ -58,8 +59,8 @@ interface HostPair {
   echo: number;
 }
 
-async function hostsFor(build: Build): Promise<HostPair> {
-  const { a, b, ipB, da, db } = await hostPair(build);
+async function hostsFor(build: Build, flags: string[] = []): Promise<HostPair> {
+  const { a, b, ipB, da, db } = await hostPair(build, flags);
   const [iperf, echo] = [port(), port()];
   iperfServer(iperf, b);
   echoServer('0.0.0.0', echo, b);
@@ -166,13 +167,9 @@ export async function twoHosts(cfg: Config, builds: Build[]): Promise<TwoHosts> 
     else out.rows[out.rows.length - 1].notes!.push(idle);
   }
 
-  const tunnelGone = missing({ 'wireguard-go': 'wireguard-go', wg: 'wireguard-tools' });
-  for (const p of pairs) {
-    const name = named(p.build, 'wormhole tunnel (wireguard-go)');
-    if (tunnelGone) {
-      out.rows.push({ path: name, notes: [tunnelGone] });
-      continue;
-    }
+  /** A `tunnel` segment to b and the tunnel alone, through the tunnel `engine` builds. */
+  const tunnelRows = async (p: HostPair, engine: string): Promise<void> => {
+    const name = named(p.build, `wormhole tunnel (${engine})`);
     const [ti, te] = [port(), port()];
     const tail = (to: number): string[] => ['tunnel', p.ipB, 'url', `:${port()}`, 'tail', 'url', `:${to}`];
     try {
@@ -185,7 +182,7 @@ export async function twoHosts(cfg: Config, builds: Build[]): Promise<TwoHosts> 
       const [made] = JSON.parse(p.da.cli('tunnel-list', '--json')) as { remoteIp: string }[];
       await measure(
         p,
-        named(p.build, 'wormhole tunnel alone (wireguard-go, no proxy)'),
+        named(p.build, `wormhole tunnel alone (${engine}, no proxy)`),
         made.remoteIp,
         p.iperf,
         p.echo,
@@ -193,7 +190,19 @@ export async function twoHosts(cfg: Config, builds: Build[]): Promise<TwoHosts> 
     } catch (err) {
       out.rows.push({ path: name, notes: [`failed: ${(err as Error).message.split('\n')[0]}`] });
     }
+  };
+
+  const tunnelGone = missing({ 'wireguard-go': 'wireguard-go', wg: 'wireguard-tools' });
+  for (const p of pairs) {
+    if (tunnelGone)
+      out.rows.push({ path: named(p.build, 'wormhole tunnel (wireguard-go)'), notes: [tunnelGone] });
+    else await tunnelRows(p, 'wireguard-go');
   }
+  // IPsec, this build only (the original's needs kernel ESP, which these machines lack): a
+  // pair of hosts whose daemons run charon's userspace ESP
+  const ipsecGone = missing({ '/usr/lib/ipsec/charon': 'strongswan-charon', bwrap: 'bubblewrap' });
+  if (ipsecGone) out.rows.push({ path: 'wormhole tunnel (ipsec)', notes: [ipsecGone] });
+  else await tunnelRows(await hostsFor(first.build, ['--tunnel-engine', 'ipsec']), 'ipsec');
 
   const sshGone = missing({
     ssh: 'openssh-client',

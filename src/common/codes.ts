@@ -63,6 +63,8 @@ export const ERROR_CODES = [
   'IMAGE_UNAVAILABLE',
   /** A bug in the daemon: the message says what failed, the daemon's log has the stack. */
   'INTERNAL',
+  /** strongSwan's charon (userspace IPsec) failed, refused a tunnel, or spoke malformed VICI. */
+  'IPSEC_FAILED',
   /** A line of the keys file (--keys) cannot be used: the message names the file and the line. */
   'KEYS_INVALID',
   /** The key file can be read by others than its owner. */

@@ -111,6 +111,8 @@ export async function main(argv: string[]): Promise<void> {
         internalIp: opts.internalIp,
         externalIp: opts.externalIp,
         driver: opts.tunnelDriver,
+        charonDir: state.file('charon'),
+        secret: key,
       },
       peers,
       log,

@@ -57,6 +57,10 @@ export interface TunnelDriver {
   create(side: TunnelSide): Promise<void>;
   delete(iface: string): Promise<void>;
   list(): Promise<FoundTunnel[]>;
+  /** A tunnel's bytes where its interface does not count them (charon's bridges); else undefined. */
+  bytes?(iface: string): Promise<{ txBytes: number; rxBytes: number } | undefined>;
+  /** At start, once the records are checked: stop what runs for no tunnel (a charon with none). */
+  tidy?(): Promise<void>;
 }
 
 /** Interface names wormhole gives its tunnels. */

@@ -16,6 +16,7 @@ import { run } from '../common/exec';
 import type { Logger } from '../common/log';
 import type { TunnelLink } from './link';
 import type { TunnelDriver, TunnelSide } from './driver';
+import { IPSEC_PACKAGES } from './charon';
 import { Ipsec } from './ipsec';
 import { type TunnelCounters, interfaceBytes, wireguardHandshake } from './counters';
 import { pickPair, pickPort } from './overlay';
@@ -38,6 +39,9 @@ export interface TunnelOptions {
   externalIp?: string;
   /** The driver asked for (--tunnel-engine), if any. */
   driver?: 'wireguard' | 'ipsec';
+  /** IPsec without kernel ESP: this daemon's charon's directory, the key its PSKs come from. */
+  charonDir?: string;
+  secret?: Buffer;
 }
 
 /** One tunnel as this daemon records it. */
@@ -112,7 +116,9 @@ export class TunnelService implements TunnelLink {
     private readonly peers: PeerCaller,
     private readonly log: Logger,
   ) {
-    this.drivers = [new WireGuard(opts.keyDir), new Ipsec()];
+    const userspace =
+      opts.charonDir && opts.secret ? { charonDir: opts.charonDir, secret: opts.secret } : undefined;
+    this.drivers = [new WireGuard(opts.keyDir), new Ipsec(userspace)];
     for (const r of this.load()) this.records.set(r.host, r);
   }
 
@@ -162,7 +168,7 @@ export class TunnelService implements TunnelLink {
     throw new WormholeError(
       'TUNNEL_UNAVAILABLE',
       wanted
-        ? `the ${wanted} tunnel engine is not available on this host${wanted === 'ipsec' ? ' (the kernel has no ESP)' : ': apt-get install wireguard-go wireguard-tools'}`
+        ? `the ${wanted} tunnel engine is not available on this host: ${wanted === 'ipsec' ? `the kernel has no ESP, and strongSwan's userspace ESP is not installed (apt-get install ${IPSEC_PACKAGES})` : 'apt-get install wireguard-go wireguard-tools'}`
         : 'no tunnel engine here: install wireguard-go and wireguard-tools (apt-get install wireguard-go wireguard-tools), or use a kernel with WireGuard or ESP',
     );
   }
@@ -215,6 +221,7 @@ export class TunnelService implements TunnelLink {
       this.records.delete(r.host);
       this.log.warn({ host: r.host, iface: r.iface }, 'removed a half-built tunnel');
     }
+    for (const d of this.drivers) await d.tidy?.().catch(() => undefined);
     this.save();
   }
 
@@ -314,7 +321,7 @@ export class TunnelService implements TunnelLink {
         host: r.host,
         iface: r.iface,
         driver: r.engine,
-        ...(await interfaceBytes(r.iface)),
+        ...((await this.driverNamed(r.engine).bytes?.(r.iface)) ?? (await interfaceBytes(r.iface))),
         lastHandshake: r.engine === 'wireguard' ? await wireguardHandshake(r.iface) : null,
       })),
     );

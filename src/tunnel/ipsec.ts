@@ -1,13 +1,17 @@
 /**
- * IPsec, the original wormhole's tunnel driver: ESP in tunnel mode between the two hosts' underlay
- * addresses (ESP in UDP for --udp), AES-GCM, set up with `ip xfrm` state and policy. The
- * overlay address sits on a dummy interface named like the tunnel. Used where the kernel has
- * ESP; `available()` finds out by adding a throwaway state in a scratch namespace.
+ * IPsec, the original wormhole's tunnel driver. Where the kernel has ESP: ESP in tunnel mode
+ * between the two hosts' underlay addresses (ESP in UDP for --udp), AES-GCM, set up with
+ * `ip xfrm` state and policy, the overlay address on a dummy interface named like the
+ * tunnel; `available()` finds out by adding a throwaway state in a scratch namespace. Where
+ * it has none (these machines): strongSwan's charon with its userspace ESP (libipsec.ts).
  */
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import { run } from '../common/exec';
 import { WormholeError } from '../common/errors';
+import { CHARON, Charon, LIBIPSEC_PLUGIN } from './charon';
 import { type FoundTunnel, IFACE_PATTERN, type TunnelDriver, type TunnelSide, buildOrUndo } from './driver';
+import { UserspaceIpsec } from './libipsec';
 
 const AEAD = 'rfc4106(gcm(aes))';
 
@@ -122,12 +126,34 @@ export function parsePolicies(text: string): XfrmPolicy[] {
   return out;
 }
 
-/** The IPsec driver. */
+/** What userspace IPsec needs: charon's directory and the daemon's key (its PSKs' root). */
+export interface UserspaceOptions {
+  charonDir: string;
+  secret: Buffer;
+}
+
+/** Is strongSwan's userspace ESP installed (charon, its kernel-libipsec plugin, bwrap)? */
+async function userspaceInstalled(): Promise<boolean> {
+  if (!fs.existsSync(CHARON) || !fs.existsSync(LIBIPSEC_PLUGIN)) return false;
+  return run('bwrap', ['--version']).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The IPsec driver: the kernel's ESP where there is one, else charon's userspace ESP. */
 export class Ipsec implements TunnelDriver {
   readonly name = 'ipsec';
   private probed: boolean | undefined;
+  private readonly userspace: UserspaceIpsec | undefined;
 
-  async available(): Promise<boolean> {
+  /** @param userspace where and with what key to run charon; without it, kernel ESP only */
+  constructor(userspace?: UserspaceOptions) {
+    if (userspace) this.userspace = new UserspaceIpsec(new Charon(userspace.charonDir), userspace.secret);
+  }
+
+  /** Whether the kernel has ESP (a throwaway state in a scratch namespace is accepted). */
+  async kernelEsp(): Promise<boolean> {
     if (this.probed === undefined) {
       const ns = `whesp${process.pid % 100000}`;
       await run('ip', ['netns', 'add', ns]).catch(() => undefined);
@@ -141,8 +167,22 @@ export class Ipsec implements TunnelDriver {
     return this.probed;
   }
 
+  async available(): Promise<boolean> {
+    return (await this.kernelEsp()) || (this.userspace !== undefined && (await userspaceInstalled()));
+  }
+
+  /** The charon to use: none where the kernel has ESP. */
+  private async charon(): Promise<UserspaceIpsec | undefined> {
+    return (await this.kernelEsp()) ? undefined : this.userspace;
+  }
+
   async describe(): Promise<string> {
-    return 'ipsec (kernel xfrm, ESP tunnel mode, AES-GCM)';
+    if (await this.kernelEsp()) return 'ipsec (kernel xfrm, ESP tunnel mode, AES-GCM)';
+    const version = await run('dpkg-query', ['-W', '-f=${Version}', 'strongswan-charon']).then(
+      (r) => r.stdout.trim(),
+      () => 'version unknown',
+    );
+    return `ipsec (strongSwan charon ${version}, userspace ESP in UDP over TUN: the kernel has no ESP; IKEv2, AES-GCM)`;
   }
 
   /** The kernel's ESP has nothing to lack. */
@@ -150,14 +190,19 @@ export class Ipsec implements TunnelDriver {
     return undefined;
   }
 
-  /** IPsec uses one shared key for both directions: the "public" half is the same key. */
+  /**
+   * IPsec uses one shared key for both directions: the "public" half is the same key (the
+   * kernel's ESP key; for charon, the salt of the tunnel's PSK).
+   */
   keyPair(): [string, string] {
     const key = randomBytes(20).toString('base64');
     return [key, key];
   }
 
   async create(s: TunnelSide): Promise<void> {
+    const userspace = await this.charon();
     await buildOrUndo(this, s.iface, async () => {
+      if (userspace) return userspace.create(s);
       for (const argv of ipsecCommands(s)) await run('ip', argv);
     });
   }
@@ -165,6 +210,8 @@ export class Ipsec implements TunnelDriver {
   async delete(iface: string): Promise<void> {
     if (!IFACE_PATTERN.test(iface))
       throw new WormholeError('TUNNEL_INVALID', `${iface} is not a wormhole tunnel interface`);
+    const userspace = await this.charon();
+    if (userspace) return userspace.delete(iface);
     const reqid = reqidFor(iface);
     const policies = parsePolicies((await run('ip', ['xfrm', 'policy'])).stdout).filter(
       (p) => p.reqid === reqid,
@@ -186,7 +233,18 @@ export class Ipsec implements TunnelDriver {
     await run('ip', ['link', 'del', iface]).catch(() => undefined);
   }
 
+  async bytes(iface: string): Promise<{ txBytes: number; rxBytes: number } | undefined> {
+    return (await this.charon())?.bytes(iface);
+  }
+
+  async tidy(): Promise<void> {
+    // (no charon, nothing to tidy: the kernel's ESP is not probed at every start for it)
+    if (this.userspace?.charonRuns()) await (await this.charon())?.tidy();
+  }
+
   async list(): Promise<FoundTunnel[]> {
+    const userspace = await this.charon();
+    if (userspace) return userspace.list();
     const links = JSON.parse((await run('ip', ['-j', 'link', 'show', 'type', 'dummy'])).stdout) as {
       ifname: string;
     }[];

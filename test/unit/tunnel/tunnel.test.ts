@@ -4,6 +4,9 @@ import { ifaceName } from '../../../src/tunnel';
 import { ipsecCommands, parsePolicies, reqidFor, spiFor } from '../../../src/tunnel/ipsec';
 import { pickPair, pickPort } from '../../../src/tunnel/overlay';
 import { offloadShortfall } from '../../../src/tunnel/wireguard';
+import { charonConf } from '../../../src/tunnel/charon';
+import { connection, initiates, installedChildren, tunnelPsk } from '../../../src/tunnel/libipsec';
+import type { ViciMessage } from '../../../src/tunnel/vici';
 
 describe('overlay allocation', () => {
   it('picks pairs from the address the range is written with, skipping used ones', () => {
@@ -29,19 +32,21 @@ describe('overlay allocation', () => {
   });
 });
 
+/** One side of a tunnel, as both IPsec drivers are given it. */
+const side = {
+  iface: 'wh0a0b0c0d0e',
+  localIp: '100.65.0.2',
+  remoteIp: '100.65.0.3',
+  localPort: 4500,
+  peerAddress: '10.77.1.2',
+  peerPort: 4501,
+  underlay: '10.77.1.1',
+  privateKey: Buffer.alloc(20, 0xab).toString('base64'),
+  peerPublicKey: '',
+  udp: false,
+};
+
 describe('IPsec commands', () => {
-  const side = {
-    iface: 'wh0a0b0c0d0e',
-    localIp: '100.65.0.2',
-    remoteIp: '100.65.0.3',
-    localPort: 4500,
-    peerAddress: '10.77.1.2',
-    peerPort: 4501,
-    underlay: '10.77.1.1',
-    privateKey: Buffer.alloc(20, 0xab).toString('base64'),
-    peerPublicKey: '',
-    udp: false,
-  };
   it('builds ESP tunnel-mode states and policies, with both sides agreeing on SPIs', () => {
     const cmds = ipsecCommands(side).map((c) => c.join(' '));
     const key = `0x${'ab'.repeat(20)}`;
@@ -101,5 +106,73 @@ describe('wireguard-go offloads', () => {
     assert.match(offloadShortfall('wireguard-go v0.0.20230223', false)!, /without offloads/);
     assert.match(offloadShortfall('something else', false)!, /version unknown/);
     assert.equal(offloadShortfall('something else'), undefined, 'nothing known, nothing said');
+  });
+});
+
+describe('userspace IPsec (charon)', () => {
+  it("selects only the overlay addresses, never the hosts' own, over IKEv2 with AES-GCM", () => {
+    const conn = connection(side)[side.iface] as ViciMessage;
+    assert.deepEqual([conn.local_addrs, conn.remote_addrs], [['10.77.1.1'], ['10.77.1.2']]);
+    const child = (conn.children as ViciMessage)[side.iface] as ViciMessage;
+    assert.deepEqual([child.local_ts, child.remote_ts], [['100.65.0.2/32'], ['100.65.0.3/32']]);
+    assert.equal(conn.version, '2');
+    assert.match(String(conn.proposals), /^aes256gcm16-/);
+    assert.match(String(child.esp_proposals), /^aes256gcm16-/);
+    assert.equal(conn.encap, 'yes', 'ESP in UDP: userspace ESP has no raw socket');
+  });
+
+  it('has the side with the lower overlay address initiate, the other wait', () => {
+    assert.equal(initiates(side), true);
+    assert.equal(initiates({ localIp: '100.65.0.3', remoteIp: '100.65.0.2' }), false);
+    assert.equal(initiates({ localIp: '100.65.0.10', remoteIp: '100.65.0.9' }), false, 'by number, not text');
+  });
+
+  it('derives each PSK from the daemon key and the salt: both sides the same, another key another', () => {
+    const key = Buffer.from('k'.repeat(32));
+    assert.equal(tunnelPsk(key, 'salt'), tunnelPsk(Buffer.from('k'.repeat(32)), 'salt'));
+    assert.notEqual(tunnelPsk(key, 'salt'), tunnelPsk(key, 'other'));
+    assert.notEqual(tunnelPsk(key, 'salt'), tunnelPsk(Buffer.from('j'.repeat(32)), 'salt'));
+  });
+
+  it('finds the tunnels whose CHILD_SA is installed, with their bytes', () => {
+    const found = installedChildren([
+      {
+        wh0a0b0c0d0e: {
+          'remote-host': '10.77.1.2',
+          'remote-port': '4500',
+          'child-sas': {
+            'wh0a0b0c0d0e-1': {
+              name: 'wh0a0b0c0d0e',
+              state: 'INSTALLED',
+              'remote-ts': ['100.65.0.3/32'],
+              'bytes-in': '1200',
+              'bytes-out': '3400',
+            },
+          },
+        },
+      },
+      { wh0a0b0c0d0f: { 'child-sas': { x: { name: 'wh0a0b0c0d0f', state: 'REKEYING' } } } },
+      { other: { 'child-sas': { y: { name: 'not-ours', state: 'INSTALLED' } } } },
+    ]);
+    assert.deepEqual(
+      [...found],
+      [
+        [
+          'wh0a0b0c0d0e',
+          { remoteIp: '100.65.0.3', peer: '10.77.1.2', port: 4500, rxBytes: 1200, txBytes: 3400 },
+        ],
+      ],
+    );
+  });
+
+  it('writes a charon config that loads kernel-libipsec before kernel-netlink, and its sockets', () => {
+    const conf = charonConf('/var/lib/wormhole/charon');
+    const load = /load = (.*)/.exec(conf)?.[1].split(' ') ?? [];
+    assert.ok(
+      load.indexOf('kernel-libipsec') >= 0 &&
+        load.indexOf('kernel-libipsec') < load.indexOf('kernel-netlink'),
+    );
+    assert.ok(load.includes('socket-default') && load.includes('vici') && load.includes('gcm'));
+    assert.match(conf, /socket = unix:\/\/\/var\/lib\/wormhole\/charon\/charon\.vici/);
   });
 });
