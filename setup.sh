@@ -36,6 +36,7 @@ packages=(
   iproute2          # ip netns, veth, ip -j
   docker.io         # dockerd + docker-proxy (tests start dockerd themselves)
   docker-compose    # Compose files whose wormhole.NAME labels declare segments (test/integration/docker/labels)
+  podman            # rootful Podman's Docker-compatible API (test/integration/podman starts its own service)
   wireguard-go      # userspace WireGuard where the kernel has none (bookworm-backports')
   wireguard-tools   # wg
   # IPsec where the kernel has no ESP: charon with its userspace ESP (kernel-libipsec, in

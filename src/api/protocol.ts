@@ -178,7 +178,8 @@ export const methods = {
     result: z.object({ peerMs: z.number().optional() }),
   },
   create: {
-    params: z.object({ actions: z.array(action).min(1).max(256) }).strict(),
+    /** `progress`: send progress frames (an image's pull) before the reply. */
+    params: z.object({ actions: z.array(action).min(1).max(256), progress: z.boolean().optional() }).strict(),
     result: z.object({ segments: z.array(z.object({ id: z.string(), url: z.string() })) }),
   },
   delete: {
@@ -262,6 +263,8 @@ export const methods = {
           .max(10_000),
         prune: z.boolean(),
         dryRun: z.boolean(),
+        /** As create's: progress frames before the reply. */
+        progress: z.boolean().optional(),
       })
       .strict(),
     result: z.object({
@@ -352,6 +355,26 @@ export const responseSchema = z.union([
   }),
 ]);
 export type Response = z.infer<typeof responseSchema>;
+
+/** One step of an image's pull (src/docker/progress.ts), as a progress frame carries it. */
+export const pullProgressSchema = z.object({
+  image: z.string().max(1024),
+  layer: z.string().max(256).optional(),
+  status: z.string().max(1024),
+  current: z.number().nonnegative().optional(),
+  total: z.number().nonnegative().optional(),
+});
+export type PullProgress = z.infer<typeof pullProgressSchema>;
+
+/**
+ * A progress frame: sent before the reply to a request that asked for it (`progress: true`),
+ * with the request's id and no `ok`; any number of them, the reply last.
+ */
+export const progressFrameSchema = z.object({
+  v: z.number().int(),
+  id: z.number().int(),
+  progress: pullProgressSchema,
+});
 
 /** Turn a zod failure into one line a user can act on. */
 export function describeIssues(err: z.ZodError): string {

@@ -1,4 +1,5 @@
 /** What every subcommand file exports, and what the commands share. */
+import type { PullProgress } from '../api/protocol';
 import type { Connection } from '../client';
 import { UsageError, WormholeError } from '../common/errors';
 import type { TerminalStreams } from './terminal';
@@ -14,6 +15,8 @@ export interface CliContext {
   address: string;
   /** Set when the output is a terminal (a full-screen view may take it: see `top`). */
   terminal?: TerminalStreams;
+  /** Shows an image's pull while a `create` or `apply` waits for it (pullview.ts). */
+  progress?: (p: PullProgress) => void;
 }
 
 /** One subcommand: its usage and how to run it. Returns the exit code. */

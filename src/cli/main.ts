@@ -4,7 +4,7 @@
  * line), 2 a usage error (one line and where the usage is). With --json, the error is one
  * line of JSON on stdout instead: {"code": "...", "message": "..."}.
  */
-import { PROTOCOL_VERSION } from '../api/protocol';
+import { PROTOCOL_VERSION, type PullProgress } from '../api/protocol';
 import { connect } from '../client';
 import { type DaemonAddress, formatDaemonAddress, parseDaemonAddress } from '../common/address';
 import { type ErrorCode, UsageError, WormholeError, errorMessage } from '../common/errors';
@@ -12,6 +12,7 @@ import { type FlagSpec, type ParsedFlags, flagValue, parseFlags } from '../commo
 import { DEFAULT_KEY_FILE, readKey } from '../common/key';
 import { packageVersion } from '../common/version';
 import { type CliContext, type Command, scanArgs } from './command';
+import { PullView } from './pullview';
 import { apply, exportCommand } from './commands/apply';
 import { completionCommand } from './commands/completion';
 import { create } from './commands/create';
@@ -102,6 +103,16 @@ const PROCESS_IO: CliIo = {
   env: process.env,
 };
 
+/**
+ * The view of an image's pull, on stderr: redrawn in place where stdout and stderr are the
+ * process's terminal, plain lines elsewhere (pullview.ts).
+ */
+function pullProgress(io: CliIo): (p: PullProgress) => void {
+  const live = io === PROCESS_IO && process.stdout.isTTY === true && process.stderr.isTTY === true;
+  const view = new PullView({ write: (text) => io.err(text.replace(/\n$/, '')), live });
+  return (p) => view.show(p);
+}
+
 /** Run the CLI with argv (without node and script); returns the exit code. */
 export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<number> {
   const { out, err, env } = io;
@@ -144,6 +155,7 @@ export async function run(argv: string[], io: CliIo = PROCESS_IO): Promise<numbe
       out,
       json,
       address: formatDaemonAddress(addr),
+      progress: pullProgress(io),
       // a full-screen view only where the CLI writes to the process's own terminal
       terminal:
         io === PROCESS_IO && process.stdout.isTTY

@@ -16,9 +16,11 @@ import {
   PROTOCOL_VERSION,
   type Method,
   type Params,
+  type PullProgress,
   type Result,
   describeIssues,
   methods,
+  progressFrameSchema,
   responseSchema,
 } from '../api/protocol';
 
@@ -127,7 +129,10 @@ function transportError(err: Error, where: string, tlsUsed: boolean): WormholeEr
 /** One connection to a daemon; requests are answered in order. */
 export class Connection {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void; progress?: (p: PullProgress) => void }
+  >();
   private readonly reader: FrameReader;
   private failure: WormholeError | undefined;
 
@@ -157,6 +162,13 @@ export class Connection {
     this.fail(new WormholeError('CONNECTION_LOST', `the daemon at ${this.where} closed the connection`));
 
   private onFrame(frame: unknown): void {
+    // a progress frame (asked for with `progress: true`) goes before its request's reply;
+    // one that does not fit the schema is not shown, and the call goes on
+    if (frame && typeof frame === 'object' && 'progress' in frame && !('ok' in frame)) {
+      const step = progressFrameSchema.safeParse(frame);
+      if (step.success) this.pending.get(step.data.id)?.progress?.(step.data.progress);
+      return;
+    }
     const parsed = responseSchema.safeParse(frame);
     if (!parsed.success) {
       this.fail(new WormholeError('BAD_RESPONSE', `the daemon at ${this.where} sent a malformed reply`));
@@ -179,11 +191,20 @@ export class Connection {
   /**
    * Send a request and wait for its reply; the reply is checked against the schema. With
    * `timeoutMs`, a reply that does not come in time is a TIMEOUT error naming the method.
+   * `progress` hears the progress frames that come before the reply (a request that asks for
+   * them: create's and apply's `progress: true`).
    */
-  async call<M extends Method>(method: M, params: Params<M>, timeoutMs?: number): Promise<Result<M>> {
+  async call<M extends Method>(
+    method: M,
+    params: Params<M>,
+    timeoutMs?: number,
+    progress?: (p: PullProgress) => void,
+  ): Promise<Result<M>> {
     if (this.failure) throw this.failure;
     const id = this.nextId++;
-    let reply = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    let reply = new Promise<unknown>((resolve, reject) =>
+      this.pending.set(id, { resolve, reject, progress }),
+    );
     if (timeoutMs !== undefined) {
       reply = withDeadline(reply, timeoutMs, () => {
         this.pending.delete(id);

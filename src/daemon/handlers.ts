@@ -8,6 +8,7 @@ import { parsePlan } from '../api/grammar';
 import type { Params, SegmentInfo } from '../api/protocol';
 import { WormholeError } from '../common/errors';
 import { parseRunArgs } from '../docker/args';
+import { withPullProgress } from '../docker/progress';
 import type { SegmentManager } from '../segment/manager';
 import type { Peers } from '../peer';
 import { checkPeer, checkPlan } from '../trust/plan';
@@ -62,9 +63,11 @@ export function makeHandlers(services: Services): HandlerTable {
   const { manager, peers, tunnels } = services;
   return {
     ping: async ({ host }) => (host ? { peerMs: await peers.ping(host) } : {}),
-    create: async ({ actions }, key) => {
+    create: async ({ actions, progress }, key, tell) => {
       checkPlan(key, parsePlan(actions), parseRunArgs);
-      const segments = await manager.create(actions, { owner: key.name });
+      const make = () => manager.create(actions, { owner: key.name });
+      // the pulls the build waits for are told to the client, when it asked
+      const segments = await (progress ? withPullProgress(tell, make) : make());
       return { segments: segments.map((s) => ({ id: s.id, url: s.url })) };
     },
     delete: async ({ id }, key) => {
@@ -78,7 +81,7 @@ export function makeHandlers(services: Services): HandlerTable {
       return { deleted: await manager.delete(id) };
     },
     list: async () => ({ segments: segmentInfos(services) }),
-    apply: async (params, key) => {
+    apply: async (params, key, tell) => {
       // every plan within the key's rights, and nothing replaced or pruned that another key
       // made, before anything changes (a dry run says what would)
       for (const { id, actions } of params.segments)
@@ -92,7 +95,8 @@ export function makeHandlers(services: Services): HandlerTable {
       const preview = await manager.apply({ ...params, dryRun: true }, key.name);
       for (const { id, change } of preview.changes)
         if (change === 'changed' || change === 'deleted') checkOwner(manager, key, id, 'change');
-      return manager.apply(params, key.name);
+      const apply = () => manager.apply(params, key.name);
+      return params.progress ? withPullProgress(tell, apply) : apply();
     },
     export: async () => ({
       segments: manager

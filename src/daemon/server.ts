@@ -25,6 +25,7 @@ import {
   PROTOCOL_VERSION,
   type Method,
   type Params,
+  type PullProgress,
   type Result,
   describeIssues,
   isMethod,
@@ -44,8 +45,15 @@ import type { Engine } from '../proxy/engine';
 import type { Key, KeyRing } from '../trust/keys';
 import { type KeyRights, changes, methodRefusal } from '../trust/rights';
 
-/** A method's handler; `key`: the key the request came with (its name and rights). */
-export type Handler<M extends Method> = (params: Params<M>, key: KeyRights) => Promise<Result<M>>;
+/**
+ * A method's handler: its params, the key the request came with (its name and rights), and
+ * where to send progress frames before the reply (for a request that asked for them).
+ */
+export type Handler<M extends Method> = (
+  params: Params<M>,
+  key: KeyRights,
+  progress: (p: PullProgress) => void,
+) => Promise<Result<M>>;
 
 /**
  * The daemon's routing table: one handler per method, except attach and channel (the
@@ -402,7 +410,9 @@ export class ApiServer {
         }
         const handler = this.handlers[req.method] as Handler<Method>;
         inFlight++;
-        handler(params.data as Params<Method>, key)
+        handler(params.data as Params<Method>, key, (progress) =>
+          send({ v: PROTOCOL_VERSION, id: req.id, progress }),
+        )
           .then(
             (result) => reply(req.id, req.method, result),
             (err: unknown) => fail(req.id, err),

@@ -1,15 +1,13 @@
 /**
  * The Docker Engine API client: made on first use from the environment as it was when the
- * runtime was made (DOCKER_HOST honoured), with an ordinary call's time limit, and what a
- * failed call means as one line a user can act on.
+ * runtime was made (DOCKER_HOST honoured, else Docker's socket or Podman's: host.ts), with an
+ * ordinary call's time limit, and what a failed call means as one line a user can act on.
  */
 import * as fs from 'node:fs';
 import type Dockerode from 'dockerode';
 import { WormholeError, errnoCode, errorMessage } from '../common/errors';
 import { UNREACHABLE, engineMessage, isAbort } from './engineapi';
-
-/** The engine's socket when DOCKER_HOST is not set. */
-export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
+import { engineHost, startHint, unixPath } from './host';
 
 /** How long an ordinary Engine API call may take before the engine counts as not answering. */
 const CALL_TIMEOUT_MS = 30_000;
@@ -26,8 +24,8 @@ function setEnv(values: Record<string, string | undefined>): void {
 
 /** One daemon's way to the engine. */
 export class EngineClient {
-  /** Where the engine is expected, for messages. */
-  readonly host: string;
+  /** The engine's address the client was made with (then fixed: DOCKER_HOST or a socket found). */
+  private madeFor: string | undefined;
   /** Made on first use: dockerode and what it loads cost ~20 MiB a daemon that runs no container never needs. */
   private client: Dockerode | undefined;
   /** Why no client could be made from the environment (a malformed DOCKER_HOST, say). */
@@ -36,7 +34,6 @@ export class EngineClient {
   readonly callTimeoutMs: number;
 
   constructor(callTimeoutMs = CALL_TIMEOUT_MS) {
-    this.host = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
     this.callTimeoutMs = callTimeoutMs;
   }
 
@@ -44,12 +41,21 @@ export class EngineClient {
   private readonly env = Object.fromEntries(DOCKER_ENV.map((k) => [k, process.env[k]] as const));
 
   /**
+   * Where the engine is expected (host.ts: DOCKER_HOST, else Docker's socket, else Podman's),
+   * looked for again until a client is made, so that an engine started after the daemon is
+   * found.
+   */
+  get host(): string {
+    return this.madeFor ?? engineHost(this.env.DOCKER_HOST, fs.existsSync);
+  }
+
+  /**
    * Whether an engine may be there to ask: DOCKER_HOST names one over TCP, or the unix socket
-   * it names (or the default one) exists. Nothing is connected to.
+   * it names (or Docker's or Podman's) exists. Nothing is connected to.
    */
   reachableSocket(): boolean {
-    if (!this.host.startsWith('unix://')) return true;
-    return fs.existsSync(this.host.slice('unix://'.length));
+    const socket = unixPath(this.host);
+    return socket === undefined || fs.existsSync(socket);
   }
 
   /** Whether this run has talked to the engine (so it may have started containers). */
@@ -62,7 +68,10 @@ export class EngineClient {
     if (!this.client && !this.clientError) {
       // Making a client connects to nothing; it only reads DOCKER_HOST (and TLS files).
       const now = Object.fromEntries(DOCKER_ENV.map((k) => [k, process.env[k]] as const));
-      setEnv(this.env);
+      const host = this.host;
+      // (the socket found, for the client, which knows only DOCKER_HOST and Docker's default)
+      setEnv({ ...this.env, DOCKER_HOST: host });
+      this.madeFor = host;
       try {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const DockerodeClass = require('dockerode') as typeof Dockerode;
@@ -100,7 +109,7 @@ export class EngineClient {
     if (code && UNREACHABLE.has(code)) {
       return new WormholeError(
         'DOCKER_UNAVAILABLE',
-        `the Docker engine is not running at ${this.host} (${code}): start dockerd`,
+        `the Docker engine is not running at ${this.host} (${code}): ${startHint(this.host)}`,
       );
     }
     if (isAbort(err)) {

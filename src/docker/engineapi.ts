@@ -34,6 +34,17 @@ export function statusOf(err: unknown): number | undefined {
   return typeof s === 'number' ? s : undefined;
 }
 
+/**
+ * Whether the engine refused because of the container's state (not running, paused already):
+ * Docker answers 409; Podman's compatible API answers 500 with the cause "container state
+ * improper".
+ */
+export function isStateConflict(err: unknown): boolean {
+  if (statusOf(err) === 409) return true;
+  const json = (err as { json?: { cause?: unknown } | null } | null)?.json;
+  return statusOf(err) === 500 && json?.cause === 'container state improper';
+}
+
 /** The engine's own words for a refused call, without docker-modem's `(HTTP code N) ... - `. */
 export function engineMessage(err: unknown): string {
   const json = (err as { json?: unknown } | null)?.json;

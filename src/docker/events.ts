@@ -11,8 +11,22 @@ import { errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerEvent, ContainerWatcher } from './runtime';
 
-/** The container actions a watch asks the engine for. */
+/** The container actions a watch hears of (Docker's names). */
 export const WATCHED_ACTIONS = ['start', 'die', 'destroy'];
+
+/**
+ * Podman's names for them where they differ. Its compatible API filters on its own names
+ * (`event=die` matches nothing: it filters on `died`), sends `die` in the events themselves,
+ * and has no `destroy`: a removed container is `remove`. Docker has no container events by
+ * these names, so asking for both is asking for the same three on either engine.
+ */
+const PODMAN_ACTIONS = new Map([
+  ['died', 'die'],
+  ['remove', 'destroy'],
+]);
+
+/** What a watch asks the engine to filter on: Docker's names and Podman's. */
+export const FILTERED_ACTIONS = [...WATCHED_ACTIONS, ...PODMAN_ACTIONS.keys()];
 
 /** First wait before reconnecting; doubled after each failure up to the most. */
 const RETRY_FIRST_MS = 500;
@@ -60,7 +74,11 @@ export function parseContainerEvent(raw: unknown): ContainerEvent | undefined {
   const id = typeof o.Actor?.ID === 'string' ? o.Actor.ID : o.id;
   if (typeof action !== 'string' || typeof id !== 'string' || !id) return undefined;
   const name = o.Actor?.Attributes?.name;
-  return { id, action, name: typeof name === 'string' ? name.replace(/^\//, '') : undefined };
+  return {
+    id,
+    action: PODMAN_ACTIONS.get(action) ?? action,
+    name: typeof name === 'string' ? name.replace(/^\//, '') : undefined,
+  };
 }
 
 /**
@@ -111,7 +129,7 @@ export function watchContainers(
     }
     client
       .getEvents({
-        filters: { type: ['container'], event: WATCHED_ACTIONS },
+        filters: { type: ['container'], event: FILTERED_ACTIONS },
         abortSignal: ac.signal,
       })
       .then(

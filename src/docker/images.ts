@@ -7,6 +7,7 @@ import { WormholeError } from '../common/errors';
 import type { Logger } from '../common/log';
 import { isImageReference } from './args';
 import { engineMessage, statusOf } from './engineapi';
+import { type EngineProgress, PullWatchers, progressSink } from './progress';
 
 /** How often a pull's unchanged progress is logged again. */
 const PROGRESS_EVERY_MS = 2_000;
@@ -21,13 +22,14 @@ export interface ImageHost {
 
 /** The images of one runtime, with the pulls in flight (one per image). */
 export class Images {
-  private readonly pulls = new Map<string, Promise<void>>();
+  private readonly pulls = new Map<string, { done: Promise<void>; watchers: PullWatchers }>();
 
   constructor(private readonly host: ImageHost) {}
 
   /**
-   * Make sure an image is here, pulling it if not (its progress logged). A pull that fails is
-   * IMAGE_UNAVAILABLE with the engine's reason.
+   * Make sure an image is here, pulling it if not (its progress logged, and told to the
+   * request waiting for it: progress.ts). A pull that fails is IMAGE_UNAVAILABLE with the
+   * engine's reason.
    */
   async ensure(image: string): Promise<void> {
     if (!isImageReference(image)) {
@@ -36,10 +38,17 @@ export class Images {
     if (await this.hasImage(image)) return;
     let pull = this.pulls.get(image);
     if (!pull) {
-      pull = this.pull(image).finally(() => this.pulls.delete(image));
+      const watchers = new PullWatchers(image);
+      pull = { done: this.pull(image, watchers).finally(() => this.pulls.delete(image)), watchers };
       this.pulls.set(image, pull);
     }
-    await pull;
+    const sink = progressSink();
+    const stop = sink ? pull.watchers.add(sink) : undefined;
+    try {
+      await pull.done;
+    } finally {
+      stop?.();
+    }
   }
 
   private async hasImage(image: string): Promise<boolean> {
@@ -65,7 +74,7 @@ export class Images {
     }
   }
 
-  private async pull(image: string): Promise<void> {
+  private async pull(image: string, watchers: PullWatchers): Promise<void> {
     const api = this.host.api();
     const started = Date.now();
     this.host.log().info({ image }, 'image not here: pulling it');
@@ -94,7 +103,8 @@ export class Images {
             resolve();
           }
         },
-        (event: { status?: string; progress?: string; id?: string }) => {
+        (event: EngineProgress & { progress?: string }) => {
+          watchers.event(event);
           // One line per layer and status change, and a running one every few seconds.
           const layer = event.id ?? '';
           const status = event.status ?? '';

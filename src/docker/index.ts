@@ -14,7 +14,7 @@ import type { ContainerLocation, ContainerRuntime, ContainerWatcher, LabelledCon
 import { type RunSpec, parseRunArgs } from './args';
 import { checkBinds, writableSources } from './binds';
 import { EngineClient } from './client';
-import { isContainerRef, statusOf, demuxLogs } from './engineapi';
+import { isContainerRef, isStateConflict, statusOf, demuxLogs } from './engineapi';
 import { watchContainers } from './events';
 import { Images } from './images';
 
@@ -27,7 +27,7 @@ export const SEGMENT_LABEL = 'wormhole.segment';
 /** Which action of the segment ran the container (`init/2`, `trigger/0`). */
 export const STEP_LABEL = 'wormhole.step';
 
-export { DEFAULT_DOCKER_HOST } from './client';
+export { DEFAULT_DOCKER_HOST, PODMAN_HOST } from './host';
 
 /** How long a stop may take: the engine's own wait is the container's stop timeout. */
 const STOP_LIMIT_MS = 10 * 60_000;
@@ -387,8 +387,8 @@ export class Docker implements ContainerRuntime {
       await this.engine.api().getContainer(id.replace(/^\//, '')).pause(this.engine.timed());
       this.log.info({ container: id }, 'container paused');
     } catch (err) {
-      // 404: gone; 409: not running, or paused already
-      if (statusOf(err) === 404 || statusOf(err) === 409) return;
+      // 404: gone; a state conflict: not running, or paused already
+      if (statusOf(err) === 404 || isStateConflict(err)) return;
       throw this.engine.failure(err, `pause container ${id}`);
     }
   }

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { type TestDaemon, startDaemon } from '../helpers/daemon';
 import { ECHO_IMAGE, containers, run } from '../helpers/docker';
 import { suiteCleanup } from '../helpers/netns';
-import { type TestRegistry, startRegistry } from '../helpers/registry';
+import { type TestRegistry, startEchoRegistry } from '../helpers/registry';
 import { exchange } from '../helpers/services';
 import { until } from '../helpers/wait';
 
@@ -40,18 +40,7 @@ describe('hole 6: a delete during a create comes back', () => {
 
   before(async () => {
     // an image that is not here, served in small pieces: its pull is the create's long step
-    const layerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-layer-'));
-    try {
-      fs.mkdirSync(path.join(layerDir, 'bin'));
-      fs.copyFileSync('/bin/busybox', path.join(layerDir, 'bin/busybox'));
-      for (const applet of ['sh', 'nc', 'cat']) fs.symlinkSync('busybox', path.join(layerDir, 'bin', applet));
-      registry = await startRegistry(repo, 'v1', layerDir, {
-        Env: ['PATH=/bin'],
-        Cmd: ['nc', '-ll', '-p', '9001', '-e', 'cat'],
-      });
-    } finally {
-      fs.rmSync(layerDir, { recursive: true, force: true });
-    }
+    registry = await startEchoRegistry(repo);
     suite.after(async () => {
       await run('docker', ['rmi', '-f', `${registry.host}/${repo}:v1`]).catch(() => undefined);
       await registry.close();

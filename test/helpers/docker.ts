@@ -277,18 +277,27 @@ async function dockerBuild(context: string, tags: string[], recipe: string, buil
   await run('docker', [...args, context], '', { env: { ...process.env, DOCKER_BUILDKIT: '0' } });
 }
 
-async function buildEcho(): Promise<void> {
+/**
+ * The echo image's build context (echo-server compiled, busybox, the Dockerfile) in a new
+ * temporary directory, for `docker build` or `podman build`; the caller removes it.
+ */
+export async function echoContext(): Promise<string> {
   const dir = path.join(IMAGES_DIR, 'echo');
+  const context = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-echo-'));
+  await run('gcc', ['-static', '-O2', '-o', path.join(context, 'echo-server'), path.join(dir, 'echo.c')]);
+  fs.copyFileSync(BUSYBOX, path.join(context, 'busybox'));
+  fs.chmodSync(path.join(context, 'busybox'), 0o755);
+  fs.copyFileSync(path.join(dir, 'Dockerfile'), path.join(context, 'Dockerfile'));
+  return context;
+}
+
+async function buildEcho(): Promise<void> {
   const busybox = fs.readFileSync(BUSYBOX);
-  const recipe = hash('echo-v3', busybox, dirHash(dir));
+  const recipe = hash('echo-v3', busybox, dirHash(path.join(IMAGES_DIR, 'echo')));
   if (await upToDate(ECHO_IMAGE, recipe)) return;
   say(`building ${ECHO_IMAGE}`);
-  const context = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-echo-'));
+  const context = await echoContext();
   try {
-    await run('gcc', ['-static', '-O2', '-o', path.join(context, 'echo-server'), path.join(dir, 'echo.c')]);
-    fs.copyFileSync(BUSYBOX, path.join(context, 'busybox'));
-    fs.chmodSync(path.join(context, 'busybox'), 0o755);
-    fs.copyFileSync(path.join(dir, 'Dockerfile'), path.join(context, 'Dockerfile'));
     await dockerBuild(context, [ECHO_IMAGE], recipe);
   } finally {
     fs.rmSync(context, { recursive: true, force: true });
@@ -341,7 +350,7 @@ export function debianMirror(): string {
 }
 
 /** Unmount whatever is still mounted under `dir` (a chroot's /proc, say), deepest first. */
-function unmountUnder(dir: string): Promise<unknown> {
+export function unmountUnder(dir: string): Promise<unknown> {
   const mounts = fs
     .readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')

@@ -5,8 +5,11 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 
@@ -121,4 +124,23 @@ export async function startRegistry(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * Serve `repo:v1`, an echo image of one layer: the host's static busybox with the applets an
+ * echo service needs, whose command is `nc -ll -p 9001 -e cat`.
+ */
+export async function startEchoRegistry(repo: string): Promise<TestRegistry> {
+  const layerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-layer-'));
+  try {
+    fs.mkdirSync(path.join(layerDir, 'bin'));
+    fs.copyFileSync('/bin/busybox', path.join(layerDir, 'bin/busybox'));
+    for (const applet of ['sh', 'nc', 'cat']) fs.symlinkSync('busybox', path.join(layerDir, 'bin', applet));
+    return await startRegistry(repo, 'v1', layerDir, {
+      Env: ['PATH=/bin'],
+      Cmd: ['nc', '-ll', '-p', '9001', '-e', 'cat'],
+    });
+  } finally {
+    fs.rmSync(layerDir, { recursive: true, force: true });
+  }
 }

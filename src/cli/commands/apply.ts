@@ -53,8 +53,14 @@ the four counts}. 'wormhole export' prints the segments in this format.
     const { flags } = commandArgs(this, rest, 0);
     const segments = readDeclared(readInput(file), file === '-' ? 'stdin' : file);
     const dryRun = flags.has('--dry-run');
+    const progress = ctx.progress ? { progress: true } : {};
     const { changes } = await withDaemon(ctx, (c) =>
-      c.call('apply', { segments, prune: flags.has('--prune'), dryRun }),
+      c.call(
+        'apply',
+        { segments, prune: flags.has('--prune'), dryRun, ...progress },
+        undefined,
+        ctx.progress,
+      ),
     );
     const counts = Object.fromEntries(KINDS.map((k) => [k, changes.filter((c) => c.change === k).length]));
     if (ctx.json) {

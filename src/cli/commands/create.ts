@@ -53,7 +53,11 @@ segment made with it (its children).
   async run(args, ctx) {
     const actions = tokenize(commandArgs(this, args).positional);
     parsePlan(actions); // refuse a malformed create before reaching the daemon
-    const res = await withDaemon(ctx, (c) => c.call('create', { actions }));
+    // (progress frames asked for only where they are shown)
+    const progress = ctx.progress ? { progress: true } : {};
+    const res = await withDaemon(ctx, (c) =>
+      c.call('create', { actions, ...progress }, undefined, ctx.progress),
+    );
     const top = res.segments[0];
     if (ctx.json)
       printJson(ctx, {

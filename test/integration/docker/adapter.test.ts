@@ -17,7 +17,7 @@ import { WormholeError } from '../../../src/common/errors';
 import type { Logger } from '../../../src/common/log';
 import { Docker, OWNER_LABEL, SEGMENT_LABEL, parseRunArgs, resolveAllowedDirs } from '../../../src/docker';
 import { connectTcp } from '../../../src/netns';
-import { type TestRegistry, startRegistry } from '../../helpers/registry';
+import { type TestRegistry, startEchoRegistry } from '../../helpers/registry';
 import {
   APP_IMAGE,
   DB_IMAGE,
@@ -351,20 +351,7 @@ describe('the Docker adapter', () => {
     let registry: TestRegistry | undefined;
     const repo = `wh-test/pulled-${RUN}`;
     before(async () => {
-      // one layer: the host's static busybox, with the applets an echo service needs
-      const layerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-layer-'));
-      try {
-        fs.mkdirSync(path.join(layerDir, 'bin'));
-        fs.copyFileSync('/bin/busybox', path.join(layerDir, 'bin/busybox'));
-        for (const applet of ['sh', 'nc', 'cat'])
-          fs.symlinkSync('busybox', path.join(layerDir, 'bin', applet));
-        registry = await startRegistry(repo, 'v1', layerDir, {
-          Env: ['PATH=/bin'],
-          Cmd: ['nc', '-ll', '-p', '9001', '-e', 'cat'],
-        });
-      } finally {
-        fs.rmSync(layerDir, { recursive: true, force: true });
-      }
+      registry = await startEchoRegistry(repo);
     });
     after(async () => {
       if (!registry) return;

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { Docker } from '../../../src/docker';
-import { JsonLines, parseContainerEvent } from '../../../src/docker/events';
+import { FILTERED_ACTIONS, JsonLines, parseContainerEvent } from '../../../src/docker/events';
 import type { ContainerEvent } from '../../../src/segment/context';
 
 function event(action: string, id: string, name: string): string {
@@ -74,6 +74,26 @@ describe('the event stream, line by line', () => {
       }),
       { id: 'i', action: 'start', name: 'n' },
     );
+  });
+
+  it("reads Podman's events under Docker's names (its remove is destroy)", () => {
+    // as Podman 4.3's compatible API sends them
+    const podman = (action: string) => ({
+      status: action,
+      id: 'p1',
+      Type: 'container',
+      Action: action,
+      Actor: { ID: 'p1', Attributes: { name: 'web', podId: '' } },
+    });
+    assert.deepEqual(parseContainerEvent(podman('remove')), { id: 'p1', action: 'destroy', name: 'web' });
+    assert.deepEqual(parseContainerEvent(podman('died')), { id: 'p1', action: 'die', name: 'web' });
+    assert.deepEqual(parseContainerEvent(podman('die')), { id: 'p1', action: 'die', name: 'web' });
+    // a name that is a property of every object is not taken for one of Podman's
+    assert.equal(parseContainerEvent(podman('constructor'))?.action, 'constructor');
+  });
+
+  it("asks for Docker's names and Podman's", () => {
+    for (const a of ['start', 'die', 'destroy', 'died', 'remove']) assert.ok(FILTERED_ACTIONS.includes(a), a);
   });
 });
 
@@ -143,7 +163,7 @@ describe('watching a fake engine', () => {
       assert.equal(url.pathname, '/events');
       assert.deepEqual(JSON.parse(url.searchParams.get('filters') ?? ''), {
         type: ['container'],
-        event: ['start', 'die', 'destroy'],
+        event: ['start', 'die', 'destroy', 'died', 'remove'],
       });
       assert.ok(lines.some((l) => l.msg === 'docker event stream lost: reconnecting'));
       assert.ok(lines.some((l) => l.msg === 'docker event stream back'));
