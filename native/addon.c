@@ -158,6 +158,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!wh_notify_init(env, exports)) return NULL;
   if (!wh_syncfs_init(env, exports)) return NULL;
   if (!wh_proxyproto_init(env, exports)) return NULL;
+  if (!wh_transparent_init(env, exports)) return NULL;
   return exports;
 }
 

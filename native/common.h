@@ -115,6 +115,15 @@ size_t wh_proxy_header(int version, const struct sockaddr_storage *src, socklen_
                        const struct sockaddr_storage *dst, socklen_t dlen, const char *unix_dst,
                        uint8_t out[WH_PROXY_MAX]);
 
+/* ---- transparent.c: a socket that takes the client's own address ---- */
+
+/*
+ * Bind fd (of `family`, not yet bound) to the address and port of the peer of the socket
+ * `client`, with IP_TRANSPARENT and SO_MARK `mark`; -1 with errno set (EAFNOSUPPORT: the
+ * client is of the other family).
+ */
+int wh_transparent_from(int fd, int client, int family, uint32_t mark);
+
 /* Register each file's exports on `exports`. */
 napi_value wh_nsfactory_init(napi_env env, napi_value exports);
 napi_value wh_engine_init(napi_env env, napi_value exports);
@@ -122,5 +131,6 @@ napi_value wh_fdpass_init(napi_env env, napi_value exports);
 napi_value wh_notify_init(napi_env env, napi_value exports);
 napi_value wh_syncfs_init(napi_env env, napi_value exports);
 napi_value wh_proxyproto_init(napi_env env, napi_value exports);
+napi_value wh_transparent_init(napi_env env, napi_value exports);
 
 #endif

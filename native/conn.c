@@ -43,6 +43,8 @@
  * namespace, as TCP) or a path, looked up at each dial inside the tail's filesystem root (a
  * container's /proc/PID/root) so that a symlink never leads out of it (unixsock.c). Splice
  * moves bytes on unix sockets alike, and shutdown(SHUT_WR) passes half-close on both kinds.
+ * A transparent tail's socket takes the client's address and port before it connects
+ * (transparent.c); a unix path tail is never transparent (refused at create).
  * Sockets for a tail in another namespace are made after setns(2) there and back; if coming
  * back ever fails the engine stops dialing (everything is handed back) rather than make
  * sockets in the wrong place.
@@ -435,6 +437,9 @@ static void conn_dial_tail(struct engine *e, struct conn *c, int i) {
   if (up < 0) return dial_failed(e, c, errno);
   nodelay(up);
   c->fd[1] = up;
+  /* transparent: the tail sees the client's own address and port (transparent.c) */
+  if (t->mark && wh_transparent_from(up, c->fd[0], t->addr.ss_family, t->mark) != 0)
+    return dial_failed(e, c, errno);
   c->state = C_DIALING;
   /* a unix connect is done at once (or refused, or EAGAIN: the listener's backlog is full) */
   int rc = t->path ? wh_unix_connect_in(up, t->root, t->path) : connect(up, (struct sockaddr *)&t->addr, t->len);

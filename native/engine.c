@@ -184,6 +184,7 @@ static void run_cmd(struct engine *e, struct cmd *c) {
       t->addr = c->addr;
       t->len = c->addr_len;
       t->proxy = c->proxy;
+      t->mark = c->mark;
       t->key = c->key;
       if (c->arg >= g->ntails) g->ntails = c->arg + 1;
     }

@@ -147,6 +147,7 @@ struct tail {
   int root;                     /* a unix path tail: the filesystem root it is looked up in (else -1) */
   char *path;                   /* and the path, looked up at each dial (else NULL) */
   uint8_t proxy;                /* the PROXY protocol version each connection starts with (0: none) */
+  uint32_t mark;                /* transparent: dial from the client's address, packets marked so (0: no) */
   uint32_t gen;                 /* the slot's generation: one more at each new tail */
   uint64_t key;                 /* the tail's hash for source affinity (pick.c) */
   int64_t open;                 /* connections to it open now (atomic) */
@@ -266,6 +267,7 @@ struct cmd {
   int root;                     /* TAIL of a unix path: the filesystem root (the engine's own dup) */
   char *path;                   /* and the path in it */
   uint8_t proxy;                /* TAIL: the PROXY protocol version (0: none) */
+  uint32_t mark;                /* TAIL: transparent's mark (0: not transparent) */
   uint64_t key;                 /* TAIL: the tail's hash for source affinity */
   uint32_t seq;                 /* TAIL: its number, given back in EV_TAIL_SET once it ran */
   struct chan *ch;              /* CHAN_*: the channel (the command holds a reference) */

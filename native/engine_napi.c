@@ -22,7 +22,7 @@
  *                                        wakeOnData: hold each client until its first byte
  *   groupListen(engine, group, fd)       the engine owns fd from now on
  *   groupUnlisten(engine, group)         stop accepting (daemon stop); connections go on
- *   groupTail(engine, group, slot, {nsFd, host, port | path, rootFd, proxy, key} | null)
+ *   groupTail(engine, group, slot, {nsFd, host, port | path, rootFd, proxy, mark, key} | null)
  *                                        -> the command's number, which EV_TAIL_SET gives back
  *                                        once the engine has applied it
  *   groupHealth(engine, group, slot, up) groupBalance(engine, group, policy)
@@ -305,23 +305,26 @@ static bool slot_arg(napi_env env, napi_value v, int32_t *slot) {
 /*
  * A tail object into a CMD_TAIL: {host, port} (a numeric IPv4 or IPv6 address), or {path}
  * ("@name": abstract, in nsFd's namespace; "/path": looked up at each dial inside rootFd's
- * tree); nsFd (-1, the default: the engine's own namespace), proxy (0, 1, 2), key (the name
+ * tree); nsFd (-1, the default: the engine's own namespace), proxy (0, 1, 2), mark (0, the
+ * default; else transparent: each dial is from the client's own address, marked so), key (the name
  * source affinity hashes; by default the address). The fds are dup'ed: the caller keeps its own.
  */
 static bool tail_of(napi_env env, napi_value tail, struct cmd *c) {
   const char *what = "groupTail";
-  int32_t ns, root, port, proxy;
+  int32_t ns, root, port, proxy, mark;
   char host[INET6_ADDRSTRLEN], path[4097], key[4097];
   bool has_host, has_path, has_key;
   if (!wh_int_field(env, tail, what, "nsFd", -1, INT32_MAX, -1, &ns) ||
       !wh_int_field(env, tail, what, "rootFd", -1, INT32_MAX, -1, &root) ||
       !wh_int_field(env, tail, what, "port", 0, 65535, 0, &port) ||
       !wh_int_field(env, tail, what, "proxy", 0, 2, 0, &proxy) ||
+      !wh_int_field(env, tail, what, "mark", 0, INT32_MAX, 0, &mark) ||
       !wh_str_field(env, tail, what, "host", host, sizeof host, &has_host) ||
       !wh_str_field(env, tail, what, "path", path, sizeof path, &has_path) ||
       !wh_str_field(env, tail, what, "key", key, sizeof key, &has_key))
     return false;
   c->proxy = (uint8_t)proxy;
+  c->mark = (uint32_t)mark;
   if (has_path) {
     /* unix: an abstract name is an address; a path is looked up at each dial */
     c->addr.ss_family = AF_UNIX;

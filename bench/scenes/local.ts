@@ -95,6 +95,21 @@ export async function acrossNamespaces(cfg: Config, builds: Build[]): Promise<Sc
 
   for (const b of builds)
     paths.push(wormholePath(b, `tcp://${ns}@127.0.0.1:${iperf}`, `tcp://${ns}@127.0.0.1:${echo}`));
+  // `transparent` (issue 21), this build only: the tail dialed from the client's own address
+  // (IP_TRANSPARENT, the segment's mark and routes in the namespace), beside the same tail
+  // dialed plainly. A transparent tail is never loopback, so both reach the veth address; and
+  // their clients come from the host's veth address, not 127.0.0.1, whose ports the kernel
+  // reuses at once (tcp_tw_reuse for loopback) while the daemon's side of the last
+  // connection from that port still waits in TIME_WAIT in the namespace
+  const [vi, ve] = [`tcp://${ns}@${nsIp}:${iperf}`, `tcp://${ns}@${nsIp}:${echo}`];
+  paths.push(wormholePath(builds[0], vi, ve, { host: hostIp, name: 'wormhole (to the veth address)' }));
+  paths.push(
+    wormholePath(builds[0], vi, ve, {
+      host: hostIp,
+      tail: ['transparent'],
+      name: 'wormhole transparent (to the veth address)',
+    }),
+  );
 
   paths.push(
     peerPath(
@@ -129,13 +144,23 @@ export async function acrossNamespaces(cfg: Config, builds: Build[]): Promise<Sc
   return { name: 'across namespaces', paths };
 }
 
-/** wormhole's path: a daemon of `build` with two segments, to the iperf3 and echo servers' URLs. */
-function wormholePath(build: Build, iperfUrl: string, echoUrl: string): PathSpec {
+/**
+ * wormhole's path: a daemon of `build` with two segments, to the iperf3 and echo servers' URLs;
+ * `o.host`: the heads' address (127.0.0.1), `o.tail`: more tail actions for both, `o.name`: the
+ * row's (`wormhole`).
+ */
+function wormholePath(
+  build: Build,
+  iperfUrl: string,
+  echoUrl: string,
+  o: { host?: string; tail?: string[]; name?: string } = {},
+): PathSpec {
   const wh = daemon(build);
   const [wi, we] = [port(), port()];
-  wh.cli('create', 'url', `:${wi}`, 'tail', 'url', iperfUrl);
-  wh.cli('create', 'url', `:${we}`, 'tail', 'url', echoUrl);
-  return { name: named(build, 'wormhole'), host: '127.0.0.1', iperf: wi, echo: we, pids: () => [wh.pid] };
+  const host = o.host ?? '127.0.0.1';
+  wh.cli('create', 'url', `tcp://${host}:${wi}`, 'tail', 'url', iperfUrl, ...(o.tail ?? []));
+  wh.cli('create', 'url', `tcp://${host}:${we}`, 'tail', 'url', echoUrl, ...(o.tail ?? []));
+  return { name: named(build, o.name ?? 'wormhole'), host, iperf: wi, echo: we, pids: () => [wh.pid] };
 }
 
 /**

@@ -34,6 +34,7 @@ export const VERBS = [
   'proxy-protocol',
   'allow',
   'wake-on-data',
+  'transparent',
 ] as const;
 export type Verb = (typeof VERBS)[number];
 
@@ -44,7 +45,7 @@ export interface Action {
   args: string[];
 }
 
-const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain', 'also', 'wake-on-data'];
+const NO_ARG: readonly Verb[] = ['tail', 'trigger', 'child', 'chain', 'also', 'wake-on-data', 'transparent'];
 const ONE_ARG: readonly Verb[] = [
   'id',
   'url',
@@ -124,6 +125,8 @@ export type Step =
   | { op: 'docker-ns'; side: Side; container: string | null }
   | { op: 'docker-run'; side: Side; args: string[] }
   | { op: 'proxy-protocol'; side: 'tail'; version: 1 | 2 }
+  /** The tail sees the client's own address and port (src/segment/transparent.ts). */
+  | { op: 'transparent' }
   /** Another tail, from a copy of the previous one. */
   | { op: 'also' }
   /** Every running container with this label is a tail. */
@@ -283,6 +286,12 @@ function parseSegment(actions: readonly Action[]): Plan {
         if (args[0] !== 'v1' && args[0] !== 'v2')
           throw new UsageError(`proxy-protocol "${args[0]}": expected v1 or v2`);
         steps.push({ op: 'proxy-protocol', side, version: args[0] === 'v1' ? 1 : 2 });
+        break;
+      case 'transparent':
+        // how the tail is dialed: a tail setting, as proxy-protocol
+        if (side === 'head')
+          throw new UsageError('transparent sets the tail: put it after "tail" (or "trigger")');
+        steps.push({ op: 'transparent' });
         break;
       case 'docker-ns':
         if (args[0] !== undefined && !CONTAINER_PATTERN.test(args[0])) {

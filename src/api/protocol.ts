@@ -70,6 +70,8 @@ export const segmentInfoSchema = z.object({
   parent: z.string().nullable(),
   /** A peer's child (made for a peer by peer-create), not a remote segment (name kept for scripts). */
   remote: z.boolean(),
+  /** `transparent`: the tail sees the client's own address and port (absent: no). */
+  transparent: z.boolean().optional(),
   /** The name of the key that made it (its top segment): admin is -K's (optional: older daemons). */
   owner: z.string().optional(),
   connections: z.number().int(),

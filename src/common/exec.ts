@@ -7,6 +7,8 @@ const PACKAGE_OF: Record<string, string> = {
   wg: 'wireguard-tools',
   'wireguard-go': 'wireguard-go',
   iptables: 'iptables',
+  ip6tables: 'iptables',
+  nsenter: 'util-linux',
 };
 
 /** The result of a finished command. */

@@ -100,6 +100,8 @@ export interface NativeTail {
   rootFd?: number;
   /** The PROXY protocol version each connection starts with (0, the default: none). */
   proxy?: 0 | 1 | 2;
+  /** Transparent: each dial is from the client's own address, its packets marked so (0, the default: no). */
+  mark?: number;
   /** The name source affinity hashes (the default: the address); pickTail hashes the same. */
   key?: string;
 }
@@ -302,6 +304,13 @@ export interface NativeBinding {
    * client) to origin.dst (the head); null: an origin nobody said (UNKNOWN, unspecified).
    */
   proxyHeader(version: 1 | 2, origin: NativeOrigin | null): Buffer;
+
+  // ---- native/transparent.c ----
+  /**
+   * Bind fd (a socket of host's family, made in a tail's namespace, not bound yet) to
+   * host:port, a client's, with IP_TRANSPARENT and SO_MARK `mark`. Throws the errno.
+   */
+  bindTransparent(fd: number, host: string, port: number, mark: number): void;
   // ---- native/notify.c: systemd's notification socket ----
   /**
    * Send one datagram to an AF_UNIX datagram socket: socketPath is absolute, or '@name' for

@@ -193,6 +193,28 @@ export async function bindUdp(
   return { socket, fd };
 }
 
+/**
+ * A UDP socket inside a namespace bound to a client's own address and port (host:port, not
+ * this namespace's), for a `transparent` tail: IP_TRANSPARENT, its datagrams marked `mark`
+ * (src/netns/policy.ts routes the tail's replies back to it).
+ */
+export async function bindUdpTransparent(
+  nsPath: string | null,
+  host: string,
+  port: number,
+  mark: number,
+): Promise<dgram.Socket> {
+  let fd = -1;
+  try {
+    fd = await native().socketIn(nsPath, family(host), 'udp');
+    native().bindTransparent(fd, host, port, mark);
+  } catch (err) {
+    if (fd >= 0) fs.closeSync(fd);
+    throw nsError(err, nsPath, `bind udp ${host}:${port} (transparent)`);
+  }
+  return (await bindUdp(nsPath, host, port, fd)).socket;
+}
+
 // ---- unix stream sockets ---------------------------------------------------------------
 
 /**

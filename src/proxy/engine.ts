@@ -103,6 +103,8 @@ export interface EngineTail {
   rootFd?: number;
   /** The PROXY protocol version each connection to the tail starts with. */
   proxy?: 1 | 2;
+  /** Transparent: each dial is from the client's own address, its packets marked so. */
+  mark?: number;
   /** The name source affinity hashes (the JavaScript mover's pick hashes the same; default: the address). */
   key?: string;
 }
@@ -158,8 +160,9 @@ export class EngineGroup {
     const { engine, handle } = this;
     let given = null;
     if (tail !== null) {
-      const { nsFd, host, port, path, rootFd, proxy, key } = tail;
-      given = path !== undefined ? { nsFd, path, rootFd, proxy, key } : { nsFd, host, port, proxy, key };
+      const { nsFd, host, port, path, rootFd, proxy, mark, key } = tail;
+      given =
+        path !== undefined ? { nsFd, path, rootFd, proxy, key } : { nsFd, host, port, proxy, mark, key };
     }
     const seq = native().groupTail(engine.handle, handle, slot, given);
     // (an event is awaited: the engine keeps Node's loop alive until it comes)

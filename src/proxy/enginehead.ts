@@ -93,6 +93,7 @@ export class EngineHead extends HeadBase {
         path,
         rootFd: path === undefined ? undefined : rootFd,
         proxy: tail.proxy,
+        mark: tail.mark,
         // (the same key as the balancer's: a client maps to the same tail with either mover)
         key,
       });

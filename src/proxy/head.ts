@@ -33,6 +33,11 @@ export interface TailTarget {
   path?: string;
   /** The PROXY protocol version each connection to the tail starts with. */
   proxy?: 1 | 2;
+  /**
+   * `transparent`: the mark of the segment's routes (src/netns/policy.ts). The engine dials
+   * from the client's own address; the JavaScript mover does not (refused at create).
+   */
+  mark?: number;
   /** The tail's network namespace, opened (an fd the caller closes); absent: the daemon's own. */
   openNamespace?(): Promise<number>;
   /** The filesystem root a unix `/path` is looked up in, opened (an fd the caller closes). */

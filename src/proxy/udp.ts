@@ -97,7 +97,7 @@ export class UdpRelay extends UdpCounters {
 
   /**
    * @param head the bound head socket
-   * @param openUpstream makes a socket connected to a tail for a client address (may wait for a trigger)
+   * @param openUpstream makes a socket connected to a tail for a client address and port (may wait for a trigger)
    * @param idleMs session idle time
    * @param onError told when a session could not be opened
    * @param maxSessions sessions at most; past it, `onRefused` is told of each dropped datagram
@@ -106,7 +106,7 @@ export class UdpRelay extends UdpCounters {
    */
   constructor(
     private readonly head: dgram.Socket,
-    private readonly openUpstream: (client: string) => Promise<DatagramUpstream>,
+    private readonly openUpstream: (client: string, port: number) => Promise<DatagramUpstream>,
     private readonly idleMs: number,
     private readonly onError: (err: unknown) => void,
     private readonly maxSessions = Infinity,
@@ -192,7 +192,7 @@ export class UdpRelay extends UdpCounters {
 
   private open(key: string, s: Session, rinfo: dgram.RemoteInfo): void {
     this.opening++;
-    this.openUpstream(rinfo.address).then(
+    this.openUpstream(rinfo.address, rinfo.port).then(
       (up) => {
         this.opening--;
         if (s.closed || this.closed) {

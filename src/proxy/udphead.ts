@@ -10,8 +10,8 @@ import { type DatagramUpstream, UdpRelay } from './udp';
 
 /** What a UDP head needs from its segment. */
 export interface UdpHeadOptions {
-  /** A session's upstream for a client address (may wait for a trigger, or the tail's container). */
-  openUpstream(client: string): Promise<DatagramUpstream>;
+  /** A session's upstream for a client address and port (may wait for a trigger, or the tail's container). */
+  openUpstream(client: string, port: number): Promise<DatagramUpstream>;
   /** A session with no datagram either way for this long ends. */
   idleMs: number;
   /** Sessions at most; past it a datagram from a new address is dropped, and `onRefused` told. */
@@ -49,7 +49,7 @@ export class UdpHead implements Head {
     socket.on('error', (err) => o.onSocketError(err));
     this.current = new UdpRelay(
       socket,
-      (client) => o.openUpstream(client),
+      (client, port) => o.openUpstream(client, port),
       o.idleMs,
       (err) => o.onSessionError(err),
       o.maxSessions,

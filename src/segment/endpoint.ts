@@ -10,6 +10,7 @@ import type { Protocol, UrlParts } from '../api/url';
 import { formatUnixUrl, formatUrl } from '../api/url';
 import { WormholeError } from '../common/errors';
 import { namespaceIdentity, namespacePath, rootOf } from '../netns';
+import { namespaceAddress } from '../netns/policy';
 
 /** What the actions have said so far about one end; unset parts are undefined. */
 export interface Draft {
@@ -30,6 +31,8 @@ export interface Draft {
   mode?: number;
   /** A tail's PROXY protocol version: each connection to it starts with the header. */
   proxy?: 1 | 2;
+  /** `transparent`: the tail is dialed from the client's own address and port. */
+  transparent?: boolean;
   /** `docker-label KEY=VALUE`: every running container with the label is a tail. */
   label?: string;
 }
@@ -49,6 +52,8 @@ export interface Endpoint {
   mode?: number;
   /** A tail's PROXY protocol version. */
   proxy?: 1 | 2;
+  /** A tail dialed from the client's own address and port (src/segment/transparent.ts). */
+  transparent?: boolean;
   /**
    * A unix tail on the host's filesystem, allowed by --allow-unix (src/segment/hostunix.ts):
    * the allowed directory and the socket's path inside it, dialed with that directory as
@@ -125,7 +130,7 @@ export async function resolveTail(d: Draft, head: Draft): Promise<Endpoint> {
         'TAIL_NO_PATH',
         'the unix tail has no path: name one, e.g. "tail url unix:///run/app.sock"',
       );
-    return { ...unixEnd(d, address), proxy: d.proxy };
+    return { ...unixEnd(d, address), proxy: d.proxy, transparent: d.transparent };
   }
   const port = d.port ?? head.port ?? 0;
   if (port === 0) {
@@ -135,12 +140,24 @@ export async function resolveTail(d: Draft, head: Draft): Promise<Endpoint> {
     proto,
     ns: d.ns ?? null,
     nsLabel: d.nsLabel,
-    host: await resolveHost(d.host ?? DEFAULT_HOST),
+    host: await resolveHost(d.host ?? (await defaultTailHost(d))),
     port,
     container: d.container,
     containerId: d.containerId,
     proxy: d.proxy,
+    transparent: d.transparent,
   };
+}
+
+/**
+ * A tail's host when its URL names none: 127.0.0.1, or for a transparent tail in a namespace
+ * of its own (a container's) that namespace's own address: a loopback tail cannot be
+ * transparent (src/segment/transparent.ts), and the container's address is not known
+ * before it runs.
+ */
+async function defaultTailHost(d: Draft): Promise<string> {
+  if (!d.transparent || !d.ns) return DEFAULT_HOST;
+  return (await namespaceAddress(d.ns).catch(() => undefined)) ?? DEFAULT_HOST;
 }
 
 /**

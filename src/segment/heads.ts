@@ -7,7 +7,7 @@ import type * as dgram from 'node:dgram';
 import type { Cidr } from '../api/cidr';
 import { errorMessage } from '../common/errors';
 import type { RateLimitedLog } from '../common/ratelog';
-import { bindUdp } from '../netns';
+import { bindUdp, bindUdpTransparent } from '../netns';
 import { type Client, type TcpHead, openTcpHead } from '../proxy/head';
 import type { DatagramUpstream, UdpRelay } from '../proxy/udp';
 import { UdpHead } from '../proxy/udphead';
@@ -27,8 +27,8 @@ export interface HeadHost {
   readonly wakeOnData?: boolean;
   /** A TCP client to take to the tail. */
   serve(client: Client): void;
-  /** A UDP session's upstream for a client address. */
-  openUpstream(client: string): Promise<DatagramUpstream>;
+  /** A UDP session's upstream for a client address and port. */
+  openUpstream(client: string, port: number): Promise<DatagramUpstream>;
   /** A UDP relay closed: keep its counts. */
   retired(relay: UdpRelay): void;
   /** The tail as the access log names it. */
@@ -67,7 +67,7 @@ export function openStreamHead(host: HeadHost, head: Endpoint, fd: number): TcpH
 export function openUdpHead(host: HeadHost, socket: dgram.Socket, fd: number): UdpHead {
   const { ctx, id, warn } = host;
   return new UdpHead(socket, fd, {
-    openUpstream: (client) => host.openUpstream(client),
+    openUpstream: (client, port) => host.openUpstream(client, port),
     idleMs: ctx.udpIdleMs,
     maxSessions: ctx.maxUdpSessions,
     resendMs: ctx.dialTimeoutMs,
@@ -83,10 +83,18 @@ export function openUdpHead(host: HeadHost, socket: dgram.Socket, fd: number): U
   });
 }
 
-/** A UDP socket connected to a local tail, made in its namespace. */
-export async function udpSocketTo(ep: Endpoint): Promise<dgram.Socket> {
+/**
+ * A UDP socket connected to a local tail, made in its namespace; `from`: bound to a client's
+ * own address and port instead, for a transparent tail (src/segment/transparent.ts).
+ */
+export async function udpSocketTo(
+  ep: Endpoint,
+  from?: { host: string; port: number; mark: number },
+): Promise<dgram.Socket> {
   const any = ep.host.includes(':') ? '::' : '0.0.0.0';
-  const { socket: up } = await bindUdp(ep.ns, any, 0);
+  const up = from
+    ? await bindUdpTransparent(ep.ns, from.host, from.port, from.mark)
+    : (await bindUdp(ep.ns, any, 0)).socket;
   await new Promise<void>((resolve, reject) => {
     up.once('error', reject);
     up.connect(ep.port, ep.host, () => {

@@ -44,6 +44,8 @@ export interface SegmentView {
   /** The trigger's runs and idle (undefined: no trigger). */
   trigger: SegmentInfo['trigger'];
   containers: readonly string[];
+  /** `transparent`: the tail is dialed from the client's own address. */
+  transparent: boolean;
 }
 
 /** The state list shows. */
@@ -96,6 +98,7 @@ export function segmentInfo(v: SegmentView): SegmentInfo {
     state: stateOf(v),
     parent: v.parent,
     remote: v.remote,
+    ...(v.transparent ? { transparent: true } : {}),
     connections: traffic.total,
     traffic,
     refused: traffic.refused,

@@ -34,6 +34,7 @@ import {
   several,
 } from './steps';
 import { checkTriggerStatically, checkUnixTails } from './tailchecks';
+import { checkTransparentPlan } from './transparent';
 
 /** How often tails are checked unless `health` says otherwise. */
 const DEFAULT_HEALTH_MS = 5000;
@@ -293,6 +294,8 @@ export class SegmentManager {
     const made = { scope: new DisposableStack(), containers: [] as string[] };
     let seg: Segment | undefined;
     try {
+      // (before any step makes anything)
+      checkTransparentPlan(plan, { base: base.proto, engine: this.ctx.engine !== null, remote });
       const head: Draft = { ...base };
       // `also` starts another tail from a copy of the one before: the last is the one set
       const tails: Draft[] = [{}];

@@ -27,6 +27,7 @@ import { Trigger } from './trigger';
 import { type HeadHost, openStreamHead, openUdpHead } from './heads';
 import { joinRemote } from './remoteleg';
 import { UdpSide } from './udpside';
+import { TransparentRoutesHeld } from './transparent';
 
 /** A segment, from listening to closed. */
 export class Segment {
@@ -59,6 +60,8 @@ export class Segment {
   /** The following of the tail's container, replaced with the tail. */
   private tailFollow: Disposable | undefined;
   private tailFollowKept = false;
+  /** A transparent tail's routes in its namespace (made when it is set, removed with the segment). */
+  private readonly routes: TransparentRoutesHeld;
   /** False once the head stopped accepting for good (daemon stop): a restart binds nothing. */
   private listening = true;
   /** Set by accept(): the tail is set (or the trigger armed), connections are served. */
@@ -88,6 +91,8 @@ export class Segment {
     ({ ctx: this.ctx, follower: this.follower } = deps);
     this.containers = spec.made.containers;
     this.stack.add(spec.made.scope);
+    this.routes = new TransparentRoutesHeld(spec, this.ctx.log);
+    this.stack.defer(() => this.routes.release());
     this.warn = new RateLimitedLog(this.ctx.log);
     let resolve!: () => void;
     this.accepted = { promise: new Promise<void>((r) => (resolve = r)), resolve };
@@ -100,6 +105,7 @@ export class Segment {
       tailRunning: () => this.tailRunning(),
       pickUdp: (client) => this.tailSet?.pickUdp(client),
       headAddress: () => ({ host: this.head.host, port: this.boundPort }),
+      transparentMark: () => this.routes.mark,
     });
     if (spec.trigger) {
       this.trigger = new Trigger(spec.trigger, {
@@ -194,7 +200,7 @@ export class Segment {
       warn: this.warn,
       ...this.admits,
       serve: (client) => void this.serve(client),
-      openUpstream: (client) => this.udp.openUpstream(client),
+      openUpstream: (client, port) => this.udp.openUpstream(client, port),
       retired: (relay) => this.udp.retire(relay),
       tailText: () => this.tailText(),
     };
@@ -240,6 +246,8 @@ export class Segment {
       this.tailSet = set;
       this.stack.defer(() => set.dispose());
       await set.start();
+    } else if (tail.kind === 'local' && tail.ep.transparent) {
+      await this.routes.point(head, tail.ep);
     } else if (head && tail.kind === 'local' && isStream(tail.ep.proto)) {
       await head.setTail(streamTarget(tail.ep));
     }
@@ -458,6 +466,7 @@ export class Segment {
       tail: this.tail,
       tailSet: this.tailSet,
       tailText: this.tailText(),
+      transparent: this.routes.wanted,
       closed: this.closed,
       down: this.down,
       triggering: this.trigger?.started ?? false,

@@ -1,6 +1,6 @@
 /**
  * The create grammar's steps that set an end (url, docker-ns, docker-run, docker-label,
- * proxy-protocol), applied to drafts; and the small rules the manager checks drafts by.
+ * proxy-protocol, transparent), applied to drafts; and the small rules the manager checks drafts by.
  */
 import type { Step } from '../api/grammar';
 import type { Params, Result } from '../api/protocol';
@@ -10,6 +10,7 @@ import type { ContainerRuntime } from './context';
 import { type Draft, type Endpoint, applyUrl, checkNotSelf } from './endpoint';
 import type { TriggerContainers } from './idle';
 import { checkJoin } from './streamends';
+import { checkTransparentEnds } from './transparent';
 
 /** Steps that make a child (here or on a peer) rather than set an end. */
 export function isChildStep(step: Step): boolean {
@@ -25,6 +26,7 @@ export function isChildStep(step: Step): boolean {
 /** A tail must be of a kind the head joins (streams, or udp) and must not be the head itself. */
 export function checkTail(head: Endpoint, headPort: number, tail: Endpoint): void {
   checkJoin(head.proto, tail.proto, tail.proxy);
+  if (tail.transparent) checkTransparentEnds(head, tail);
   checkNotSelf(head, headPort, tail);
 }
 
@@ -88,6 +90,8 @@ export async function applyStep(
     }
   } else if (step.op === 'proxy-protocol') {
     tail.proxy = step.version;
+  } else if (step.op === 'transparent') {
+    tail.transparent = true;
   } else if (step.op === 'docker-run') {
     const d = step.side === 'head' ? head : tail;
     // a trigger's container under idle is kept: stopped when it idles, started again

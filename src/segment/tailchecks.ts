@@ -10,6 +10,7 @@ import { DEFAULT_HOST, type Draft, applyUrl, checkNotSelf, resolveTail, tailProt
 import { confineUnixTail } from './hostunix';
 import type { Segment } from './segment';
 import { checkJoin } from './streamends';
+import { checkTransparentEnds } from './transparent';
 
 /** Refuse a host-path unix tail that --allow-unix (`allowUnix`) does not allow. */
 export async function checkUnixTails(
@@ -32,9 +33,19 @@ export async function checkTriggerStatically(
   for (const s of steps) {
     if (s.op === 'url') applyUrl(tail, s.url, false);
     if (s.op === 'proxy-protocol') tail.proxy = s.version;
+    if (s.op === 'transparent') tail.transparent = true;
   }
   checkJoin(seg.head.proto, tailProto(tail, seg.headDraft), tail.proxy);
-  const urlsOnly = steps.every((s) => s.op === 'url' || s.op === 'proxy-protocol');
+  if (tail.transparent) {
+    // (a tail given no host in a container is the container's own address: known once it runs)
+    const nsLater = steps.some((s) => s.op === 'docker-run' || s.op === 'docker-ns');
+    const proto = tailProto(tail, seg.headDraft);
+    if (proto === 'unix' || tail.host !== undefined || (!tail.ns && !nsLater)) {
+      const port = tail.port ?? seg.headDraft.port ?? 0;
+      checkTransparentEnds(seg.head, { proto, ns: tail.ns ?? null, host: tail.host ?? DEFAULT_HOST, port });
+    }
+  }
+  const urlsOnly = steps.every((s) => s.op === 'url' || s.op === 'proxy-protocol' || s.op === 'transparent');
   // (and a host unix tail that --allow-unix does not allow is refused now, not at the first connection)
   if (urlsOnly) await checkUnixTails([tail], seg.headDraft, allowUnix);
   if (seg.head.proto === 'unix' || tailProto(tail, seg.headDraft) === 'unix') return;

@@ -14,6 +14,7 @@ import type { Endpoint } from './endpoint';
 import { udpSocketTo } from './heads';
 import type { Tail } from './spec';
 import { UdpTotals } from './stats';
+import { clientFor } from './transparent';
 import { PeerSessions, openPeerSession } from './udpremote';
 
 /** What the UDP side asks of its segment. */
@@ -27,6 +28,8 @@ export interface UdpSideHost {
   pickUdp(client: string): Endpoint | undefined;
   /** Where the head listens, for the origin a peer's segment is told. */
   headAddress(): { host: string; port: number };
+  /** The segment's mark, for a transparent tail (src/segment/transparent.ts). */
+  transparentMark(): number;
 }
 
 /** One UDP segment's upstreams, peer sessions and closed relays' counters. */
@@ -38,19 +41,25 @@ export class UdpSide {
 
   constructor(private readonly host: UdpSideHost) {}
 
-  /** A session's upstream: a socket to a local tail, or a stream to the peer's segment. */
-  async openUpstream(client: string): Promise<DatagramUpstream> {
+  /**
+   * A session's upstream for a client's address and port: a socket to a local tail, or a
+   * stream to the peer's segment.
+   */
+  async openUpstream(client: string, port: number): Promise<DatagramUpstream> {
     const tail = await this.host.triggered();
     if (tail.kind === 'peer') {
       const origin: Origin = { src: { host: client, port: 0 }, dst: this.host.headAddress() };
       const { peers, dialTimeoutMs } = this.host.ctx;
       return openPeerSession(peers, tail.host, tail.id, dialTimeoutMs, origin);
     }
-    return this.openSocket(client);
+    return this.openSocket(client, port);
   }
 
-  /** A UDP socket connected to a local tail (picked for this client), made in its namespace. */
-  private async openSocket(client: string): Promise<dgram.Socket> {
+  /**
+   * A UDP socket connected to a local tail (picked for this client), made in its namespace;
+   * bound to the client's own address and port for a transparent tail.
+   */
+  private async openSocket(client: string, port: number): Promise<dgram.Socket> {
     await this.host.triggered();
     await this.host.tailRunning();
     // (asked again: a tail let go while its container was down is found by running the trigger)
@@ -59,7 +68,8 @@ export class UdpSide {
     if (!ep || ep.proto !== 'udp') {
       throw new Error(tail.kind === 'set' ? 'no udp tail is there now' : 'a udp head needs a local udp tail');
     }
-    return udpSocketTo(ep);
+    if (!ep.transparent) return udpSocketTo(ep);
+    return udpSocketTo(ep, { host: clientFor(ep, client), port, mark: this.host.transparentMark() });
   }
 
   /**
@@ -68,7 +78,8 @@ export class UdpSide {
    */
   attach(stream: Duplex, ready: (err?: unknown) => void, client: string): void {
     const { udpIdleMs, maxUdpSessions } = this.host.ctx;
-    this.peerSessions ??= new PeerSessions((c) => this.openSocket(c), udpIdleMs, maxUdpSessions);
+    // (a peer says the client's address, not its port: a transparent tail's is the kernel's pick)
+    this.peerSessions ??= new PeerSessions((c) => this.openSocket(c, 0), udpIdleMs, maxUdpSessions);
     void this.peerSessions.serve(stream, ready, client);
   }
 

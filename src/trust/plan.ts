@@ -154,6 +154,7 @@ class PlanCheck {
           break;
         }
         case 'proxy-protocol':
+        case 'transparent':
           break;
       }
     }

@@ -28,6 +28,8 @@ export function startService(
     | 'tcp-sha'
     | 'tcp-stall'
     | 'tcp-port'
+    | 'tcp-peer'
+    | 'udp-peer'
     | 'tcp-flood'
     | 'unix-echo'
     | 'unix-hello',

@@ -24,6 +24,7 @@ Actions, read left to right (see the README for the whole grammar):
   tunnel HOST        an encrypted L3 tunnel to HOST, then as remote through it
   udptunnel HOST     as tunnel, carried in UDP
   proxy-protocol V   (tail) each connection to the tail starts with a PROXY v1 or v2 header
+  transparent        (tail) the tail sees the client's own address and port (no loopback or unix tail)
   also               (tail) another tail, starting from a copy of the one before
   docker-label K=V   (tail) every running container with the label is a tail, followed
                      as containers start and stop

@@ -37,6 +37,7 @@ function notes(s: SegmentInfo, now: number): string {
     if (tail.health === 'down') n.push(`tail down${tail.lastError ? ` (${tail.lastError})` : ''}`);
   if (s.parent) n.push(`parent=${s.parent}`);
   if (s.remote) n.push('remote');
+  if (s.transparent) n.push('transparent');
   if (s.label) n.push(`label=${s.label}`);
   return n.join(' ');
 }
@@ -119,7 +120,8 @@ One line per segment, in columns under a header (nothing at all when there is no
   NOTES   error: WHY (failed), down=END:CONTAINER, refused=N (at --max-connections or
           --max-udp-sessions, or from outside allow), trigger=STATE in TIME (its last run, and its error),
           idle=TIME (its idle time), idled AGE ago (when it last idled), tail down (WHY),
-          parent=ID, remote (made for a peer), label=CONTAINER (made from its label)
+          parent=ID, remote (made for a peer), transparent (the tail sees the client's
+          own address), label=CONTAINER (made from its label)
 --json prints an array with every field (see the README for their names).
 
   wormhole list

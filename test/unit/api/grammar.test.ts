@@ -155,6 +155,26 @@ describe('parsePlan', () => {
     assert.throws(() => parsePlan([{ verb: 'proxy-protocol', args: [] }]), /was given 0 argument/);
   });
 
+  it('transparent sets the tail, takes no argument, and may come in the trigger', () => {
+    assert.deepEqual(plan('url :80 tail url 10.0.0.2:80 transparent').init, [
+      { op: 'url', side: 'head', url: { port: 80 } },
+      { op: 'url', side: 'tail', url: { host: '10.0.0.2', port: 80 } },
+      { op: 'transparent' },
+    ]);
+    assert.deepEqual(plan('url :80 trigger transparent url :80').trigger, [
+      { op: 'transparent' },
+      { op: 'url', side: 'tail', url: { port: 80 } },
+    ]);
+    assert.throws(
+      () => plan('url :80 transparent tail url :81'),
+      /transparent sets the tail: put it after "tail"/,
+    );
+    assert.throws(
+      () => parsePlan([{ verb: 'transparent', args: ['x'] }]),
+      /transparent was given 1 argument/,
+    );
+  });
+
   it('checks the arguments of actions that come over the wire', () => {
     assert.throws(() => parsePlan([{ verb: 'url', args: [] }]), /url was given 0 argument/);
     assert.throws(() => parsePlan([{ verb: 'tail', args: ['x'] }]), /tail was given 1 argument/);
