@@ -5,12 +5,19 @@
 import type { SegmentInfo } from '../api/protocol';
 import type { GroupStats } from '../proxy/engine';
 import type { TailStats } from '../proxy/head';
-import type { Endpoint } from './endpoint';
+import { type Endpoint, describe } from './endpoint';
 import type { Side } from './follow';
 import { tailHealth, tcpTraffic } from './stats';
 import type { TailSet } from './tailset';
 
 type Traffic = NonNullable<SegmentInfo['traffic']>;
+
+/** The tail as messages and `list` name it ('' before there is one). */
+export function describeTail(tail: SegmentView['tail'], tailSet: TailSet | undefined): string {
+  if (!tail) return '';
+  if (tail.kind === 'set') return (tailSet?.endpointsNow ?? []).map((e) => describe(e)).join(', ');
+  return tail.kind === 'local' ? describe(tail.ep) : `peer ${tail.host} segment ${tail.id}`;
+}
 
 /** What the view is made from, as the segment has it now. */
 export interface SegmentView {

@@ -20,6 +20,7 @@ import { type Draft, resolveHead, resolveTail } from './endpoint';
 import { ContainerFollower } from './follow';
 import { type Ports, SegmentKeeper } from './keeper';
 import { newRecord, peerChildId } from './records';
+import { Restorer } from './restore';
 import { Segment } from './segment';
 import { type SpawnHost, checkOneRemoteTail, localTail, spawn } from './spawn';
 import type { SegmentDeps, Tail } from './spec';
@@ -63,13 +64,19 @@ export class SegmentManager {
   private readonly keeper: SegmentKeeper;
   /** What every segment is made with. */
   private readonly deps: SegmentDeps;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private retrying = false;
+  /** Kept segments built again at start, and those that failed tried again (restore.ts). */
+  private readonly restorer: Restorer;
   /** What spawning children needs of this manager (src/segment/spawn.ts). */
   private readonly spawnHost: SpawnHost;
 
   constructor(private readonly ctx: SegmentContext) {
     this.keeper = new SegmentKeeper(ctx);
+    this.restorer = new Restorer({
+      ctx,
+      keeper: this.keeper,
+      rebuild: (record) => this.rebuild(record),
+      deleteTree: (id) => this.deleteTree(id),
+    });
     this.spawnHost = {
       ctx,
       build: (plan, id, base, parent, remote, ports) => this.build(plan, id, base, parent, remote, ports),
@@ -83,64 +90,15 @@ export class SegmentManager {
     };
   }
 
-  /**
-   * Build again every segment the store kept (the daemon starts): complete ones with their
-   * ids and ports; half-built ones (a crash cut their create short) are cleaned instead, their
-   * children on peers deleted. What cannot be built is kept, shown as failed, tried again
-   * every --retry-failed seconds. Records are independent of each other: built side by side.
-   */
-  async restore(records: SegmentRecord[]): Promise<void> {
-    let restored = 0;
-    await Promise.all(
-      records.map(async (record) => {
-        if (!record.complete) return this.keeper.cleanHalfBuilt(record);
-        try {
-          await this.rebuild(record);
-          restored++;
-          this.ctx.log.info({ segment: record.id, url: record.url }, 'segment restored');
-        } catch (err) {
-          if (err instanceof WormholeError && err.code === 'ABORTED') return; // deleted meanwhile
-          this.keeper.failedToBuild(record, err);
-          this.ctx.log.warn(
-            { segment: record.id, url: record.url, err: errorMessage(err) },
-            'segment not restored (kept: list shows it failed; tried again every --retry-failed seconds)',
-          );
-        }
-      }),
-    );
-    if (records.length > 0)
-      this.ctx.log.info({ restored, failed: this.keeper.failed.size }, 'segments from the state directory');
-    // What failed may work later: a container started after the daemon, a namespace made again.
-    this.retryTimer = setInterval(() => void this.retryFailed(), this.ctx.retryFailedMs);
-    this.retryTimer.unref();
+  /** Build again every segment the store kept (the daemon starts): restore.ts. */
+  restore(records: SegmentRecord[]): Promise<void> {
+    return this.restorer.restore(records);
   }
 
   /** Build a kept segment as it was: same ids, same head ports. */
   private rebuild(record: SegmentRecord): Promise<Segment[]> {
     const { plan, ports } = this.keeper.rebuildPlan(record);
     return this.buildTop(record, plan, ports);
-  }
-
-  /** Try the segments that could not be built again; a new reason replaces the old. */
-  private async retryFailed(): Promise<void> {
-    if (this.retrying) return;
-    this.retrying = true;
-    try {
-      for (const [id, { record }] of [...this.keeper.failed]) {
-        if (!this.keeper.failed.has(id)) continue;
-        try {
-          await this.rebuild(record);
-        } catch (err) {
-          if (this.keeper.failed.has(id)) this.keeper.failedToBuild(record, err);
-          continue;
-        }
-        if (this.keeper.failed.delete(id))
-          this.ctx.log.info({ segment: id, url: record.url }, 'segment restored');
-        else await this.deleteTree(id).then(() => this.keeper.forget(id)); // deleted while it was built
-      }
-    } finally {
-      this.retrying = false;
-    }
   }
 
   /**
@@ -511,7 +469,7 @@ export class SegmentManager {
 
   /** Delete every segment (daemon shutdown). */
   async closeAll(): Promise<void> {
-    clearInterval(this.retryTimer);
+    this.restorer.stop();
     const tops = [...this.segments.values()].filter((s) => s.parent === null || !this.segments.has(s.parent));
     // (not deleteTree: its set of every id, made for each of 10,000 segments, took minutes)
     await Promise.allSettled(tops.map((s) => this.closeTree(s.id, s)));

@@ -15,7 +15,7 @@ import type { Origin } from '../proxy/proxyproto';
 import { UdpHead } from '../proxy/udphead';
 import type { SegmentContext } from './context';
 import { type Draft, type Endpoint, describe } from './endpoint';
-import { segmentInfo } from './info';
+import { describeTail, segmentInfo } from './info';
 import { TailSet } from './tailset';
 import type { Policy } from '../proxy/balance';
 import type { ContainerFollower, Side } from './follow';
@@ -117,7 +117,7 @@ export class Segment {
         setTail: (tail) => this.setTail(tail),
         running: () => this.idle?.running(),
         ran: () => this.idle?.watch(),
-        tailText: () => this.tailText(),
+        tailText: () => describeTail(this.tail, this.tailSet),
       });
     }
     if (spec.idleMs !== undefined) {
@@ -202,7 +202,7 @@ export class Segment {
       serve: (client) => void this.serve(client),
       openUpstream: (client, port) => this.udp.openUpstream(client, port),
       retired: (relay) => this.udp.retire(relay),
-      tailText: () => this.tailText(),
+      tailText: () => describeTail(this.tail, this.tailSet),
     };
   }
 
@@ -341,15 +341,6 @@ export class Segment {
     return this.trigger.ensure();
   }
 
-  private tailText(): string {
-    if (!this.tail) return '';
-    if (this.tail.kind === 'set')
-      return (this.tailSet?.endpointsNow ?? []).map((e) => describe(e)).join(', ');
-    return this.tail.kind === 'local'
-      ? describe(this.tail.ep)
-      : `peer ${this.tail.host} segment ${this.tail.id}`;
-  }
-
   /**
    * The head's listening socket, for a daemon taking over (undefined once it stopped
    * listening), with a unix head's socket file identity (the successor removes that file).
@@ -465,7 +456,7 @@ export class Segment {
       boundPort: this.boundPort,
       tail: this.tail,
       tailSet: this.tailSet,
-      tailText: this.tailText(),
+      tailText: describeTail(this.tail, this.tailSet),
       transparent: this.routes.wanted,
       closed: this.closed,
       down: this.down,
