@@ -540,7 +540,7 @@ printf '%s\\n' "\${COMPREPLY[@]}"`,
         ['wormhole completion ', ['bash']],
         // every action word of the grammar, in its order
         ['wormhole create ', [...VERBS]],
-        ['wormhole create url :8080 t', ['tail', 'trigger', 'tunnel']],
+        ['wormhole create url :8080 t', ['tail', 'trigger', 'tunnel', 'transparent']],
         ['wormhole create url ', []],
         ['wormhole create url :80 --', [], undefined], // flags only before the actions
         [`${WORMHOLE} -H unix://${d.socket} delete cmp`, ['cmp-1', 'cmp-2']],
