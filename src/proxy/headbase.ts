@@ -20,6 +20,38 @@ function remoteOf(stream: Duplex): string | undefined {
   const host = stream.remoteAddress.includes(':') ? `[${stream.remoteAddress}]` : stream.remoteAddress;
   return `${host}:${stream.remotePort}`;
 }
+/*
+ * The two below are made here, at the module's top, and not inside streamClient: a closure
+ * made there keeps streamClient's whole scope (the stream's socket, its listeners, the
+ * request's state) alive for as long as the closure lives, and the one a rebound stream hands
+ * the engine lives as long as the stream, idle or not (issue 17: idle streams' memory).
+ */
+
+/** `f`, run at most once however often it is called. */
+function once(f: () => void): () => void {
+  let settled = false;
+  return () => {
+    if (settled) return;
+    settled = true;
+    f();
+  };
+}
+
+/** `a`, then `b`. */
+function inTurn(a: () => void, b: () => void): () => void {
+  return () => {
+    a();
+    b();
+  };
+}
+
+/** One fewer open connection on a tail's JavaScript counters. */
+function countDown(stats: TailStats): () => void {
+  return () => {
+    stats.open--;
+  };
+}
+
 /** Close an fd that may be closed already. */
 export function closeQuietly(fd: number): void {
   try {
@@ -178,14 +210,8 @@ export abstract class HeadBase implements TcpHead {
           stats.total++;
           stats.open++;
           stats.okAt = Date.now();
-          const closedOnTail = this.openedOnTail(i);
-          return {
-            socket,
-            closed: () => {
-              stats.open--;
-              closedOnTail();
-            },
-          };
+          // (made at the top: a closure made here would keep `origin`, so the client's stream)
+          return { socket, closed: inTurn(countDown(stats), this.openedOnTail(i)) };
         } catch (err) {
           // every failed dial counts, on the tail and the head, as the engine counts them
           stats.failed++;
@@ -267,12 +293,7 @@ export abstract class HeadBase implements TcpHead {
       (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket)
         ? originOf(stream, this.opts.unixName)
         : undefined);
-    let settled = false;
-    const finish = (): void => {
-      if (settled) return;
-      settled = true;
-      release();
-    };
+    const finish = once(release);
     this.streams.add(stream);
     stream.once('close', () => {
       this.streams.delete(stream);
@@ -285,10 +306,7 @@ export abstract class HeadBase implements TcpHead {
         const dialed = await this.dialJs(remoteOf(stream)?.replace(/:\d+$/, ''), origin);
         const up = dialed.socket;
         this.js.dialOkAt = Date.now();
-        const done = (): void => {
-          dialed.closed();
-          finish();
-        };
+        const done = inTurn(dialed.closed, finish);
         if (this.closed || stream.destroyed) {
           up.destroy();
           done();
