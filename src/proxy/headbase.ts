@@ -45,10 +45,11 @@ function inTurn(a: () => void, b: () => void): () => void {
   };
 }
 
-/** One fewer open connection on a tail's JavaScript counters. */
-function countDown(stats: TailStats): () => void {
+/** One fewer open connection on a tail's JavaScript counters, then `onTail` (its balancer's). */
+function countDown(stats: TailStats, onTail: () => void): () => void {
   return () => {
     stats.open--;
+    onTail();
   };
 }
 
@@ -211,7 +212,7 @@ export abstract class HeadBase implements TcpHead {
           stats.open++;
           stats.okAt = Date.now();
           // (made at the top: a closure made here would keep `origin`, so the client's stream)
-          return { socket, closed: inTurn(countDown(stats), this.openedOnTail(i)) };
+          return { socket, closed: countDown(stats, this.openedOnTail(i)) };
         } catch (err) {
           // every failed dial counts, on the tail and the head, as the engine counts them
           stats.failed++;
@@ -251,9 +252,16 @@ export abstract class HeadBase implements TcpHead {
   /**
    * A stream the engine carries (a peer's, on its channel) takes the tail's socket as its end:
    * no JavaScript per byte from here. Only when nothing waits in JavaScript on the tail's side
-   * (the tail said nothing yet, all written); false: the JavaScript mover joins them.
+   * (the tail said nothing yet, all written); false: the JavaScript mover joins them. Once
+   * it ends, `closed` (the tail's count) and `finish` (the segment's) run.
    */
-  private rebind(stream: Duplex, up: net.Socket, done: () => void, started: number): boolean {
+  private rebind(
+    stream: Duplex,
+    up: net.Socket,
+    closed: () => void,
+    finish: () => void,
+    started: number,
+  ): boolean {
     type Handle = { fd?: number; readStop?: () => number };
     const rebindTo = (stream as Rebindable).rebindTo;
     const uh = (up as unknown as { _handle?: Handle })._handle;
@@ -269,7 +277,8 @@ export abstract class HeadBase implements TcpHead {
       this.js.bytesUp += toTail;
       this.js.bytesDown += fromTail;
       this.js.lastActive = Date.now();
-      done();
+      closed();
+      finish();
       const error = reset ? 'ECONNRESET' : undefined;
       this.opts.onClosed?.({
         up: toTail,
@@ -306,14 +315,15 @@ export abstract class HeadBase implements TcpHead {
         const dialed = await this.dialJs(remoteOf(stream)?.replace(/:\d+$/, ''), origin);
         const up = dialed.socket;
         this.js.dialOkAt = Date.now();
-        const done = inTurn(dialed.closed, finish);
         if (this.closed || stream.destroyed) {
           up.destroy();
-          done();
+          dialed.closed();
+          finish();
           return;
         }
         onConnected?.();
-        if (!this.rebind(stream, up, done, started)) this.moveJs(stream, up, done, started);
+        if (!this.rebind(stream, up, dialed.closed, finish, started))
+          this.moveJs(stream, up, inTurn(dialed.closed, finish), started);
       },
       join: (other) => this.moveJs(stream, other, finish, started),
       drop: () => {
