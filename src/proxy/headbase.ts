@@ -21,7 +21,7 @@ function remoteOf(stream: Duplex): string | undefined {
   return `${host}:${stream.remotePort}`;
 }
 /*
- * The two below are made here, at the module's top, and not inside streamClient: a closure
+ * The three below are made here, at the module's top, not inside streamClient: a closure
  * made there keeps streamClient's whole scope (the stream's socket, its listeners, the
  * request's state) alive for as long as the closure lives, and the one a rebound stream hands
  * the engine lives as long as the stream, idle or not (issue 17: idle streams' memory).
