@@ -40,6 +40,17 @@ function resetError(why: string): Error {
   return Object.assign(new Error(why), { code: 'ECONNRESET' });
 }
 
+/**
+ * A rebound stream's `ended` as the engine calls it: its counts are its own way round (sent
+ * is the tail's, delivered the client's). Made here, not where it is used: a closure made in
+ * accepted() would keep that scope for as long as the stream lives, idle or not.
+ */
+function swapped(
+  ended: (up: number, down: number, reset: boolean) => void,
+): (sent: number, delivered: number, reset: boolean) => void {
+  return (sent, delivered, reset) => ended(delivered, sent, reset);
+}
+
 /** What a channel's end means, in words (the reason numbers are native/engine.h's). */
 function whyText(why: number, detail: number, stream: number): { text: string; breach: boolean } {
   const w = native().chanConstants.why;
@@ -223,8 +234,7 @@ export class EngineChannel implements PeerChannel {
       if (this.closed) throw resetError('the channel to the peer is closed');
       native().chanRebind(this.engine.handle, this.handle, id, fd, tailFd, first);
       this.held.delete(id);
-      // (the engine's counts are its own way round: sent is the tail's, delivered the client's)
-      this.carried.set(id, (sent, delivered, reset) => ended(delivered, sent, reset));
+      this.carried.set(id, swapped(ended));
     };
     this.opts.onStream?.(s);
   }

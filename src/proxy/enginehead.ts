@@ -214,18 +214,27 @@ export class EngineHead extends HeadBase {
             ? `${from.host.includes(':') ? `[${from.host}]` : from.host}:${from.port}`
             : undefined;
         this.js.lastActive = started;
-        return {
-          fd,
-          ended: (up, down, reset) => {
-            this.js.bytesUp += up;
-            this.js.bytesDown += down;
-            this.js.lastActive = Date.now();
-            this.group.release();
-            const error = reset ? 'ECONNRESET' : undefined;
-            this.opts.onClosed?.({ up, down, error, ms: Date.now() - started, client });
-          },
-        };
+        return { fd, ended: this.carriedEnd(started, client) };
       },
+    };
+  }
+
+  /**
+   * What a client's connection the engine carries to a peer runs once it ends. Made here, not
+   * in fdClient: a closure made there would keep fdClient's scope (its closures, the client)
+   * for as long as the connection lives, idle or not (issue 17: idle streams' memory).
+   */
+  private carriedEnd(
+    started: number,
+    client: string | undefined,
+  ): (up: number, down: number, reset: boolean) => void {
+    return (up, down, reset) => {
+      this.js.bytesUp += up;
+      this.js.bytesDown += down;
+      this.js.lastActive = Date.now();
+      this.group.release();
+      const error = reset ? 'ECONNRESET' : undefined;
+      this.opts.onClosed?.({ up, down, error, ms: Date.now() - started, client });
     };
   }
 

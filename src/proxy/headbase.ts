@@ -20,6 +20,39 @@ function remoteOf(stream: Duplex): string | undefined {
   const host = stream.remoteAddress.includes(':') ? `[${stream.remoteAddress}]` : stream.remoteAddress;
   return `${host}:${stream.remotePort}`;
 }
+/*
+ * The three below are made here, at the module's top, not inside streamClient: a closure
+ * made there keeps streamClient's whole scope (the stream's socket, its listeners, the
+ * request's state) alive for as long as the closure lives, and the one a rebound stream hands
+ * the engine lives as long as the stream, idle or not (issue 17: idle streams' memory).
+ */
+
+/** `f`, run at most once however often it is called. */
+function once(f: () => void): () => void {
+  let settled = false;
+  return () => {
+    if (settled) return;
+    settled = true;
+    f();
+  };
+}
+
+/** `a`, then `b`. */
+function inTurn(a: () => void, b: () => void): () => void {
+  return () => {
+    a();
+    b();
+  };
+}
+
+/** One fewer open connection on a tail's JavaScript counters, then `onTail` (its balancer's). */
+function countDown(stats: TailStats, onTail: () => void): () => void {
+  return () => {
+    stats.open--;
+    onTail();
+  };
+}
+
 /** Close an fd that may be closed already. */
 export function closeQuietly(fd: number): void {
   try {
@@ -178,14 +211,8 @@ export abstract class HeadBase implements TcpHead {
           stats.total++;
           stats.open++;
           stats.okAt = Date.now();
-          const closedOnTail = this.openedOnTail(i);
-          return {
-            socket,
-            closed: () => {
-              stats.open--;
-              closedOnTail();
-            },
-          };
+          // (made at the top: a closure made here would keep `origin`, so the client's stream)
+          return { socket, closed: countDown(stats, this.openedOnTail(i)) };
         } catch (err) {
           // every failed dial counts, on the tail and the head, as the engine counts them
           stats.failed++;
@@ -225,9 +252,16 @@ export abstract class HeadBase implements TcpHead {
   /**
    * A stream the engine carries (a peer's, on its channel) takes the tail's socket as its end:
    * no JavaScript per byte from here. Only when nothing waits in JavaScript on the tail's side
-   * (the tail said nothing yet, all written); false: the JavaScript mover joins them.
+   * (the tail said nothing yet, all written); false: the JavaScript mover joins them. Once
+   * it ends, `closed` (the tail's count) and `finish` (the segment's) run.
    */
-  private rebind(stream: Duplex, up: net.Socket, done: () => void, started: number): boolean {
+  private rebind(
+    stream: Duplex,
+    up: net.Socket,
+    closed: () => void,
+    finish: () => void,
+    started: number,
+  ): boolean {
     type Handle = { fd?: number; readStop?: () => number };
     const rebindTo = (stream as Rebindable).rebindTo;
     const uh = (up as unknown as { _handle?: Handle })._handle;
@@ -243,7 +277,8 @@ export abstract class HeadBase implements TcpHead {
       this.js.bytesUp += toTail;
       this.js.bytesDown += fromTail;
       this.js.lastActive = Date.now();
-      done();
+      closed();
+      finish();
       const error = reset ? 'ECONNRESET' : undefined;
       this.opts.onClosed?.({
         up: toTail,
@@ -267,12 +302,7 @@ export abstract class HeadBase implements TcpHead {
       (stream instanceof net.Socket && !(stream instanceof tls.TLSSocket)
         ? originOf(stream, this.opts.unixName)
         : undefined);
-    let settled = false;
-    const finish = (): void => {
-      if (settled) return;
-      settled = true;
-      release();
-    };
+    const finish = once(release);
     this.streams.add(stream);
     stream.once('close', () => {
       this.streams.delete(stream);
@@ -285,17 +315,15 @@ export abstract class HeadBase implements TcpHead {
         const dialed = await this.dialJs(remoteOf(stream)?.replace(/:\d+$/, ''), origin);
         const up = dialed.socket;
         this.js.dialOkAt = Date.now();
-        const done = (): void => {
-          dialed.closed();
-          finish();
-        };
         if (this.closed || stream.destroyed) {
           up.destroy();
-          done();
+          dialed.closed();
+          finish();
           return;
         }
         onConnected?.();
-        if (!this.rebind(stream, up, done, started)) this.moveJs(stream, up, done, started);
+        if (!this.rebind(stream, up, dialed.closed, finish, started))
+          this.moveJs(stream, up, inTurn(dialed.closed, finish), started);
       },
       join: (other) => this.moveJs(stream, other, finish, started),
       drop: () => {
