@@ -210,8 +210,9 @@ describe('the web view in a browser', () => {
       await exchangeIn(hosts.a, 7000, payload);
       seen = await page
         .waitForFunction(
-          // (a string: run in the page, where document is)
-          "Number(document.querySelector('[data-segment=\"web\"]').getAttribute('data-up-bps')) > 0",
+          // (a string: run in the page, where document is; the drawing may be laid out again
+          // meanwhile, its segment briefly not there: waited for, not an error)
+          "Number(document.querySelector('[data-segment=\"web\"]')?.getAttribute('data-up-bps') ?? 0) > 0",
           null,
           { timeout: 1500 },
         )
