@@ -11,7 +11,8 @@
  *   proxyproto.c the PROXY protocol header a tail that wants one gets, built here for both movers;
  *   fdpass.c     the daemon's own unix listeners, and fds passed over them (takeover);
  *   notify.c     one datagram to systemd's notification socket (AF_UNIX, which dgram lacks);
- *   syncfs.c     one syncfs(2): many records written, made durable together.
+ *   syncfs.c     one syncfs(2): many records written, made durable together;
+ *   sockbuf.c    a bigger receive buffer for another process's socket (charon's UDP).
  * This file holds what they share: errors with errno names as codes, argument and field readers.
  */
 #include <arpa/inet.h>
@@ -157,6 +158,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!wh_fdpass_init(env, exports)) return NULL;
   if (!wh_notify_init(env, exports)) return NULL;
   if (!wh_syncfs_init(env, exports)) return NULL;
+  if (!wh_sockbuf_init(env, exports)) return NULL;
   if (!wh_proxyproto_init(env, exports)) return NULL;
   if (!wh_transparent_init(env, exports)) return NULL;
   return exports;

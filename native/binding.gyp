@@ -3,7 +3,7 @@
     {
       "target_name": "wormhole",
       "sources": [
-        "addon.c", "nsfactory.c", "nsfactory_napi.c", "fdpass.c", "notify.c", "syncfs.c", "unixsock.c", "proxyproto.c",
+        "addon.c", "nsfactory.c", "nsfactory_napi.c", "fdpass.c", "notify.c", "syncfs.c", "sockbuf.c", "unixsock.c", "proxyproto.c",
         "transparent.c", "engine.c", "conn.c", "pipes.c", "pick.c", "listen.c", "engine_napi.c",
         "chan.c", "stream.c", "chan_napi.c"
       ],

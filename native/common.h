@@ -130,6 +130,7 @@ napi_value wh_engine_init(napi_env env, napi_value exports);
 napi_value wh_fdpass_init(napi_env env, napi_value exports);
 napi_value wh_notify_init(napi_env env, napi_value exports);
 napi_value wh_syncfs_init(napi_env env, napi_value exports);
+napi_value wh_sockbuf_init(napi_env env, napi_value exports);
 napi_value wh_proxyproto_init(napi_env env, napi_value exports);
 napi_value wh_transparent_init(napi_env env, napi_value exports);
 

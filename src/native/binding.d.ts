@@ -320,4 +320,10 @@ export interface NativeBinding {
   // ---- native/syncfs.c ----
   /** syncfs(2): every file of the file system fd is on, written to disk (throws with the errno name). */
   syncFs(fd: number): void;
+  // ---- native/sockbuf.c ----
+  /**
+   * SO_RCVBUFFORCE `bytes` on socket `fd` of process `pid` (through pidfd_getfd: the same
+   * socket); returns its size after (SO_RCVBUF: twice `bytes`). Throws with the errno name.
+   */
+  raiseRcvbuf(pid: number, fd: number, bytes: number): number;
 }

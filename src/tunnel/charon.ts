@@ -12,6 +12,8 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage, WormholeError } from '../common/errors';
+import type { Logger } from '../common/log';
+import { native } from '../native';
 import { ViciClient } from './vici';
 
 /** The IKE daemon (strongswan-charon) and the plugin of its userspace ESP (libcharon-extra-plugins). */
@@ -61,12 +63,82 @@ charon {
 `;
 }
 
+/**
+ * The receive buffer charon's UDP sockets get (wireguard-go's own size for its socket). They
+ * carry every tunnel's ESP, read by one thread of charon's: with the default one
+ * (net.core.rmem_default, 208 KiB here) a burst overflows it and ESP is dropped (iperf3
+ * through a tunnel lost thousands of datagrams a second). strongSwan 5.9.8 has no option for
+ * it, and the sysctl is read-only inside a network namespace on this kernel (6.18): the
+ * daemon sets it on charon's sockets itself (native/sockbuf.c).
+ */
+export const CHARON_RCVBUF = 7 << 20;
+
+/** The descriptors of process `pid`'s UDP sockets (IPv4 and IPv6), read from /proc. */
+export function udpSocketFds(pid: number): number[] {
+  // /proc/PID/net/udp lists the UDP sockets of PID's namespace: column 10 is the inode
+  const inodes = new Set<string>();
+  for (const table of ['udp', 'udp6']) {
+    let text = '';
+    try {
+      text = fs.readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
+    } catch {
+      continue; // (no IPv6 in that namespace)
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const inode = line.trim().split(/\s+/)[9];
+      if (inode && inode !== '0') inodes.add(inode);
+    }
+  }
+  const fds: number[] = [];
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    let link = '';
+    try {
+      link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue; // (closed since the listing)
+    }
+    const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+    if (inode && inodes.has(inode)) fds.push(Number(fd));
+  }
+  return fds;
+}
+
 /** The charon of one daemon. */
 export class Charon {
   private client: ViciClient | undefined;
+  /** The charon whose sockets got CHARON_RCVBUF: each one once (a charon found at start too). */
+  private raisedFor: number | undefined;
 
-  /** @param dir the state directory's charon/ (created 0700) */
-  constructor(private readonly dir: string) {}
+  /**
+   * @param dir the state directory's charon/ (created 0700)
+   * @param log where what was done to charon's sockets is said
+   */
+  constructor(
+    private readonly dir: string,
+    private readonly log?: Logger,
+  ) {}
+
+  /**
+   * Give charon's UDP sockets CHARON_RCVBUF (SO_RCVBUFFORCE on them, through pidfd_getfd). A
+   * failure is said and the tunnel goes on: slower under load, not broken.
+   */
+  private raiseBuffers(pid: number): void {
+    this.raisedFor = pid;
+    try {
+      const fds = udpSocketFds(pid);
+      if (fds.length === 0) throw new Error('no UDP socket found');
+      const sizes = fds.map((fd) => native().raiseRcvbuf(pid, fd, CHARON_RCVBUF));
+      this.log?.info(
+        { charonPid: pid, sockets: fds.length, rcvbuf: sizes[0] },
+        "charon's UDP receive buffers raised",
+      );
+    } catch (err) {
+      this.log?.warn(
+        { charonPid: pid, err: errorMessage(err) },
+        "charon's UDP receive buffers not raised: ESP drops under load",
+      );
+    }
+  }
 
   private get socket(): string {
     return path.join(this.dir, 'charon.vici');
@@ -117,7 +189,11 @@ export class Charon {
           );
         return undefined;
       });
-      if (found) return found;
+      if (found) {
+        const pid = this.pid();
+        if (pid !== undefined && pid !== this.raisedFor) this.raiseBuffers(pid);
+        return found;
+      }
       if (this.pid() === undefined) throw new WormholeError('IPSEC_FAILED', 'charon exited as it started');
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -117,7 +117,7 @@ export class TunnelService implements TunnelLink {
     private readonly log: Logger,
   ) {
     const userspace =
-      opts.charonDir && opts.secret ? { charonDir: opts.charonDir, secret: opts.secret } : undefined;
+      opts.charonDir && opts.secret ? { charonDir: opts.charonDir, secret: opts.secret, log } : undefined;
     this.drivers = [new WireGuard(opts.keyDir), new Ipsec(userspace)];
     for (const r of this.load()) this.records.set(r.host, r);
   }

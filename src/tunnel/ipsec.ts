@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { run } from '../common/exec';
 import { WormholeError } from '../common/errors';
+import type { Logger } from '../common/log';
 import { CHARON, Charon, LIBIPSEC_PLUGIN } from './charon';
 import { type FoundTunnel, IFACE_PATTERN, type TunnelDriver, type TunnelSide, buildOrUndo } from './driver';
 import { UserspaceIpsec } from './libipsec';
@@ -130,6 +131,8 @@ export function parsePolicies(text: string): XfrmPolicy[] {
 export interface UserspaceOptions {
   charonDir: string;
   secret: Buffer;
+  /** Where charon's own events (its sockets' buffers) are said. */
+  log?: Logger;
 }
 
 /** Is strongSwan's userspace ESP installed (charon, its kernel-libipsec plugin, bwrap)? */
@@ -149,7 +152,8 @@ export class Ipsec implements TunnelDriver {
 
   /** @param userspace where and with what key to run charon; without it, kernel ESP only */
   constructor(userspace?: UserspaceOptions) {
-    if (userspace) this.userspace = new UserspaceIpsec(new Charon(userspace.charonDir), userspace.secret);
+    if (userspace)
+      this.userspace = new UserspaceIpsec(new Charon(userspace.charonDir, userspace.log), userspace.secret);
   }
 
   /** Whether the kernel has ESP (a throwaway state in a scratch namespace is accepted). */

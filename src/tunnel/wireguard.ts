@@ -31,22 +31,33 @@ const DEFAULT_MTU = 1420;
 
 /**
  * The first wireguard-go with TUN offloads (TSO and GRO through a vnet header): older ones
- * move one packet per read and write, and carry about a tenth of what ssh does here. The
- * UDP offloads came in 0.0.20231211 (bookworm-backports), which still says v0.0.20230223.
+ * move one packet per read and write, and carry about a tenth of what ssh does here.
  */
 const OFFLOADS_SINCE = '0.0.20230223';
+/**
+ * The first with UDP offloads too (GSO and GRO on its socket): bookworm-backports' package,
+ * which still says v0.0.20230223 of itself, so only its package's version tells.
+ */
+const UDP_OFFLOADS_SINCE = '0.0.20231211';
+
+/** a < b, for dotted version numbers (numbers, not letters: 0.1 > 0.0.9). */
+const older = (a: string, b: string): boolean => a.localeCompare(b, 'en', { numeric: true }) < 0;
 
 /**
- * What this wireguard-go lacks to run at full speed, from its `--version` text and (once a
- * tunnel exists) whether its TUN has a vnet header (wireguard-go asks for one when it can
- * offload); undefined when nothing is missing or nothing is known.
+ * What this wireguard-go lacks to run at full speed, from its `--version` text, its Debian
+ * package's version (`pkg`, where dpkg has one) and (once a tunnel exists) whether its TUN
+ * has a vnet header (wireguard-go asks for one when it can offload); undefined when nothing
+ * is missing or nothing is known.
  */
-export function offloadShortfall(versionText: string, vnetHdr?: boolean): string | undefined {
+export function offloadShortfall(versionText: string, vnetHdr?: boolean, pkg?: string): string | undefined {
   const version = /v?(\d+\.\d+\.\d+)/.exec(versionText)?.[1];
   if (vnetHdr === false)
     return `wireguard-go ${version ?? '(version unknown)'} runs its TUN without offloads (no vnet header)`;
-  if (version && version.localeCompare(OFFLOADS_SINCE, 'en', { numeric: true }) < 0)
-    return `wireguard-go ${version} has no TUN or UDP offloads (they came in ${OFFLOADS_SINCE})`;
+  if (version && older(version, OFFLOADS_SINCE))
+    return `wireguard-go ${version} has no TUN or UDP offloads (they came in ${OFFLOADS_SINCE} and ${UDP_OFFLOADS_SINCE})`;
+  const packaged = pkg && /^(\d+\.\d+\.\d+)/.exec(pkg)?.[1];
+  if (packaged && older(packaged, UDP_OFFLOADS_SINCE))
+    return `wireguard-go ${packaged} (Debian package ${pkg}) has no UDP offloads (they came in ${UDP_OFFLOADS_SINCE})`;
   return undefined;
 }
 
@@ -107,12 +118,12 @@ export class WireGuard implements TunnelDriver {
    */
   async shortfall(iface?: string): Promise<string | undefined> {
     if (await this.hasKernelModule()) return undefined;
-    const { version } = await this.userspaceVersion();
-    if (!iface) return offloadShortfall(version);
+    const { version, pkg } = await this.userspaceVersion();
+    if (!iface) return offloadShortfall(version, undefined, pkg);
     const [link] = JSON.parse(
       (await run('ip', ['-j', '-d', 'link', 'show', 'dev', iface])).stdout,
     ) as IpLink[];
-    return offloadShortfall(version, link?.linkinfo?.info_data?.vnet_hdr ?? undefined);
+    return offloadShortfall(version, link?.linkinfo?.info_data?.vnet_hdr ?? undefined, pkg);
   }
 
   /** The tunnel's MTU: the underlay interface's toward the peer, less WireGuard's overhead. */

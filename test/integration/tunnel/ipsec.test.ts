@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { CHARON_RCVBUF } from '../../../src/tunnel/charon';
 import { Ipsec } from '../../../src/tunnel/ipsec';
 import { startCapture } from '../../helpers/capture';
 import { type TestDaemon, startDaemon } from '../../helpers/daemon';
@@ -74,6 +75,16 @@ describe('IPsec tunnels', () => {
     if (userspace) {
       assert.ok(hasIpsec0(hosts.a) && hasIpsec0(hosts.b), "each side's charon made its ipsec0");
       assert.match(a.log(), /"engine":"ipsec \(strongSwan charon [^"]*userspace ESP/);
+      // charon's ESP socket, past the default buffer that drops under load (said in the log)
+      for (const [d, netns] of [
+        [a, hosts.a],
+        [b, hosts.b],
+      ] as const) {
+        const esp = sh('ip', 'netns', 'exec', netns, 'ss', '-uanmpH', 'sport', '=', ':4500');
+        assert.match(esp, /"charon"/, esp);
+        assert.match(esp, new RegExp(`rb${2 * CHARON_RCVBUF}\\b`), "charon's ESP socket's receive buffer");
+        assert.match(d.log(), /charon's UDP receive buffers raised/);
+      }
     }
 
     await startService(t, hosts.b, 'tcp-echo', remoteIp, 7101);

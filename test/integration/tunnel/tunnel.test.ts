@@ -5,12 +5,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startCapture } from '../../helpers/capture';
 import { type TestDaemon, startDaemon } from '../../helpers/daemon';
-import { sh, suiteCleanup, withHostPair } from '../../helpers/netns';
+import { sh, suiteCleanup, withHostPair, withNetns } from '../../helpers/netns';
 import { startService } from '../../helpers/services';
+import { sleep } from '../../helpers/wait';
 import { exchangeFrom, links } from './hosts';
 
 describe('tunnels between two hosts', () => {
@@ -223,5 +225,42 @@ describe('a tunnel to a peer by its name (issue 19)', () => {
     assert.equal((await a.cli('tunnel-list')).stdout, '');
     assert.deepEqual(links(hosts.a), []);
     assert.deepEqual(links(hosts.b), []);
+  });
+});
+
+describe('a wireguard-go without offloads (issue 19)', () => {
+  const suite = suiteCleanup(after);
+
+  it('is named at start and warned of once, with what to install', async () => {
+    // bookworm's own wireguard-go (0.0.20220316) as far as the daemon can tell: a stand-in
+    // that says that version first on PATH (and the kernel here has no WireGuard)
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'wholdwg-'));
+    suite.after(() => fs.rmSync(bin, { recursive: true, force: true }));
+    fs.writeFileSync(path.join(bin, 'wireguard-go'), "#!/bin/sh\necho 'wireguard-go v0.0.20220316'\n", {
+      mode: 0o755,
+    });
+    const d = await startDaemon(suite, {
+      netns: withNetns(suite),
+      env: { PATH: `${bin}:${process.env.PATH}` },
+    });
+    const deadline = Date.now() + 10_000;
+    while (!/"tunnel engine"/.test(d.log()) && Date.now() < deadline) await sleep(50);
+    const lines = d.log().split('\n');
+    if (lines.some((l) => l.includes('"engine":"wireguard (kernel)"'))) return; // (a kernel with WireGuard)
+    assert.ok(
+      lines.some((l) => /"engine":"wireguard \(userspace wireguard-go v0\.0\.20220316/.test(l)),
+      'the version that runs is named',
+    );
+    await sleep(300); // (the warning follows the engine's line)
+    const warned = d
+      .log()
+      .split('\n')
+      .filter((l) => /offloads/.test(l));
+    assert.equal(warned.length, 1, `warned once: ${warned.join('\n')}`);
+    assert.match(warned[0], /"level":40/);
+    assert.match(
+      warned[0],
+      /0\.0\.20220316 has no TUN or UDP offloads.*install bookworm-backports' wireguard-go/,
+    );
   });
 });

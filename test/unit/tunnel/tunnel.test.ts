@@ -102,6 +102,20 @@ describe('wireguard-go offloads', () => {
     assert.equal(offloadShortfall('wireguard-go v0.1.2'), undefined, 'numbers, not letters: 0.1 > 0.0');
     assert.equal(offloadShortfall('wireguard-go v0.0.20230223', true), undefined);
   });
+  it("tells bookworm-backports' (UDP offloads) from 0.0.20230223 by the Debian package's version", () => {
+    const same = 'wireguard-go v0.0.20230223'; // (what both say of themselves)
+    assert.equal(offloadShortfall(same, true, '0.0.20231211-1~bpo12+1'), undefined);
+    assert.match(offloadShortfall(same, true, '0.0.20230223-1')!, /0\.0\.20230223-1\) has no UDP offloads/);
+    assert.match(
+      offloadShortfall('wireguard-go v0.0.20220316', undefined, '0.0.20220316-1')!,
+      /no TUN or UDP/,
+    );
+    assert.equal(
+      offloadShortfall(same, undefined, 'not a version'),
+      undefined,
+      'nothing known, nothing said',
+    );
+  });
   it('believes the TUN over the version: no vnet header is no offloads', () => {
     assert.match(offloadShortfall('wireguard-go v0.0.20230223', false)!, /without offloads/);
     assert.match(offloadShortfall('something else', false)!, /version unknown/);
