@@ -190,6 +190,45 @@ describe('ready: clients wait until the tail is ready', () => {
     assert.equal((await d.cli('delete', id)).code, 0);
   });
 
+  it('checks again after idle paused and the next connection thawed the container', async () => {
+    const head = await freePort();
+    const { id } = await d.create(
+      'url',
+      `:${head}`,
+      'idle',
+      '2s',
+      'idle-action',
+      'pause',
+      'trigger',
+      'docker-run',
+      READY_RUN,
+      'url',
+      ':9001',
+      'ready',
+      'exec',
+      'test -f /tmp/ready',
+    );
+    assert.equal(await answer(head), 'ready');
+    const idle = await eventually('idle paused it', async () => {
+      const s = await segment(d, id);
+      return s.state === 'idle' ? s : undefined;
+    });
+    assert.equal(idle.ready?.state, 'waiting', 'not ready while paused');
+    assert.match(idle.ready?.why ?? '', /idle/);
+    assert.deepEqual(
+      await Promise.all(Array.from({ length: 5 }, () => answer(head))),
+      Array(5).fill('ready'),
+    );
+    const s = await segment(d, id);
+    assert.deepEqual([s.state, s.ready?.state, s.trigger?.runs], ['ready', 'ready', 2]);
+    assert.equal(
+      d.log().match(new RegExp(`"segment":"${id}".*tail ready`, 'g'))?.length,
+      2,
+      'checked at each run',
+    );
+    assert.equal((await d.cli('delete', id)).code, 0);
+  });
+
   it('refuses bad input at create in one line, making nothing', async () => {
     const bad: [string[], RegExp][] = [
       [['url', ':1', 'tail', 'url', ':2', 'ready', 'health'], /ready health asks the tail's container/],
