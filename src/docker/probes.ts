@@ -5,7 +5,7 @@
  * with. The segment layer (src/segment/ready.ts) decides what to do with the answers.
  */
 import type Dockerode from 'dockerode';
-import { WormholeError } from '../common/errors';
+import { WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { EngineClient } from './client';
 import { isContainerRef, statusOf } from './engineapi';
@@ -74,7 +74,14 @@ export class EngineProbes implements ContainerProbes {
             const s = healthOf(e);
             if (s !== undefined && e.id === id) seen(s);
           },
-          connected: () => void this.health(id).then(seen, finish),
+          // (no HEALTHCHECK: never healthy; an engine away a moment: said, and read again
+          // when the stream is back)
+          connected: () =>
+            void this.health(id).then(seen, (err: unknown) =>
+              err instanceof WormholeError && err.code === 'NO_HEALTHCHECK'
+                ? finish(err)
+                : status(errorMessage(err)),
+            ),
         },
         this.log,
         this.engine.callTimeoutMs,
