@@ -13,8 +13,7 @@
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { SegmentInfo } from '../../../src/api/protocol';
-import { type TestDaemon, startDaemon } from '../../helpers/daemon';
+import { type TestDaemon, listed, startDaemon } from '../../helpers/daemon';
 import { ECHO_IMAGE, READY_IMAGE, run } from '../../helpers/docker';
 import { suiteCleanup } from '../../helpers/netns';
 import { freePort, parseCreate } from '../../helpers/services';
@@ -23,13 +22,8 @@ import { eventually } from '../../helpers/wait';
 /** The service: ready 3 s after it starts; stopped within a second (sh as PID 1 ignores SIGTERM). */
 const READY_RUN = `--stop-timeout 1 ${READY_IMAGE} slow-ready 9001 3`;
 
-async function segment(d: TestDaemon, id: string): Promise<SegmentInfo> {
-  const r = await d.cli('list', '--json');
-  assert.equal(r.code, 0, r.stderr);
-  const found = (JSON.parse(r.stdout) as SegmentInfo[]).find((s) => s.id === id);
-  assert.ok(found, `segment ${id} is listed`);
-  return found;
-}
+/** A segment as list --json shows it. */
+const segment = listed;
 
 /** Connect, and read everything until the other side closes (or resets: '' then, with why). */
 function answer(port: number, ms = 60_000): Promise<string> {
@@ -41,6 +35,33 @@ function answer(port: number, ms = 60_000): Promise<string> {
     c.on('end', () => resolve(Buffer.concat(chunks).toString().trim()));
     c.on('error', (err) => resolve(`error: ${err.message}`));
   });
+}
+
+/**
+ * `create url :HEAD [BEFORE...] trigger docker-run RUN url :9001 READY...` on `d`, which must
+ * succeed: the new segment's id.
+ */
+async function readyTrigger(
+  d: TestDaemon,
+  head: number,
+  before: string[],
+  run: string,
+  ready: string[],
+): Promise<string> {
+  const c = await d.cli(
+    'create',
+    'url',
+    `:${head}`,
+    ...before,
+    'trigger',
+    'docker-run',
+    run,
+    'url',
+    ':9001',
+    ...ready,
+  );
+  assert.equal(c.code, 0, c.stderr);
+  return parseCreate(c.stdout).id;
 }
 
 /** The list line of a segment. */
@@ -64,19 +85,7 @@ describe('ready: clients wait until the tail is ready', () => {
   for (const [mode, words, why] of modes) {
     it(`${mode}: 5 clients at once all get the ready answer; list shows waiting for ready meanwhile`, async () => {
       const head = await freePort();
-      const c = await d.cli(
-        'create',
-        'url',
-        `:${head}`,
-        'trigger',
-        'docker-run',
-        READY_RUN,
-        'url',
-        ':9001',
-        ...words,
-      );
-      assert.equal(c.code, 0, c.stderr);
-      const { id } = parseCreate(c.stdout);
+      const id = await readyTrigger(d, head, [], READY_RUN, words);
       const answers = Promise.all(Array.from({ length: 5 }, () => answer(head)));
       const waiting = await eventually('list shows the tail waiting for ready', async () => {
         const s = await segment(d, id);
@@ -96,17 +105,8 @@ describe('ready: clients wait until the tail is ready', () => {
 
   it('health on a container without a HEALTHCHECK: clients refused at once, list says why', async () => {
     const head = await freePort();
-    const { id } = await d.create(
-      'url',
-      `:${head}`,
-      'trigger',
-      'docker-run',
-      `--stop-timeout 1 ${ECHO_IMAGE} echo-server 9001`,
-      'url',
-      ':9001',
-      'ready',
-      'health',
-    );
+    const noCheck = `--stop-timeout 1 ${ECHO_IMAGE} echo-server 9001`;
+    const id = await readyTrigger(d, head, [], noCheck, ['ready', 'health']);
     // (the first connection runs the trigger; it is refused, not held for 30 s)
     assert.match(await answer(head), /^(|error: .*)$/);
     const s = await eventually('the gate failed', async () => {
@@ -122,40 +122,19 @@ describe('ready: clients wait until the tail is ready', () => {
     const head = await freePort();
     // ready only after 6 s: past a 2 s dial timeout, within a 60 s one
     const slow = `--stop-timeout 1 ${READY_IMAGE} slow-ready 9001 6`;
-    const short = await d.create(
-      'url',
-      `:${head}`,
-      'dial-timeout',
-      '2s',
-      'trigger',
-      'docker-run',
-      slow,
-      'url',
-      ':9001',
-      'ready',
-      'banner',
-    );
+    const short = await readyTrigger(d, head, ['dial-timeout', '2s'], slow, ['ready', 'banner']);
     assert.equal(await answer(head), '', 'closed without a byte');
     assert.match(d.log(), /the tail was not ready within 2 s \(banner: /);
-    assert.equal((await d.cli('delete', short.id)).code, 0);
+    assert.equal((await d.cli('delete', short)).code, 0);
 
     const head2 = await freePort();
-    const long = await d.create(
-      'url',
-      `:${head2}`,
-      'dial-timeout',
-      '60s',
-      'trigger',
-      'docker-run',
-      slow,
-      'url',
-      ':9001',
+    const long = await readyTrigger(d, head2, ['dial-timeout', '60s'], slow, [
       'ready',
       'exec',
       'test -f /tmp/ready',
-    );
+    ]);
     assert.deepEqual(await Promise.all([answer(head2), answer(head2)]), ['ready', 'ready']);
-    assert.equal((await d.cli('delete', long.id)).code, 0);
+    assert.equal((await d.cli('delete', long)).code, 0);
   });
 
   it('checks again when the tail container restarts (docker restart): waiting for ready, then ready', async () => {
@@ -163,18 +142,8 @@ describe('ready: clients wait until the tail is ready', () => {
     const name = `wh-ready-${head}`;
     await run('docker', ['run', '-d', '--name', name, '--stop-timeout', '1', READY_IMAGE]);
     suite.after(() => run('docker', ['rm', '-f', name]).catch(() => undefined));
-    const { id } = await d.create(
-      'url',
-      `:${head}`,
-      'tail',
-      'docker-ns',
-      name,
-      'url',
-      ':9001',
-      'ready',
-      'exec',
-      'test -f /tmp/ready',
-    );
+    const tail = ['tail', 'docker-ns', name, 'url', ':9001'];
+    const { id } = await d.create('url', `:${head}`, ...tail, 'ready', 'exec', 'test -f /tmp/ready');
     assert.equal(await answer(head), 'ready');
     await run('docker', ['restart', name]);
     // (once the segment has heard of the restart: before, a connection could still go to the
@@ -192,22 +161,8 @@ describe('ready: clients wait until the tail is ready', () => {
 
   it('checks again after idle paused and the next connection thawed the container', async () => {
     const head = await freePort();
-    const { id } = await d.create(
-      'url',
-      `:${head}`,
-      'idle',
-      '2s',
-      'idle-action',
-      'pause',
-      'trigger',
-      'docker-run',
-      READY_RUN,
-      'url',
-      ':9001',
-      'ready',
-      'exec',
-      'test -f /tmp/ready',
-    );
+    const pause = ['idle', '2s', 'idle-action', 'pause'];
+    const id = await readyTrigger(d, head, pause, READY_RUN, ['ready', 'exec', 'test -f /tmp/ready']);
     assert.equal(await answer(head), 'ready');
     const idle = await eventually('idle paused it', async () => {
       const s = await segment(d, id);
