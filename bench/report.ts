@@ -76,6 +76,14 @@ export function coldTable(cold: ColdStart): string {
       : []),
     `| docker start of the stopped container, then the service polled until it answers | ${ms(cold.byHandStartMs)} |`,
     `| wormhole after idle paused the container (idle-action pause; connect to first byte) | ${ms(cold.afterPauseMs)} |`,
+    ...(cold.readyMs
+      ? [
+          `| wormhole trigger docker-run of a service ready at once, no ready (connect to the first ready answer, retried) | ${ms(cold.readyMs.none)} |`,
+          `| the same with ready health (its HEALTHCHECK every 1 s) | ${ms(cold.readyMs.health)} |`,
+          `| the same with ready banner | ${ms(cold.readyMs.banner)} |`,
+          `| the same with ready exec "test -f /tmp/ready" | ${ms(cold.readyMs.exec)} |`,
+        ]
+      : []),
   ].join('\n');
 }
 

@@ -3,14 +3,16 @@
  * trigger), against `docker run` plus polling the service in the container's namespace; and
  * the same after idle stopped the container (`idle`, scale to zero: the next connection
  * starts the same container again), against `docker start` plus polling; and after idle
- * paused it (`idle-action pause`: the next connection thaws it), this build only.
+ * paused it (`idle-action pause`: the next connection thaws it), this build only. And `ready`
+ * (this build only): the first ready answer from a service that listens at once, without
+ * `ready` and with each of its modes, in the same turns (readyScene below).
  * Needs a Docker engine (started as the test runner starts it) and the test echo image
  * (built by the test helpers in a full run; a quick run skips the scene when it is missing).
  * With `--beside`, the build beside's daemon is timed after this build's, in the same turns.
  */
 import * as net from 'node:net';
 import { connectTcp } from '../../src/netns';
-import { ECHO_IMAGE, ensureDockerd, ensureTestImages, run } from '../../test/helpers/docker';
+import { ECHO_IMAGE, READY_IMAGE, ensureDockerd, ensureTestImages, run } from '../../test/helpers/docker';
 import type { Config } from '../config';
 import { type Build, type Daemon, daemon, missing, named, onCleanup, port, sh } from '../env';
 
@@ -23,6 +25,13 @@ export interface ColdStart {
   byHandStartMs: number[];
   /** The container paused by idle (`idle-action pause`): the next connection to its first byte back. */
   afterPauseMs: number[];
+  /**
+   * `trigger docker-run` of the test image wormhole-test/ready, ready at once (`slow-ready 9001
+   * 0`; its HEALTHCHECK every second): connect to its first "ready" answer, a connection closed
+   * without a byte tried again (what a client must do without `ready`): without `ready`
+   * (`none`) and with each mode.
+   */
+  readyMs?: Record<ReadyHow, number[]>;
   /** wormholeMs and afterIdleMs of the build beside (`--beside`), measured in the same turns. */
   beside?: { path: string; wormholeMs: number[]; afterIdleMs: number[] };
 }
@@ -37,12 +46,12 @@ export async function coldStart(cfg: Config, builds: Build[]): Promise<ColdStart
   } catch (err) {
     return `no Docker engine: ${(err as Error).message.split('\n')[0]}`;
   }
-  const have = await run('docker', ['image', 'inspect', ECHO_IMAGE]).then(
+  const have = await run('docker', ['image', 'inspect', ECHO_IMAGE, READY_IMAGE]).then(
     () => true,
     () => false,
   );
   if (!have && cfg.quick)
-    return `image ${ECHO_IMAGE} is not built (npm run images builds it, as do npm test and a full bench)`;
+    return `image ${ECHO_IMAGE} or ${READY_IMAGE} is not built (npm run images builds it, as do npm test and a full bench)`;
   if (!have) {
     console.error(`# building the test images (about a minute the first time)`);
     try {
@@ -59,6 +68,7 @@ export async function coldStart(cfg: Config, builds: Build[]): Promise<ColdStart
     afterIdleMs: [],
     byHandStartMs: [],
     afterPauseMs: [],
+    readyMs: { none: [], health: [], banner: [], exec: [] },
   };
   for (let i = 0; i < (cfg.quick ? 1 : 3); i++) {
     for (const w of whs) w.trigger.push(await throughTrigger(w.d));
@@ -80,6 +90,11 @@ export async function coldStart(cfg: Config, builds: Build[]): Promise<ColdStart
 
     for (const w of whs) w.afterIdle.push(await afterIdle(w.d));
     out.afterPauseMs.push(await afterIdle(whs[0].d, 'pause'));
+    // each turn in another order (none, health, banner, exec; then shifted by one)
+    for (let k = 0; k < READY_HOWS.length; k++) {
+      const how = READY_HOWS[(i + k) % READY_HOWS.length];
+      out.readyMs?.[how].push(await throughReady(whs[0].d, how));
+    }
   }
   [out.wormholeMs, out.afterIdleMs] = [whs[0].trigger, whs[0].afterIdle];
   const other = whs[1];
@@ -99,6 +114,38 @@ async function throughTrigger(wh: Daemon): Promise<number> {
     .cli('create', 'url', `:${p}`, 'trigger', 'docker-run', `${ECHO_IMAGE} echo-server 9001`, 'url', ':9001')
     .split(' ')[0];
   const ms = await timedFirstByte(p);
+  wh.cli('delete', id);
+  return ms;
+}
+
+/** `ready`'s modes, and none (today's: dialed as soon as the port accepts). */
+const READY_HOWS = ['none', 'health', 'banner', 'exec'] as const;
+export type ReadyHow = (typeof READY_HOWS)[number];
+
+/** A trigger running the ready image with `ready HOW`: connect to the first "ready" answer (ms). */
+async function throughReady(wh: Daemon, how: ReadyHow): Promise<number> {
+  const p = port();
+  const words = {
+    none: [],
+    health: ['ready', 'health'],
+    banner: ['ready', 'banner'],
+    exec: ['ready', 'exec', 'test -f /tmp/ready'],
+  }[how];
+  const image = `--stop-timeout 1 ${READY_IMAGE} slow-ready 9001 0`;
+  const id = wh
+    .cli('create', 'url', `:${p}`, 'trigger', 'docker-run', image, 'url', ':9001', ...words)
+    .split(' ')[0];
+  const started = process.hrtime.bigint();
+  const deadline = Date.now() + 30_000;
+  // (a connection closed without a byte: the service was not ready; a client tries again)
+  while (
+    !(await firstByte(async () => net.connect({ host: '127.0.0.1', port: p }), 30_000).then(
+      () => true,
+      () => false,
+    ))
+  )
+    if (Date.now() > deadline) throw new Error(`no ready answer within 30 s (${how})`);
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
   wh.cli('delete', id);
   return ms;
 }
@@ -197,6 +244,8 @@ function firstByte(connect: () => Promise<net.Socket>, ms: number): Promise<void
         resolve();
       });
       s.once('error', fail);
+      // (closed without a byte: no answer, at once rather than at `ms`; after one, a no-op)
+      s.once('close', () => fail(new Error('closed without a byte')));
     }, fail);
   });
 }

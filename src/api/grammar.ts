@@ -8,6 +8,7 @@
 import { UsageError } from '../common/errors';
 import { parseCidr } from './cidr';
 import { parseDuration } from './duration';
+import { splitPlan } from './splitwords';
 import { parseUrl, type UrlParts } from './url';
 
 export { parseDuration };
@@ -35,6 +36,8 @@ export const VERBS = [
   'allow',
   'wake-on-data',
   'transparent',
+  'ready',
+  'dial-timeout',
 ] as const;
 export type Verb = (typeof VERBS)[number];
 
@@ -59,6 +62,7 @@ const ONE_ARG: readonly Verb[] = [
   'idle-action',
   'proxy-protocol',
   'allow',
+  'dial-timeout',
 ];
 
 /** How a segment with several tails picks one (see src/proxy/balance.ts). */
@@ -102,6 +106,15 @@ export function tokenize(words: readonly string[]): Action[] {
     } else if (ONE_ARG.includes(word)) {
       if (i >= words.length || isVerb(words[i])) throw new UsageError(`${word} needs an argument`);
       actions.push({ verb: word, args: [words[i++]] });
+    } else if (word === 'ready') {
+      // `ready exec` takes the command as one more word ("CMD ARGS", quoted); `health` is also
+      // an action word: after `ready` it is the mode
+      if (i >= words.length || (isVerb(words[i]) && words[i] !== 'health'))
+        throw new UsageError(`ready needs a mode: ${READY_MODES.join(', ')} (e.g. ready banner)`);
+      const mode = words[i++];
+      if (mode !== 'exec') actions.push({ verb: word, args: [mode] });
+      else if (i >= words.length || isVerb(words[i])) throw new UsageError(READY_EXEC_NEEDS);
+      else actions.push({ verb: word, args: [mode, words[i++]] });
     } else if (word === 'docker-ns') {
       if (i < words.length && !isVerb(words[i])) actions.push({ verb: word, args: [words[i++]] });
       else actions.push({ verb: word, args: [] });
@@ -167,7 +180,28 @@ export interface Plan {
    * a trigger.
    */
   wakeOnData?: boolean;
+  /** `ready MODE`: when the tail counts as ready (dialed); absent: once it accepts. */
+  ready?: ReadyCheck;
+  /**
+   * `dial-timeout DURATION` (ms): this segment's own `wormholed --dial-timeout`: how long a
+   * client waits for its tail (retried dials, a container down, `ready`).
+   */
+  dialTimeoutMs?: number;
 }
+
+/**
+ * `ready MODE`: a new connection is dialed to the tail only once the tail is ready (SPEC.md,
+ * "Smarter activation"): `health`, Docker's HEALTHCHECK says healthy; `banner`, a probe
+ * connection receives the tail's first bytes; `exec`, `argv` run in the tail's container exits 0.
+ */
+export const READY_MODES = ['health', 'banner', 'exec'] as const;
+export type ReadyMode = (typeof READY_MODES)[number];
+export interface ReadyCheck {
+  mode: ReadyMode;
+  /** exec's command, split as a shell would but with no shell (src/api/splitwords.ts). */
+  argv?: string[];
+}
+const READY_EXEC_NEEDS = 'ready exec needs a command, e.g. ready exec "pg_isready -h 127.0.0.1"';
 
 /** What idle does to a trigger's containers. */
 export const IDLE_ACTIONS = ['stop', 'pause'] as const;
@@ -192,7 +226,9 @@ function checkArity(verb: Verb, args: readonly string[]): void {
       ? args.length === 1
       : verb === 'docker-ns'
         ? args.length <= 1
-        : args.length >= 1;
+        : verb === 'ready'
+          ? args.length === (args[0] === 'exec' ? 2 : 1)
+          : args.length >= 1;
   if (!ok) throw new UsageError(`${verb} was given ${args.length} argument(s): see 'wormhole help create'`);
 }
 
@@ -215,6 +251,7 @@ export function parsePlan(actions: readonly Action[]): Plan {
     throw new UsageError(
       'wake-on-data needs a trigger: it decides which clients run it (e.g. url :8080 wake-on-data trigger docker-run IMAGE)',
     );
+  if (plan.ready) checkReady(plan, plan.ready);
   if (plan.idle !== undefined && plan.trigger === null) {
     throw new UsageError(
       'idle needs a trigger: what the trigger runs is what idle releases (e.g. url :3306 idle 10m trigger docker-run IMAGE)',
@@ -223,11 +260,48 @@ export function parsePlan(actions: readonly Action[]): Plan {
   return plan;
 }
 
+/**
+ * `ready health` and `ready exec` ask the tail's container: one must be there (a tail's
+ * docker-run or docker-ns CONTAINER); `banner` reads a stream; and each waits for one tail.
+ */
+function checkReady(plan: Plan, ready: ReadyCheck): void {
+  const steps = [...plan.init, ...(plan.trigger ?? [])];
+  if (steps.some((s) => s.op === 'also' || s.op === 'docker-label'))
+    throw new UsageError('ready waits for one tail: it cannot be used with also or docker-label');
+  const inContainer = steps.some(
+    (s) =>
+      (s.op === 'docker-run' && s.side === 'tail') ||
+      (s.op === 'docker-ns' && s.side === 'tail' && s.container !== null),
+  );
+  if (ready.mode !== 'banner' && !inContainer)
+    throw new UsageError(
+      `ready ${ready.mode} asks the tail's container: give the tail one (tail docker-ns NAME, or trigger docker-run IMAGE), or use ready banner`,
+    );
+  if (ready.mode === 'banner' && headProto(plan) === 'udp')
+    throw new UsageError(
+      'ready banner reads the first bytes of a stream: a UDP tail has none (use health or exec)',
+    );
+}
+
 /** The head's protocol, as its last head url says (undefined: none given). */
 function headProto(plan: Plan): string | undefined {
   const urls = plan.init.filter((s) => s.op === 'url' && s.side === 'head');
   const last = urls[urls.length - 1];
   return last?.op === 'url' ? last.url.proto : undefined;
+}
+
+/** `ready MODE [CMD]`'s words, checked. */
+function parseReady(plan: Plan, side: Side, args: readonly string[]): ReadyCheck {
+  // whether the tail is ready is the tail's question, as proxy-protocol's
+  if (side === 'head') throw new UsageError('ready sets the tail: put it after "tail" (or "trigger")');
+  if (plan.ready) throw new UsageError('ready is given twice for one segment');
+  const mode = args[0];
+  if (!(READY_MODES as readonly string[]).includes(mode))
+    throw new UsageError(`ready "${mode}": expected ${READY_MODES.join(', ')}`);
+  if (mode !== 'exec') return { mode: mode as ReadyMode };
+  const argv = splitPlan(args[1]);
+  if (argv.length === 0) throw new UsageError(READY_EXEC_NEEDS);
+  return { mode, argv };
 }
 
 /** One segment's actions, up to its child's (which parsePlan reads on its own). */
@@ -266,6 +340,14 @@ function parseSegment(actions: readonly Action[]): Plan {
           );
         parseCidr(args[0]);
         (plan.allow ??= []).push(args[0]);
+        break;
+      case 'ready':
+        plan.ready = parseReady(plan, side, args);
+        break;
+      case 'dial-timeout':
+        if (plan.dialTimeoutMs !== undefined)
+          throw new UsageError('dial-timeout is given twice for one segment');
+        plan.dialTimeoutMs = parseDuration(args[0], 'dial-timeout');
         break;
       case 'wake-on-data':
         if (plan.wakeOnData) throw new UsageError('wake-on-data is given twice for one segment');

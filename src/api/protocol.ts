@@ -64,7 +64,16 @@ export const segmentInfoSchema = z.object({
   url: z.string(),
   head: endpointSchema,
   tail: endpointSchema.nullable(),
-  state: z.enum(['ready', 'waiting', 'triggering', 'idle', 'container-down', 'closed', 'failed']),
+  state: z.enum([
+    'ready',
+    'not-ready',
+    'waiting',
+    'triggering',
+    'idle',
+    'container-down',
+    'closed',
+    'failed',
+  ]),
   /** Why a segment is `failed` (it could not be built again when the daemon started). */
   error: z.string().optional(),
   parent: z.string().nullable(),
@@ -72,6 +81,17 @@ export const segmentInfoSchema = z.object({
   remote: z.boolean(),
   /** `transparent`: the tail sees the client's own address and port (absent: no). */
   transparent: z.boolean().optional(),
+  /**
+   * `ready MODE`: whether the tail is ready (state `not-ready` until it is): waiting, with why
+   * (`health: starting`, `banner: no bytes yet`, `exec: exit 1`), or failed (it never can be).
+   */
+  ready: z
+    .object({
+      mode: z.enum(['health', 'banner', 'exec']),
+      state: z.enum(['ready', 'waiting', 'failed']),
+      why: z.string().optional(),
+    })
+    .optional(),
   /** The name of the key that made it (its top segment): admin is -K's (optional: older daemons). */
   owner: z.string().optional(),
   connections: z.number().int(),

@@ -85,6 +85,10 @@ export const ERROR_CODES = [
   'NOT_A_SOCKET',
   /** No segment (or tunnel) with that id (or host). */
   'NOT_FOUND',
+  /** The tail was not ready (`ready`) within the dial timeout. */
+  'NOT_READY',
+  /** `ready health` on a container whose image has no HEALTHCHECK. */
+  'NO_HEALTHCHECK',
   /** A unix head has no path. */
   'NO_PATH',
   /** The daemon did not answer a request in time. */

@@ -28,6 +28,20 @@ const PODMAN_ACTIONS = new Map([
 /** What a watch asks the engine to filter on: Docker's names and Podman's. */
 export const FILTERED_ACTIONS = [...WATCHED_ACTIONS, ...PODMAN_ACTIONS.keys()];
 
+/**
+ * A health check's event: Docker sends the action `health_status: healthy` (and filters
+ * `event=health_status` on the part before the colon). Podman's compatible API is said to send
+ * `health_status` with the status in the attribute `health_status`: read too, but untested
+ * here (the tests run Docker).
+ */
+export const HEALTH_ACTION = 'health_status';
+
+/** The health status an event reports (`healthy`, `unhealthy`, `starting`), if it is one. */
+export function healthOf(e: ContainerEvent): string | undefined {
+  if (e.action.startsWith(`${HEALTH_ACTION}: `)) return e.action.slice(HEALTH_ACTION.length + 2).trim();
+  return e.action === HEALTH_ACTION ? e.health : undefined;
+}
+
 /** First wait before reconnecting; doubled after each failure up to the most. */
 const RETRY_FIRST_MS = 500;
 const RETRY_MOST_MS = 10_000;
@@ -67,17 +81,19 @@ export function parseContainerEvent(raw: unknown): ContainerEvent | undefined {
     Action?: unknown;
     status?: unknown;
     id?: unknown;
-    Actor?: { ID?: unknown; Attributes?: { name?: unknown } };
+    Actor?: { ID?: unknown; Attributes?: { name?: unknown; health_status?: unknown } };
   };
   if (o.Type !== undefined && o.Type !== 'container') return undefined;
   const action = typeof o.Action === 'string' ? o.Action : o.status;
   const id = typeof o.Actor?.ID === 'string' ? o.Actor.ID : o.id;
   if (typeof action !== 'string' || typeof id !== 'string' || !id) return undefined;
   const name = o.Actor?.Attributes?.name;
+  const health = o.Actor?.Attributes?.health_status;
   return {
     id,
     action: PODMAN_ACTIONS.get(action) ?? action,
     name: typeof name === 'string' ? name.replace(/^\//, '') : undefined,
+    ...(typeof health === 'string' ? { health } : {}),
   };
 }
 
@@ -85,13 +101,15 @@ export function parseContainerEvent(raw: unknown): ContainerEvent | undefined {
  * Watch container events until the returned function is called. `api` makes (or gives) the
  * client, and may throw; `connectTimeoutMs` bounds how long the engine may take to answer the
  * request (not the stream, which is silent as long as nothing happens). Never throws, never
- * rejects: every failure is a log line and a reconnection.
+ * rejects: every failure is a log line and a reconnection. `filters`: the engine's event
+ * filters (default: every container's start, die and destroy).
  */
 export function watchContainers(
   api: () => Dockerode,
   handlers: ContainerWatcher,
   log: Logger,
   connectTimeoutMs: number,
+  filters: Record<string, string[]> = { type: ['container'], event: FILTERED_ACTIONS },
 ): () => void {
   let stopped = false;
   let attempt: AbortController | undefined;
@@ -129,7 +147,7 @@ export function watchContainers(
     }
     client
       .getEvents({
-        filters: { type: ['container'], event: FILTERED_ACTIONS },
+        filters,
         abortSignal: ac.signal,
       })
       .then(

@@ -17,6 +17,7 @@ import { EngineClient } from './client';
 import { isContainerRef, isStateConflict, statusOf, demuxLogs } from './engineapi';
 import { watchContainers } from './events';
 import { Images } from './images';
+import { EngineProbes } from './probes';
 
 export { isImageReference, parseRunArgs, type RunSpec } from './args';
 export { resolveAllowedDirs } from './binds';
@@ -44,6 +45,8 @@ export class Docker implements ContainerRuntime {
   /** The Engine API client (src/docker/client.ts). */
   private readonly engine: EngineClient;
   private readonly allowBind: string[];
+  /** `ready health|exec`'s questions (probes.ts). */
+  readonly probes: EngineProbes;
   /** Its images, pulled through its own client, time limit, errors and log. */
   private readonly images = new Images({
     api: () => this.engine.api(),
@@ -65,6 +68,7 @@ export class Docker implements ContainerRuntime {
   ) {
     this.engine = new EngineClient(options.callTimeoutMs);
     this.allowBind = options.allowBind ?? [];
+    this.probes = new EngineProbes(this.engine, log);
   }
 
   /** Whether an engine may be there to ask (nothing is connected to). */

@@ -34,6 +34,24 @@ export interface ContainerEvent {
   /** Its name (without the leading `/`), when the event carries it. */
   name?: string;
   action: string;
+  /** A health event's status where the engine puts it in an attribute (Podman; events.ts healthOf). */
+  health?: string;
+}
+
+/**
+ * What `ready health|exec` asks of a tail's container (src/segment/ready.ts). Both stop, and
+ * reject with an AbortError, when `signal` aborts.
+ */
+export interface ContainerProbes {
+  /**
+   * Resolves once the container's HEALTHCHECK reports healthy, from the engine's events (its
+   * state read once when the event stream is connected, then followed, not polled); `status`
+   * hears each status on the way (`starting`, `unhealthy`). Rejects NO_HEALTHCHECK at once for
+   * a container without one.
+   */
+  healthy(id: string, status: (s: string) => void, signal: AbortSignal): Promise<void>;
+  /** Run `argv` in the running container (the Engine API's exec, no shell); its exit code. */
+  exec(id: string, argv: readonly string[], signal: AbortSignal): Promise<number>;
 }
 
 /** Who hears of a watch on containers. */
@@ -83,4 +101,6 @@ export interface ContainerRuntime {
   watch(watcher: ContainerWatcher): () => void;
   /** Remove a container this daemon started (idempotent). */
   remove(id: string): Promise<void>;
+  /** `ready health|exec`'s questions to a container. */
+  readonly probes: ContainerProbes;
 }

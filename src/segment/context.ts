@@ -16,6 +16,7 @@ import type { TunnelLink } from '../tunnel/link';
 export type {
   ContainerEvent,
   ContainerLocation,
+  ContainerProbes,
   ContainerRuntime,
   ContainerWatcher,
 } from '../docker/runtime';

@@ -4,8 +4,10 @@
  * a UDP session opens to a local tail.
  */
 import type * as dgram from 'node:dgram';
+import * as fs from 'node:fs';
 import type { Cidr } from '../api/cidr';
 import { errorMessage } from '../common/errors';
+import type { Logger } from '../common/log';
 import type { RateLimitedLog } from '../common/ratelog';
 import { bindUdp, bindUdpTransparent } from '../netns';
 import { type Client, type TcpHead, openTcpHead } from '../proxy/head';
@@ -14,6 +16,8 @@ import { UdpHead } from '../proxy/udphead';
 import type { SegmentContext } from './context';
 import type { Endpoint } from './endpoint';
 import { accessLog } from './stats';
+import { bindStreamHead, releaseStreamHead } from './streamends';
+import { isStream } from '../api/url';
 
 /** What a head tells its segment. */
 export interface HeadHost {
@@ -33,6 +37,38 @@ export interface HeadHost {
   retired(relay: UdpRelay): void;
   /** The tail as the access log names it. */
   tailText(): string;
+}
+
+/**
+ * An end's container runs again: its head (`heads`, TCP or UDP) listens on the same address
+ * and port (`port`) in the new namespace (`head.ns`), unless `live` says the segment stopped
+ * listening meanwhile (then what was bound goes, and undefined). A unix head's new file identity.
+ */
+export async function relistenHead(
+  head: Endpoint,
+  port: number,
+  heads: { tcp?: TcpHead; udp?: UdpHead },
+  live: () => boolean,
+  log: Logger,
+): Promise<{ identity?: string } | undefined> {
+  if (isStream(head.proto)) {
+    const { fd, identity } = await bindStreamHead(head, port);
+    if (!live() || !heads.tcp) {
+      fs.closeSync(fd);
+      await releaseStreamHead(head, identity, log);
+      return undefined;
+    }
+    heads.tcp.relisten(fd);
+    return { identity };
+  }
+  heads.udp?.stopListening();
+  const { socket, fd } = await bindUdp(head.ns, head.host, port);
+  if (!live() || !heads.udp) {
+    socket.close();
+    return undefined;
+  }
+  heads.udp.relisten(socket, fd);
+  return {};
 }
 
 /** A TCP or unix head on a listening fd. */

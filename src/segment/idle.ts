@@ -18,7 +18,9 @@
 import type { IdleAction } from '../api/grammar';
 import { WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
-import type { ContainerRuntime } from './context';
+import type { DisposableStack } from '../common/disposable';
+import type { ContainerRuntime, SegmentContext } from './context';
+import type { SegmentSpec } from './spec';
 
 /** What the counters say: connections open (UDP: 0) and in all, and when a byte last moved. */
 export interface Activity {
@@ -177,6 +179,22 @@ export class TriggerContainers {
     private readonly log: Logger,
     readonly action: IdleAction = 'stop',
   ) {}
+
+  /**
+   * A segment's, when it has `idle` and a trigger that runs containers (removed with the
+   * segment's stack; `closing`: true once it is being deleted).
+   */
+  static of(
+    spec: Pick<SegmentSpec, 'id' | 'trigger' | 'idleAction' | 'idleMs'>,
+    ctx: Pick<SegmentContext, 'containers' | 'log'>,
+    closing: () => boolean,
+    stack: DisposableStack,
+  ): TriggerContainers | undefined {
+    if (spec.idleMs === undefined || !spec.trigger?.some((s) => s.op === 'docker-run')) return undefined;
+    const kept = new TriggerContainers(ctx.containers, spec.id, closing, ctx.log, spec.idleAction ?? 'stop');
+    stack.defer(() => kept.removeAll());
+    return kept;
+  }
 
   /** The step's container, running: the one kept for it started again, or a new one. */
   async run(args: string[], step: string): Promise<{ id: string; nsPath: string }> {

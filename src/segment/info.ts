@@ -8,6 +8,7 @@ import type { TailStats } from '../proxy/head';
 import { type Endpoint, describe } from './endpoint';
 import type { Side } from './follow';
 import { tailHealth, tcpTraffic } from './stats';
+import type { ReadyInfo } from './ready';
 import type { TailSet } from './tailset';
 
 type Traffic = NonNullable<SegmentInfo['traffic']>;
@@ -53,12 +54,15 @@ export interface SegmentView {
   containers: readonly string[];
   /** `transparent`: the tail is dialed from the client's own address. */
   transparent: boolean;
+  /** `ready`: whether the tail is ready yet, and why not. */
+  ready: ReadyInfo | undefined;
 }
 
 /** The state list shows. */
 function stateOf(v: SegmentView): SegmentInfo['state'] {
   if (v.closed) return 'closed';
   if (v.down.size > 0) return 'container-down';
+  if (v.tail && v.ready && v.ready.state !== 'ready') return 'not-ready';
   if (v.tail) return 'ready';
   if (v.triggering) return 'triggering';
   return v.idle ? 'idle' : 'waiting';
@@ -106,6 +110,7 @@ export function segmentInfo(v: SegmentView): SegmentInfo {
     parent: v.parent,
     remote: v.remote,
     ...(v.transparent ? { transparent: true } : {}),
+    ...(v.ready ? { ready: v.ready } : {}),
     connections: traffic.total,
     traffic,
     refused: traffic.refused,

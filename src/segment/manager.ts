@@ -293,6 +293,8 @@ export class SegmentManager {
           idleAction: plan.idleAction,
           allow: plan.allow?.map(parseCidr),
           wakeOnData: plan.trigger ? plan.wakeOnData : undefined,
+          ready: plan.ready,
+          dialTimeoutMs: plan.dialTimeoutMs,
           made,
         },
         this.deps,

@@ -2,7 +2,6 @@
  * One segment at run time: a head that listens, a tail it connects to, and what it owns
  * (its listener, the containers it started, its children), released in reverse order.
  */
-import * as fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { SegmentInfo } from '../api/protocol';
 import { type Protocol, isStream } from '../api/url';
@@ -24,10 +23,11 @@ import { bindStreamHead, releaseStreamHead, streamTarget } from './streamends';
 import { type SegmentDeps, type SegmentSpec, type Tail, checkSpec } from './spec';
 import { TailWait } from './tailwait';
 import { Trigger } from './trigger';
-import { type HeadHost, openStreamHead, openUdpHead } from './heads';
+import { type HeadHost, openStreamHead, openUdpHead, relistenHead } from './heads';
 import { joinRemote } from './remoteleg';
 import { UdpSide } from './udpside';
 import { TransparentRoutesHeld } from './transparent';
+import { ReadyGate } from './ready';
 
 /** A segment, from listening to closed. */
 export class Segment {
@@ -78,6 +78,8 @@ export class Segment {
   private readonly follower: ContainerFollower;
   private readonly balance: Policy;
   private readonly healthMs: number | null;
+  /** `ready`: new connections wait here until the tail is ready (ready.ts). */
+  private readonly ready: ReadyGate | undefined;
   /** Which clients the head takes, and from when: `allow`, `wake-on-data`. */
   private readonly admits: Pick<SegmentSpec, 'allow' | 'wakeOnData'>;
   private closed = false;
@@ -88,7 +90,10 @@ export class Segment {
     ({ headDraft: this.headDraft, tailDrafts: this.tailDrafts } = spec);
     ({ balance: this.balance, healthMs: this.healthMs } = spec);
     this.admits = { allow: spec.allow, wakeOnData: spec.wakeOnData };
-    ({ ctx: this.ctx, follower: this.follower } = deps);
+    this.follower = deps.follower;
+    // (`dial-timeout` in the plan: this segment's own, for its dials and its waits)
+    this.ctx = spec.dialTimeoutMs ? { ...deps.ctx, dialTimeoutMs: spec.dialTimeoutMs } : deps.ctx;
+    this.ready = spec.ready && new ReadyGate(spec.ready, this.id, this.ctx);
     this.containers = spec.made.containers;
     this.stack.add(spec.made.scope);
     this.routes = new TransparentRoutesHeld(spec, this.ctx.log);
@@ -120,20 +125,8 @@ export class Segment {
         tailText: () => describeTail(this.tail, this.tailSet),
       });
     }
-    if (spec.idleMs !== undefined) {
-      this.idle = this.idleWatch(spec.idleMs);
-      if (spec.trigger?.some((s) => s.op === 'docker-run')) {
-        const kept = new TriggerContainers(
-          this.ctx.containers,
-          this.id,
-          () => this.closed,
-          this.ctx.log,
-          spec.idleAction ?? 'stop',
-        );
-        this.kept = kept;
-        this.stack.defer(() => kept.removeAll());
-      }
-    }
+    if (spec.idleMs !== undefined) this.idle = this.idleWatch(spec.idleMs);
+    this.kept = TriggerContainers.of(spec, this.ctx, () => this.closed, this.stack);
   }
 
   /** Where the head listens, as printed by create. */
@@ -211,7 +204,7 @@ export class Segment {
    * go there from now on, and a tail in a container follows that container.
    */
   async setTail(tail: Tail): Promise<void> {
-    await this.pointTail(tail);
+    await this.pointWhenReady(tail);
     this.tailFollow?.dispose();
     this.tailFollow = tail.kind === 'local' ? this.followEnd('tail', tail.ep) : undefined;
     // (once: a tail set again by each run after idle is followed by this same entry)
@@ -220,6 +213,19 @@ export class Segment {
       this.stack.defer(() => this.tailFollow?.dispose());
     }
     this.tailIsUp();
+  }
+
+  /**
+   * With `ready`, a local tail is the segment's at once, but the head points at it only once it
+   * is ready: until then every connection comes to serve(), which waits at the gate (ready.ts).
+   */
+  private async pointWhenReady(tail: Tail): Promise<void> {
+    if (!this.ready || tail.kind !== 'local') return this.pointTail(tail);
+    this.tail = tail;
+    await this.tcpHead?.setTail(null);
+    this.ready.arm(tail.ep, async () => {
+      if (this.tail === tail && !this.closed) await this.pointTail(tail);
+    });
   }
 
   /**
@@ -284,27 +290,18 @@ export class Segment {
     this.udpHead?.endSessions(); // their upstream sockets are in the dead namespace
     this.udp.endSessions();
     this.tailBack.hold();
+    this.ready?.drop('the container is not running');
   }
 
   /** The head's container runs again: listen on the same address and port in its new namespace. */
   private async headUp(ns: string): Promise<void> {
-    if (this.closed || !this.listening) return;
+    const live = (): boolean => !this.closed && this.listening;
+    if (!live()) return;
     const head: Endpoint = { ...this.head, ns };
-    if (isStream(head.proto)) {
-      const { fd, identity } = await bindStreamHead(head, this.boundPort);
-      if (this.closed || !this.listening || !this.tcpHead) {
-        fs.closeSync(fd);
-        await releaseStreamHead(head, identity, this.ctx.log);
-        return;
-      }
-      this.tcpHead.relisten(fd);
-      this.headIdentity = identity;
-    } else {
-      this.udpHead?.stopListening();
-      const { socket, fd } = await bindUdp(ns, head.host, this.boundPort);
-      if (this.closed || !this.listening || !this.udpHead) socket.close();
-      else this.udpHead.relisten(socket, fd);
-    }
+    const heads = { tcp: this.tcpHead, udp: this.udpHead };
+    const bound = await relistenHead(head, this.boundPort, heads, live, this.ctx.log);
+    if (!bound) return;
+    if (bound.identity !== undefined) this.headIdentity = bound.identity;
     this.head = head;
     this.down.delete('head');
   }
@@ -313,7 +310,7 @@ export class Segment {
   private async tailUp(ns: string): Promise<void> {
     const tail = this.tail;
     if (this.closed || tail?.kind !== 'local') return;
-    await this.pointTail({ kind: 'local', ep: { ...tail.ep, ns } });
+    await this.pointWhenReady({ kind: 'local', ep: { ...tail.ep, ns } });
     this.tailIsUp();
   }
 
@@ -322,9 +319,9 @@ export class Segment {
     this.tailBack.release();
   }
 
-  /** Wait while the tail's container is down (up to the dial timeout). */
+  /** Wait while the tail's container is down, then until it is ready (up to the dial timeout). */
   private tailRunning(): Promise<void> {
-    return this.tailBack.wait(this.down.get('tail') ?? '', this.ctx.dialTimeoutMs);
+    return this.tailBack.wait(this.down.get('tail') ?? '', this.ctx.dialTimeoutMs, this.ready);
   }
 
   /**
@@ -382,7 +379,8 @@ export class Segment {
           await this.tcpHead?.setTail(null);
         },
         resumeTail: async () => {
-          if (this.tail && !this.closed) await this.pointTail(this.tail);
+          // (not ready yet: the gate points the head when it is)
+          if (this.tail && !this.closed && (this.ready?.isReady ?? true)) await this.pointTail(this.tail);
         },
         releaseTail: async () => {
           const scope = this.trigger?.rearm();
@@ -394,6 +392,7 @@ export class Segment {
           this.udpHead?.endSessions(); // the next datagram opens a session, which runs the trigger
           this.udp.endSessions(); // (a peer's sessions too: the next attach runs it)
           this.tailIsUp(); // nothing waits for a container that is let go
+          this.ready?.drop('idle: the next connection starts it');
           await scope?.dispose();
         },
       },
@@ -458,6 +457,7 @@ export class Segment {
       tailSet: this.tailSet,
       tailText: describeTail(this.tail, this.tailSet),
       transparent: this.routes.wanted,
+      ready: this.ready?.info(),
       closed: this.closed,
       down: this.down,
       triggering: this.trigger?.started ?? false,
@@ -488,6 +488,7 @@ export class Segment {
     this.accepted.resolve(); // what waits for accept() finds the segment closed
     this.idle?.stop();
     this.tailBack.release(); // waiting connections go, and find the segment closed
+    this.ready?.dispose();
     await this.idle?.pending(); // (what idle lets go of is not released twice at once)
     await this.stack.dispose();
   }

@@ -3,7 +3,7 @@
  * checked when it is made), what it calls on, and where its tail is.
  */
 import type { Cidr } from '../api/cidr';
-import type { IdleAction } from '../api/grammar';
+import type { IdleAction, ReadyCheck } from '../api/grammar';
 import type { Step } from '../api/grammar';
 import type { Protocol } from '../api/url';
 import type { DisposableStack } from '../common/disposable';
@@ -55,6 +55,10 @@ export interface SegmentSpec {
   allow?: Cidr[];
   /** `wake-on-data`: a client counts only from its first byte (with a trigger only). */
   wakeOnData?: boolean;
+  /** `ready`: the tail is dialed only once it is ready (src/segment/ready.ts). */
+  ready?: ReadyCheck;
+  /** `dial-timeout`: this segment's own --dial-timeout (ms). */
+  dialTimeoutMs?: number;
   /** What the create-time steps made (their containers): released with the segment. */
   made: { scope: DisposableStack; containers: string[] };
 }
@@ -76,4 +80,5 @@ export function checkSpec(spec: SegmentSpec): void {
   if (spec.healthMs !== null && !(spec.healthMs > 0)) wrong('a health interval must be positive');
   if (spec.idleMs !== undefined && !spec.trigger) wrong('idle needs a trigger');
   if (spec.idleMs !== undefined && !(spec.idleMs > 0)) wrong('an idle time must be positive');
+  if (spec.dialTimeoutMs !== undefined && !(spec.dialTimeoutMs > 0)) wrong('a dial timeout must be positive');
 }

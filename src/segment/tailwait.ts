@@ -3,6 +3,7 @@
  * again, up to the dial timeout; none is dialed into the namespace of a stopped container.
  */
 import { WormholeError } from '../common/errors';
+import type { ReadyGate } from './ready';
 
 /** One segment's wait for its tail's container. */
 export class TailWait {
@@ -22,8 +23,17 @@ export class TailWait {
     this.back = undefined;
   }
 
-  /** Resolves at once, or when the container runs again; rejects after `ms`, naming it. */
-  async wait(container: string, ms: number): Promise<void> {
+  /**
+   * Resolves at once, or when the container runs again; rejects after `ms`, naming it. With a
+   * `ready` gate, then waits for the tail to be ready, in what is left of `ms`.
+   */
+  async wait(container: string, ms: number, ready?: ReadyGate): Promise<void> {
+    const started = Date.now();
+    await this.waitBack(container, ms);
+    await ready?.wait(Math.max(0, ms - (Date.now() - started)));
+  }
+
+  private async waitBack(container: string, ms: number): Promise<void> {
     const back = this.back;
     if (!back) return;
     let timer: NodeJS.Timeout | undefined;

@@ -86,6 +86,24 @@ class PlanCheck {
     openOrRefuse(this.key, addr, '');
   }
 
+  /**
+   * `ready exec` runs a command as root in the tail's container. In one this plan's
+   * `docker-run` starts, the key could have given that command already (and its image is
+   * checked); in a container named by `docker-ns`, someone else's, it is a new power: only for
+   * a key whose opens and images are not restricted.
+   */
+  private execIn(plan: Plan): void {
+    const { open, image } = this.key.rights;
+    if (open === null && image === null) return;
+    const ends = [...plan.init, ...(plan.trigger ?? [])].filter(
+      (s) => (s.op === 'docker-run' || s.op === 'docker-ns') && s.side === 'tail',
+    );
+    if (ends[ends.length - 1]?.op !== 'docker-run')
+      throw forbidden(
+        `key "${this.key.name}" may not run commands in a container it did not start: ready exec needs the tail's docker-run (or use ready banner)`,
+      );
+  }
+
   private image(args: string[]): { image: string; name?: string } {
     const spec = this.run(args);
     if (!mayRunImage(this.key, spec.image))
@@ -97,6 +115,7 @@ class PlanCheck {
 
   /** One segment: its steps at create time, then its trigger's, then its ends. */
   segment(plan: Plan, base: End): void {
+    if (plan.ready?.mode === 'exec') this.execIn(plan);
     const head: End = { ...base };
     let tails: End[] = [{}];
     this.steps(plan.init, head, tails);

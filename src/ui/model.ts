@@ -54,7 +54,7 @@ export interface Topology {
 
 /** The numbers of one segment that change without moving anything. */
 export interface SegmentStats {
-  /** As the page writes it: ready, waiting, triggering, idle, failed, container down, closed. */
+  /** As the page writes it: ready, not ready, waiting, triggering, idle, failed, container down, closed. */
   state: string;
   upBps: number;
   downBps: number;
@@ -194,7 +194,7 @@ export function topologyOf(
 
 /** The state as the page writes it. */
 export function stateWord(state: SegmentInfo['state']): string {
-  return state === 'container-down' ? 'container down' : state;
+  return state === 'container-down' ? 'container down' : state === 'not-ready' ? 'not ready' : state;
 }
 
 /**

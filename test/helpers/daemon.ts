@@ -3,11 +3,13 @@
  * namespace, as a test host) with its own key, state directory and unix socket, and stops it
  * when the test ends. `cli()` runs bin/wormhole against it.
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { SegmentInfo } from '../../src/api/protocol';
 import type { Cleanup } from './netns';
 
 export const ROOT = path.resolve(__dirname, '../../..');
@@ -91,6 +93,15 @@ export interface TestDaemon {
   exited(): Promise<number | null>;
   /** SIGTERM and wait; resolves with the exit code and how long it took. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; ms: number }>;
+}
+
+/** A segment as `list --json` shows it on `d` (asserted listed). */
+export async function listed(d: TestDaemon, id: string): Promise<SegmentInfo> {
+  const r = await d.cli('list', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const found = (JSON.parse(r.stdout) as SegmentInfo[]).find((s) => s.id === id);
+  assert.ok(found, `segment ${id} is listed`);
+  return found;
 }
 
 /** Options for startDaemon. */

@@ -47,6 +47,8 @@ const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 export const ECHO_IMAGE = 'wormhole-test/echo';
 export const DB_IMAGE = 'wormhole-test/mariadb';
 export const APP_IMAGE = 'wormhole-test/app';
+/** A service that listens at once but is ready 3 s later, with a HEALTHCHECK (fixtures/images/ready). */
+export const READY_IMAGE = 'wormhole-test/ready';
 const BASE_IMAGE = 'wormhole-test/base';
 /** The value the database image holds. */
 export const DB_VALUE = 'hello from mariadb';
@@ -294,14 +296,21 @@ export async function echoContext(): Promise<string> {
 async function buildEcho(): Promise<void> {
   const busybox = fs.readFileSync(BUSYBOX);
   const recipe = hash('echo-v3', busybox, dirHash(path.join(IMAGES_DIR, 'echo')));
-  if (await upToDate(ECHO_IMAGE, recipe)) return;
-  say(`building ${ECHO_IMAGE}`);
-  const context = await echoContext();
-  try {
-    await dockerBuild(context, [ECHO_IMAGE], recipe);
-  } finally {
-    fs.rmSync(context, { recursive: true, force: true });
+  const readyDir = path.join(IMAGES_DIR, 'ready');
+  const readyRecipe = hash(recipe, dirHash(readyDir));
+  if (!(await upToDate(ECHO_IMAGE, recipe))) {
+    say(`building ${ECHO_IMAGE}`);
+    const context = await echoContext();
+    try {
+      await dockerBuild(context, [ECHO_IMAGE], recipe);
+    } finally {
+      fs.rmSync(context, { recursive: true, force: true });
+    }
   }
+  // (on the echo image: its busybox runs the scripts)
+  if (await upToDate(READY_IMAGE, readyRecipe)) return;
+  say(`building ${READY_IMAGE}`);
+  await dockerBuild(readyDir, [READY_IMAGE], readyRecipe, [`BASE=${ECHO_IMAGE}`]);
 }
 
 /**

@@ -106,6 +106,18 @@ export class FakeContainers implements ContainerRuntime {
     this.calls.push(`remove ${id}`);
     return Promise.resolve();
   }
+
+  /** `ready`'s probes: healthy at once, and every command exits 0 (`exec` is recorded). */
+  readonly probes = {
+    healthy: (id: string): Promise<void> => {
+      this.calls.push(`healthy ${id}`);
+      return Promise.resolve();
+    },
+    exec: (id: string, argv: readonly string[]): Promise<number> => {
+      this.calls.push(`exec ${argv.join(' ')} in ${id}`);
+      return Promise.resolve(0);
+    },
+  };
 }
 
 /**

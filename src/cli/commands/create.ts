@@ -40,6 +40,12 @@ Actions, read left to right (see the README for the whole grammar):
                      /32 or /128); others are reset, counted refused, and wake nothing
   wake-on-data       with a trigger: a client counts once it sent a byte (a connect-and-
                      close wakes nothing; not for servers that speak first)
+  ready MODE         (tail) dial a connection only once the tail is ready, holding
+                     clients meanwhile (up to the dial timeout): ready health (its
+                     container's HEALTHCHECK is healthy), ready banner (a probe connection
+                     gets a first byte), ready exec "CMD ARGS" (the command, run in its
+                     container with no shell, exits 0; tried every 200 ms)
+  dial-timeout D     this segment's own --dial-timeout (how long clients wait for its tail)
 
 Defaults: head tcp://127.0.0.1, tail = head's protocol and port on 127.0.0.1. tcp and unix
 join each other; udp joins only udp.
@@ -52,6 +58,7 @@ segment made with it (its children).
   wormhole create url :3306 tail url unix:///run/mysqld/mysqld.sock docker-ns $mysql
   wormhole create url :80 trigger docker-run wormhole/wordpress child url :3306 trigger docker-run wormhole/mysql
   wormhole create url :3306 idle 10m trigger docker-run wormhole/mysql
+  wormhole create url :3306 dial-timeout 60s trigger docker-run wormhole/mysql ready banner
   wormhole create url :8080 tail url :80 docker-ns app1 also docker-ns app2 balance least-conn
   wormhole create url :8080 tail url :80 docker-label app=web health 2s`,
   async run(args, ctx) {

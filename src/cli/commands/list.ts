@@ -23,6 +23,10 @@ function short(container: string): string {
 function notes(s: SegmentInfo, now: number): string {
   const n: string[] = [];
   if (s.state === 'failed') n.push(`error: ${s.error ?? 'unknown'}`);
+  if (s.ready && s.ready.state !== 'ready')
+    n.push(
+      `${s.ready.state === 'failed' ? 'never ready' : 'waiting for ready'} (${s.ready.why ?? s.ready.mode})`,
+    );
   if (s.down?.length) n.push(`down=${s.down.map((d) => `${d.end}:${short(d.container)}`).join(',')}`);
   if (s.refused) n.push(`refused=${s.refused}`);
   const t = s.trigger;
@@ -107,7 +111,8 @@ export const list: Command = {
 One line per segment, in columns under a header (nothing at all when there is none):
   ID      the segment's id (delete takes any unique prefix of it)
   HEAD    where it listens; TAIL where its connections go (peer:HOST/ID on a peer)
-  STATE   ready; waiting (a trigger not run yet); triggering; idle (unused for its idle
+  STATE   ready; not-ready (ready: its tail is not ready yet, clients wait); waiting (a
+          trigger not run yet); triggering; idle (unused for its idle
           time: what its trigger made is released, the next connection runs it again);
           container-down (an end's container stopped: the segment follows it and goes on
           in its new namespace); failed (it could not be built again at start: kept, and
@@ -120,7 +125,7 @@ One line per segment, in columns under a header (nothing at all when there is no
   NOTES   error: WHY (failed), down=END:CONTAINER, refused=N (at --max-connections or
           --max-udp-sessions, or from outside allow), trigger=STATE in TIME (its last run, and its error),
           idle=TIME (its idle time), idled AGE ago (when it last idled), tail down (WHY),
-          parent=ID, remote (made for a peer), transparent (the tail sees the client's
+          waiting for ready (WHY) or never ready (WHY) (ready), parent=ID, remote (made for a peer), transparent (the tail sees the client's
           own address), label=CONTAINER (made from its label)
 --json prints an array with every field (see the README for their names).
 

@@ -12,7 +12,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SegmentInfo } from '../../../src/api/protocol';
-import { ROOT, type TestDaemon, startDaemon } from '../../helpers/daemon';
+import { listed, ROOT, type TestDaemon, startDaemon } from '../../helpers/daemon';
 import { ECHO_IMAGE, removeContainers, run } from '../../helpers/docker';
 import { type Cleanup, suiteCleanup } from '../../helpers/netns';
 import { freePort, parseCreate, startService, udpExchange } from '../../helpers/services';
@@ -53,13 +53,8 @@ async function ipOf(container: string): Promise<string> {
   return (await run('docker', ['inspect', '--format', '{{.NetworkSettings.IPAddress}}', container])).trim();
 }
 
-async function segment(d: TestDaemon, id: string): Promise<SegmentInfo> {
-  const r = await d.cli('list', '--json');
-  assert.equal(r.code, 0, r.stderr);
-  const found = (JSON.parse(r.stdout) as SegmentInfo[]).find((s) => s.id === id);
-  assert.ok(found, `segment ${id} is listed`);
-  return found;
-}
+/** A segment as list --json shows it. */
+const segment = listed;
 
 /** The line `list` prints for a segment. */
 async function listLine(d: TestDaemon, id: string): Promise<string> {

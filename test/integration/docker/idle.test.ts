@@ -17,7 +17,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SegmentInfo } from '../../../src/api/protocol';
-import { type TestDaemon, runCmd, startDaemon } from '../../helpers/daemon';
+import { type TestDaemon, listed, runCmd, startDaemon } from '../../helpers/daemon';
 import { DB_IMAGE, DB_VALUE, ECHO_IMAGE, containers, run } from '../../helpers/docker';
 import { suiteCleanup, withHostPair, withNetns } from '../../helpers/netns';
 import { freePort, parseCreate, seed } from '../../helpers/services';
@@ -32,13 +32,8 @@ function owner(d: TestDaemon): string {
   return `label=wormhole.owner=${fs.readFileSync(path.join(d.dir, 'state', 'owner-id'), 'utf8').trim()}`;
 }
 
-async function segment(d: TestDaemon, id: string): Promise<SegmentInfo> {
-  const r = await d.cli('list', '--json');
-  assert.equal(r.code, 0, r.stderr);
-  const found = (JSON.parse(r.stdout) as SegmentInfo[]).find((s) => s.id === id);
-  assert.ok(found, `segment ${id} is listed`);
-  return found;
-}
+/** A segment as list --json shows it. */
+const segment = listed;
 
 /**
  * `create url :HEAD idle IDLE trigger docker-run ECHO_RUN url :9001` on `d`, which must

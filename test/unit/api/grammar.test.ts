@@ -204,3 +204,51 @@ describe('parsePlan', () => {
     it(`refuses "${words}"`, () => assert.throws(() => plan(words), msg));
   }
 });
+
+describe('ready and dial-timeout', () => {
+  const actions = (...words: string[]): Plan => parsePlan(tokenize(words));
+
+  it('takes each mode on the tail, exec with its command split as a shell would, without one', () => {
+    assert.deepEqual(actions('url', ':1', 'trigger', 'docker-run', 'img', 'ready', 'health').ready, {
+      mode: 'health',
+    });
+    assert.deepEqual(actions('url', ':1', 'tail', 'url', ':2', 'ready', 'banner').ready, { mode: 'banner' });
+    const p = actions('url', ':1', 'tail', 'docker-ns', 'db', 'ready', 'exec', `sh -c 'test -f "/a b"; x'`);
+    assert.deepEqual(p.ready, { mode: 'exec', argv: ['sh', '-c', 'test -f "/a b"; x'] });
+    // (the words on the wire: the command is one argument, as given)
+    assert.deepEqual(tokenize(['tail', 'ready', 'exec', 'a b', 'url', ':2'])[1], {
+      verb: 'ready',
+      args: ['exec', 'a b'],
+    });
+  });
+
+  it('takes dial-timeout as a duration, once', () => {
+    assert.equal(actions('url', ':1', 'dial-timeout', '90s', 'tail', 'url', ':2').dialTimeoutMs, 90_000);
+    assert.throws(() => actions('dial-timeout', '1s', 'dial-timeout', '2s'), /dial-timeout is given twice/);
+  });
+
+  const bad: [string[], RegExp][] = [
+    [['url', ':1', 'tail', 'url', ':2', 'ready', 'health'], /ready health asks the tail's container/],
+    [['url', ':1', 'tail', 'url', ':2', 'ready', 'exec', 'true'], /ready exec asks the tail's container/],
+    [['url', ':1', 'tail', 'docker-ns', 'db', 'ready', 'exec'], /ready exec needs a command/],
+    [['url', ':1', 'tail', 'docker-ns', 'db', 'ready', 'exec', ' '], /ready exec needs a command/],
+    [['url', ':1', 'tail', 'docker-ns', 'db', 'ready', 'exec', 'url', ':2'], /ready exec needs a command/],
+    [
+      ['url', ':1', 'tail', 'docker-ns', 'db', 'ready', 'soon'],
+      /ready "soon": expected health, banner, exec/,
+    ],
+    [['url', ':1', 'tail', 'ready'], /ready needs a mode/],
+    [['url', ':1', 'ready', 'banner', 'tail', 'url', ':2'], /ready sets the tail: put it after "tail"/],
+    [['url', ':1', 'tail', 'url', ':2', 'ready', 'banner', 'ready', 'banner'], /ready is given twice/],
+    [['url', 'udp://:1', 'tail', 'url', ':2', 'ready', 'banner'], /a UDP tail has none/],
+    [['url', ':1', 'tail', 'url', ':2', 'also', 'url', ':3', 'ready', 'banner'], /ready waits for one tail/],
+  ];
+  for (const [words, msg] of bad) {
+    it(`refuses "${words.join(' ')}"`, () => assert.throws(() => actions(...words), msg));
+  }
+
+  it('checks ready arguments that come over the wire', () => {
+    assert.throws(() => parsePlan([{ verb: 'ready', args: ['exec'] }]), /ready was given 1 argument/);
+    assert.throws(() => parsePlan([{ verb: 'ready', args: ['banner', 'x'] }]), /ready was given 2 argument/);
+  });
+});

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { Docker } from '../../../src/docker';
-import { FILTERED_ACTIONS, JsonLines, parseContainerEvent } from '../../../src/docker/events';
+import { FILTERED_ACTIONS, JsonLines, healthOf, parseContainerEvent } from '../../../src/docker/events';
 import type { ContainerEvent } from '../../../src/segment/context';
 
 function event(action: string, id: string, name: string): string {
@@ -182,5 +182,27 @@ describe('watching a fake engine', () => {
       server.closeAllConnections();
       server.close();
     }
+  });
+});
+
+describe('health events (ready health)', () => {
+  it("reads Docker's `health_status: STATUS` and Podman's attribute, and nothing else", () => {
+    const docker = parseContainerEvent({
+      Type: 'container',
+      Action: 'health_status: healthy',
+      Actor: { ID: 'abc', Attributes: { name: 'db' } },
+    });
+    assert.ok(docker);
+    assert.equal(healthOf(docker), 'healthy');
+    const podman = parseContainerEvent({
+      Type: 'container',
+      Action: 'health_status',
+      Actor: { ID: 'abc', Attributes: { name: 'db', health_status: 'starting' } },
+    });
+    assert.ok(podman);
+    assert.equal(healthOf(podman), 'starting');
+    const start = parseContainerEvent({ Type: 'container', Action: 'start', Actor: { ID: 'abc' } });
+    assert.ok(start);
+    assert.equal(healthOf(start), undefined);
   });
 });

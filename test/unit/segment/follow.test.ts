@@ -35,6 +35,10 @@ class FakeRuntime implements ContainerRuntime {
   prepare(): Promise<void> {
     throw new Error('not used');
   }
+  readonly probes = {
+    healthy: (): Promise<void> => Promise.reject(new Error('not used')),
+    exec: (): Promise<number> => Promise.reject(new Error('not used')),
+  };
   run(): Promise<{ id: string; nsPath: string }> {
     throw new Error('not used');
   }

@@ -145,6 +145,23 @@ describe('a create against a key', () => {
     assert.match(refusal(ci, 'url :8081 tail url 127.0.0.1') ?? '', /127.0.0.1:8081/);
   });
 
+  it('takes ready exec of a restricted key only in a container its plan starts', () => {
+    const k = key('permit-open=docker:*@127.0.0.1:5432,permit-image=local/*');
+    assert.equal(refusal(k, 'url :8080 trigger docker-run local/db url :5432 ready exec true'), undefined);
+    assert.match(
+      refusal(k, 'url :8080 tail docker-ns web url :5432 ready exec true') ?? '',
+      /key "ci" may not run commands in a container it did not start/,
+    );
+    assert.equal(refusal(k, 'url :8080 tail docker-ns web url :5432 ready health'), undefined);
+    assert.equal(
+      refusal(
+        { name: 'admin', rights: ALL_RIGHTS },
+        'url :8080 tail docker-ns web url :5432 ready exec true',
+      ),
+      undefined,
+    );
+  });
+
   it("checks every docker-run image, a trigger's too, and the tail in its container", () => {
     const k = key('permit-open=docker:*@127.0.0.1:5432,permit-image=local/*');
     assert.equal(refusal(k, 'url :8080 trigger docker-run local/db url :5432'), undefined);
