@@ -289,8 +289,12 @@ static bool on_frame(struct engine *e, struct chan *ch, const uint8_t *f, uint32
   const uint8_t *p = f + FRAME_HDR;
   bool control = type == FT_PING || type == FT_PONG || type == FT_GOAWAY;
   static const int8_t fixed[] = {-1, 0, 0, 0, 4, 8, 8, 0};
-  if (type > FT_GOAWAY || f[1] != 0 || (fixed[type] < 0 ? len < 1 || len > FRAME_MAX : len != (uint32_t)fixed[type]) ||
-      control != (id == 0)) {
+  /* (an OPEN may name a target: streamdial.c) */
+  bool bad_len = type == FT_OPEN         ? len > OPEN_MAX
+                 : type > FT_GOAWAY     ? true
+                 : fixed[type] < 0      ? len < 1 || len > FRAME_MAX
+                                        : len != (uint32_t)fixed[type];
+  if (type > FT_GOAWAY || f[1] != 0 || bad_len || control != (id == 0)) {
     chan_end(e, ch, CW_FRAME, type, id);
     return false;
   }
@@ -328,7 +332,7 @@ static bool on_frame(struct engine *e, struct chan *ch, const uint8_t *f, uint32
     ch->last_id = id;
     /* past the cap, or draining: the stream is refused, the channel goes on */
     if (ch->draining || ch->nstreams >= CHAN_MAX_STREAMS) chan_frame(e, ch, FT_RST, id, NULL, 0);
-    else stream_accept(e, ch, id);
+    else stream_accept(e, ch, id, p, len);
     return !ch->dead;
   }
   struct stream *st = chan_find(ch, id);
@@ -479,5 +483,6 @@ void chan_unref(struct chan *ch) {
   free(ch->plain);
   free(ch->out);
   free(ch->buckets);
+  free(ch->key_name);
   free(ch);
 }

@@ -29,6 +29,7 @@ import type { Logger } from '../common/log';
 import type { Engine } from '../proxy/engine';
 import { Channel, type ChannelOptions, type PeerChannel } from './channel';
 import { EngineChannel, takeOver } from './enginechannel';
+import { MAX_TARGET, encodeTarget } from './target';
 
 /** Rewrites connection errors so that they name the peer and say what to check. */
 function peerError(host: string, err: unknown): unknown {
@@ -137,8 +138,9 @@ export class Peers {
       const conn = await connect(parseDaemonAddress(line.host), this.key);
       let socket: Duplex;
       let engine: boolean;
+      let dial: boolean;
       try {
-        ({ stream: socket, engine } = await conn.channelWith(this.engine !== null));
+        ({ stream: socket, engine, dial } = await conn.channelWith(this.engine !== null));
       } catch (err) {
         conn.close();
         throw err;
@@ -151,6 +153,7 @@ export class Peers {
         dialer: true,
         peer: line.host,
         log: this.log,
+        peerDials: dial,
         onClose: (why) => this.lost(line, channel, why),
         // (its daemon was taken over: new streams go on a new channel, to its successor)
         onGoAway: () => {
@@ -322,6 +325,12 @@ export class Peers {
     if (!(channel instanceof EngineChannel) || channel.closed) return false;
     const taken = take();
     if (!taken) return false;
+    // the peer's engine dials the tail itself when it can (no reply to wait for or drop)
+    const target = encodeTarget(id, origin);
+    if (channel.peerDials && target[0] === Buffer.byteLength(id) && target.length <= MAX_TARGET) {
+      channel.openTargetFd(target, first ?? null, taken.fd, taken.ended);
+      return true;
+    }
     const request = attachRequest(id, origin);
     channel.openAttachFd(first ? Buffer.concat([request, first]) : request, taken.fd, taken.ended);
     return true;
