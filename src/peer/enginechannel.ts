@@ -239,6 +239,13 @@ export class EngineChannel implements PeerChannel {
     this.carried.set(id, ended);
   }
 
+  /** The same on a socketpair whose other end is returned (a stream JavaScript moves). */
+  openTarget(target: Buffer): Duplex {
+    if (this.closed) throw resetError('the channel to the peer is closed');
+    const [id, fd] = native().chanOpen(this.engine.handle, this.handle, -1, null, false, target);
+    return this.socket(id, fd);
+  }
+
   /** Whether the peer's engine dials the segments an OPEN names (its reply to `channel` said). */
   get peerDials(): boolean {
     return this.opts.peerDials === true;
