@@ -396,9 +396,16 @@ bool chan_receive(struct engine *e, struct chan *ch) {
   return true;
 }
 
-static void chan_read(struct engine *e, struct chan *ch) {
+/*
+ * Read what the connection holds. A read shorter than asked took all there was: the next
+ * byte to arrive wakes epoll again (edge-triggered: each arrival is an edge), so the read
+ * that would say EAGAIN is saved (one syscall per wakeup, on the round trip's path) unless
+ * the event said the peer closed (`to_eof`: that is read on to its 0).
+ */
+static void chan_read(struct engine *e, struct chan *ch, bool to_eof) {
   while (!ch->dead) {
-    ssize_t n = recv(ch->fd, ch->in + ch->in_len, 2 * REC_MAX - ch->in_len, MSG_DONTWAIT);
+    size_t want = 2 * REC_MAX - ch->in_len;
+    ssize_t n = recv(ch->fd, ch->in + ch->in_len, want, MSG_DONTWAIT);
     if (n == 0) return chan_end(e, ch, CW_EOF, 0, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -408,12 +415,14 @@ static void chan_read(struct engine *e, struct chan *ch) {
     __atomic_add_fetch(&ch->bytes_down, n, __ATOMIC_RELAXED);
     ch->in_len += (uint32_t)n;
     if (!chan_receive(e, ch)) return;
+    if ((size_t)n < want && !to_eof) return;
   }
 }
 
 void chan_event(struct engine *e, struct chan *ch, uint32_t events) {
   if (ch->dead) return;
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) chan_read(e, ch);
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    chan_read(e, ch, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
   if (!ch->dead && (events & EPOLLOUT) && (ch->dialer || ch->heard)) write_out(e, ch);
 }
 
