@@ -214,9 +214,18 @@ describe('the engine channel between two ends', () => {
     stalled.destroy();
   });
 
-  /** A TCP echo on loopback, and a group whose tail it is, registered as segment `id` of `owner`. */
-  async function segment(id: string, owner: string, port?: number) {
-    const echo = net.createServer({ allowHalfOpen: true }, (c) => c.pipe(c));
+  /**
+   * A TCP service on loopback (an echo unless `serve` says), and a group whose tail it is (or
+   * `port`), registered as segment `id` of `owner`.
+   */
+  async function segment(
+    id: string,
+    owner: string,
+    port?: number,
+    serve = (c: net.Socket) => void c.pipe(c),
+  ) {
+    // (a tail reset by the engine errs: that is what some tests want)
+    const echo = net.createServer({ allowHalfOpen: true }, (c) => serve(c.on('error', () => undefined)));
     echo.listen(0, '127.0.0.1');
     await once(echo, 'listening');
     const events = { handoff: () => undefined, dialed: () => undefined, refused: () => undefined };
@@ -244,6 +253,24 @@ describe('the engine channel between two ends', () => {
     assert.equal(stats.bytesUp, up.length);
     assert.equal(stats.bytesDown, up.length);
     seg.done();
+  });
+
+  it('resets a dialed stream when its segment closes, and a reset from the tail crosses too', async () => {
+    const seg = await segment('seg-d', 'k');
+    const s = dialer.openTarget(encodeTarget('seg-d', undefined));
+    s.write('x');
+    await once(s, 'data'); // (echoed: the engine has the tail's socket)
+    const end = drain(s);
+    seg.done();
+    assert.equal((await end).error, 'ECONNRESET', 'the segment closed: the stream is reset');
+
+    // a tail that resets its connection: the client's end is reset too
+    const rst = await segment('seg-e', 'k', undefined, (c) => void c.once('data', () => c.resetAndDestroy()));
+    const t = dialer.openTarget(encodeTarget('seg-e', undefined));
+    const tEnd = drain(t);
+    t.write('y');
+    assert.equal((await tEnd).error, 'ECONNRESET');
+    rst.done();
   });
 
   it('gives JavaScript, bytes in order, what it may not or cannot dial', async () => {
