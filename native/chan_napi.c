@@ -24,6 +24,10 @@
  *   chanRebind(engine, chan, id, jsFd, tailFd, first)   an accepted stream's local end
  *                                          becomes the tail's socket (both fds copied; see
  *                                          stream_rebind); JavaScript closes its own after
+ *   groupAttachable(engine, group, {id, owner} | null)   a peer's stream whose OPEN names `id`
+ *                                          is dialed to the group's tails by the engine, when
+ *                                          the peer's key is `owner`'s or has every right
+ *                                          (streamdial.c); null: no more
  *   chanTestSeal(keys, fromDialer, seq, plaintext) -> Buffer   one record as a peer seals it
  *   chanTestFeed(keys, dialer, bytes) -> [why, detail, stream]  bytes through a channel's
  *                                          receive path, with no connection (the parser's
@@ -288,6 +292,45 @@ static napi_value chan_stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* groupAttachable(engine, group, {id, owner} | null): see the top. */
+static napi_value group_attachable(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  if (argc < 3 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e) || !wh_ptr_arg(env, argv[1], "group", (void **)&g))
+    return NULL;
+  napi_valuetype t;
+  NAPI_CALL(env, napi_typeof(env, argv[2], &t));
+  char id[65], owner[256];
+  bool has_id = false, has_owner = false;
+  if (t != napi_null && (!wh_is_object(env, argv[2]) ||
+                         !wh_str_field(env, argv[2], "groupAttachable", "id", id, sizeof id, &has_id) ||
+                         !wh_str_field(env, argv[2], "groupAttachable", "owner", owner, sizeof owner, &has_owner)))
+    return NULL;
+  if (t != napi_null && (!has_id || !has_owner || !id[0] || !owner[0])) {
+    napi_throw_type_error(env, "EINVAL", "groupAttachable: id and owner must be non-empty strings");
+    return NULL;
+  }
+  struct cmd *c = new_cmd(env, CMD_ATTACHABLE, g);
+  if (!c) return NULL;
+  if (t != napi_null) {
+    /* "ID\0OWNER\0": the engine takes both (streamdial_register) */
+    size_t a = strlen(id), b = strlen(owner);
+    if (!(c->data = malloc(a + b + 2))) {
+      free(c);
+      return wh_throw_errno(env, ENOMEM, "groupAttachable");
+    }
+    memcpy(c->data, id, a + 1);
+    memcpy(c->data + a + 1, owner, b + 1);
+    c->data_len = (uint32_t)(a + b + 2);
+  }
+  napi_value u;
+  NAPI_CALL(env, napi_get_undefined(env, &u));
+  return send_cmd(env, e, c) ? u : NULL;
+}
+
 /* ---- for the tests: sealing as a peer does, feeding the receive path ------------------- */
 
 static napi_value chan_test_seal(napi_env env, napi_callback_info info) {
@@ -423,6 +466,7 @@ napi_value wh_chan_init(napi_env env, napi_value exports) {
       {"chanClose", NULL, chan_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanRebind", NULL, chan_rebind, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanStats", NULL, chan_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupAttachable", NULL, group_attachable, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanTestSeal", NULL, chan_test_seal, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanTestFeed", NULL, chan_test_feed, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanConstants", NULL, NULL, NULL, NULL, constants, napi_enumerable, NULL},

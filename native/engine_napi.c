@@ -33,9 +33,7 @@
  *   groupStats(group)                    -> Float64Array, groupStatCount numbers
  *   groupTailStats(group)                -> Float64Array, tailStatCount numbers per slot
  *   groupClose(engine, group)            close the head and every connection (event when done)
- *   groupAttachable(engine, group, {id, owner} | null)   a peer's stream whose OPEN names `id`
- *                                        is dialed to the group's tails by the engine, when the
- *                                        peer's key is `owner`'s or has every right (streamdial.c)
+ *   groupAttachable                      see chan_napi.c (a peer's streams dialed to the group)
  *   pickTail({policy, client, cursor, tails}) -> {slot, cursor}   the engine's pick (pick.c)
  */
 #include <arpa/inet.h>
@@ -437,42 +435,6 @@ static napi_value group_tail_count(napi_env env, napi_callback_info info) {
   return slot_cmd(env, info, CMD_TAIL_COUNT);
 }
 
-/* groupAttachable(engine, group, {id, owner} | null): see the top. */
-static napi_value group_attachable(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct engine *e;
-  struct group *g;
-  if (argc < 3 || !engine_group_args(env, argv, &e, &g)) return NULL;
-  napi_valuetype t;
-  NAPI_CALL(env, napi_typeof(env, argv[2], &t));
-  char id[65], owner[256];
-  bool has_id = false, has_owner = false;
-  if (t != napi_null && (!wh_is_object(env, argv[2]) ||
-                         !wh_str_field(env, argv[2], "groupAttachable", "id", id, sizeof id, &has_id) ||
-                         !wh_str_field(env, argv[2], "groupAttachable", "owner", owner, sizeof owner, &has_owner)))
-    return NULL;
-  if (t != napi_null && (!has_id || !has_owner || !id[0] || !owner[0])) {
-    napi_throw_type_error(env, "EINVAL", "groupAttachable: id and owner must be non-empty strings");
-    return NULL;
-  }
-  struct cmd *c = new_cmd(env, CMD_ATTACHABLE, g);
-  if (!c) return NULL;
-  if (t != napi_null) {
-    /* "ID\0OWNER\0": the engine takes both (streamdial_register) */
-    size_t a = strlen(id), b = strlen(owner);
-    if (!(c->data = malloc(a + b + 2))) {
-      free(c);
-      return wh_throw_errno(env, ENOMEM, "groupAttachable");
-    }
-    memcpy(c->data, id, a + 1);
-    memcpy(c->data + a + 1, owner, b + 1);
-    c->data_len = (uint32_t)(a + b + 2);
-  }
-  return send_cmd(env, e, c) ? undefined(env) : NULL;
-}
-
 /* groupBalance(engine, group, policy): 0 round-robin, 1 least-conn, 2 source. */
 static napi_value group_balance(napi_env env, napi_callback_info info) {
   return group_cmd(env, info, CMD_BALANCE, "policy");
@@ -710,7 +672,6 @@ napi_value wh_engine_init(napi_env env, napi_value exports) {
       {"groupTail", NULL, group_tail, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupHealth", NULL, group_health, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupBalance", NULL, group_balance, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"groupAttachable", NULL, group_attachable, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupTailStats", NULL, group_tail_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupTailCount", NULL, group_tail_count, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupDial", NULL, group_dial, NULL, NULL, NULL, napi_enumerable, NULL},
