@@ -338,8 +338,10 @@ export async function main(argv: string[]): Promise<void> {
     const self = opts.listen.find((a) => a.kind === 'tcp' && a.port !== 0);
     if (self?.kind === 'tcp') {
       const host = self.host === '0.0.0.0' ? '127.0.0.1' : self.host === '::' ? '::1' : self.host;
+      const t0 = Date.now();
       peers
         .warmUp(formatDaemonAddress({ ...self, host }))
+        .then(() => log.debug({ ms: Date.now() - t0 }, 'peer paths warmed'))
         .catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'peer paths not warmed'));
     }
   } catch (err) {
