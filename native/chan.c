@@ -289,8 +289,12 @@ static bool on_frame(struct engine *e, struct chan *ch, const uint8_t *f, uint32
   const uint8_t *p = f + FRAME_HDR;
   bool control = type == FT_PING || type == FT_PONG || type == FT_GOAWAY;
   static const int8_t fixed[] = {-1, 0, 0, 0, 4, 8, 8, 0};
-  if (type > FT_GOAWAY || f[1] != 0 || (fixed[type] < 0 ? len < 1 || len > FRAME_MAX : len != (uint32_t)fixed[type]) ||
-      control != (id == 0)) {
+  /* (an OPEN may name a target: streamdial.c) */
+  bool bad_len = type == FT_OPEN         ? len > OPEN_MAX
+                 : type > FT_GOAWAY     ? true
+                 : fixed[type] < 0      ? len < 1 || len > FRAME_MAX
+                                        : len != (uint32_t)fixed[type];
+  if (type > FT_GOAWAY || f[1] != 0 || bad_len || control != (id == 0)) {
     chan_end(e, ch, CW_FRAME, type, id);
     return false;
   }
@@ -328,7 +332,7 @@ static bool on_frame(struct engine *e, struct chan *ch, const uint8_t *f, uint32
     ch->last_id = id;
     /* past the cap, or draining: the stream is refused, the channel goes on */
     if (ch->draining || ch->nstreams >= CHAN_MAX_STREAMS) chan_frame(e, ch, FT_RST, id, NULL, 0);
-    else stream_accept(e, ch, id);
+    else stream_accept(e, ch, id, p, len);
     return !ch->dead;
   }
   struct stream *st = chan_find(ch, id);
@@ -392,9 +396,16 @@ bool chan_receive(struct engine *e, struct chan *ch) {
   return true;
 }
 
-static void chan_read(struct engine *e, struct chan *ch) {
+/*
+ * Read what the connection holds. A read shorter than asked took all there was: the next
+ * byte to arrive wakes epoll again (edge-triggered: each arrival is an edge), so the read
+ * that would say EAGAIN is saved (one syscall per wakeup, on the round trip's path) unless
+ * the event said the peer closed (`to_eof`: that is read on to its 0).
+ */
+static void chan_read(struct engine *e, struct chan *ch, bool to_eof) {
   while (!ch->dead) {
-    ssize_t n = recv(ch->fd, ch->in + ch->in_len, 2 * REC_MAX - ch->in_len, MSG_DONTWAIT);
+    size_t want = 2 * REC_MAX - ch->in_len;
+    ssize_t n = recv(ch->fd, ch->in + ch->in_len, want, MSG_DONTWAIT);
     if (n == 0) return chan_end(e, ch, CW_EOF, 0, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -404,12 +415,14 @@ static void chan_read(struct engine *e, struct chan *ch) {
     __atomic_add_fetch(&ch->bytes_down, n, __ATOMIC_RELAXED);
     ch->in_len += (uint32_t)n;
     if (!chan_receive(e, ch)) return;
+    if ((size_t)n < want && !to_eof) return;
   }
 }
 
 void chan_event(struct engine *e, struct chan *ch, uint32_t events) {
   if (ch->dead) return;
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) chan_read(e, ch);
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    chan_read(e, ch, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
   if (!ch->dead && (events & EPOLLOUT) && (ch->dialer || ch->heard)) write_out(e, ch);
 }
 
@@ -479,5 +492,6 @@ void chan_unref(struct chan *ch) {
   free(ch->plain);
   free(ch->out);
   free(ch->buckets);
+  free(ch->key_name);
   free(ch);
 }

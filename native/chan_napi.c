@@ -7,10 +7,14 @@
  * Exports:
  *   chanConstants                          the frame and record numbers, and the reasons a
  *                                          channel ends (engine.h), for frame.ts to check
- *   chanCreate(engine, id, fd, keys, dialer) -> chan   fd: the raw TCP connection (dup'ed:
- *                                          Node keeps its own, paused); keys: CHAN_KEYS bytes
- *                                          of the TLS exporter; the dialer speaks first
- *   chanOpen(engine, chan, fd, first, skipReply) -> [id, jsFd]   the dialer opens a stream:
+ *   chanCreate(engine, id, fd, keys, dialer[, peerKey]) -> chan   fd: the raw TCP connection
+ *                                          (dup'ed: Node keeps its own, paused); keys: CHAN_KEYS
+ *                                          bytes of the TLS exporter; the dialer speaks first;
+ *                                          peerKey {name, all} (accepting side): the key the
+ *                                          peer came with, when it may attach (streamdial.c)
+ *   chanOpen(engine, chan, fd, first, skipReply[, target]) -> [id, jsFd]   the dialer opens a
+ *                                          stream (target: a Buffer the OPEN carries, which the
+ *                                          peer's engine dials itself, streamdial.c):
  *                                          on fd (the engine owns it), or, with fd -1, on a
  *                                          socketpair whose other end (jsFd) is JavaScript's;
  *                                          `first` (a Buffer or null) leaves with the OPEN;
@@ -20,6 +24,10 @@
  *   chanRebind(engine, chan, id, jsFd, tailFd, first)   an accepted stream's local end
  *                                          becomes the tail's socket (both fds copied; see
  *                                          stream_rebind); JavaScript closes its own after
+ *   groupAttachable(engine, group, {id, owner} | null)   a peer's stream whose OPEN names `id`
+ *                                          is dialed to the group's tails by the engine, when
+ *                                          the peer's key is `owner`'s or has every right
+ *                                          (streamdial.c); null: no more
  *   chanTestSeal(keys, fromDialer, seq, plaintext) -> Buffer   one record as a peer seals it
  *   chanTestFeed(keys, dialer, bytes) -> [why, detail, stream]  bytes through a channel's
  *                                          receive path, with no connection (the parser's
@@ -82,21 +90,32 @@ static struct chan *chan_make(const uint8_t *keys, bool dialer, int refs) {
 }
 
 static napi_value chan_create(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], handle;
+  size_t argc = 6;
+  napi_value argv[6], handle;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct engine *e;
   int32_t id, fd;
   uint8_t *keys;
-  bool dialer = false;
+  bool dialer = false, has_name = false, all = false;
+  char name[256];
   if (argc < 5 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e) || !wh_int_arg(env, argv[1], "id", &id) ||
       !wh_int_arg(env, argv[2], "fd", &fd) || !keys_arg(env, argv[3], &keys))
     return NULL;
   NAPI_CALL(env, napi_get_value_bool(env, argv[4], &dialer));
+  if (argc >= 6 && wh_is_object(env, argv[5]) &&
+      (!wh_str_field(env, argv[5], "peerKey", "name", name, sizeof name, &has_name) ||
+       !wh_bool_field(env, argv[5], "peerKey", "all", false, &all)))
+    return NULL;
   /* JavaScript's handle, the engine's, and the ADD command's */
   struct chan *ch = chan_make(keys, dialer, 3);
   if (!ch) return wh_throw_errno(env, ENOMEM, "channel");
   ch->id = id;
+  ch->key_all = all;
+  if (has_name && name[0] && !(ch->key_name = strdup(name))) {
+    ch->refs = 1;
+    chan_unref(ch);
+    return wh_throw_errno(env, ENOMEM, "channel");
+  }
   if ((ch->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
     int err = errno;
     ch->refs = 1;
@@ -150,15 +169,15 @@ static napi_value chan_close(napi_env env, napi_callback_info info) {
 }
 
 static napi_value chan_open(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], out, v;
+  size_t argc = 6;
+  napi_value argv[6], out, v;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct engine *e;
   struct chan *ch;
   int32_t fd;
   bool skip = false;
-  uint8_t *first = NULL;
-  size_t n = 0;
+  uint8_t *first = NULL, *target = NULL;
+  size_t n = 0, tn = 0;
   napi_valuetype t;
   if (argc < 5 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e) ||
       !wh_ptr_arg(env, argv[1], "chan", (void **)&ch) || !wh_int_arg(env, argv[2], "fd", &fd))
@@ -170,6 +189,14 @@ static napi_value chan_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   NAPI_CALL(env, napi_get_value_bool(env, argv[4], &skip));
+  if (argc >= 6) {
+    NAPI_CALL(env, napi_typeof(env, argv[5], &t));
+    if (t != napi_null && t != napi_undefined && !buffer_arg(env, argv[5], "target", &target, &tn)) return NULL;
+    if (target && (tn == 0 || tn > OPEN_MAX)) {
+      napi_throw_range_error(env, "EINVAL", "a stream's target is 1 to 1024 bytes");
+      return NULL;
+    }
+  }
   if (!ch->dialer) {
     napi_throw_error(env, "EINVAL", "only the dialing side opens streams");
     return NULL;
@@ -179,12 +206,14 @@ static napi_value chan_open(napi_env env, napi_callback_info info) {
   if (fd < 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
     return wh_throw_errno(env, errno, "a stream's socketpair");
   struct cmd *c = new_cmd(env, CMD_CHAN_OPEN, NULL);
-  if (!c || (n && !(c->data = malloc(n)))) {
+  if (!c || (n && !(c->data = malloc(n))) || (tn && !(c->target = malloc(tn)))) {
     if (sv[1] >= 0) close(sv[0]), close(sv[1]);
-    if (c) free(c);
+    if (c) free(c->data), free(c);
     return c ? wh_throw_errno(env, ENOMEM, "stream") : NULL;
   }
   if (n) memcpy(c->data, first, n);
+  if (tn) memcpy(c->target, target, tn);
+  c->target_len = (uint32_t)tn;
   c->data_len = (uint32_t)n;
   __atomic_add_fetch(&ch->refs, 1, __ATOMIC_ACQ_REL);
   c->ch = ch;
@@ -261,6 +290,45 @@ static napi_value chan_stats(napi_env env, napi_callback_info info) {
   v[4] = (double)__atomic_load_n(&ch->heard_at, __ATOMIC_RELAXED);
   NAPI_CALL(env, napi_create_typedarray(env, napi_float64_array, 5, ab, 0, &out));
   return out;
+}
+
+/* groupAttachable(engine, group, {id, owner} | null): see the top. */
+static napi_value group_attachable(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  if (argc < 3 || !wh_ptr_arg(env, argv[0], "engine", (void **)&e) || !wh_ptr_arg(env, argv[1], "group", (void **)&g))
+    return NULL;
+  napi_valuetype t;
+  NAPI_CALL(env, napi_typeof(env, argv[2], &t));
+  char id[65], owner[256];
+  bool has_id = false, has_owner = false;
+  if (t != napi_null && (!wh_is_object(env, argv[2]) ||
+                         !wh_str_field(env, argv[2], "groupAttachable", "id", id, sizeof id, &has_id) ||
+                         !wh_str_field(env, argv[2], "groupAttachable", "owner", owner, sizeof owner, &has_owner)))
+    return NULL;
+  if (t != napi_null && (!has_id || !has_owner || !id[0] || !owner[0])) {
+    napi_throw_type_error(env, "EINVAL", "groupAttachable: id and owner must be non-empty strings");
+    return NULL;
+  }
+  struct cmd *c = new_cmd(env, CMD_ATTACHABLE, g);
+  if (!c) return NULL;
+  if (t != napi_null) {
+    /* "ID\0OWNER\0": the engine takes both (streamdial_register) */
+    size_t a = strlen(id), b = strlen(owner);
+    if (!(c->data = malloc(a + b + 2))) {
+      free(c);
+      return wh_throw_errno(env, ENOMEM, "groupAttachable");
+    }
+    memcpy(c->data, id, a + 1);
+    memcpy(c->data + a + 1, owner, b + 1);
+    c->data_len = (uint32_t)(a + b + 2);
+  }
+  napi_value u;
+  NAPI_CALL(env, napi_get_undefined(env, &u));
+  return send_cmd(env, e, c) ? u : NULL;
 }
 
 /* ---- for the tests: sealing as a peer does, feeding the receive path ------------------- */
@@ -398,6 +466,7 @@ napi_value wh_chan_init(napi_env env, napi_value exports) {
       {"chanClose", NULL, chan_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanRebind", NULL, chan_rebind, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanStats", NULL, chan_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupAttachable", NULL, group_attachable, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanTestSeal", NULL, chan_test_seal, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanTestFeed", NULL, chan_test_feed, NULL, NULL, NULL, napi_enumerable, NULL},
       {"chanConstants", NULL, NULL, NULL, NULL, constants, napi_enumerable, NULL},

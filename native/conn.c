@@ -216,16 +216,18 @@ void conn_end(struct engine *e, struct conn *c, int err, bool rst) {
     release_open(c->g);
     release_tail(c);
     /* Without a listener in JavaScript a connection's end wakes nobody: the counters say it. */
-    if (c->g->report) emit_closed(e, c, err);
+    if (c->g->report && !c->for_stream) emit_closed(e, c, err);
   }
   c->dead_next = e->dead;
   e->dead = c;
+  /* a dial for a peer's stream ended before its tail answered: the stream is reset */
+  if (c->st) streamdial_aborted(e, c);
 }
 
 /* The client goes back to JavaScript untouched (no byte read); the upstream is closed. */
 void conn_handoff(struct engine *e, struct conn *c, int err) {
   dial_unwatch(e, c);
-  epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd[0], NULL);
+  if (c->fd[0] >= 0) epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd[0], NULL);
   if (c->fd[1] >= 0) {
     epoll_ctl(e->ep, EPOLL_CTL_DEL, c->fd[1], NULL);
     close(c->fd[1]);
@@ -237,7 +239,7 @@ void conn_handoff(struct engine *e, struct conn *c, int err) {
     __atomic_store_n(&c->g->dial_failed_at, e->now_ms, __ATOMIC_RELAXED);
   }
   /* (how long it waited already: JavaScript's retries take only what is left of the timeout) */
-  emit(e, EV_HANDOFF, c->g, fd, err, c->dial_t0 ? (double)(mono_ms() - c->dial_t0) : 0, 0);
+  if (!c->for_stream) emit(e, EV_HANDOFF, c->g, fd, err, c->dial_t0 ? (double)(mono_ms() - c->dial_t0) : 0, 0);
   free(c->hdr);
   c->hdr = NULL;
   c->fd[0] = c->fd[1] = -1;
@@ -245,6 +247,11 @@ void conn_handoff(struct engine *e, struct conn *c, int err) {
   unlink_conn(c);
   c->dead_next = e->dead;
   e->dead = c;
+  /* a peer's stream goes to JavaScript, which adopts it as a client (and counts it again) */
+  if (c->for_stream) {
+    release_open(c->g);
+    streamdial_failed(e, c);
+  }
 }
 
 /* A failure on `side`: a reset is passed on as a reset, anything else as a close. */
@@ -351,7 +358,8 @@ struct conn *conn_new(struct engine *e, struct group *g, int client) {
   c->id = __atomic_add_fetch(&e->next_id, 1, __ATOMIC_RELAXED);
   /* the client's address, read once, for whoever needs it: the access log, source affinity */
   if (g->report) clock_gettime(CLOCK_MONOTONIC, &c->t0);
-  if (g->report || g->policy == B_SOURCE) note_client(c);
+  /* (a dial for a peer's stream has no client socket: streamdial.c) */
+  if (client >= 0 && (g->report || g->policy == B_SOURCE)) note_client(c);
   if (g->policy == B_SOURCE && c->client_family)
     c->src = pick_key(c->client, c->client_family == 4 ? 4 : 16); /* not the port: one client, one tail */
   c->next = g->conns;
@@ -433,6 +441,9 @@ static void conn_dial_tail(struct engine *e, struct conn *c, int i) {
   struct tail *t = c->g->tails[i];
   c->tried |= 1ULL << i;
   c->tail = (int8_t)i;
+  /* a PROXY header or a transparent source needs the client's socket: a peer's stream has
+     none here, so JavaScript serves it (it knows the client from the attach) */
+  if (c->for_stream && (t->proxy || t->mark)) return conn_handoff(e, c, 0);
   int up = tail_socket(e, c->g, t);
   if (up < 0) return dial_failed(e, c, errno);
   nodelay(up);
@@ -508,6 +519,8 @@ static void dial_done(struct engine *e, struct conn *c) {
   __atomic_add_fetch(&t->open, 1, __ATOMIC_RELAXED);
   __atomic_add_fetch(&t->total, 1, __ATOMIC_RELAXED);
   __atomic_store_n(&t->ok_at, e->now_ms, __ATOMIC_RELAXED);
+  /* a peer's stream takes the socket: the connection's part is over (streamdial.c) */
+  if (c->for_stream) return streamdial_connected(e, c, c->fd[1]);
   if (t->proxy) proxy_header(c, t->proxy);
   if (c->from_js) emit(e, EV_DIALED, c->g, c->fd[0], c->id, 0, 0);
   pump(e, c, 0);

@@ -98,6 +98,7 @@ void unlisten(struct engine *e, struct group *g) {
 
 static void group_close(struct engine *e, struct group *g) {
   unlisten(e, g);
+  streamdial_group_closed(e, g); /* (peers' streams dialed to its tails are reset) */
   forget_paused(e, g); /* (else the resume a tenth of a second later writes to it, freed) */
   while (g->conns) {
     struct conn *c = g->conns;
@@ -231,7 +232,8 @@ static void run_cmd(struct engine *e, struct cmd *c) {
   case CMD_CHAN_OPEN:
     /* on a channel that ended meanwhile, the stream is reset at once (JavaScript is told) */
     if (c->ch->dead ||
-        !stream_open(e, c->ch, c->stream, c->arg, c->data, c->data_len, c->flag, c->notify)) {
+        !stream_open(e, c->ch, c->stream, c->arg, c->data, c->data_len, c->flag, c->notify, c->target,
+                     c->target_len)) {
       reset_close(c->arg);
       if (c->notify) emit(e, EV_CHAN_RESET, NULL, c->ch->id, c->stream, 0, 0);
       else emit(e, EV_CHAN_STREAM_END, NULL, c->ch->id, c->stream, 0, 1125899906842624.0);
@@ -265,6 +267,9 @@ static void run_cmd(struct engine *e, struct cmd *c) {
       chan_end(e, c->ch, CW_ASKED, 0, 0);
     }
     break;
+  case CMD_ATTACHABLE:
+    streamdial_register(e, g, (const char *)c->data, c->data_len);
+    break;
   case CMD_STOP:
     e->stopping = true;
     break;
@@ -283,6 +288,7 @@ static void run_cmds(struct engine *e) {
     run_cmd(e, c);
     if (c->ch) chan_unref(c->ch);
     free(c->data);
+    free(c->target);
     free(c);
     c = next;
   }

@@ -9,6 +9,7 @@
  *   listen.c       accepting on a group's head, the cap, pausing when out of fds;
  *   chan.c         a channel to a peer daemon: sealed records, frames, its streams' table;
  *   stream.c       one stream of a channel, pumped to and from a local socket;
+ *   streamdial.c   a peer's stream dialed to a segment's tail by the engine (OPEN with a target);
  *   engine_napi.c  the JavaScript face: commands in, constants and counters out;
  *   chan_napi.c    and the channels' part of it.
  *
@@ -47,6 +48,8 @@
 #define FD_RESERVE 64
 /* Epoll events taken per loop turn. */
 #define EVENTS 256
+/* Buckets of the table of groups a peer's stream may be dialed to (streamdial.c). */
+#define ATTACH_BUCKETS 1024
 /* A group has up to MAX_TAILS tails, in slots JavaScript assigns. */
 #define MAX_TAILS 64
 
@@ -68,7 +71,9 @@ enum ev_type {
                           and every connection accepted from now on is picked with it */
   /* channels (group id 0): */
   EV_CHAN_CLOSED = 9,  /* a = chan id, b = why (enum chan_why), c = errno or frame type, d = stream */
-  EV_CHAN_STREAM = 10, /* a = chan id, b = stream id the peer opened, c = JavaScript's end (an fd) */
+  EV_CHAN_STREAM = 10, /* a = chan id, b = stream id the peer opened, c = JavaScript's end (an fd),
+                          d = 1: an OPEN with a target the engine did not dial (streamdial.c): its
+                          payload comes first on the fd, after its 4-byte length */
   EV_CHAN_RESET = 11,  /* a = chan id, b = stream id: the peer reset a stream JavaScript holds */
   EV_CHAN_PONG = 12,   /* a = chan id, b = the keepalive's round trip in ms */
   EV_CHAN_GOAWAY = 13, /* a = chan id: the peer takes no new streams (open them on a new channel) */
@@ -183,6 +188,8 @@ struct conn {
   uint8_t eof[2];        /* fd[d] said EOF */
   uint8_t shut[2];       /* fd[!d] was shut down for writing (EOF passed on) */
   bool from_js;          /* given by groupDial: JavaScript is told when it is connected */
+  bool for_stream;       /* a dial for a peer's stream (no client fd): never reported itself */
+  struct stream *st;     /* that stream while the dial is under way (NULL once it let go) */
   uint32_t id;           /* its number, for events */
   struct group *g;       /* the group it belongs to */
   int8_t tail;           /* the slot dialed (-1: none) */
@@ -227,6 +234,9 @@ struct group {
   bool wake_on_data;            /* `wake-on-data`: a client is held unread until its first byte */
   int32_t waiting;              /* clients held so (not yet open: capped by max on their own) */
   struct group *paused_next;    /* the engine's list of paused groups */
+  char *attach_id;              /* the segment id a peer's OPEN names to be dialed here (NULL: none) */
+  char *owner;                  /* and the key that made the segment (who may, streamdial.c) */
+  struct group *anext;          /* the engine's table of such groups (a bucket's chain) */
   /* main thread only */
   uint32_t tail_seq;            /* the number of the last groupTail command (EV_TAIL_SET's a) */
 };
@@ -249,6 +259,7 @@ enum cmd_type {
   CMD_CHAN_PING,   /* ch: a keepalive */
   CMD_CHAN_GOAWAY, /* ch: take no new streams, close once the last one ends */
   CMD_CHAN_CLOSE,  /* ch: close it now (its streams are reset) */
+  CMD_ATTACHABLE,  /* g: a peer's OPEN naming data's id ("ID\0OWNER") is dialed to g's tails */
   CMD_STOP
 };
 
@@ -275,6 +286,8 @@ struct cmd {
   uint8_t *data;                /* CHAN_OPEN: bytes the stream sends first (NULL: none) */
   uint32_t data_len;            /* and how many */
   bool notify;                  /* CHAN_OPEN: JavaScript holds the stream's other end */
+  uint8_t *target;              /* CHAN_OPEN: what the OPEN carries (streamdial.c; NULL: nothing) */
+  uint32_t target_len;          /* and how many bytes */
 };
 
 /* A loop turn's events on their way to JavaScript. */
@@ -320,6 +333,7 @@ struct engine {
   struct chan *dirty;              /* channels with frames to seal and send at the end of the turn */
   struct chan *chans_dead;         /* channels ended this turn: the engine lets go after it */
   struct stream *streams_dead;     /* streams ended this turn, freed after it */
+  struct group *attach[ATTACH_BUCKETS]; /* groups a peer's OPEN may name, by id (streamdial.c) */
 };
 
 /* ---- engine.c ---- */
@@ -443,6 +457,7 @@ enum frame_type { FT_DATA, FT_OPEN, FT_FIN, FT_RST, FT_WINDOW, FT_PING, FT_PONG,
 #define REC_MAX (REC_HDR + REC_PLAIN + REC_TAG)
 #define CHAN_KEYS 88               /* exported bytes: key (32) and nonce base (12), dialer's way first */
 #define CHAN_OUT_HIGH (512 * 1024) /* sealed bytes waiting: streams stop reading their sockets */
+#define OPEN_MAX 1024              /* an OPEN's payload at most: the target (streamdial.c) */
 
 /* Why a channel ended (EV_CHAN_CLOSED's b); src/peer/enginechannel.ts says them in words. */
 enum chan_why {
@@ -488,6 +503,9 @@ struct chan {
   struct stream *blocked;     /* streams that stopped reading for want of room in out */
   uint32_t last_id;           /* the largest stream id opened */
   uint32_t next_id;           /* main thread only: the dialer's next id */
+  char *key_name;             /* the accepting side: the key the peer came with, when it may attach
+                                 (NULL: every OPEN with a target goes to JavaScript, which says no) */
+  bool key_all;               /* and whether it may reach any key's segments (admin) */
   /* read by JavaScript at any time (atomics) */
   int64_t nstreams, bytes_up, bytes_down, rtt_ms, heard_at;
   struct chan *prev, *next;   /* the engine's list */
@@ -523,6 +541,15 @@ struct stream {
   uint64_t granted_at;      /* delivered, at the last grant */
   uint8_t *pend;            /* received bytes the local socket has not taken yet */
   uint32_t pend_off, pend_len, pend_cap;
+  /* a stream the engine dialed to a group's tail (streamdial.c) */
+  struct conn *dialing;     /* the dial under way (the local socket is -1 meanwhile) */
+  uint8_t *target;          /* the OPEN's payload, kept while dialing (JavaScript's if it fails) */
+  uint32_t target_len;
+  struct group *g;          /* once connected: the group counted in (open, bytes, the tail's open) */
+  int8_t tail;              /* the slot dialed */
+  uint32_t tail_gen;        /* that slot's generation then */
+  uint32_t conn_id;         /* its number in the group's EV_CLOSED */
+  int64_t t0;               /* when it was opened (CLOCK_MONOTONIC ms), for the access log */
   struct stream *hnext;     /* the bucket's chain */
   struct stream *prev, *next; /* the channel's list */
   struct stream *bnext;     /* the blocked list */
@@ -563,9 +590,32 @@ bool chan_seal(void *ctx, const uint8_t iv[12], uint64_t seq, const uint8_t *pla
 /* ---- stream.c ---- */
 /* The dialer opens stream `id` on fd (OPEN, then `first` as data); false: no memory (fd left). */
 bool stream_open(struct engine *e, struct chan *ch, uint32_t id, int fd, const uint8_t *first, uint32_t n,
-                 bool skip_reply, bool notify);
-/* The peer opened stream `id`: a socketpair, one end pumped, the other JavaScript's (EV_CHAN_STREAM). */
-void stream_accept(struct engine *e, struct chan *ch, uint32_t id);
+                 bool skip_reply, bool notify, const uint8_t *target, uint32_t tn);
+/* The peer opened stream `id` (with `p`: a target, streamdial.c): a socketpair, one end pumped, the
+   other JavaScript's (EV_CHAN_STREAM). */
+void stream_accept(struct engine *e, struct chan *ch, uint32_t id, const uint8_t *p, uint32_t n);
+/* A stream on no socket yet (-1: not watched), in the channel's table; NULL: no memory. */
+struct stream *stream_new(struct engine *e, struct chan *ch, uint32_t id, int fd, bool notify);
+/* Give a stream not yet on a socket to JavaScript (a socketpair; `p`: the target it named). */
+void stream_to_js(struct engine *e, struct stream *st, const uint8_t *p, uint32_t n);
+/* A dialed stream's tail is connected: `fd` is its local socket from here (streamdial.c's). */
+void stream_connected(struct engine *e, struct stream *st, int fd);
+
+/* ---- streamdial.c ---- */
+/* An OPEN with a target: dialed here when the engine may (else JavaScript's, stream_to_js). */
+void streamdial_open(struct engine *e, struct chan *ch, uint32_t id, const uint8_t *p, uint32_t n);
+/* The group may (data: "ID\0OWNER") or may no longer (NULL) be named by a peer's OPEN. */
+void streamdial_register(struct engine *e, struct group *g, const char *data, uint32_t n);
+/* The group closes: its streams are reset, it is off the table. */
+void streamdial_group_closed(struct engine *e, struct group *g);
+/* A dial for a stream ended: connected (fd >= 0), failed (JavaScript tries: handoff), or aborted. */
+void streamdial_connected(struct engine *e, struct conn *c, int fd);
+void streamdial_failed(struct engine *e, struct conn *c);
+void streamdial_aborted(struct engine *e, struct conn *c);
+/* A dialed stream's end: its counts released, the access log told (when the group reports). */
+void streamdial_ended(struct engine *e, struct stream *st, bool rst);
+/* Bytes it moved to (up) or from (down) its tail. */
+void streamdial_count(struct engine *e, struct stream *st, bool up, uint64_t n);
 /* A frame for a stream; false: the peer broke a rule (the channel is ended by the caller). */
 bool stream_frame(struct engine *e, struct stream *st, int type, const uint8_t *p, uint32_t n, int *why);
 /* An accepted stream's local end becomes `tail` (see CMD_CHAN_REBIND; every fd is taken). */

@@ -33,6 +33,7 @@
  *   groupStats(group)                    -> Float64Array, groupStatCount numbers
  *   groupTailStats(group)                -> Float64Array, tailStatCount numbers per slot
  *   groupClose(engine, group)            close the head and every connection (event when done)
+ *   groupAttachable                      see chan_napi.c (a peer's streams dialed to the group)
  *   pickTail({policy, client, cursor, tails}) -> {slot, cursor}   the engine's pick (pick.c)
  */
 #include <arpa/inet.h>
@@ -49,6 +50,7 @@ void cmd_discard(struct cmd *c) {
   if (c->root >= 0) close(c->root);
   free(c->path);
   free(c->data);
+  free(c->target);
   if (c->type == CMD_CHAN_OPEN || c->type == CMD_CHAN_REBIND) close(c->arg);
   if (c->ch) {
     /* (an ADD never run: the engine's reference goes too) */

@@ -17,6 +17,10 @@
  *   closes: until then the stream is a zombie, off the table, its socket still watched.
  * - A stream ends cleanly once FIN went both ways and pend is empty.
  *
+ * A peer's OPEN may name a segment (streamdial.c): the engine dials its tail and the tail's
+ * socket is the stream's local end from the start (fd -1 while it dials: what comes meanwhile
+ * waits in pend); when it cannot, the stream goes to JavaScript (stream_to_js) as any other.
+ *
  * The dialer's attach (src/peer) sends the request as the stream's first bytes and the
  * client's bytes right behind it; the peer's reply is the stream's first frame of the API
  * (a 4-byte length, then JSON), dropped here (`skipping`): a refusal is followed by an RST,
@@ -31,6 +35,18 @@
 
 void stream_drop(struct engine *e, struct stream *st, bool rst) {
   struct chan *ch = st->ch;
+  /* one the engine dialed (or dials) is nobody's in JavaScript: the group hears of its end */
+  bool dialed = st->dialing || st->target || st->g;
+  if (st->dialing) {
+    /* (its dial is abandoned: the connection lets go of the stream first) */
+    struct conn *c = st->dialing;
+    st->dialing = NULL;
+    c->st = NULL;
+    conn_end(e, c, ECONNABORTED, false);
+  }
+  free(st->target);
+  st->target = NULL;
+  if (st->g) streamdial_ended(e, st, rst);
   chan_unhash(ch, st);
   chan_unlist(ch, st);
   if (st->fd >= 0) {
@@ -42,7 +58,7 @@ void stream_drop(struct engine *e, struct stream *st, bool rst) {
   free(st->pend);
   st->pend = NULL;
   /* a client's connection JavaScript gave: its end is told (counters, the access log) */
-  if (!st->notify)
+  if (!st->notify && !dialed)
     emit(e, EV_CHAN_STREAM_END, NULL, ch->id, st->id, (double)st->sent,
          (double)(st->delivered - st->dropped) + (rst ? 1125899906842624.0 : 0));
   st->dead_next = e->streams_dead;
@@ -64,7 +80,7 @@ static bool maybe_done(struct engine *e, struct stream *st) {
   return false;
 }
 
-static struct stream *stream_new(struct engine *e, struct chan *ch, uint32_t id, int fd, bool notify) {
+struct stream *stream_new(struct engine *e, struct chan *ch, uint32_t id, int fd, bool notify) {
   struct stream *st = calloc(1, sizeof *st);
   if (!st) return NULL;
   st->w.kind = W_STREAM;
@@ -78,7 +94,7 @@ static struct stream *stream_new(struct engine *e, struct chan *ch, uint32_t id,
     free(st);
     return NULL;
   }
-  if (!watch_fd(e, fd, &st->w)) {
+  if (fd >= 0 && !watch_fd(e, fd, &st->w)) {
     chan_unhash(ch, st);
     chan_unlist(ch, st);
     free(st);
@@ -108,6 +124,7 @@ void stream_pump(struct engine *e, struct stream *st) {
       chan_data_commit(e, ch, st->id, (uint32_t)n);
       st->send_win -= n;
       st->sent += (uint64_t)n;
+      if (st->g) streamdial_count(e, st, false, (uint64_t)n);
       continue;
     }
     if (n == 0) {
@@ -127,6 +144,7 @@ void stream_pump(struct engine *e, struct stream *st) {
 /* The local socket took n more bytes: grant the peer as much once it is worth a frame. */
 static void delivered(struct engine *e, struct stream *st, uint64_t n) {
   st->delivered += n;
+  if (st->g) streamdial_count(e, st, true, n);
   uint64_t grant = st->delivered - st->granted_at;
   if (grant < STREAM_CREDIT) return;
   st->granted_at = st->delivered;
@@ -137,6 +155,7 @@ static void delivered(struct engine *e, struct stream *st, uint64_t n) {
 
 /* Write what waits to the local socket; a FIN received is passed on once all is. false: ended. */
 static bool flush_pend(struct engine *e, struct stream *st) {
+  if (st->fd < 0) return true; /* (a tail still being dialed: stream_connected writes it) */
   while (st->pend_off < st->pend_len) {
     ssize_t n = send(st->fd, st->pend + st->pend_off, st->pend_len - st->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
@@ -196,8 +215,8 @@ static bool on_data(struct engine *e, struct stream *st, const uint8_t *p, uint3
     n -= k;
     if (n == 0) return true;
   }
-  if (st->pend_off == st->pend_len) {
-    /* nothing waits: straight to the socket */
+  if (st->pend_off == st->pend_len && st->fd >= 0) {
+    /* nothing waits (and the tail is there): straight to the socket */
     for (;;) {
       ssize_t w = send(st->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (w < 0 && errno == EINTR) continue;
@@ -359,12 +378,12 @@ void stream_rebind(struct engine *e, struct chan *ch, uint32_t id, int tail, int
 }
 
 bool stream_open(struct engine *e, struct chan *ch, uint32_t id, int fd, const uint8_t *first, uint32_t n,
-                 bool skip, bool notify) {
+                 bool skip, bool notify, const uint8_t *target, uint32_t tn) {
   struct stream *st = stream_new(e, ch, id, fd, notify);
   if (!st) return false;
   if (id > ch->last_id) ch->last_id = id;
   st->skipping = skip;
-  chan_frame(e, ch, FT_OPEN, id, NULL, 0);
+  chan_frame(e, ch, FT_OPEN, id, target, tn); /* (a target: the peer's engine dials, streamdial.c) */
   /* the first bytes (an attach request) leave with the OPEN, the client's right behind */
   while (n > 0 && !ch->dead) {
     uint32_t room;
@@ -381,18 +400,52 @@ bool stream_open(struct engine *e, struct chan *ch, uint32_t id, int fd, const u
   return true;
 }
 
-void stream_accept(struct engine *e, struct chan *ch, uint32_t id) {
+/*
+ * What waited for the local socket (the peer's first bytes, sent with its OPEN while the
+ * tail was dialed) is written: its buffer goes. Kept, its 16 KiB held a touched page or more
+ * in every idle stream (about 4 KiB of RSS each at the tail's daemon).
+ */
+static void pend_release(struct stream *st) {
+  if (st->pend_off != st->pend_len) return;
+  free(st->pend);
+  st->pend = NULL;
+  st->pend_cap = st->pend_off = st->pend_len = 0;
+}
+
+void stream_to_js(struct engine *e, struct stream *st, const uint8_t *p, uint32_t n) {
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
-    chan_frame(e, ch, FT_RST, id, NULL, 0); /* out of fds: this stream is refused, not the channel */
-    return;
-  }
-  struct stream *st = stream_new(e, ch, id, sv[0], true);
-  if (!st) {
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+    return stream_reset(e, st); /* out of fds: this stream is refused, not the channel */
+  /* the target first, whole (a new socketpair's buffer takes it at once: OPEN_MAX is small) */
+  uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+  bool ok = n == 0 || (send(sv[0], len, 4, MSG_NOSIGNAL | MSG_DONTWAIT) == 4 &&
+                       send(sv[0], p, n, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)n);
+  if (!ok || !watch_fd(e, sv[0], &st->w)) {
     close(sv[0]);
     close(sv[1]);
+    return stream_reset(e, st);
+  }
+  st->fd = sv[0];
+  st->notify = true;
+  emit(e, EV_CHAN_STREAM, NULL, st->ch->id, st->id, sv[1], n > 0);
+  /* what came while the engine dialed (a failed dial) follows the target */
+  if (flush_pend(e, st)) pend_release(st);
+}
+
+void stream_connected(struct engine *e, struct stream *st, int fd) {
+  st->fd = fd;
+  if (!watch_fd(e, fd, &st->w)) return stream_reset(e, st);
+  if (!flush_pend(e, st)) return;
+  pend_release(st);
+  stream_pump(e, st);
+}
+
+void stream_accept(struct engine *e, struct chan *ch, uint32_t id, const uint8_t *p, uint32_t n) {
+  if (n > 0) return streamdial_open(e, ch, id, p, n);
+  struct stream *st = stream_new(e, ch, id, -1, false);
+  if (!st) {
     chan_frame(e, ch, FT_RST, id, NULL, 0);
     return;
   }
-  emit(e, EV_CHAN_STREAM, NULL, ch->id, id, sv[1], 0);
+  stream_to_js(e, st, NULL, 0);
 }

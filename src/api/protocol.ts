@@ -281,9 +281,11 @@ export const methods = {
     /**
      * engine: the dialer can speak the engine's sealed records (src/peer/enginechannel.ts);
      * the reply's engine says whether both will (else the frames go in TLS, as before).
+     * dial: the dialer may name a segment in a stream's OPEN; the reply's dial says the
+     * accepting engine dials such a segment itself (native/streamdial.c).
      */
-    params: z.object({ engine: z.boolean().optional() }).strict(),
-    result: z.object({ engine: z.boolean().optional() }),
+    params: z.object({ engine: z.boolean().optional(), dial: z.boolean().optional() }).strict(),
+    result: z.object({ engine: z.boolean().optional(), dial: z.boolean().optional() }),
   },
   /** The channels to peers, one row each (`wormhole peers`). */
   peers: {

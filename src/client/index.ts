@@ -249,9 +249,9 @@ export class Connection {
    * The same, offering the engine's format (`engine`): the reply says whether the peer took
    * it, in which case the caller hands the connection to the engine (src/peer/enginechannel.ts).
    */
-  async channelWith(engine: boolean): Promise<{ stream: Duplex; engine: boolean }> {
-    const result = await this.call('channel', engine ? { engine } : {});
-    return { stream: this.handOver(), engine: result.engine === true };
+  async channelWith(engine: boolean): Promise<{ stream: Duplex; engine: boolean; dial: boolean }> {
+    const result = await this.call('channel', engine ? { engine, dial: true } : {});
+    return { stream: this.handOver(), engine: result.engine === true, dial: result.dial === true };
   }
 
   /** The connection is no longer a request channel: its bytes are the caller's. */

@@ -333,6 +333,17 @@ export async function main(argv: string[]): Promise<void> {
     });
     log.info({ stateDir: opts.stateDir, keys: keys.size }, 'wormholed started');
     sdNotify(`READY=1\nMAINPID=${process.pid}`, log);
+    // A first channel to a peer cold took 20 ms: one to ourselves, now, in the background,
+    // runs its code paths once (Peers.warmUp); only TCP API addresses speak TLS as peers do.
+    const self = opts.listen.find((a) => a.kind === 'tcp' && a.port !== 0);
+    if (self?.kind === 'tcp') {
+      const host = self.host === '0.0.0.0' ? '127.0.0.1' : self.host === '::' ? '::1' : self.host;
+      const t0 = Date.now();
+      peers
+        .warmUp(formatDaemonAddress({ ...self, host }))
+        .then(() => log.debug({ ms: Date.now() - t0 }, 'peer paths warmed'))
+        .catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'peer paths not warmed'));
+    }
   } catch (err) {
     // (a takeover that fails here leaves the running daemon as it was)
     handed?.abandon();

@@ -40,6 +40,7 @@ import type { Logger } from '../common/log';
 import { RateLimitedLog } from '../common/ratelog';
 import { listenFailure, listenUnixPrivately, removeStaleSocket } from './apisocket';
 import { PENDING_LIMITS, PendingBudget, type PendingLimits } from './pending';
+import { engineKey, serveTarget } from './peerstreams';
 import { Channel, type ChannelOptions, type PeerChannel } from '../peer/channel';
 import { EngineChannel, isEngineStream, takeOver } from '../peer/enginechannel';
 import type { Engine } from '../proxy/engine';
@@ -370,7 +371,10 @@ export class ApiServer {
             log: this.log,
             onStream: (s: Duplex) =>
               this.serve(s, `${remote} stream ${(s as { id?: number }).id ?? ''}`.trim(), key),
+            onTarget: (s: Duplex, target: Buffer) => serveTarget(s, target, key, this.onAttach, this.warn),
             onClose: () => this.channels.delete(channel),
+            // (a key that may not attach: every stream naming a segment comes to JavaScript)
+            peerKey: methodRefusal(key, 'attach') === undefined ? engineKey(key) : null,
           };
           // The engine's format when both sides run the engine: Node reads no more of the
           // connection from here (takeOver) and the engine takes it at once, but sends nothing
@@ -384,7 +388,9 @@ export class ApiServer {
             taken && this.engine
               ? new EngineChannel(this.engine, stream as tls.TLSSocket, taken, opts)
               : new Channel(stream, opts);
-          reply(req.id, 'channel', taken ? { engine: true } : {});
+          // (dial: the engine dials the segments streams name, native/streamdial.c)
+          const dial = taken && (params.data as Params<'channel'>).dial ? { dial: true } : {};
+          reply(req.id, 'channel', taken ? { engine: true, ...dial } : {});
           this.channels.add(channel);
           if (this.closing) channel.goAway();
           return;

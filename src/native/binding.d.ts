@@ -217,6 +217,11 @@ export interface NativeBinding {
   groupHealth(engine: EngineHandle, group: GroupHandle, slot: number, up: boolean): void;
   /** How the group picks among its tails: an engineConstants.policies number. */
   groupBalance(engine: EngineHandle, group: GroupHandle, policy: number): void;
+  /**
+   * A peer's stream whose OPEN names `id` is dialed to the group's tails by the engine itself
+   * when the peer's key is `owner`'s or has every right (native/streamdial.c); null: no more.
+   */
+  groupAttachable(engine: EngineHandle, group: GroupHandle, at: { id: string; owner: string } | null): void;
   /** engineConstants.tailStatCount numbers per slot (tailStats names them), up to the last slot ever set. */
   groupTailStats(group: GroupHandle): Float64Array;
   /** A connection JavaScript carries to a slot's tail opened (+1) or closed (-1): least-conn counts it. */
@@ -245,7 +250,15 @@ export interface NativeBinding {
    * Carry a channel: fd is its raw TCP connection (dup'ed; Node's own stays paused), keys
    * the TLS exporter's bytes; the dialer speaks first. Events name it by `id`.
    */
-  chanCreate(engine: EngineHandle, id: number, fd: number, keys: Buffer, dialer: boolean): ChanHandle;
+  chanCreate(
+    engine: EngineHandle,
+    id: number,
+    fd: number,
+    keys: Buffer,
+    dialer: boolean,
+    /** The accepting side: the key the peer came with, when it may attach (streamdial.c). */
+    peerKey?: { name: string; all: boolean } | null,
+  ): ChanHandle;
   /**
    * The dialer opens a stream on fd (the engine owns it), or with fd -1 on a socketpair whose
    * other end is returned: [stream id, JavaScript's fd (-1 when fd was given)]. `first` leaves
@@ -257,6 +270,8 @@ export interface NativeBinding {
     fd: number,
     first: Buffer | null,
     skipReply: boolean,
+    /** What the OPEN carries: a segment the peer's engine dials itself (streamdial.c). */
+    target?: Buffer | null,
   ): [number, number];
   /** A keepalive (a chanPong event gives its round trip). */
   chanPing(engine: EngineHandle, chan: ChanHandle): void;

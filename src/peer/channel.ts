@@ -65,6 +65,15 @@ export interface ChannelOptions<S extends Duplex = PeerStream> {
   onClose?: (why: string) => void;
   /** The dialing side: the other side takes no new streams (GOAWAY). */
   onGoAway?: () => void;
+  /**
+   * The accepting side, engine channels: a stream whose OPEN named a segment the engine did
+   * not dial itself (target.ts's bytes), served as that segment's attach.
+   */
+  onTarget?: (stream: S, target: Buffer) => void;
+  /** The accepting side: the peer's key, when it may attach (its engine dials for it). */
+  peerKey?: { name: string; all: boolean } | null;
+  /** The dialing side: the peer's engine dials the segments streams name (its reply said so). */
+  peerDials?: boolean;
 }
 
 /**

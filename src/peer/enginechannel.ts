@@ -23,6 +23,7 @@ import { type ChanHandle, native } from '../native';
 import type { Engine } from '../proxy/engine';
 import type { Rebindable } from '../proxy/head';
 import { DEAD_MS, KEEPALIVE_MS, type ChannelOptions, type PeerChannel } from './channel';
+import { readTarget } from './target';
 
 /** The label both ends give the TLS exporter (RFC 8446 7.5): the channel's keys. */
 const EXPORTER_LABEL = 'EXPORTER-wormhole-channel-v1';
@@ -124,7 +125,7 @@ export class EngineChannel implements PeerChannel {
   ) {
     const id = engine.channel({
       closed: (why, detail, stream) => this.ended(why, detail, stream),
-      stream: (sid, fd) => this.accepted(sid, fd),
+      stream: (sid, fd, target) => this.accepted(sid, fd, target),
       reset: (sid) => this.held.get(sid)?.destroy(resetError('connection reset by the peer')),
       pong: (ms) => {
         for (const done of this.pongs.splice(0)) done(ms);
@@ -139,7 +140,7 @@ export class EngineChannel implements PeerChannel {
         ended?.(up, down, reset);
       },
     });
-    this.handle = native().chanCreate(engine.handle, id, taken.fd, taken.keys, opts.dialer);
+    this.handle = native().chanCreate(engine.handle, id, taken.fd, taken.keys, opts.dialer, opts.peerKey);
     // Node's socket stays as it is (paused) until the channel ends; an error on it is not ours
     tls.on('error', () => undefined);
     this.timer = setInterval(() => this.keepalive(), KEEPALIVE_MS);
@@ -222,10 +223,49 @@ export class EngineChannel implements PeerChannel {
     this.carried.set(id, ended);
   }
 
-  private accepted(id: number, fd: number): void {
+  /**
+   * The same with the segment named in the OPEN (target.ts), when the peer's engine dials the
+   * segment itself: no reply is read (a refusal is a reset), and no JavaScript at either
+   * daemon for a stream the engines carry whole. Undefined: `id` may not be named so.
+   */
+  openTargetFd(
+    target: Buffer,
+    first: Buffer | null,
+    fd: number,
+    ended: (up: number, down: number, reset: boolean) => void,
+  ): void {
+    if (this.closed) throw resetError('the channel to the peer is closed');
+    const [id] = native().chanOpen(this.engine.handle, this.handle, fd, first, false, target);
+    this.carried.set(id, ended);
+  }
+
+  /** The same on a socketpair whose other end is returned (a stream JavaScript moves). */
+  openTarget(target: Buffer): Duplex {
+    if (this.closed) throw resetError('the channel to the peer is closed');
+    const [id, fd] = native().chanOpen(this.engine.handle, this.handle, -1, null, false, target);
+    return this.socket(id, fd);
+  }
+
+  /** Whether the peer's engine dials the segments an OPEN names (its reply to `channel` said). */
+  get peerDials(): boolean {
+    return this.opts.peerDials === true;
+  }
+
+  private accepted(id: number, fd: number, hasTarget = false): void {
     if (this.closed) {
       fs.closeSync(fd);
       return;
+    }
+    let target: Buffer | undefined;
+    if (hasTarget) {
+      try {
+        target = readTarget(fd);
+      } catch (err) {
+        // (the engine wrote it whole before telling: a short one is a bug, not the peer's)
+        this.opts.log.warn({ peer: this.opts.peer, err: String(err) }, "a peer stream's target unreadable");
+        fs.closeSync(fd);
+        return;
+      }
     }
     const s: net.Socket & Rebindable = this.socket(id, fd);
     // once its tail is connected, the engine takes the tail's socket as the stream's end
@@ -236,7 +276,9 @@ export class EngineChannel implements PeerChannel {
       this.held.delete(id);
       this.carried.set(id, swapped(ended));
     };
-    this.opts.onStream?.(s);
+    if (target && this.opts.onTarget) this.opts.onTarget(s, target);
+    else if (target) s.destroy();
+    else this.opts.onStream?.(s);
   }
 
   /** The accepting side: take no new streams (a successor took over), close after the last. */

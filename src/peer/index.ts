@@ -29,6 +29,7 @@ import type { Logger } from '../common/log';
 import type { Engine } from '../proxy/engine';
 import { Channel, type ChannelOptions, type PeerChannel } from './channel';
 import { EngineChannel, takeOver } from './enginechannel';
+import { MAX_TARGET, encodeTarget } from './target';
 
 /** Rewrites connection errors so that they name the peer and say what to check. */
 function peerError(host: string, err: unknown): unknown {
@@ -130,45 +131,65 @@ export class Peers {
     return dialing;
   }
 
+  /** A new channel to `host` (dialing side), in the engine's format when both can. */
+  private async open(
+    host: string,
+    opts: Omit<ChannelOptions<Duplex>, 'dialer' | 'peer' | 'log'>,
+  ): Promise<PeerChannel> {
+    // `:PORT` (empty host) is 127.0.0.1:PORT, as everywhere in the grammar
+    const conn = await connect(parseDaemonAddress(host), this.key);
+    let socket: Duplex;
+    let engine: boolean;
+    let dial: boolean;
+    try {
+      ({ stream: socket, engine, dial } = await conn.channelWith(this.engine !== null));
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+    if (this.closed) {
+      socket.destroy();
+      throw new WormholeError('ABORTED', 'the daemon is stopping');
+    }
+    const all: ChannelOptions<Duplex> = { ...opts, dialer: true, peer: host, log: this.log, peerDials: dial };
+    const taken = engine && this.engine ? takeOver(socket as TLSSocket) : undefined;
+    if (engine && !taken) {
+      socket.destroy();
+      throw new WormholeError(
+        'PEER_UNREACHABLE',
+        `peer ${host}: the connection cannot be handed to the engine`,
+      );
+    }
+    return taken && this.engine
+      ? new EngineChannel(this.engine, socket as TLSSocket, taken, all)
+      : new Channel(socket, all);
+  }
+
+  /**
+   * Open a channel to this daemon's own API (`self`), ping on it and close it, once at the
+   * start: the first channel to a real peer then takes code paths already run (Node's TLS and
+   * OpenSSL's first use, the `channel` request's parsing on both sides, the exporter, the
+   * engine's channel), which cost it most of its time cold (issue 17: 19.6 ms, target 5).
+   */
+  async warmUp(self: string): Promise<void> {
+    const channel = await this.open(self, {});
+    try {
+      await withDeadline(channel.ping(), PEER_LIMIT_MS.ping!, () => new Error('no answer'));
+    } finally {
+      channel.close();
+    }
+  }
+
   private async dial(line: Line): Promise<PeerChannel> {
     line.state = 'connecting';
     try {
-      // `:PORT` (empty host) is 127.0.0.1:PORT, as everywhere in the grammar
-      const conn = await connect(parseDaemonAddress(line.host), this.key);
-      let socket: Duplex;
-      let engine: boolean;
-      try {
-        ({ stream: socket, engine } = await conn.channelWith(this.engine !== null));
-      } catch (err) {
-        conn.close();
-        throw err;
-      }
-      if (this.closed) {
-        socket.destroy();
-        throw new WormholeError('ABORTED', 'the daemon is stopping');
-      }
-      const opts: ChannelOptions<Duplex> = {
-        dialer: true,
-        peer: line.host,
-        log: this.log,
+      const channel: PeerChannel = await this.open(line.host, {
         onClose: (why) => this.lost(line, channel, why),
         // (its daemon was taken over: new streams go on a new channel, to its successor)
         onGoAway: () => {
           if (line.channel === channel) line.channel = undefined;
         },
-      };
-      const taken = engine && this.engine ? takeOver(socket as TLSSocket) : undefined;
-      if (engine && !taken) {
-        socket.destroy();
-        throw new WormholeError(
-          'PEER_UNREACHABLE',
-          `peer ${line.host}: the connection cannot be handed to the engine`,
-        );
-      }
-      const channel: PeerChannel =
-        taken && this.engine
-          ? new EngineChannel(this.engine, socket as TLSSocket, taken, opts)
-          : new Channel(socket, opts);
+      });
       line.channel = channel;
       this.moved(line, 'up');
       line.wasUp = true;
@@ -322,6 +343,12 @@ export class Peers {
     if (!(channel instanceof EngineChannel) || channel.closed) return false;
     const taken = take();
     if (!taken) return false;
+    // the peer's engine dials the tail itself when it can (no reply to wait for or drop)
+    const target = encodeTarget(id, origin);
+    if (channel.peerDials && target[0] === Buffer.byteLength(id) && target.length <= MAX_TARGET) {
+      channel.openTargetFd(target, first ?? null, taken.fd, taken.ended);
+      return true;
+    }
     const request = attachRequest(id, origin);
     channel.openAttachFd(first ? Buffer.concat([request, first]) : request, taken.fd, taken.ended);
     return true;

@@ -195,6 +195,14 @@ export class EngineGroup {
     if (!this.closing) native().groupBalance(this.engine.handle, this.handle, policy);
   }
 
+  /**
+   * Let a peer's stream naming segment `id` be dialed to this group's tails by the engine,
+   * with no JavaScript, when the peer's key is `owner`'s or has every right (null: no more).
+   */
+  setAttachable(at: { id: string; owner: string } | null): void {
+    if (!this.closing) native().groupAttachable(this.engine.handle, this.handle, at);
+  }
+
   /** A health check of a slot's tail passed or failed. */
   setHealth(slot: number, up: boolean): void {
     if (!this.closing) native().groupHealth(this.engine.handle, this.handle, slot, up);
@@ -282,8 +290,8 @@ export class EngineGroup {
 export interface ChanEvents {
   /** It ended: why (a chanConstants.why number), an errno or a frame type, the stream at fault. */
   closed(why: number, detail: number, stream: number): void;
-  /** The peer opened a stream: JavaScript's end of it. */
-  stream(id: number, fd: number): void;
+  /** The peer opened a stream: JavaScript's end of it (target: a target is in front, streamdial.c). */
+  stream(id: number, fd: number, target: boolean): void;
   /** The peer reset a stream JavaScript holds. */
   reset(id: number): void;
   /** A keepalive came back. */
@@ -459,7 +467,7 @@ export class Engine {
         c.closed(ev[i + 3], ev[i + 4], ev[i + 5]);
         break;
       case kind.chanStream:
-        c.stream(ev[i + 3], ev[i + 4]);
+        c.stream(ev[i + 3], ev[i + 4], ev[i + 5] === 1);
         break;
       case kind.chanReset:
         c.reset(ev[i + 3]);

@@ -104,6 +104,10 @@ export class EngineHead extends HeadBase {
     await applied;
   }
 
+  attachable(id: string, owner: string): void {
+    this.group.setAttachable({ id, owner });
+  }
+
   override setBalance(policy: Policy): void {
     super.setBalance(policy);
     this.group.setBalance(policyCode(policy));

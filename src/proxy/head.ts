@@ -153,6 +153,11 @@ export interface TcpHead extends Head {
    * undefined over the cap. `origin`: the client it carries, as the peer said.
    */
   adopt(stream: Duplex, origin?: Origin): Client | undefined;
+  /**
+   * Let the mover itself dial a peer's stream naming segment `id` to the tails (a key that is
+   * `owner`'s or has every right; native/streamdial.c). Optional: JavaScript's mover has none.
+   */
+  attachable?(id: string, owner: string): void;
   stats(): GroupStats;
   /**
    * Accept on this listening fd from now on (which the head owns), in place of the one it

@@ -97,4 +97,9 @@ export interface SegmentContext {
    * only under one of them (src/segment/hostunix.ts); none, by default: no such tail.
    */
   allowUnix: readonly string[];
+  /**
+   * The key that made a segment (the manager's ownerOf): a peer holding it may have its
+   * streams to the segment dialed by the engine itself (native/streamdial.c).
+   */
+  ownerOf?: (id: string) => string | undefined;
 }

@@ -74,7 +74,7 @@ export async function relistenHead(
 /** A TCP or unix head on a listening fd. */
 export function openStreamHead(host: HeadHost, head: Endpoint, fd: number): TcpHead {
   const { ctx, id, warn } = host;
-  return openTcpHead(ctx.engine, fd, {
+  const opened = openTcpHead(ctx.engine, fd, {
     unixName: head.proto === 'unix' ? head.path : undefined,
     maxConnections: ctx.maxConnections,
     dialTimeoutMs: ctx.dialTimeoutMs,
@@ -97,6 +97,10 @@ export function openStreamHead(host: HeadHost, head: Endpoint, fd: number): TcpH
           )
         : warn.warn({ segment: id, err: detail }, 'accept failed'),
   });
+  // a peer's stream for this segment, from a key that may reach it, is dialed by the engine
+  const owner = ctx.ownerOf?.(id);
+  if (owner) opened.attachable?.(id, owner);
+  return opened;
 }
 
 /** A UDP head on a bound socket. */

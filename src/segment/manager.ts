@@ -70,6 +70,8 @@ export class SegmentManager {
   private readonly spawnHost: SpawnHost;
 
   constructor(private readonly ctx: SegmentContext) {
+    // (a head asks who made its segment: a peer with that key is dialed by the engine)
+    ctx.ownerOf ??= (id) => this.ownerOf(id);
     this.keeper = new SegmentKeeper(ctx);
     this.restorer = new Restorer({
       ctx,

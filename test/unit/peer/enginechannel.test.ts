@@ -22,6 +22,7 @@ import {
   encode,
   encodeWindow,
 } from '../../../src/peer/frame';
+import { decodeTarget, encodeTarget } from '../../../src/peer/target';
 import { Engine } from '../../../src/proxy/engine';
 
 const quiet = { warn: () => undefined, info: () => undefined } as unknown as Logger;
@@ -96,7 +97,14 @@ describe('the engine channel: its numbers and its parser', () => {
       assert.ok(r === -1 || r >= why().frame, `reason ${r}`);
       const cut = seal(Buffer.concat([encode(FrameType.OPEN, 1), randomBytes(i % 50)]));
       feed(cut.subarray(0, i % cut.length));
+      // an OPEN naming a target of random bytes: no such segment, so JavaScript's (the channel goes on)
+      assert.equal(feed(seal(encode(FrameType.OPEN, 1, randomBytes(1 + (i % 1024))))), -1);
     }
+  });
+
+  it('takes an OPEN naming a segment, up to 1024 bytes of it', () => {
+    assert.equal(feed(seal(encode(FrameType.OPEN, 1, encodeTarget('seg', undefined)))), -1);
+    assert.equal(feed(seal(encode(FrameType.OPEN, 1, Buffer.alloc(1025, 3)))), why().frame, 'too long');
   });
 });
 
@@ -107,6 +115,7 @@ describe('the engine channel between two ends', () => {
   let server: tls.Server;
   const accepted: Duplex[] = [];
   let onAccepted: (s: Duplex) => void = () => undefined;
+  let onTarget: (s: Duplex, target: Buffer) => void = () => undefined;
 
   before(async () => {
     engine = new Engine(() => undefined);
@@ -136,6 +145,9 @@ describe('the engine channel between two ends', () => {
         accepted.push(s);
         onAccepted(s);
       },
+      onTarget: (s, target) => onTarget(s, target),
+      // the peer's key: `k`, which may attach (its streams to k's segments are the engine's)
+      peerKey: { name: 'k', all: false },
     });
     dialer = new EngineChannel(engine, client, takeOver(client)!, { ...common, dialer: true });
   });
@@ -200,5 +212,84 @@ describe('the engine channel between two ends', () => {
     }
     busy.destroy();
     stalled.destroy();
+  });
+
+  /**
+   * A TCP service on loopback (an echo unless `serve` says), and a group whose tail it is (or
+   * `port`), registered as segment `id` of `owner`.
+   */
+  async function segment(
+    id: string,
+    owner: string,
+    port?: number,
+    serve = (c: net.Socket) => void c.pipe(c),
+  ) {
+    // (a tail reset by the engine errs: that is what some tests want)
+    const echo = net.createServer({ allowHalfOpen: true }, (c) => serve(c.on('error', () => undefined)));
+    echo.listen(0, '127.0.0.1');
+    await once(echo, 'listening');
+    const events = { handoff: () => undefined, dialed: () => undefined, refused: () => undefined };
+    const group = engine.group(10, undefined, { ...events, acceptError: () => undefined }, 1000);
+    const tailPort = port ?? (echo.address() as net.AddressInfo).port;
+    await group.setTail(0, { nsFd: -1, host: '127.0.0.1', port: tailPort });
+    group.setAttachable({ id, owner });
+    return { group, done: () => (echo.close(), void group.close()) };
+  }
+
+  it('dials the segment an OPEN names itself: bytes both ways, half-close, counted in its group', async () => {
+    const seg = await segment('seg-a', 'k');
+    onTarget = () => assert.fail('the engine dials a segment of the peer key: no JavaScript');
+    const s = dialer.openTarget(encodeTarget('seg-a', undefined));
+    const up = randomBytes(300_000);
+    const back = drain(s);
+    s.end(up);
+    const got = await back;
+    assert.equal(got.error, undefined);
+    assert.ok(got.data.equals(up), `${got.data.length} bytes came back`);
+    for (let i = 0; i < 50 && seg.group.stats().open > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const stats = seg.group.stats();
+    assert.equal(stats.total, 1);
+    assert.equal(stats.open, 0, 'the stream ended: nothing open');
+    assert.equal(stats.bytesUp, up.length);
+    assert.equal(stats.bytesDown, up.length);
+    seg.done();
+  });
+
+  it('resets a dialed stream when its segment closes, and a reset from the tail crosses too', async () => {
+    const seg = await segment('seg-d', 'k');
+    const s = dialer.openTarget(encodeTarget('seg-d', undefined));
+    s.write('x');
+    await once(s, 'data'); // (echoed: the engine has the tail's socket)
+    const end = drain(s);
+    seg.done();
+    assert.equal((await end).error, 'ECONNRESET', 'the segment closed: the stream is reset');
+
+    // a tail that resets its connection: the client's end is reset too
+    const rst = await segment('seg-e', 'k', undefined, (c) => void c.once('data', () => c.resetAndDestroy()));
+    const t = dialer.openTarget(encodeTarget('seg-e', undefined));
+    const tEnd = drain(t);
+    t.write('y');
+    assert.equal((await tEnd).error, 'ECONNRESET');
+    rst.done();
+  });
+
+  it('gives JavaScript, bytes in order, what it may not or cannot dial', async () => {
+    const other = await segment('seg-b', 'someone-else');
+    const down = await segment('seg-c', 'k', 1); // (nothing listens on port 1: refused)
+    for (const id of ['no-such', 'seg-b', 'seg-c']) {
+      const got = new Promise<{ id: string; data: string }>((resolve) => {
+        onTarget = (s, target) => {
+          const named = decodeTarget(target);
+          s.once('data', (d: Buffer) => resolve({ id: named.id, data: d.toString() }));
+        };
+      });
+      const s = dialer.openTarget(encodeTarget(id, undefined));
+      s.write(`early bytes for ${id}`);
+      assert.deepEqual(await got, { id, data: `early bytes for ${id}` });
+      s.destroy();
+    }
+    assert.equal(down.group.stats().dialFailures, 1, 'the failed dial counts');
+    other.done();
+    down.done();
   });
 });
