@@ -92,7 +92,7 @@ describe('groupTail refuses what is not a tail', () => {
       [true],
     );
     const [fd, head] = await native().listenIn(null, 4, 'tcp', '127.0.0.1', 0, 16);
-    group.listen(fd);
+    group.listen([fd]);
     const said = await new Promise<string>((resolve, reject) => {
       const c = net.connect({ port: head, host: '127.0.0.1' });
       let text = '';
