@@ -224,6 +224,13 @@ export function parsePlan(actions: readonly Action[]): Plan {
   return plan;
 }
 
+/** Does a plan, or one under it, have a port range? */
+function hasRange(plan: Plan): boolean {
+  return [...plan.init, ...(plan.trigger ?? [])].some(
+    (s) => (s.op === 'url' && s.url.portEnd !== undefined) || ('plan' in s && hasRange(s.plan)),
+  );
+}
+
 /** The last url of a side that named a port (its range, if any): the port the end ends up with. */
 function lastPort(steps: readonly Step[], side: Side): UrlParts | undefined {
   let found: UrlParts | undefined;
@@ -238,6 +245,11 @@ function lastPort(steps: readonly Step[], side: Side): UrlParts | undefined {
  */
 function checkRanges(plan: Plan): void {
   const steps = [...plan.init, ...(plan.trigger ?? [])];
+  for (const s of steps)
+    if ('plan' in s && hasRange(s.plan))
+      throw new UsageError(
+        `a port range cannot be in a "${s.op}" segment yet (its leg carries one port): make a segment per port`,
+      );
   const head = lastPort(plan.init, 'head');
   const tail = lastPort(steps, 'tail');
   const headRange = head?.portEnd !== undefined;
