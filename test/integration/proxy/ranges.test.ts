@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { after, before, it } from 'node:test';
 import type { SegmentInfo } from '../../../src/api/protocol';
 import { type TestDaemon, startDaemon } from '../../helpers/daemon';
@@ -152,6 +154,44 @@ forEachMover('port ranges', (mover) => {
     assert.deepEqual(await answers(20095, 1), ['30001']);
     await d.cli('delete', a.id);
     await d.cli('delete', again.id);
+  });
+
+  it('round-trips through apply and export, and apply refuses a bad range naming its id', async () => {
+    const plan = `url tcp://${ns}@:20400-20402 tail url tcp://${ns}@:30000-30002`;
+    const f = path.join(d.dir, 'ranges.yaml');
+    fs.writeFileSync(f, `segments:\n  r: ${plan}\n`);
+    const applied = await d.cli('apply', '-f', f);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.deepEqual(await answers(20400, 3), ['30000', '30001', '30002']);
+    const exported = await d.cli('export');
+    assert.equal(exported.stdout, `segments:\n  r: ${plan}\n`);
+    // the exported file on a fresh daemon makes the same segment (this one lets go of the ports first)
+    assert.equal((await d.cli('delete', 'r')).code, 0);
+    const fresh = await startDaemon(suite, moverOpts(mover));
+    const again = path.join(d.dir, 'exported.yaml');
+    fs.writeFileSync(again, exported.stdout);
+    assert.equal((await fresh.cli('apply', '-f', again)).code, 0);
+    assert.deepEqual(await answers(20400, 3), ['30000', '30001', '30002']);
+    assert.equal((await fresh.cli('export')).stdout, exported.stdout);
+    await fresh.stop();
+    // a file with a bad range changes nothing, and says which id
+    fs.writeFileSync(
+      f,
+      `segments:\n  ok: url tcp://${ns}@:20410 tail url :1\n  big: url :1-10001 tail url :1\n`,
+    );
+    const bad = await d.cli('apply', '-f', f);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /big.*10001 ports, more than 10,000/);
+    assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+    assert.deepEqual(await list(), [], 'nothing made, not even the good one');
+    // two ranges of one file over each other: the second cannot bind, the first is undone
+    const a = `url tcp://${ns}@:20500-20504 tail url tcp://${ns}@:30000`;
+    const b = `url tcp://${ns}@:20503-20509 tail url tcp://${ns}@:30001`;
+    fs.writeFileSync(f, `segments:\n  a: ${a}\n  b: ${b}\n`);
+    const over = await d.cli('apply', '-f', f);
+    assert.notEqual(over.code, 0);
+    assert.match(over.stderr, /\bb\b.*port range 20503-20509: .*20503.*address already in use/);
+    assert.deepEqual(await list(), [], 'the first undone');
   });
 
   it('keeps the range across a restart and a takeover', async () => {
