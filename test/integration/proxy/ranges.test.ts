@@ -116,6 +116,30 @@ forEachMover('port ranges', (mover) => {
     await d.cli('delete', seg.id);
   });
 
+  it('runs a trigger once for a range, idles it, and wakes on data only', async () => {
+    const seg = await d.create(
+      'url',
+      `tcp://${ns}@:20600-20602`,
+      'idle',
+      '1h',
+      'wake-on-data',
+      'trigger',
+      'url',
+      `tcp://${ns}@:30000-30002`,
+    );
+    const before = (await list()).find((s) => s.id === seg.id)!;
+    assert.equal(before.state, 'waiting', 'no tail before the first client');
+    // (tcp-port speaks first; exchangeIn's empty write is not data: send a byte)
+    assert.deepEqual(
+      [await exchangeIn(ns, 20601, 'x'), await exchangeIn(ns, 20602, 'x')],
+      ['30001', '30002'],
+    );
+    const row = (await list()).find((s) => s.id === seg.id)!;
+    assert.equal(row.state, 'ready');
+    assert.equal(row.trigger?.runs, 1, 'one run for the whole range');
+    await d.cli('delete', seg.id);
+  });
+
   it('refuses bad ranges in one line, naming what to do, and makes nothing', async () => {
     const bad: [string[], RegExp][] = [
       [['url', ':20000-30000', 'tail', 'url', ':40000'], /10001 ports, more than 10,000/],
