@@ -7,13 +7,15 @@
  *   pipes.c        the pool of pipes connections borrow while bytes move;
  *   pick.c         which tail a connection dials (round-robin, least-conn, source);
  *   listen.c       accepting on a group's head, the cap, pausing when out of fds;
+ *   group_js.c     a tail and a head's listening fds, read from JavaScript and checked;
  *   chan.c         a channel to a peer daemon: sealed records, frames, its streams' table;
  *   stream.c       one stream of a channel, pumped to and from a local socket;
  *   engine_napi.c  the JavaScript face: commands in, constants and counters out;
  *   chan_napi.c    and the channels' part of it.
  *
  * Shape (after passt's tcp_splice.c and HAProxy's pipe.c / raw_sock.c, rewritten here):
- * - A *group* is one segment's share of the engine: its listening socket (the head), its
+ * - A *group* is one segment's share of the engine: its listening sockets (the head: one, or
+ *   one per port of a port range, held in one array; a connection's port says its tail port), its
  *   tails (address, and the namespace to make dialing sockets in), its connections, and its
  *   counters, which JavaScript reads at any time with atomic loads.
  * - A *connection* joins a client socket (side 0) and an upstream socket (side 1); see conn.c.

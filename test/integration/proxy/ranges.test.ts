@@ -149,6 +149,8 @@ forEachMover('port ranges', (mover) => {
       [['url', ':20000', 'tail', 'url', ':30000-30004'], /a tail range needs a head range/],
       [['url', ':20000-20004', 'tail', 'url', ':30000', 'also', 'url', ':30001'], /takes one tail/],
       [['url', ':20000-20004', 'remote', ':9', 'url', ':1', 'tail', 'url', ':2'], /cannot have "remote"/],
+      // a tail range over the head's own ports would reach itself
+      [['url', ':20700-20709', 'tail', 'url', ':20705-20714'], /is the head itself/],
     ];
     for (const [words, why] of bad) {
       const r = await d.cli('create', ...words);

@@ -10,6 +10,21 @@ import { after, before, describe, it } from 'node:test';
 import { native } from '../../../src/native';
 import { Engine, type EngineGroup } from '../../../src/proxy/engine';
 
+/** A group of up to 10 connections, a 5 s dial timeout, that tells no one of anything. */
+function quietGroup(engine: Engine): EngineGroup {
+  return engine.group(
+    10,
+    undefined,
+    {
+      handoff: () => undefined,
+      dialed: () => undefined,
+      refused: () => undefined,
+      acceptError: () => undefined,
+    },
+    5000,
+  );
+}
+
 describe('groupTail refuses what is not a tail', () => {
   let engine: Engine;
   let group: EngineGroup;
@@ -21,17 +36,7 @@ describe('groupTail refuses what is not a tail', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as net.AddressInfo).port;
     engine = new Engine(() => undefined);
-    group = engine.group(
-      10,
-      undefined,
-      {
-        handoff: () => undefined,
-        dialed: () => undefined,
-        refused: () => undefined,
-        acceptError: () => undefined,
-      },
-      5000,
-    );
+    group = quietGroup(engine);
     await group.setTail(0, { nsFd: -1, host: '127.0.0.1', port });
   });
   after(async () => {
@@ -134,17 +139,7 @@ describe('a group listening on a port range (one listener per port, in port orde
       servers.push(s);
     }
     engine = new Engine(() => undefined);
-    group = engine.group(
-      10,
-      undefined,
-      {
-        handoff: () => undefined,
-        dialed: () => undefined,
-        refused: () => undefined,
-        acceptError: () => undefined,
-      },
-      5000,
-    );
+    group = quietGroup(engine);
     const fds: number[] = [];
     for (let i = 0; i < 3; i++)
       fds.push((await native().listenIn(null, 4, 'tcp', headHost, first + i, 16))[0]);
