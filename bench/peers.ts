@@ -26,15 +26,16 @@ export function socat(listen: number, toHost: string, to: number): Peer {
 /**
  * Docker's userland proxy, with the arguments dockerd gives it for `-p 127.0.0.1:L:C`: the
  * container's address is its veth address across namespaces, 127.0.0.1 on one namespace.
+ * `hostIp`: the address it listens on (another loopback address keeps a scene's ports apart).
  */
-export function dockerProxy(listen: number, toHost: string, to: number): Peer {
+export function dockerProxy(listen: number, toHost: string, to: number, hostIp = '127.0.0.1'): Peer {
   const p: ChildProcess = start(
     'docker-proxy',
     [
       '-proto',
       'tcp',
       '-host-ip',
-      '127.0.0.1',
+      hostIp,
       '-host-port',
       String(listen),
       '-container-ip',

@@ -15,8 +15,10 @@
  * Then the issue's targets as ratios of this run, met or missed. Prints markdown tables and
  * writes dist/bench-results.json. Rows: bench/scenes/*; proxies: bench/peers.ts.
  * 7. Scale (issue 20): 10,000 segments applied on one daemon, listed, restarted, taken over.
- * `--only restart` (or a comma list of local, cold-start, two-hosts, restart, scale, balance,
- * sockets) runs those scenes alone; the targets are printed only when the scenes they compare
+ * 8. Port ranges (issue 20): memory for 1,000 and 10,000 forwarded ports, beside pasta and
+ *    docker-proxy (bench/scenes/ranges.ts).
+ * `--only restart` (or a comma list of local, cold-start, two-hosts, restart, scale, ranges,
+ * balance, sockets) runs those scenes alone; the targets are printed only when the scenes they compare
  * have run. `--beside DIR [--beside-label NAME]` measures every wormhole row again with the
  * daemon and CLI of another built checkout, in the same rounds, and ends with a table of this
  * build's figures over that build's (bench/beside.ts).
@@ -47,6 +49,7 @@ import { type ColdStart, coldStart } from './scenes/cold-start';
 import { acrossNamespaces, oneNamespace } from './scenes/local';
 import { measureScenes } from './scenes/paths';
 import { restart } from './scenes/restart';
+import { ranges, rangesTable } from './scenes/ranges';
 import { scale, scaleTable } from './scenes/scale';
 import { tcpToUnix, udpTwoHosts } from './scenes/sockets';
 import { type TwoHosts, twoHosts } from './scenes/two-hosts';
@@ -149,7 +152,7 @@ function issueTargets(same: Row[], across: Row[], two: TwoHosts, cold?: ColdStar
   ];
 }
 
-const SCENES = ['local', 'cold-start', 'two-hosts', 'restart', 'scale', 'balance', 'sockets'];
+const SCENES = ['local', 'cold-start', 'two-hosts', 'restart', 'scale', 'ranges', 'balance', 'sockets'];
 
 /** The scenes `--only A[,B]` names (every scene without it); exits on a name it does not know. */
 function scenesWanted(): Set<string> {
@@ -244,6 +247,16 @@ async function main(): Promise<void> {
         `\n### Scale: ${rows[0]?.segments.toLocaleString('en-US')} segments on one daemon (apply -f of one file; heads idle)\n`,
       );
       console.log(scaleTable(rows));
+    }
+
+    if (want.has('ranges')) {
+      const rows = await ranges(cfg, builds);
+      results.ranges = rows;
+      await stopAll();
+      console.log(
+        `\n### Port ranges: memory to forward 1,000 and 10,000 host ports into a namespace (port i to port i; median of ${cfg.repeats} rounds)\n`,
+      );
+      console.log(rangesTable(rows));
     }
 
     if (want.has('balance')) {

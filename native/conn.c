@@ -362,6 +362,17 @@ struct conn *conn_new(struct engine *e, struct group *g, int client) {
   if (client >= 0 && (g->report || g->policy == B_SOURCE)) note_client(c);
   if (g->policy == B_SOURCE && c->client_family)
     c->src = pick_key(c->client, c->client_family == 4 ? 4 : 16); /* not the port: one client, one tail */
+  /* a range's head: which of its ports the client came in on (read here, not passed from the
+     listener, so that a client JavaScript hands back (groupDial) knows it too) */
+  if (g->base_port) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(client, (struct sockaddr *)&ss, &sl) == 0) {
+      int port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                : ((struct sockaddr_in *)&ss)->sin_port);
+      if (port >= g->base_port && port - g->base_port < MAX_LISTENERS) c->port_off = (uint16_t)(port - g->base_port);
+    }
+  }
   c->next = g->conns;
   if (g->conns) g->conns->prev = c;
   g->conns = c;
@@ -453,7 +464,14 @@ static void conn_dial_tail(struct engine *e, struct conn *c, int i) {
     return dial_failed(e, c, errno);
   c->state = C_DIALING;
   /* a unix connect is done at once (or refused, or EAGAIN: the listener's backlog is full) */
-  int rc = t->path ? wh_unix_connect_in(up, t->root, t->path) : connect(up, (struct sockaddr *)&t->addr, t->len);
+  /* a range's tail: head port i goes to tail port i (JavaScript checked the range fits) */
+  struct sockaddr_storage to = t->addr;
+  if (t->span && c->port_off) {
+    in_port_t *p = to.ss_family == AF_INET6 ? &((struct sockaddr_in6 *)&to)->sin6_port
+                                            : &((struct sockaddr_in *)&to)->sin_port;
+    *p = htons((uint16_t)(ntohs(*p) + c->port_off));
+  }
+  int rc = t->path ? wh_unix_connect_in(up, t->root, t->path) : connect(up, (struct sockaddr *)&to, t->len);
   if (rc != 0 && errno != EINPROGRESS) return dial_failed(e, c, errno);
   if (!watch_fd(e, up, &c->w[1])) return dial_failed(e, c, errno);
   if (rc == 0) dial_done(e, c);

@@ -9,10 +9,13 @@
  * so that the engine's state has one writer; JavaScript reads only counters, with atomic
  * loads.
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -83,17 +86,63 @@ void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
 
 void group_free(struct group *g) {
   for (int i = 0; i < MAX_TAILS; i++) free(g->tails[i]);
+  free(g->ls); /* (only if never unlistened: a group closes unlistened) */
   free(g);
 }
 
 /* ---- commands -------------------------------------------------------------------------- */
 
-/* Stop accepting: the port is free at once, open connections go on. */
+/* Stop accepting: every port is free at once, open connections go on. */
 void unlisten(struct engine *e, struct group *g) {
-  if (g->lfd < 0) return;
-  epoll_ctl(e->ep, EPOLL_CTL_DEL, g->lfd, NULL);
-  close(g->lfd);
-  g->lfd = -1;
+  if (!g->ls) return;
+  for (int i = 0; i < g->nls; i++) {
+    struct listener *l = &g->ls[i];
+    /* a DEL that fails (ENOENT: never added) is nothing to act on: close takes it out anyway */
+    (void)epoll_ctl(e->ep, EPOLL_CTL_DEL, l->fd, NULL);
+    close(l->fd);
+    l->fd = -1; /* an event of this turn for it finds it closed (accept_some) */
+  }
+  /* freed after this turn: events already taken from epoll may point into the array */
+  if (e->nls_dead == e->ls_deadcap) {
+    size_t cap = e->ls_deadcap ? e->ls_deadcap * 2 : 8;
+    struct listener **n = realloc(e->ls_dead, cap * sizeof *n);
+    if (n) {
+      e->ls_dead = n;
+      e->ls_deadcap = cap;
+    }
+  }
+  if (e->nls_dead < e->ls_deadcap) e->ls_dead[e->nls_dead++] = g->ls;
+  /* (else, out of memory: the array is leaked rather than freed under a pending event) */
+  g->ls = NULL;
+  g->nls = 0;
+}
+
+/*
+ * Listen on the command's listeners (one, or a port range's, in port order): all of them or,
+ * when one cannot be watched, none (every fd closed, JavaScript told).
+ */
+static void listen_all(struct engine *e, struct group *g, struct listener *ls, int n) {
+  unlisten(e, g); /* (JavaScript unlistens first; a second listen must not leak the first) */
+  g->ls = ls;
+  g->nls = n;
+  for (int i = 0; i < n; i++) {
+    struct epoll_event ev = {.events = g->paused ? 0 : EPOLLIN, .data.ptr = &ls[i].w};
+    if (epoll_ctl(e->ep, EPOLL_CTL_ADD, ls[i].fd, &ev) != 0) {
+      int err = errno;
+      for (int j = i; j < n; j++) close(ls[j].fd); /* (not watched: unlisten closes only 0..i-1) */
+      g->nls = i;
+      unlisten(e, g);
+      emit(e, EV_ACCEPT_ERROR, g, 0, err, 0, 0);
+      return;
+    }
+  }
+  /* a range's first port: a client's own port less it is its place in the range (conn_new) */
+  g->base_port = 0;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (n > 1 && getsockname(ls[0].fd, (struct sockaddr *)&ss, &sl) == 0)
+    g->base_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                  : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
 static void group_close(struct engine *e, struct group *g) {
@@ -135,14 +184,10 @@ static void group_close(struct engine *e, struct group *g) {
 static void run_cmd(struct engine *e, struct cmd *c) {
   struct group *g = c->g;
   switch (c->type) {
-  case CMD_LISTEN: {
-    g->lfd = c->arg;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &g->w};
-    if (epoll_ctl(e->ep, EPOLL_CTL_ADD, g->lfd, &ev) != 0) {
-      emit(e, EV_ACCEPT_ERROR, g, 0, errno, 0, 0);
-    }
+  case CMD_LISTEN:
+    listen_all(e, g, (struct listener *)c->data, c->arg);
+    c->data = NULL; /* (the group's now) */
     break;
-  }
   case CMD_UNLISTEN:
     unlisten(e, g);
     break;
@@ -186,6 +231,7 @@ static void run_cmd(struct engine *e, struct cmd *c) {
       t->len = c->addr_len;
       t->proxy = c->proxy;
       t->mark = c->mark;
+      t->span = c->span;
       t->key = c->key;
       if (c->arg >= g->ntails) g->ntails = c->arg + 1;
     }
@@ -317,7 +363,7 @@ void *engine_main(void *arg) {
     for (int i = 0; i < n; i++) {
       struct watch *w = evs[i].data.ptr;
       if (w->kind == W_WAKE) run_cmds(e);
-      else if (w->kind == W_LISTEN) accept_some(e, (struct group *)((char *)w - offsetof(struct group, w)));
+      else if (w->kind == W_LISTEN) accept_some(e, (struct listener *)((char *)w - offsetof(struct listener, w)));
       else if (w->kind == W_CHAN) chan_event(e, (struct chan *)((char *)w - offsetof(struct chan, w)), evs[i].events);
       else if (w->kind == W_STREAM)
         stream_event(e, (struct stream *)((char *)w - offsetof(struct stream, w)), evs[i].events);
@@ -325,6 +371,8 @@ void *engine_main(void *arg) {
     }
     /* what the turn queued on channels leaves now, a record and a write each */
     chan_flush_dirty(e);
+    for (size_t i = 0; i < e->nls_dead; i++) free(e->ls_dead[i]);
+    e->nls_dead = 0;
     while (e->streams_dead) {
       struct stream *st = e->streams_dead;
       e->streams_dead = st->dead_next;

@@ -7,6 +7,7 @@
  *   pipes.c        the pool of pipes connections borrow while bytes move;
  *   pick.c         which tail a connection dials (round-robin, least-conn, source);
  *   listen.c       accepting on a group's head, the cap, pausing when out of fds;
+ *   group_js.c     a tail and a head's listening fds, read from JavaScript and checked;
  *   chan.c         a channel to a peer daemon: sealed records, frames, its streams' table;
  *   stream.c       one stream of a channel, pumped to and from a local socket;
  *   streamdial.c   a peer's stream dialed to a segment's tail by the engine (OPEN with a target);
@@ -14,7 +15,8 @@
  *   chan_napi.c    and the channels' part of it.
  *
  * Shape (after passt's tcp_splice.c and HAProxy's pipe.c / raw_sock.c, rewritten here):
- * - A *group* is one segment's share of the engine: its listening socket (the head), its
+ * - A *group* is one segment's share of the engine: its listening sockets (the head: one, or
+ *   one per port of a port range, held in one array; a connection's port says its tail port), its
  *   tails (address, and the namespace to make dialing sockets in), its connections, and its
  *   counters, which JavaScript reads at any time with atomic loads.
  * - A *connection* joins a client socket (side 0) and an upstream socket (side 1); see conn.c.
@@ -51,6 +53,8 @@
 /* Buckets of the table of groups a peer's stream may be dialed to (streamdial.c). */
 #define ATTACH_BUCKETS 1024
 /* A group has up to MAX_TAILS tails, in slots JavaScript assigns. */
+/* A group listens on up to MAX_LISTENERS ports: a port range (SPEC.md "Port ranges"). */
+#define MAX_LISTENERS 10000
 #define MAX_TAILS 64
 
 /*
@@ -153,6 +157,7 @@ struct tail {
   char *path;                   /* and the path, looked up at each dial (else NULL) */
   uint8_t proxy;                /* the PROXY protocol version each connection starts with (0: none) */
   uint32_t mark;                /* transparent: dial from the client's address, packets marked so (0: no) */
+  bool span;                    /* a port range's tail: a connection to head port i goes to port + i */
   uint32_t gen;                 /* the slot's generation: one more at each new tail */
   uint64_t key;                 /* the tail's hash for source affinity (pick.c) */
   int64_t open;                 /* connections to it open now (atomic) */
@@ -193,6 +198,7 @@ struct conn {
   uint32_t id;           /* its number, for events */
   struct group *g;       /* the group it belongs to */
   int8_t tail;           /* the slot dialed (-1: none) */
+  uint16_t port_off;     /* a range's head: the client's port in it (0: its first), for a span tail */
   uint32_t tail_gen;     /* that slot's generation then */
   uint64_t tried;        /* slots dialed for this connection, one bit each */
   uint8_t *hdr;          /* the PROXY header still to send upstream first (NULL: none, or sent) */
@@ -207,9 +213,18 @@ struct conn {
   struct conn *dead_next;   /* the engine's list of connections to free after this turn */
 };
 
-/* One segment's head: its listener, tails, connections and counters. */
+/*
+ * One listening socket of a group. A head has one; a port range (SPEC.md "Port ranges") one
+ * per port, all in one array of the group (not one JavaScript object per port), in port order.
+ */
+struct listener {
+  struct watch w;   /* epoll data (W_LISTEN) */
+  int fd;           /* the listening socket */
+  struct group *g;  /* whose */
+};
+
+/* One segment's head: its listeners, tails, connections and counters. */
 struct group {
-  struct watch w; /* epoll data of the listening socket */
   int32_t id;     /* JavaScript's number for it, in events */
   int32_t max;    /* the cap on open connections */
   int32_t dial_ms; /* how long a tail may take to answer a connect (ms; 0: the kernel's ~2 min) */
@@ -217,7 +232,10 @@ struct group {
   /* counters read by JavaScript at any time (atomics), as enum group_stat says */
   int64_t open, total, refused, up, down, dial_failed, last, dial_ok_at, dial_failed_at;
   /* the rest: engine thread only */
-  int lfd;                      /* the listening socket (-1: none) */
+  struct listener *ls;          /* the listening sockets (NULL: none), in port order */
+  int nls;                      /* how many */
+  uint16_t base_port;           /* a range's first port (0: not a range): a client's port less it is
+                                   its place in the range (conn_new, for a span tail) */
   bool paused;                  /* accepting paused (out of fds) until the engine's resume_at */
   bool closing;                 /* closed: freed once JavaScript has its last event */
   struct conn *conns;           /* its connections */
@@ -268,7 +286,7 @@ struct cmd {
   struct cmd *next;             /* the queue */
   enum cmd_type type;           /* what to do */
   struct group *g;              /* to which group (NULL for CMD_STOP) */
-  int32_t arg;                  /* LISTEN and DIAL: an fd; TAIL, HEALTH, TAIL_COUNT: a slot; BALANCE: a policy */
+  int32_t arg;                  /* LISTEN: how many listeners `data` holds; DIAL: an fd; TAIL, HEALTH, TAIL_COUNT: a slot; BALANCE: a policy */
   int32_t delta;                /* TAIL_COUNT: +1 or -1, a connection JavaScript carries to the tail;
                                    DIAL: each tail's connect timeout in ms (0: the group's) */
   bool flag;                    /* TAIL: a tail is given (else the slot is emptied); HEALTH: up */
@@ -279,11 +297,13 @@ struct cmd {
   char *path;                   /* and the path in it */
   uint8_t proxy;                /* TAIL: the PROXY protocol version (0: none) */
   uint32_t mark;                /* TAIL: transparent's mark (0: not transparent) */
+  bool span;                    /* TAIL: a port range's tail (struct tail's span) */
   uint64_t key;                 /* TAIL: the tail's hash for source affinity */
   uint32_t seq;                 /* TAIL: its number, given back in EV_TAIL_SET once it ran */
   struct chan *ch;              /* CHAN_*: the channel (the command holds a reference) */
   uint32_t stream;              /* CHAN_OPEN: the stream's id */
-  uint8_t *data;                /* CHAN_OPEN: bytes the stream sends first (NULL: none) */
+  uint8_t *data;                /* CHAN_OPEN: bytes the stream sends first (NULL: none); LISTEN: the
+                                   struct listener array (the group owns it once run) */
   uint32_t data_len;            /* and how many */
   bool notify;                  /* CHAN_OPEN: JavaScript holds the stream's other end */
   uint8_t *target;              /* CHAN_OPEN: what the OPEN carries (streamdial.c; NULL: nothing) */
@@ -334,6 +354,9 @@ struct engine {
   struct chan *chans_dead;         /* channels ended this turn: the engine lets go after it */
   struct stream *streams_dead;     /* streams ended this turn, freed after it */
   struct group *attach[ATTACH_BUCKETS]; /* groups a peer's OPEN may name, by id (streamdial.c) */
+  struct listener **ls_dead;       /* listener arrays unlistened this turn, freed after it (an
+                                      event of this turn may still point into one) */
+  size_t nls_dead, ls_deadcap;     /* how many, and room for how many */
 };
 
 /* ---- engine.c ---- */
@@ -387,8 +410,8 @@ void nodelay(int fd);
 void reset_close(int fd);
 
 /* ---- listen.c ---- */
-/* Accept what is waiting on a group's head (a batch at most). */
-void accept_some(struct engine *e, struct group *g);
+/* Accept what is waiting on one of a group's listeners (a batch at most). */
+void accept_some(struct engine *e, struct listener *l);
 /* groupCreate's allow (main thread): checked entries into a new array (*out NULL, *n 0: none);
    false with a JavaScript exception pending when they are wrong. */
 bool allow_from_js(napi_env env, napi_value v, struct allow_net **out, int *n);
@@ -402,6 +425,12 @@ void forget_paused(struct engine *e, struct group *g);
 bool acquire_open(struct group *g);
 /* Count one fewer. */
 void release_open(struct group *g);
+
+/* ---- group_js.c ---- */
+/* groupTail's tail object into a CMD_TAIL (fields checked, fds dup'ed); false with an exception pending. */
+bool tail_from_js(napi_env env, napi_value tail, struct cmd *c);
+/* groupListen's fds (one, or n of an array) as listeners of g; NULL with an exception pending. */
+struct listener *listeners_from_js(napi_env env, napi_value v, bool is_array, uint32_t n, struct group *g);
 
 /* ---- pick.c ---- */
 /* What the pick sees of one slot. */

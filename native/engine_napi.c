@@ -193,6 +193,9 @@ static napi_value engine_stop(napi_env env, napi_callback_info info) {
   close(e->ep);
   close(e->wake);
   pipe_pool_drain(e);
+  free(e->ls_dead); /* (the arrays in it went at the end of the last turn) */
+  e->ls_dead = NULL;
+  e->nls_dead = e->ls_deadcap = 0;
   return undefined(env);
 }
 
@@ -274,18 +277,47 @@ static napi_value group_create(napi_env env, napi_callback_info info) {
   g->allow = allow;
   g->nallow = nallow;
   g->wake_on_data = wake_on_data;
-  g->w.kind = W_LISTEN;
   g->id = id;
   g->max = max > 0 ? max : INT32_MAX;
   g->dial_ms = dial_ms > 0 ? dial_ms : 0;
   g->report = report;
-  g->lfd = -1;
   NAPI_CALL(env, napi_create_external(env, g, NULL, NULL, &handle));
   return handle;
 }
 
+/*
+ * groupListen(engine, group, fd | fds): accept on a listening fd, or on every fd of an array
+ * (a port range, in port order: a client's place in it is its port less the first's). The
+ * engine owns them from here.
+ */
 static napi_value group_listen(napi_env env, napi_callback_info info) {
-  return group_cmd(env, info, CMD_LISTEN, "fd");
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct engine *e;
+  struct group *g;
+  if (argc < 3 || !engine_group_args(env, argv, &e, &g)) {
+    if (argc < 3) napi_throw_type_error(env, "EINVAL", "groupListen(engine, group, fd | fds)");
+    return NULL;
+  }
+  bool is_array = false;
+  uint32_t n = 1;
+  NAPI_CALL(env, napi_is_array(env, argv[2], &is_array));
+  if (is_array) NAPI_CALL(env, napi_get_array_length(env, argv[2], &n));
+  if (n < 1 || n > MAX_LISTENERS) {
+    napi_throw_range_error(env, "EINVAL", "groupListen: 1 to 10000 fds");
+    return NULL;
+  }
+  struct listener *ls = listeners_from_js(env, argv[2], is_array, n, g);
+  if (!ls) return NULL;
+  struct cmd *c = new_cmd(env, CMD_LISTEN, g);
+  if (!c) {
+    free(ls);
+    return NULL;
+  }
+  c->arg = (int32_t)n;
+  c->data = (uint8_t *)ls; /* (freed with the command if it never runs) */
+  return send_cmd(env, e, c) ? undefined(env) : NULL;
 }
 
 static napi_value group_unlisten(napi_env env, napi_callback_info info) {
@@ -303,60 +335,6 @@ static bool slot_arg(napi_env env, napi_value v, int32_t *slot) {
 }
 
 /* ---- groupTail ------------------------------------------------------------------------- */
-
-/*
- * A tail object into a CMD_TAIL: {host, port} (a numeric IPv4 or IPv6 address), or {path}
- * ("@name": abstract, in nsFd's namespace; "/path": looked up at each dial inside rootFd's
- * tree); nsFd (-1, the default: the engine's own namespace), proxy (0, 1, 2), mark (0, the
- * default; else transparent: each dial is from the client's own address, marked so), key (the name
- * source affinity hashes; by default the address). The fds are dup'ed: the caller keeps its own.
- */
-static bool tail_of(napi_env env, napi_value tail, struct cmd *c) {
-  const char *what = "groupTail";
-  int32_t ns, root, port, proxy, mark;
-  char host[INET6_ADDRSTRLEN], path[4097], key[4097];
-  bool has_host, has_path, has_key;
-  if (!wh_int_field(env, tail, what, "nsFd", -1, INT32_MAX, -1, &ns) ||
-      !wh_int_field(env, tail, what, "rootFd", -1, INT32_MAX, -1, &root) ||
-      !wh_int_field(env, tail, what, "port", 0, 65535, 0, &port) ||
-      !wh_int_field(env, tail, what, "proxy", 0, 2, 0, &proxy) ||
-      !wh_int_field(env, tail, what, "mark", 0, INT32_MAX, 0, &mark) ||
-      !wh_str_field(env, tail, what, "host", host, sizeof host, &has_host) ||
-      !wh_str_field(env, tail, what, "path", path, sizeof path, &has_path) ||
-      !wh_str_field(env, tail, what, "key", key, sizeof key, &has_key))
-    return false;
-  c->proxy = (uint8_t)proxy;
-  c->mark = (uint32_t)mark;
-  if (has_path) {
-    /* unix: an abstract name is an address; a path is looked up at each dial */
-    c->addr.ss_family = AF_UNIX;
-    c->addr_len = sizeof(sa_family_t);
-    if (path[0] == '@') {
-      if (!wh_unix_abstract(path + 1, (struct sockaddr_un *)&c->addr, &c->addr_len))
-        return wh_bad_field(env, what, "path", "@name with a name of 1 to 107 bytes");
-    } else if (path[0] != '/' || root < 0) {
-      return wh_bad_field(env, what, "path", "@name, or /path with a rootFd");
-    } else if (!(c->path = strdup(path))) {
-      wh_throw_errno(env, ENOMEM, what);
-      return false;
-    }
-  } else if (!has_host || port < 1 ||
-             !(wh_sockaddr(AF_INET, host, port, &c->addr, &c->addr_len) ||
-               wh_sockaddr(AF_INET6, host, port, &c->addr, &c->addr_len))) {
-    return wh_bad_field(env, what, "host and port", "a numeric IP address and a port from 1 to 65535 (or give a path)");
-  }
-  /* (a unix path's address is its path: two path tails must not hash alike) */
-  c->key = has_key    ? pick_key((const uint8_t *)key, strlen(key))
-           : c->path ? pick_key((const uint8_t *)c->path, strlen(c->path))
-                     : pick_key((const uint8_t *)&c->addr, c->addr_len);
-  if ((ns >= 0 && (c->ns = fcntl(ns, F_DUPFD_CLOEXEC, 0)) < 0) ||
-      (c->path && (c->root = fcntl(root, F_DUPFD_CLOEXEC, 0)) < 0)) {
-    wh_throw_errno(env, errno, "dup the tail's fds");
-    return false;
-  }
-  c->flag = true;
-  return true;
-}
 
 /*
  * groupTail(engine, group, slot, tail | null) -> number: set a slot to a tail (tail_of), or
@@ -384,7 +362,7 @@ static napi_value group_tail(napi_env env, napi_callback_info info) {
   struct cmd *c = new_cmd(env, CMD_TAIL, g);
   if (!c) return NULL;
   c->arg = slot;
-  if (t == napi_object && !tail_of(env, argv[3], c)) {
+  if (t == napi_object && !tail_from_js(env, argv[3], c)) {
     cmd_discard(c);
     return NULL;
   }

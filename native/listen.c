@@ -43,6 +43,15 @@ bool acquire_open(struct group *g) {
   return true;
 }
 
+/* Watch (EPOLLIN) or stop watching (0) every listener of a group. */
+static void watch_listeners(struct engine *e, struct group *g, uint32_t events) {
+  for (int i = 0; i < g->nls; i++) {
+    struct epoll_event ev = {.events = events, .data.ptr = &g->ls[i].w};
+    /* (a listener the kernel dropped is left: nothing is waiting on it, and unlisten closes it) */
+    if (epoll_ctl(e->ep, EPOLL_CTL_MOD, g->ls[i].fd, &ev) != 0) continue;
+  }
+}
+
 static void pause_listener(struct engine *e, struct group *g) {
   if (g->paused) return;
   clock_gettime(CLOCK_MONOTONIC, &e->resume_at);
@@ -51,8 +60,7 @@ static void pause_listener(struct engine *e, struct group *g) {
     e->resume_at.tv_sec++;
     e->resume_at.tv_nsec -= 1000000000L;
   }
-  struct epoll_event ev = {.events = 0, .data.ptr = &g->w};
-  epoll_ctl(e->ep, EPOLL_CTL_MOD, g->lfd, &ev);
+  watch_listeners(e, g, 0);
   g->paused = true;
   g->paused_next = e->paused;
   e->paused = g;
@@ -61,9 +69,7 @@ static void pause_listener(struct engine *e, struct group *g) {
 void resume_listeners(struct engine *e) {
   for (struct group *g = e->paused; g; g = g->paused_next) {
     g->paused = false;
-    if (g->lfd < 0) continue;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &g->w};
-    epoll_ctl(e->ep, EPOLL_CTL_MOD, g->lfd, &ev);
+    watch_listeners(e, g, EPOLLIN);
   }
   e->paused = NULL;
 }
@@ -157,13 +163,15 @@ bool allowed(const struct group *g, const struct sockaddr_storage *ss) {
   return false;
 }
 
-void accept_some(struct engine *e, struct group *g) {
+void accept_some(struct engine *e, struct listener *l) {
+  struct group *g = l->g;
   int ceiling = fd_ceiling();
-  for (int i = 0; i < ACCEPT_BATCH && g->lfd >= 0; i++) {
+  /* (l->fd is checked each time: unlisten sets it to -1, and keeps l until the turn's end) */
+  for (int i = 0; i < ACCEPT_BATCH && l->fd >= 0; i++) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     ss.ss_family = AF_UNSPEC;
-    int fd = accept4(g->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= ceiling) {
       /* into the daemon's reserve: this client is turned away as if the fds had run out */
       reset_close(fd);

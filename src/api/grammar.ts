@@ -9,7 +9,7 @@ import { UsageError } from '../common/errors';
 import { parseCidr } from './cidr';
 import { parseDuration } from './duration';
 import { splitPlan } from './splitwords';
-import { parseUrl, type UrlParts } from './url';
+import { parseUrl, portCount, type UrlParts } from './url';
 
 export { parseDuration };
 
@@ -257,6 +257,7 @@ export function parsePlan(actions: readonly Action[]): Plan {
       'idle needs a trigger: what the trigger runs is what idle releases (e.g. url :3306 idle 10m trigger docker-run IMAGE)',
     );
   }
+  checkRanges(plan);
   return plan;
 }
 
@@ -281,6 +282,67 @@ function checkReady(plan: Plan, ready: ReadyCheck): void {
     throw new UsageError(
       'ready banner reads the first bytes of a stream: a UDP tail has none (use health or exec)',
     );
+}
+
+/** Does a plan, or one under it, have a port range? */
+function hasRange(plan: Plan): boolean {
+  return [...plan.init, ...(plan.trigger ?? [])].some(
+    (s) => (s.op === 'url' && s.url.portEnd !== undefined) || ('plan' in s && hasRange(s.plan)),
+  );
+}
+
+/** The last url of a side that named a port (its range, if any): the port the end ends up with. */
+function lastPort(steps: readonly Step[], side: Side): UrlParts | undefined {
+  let found: UrlParts | undefined;
+  for (const s of steps) if (s.op === 'url' && s.side === side && s.url.port !== undefined) found = s.url;
+  return found;
+}
+
+/**
+ * Port ranges (SPEC.md "Port ranges"): a tail range has the head range's length (port i to
+ * port i) and needs one; a range segment has one tail and no leg to a peer or a child (those
+ * carry one port: they would half-work, so they are refused here, before anything is made).
+ */
+function checkRanges(plan: Plan): void {
+  const steps = [...plan.init, ...(plan.trigger ?? [])];
+  for (const s of steps)
+    if ('plan' in s && hasRange(s.plan))
+      throw new UsageError(
+        `a port range cannot be in a "${s.op}" segment yet (its leg carries one port): make a segment per port`,
+      );
+  const head = lastPort(plan.init, 'head');
+  const tail = lastPort(steps, 'tail');
+  const headRange = head?.portEnd !== undefined;
+  if (tail?.portEnd !== undefined) {
+    if (!headRange)
+      throw new UsageError(
+        `tail url :${tail.port}-${tail.portEnd}: a tail range needs a head range of the same length (url :A-B)`,
+      );
+    if (portCount(tail) !== portCount(head!))
+      throw new UsageError(
+        `tail url :${tail.port}-${tail.portEnd} has ${portCount(tail)} ports but the head :${head!.port}-${head!.portEnd} has ${portCount(head!)}: give the same length, or one tail port`,
+      );
+  }
+  if (!headRange) return;
+  const range = `url :${head!.port}-${head!.portEnd}`;
+  for (const s of steps) {
+    if (s.op === 'also' || s.op === 'docker-label')
+      throw new UsageError(`${range}: a port range takes one tail (not "${s.op}")`);
+    if (
+      s.op === 'remote' ||
+      s.op === 'tunnel' ||
+      s.op === 'udptunnel' ||
+      s.op === 'child' ||
+      s.op === 'chain'
+    )
+      throw new UsageError(
+        `${range}: a port range cannot have "${s.op}" yet (it carries one port): make a segment per port`,
+      );
+    if (s.op === 'transparent')
+      throw new UsageError(
+        `${range}: a port range cannot have a transparent tail yet: make a segment per port`,
+      );
+  }
 }
 
 /** The head's protocol, as its last head url says (undefined: none given). */

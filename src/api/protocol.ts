@@ -52,6 +52,8 @@ export const endpointSchema = z.object({
   ns: z.string().nullable(),
   host: z.string(),
   port: z.number().int(),
+  /** A port range's last port (`port` is its first). */
+  portEnd: z.number().int().optional(),
   path: z.string().optional(),
   container: z.string().optional(),
   peer: z.string().optional(),

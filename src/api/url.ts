@@ -25,6 +25,11 @@ export interface UrlParts {
   ns?: string;
   host?: string;
   port?: number;
+  /**
+   * A port range `:A-B` (SPEC.md "Port ranges"): `port` is A, this is B. A head listens on
+   * every port of it; a tail range of the same length takes head port i to tail port i.
+   */
+  portEnd?: number;
   /** A unix socket: `/absolute/path`, or `@name` in the abstract namespace. */
   path?: string;
   /** The file mode of a unix head's socket file (`?mode=0600`). */
@@ -37,6 +42,28 @@ const ABSTRACT_MAX = 107;
 const PATH_MAX = 4095;
 
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$/;
+
+/** The most ports one range may hold (SPEC.md: up to 10,000). */
+export const MAX_RANGE = 10000;
+
+/** How many ports a URL names: B - A + 1 for a range, else 1. */
+export function portCount(url: { port?: number; portEnd?: number }): number {
+  return url.portEnd === undefined || url.port === undefined ? 1 : url.portEnd - url.port + 1;
+}
+
+/** `A-B` as a range: both ends 1-65535, A <= B, at most MAX_RANGE ports. */
+function parseRange(text: string, what: string): { port: number; portEnd: number } {
+  const [a, b] = text.split('-', 2).map((t) => parsePort(t, what));
+  if (a === 0 || b === 0)
+    throw new UsageError(`${what}: port 0 cannot be in a range (it means "any free port"): start at 1`);
+  if (b < a)
+    throw new UsageError(`${what}: the range ends (${b}) before it starts (${a}): write it as ${b}-${a}`);
+  if (b - a + 1 > MAX_RANGE)
+    throw new UsageError(
+      `${what}: the range has ${b - a + 1} ports, more than ${MAX_RANGE.toLocaleString('en')}: split it into several segments`,
+    );
+  return { port: a, portEnd: b };
+}
 
 /** Parse a port number 0-65535; throws UsageError naming what it belongs to. */
 export function parsePort(text: string, what: string): number {
@@ -94,7 +121,8 @@ export function parseUrl(text: string): UrlParts {
     }
   }
   if (host !== '') out.host = host;
-  if (port !== undefined) out.port = parsePort(port, `url "${text}"`);
+  if (port !== undefined && /^\d+-\d+$/.test(port)) Object.assign(out, parseRange(port, `url "${text}"`));
+  else if (port !== undefined) out.port = parsePort(port, `url "${text}"`);
   return out;
 }
 
@@ -145,10 +173,16 @@ function parseUnix(text: string, rest: string): UrlParts {
   return out;
 }
 
-/** Format an address as a URL: `tcp://[ns@]host:port`, brackets around IPv6. */
-export function formatUrl(proto: Protocol, host: string, port: number, ns?: string): string {
+/** Format an address as a URL: `tcp://[ns@]host:port` (`:A-B` given `portEnd`), brackets around IPv6. */
+export function formatUrl(
+  proto: Protocol,
+  host: string,
+  port: number,
+  ns?: string,
+  portEnd?: number,
+): string {
   const h = net.isIPv6(host) ? `[${host}]` : host;
-  return `${proto}://${ns ? `${ns}@` : ''}${h}:${port}`;
+  return `${proto}://${ns ? `${ns}@` : ''}${h}:${port}${portEnd === undefined ? '' : `-${portEnd}`}`;
 }
 
 /** Format a unix socket as a URL: `unix://[ns@]/path` or `unix://[ns@]@name`. */

@@ -42,14 +42,17 @@ const MAX_MANIFEST = 16 * 1024 * 1024;
 interface Manifest {
   pid: number;
   api: { address: string; fd: number }[];
-  /** (identity: a unix head's socket file, which the successor removes when it deletes it) */
-  heads: { segment: string; proto: Protocol; fd: number; identity?: string }[];
+  /**
+   * (identity: a unix head's socket file, which the successor removes when it deletes it;
+   * count: a port range's sockets, `count` descriptors from `fd` in port order; absent: one)
+   */
+  heads: { segment: string; proto: Protocol; fd: number; count?: number; identity?: string }[];
 }
 
-/** What a running daemon hands over. */
+/** What a running daemon hands over (a head's fds: one, or a port range's in port order). */
 export interface Listening {
   api: { address: string; fd: number }[];
-  heads: { segment: string; proto: Protocol; fd: number; identity?: string }[];
+  heads: { segment: string; proto: Protocol; fds: readonly number[]; identity?: string }[];
 }
 
 /** The old daemon's creates and deletes (SegmentManager.gate). */
@@ -111,16 +114,17 @@ export class TakeoverPoint {
     }
     try {
       const { api, heads } = this.listening();
-      const fds = [...api.map((a) => a.fd), ...heads.map((h) => h.fd)];
+      const fds = [...api.map((a) => a.fd), ...heads.flatMap((h) => h.fds)];
+      let at = api.length;
       const manifest: Manifest = {
         pid: process.pid,
         api: api.map((a, i) => ({ address: a.address, fd: i })),
-        heads: heads.map((h, i) => ({
-          segment: h.segment,
-          proto: h.proto,
-          fd: api.length + i,
-          identity: h.identity,
-        })),
+        heads: heads.map((h) => {
+          const fd = at;
+          at += h.fds.length;
+          const count = h.fds.length > 1 ? h.fds.length : undefined;
+          return { segment: h.segment, proto: h.proto, fd, count, identity: h.identity };
+        }),
       };
       // (the socket's fd, as libuv holds it: sendmsg is the only way to pass descriptors)
       const sockFd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
@@ -167,7 +171,7 @@ export class TakeoverPoint {
 /** What the new daemon received. */
 export class Handed implements HandedSockets {
   private readonly api = new Map<string, number>();
-  private readonly heads = new Map<string, number>();
+  private readonly heads = new Map<string, number[]>();
   private readonly identities = new Map<string, string>();
 
   constructor(
@@ -178,7 +182,7 @@ export class Handed implements HandedSockets {
   ) {
     for (const a of manifest.api) this.api.set(a.address, fds[a.fd]);
     for (const h of manifest.heads) {
-      this.heads.set(`${h.segment}/${h.proto}`, fds[h.fd]);
+      this.heads.set(`${h.segment}/${h.proto}`, fds.slice(h.fd, h.fd + (h.count ?? 1)));
       if (h.identity) this.identities.set(h.segment, h.identity);
     }
   }
@@ -187,7 +191,7 @@ export class Handed implements HandedSockets {
     return this.identities.get(segmentId);
   }
 
-  take(segmentId: string, proto: Protocol): number | undefined {
+  take(segmentId: string, proto: Protocol): number[] | undefined {
     const key = `${segmentId}/${proto}`;
     const fd = this.heads.get(key);
     this.heads.delete(key);
@@ -207,7 +211,7 @@ export class Handed implements HandedSockets {
    */
   ready(): string[] {
     const unused = [...this.api.keys(), ...this.heads.keys()];
-    for (const fd of [...this.api.values(), ...this.heads.values()]) closeQuietly(fd);
+    for (const fd of [...this.api.values(), ...[...this.heads.values()].flat()]) closeQuietly(fd);
     this.api.clear();
     this.heads.clear();
     try {
@@ -220,7 +224,7 @@ export class Handed implements HandedSockets {
 
   /** Give up (startup failed): the old daemon sees the socket close and goes on. */
   abandon(): void {
-    for (const fd of [...this.api.values(), ...this.heads.values(), this.sock]) closeQuietly(fd);
+    for (const fd of [...this.api.values(), ...[...this.heads.values()].flat(), this.sock]) closeQuietly(fd);
   }
 }
 
@@ -252,7 +256,7 @@ export function takeOver(path: string): Handed {
       if (len > MAX_MANIFEST) throw new Error('manifest too large');
       if (data.length < m + 5 + len) continue;
       const manifest = JSON.parse(data.subarray(m + 5, m + 5 + len).toString('utf8')) as Manifest;
-      const wanted = manifest.api.length + manifest.heads.length;
+      const wanted = manifest.api.length + manifest.heads.reduce((n, h) => n + (h.count ?? 1), 0);
       if (fds.length !== wanted)
         throw new Error(`received ${fds.length} sockets, the manifest names ${wanted}`);
       return new Handed(manifest.pid, sock, manifest, fds);

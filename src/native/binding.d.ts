@@ -104,6 +104,8 @@ export interface NativeTail {
   mark?: number;
   /** The name source affinity hashes (the default: the address); pickTail hashes the same. */
   key?: string;
+  /** 1: a port range's tail: a client of the head's port i is dialed at port + i (0, the default: port). */
+  span?: 0 | 1;
 }
 
 /** One slot as pickTail sees it (null: empty). */
@@ -203,8 +205,11 @@ export interface NativeBinding {
     allow?: Buffer | null,
     wakeOnData?: boolean,
   ): GroupHandle;
-  /** The engine owns the listening fd from now on. */
-  groupListen(engine: EngineHandle, group: GroupHandle, fd: number): void;
+  /**
+   * The engine owns the listening fd from now on, or every fd of an array: a port range's, in
+   * port order (a client's place in it is its port less the first's: a `span` tail adds it).
+   */
+  groupListen(engine: EngineHandle, group: GroupHandle, fd: number | number[]): void;
   /** Stop accepting (the listening fd is closed); open connections go on. */
   groupUnlisten(engine: EngineHandle, group: GroupHandle): void;
   /**

@@ -107,6 +107,8 @@ export interface EngineTail {
   mark?: number;
   /** The name source affinity hashes (the JavaScript mover's pick hashes the same; default: the address). */
   key?: string;
+  /** A port range's tail: a client of the head's port i goes to port + i. */
+  span?: boolean;
 }
 
 /**
@@ -135,9 +137,12 @@ export class EngineGroup {
     readonly events: GroupEvents,
   ) {}
 
-  /** The engine accepts on this listening fd from now on (it owns the fd). */
-  listen(fd: number): void {
-    native().groupListen(this.engine.handle, this.handle, fd);
+  /**
+   * The engine accepts on these listening fds from now on (it owns them): one, or a port
+   * range's in port order, held by the engine as one group.
+   */
+  listen(fds: readonly number[]): void {
+    native().groupListen(this.engine.handle, this.handle, fds.length === 1 ? fds[0] : [...fds]);
   }
 
   /** Stop accepting; open connections go on. */
@@ -161,8 +166,11 @@ export class EngineGroup {
     let given = null;
     if (tail !== null) {
       const { nsFd, host, port, path, rootFd, proxy, mark, key } = tail;
+      const span = tail.span ? (1 as const) : undefined;
       given =
-        path !== undefined ? { nsFd, path, rootFd, proxy, key } : { nsFd, host, port, proxy, mark, key };
+        path !== undefined
+          ? { nsFd, path, rootFd, proxy, key }
+          : { nsFd, host, port, proxy, mark, key, span };
     }
     const seq = native().groupTail(engine.handle, handle, slot, given);
     // (an event is awaited: the engine keeps Node's loop alive until it comes)

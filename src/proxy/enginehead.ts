@@ -22,8 +22,8 @@ export class EngineHead extends HeadBase {
   /** Each slot's generation: one more at each setTailSlot (a count for the old tail is not the new one's). */
   private readonly slotGen: number[] = [];
 
-  constructor(engine: Engine, fd: number, opts: HeadOptions) {
-    super(opts, fd);
+  constructor(engine: Engine, fds: readonly number[], opts: HeadOptions) {
+    super(opts, fds);
     this.group = engine.group(
       opts.maxConnections,
       opts.unixName,
@@ -57,8 +57,9 @@ export class EngineHead extends HeadBase {
     };
   }
 
-  protected listenOn(fd: number): void {
-    this.group.listen(fd);
+  protected listenOn(fds: readonly number[]): void {
+    // (a port range's sockets: one group in the engine, not an object per port)
+    this.group.listen(fds);
   }
 
   protected unlistenMover(): void {
@@ -94,6 +95,7 @@ export class EngineHead extends HeadBase {
         rootFd: path === undefined ? undefined : rootFd,
         proxy: tail.proxy,
         mark: tail.mark,
+        span: tail.span,
         // (the same key as the balancer's: a client maps to the same tail with either mover)
         key,
       });
@@ -263,16 +265,16 @@ export class EngineHead extends HeadBase {
     };
   }
 
-  relisten(fd: number): void {
-    // the engine runs the two in order: the old fd is closed before the new one is watched
-    this.swapFd(fd);
+  relisten(fds: readonly number[]): void {
+    // the engine runs the two in order: the old fds are closed before the new ones are watched
+    this.swapFd(fds);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (!this.moverListens) this.letGo(); // (an fd the engine never had is closed here)
-    this.fd = -1;
+    if (!this.moverListens) this.letGo(); // (fds the engine never had are closed here)
+    this.fds = [];
     this.destroyStreams();
     for (const [fd, waiter] of [...this.held]) {
       this.held.delete(fd);

@@ -43,10 +43,16 @@ export interface TailTarget {
   /** The filesystem root a unix `/path` is looked up in, opened (an fd the caller closes). */
   openRoot?(): Promise<number>;
   /**
-   * A socket connected to the tail from the daemon (rejects with the errno code; ETIMEDOUT
-   * when a TCP tail has not answered within `timeoutMs`).
+   * A port range's tail (SPEC.md "Port ranges"): a client of the head's port i (its place in
+   * the range: `portOffset`) goes to `port` + i. Absent: every client goes to `port`.
    */
-  connect(timeoutMs?: number): Promise<net.Socket>;
+  span?: boolean;
+  /**
+   * A socket connected to the tail from the daemon (rejects with the errno code; ETIMEDOUT
+   * when a TCP tail has not answered within `timeoutMs`); `portOffset`: the client's place in
+   * a range head (a span tail adds it to its port).
+   */
+  connect(timeoutMs?: number, portOffset?: number): Promise<net.Socket>;
   /** How the tail is named in messages. */
   what: string;
 }
@@ -117,10 +123,10 @@ export interface HeadOptions {
  */
 export interface Head {
   /**
-   * The listening socket while the head listens (-1 after): a daemon taking over gets a copy.
-   * The head still owns it.
+   * The listening sockets while the head listens (none after): one, or a port range's in port
+   * order. A daemon taking over gets a copy; the head still owns them.
    */
-  readonly fd: number;
+  readonly fds: readonly number[];
   /** Start accepting (reading datagrams): once, after the tail is set or the trigger armed. */
   accept(): void;
   /** Stop accepting at once (the port is free); open connections go on until close(). */
@@ -160,10 +166,10 @@ export interface TcpHead extends Head {
   attachable?(id: string, owner: string): void;
   stats(): GroupStats;
   /**
-   * Accept on this listening fd from now on (which the head owns), in place of the one it
+   * Accept on these listening fds from now on (which the head owns), in place of the ones it
    * had (closed if still open): the head moved to a new namespace. Connections and counters stay.
    */
-  relisten(fd: number): void;
+  relisten(fds: readonly number[]): void;
 }
 /** A tail's counters, as `tailStats` gives them. */
 export interface TailStats {
@@ -174,9 +180,14 @@ export interface TailStats {
   failedAt: number;
 }
 /**
- * Open a head on a listening fd (which it owns from now on); it accepts once told to
- * (accept()): until then clients wait in the socket's backlog.
+ * Open a head on a listening fd, or a port range's fds in port order (which it owns from now
+ * on); it accepts once told to (accept()): until then clients wait in the sockets' backlog.
  */
-export function openTcpHead(engine: Engine | null, fd: number, opts: HeadOptions): TcpHead {
-  return engine ? new EngineHead(engine, fd, opts) : new NodeHead(fd, opts);
+export function openTcpHead(
+  engine: Engine | null,
+  fd: number | readonly number[],
+  opts: HeadOptions,
+): TcpHead {
+  const fds = typeof fd === 'number' ? [fd] : fd;
+  return engine ? new EngineHead(engine, fds, opts) : new NodeHead(fds, opts);
 }

@@ -87,13 +87,19 @@ export abstract class HeadBase implements TcpHead {
   protected closed = false;
   /** Set by accept(): connections are welcome (a listening fd given later is accepted on too). */
   protected accepting = false;
-  /** The mover has the listening fd (until then it is the head's own, unread). */
+  /** The mover has the listening fds (until then they are the head's own, unread). */
   protected moverListens = false;
 
+  /** `fds`: the listening sockets, one, or a port range's in port order (empty: none). */
   constructor(
     protected readonly opts: HeadOptions,
-    public fd: number,
+    public fds: readonly number[],
   ) {}
+
+  /** The first listening fd (-1: none). */
+  get fd(): number {
+    return this.fds[0] ?? -1;
+  }
 
   async setTail(tail: TailTarget | null): Promise<void> {
     const emptied: Promise<void>[] = [];
@@ -140,11 +146,11 @@ export abstract class HeadBase implements TcpHead {
 
   abstract adopt(stream: Duplex, origin?: Origin): Client | undefined;
   abstract stats(): GroupStats;
-  abstract relisten(fd: number): void;
+  abstract relisten(fds: readonly number[]): void;
   abstract close(): Promise<void>;
-  /** Hand the listening fd to the mover, which accepts on it from now on. */
-  protected abstract listenOn(fd: number): void;
-  /** The mover stops accepting on its fd (and closes it). */
+  /** Hand the listening fds to the mover, which accepts on them from now on. */
+  protected abstract listenOn(fds: readonly number[]): void;
+  /** The mover stops accepting on its fds (and closes them). */
   protected abstract unlistenMover(): void;
 
   accept(): void {
@@ -153,36 +159,36 @@ export abstract class HeadBase implements TcpHead {
     this.give();
   }
 
-  /** The mover takes the listening fd, if there is one and connections are welcome. */
+  /** The mover takes the listening fds, if there are any and connections are welcome. */
   private give(): void {
-    if (!this.accepting || this.moverListens || this.closed || this.fd < 0) return;
+    if (!this.accepting || this.moverListens || this.closed || this.fds.length === 0) return;
     this.moverListens = true;
-    this.listenOn(this.fd);
+    this.listenOn(this.fds);
   }
 
   stopListening(): void {
     this.letGo();
   }
 
-  /** No more listening: the mover lets go of the fd, or (never given it) it is closed here. */
+  /** No more listening: the mover lets go of the fds, or (never given them) they are closed here. */
   protected letGo(): void {
     if (this.moverListens) this.unlistenMover();
-    else if (this.fd >= 0) closeQuietly(this.fd);
+    else for (const fd of this.fds) closeQuietly(fd);
     this.moverListens = false;
-    this.fd = -1;
+    this.fds = [];
   }
 
   /**
-   * Listen on a new fd in place of the old (the head moved to a new namespace): accepted on
+   * Listen on new fds in place of the old (the head moved to a new namespace): accepted on
    * at once if accept() was called, else kept for it.
    */
-  protected swapFd(fd: number): void {
+  protected swapFd(fds: readonly number[]): void {
     if (this.closed) {
-      fs.closeSync(fd);
+      for (const fd of fds) fs.closeSync(fd);
       return;
     }
     this.letGo();
-    this.fd = fd;
+    this.fds = fds;
     this.give();
   }
 
@@ -195,6 +201,7 @@ export abstract class HeadBase implements TcpHead {
   protected async dialJs(
     client?: string,
     origin?: () => Origin | undefined,
+    portOffset = 0,
   ): Promise<{ socket: net.Socket; closed: () => void }> {
     if (!this.hasTail) throw new WormholeError('NO_TAIL', 'the segment has no tail yet');
     const once = async (leftMs: number): Promise<{ socket: net.Socket; closed: () => void }> => {
@@ -206,7 +213,8 @@ export abstract class HeadBase implements TcpHead {
         const stats = this.jsTails[i];
         try {
           // (each tail is given what is left of the dial timeout: one that drops SYNs is left)
-          const socket = await tail.connect(leftMs);
+          // (a port range's client: its place in the head's range, for a span tail)
+          const socket = await tail.connect(leftMs, portOffset);
           if (tail.proxy) socket.write(proxyHeader(tail.proxy, origin?.()));
           stats.total++;
           stats.open++;
@@ -294,8 +302,11 @@ export abstract class HeadBase implements TcpHead {
     return true;
   }
 
-  /** A stream served entirely by JavaScript (a peer's attach, or any client of NodeHead). */
-  protected streamClient(stream: Duplex, release: () => void, given?: Origin): Client {
+  /**
+   * A stream served entirely by JavaScript (a peer's attach, or any client of NodeHead);
+   * `portOffset`: a range head's client, its place in the range.
+   */
+  protected streamClient(stream: Duplex, release: () => void, given?: Origin, portOffset = 0): Client {
     const started = Date.now();
     const origin = (): Origin | undefined =>
       given ??
@@ -312,7 +323,7 @@ export abstract class HeadBase implements TcpHead {
         return origin();
       },
       toTail: async (onConnected) => {
-        const dialed = await this.dialJs(remoteOf(stream)?.replace(/:\d+$/, ''), origin);
+        const dialed = await this.dialJs(remoteOf(stream)?.replace(/:\d+$/, ''), origin, portOffset);
         const up = dialed.socket;
         this.js.dialOkAt = Date.now();
         if (this.closed || stream.destroyed) {

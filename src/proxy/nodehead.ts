@@ -1,5 +1,7 @@
 /**
  * A TCP head for where the engine could not start: Node accepts and pipe() moves (tcp.ts).
+ * A port range costs more here than in the engine: one net.Server per port (a libuv handle
+ * and its listeners each), where the engine holds a small struct per port.
  */
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -12,24 +14,26 @@ import type { Origin } from './proxyproto';
 
 /** The fallback: Node accepts and pipe() moves, as before the engine. */
 export class NodeHead extends HeadBase {
-  private server: net.Server | undefined;
+  /** One per listening fd (a port range: one per port, in port order). */
+  private servers: net.Server[] = [];
   /** Clients held for their first byte (`wake-on-data`). */
   private waiting = 0;
 
-  constructor(fd: number, opts: HeadOptions) {
-    super(opts, fd);
+  constructor(fds: readonly number[], opts: HeadOptions) {
+    super(opts, fds);
   }
 
-  protected listenOn(fd: number): void {
-    this.server = this.serverOn(fd);
+  protected listenOn(fds: readonly number[]): void {
+    this.servers = fds.map((fd, i) => this.serverOn(fd, i));
   }
 
   protected unlistenMover(): void {
-    if (this.server?.listening) this.server.close();
-    this.server = undefined;
+    for (const server of this.servers) if (server.listening) server.close();
+    this.servers = [];
   }
 
-  private serverOn(fd: number): net.Server {
+  /** A server on one listening fd; `offset`: its place in a port range (0: the first, or the only). */
+  private serverOn(fd: number, offset: number): net.Server {
     const allowed = this.opts.allow && cidrMatcher(this.opts.allow);
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
       socket.on('error', () => undefined);
@@ -39,8 +43,8 @@ export class NodeHead extends HeadBase {
         socket.resetAndDestroy();
         return;
       }
-      if (this.opts.wakeOnData) this.firstByte(socket);
-      else this.take(socket);
+      if (this.opts.wakeOnData) this.firstByte(socket, offset);
+      else this.take(socket, offset);
     });
     server.on('error', (err) => this.opts.onWarning('accept-error', errnoCode(err) ?? err.message));
     server.listen({ fd });
@@ -48,8 +52,8 @@ export class NodeHead extends HeadBase {
   }
 
   /** A client accepted: counted and served, or refused over the cap. */
-  private take(socket: net.Socket): void {
-    const client = this.adopt(socket);
+  private take(socket: net.Socket, offset: number): void {
+    const client = this.admit(socket, undefined, offset);
     if (!client) socket.resetAndDestroy();
     else this.opts.onClient(client);
   }
@@ -59,7 +63,7 @@ export class NodeHead extends HeadBase {
    * as the engine does; one that ends first is closed, never counted. Held ones are capped
    * on their own, as the engine's are.
    */
-  private firstByte(socket: net.Socket): void {
+  private firstByte(socket: net.Socket, offset: number): void {
     if (this.waiting >= this.opts.maxConnections) {
       this.js.refused++;
       this.opts.onWarning('refused');
@@ -85,12 +89,17 @@ export class NodeHead extends HeadBase {
       socket.pause();
       socket.unshift(chunk);
       letGo();
-      this.take(socket);
+      this.take(socket, offset);
     });
     socket.resume();
   }
 
   adopt(stream: Duplex, origin?: Origin): Client | undefined {
+    return this.admit(stream, origin, 0);
+  }
+
+  /** A client counted (or refused over the cap); `offset`: its place in a port range head. */
+  private admit(stream: Duplex, origin: Origin | undefined, offset: number): Client | undefined {
     if (this.closed || this.js.open >= this.opts.maxConnections) {
       this.js.refused++;
       this.opts.onWarning('refused');
@@ -99,28 +108,33 @@ export class NodeHead extends HeadBase {
     this.js.open++;
     this.js.total++;
     if (stream instanceof net.Socket) stream.setNoDelay(true);
-    return this.streamClient(stream, () => this.js.open--, origin);
+    return this.streamClient(stream, () => this.js.open--, origin, offset);
   }
 
   stats(): GroupStats {
     return { ...this.js };
   }
 
-  relisten(fd: number): void {
-    this.swapFd(fd);
+  relisten(fds: readonly number[]): void {
+    this.swapFd(fds);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const server = this.server;
-    this.server = undefined;
+    const servers = this.servers;
+    this.servers = [];
     if (!this.moverListens) this.letGo();
-    this.fd = -1;
-    const closed = new Promise<void>((resolve) => {
-      if (server?.listening) server.close(() => resolve());
-      else resolve();
-    });
+    this.fds = [];
+    const closed = Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            if (server.listening) server.close(() => resolve());
+            else resolve();
+          }),
+      ),
+    );
     this.destroyStreams();
     await closed;
   }

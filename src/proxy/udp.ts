@@ -88,7 +88,11 @@ interface Session {
   closed: boolean;
 }
 
-/** Relays datagrams between a head socket and per-client upstream sockets. */
+/**
+ * Relays datagrams between a head's sockets (one, or a port range's, in port order) and
+ * per-client upstream sockets: one session table for all of them, a session per client and
+ * head port, its upstream opened for the client's place in the range.
+ */
 export class UdpRelay extends UdpCounters {
   private readonly sessions = new Map<string, Session>();
   private closed = false;
@@ -96,8 +100,9 @@ export class UdpRelay extends UdpCounters {
   private opening = 0;
 
   /**
-   * @param head the bound head socket
-   * @param openUpstream makes a socket connected to a tail for a client address and port (may wait for a trigger)
+   * @param heads the bound head sockets (a port range's in port order)
+   * @param openUpstream makes a socket connected to a tail for a client address and port, and
+   *   the head port's place in the range (may wait for a trigger)
    * @param idleMs session idle time
    * @param onError told when a session could not be opened
    * @param maxSessions sessions at most; past it, `onRefused` is told of each dropped datagram
@@ -105,8 +110,12 @@ export class UdpRelay extends UdpCounters {
    * @param allowed whether a client address may open a session (`allow`); others are refused
    */
   constructor(
-    private readonly head: dgram.Socket,
-    private readonly openUpstream: (client: string, port: number) => Promise<DatagramUpstream>,
+    private readonly heads: readonly dgram.Socket[],
+    private readonly openUpstream: (
+      client: string,
+      port: number,
+      offset: number,
+    ) => Promise<DatagramUpstream>,
     private readonly idleMs: number,
     private readonly onError: (err: unknown) => void,
     private readonly maxSessions = Infinity,
@@ -115,7 +124,7 @@ export class UdpRelay extends UdpCounters {
     private readonly allowed?: (address: string) => boolean,
   ) {
     super();
-    head.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    heads.forEach((head, i) => head.on('message', (msg, rinfo) => this.onMessage(msg, rinfo, i)));
   }
 
   /** Number of live sessions. */
@@ -123,9 +132,11 @@ export class UdpRelay extends UdpCounters {
     return this.sessions.size;
   }
 
-  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  /** A datagram on head socket `at` (its place in a range). */
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo, at: number): void {
     if (this.closed) return;
-    const key = `${rinfo.address}|${rinfo.port}`;
+    // (one client to two ports of a range is two sessions: two tail ports)
+    const key = `${rinfo.address}|${rinfo.port}|${at}`;
     let s = this.sessions.get(key);
     if (!s) {
       // from elsewhere (`allow`): dropped before a session opens, so no trigger runs
@@ -145,7 +156,7 @@ export class UdpRelay extends UdpCounters {
       s = { queue: [], held: 0, closed: false };
       this.sessions.set(key, s);
       this.total++;
-      this.open(key, s, rinfo);
+      this.open(key, s, rinfo, at);
     }
     this.touch(key, s);
     this.datagramsUp++;
@@ -190,9 +201,9 @@ export class UdpRelay extends UdpCounters {
     s.timer.unref();
   }
 
-  private open(key: string, s: Session, rinfo: dgram.RemoteInfo): void {
+  private open(key: string, s: Session, rinfo: dgram.RemoteInfo, at: number): void {
     this.opening++;
-    this.openUpstream(rinfo.address, rinfo.port).then(
+    this.openUpstream(rinfo.address, rinfo.port, at).then(
       (up) => {
         this.opening--;
         if (s.closed || this.closed) {
@@ -207,7 +218,8 @@ export class UdpRelay extends UdpCounters {
           this.datagramsDown++;
           this.bytesDown += reply.length;
           this.lastActive = Date.now();
-          this.head.send(reply, rinfo.port, rinfo.address);
+          // (from the port the client sent to: it answers there)
+          this.heads[at].send(reply, rinfo.port, rinfo.address);
         });
         up.on('error', (err: NodeJS.ErrnoException) => {
           if (err.code === 'ECONNREFUSED' && s.unanswered && Date.now() < (s.resendUntil ?? 0)) {

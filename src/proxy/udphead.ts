@@ -1,7 +1,9 @@
 /**
- * A UDP head: a bound socket and the relay of its sessions (udp.ts), behind the same Head
- * face as a TCP head. A socket bound again in a container's new namespace replaces the old
- * one (relisten); what the old relay counted is handed to `retired` first, so counts go on.
+ * A UDP head: a bound socket (or a port range's, one per port) and the relay of its sessions
+ * (udp.ts), behind the same Head face as a TCP head. Sockets bound again in a container's new
+ * namespace replace the old ones (relisten); what the old relay counted is handed to
+ * `retired` first, so counts go on. A range here is one dgram.Socket per port (Node reads
+ * each): it costs more per port than a TCP range in the engine.
  */
 import type * as dgram from 'node:dgram';
 import { type Cidr, cidrMatcher } from '../api/cidr';
@@ -10,8 +12,11 @@ import { type DatagramUpstream, UdpRelay } from './udp';
 
 /** What a UDP head needs from its segment. */
 export interface UdpHeadOptions {
-  /** A session's upstream for a client address and port (may wait for a trigger, or the tail's container). */
-  openUpstream(client: string, port: number): Promise<DatagramUpstream>;
+  /**
+   * A session's upstream for a client address and port, and the head port's place in a range
+   * (0: the first, or the only); may wait for a trigger, or the tail's container.
+   */
+  openUpstream(client: string, port: number, offset: number): Promise<DatagramUpstream>;
   /** A session with no datagram either way for this long ends. */
   idleMs: number;
   /** Sessions at most; past it a datagram from a new address is dropped, and `onRefused` told. */
@@ -31,25 +36,26 @@ export interface UdpHeadOptions {
 
 /** A bound UDP socket relaying its datagrams to sessions' upstreams. */
 export class UdpHead implements Head {
-  private socket: dgram.Socket | undefined;
+  private sockets: dgram.Socket[] = [];
+  fds: readonly number[] = [];
   private current: UdpRelay | undefined;
   private closed = false;
 
-  /** Relay on this bound socket (its fd given with it, which the socket owns). */
+  /** Relay on these bound sockets (their fds given with them, which the sockets own), in port order. */
   constructor(
-    socket: dgram.Socket,
-    public fd: number,
+    sockets: dgram.Socket[],
+    fds: readonly number[],
     private readonly opts: UdpHeadOptions,
   ) {
-    this.use(socket, fd);
+    this.use(sockets, fds);
   }
 
-  private use(socket: dgram.Socket, fd: number): void {
+  private use(sockets: dgram.Socket[], fds: readonly number[]): void {
     const o = this.opts;
-    socket.on('error', (err) => o.onSocketError(err));
+    for (const socket of sockets) socket.on('error', (err) => o.onSocketError(err));
     this.current = new UdpRelay(
-      socket,
-      (client, port) => o.openUpstream(client, port),
+      sockets,
+      (client, port, offset) => o.openUpstream(client, port, offset),
       o.idleMs,
       (err) => o.onSessionError(err),
       o.maxSessions,
@@ -57,8 +63,8 @@ export class UdpHead implements Head {
       o.resendMs,
       o.allow && cidrMatcher(o.allow),
     );
-    this.socket = socket;
-    this.fd = fd;
+    this.sockets = sockets;
+    this.fds = fds;
   }
 
   /** The relay while the head listens (its counters, its sessions). */
@@ -80,19 +86,19 @@ export class UdpHead implements Head {
     this.current = undefined;
     this.opts.retired(relay);
     relay.close();
-    this.socket?.close();
-    this.socket = undefined;
-    this.fd = -1;
+    for (const socket of this.sockets) socket.close();
+    this.sockets = [];
+    this.fds = [];
   }
 
-  /** Relay on a socket bound again (the head's container moved to a new namespace). */
-  relisten(socket: dgram.Socket, fd: number): void {
+  /** Relay on sockets bound again (the head's container moved to a new namespace). */
+  relisten(sockets: dgram.Socket[], fds: readonly number[]): void {
     this.stopListening();
     if (this.closed) {
-      socket.close();
+      for (const socket of sockets) socket.close();
       return;
     }
-    this.use(socket, fd);
+    this.use(sockets, fds);
   }
 
   /** End every session; the next datagram from a client opens a new one. */

@@ -61,8 +61,8 @@ export interface RecordStore {
  * a segment built again listens on its predecessor's socket instead of binding a new one.
  */
 export interface HandedSockets {
-  /** The fd for this segment's head, once (undefined: bind a new one). */
-  take(segmentId: string, proto: Protocol): number | undefined;
+  /** The fds for this segment's head (a port range's in port order), once (undefined: bind new ones). */
+  take(segmentId: string, proto: Protocol): number[] | undefined;
   /** A unix head's socket file identity, as its predecessor bound it (to remove it at delete). */
   identity?(segmentId: string): string | undefined;
 }

@@ -21,6 +21,8 @@ export interface Draft {
   nsLabel?: string;
   host?: string;
   port?: number;
+  /** The last port of a range `:port-portEnd` (SPEC.md "Port ranges"); undefined: one port. */
+  portEnd?: number;
   /** The container whose namespace this is, if any. */
   container?: string;
   /** That container's full id when it was looked up (events name containers by it). */
@@ -44,6 +46,11 @@ export interface Endpoint {
   nsLabel?: string;
   host: string;
   port: number;
+  /**
+   * A range's last port: a head listens on port..portEnd; a tail takes head port i to tail
+   * port i (port + i - the head's port). Undefined: one port (a tail's takes every head port).
+   */
+  portEnd?: number;
   container?: string;
   containerId?: string;
   /** A unix socket's address (host is '' and port 0 then). */
@@ -75,7 +82,10 @@ export const DEFAULT_MODE = 0o660;
 export function applyUrl(draft: Draft, url: UrlParts, checkNs = true): void {
   if (url.proto) draft.proto = url.proto;
   if (url.host !== undefined) draft.host = url.host;
-  if (url.port !== undefined) draft.port = url.port;
+  if (url.port !== undefined) {
+    draft.port = url.port;
+    draft.portEnd = url.portEnd; // (a single port after a range ends the range)
+  }
   if (url.path !== undefined) draft.path = url.path;
   if (url.mode !== undefined) draft.mode = url.mode;
   if (url.ns !== undefined) {
@@ -112,6 +122,7 @@ export async function resolveHead(d: Draft): Promise<Endpoint> {
     nsLabel: d.nsLabel,
     host: await resolveHost(d.host ?? DEFAULT_HOST),
     port: d.port ?? 0,
+    portEnd: d.portEnd,
     container: d.container,
     containerId: d.containerId,
   };
@@ -133,6 +144,8 @@ export async function resolveTail(d: Draft, head: Draft): Promise<Endpoint> {
     return { ...unixEnd(d, address), proxy: d.proxy, transparent: d.transparent };
   }
   const port = d.port ?? head.port ?? 0;
+  // a tail with no port of its own takes the head's: a head range, port i to port i
+  const portEnd = d.port !== undefined ? d.portEnd : head.portEnd;
   if (port === 0) {
     throw new WormholeError('TAIL_NO_PORT', 'the tail has no port: name one, e.g. "tail url :80"');
   }
@@ -142,6 +155,7 @@ export async function resolveTail(d: Draft, head: Draft): Promise<Endpoint> {
     nsLabel: d.nsLabel,
     host: await resolveHost(d.host ?? (await defaultTailHost(d))),
     port,
+    portEnd,
     container: d.container,
     containerId: d.containerId,
     proxy: d.proxy,
@@ -212,7 +226,10 @@ export function checkNotSelf(head: Endpoint, boundPort: number, tail: Endpoint):
   }
   const sameNs = namespaceIdentity(head.ns) === namespaceIdentity(tail.ns);
   const sameHost = head.host === tail.host || wildcard(head.host);
-  if (head.proto === tail.proto && sameNs && sameHost && boundPort === tail.port) {
+  // (ranges: any port in both would reach itself)
+  const headEnd = boundPort + (head.portEnd ?? head.port) - head.port;
+  const overlaps = boundPort <= (tail.portEnd ?? tail.port) && tail.port <= headEnd;
+  if (head.proto === tail.proto && sameNs && sameHost && overlaps) {
     throw new WormholeError(
       'SELF_PROXY',
       `the tail ${describe(tail)} is the head itself: it would proxy to itself; give the tail another port, host or namespace`,
@@ -220,12 +237,12 @@ export function checkNotSelf(head: Endpoint, boundPort: number, tail: Endpoint):
   }
 }
 
-/** A URL for display: `tcp://[ns@]host:port`, `unix://[ns@]/path`. */
+/** A URL for display: `tcp://[ns@]host:port` (`:A-B` for a range), `unix://[ns@]/path`. */
 export function describe(e: Endpoint, port = e.port): string {
   // a full container id is shortened as docker does; a name is shown as it is
   const container =
     e.container && /^[0-9a-f]{64}$/.test(e.container) ? e.container.slice(0, 12) : e.container;
   const ns = container ? `docker:${container}` : e.nsLabel;
   if (e.proto === 'unix') return formatUnixUrl(e.path ?? '', ns);
-  return formatUrl(e.proto, e.host, port, ns);
+  return formatUrl(e.proto, e.host, port, ns, e.portEnd);
 }

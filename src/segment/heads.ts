@@ -15,6 +15,7 @@ import type { DatagramUpstream, UdpRelay } from '../proxy/udp';
 import { UdpHead } from '../proxy/udphead';
 import type { SegmentContext } from './context';
 import type { Endpoint } from './endpoint';
+import { bindAll, rangeCount, tailPortFor } from './range';
 import { accessLog } from './stats';
 import { bindStreamHead, releaseStreamHead } from './streamends';
 import { isStream } from '../api/url';
@@ -31,8 +32,8 @@ export interface HeadHost {
   readonly wakeOnData?: boolean;
   /** A TCP client to take to the tail. */
   serve(client: Client): void;
-  /** A UDP session's upstream for a client address and port. */
-  openUpstream(client: string, port: number): Promise<DatagramUpstream>;
+  /** A UDP session's upstream for a client address and port, and the head port's place in a range. */
+  openUpstream(client: string, port: number, offset: number): Promise<DatagramUpstream>;
   /** A UDP relay closed: keep its counts. */
   retired(relay: UdpRelay): void;
   /** The tail as the access log names it. */
@@ -41,8 +42,9 @@ export interface HeadHost {
 
 /**
  * An end's container runs again: its head (`heads`, TCP or UDP) listens on the same address
- * and port (`port`) in the new namespace (`head.ns`), unless `live` says the segment stopped
- * listening meanwhile (then what was bound goes, and undefined). A unix head's new file identity.
+ * and port (`port`; every port of a range) in the new namespace (`head.ns`), unless `live`
+ * says the segment stopped listening meanwhile (then what was bound goes, and undefined). A
+ * unix head's new file identity.
  */
 export async function relistenHead(
   head: Endpoint,
@@ -52,29 +54,29 @@ export async function relistenHead(
   log: Logger,
 ): Promise<{ identity?: string } | undefined> {
   if (isStream(head.proto)) {
-    const { fd, identity } = await bindStreamHead(head, port);
+    const { fds, identity } = await bindStreamHead(head, port);
     if (!live() || !heads.tcp) {
-      fs.closeSync(fd);
+      for (const fd of fds) fs.closeSync(fd);
       await releaseStreamHead(head, identity, log);
       return undefined;
     }
-    heads.tcp.relisten(fd);
+    heads.tcp.relisten(fds);
     return { identity };
   }
   heads.udp?.stopListening();
-  const { socket, fd } = await bindUdp(head.ns, head.host, port);
+  const { sockets, fds } = await bindUdpHead(head, port);
   if (!live() || !heads.udp) {
-    socket.close();
+    for (const socket of sockets) socket.close();
     return undefined;
   }
-  heads.udp.relisten(socket, fd);
+  heads.udp.relisten(sockets, fds);
   return {};
 }
 
-/** A TCP or unix head on a listening fd. */
-export function openStreamHead(host: HeadHost, head: Endpoint, fd: number): TcpHead {
+/** A TCP or unix head on its listening fds (a port range's in port order). */
+export function openStreamHead(host: HeadHost, head: Endpoint, fds: readonly number[]): TcpHead {
   const { ctx, id, warn } = host;
-  const opened = openTcpHead(ctx.engine, fd, {
+  const opened = openTcpHead(ctx.engine, fds, {
     unixName: head.proto === 'unix' ? head.path : undefined,
     maxConnections: ctx.maxConnections,
     dialTimeoutMs: ctx.dialTimeoutMs,
@@ -103,11 +105,29 @@ export function openStreamHead(host: HeadHost, head: Endpoint, fd: number): TcpH
   return opened;
 }
 
-/** A UDP head on a bound socket. */
-export function openUdpHead(host: HeadHost, socket: dgram.Socket, fd: number): UdpHead {
+/**
+ * A UDP head's sockets bound at `port` (every port of a range, all or nothing), in port
+ * order; or the ones a predecessor handed over (`handed`), taken as they are.
+ */
+export async function bindUdpHead(
+  head: Endpoint,
+  port: number,
+  handed?: readonly number[],
+): Promise<{ sockets: dgram.Socket[]; fds: number[] }> {
+  const bound = await bindAll(
+    port,
+    handed?.length ?? rangeCount(head),
+    (p) => bindUdp(head.ns, head.host, p, handed?.[p - port]),
+    (b) => b.socket.close(),
+  );
+  return { sockets: bound.map((b) => b.socket), fds: bound.map((b) => b.fd) };
+}
+
+/** A UDP head on its bound sockets (a port range's in port order). */
+export function openUdpHead(host: HeadHost, sockets: dgram.Socket[], fds: readonly number[]): UdpHead {
   const { ctx, id, warn } = host;
-  return new UdpHead(socket, fd, {
-    openUpstream: (client, port) => host.openUpstream(client, port),
+  return new UdpHead(sockets, fds, {
+    openUpstream: (client, port, offset) => host.openUpstream(client, port, offset),
     idleMs: ctx.udpIdleMs,
     maxSessions: ctx.maxUdpSessions,
     resendMs: ctx.dialTimeoutMs,
@@ -126,10 +146,12 @@ export function openUdpHead(host: HeadHost, socket: dgram.Socket, fd: number): U
 /**
  * A UDP socket connected to a local tail, made in its namespace; `from`: bound to a client's
  * own address and port instead, for a transparent tail (src/segment/transparent.ts).
+ * `offset`: the head port's place in a range (a tail range's port i).
  */
 export async function udpSocketTo(
   ep: Endpoint,
   from?: { host: string; port: number; mark: number },
+  offset = 0,
 ): Promise<dgram.Socket> {
   const any = ep.host.includes(':') ? '::' : '0.0.0.0';
   const up = from
@@ -137,7 +159,7 @@ export async function udpSocketTo(
     : (await bindUdp(ep.ns, any, 0)).socket;
   await new Promise<void>((resolve, reject) => {
     up.once('error', reject);
-    up.connect(ep.port, ep.host, () => {
+    up.connect(tailPortFor(ep, offset), ep.host, () => {
       up.off('error', reject);
       resolve();
     });

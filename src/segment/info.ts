@@ -78,6 +78,7 @@ function tailOf(v: SegmentView): SegmentInfo['tail'] {
       ns: e.nsLabel ?? (e.ns ? e.ns : null),
       host: e.host,
       port: e.port,
+      ...(e.portEnd !== undefined ? { portEnd: e.portEnd } : {}),
       path: e.path,
       container: e.container,
     };
@@ -102,6 +103,7 @@ export function segmentInfo(v: SegmentView): SegmentInfo {
       ns: h.nsLabel ?? h.ns,
       host: h.host,
       port: v.boundPort,
+      ...(h.portEnd !== undefined ? { portEnd: h.portEnd } : {}),
       path: h.path,
       container: h.container,
     },

@@ -386,8 +386,8 @@ export class SegmentManager {
   }
 
   /** Every head's listening socket, for a daemon taking over (the heads keep theirs). */
-  listeningSockets(): { segment: string; proto: Protocol; fd: number; identity?: string }[] {
-    const out: { segment: string; proto: Protocol; fd: number; identity?: string }[] = [];
+  listeningSockets(): { segment: string; proto: Protocol; fds: readonly number[]; identity?: string }[] {
+    const out: { segment: string; proto: Protocol; fds: readonly number[]; identity?: string }[] = [];
     for (const s of this.segments.values()) {
       const l = s.listeningFd();
       if (l) out.push({ segment: s.id, ...l });

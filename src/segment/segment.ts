@@ -8,7 +8,6 @@ import { type Protocol, isStream } from '../api/url';
 import { type Disposable, DisposableStack } from '../common/disposable';
 import { WormholeError, errorMessage } from '../common/errors';
 import { RateLimitedLog } from '../common/ratelog';
-import { bindUdp } from '../netns';
 import type { Client, Head, TcpHead } from '../proxy/head';
 import type { Origin } from '../proxy/proxyproto';
 import { UdpHead } from '../proxy/udphead';
@@ -23,7 +22,7 @@ import { bindStreamHead, releaseStreamHead, streamTarget } from './streamends';
 import { type SegmentDeps, type SegmentSpec, type Tail, checkSpec } from './spec';
 import { TailWait } from './tailwait';
 import { Trigger } from './trigger';
-import { type HeadHost, openStreamHead, openUdpHead, relistenHead } from './heads';
+import { type HeadHost, bindUdpHead, openStreamHead, openUdpHead, relistenHead } from './heads';
 import { joinRemote } from './remoteleg';
 import { UdpSide } from './udpside';
 import { TransparentRoutesHeld } from './transparent';
@@ -140,27 +139,27 @@ export class Segment {
     // a daemon taking over listens on its predecessor's socket: not one connection refused
     const handed = this.ctx.handed?.take(this.id, head.proto);
     if (isStream(head.proto)) {
-      const { fd, port, identity } =
+      const { fds, port, identity } =
         handed !== undefined
-          ? { fd: handed, port: head.port, identity: this.ctx.handed?.identity?.(this.id) }
+          ? { fds: handed, port: head.port, identity: this.ctx.handed?.identity?.(this.id) }
           : await bindStreamHead(head);
       this.boundPort = port;
       this.headIdentity = identity;
       // a unix head's socket file goes once the head has closed (the stack runs backwards)
       this.stack.defer(() => releaseStreamHead(this.head, this.headIdentity, this.ctx.log));
-      const tcpHead = openStreamHead(this.headHost(), head, fd);
+      const tcpHead = openStreamHead(this.headHost(), head, fds);
       this.tcpHead = tcpHead;
       // closing the head closes its connections too
       this.stack.defer(() => tcpHead.close());
     } else {
-      const { socket, fd } = await bindUdp(head.ns, head.host, head.port, handed);
+      const { sockets, fds } = await bindUdpHead(head, head.port, handed);
       if (this.closed) {
-        socket.close();
+        for (const socket of sockets) socket.close();
         throw new WormholeError('ABORTED', `segment ${this.id} was deleted`);
       }
-      const udpHead = openUdpHead(this.headHost(), socket, fd);
+      const udpHead = openUdpHead(this.headHost(), sockets, fds);
       this.udpHead = udpHead;
-      this.boundPort = socket.address().port;
+      this.boundPort = sockets[0].address().port;
       this.stack.defer(() => udpHead.close());
       this.stack.defer(() => this.udp.close());
     }
@@ -193,7 +192,7 @@ export class Segment {
       warn: this.warn,
       ...this.admits,
       serve: (client) => void this.serve(client),
-      openUpstream: (client, port) => this.udp.openUpstream(client, port),
+      openUpstream: (client, port, offset) => this.udp.openUpstream(client, port, offset),
       retired: (relay) => this.udp.retire(relay),
       tailText: () => describeTail(this.tail, this.tailSet),
     };
@@ -342,9 +341,9 @@ export class Segment {
    * The head's listening socket, for a daemon taking over (undefined once it stopped
    * listening), with a unix head's socket file identity (the successor removes that file).
    */
-  listeningFd(): { proto: Protocol; fd: number; identity?: string } | undefined {
-    const fd = this.theHead?.fd ?? -1;
-    return fd >= 0 ? { proto: this.head.proto, fd, identity: this.headIdentity } : undefined;
+  listeningFd(): { proto: Protocol; fds: readonly number[]; identity?: string } | undefined {
+    const fds = this.theHead?.fds ?? [];
+    return fds.length > 0 ? { proto: this.head.proto, fds, identity: this.headIdentity } : undefined;
   }
 
   /** Connections open at the head (a daemon handing over waits for them to end). */

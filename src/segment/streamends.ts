@@ -19,10 +19,12 @@ import {
 import type { TailTarget } from '../proxy/head';
 import { type Endpoint, describe } from './endpoint';
 import { unixDialPlace } from './hostunix';
+import { bindAll, rangeCount, tailPortFor } from './range';
+import { closeQuietly } from '../proxy/headbase';
 
-/** A stream head's listening socket. */
+/** A stream head's listening sockets: one, or a port range's in port order. */
 export interface BoundHead {
-  fd: number;
+  fds: number[];
   /** The port bound (TCP; 0 for unix). */
   port: number;
   /**
@@ -33,15 +35,22 @@ export interface BoundHead {
 }
 
 /**
- * Listen at a stream head: TCP on host:port, or unix at its path (mode, stale socket
- * replaced) or abstract name, inside the head's namespace (and for a path, its filesystem).
+ * Listen at a stream head: TCP on host:port (every port of a range, all or nothing), or unix
+ * at its path (mode, stale socket replaced) or abstract name, inside the head's namespace (and
+ * for a path, its filesystem).
  */
 export async function bindStreamHead(head: Endpoint, port = head.port): Promise<BoundHead> {
   if (head.proto === 'unix') {
     const { fd, identity } = await listenUnix(head.ns, head.path!, head.mode ?? 0o660);
-    return { fd, port: 0, identity };
+    return { fds: [fd], port: 0, identity };
   }
-  return listenTcp(head.ns, head.host, port);
+  const bound = await bindAll(
+    port,
+    rangeCount(head),
+    (p) => listenTcp(head.ns, head.host, p),
+    (b) => closeQuietly(b.fd),
+  );
+  return { fds: bound.map((b) => b.fd), port: bound[0].port };
 }
 
 /** Remove a unix head's socket file (the segment is deleted); a failure is only logged. */
@@ -71,11 +80,12 @@ export function streamTarget(ep: Endpoint): TailTarget {
     port: ep.port,
     path: unix ? place.path : undefined,
     proxy: ep.proxy,
+    span: ep.portEnd !== undefined,
     openNamespace: ep.ns === null ? undefined : () => openNamespace(ep.ns),
     openRoot: unix ? () => openRoot(ep.ns, place.root) : undefined,
     connect: unix
       ? () => connectUnix(ep.ns, place.path, place.root)
-      : (timeoutMs) => connectTcp(ep.ns, ep.host, ep.port, timeoutMs),
+      : (timeoutMs, offset = 0) => connectTcp(ep.ns, ep.host, tailPortFor(ep, offset), timeoutMs),
     what: describe(ep),
   };
 }

@@ -45,21 +45,21 @@ export class UdpSide {
    * A session's upstream for a client's address and port: a socket to a local tail, or a
    * stream to the peer's segment.
    */
-  async openUpstream(client: string, port: number): Promise<DatagramUpstream> {
+  async openUpstream(client: string, port: number, offset = 0): Promise<DatagramUpstream> {
     const tail = await this.host.triggered();
     if (tail.kind === 'peer') {
       const origin: Origin = { src: { host: client, port: 0 }, dst: this.host.headAddress() };
       const { peers, dialTimeoutMs } = this.host.ctx;
       return openPeerSession(peers, tail.host, tail.id, dialTimeoutMs, origin);
     }
-    return this.openSocket(client, port);
+    return this.openSocket(client, port, offset);
   }
 
   /**
    * A UDP socket connected to a local tail (picked for this client), made in its namespace;
    * bound to the client's own address and port for a transparent tail.
    */
-  private async openSocket(client: string, port: number): Promise<dgram.Socket> {
+  private async openSocket(client: string, port: number, offset = 0): Promise<dgram.Socket> {
     await this.host.triggered();
     await this.host.tailRunning();
     // (asked again: a tail let go while its container was down is found by running the trigger)
@@ -68,7 +68,7 @@ export class UdpSide {
     if (!ep || ep.proto !== 'udp') {
       throw new Error(tail.kind === 'set' ? 'no udp tail is there now' : 'a udp head needs a local udp tail');
     }
-    if (!ep.transparent) return udpSocketTo(ep);
+    if (!ep.transparent) return udpSocketTo(ep, undefined, offset);
     return udpSocketTo(ep, { host: clientFor(ep, client), port, mark: this.host.transparentMark() });
   }
 

@@ -77,7 +77,8 @@ function splitUrl(url: string): { ns: string | null; bare: string } {
 /** An endpoint's address as a label: `host:port` or the unix path. */
 function addrOf(e: EndpointInfo): string {
   if (e.proto === 'unix') return e.path ?? '';
-  return `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
+  // (a port range: A-B)
+  return `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}${e.portEnd === undefined ? '' : `-${e.portEnd}`}`;
 }
 
 /** Durations as the page writes them: 45s, 12m, 3h. */

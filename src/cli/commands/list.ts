@@ -11,7 +11,7 @@ export function endpoint(e: EndpointInfo | null): string {
   if (e.peer) return `peer:${e.peer}`;
   const ns = e.container ? `docker:${e.container.slice(0, 12)}` : (e.ns ?? undefined);
   if (e.proto === 'unix') return formatUnixUrl(e.path ?? '', ns);
-  return formatUrl(e.proto, e.host, e.port, ns);
+  return formatUrl(e.proto, e.host, e.port, ns, e.portEnd);
 }
 
 /** A container as people write it: a full id shortened as docker does, a name as it is. */

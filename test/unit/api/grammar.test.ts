@@ -186,6 +186,11 @@ describe('parsePlan', () => {
     );
   });
 
+  it('takes a range head to a tail range of its length, or to one port, or to its own ports', () => {
+    for (const words of ['url :1-5 tail url :11-15', 'url :1-5 tail url :10', 'url blue@:1-5 tail url red@'])
+      assert.doesNotThrow(() => plan(words), words);
+  });
+
   const bad: [string, RegExp][] = [
     ['id a id b', /id is given twice/],
     ['id -x', /id "-x" is not valid/],
@@ -199,6 +204,16 @@ describe('parsePlan', () => {
     ['url :1 proxy-protocol v1', /proxy-protocol sets the tail: put it after "tail"/],
     ['url :1 tail proxy-protocol v3', /proxy-protocol "v3": expected v1 or v2/],
     ['url :1 tail url unix:///x.sock?mode=0600', /\?mode is for a head's socket file/],
+    // port ranges: a tail range of the head range's length, one tail, no leg carrying one port
+    ['url :1-5 tail url :11-20', /has 10 ports but the head :1-5 has 5/],
+    ['url :1 tail url :11-20', /a tail range needs a head range/],
+    ['url :1-5 trigger url :11-12', /has 2 ports but the head :1-5 has 5/],
+    ['url :1-5 tail url :10 also url :11', /a port range takes one tail \(not "also"\)/],
+    ['url :1-5 tail docker-label app=web', /a port range takes one tail/],
+    ['url :1-5 tail url :10 transparent', /cannot have a transparent tail/],
+    ['url :1-5 remote host url :1 tail url :2', /cannot have "remote"/],
+    ['url :1 remote host url :1-5 tail url :2', /cannot be in a "remote" segment/],
+    ['url :1 tail url :2 child url :3-4 tail url :5', /cannot be in a "child" segment/],
   ];
   for (const [words, msg] of bad) {
     it(`refuses "${words}"`, () => assert.throws(() => plan(words), msg));

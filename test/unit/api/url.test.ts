@@ -30,6 +30,13 @@ describe('parseUrl', () => {
     ['unix:///run/a.sock?mode=0600', { proto: 'unix', path: '/run/a.sock', mode: 0o600 }],
     ['unix:///run/a.sock?mode=666', { proto: 'unix', path: '/run/a.sock', mode: 0o666 }],
     ['unix:///run/what?.sock', { proto: 'unix', path: '/run/what?.sock' }],
+    // port ranges (SPEC.md "Port ranges")
+    [':20000-20999', { port: 20000, portEnd: 20999 }],
+    [
+      'udp://blue@10.0.0.1:5000-5000',
+      { proto: 'udp', ns: 'blue', host: '10.0.0.1', port: 5000, portEnd: 5000 },
+    ],
+    ['[::1]:1-10000', { host: '::1', port: 1, portEnd: 10000 }],
   ];
   for (const [text, want] of good) {
     it(`reads ${text}`, () => assert.deepEqual(parseUrl(text), want));
@@ -57,6 +64,11 @@ describe('parseUrl', () => {
     ['[::1]x', /not valid/],
     ['@:80', /namespace before "@" is empty/],
     ['bad_host!:80', /not a valid host/],
+    [':1-10001', /has 10001 ports, more than 10,000: split it/],
+    [':20999-20000', /ends \(20000\) before it starts \(20999\): write it as 20000-20999/],
+    [':0-10', /port 0 cannot be in a range/],
+    [':10-70000', /0 to 65535/],
+    [':10-', /0 to 65535/],
   ];
   for (const [text, msg] of bad) {
     it(`refuses "${text}"`, () => assert.throws(() => parseUrl(text), msg));

@@ -46,7 +46,7 @@ describe('hole 7: the UDP relay under a flood of new sources', () => {
     port = head.address().port;
     // an upstream that never comes (a trigger that runs long, a peer slow to attach)
     const never = (): Promise<DatagramUpstream> => new Promise<DatagramUpstream>(() => undefined);
-    relay = new UdpRelay(head, never, 60_000, () => undefined, 100_000);
+    relay = new UdpRelay([head], never, 60_000, () => undefined, 100_000);
   });
   after(() => {
     relay.close();
