@@ -15,7 +15,8 @@
  * kept: the next run thaws them, and the service answers as it was, with no start to wait for). Its children, local and on peers, are deleted (a peer removes their containers
  * with them) and made again by the next run.
  */
-import type { IdleAction } from '../api/grammar';
+import type { IdleAction, Step } from '../api/grammar';
+import type { DisposableStack } from '../common/disposable';
 import { WormholeError, errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { ContainerRuntime } from './context';
@@ -158,6 +159,23 @@ export class IdleWatch {
       done();
     }
   }
+}
+
+/**
+ * A segment's TriggerContainers when its trigger runs a container (`docker-run`), removed
+ * with the segment (`stack`); undefined otherwise.
+ */
+export function keptContainers(
+  spec: { trigger: readonly Step[] | null; idleAction?: IdleAction },
+  ctx: { containers: ContainerRuntime; log: Logger },
+  id: string,
+  closing: () => boolean,
+  stack: DisposableStack,
+): TriggerContainers | undefined {
+  if (!spec.trigger?.some((s) => s.op === 'docker-run')) return undefined;
+  const kept = new TriggerContainers(ctx.containers, id, closing, ctx.log, spec.idleAction ?? 'stop');
+  stack.defer(() => kept.removeAll());
+  return kept;
 }
 
 /**

@@ -19,7 +19,7 @@ import { describeTail, segmentInfo } from './info';
 import { TailSet } from './tailset';
 import type { Policy } from '../proxy/balance';
 import type { ContainerFollower, Side } from './follow';
-import { IdleWatch, TriggerContainers } from './idle';
+import { IdleWatch, type TriggerContainers, keptContainers } from './idle';
 import { bindStreamHead, releaseStreamHead, streamTarget } from './streamends';
 import { type SegmentDeps, type SegmentSpec, type Tail, checkSpec } from './spec';
 import { TailWait } from './tailwait';
@@ -49,12 +49,12 @@ export class Segment {
   private udpHead: UdpHead | undefined;
   /** A unix head's socket file, as bound (removed with the segment, if still that file). */
   private headIdentity: string | undefined;
-  /** A UDP segment's upstreams, its peer's sessions and its closed relays' counters. */
-  private readonly udp: UdpSide;
+  /** A UDP segment's upstreams, its peer's sessions and its closed relays' counters: see udp. */
+  private udpSide: UdpSide | undefined;
   /** Why the last connection could not reach the tail (for the tail's health in list). */
   private lastDialError: string | undefined;
-  /** Ends whose container is not running, with the container's name for list. */
-  private readonly down = new Map<Side, string>();
+  /** Ends whose container is not running, with the container's name for list (made at the first). */
+  private down: Map<Side, string> | undefined;
   /** While the tail's container is down, connections wait for it here. */
   private readonly tailBack = new TailWait();
   /** The following of the tail's container, replaced with the tail. */
@@ -66,7 +66,8 @@ export class Segment {
   private listening = true;
   /** Set by accept(): the tail is set (or the trigger armed), connections are served. */
   private accepting = false;
-  private readonly accepted: { promise: Promise<void>; resolve: () => void };
+  /** What waits for accept() (made by the first to wait: most segments have none). */
+  private accepted: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Repeated warnings (a burst of drops, EMFILE) become one line with a count. */
   private readonly warn: RateLimitedLog;
   readonly trigger: Trigger<Tail> | undefined;
@@ -94,19 +95,6 @@ export class Segment {
     this.routes = new TransparentRoutesHeld(spec, this.ctx.log);
     this.stack.defer(() => this.routes.release());
     this.warn = new RateLimitedLog(this.ctx.log);
-    let resolve!: () => void;
-    this.accepted = { promise: new Promise<void>((r) => (resolve = r)), resolve };
-    this.udp = new UdpSide({
-      ctx: this.ctx,
-      triggered: async () => {
-        await this.ensureTriggered();
-        return this.tail ?? Promise.reject(new Error('segment has no tail'));
-      },
-      tailRunning: () => this.tailRunning(),
-      pickUdp: (client) => this.tailSet?.pickUdp(client),
-      headAddress: () => ({ host: this.head.host, port: this.boundPort }),
-      transparentMark: () => this.routes.mark,
-    });
     if (spec.trigger) {
       this.trigger = new Trigger(spec.trigger, {
         id: this.id,
@@ -122,18 +110,26 @@ export class Segment {
     }
     if (spec.idleMs !== undefined) {
       this.idle = this.idleWatch(spec.idleMs);
-      if (spec.trigger?.some((s) => s.op === 'docker-run')) {
-        const kept = new TriggerContainers(
-          this.ctx.containers,
-          this.id,
-          () => this.closed,
-          this.ctx.log,
-          spec.idleAction ?? 'stop',
-        );
-        this.kept = kept;
-        this.stack.defer(() => kept.removeAll());
-      }
+      this.kept = keptContainers(spec, this.ctx, this.id, () => this.closed, this.stack);
     }
+  }
+
+  /**
+   * The UDP side, made at its first use: a TCP segment's never is (its five functions and
+   * counters were 0.5 KiB of each idle segment with 10,000 of them: issue 20).
+   */
+  private get udp(): UdpSide {
+    return (this.udpSide ??= new UdpSide({
+      ctx: this.ctx,
+      triggered: async () => {
+        await this.ensureTriggered();
+        return this.tail ?? Promise.reject(new Error('segment has no tail'));
+      },
+      tailRunning: () => this.tailRunning(),
+      pickUdp: (client) => this.tailSet?.pickUdp(client),
+      headAddress: () => ({ host: this.head.host, port: this.boundPort }),
+      transparentMark: () => this.routes.mark,
+    }));
   }
 
   /** Where the head listens, as printed by create. */
@@ -188,7 +184,7 @@ export class Segment {
   accept(): void {
     if (this.accepting || this.closed) return;
     this.accepting = true;
-    this.accepted.resolve();
+    this.accepted?.resolve();
     if (this.listening) this.theHead?.accept();
   }
 
@@ -275,14 +271,14 @@ export class Segment {
    */
   private containerDown(side: Side, container: string): void {
     if (this.closed) return;
-    this.down.set(side, container);
+    (this.down ??= new Map()).set(side, container);
     if (side === 'head') {
       this.theHead?.stopListening();
       return;
     }
     void this.tcpHead?.setTail(null); // every new connection comes to serve(), which waits
     this.udpHead?.endSessions(); // their upstream sockets are in the dead namespace
-    this.udp.endSessions();
+    this.udpSide?.endSessions();
     this.tailBack.hold();
   }
 
@@ -306,7 +302,7 @@ export class Segment {
       else this.udpHead.relisten(socket, fd);
     }
     this.head = head;
-    this.down.delete('head');
+    this.down?.delete('head');
   }
 
   /** The tail's container runs again: dial into its new namespace, and let waiting connections go. */
@@ -318,13 +314,13 @@ export class Segment {
   }
 
   private tailIsUp(): void {
-    this.down.delete('tail');
+    this.down?.delete('tail');
     this.tailBack.release();
   }
 
   /** Wait while the tail's container is down (up to the dial timeout). */
   private tailRunning(): Promise<void> {
-    return this.tailBack.wait(this.down.get('tail') ?? '', this.ctx.dialTimeoutMs);
+    return this.tailBack.wait(this.down?.get('tail') ?? '', this.ctx.dialTimeoutMs);
   }
 
   /**
@@ -332,7 +328,11 @@ export class Segment {
    * waits for it), after idle has let go (if it is), running the trigger if it must.
    */
   ensureTriggered(): Promise<void> {
-    if (!this.accepting && !this.closed) return this.accepted.promise.then(() => this.ensureTriggered());
+    if (!this.accepting && !this.closed) {
+      let resolve!: () => void;
+      this.accepted ??= { promise: new Promise<void>((r) => (resolve = r)), resolve };
+      return this.accepted.promise.then(() => this.ensureTriggered());
+    }
     // idle is letting go of the tail: the next run starts once it has
     const releasing = this.idle?.pending();
     if (releasing) return releasing.then(() => this.ensureTriggered());
@@ -392,7 +392,7 @@ export class Segment {
           this.tailSet?.dispose(); // (several tails: no more checks or following)
           this.tailSet = undefined;
           this.udpHead?.endSessions(); // the next datagram opens a session, which runs the trigger
-          this.udp.endSessions(); // (a peer's sessions too: the next attach runs it)
+          this.udpSide?.endSessions(); // (a peer's sessions too: the next attach runs it)
           this.tailIsUp(); // nothing waits for a container that is let go
           await scope?.dispose();
         },
@@ -464,7 +464,7 @@ export class Segment {
       idle: this.idle?.idle ?? false,
       tcp: tcp && { stats: tcp.stats(), tails: tcp.tailStats() },
       udp: {
-        traffic: this.udp.traffic(relay),
+        traffic: this.udpSide?.traffic(relay) ?? UdpSide.none(relay),
         okAt: relay?.openOkAt ?? 0,
         failedAt: relay?.openFailedAt ?? 0,
         lastError: relay?.lastError,
@@ -485,7 +485,7 @@ export class Segment {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.accepted.resolve(); // what waits for accept() finds the segment closed
+    this.accepted?.resolve(); // what waits for accept() finds the segment closed
     this.idle?.stop();
     this.tailBack.release(); // waiting connections go, and find the segment closed
     await this.idle?.pending(); // (what idle lets go of is not released twice at once)
