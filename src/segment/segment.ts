@@ -93,7 +93,7 @@ export class Segment {
     this.containers = spec.made.containers;
     this.stack.add(spec.made.scope);
     this.routes = new TransparentRoutesHeld(spec, this.ctx.log);
-    this.stack.defer(() => this.routes.release());
+    this.stack.add(this.routes);
     this.warn = new RateLimitedLog(this.ctx.log);
     if (spec.trigger) {
       this.trigger = new Trigger(spec.trigger, {

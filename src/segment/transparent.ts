@@ -169,7 +169,7 @@ export class TransparentRoutesHeld {
   }
 
   /** Remove every route made (a namespace gone took its own with it). Never throws. */
-  async release(): Promise<void> {
+  async dispose(): Promise<void> {
     const all = [...(this.held?.values() ?? [])];
     this.held?.clear();
     for (const made of all) {
