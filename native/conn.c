@@ -186,7 +186,7 @@ static void conn_dial_tail(struct engine *e, struct conn *c, int i);
 /* A connection to a tail ends (or never got there): the tail has one fewer open. */
 static void release_tail(struct conn *c) {
   if (c->tail < 0 || c->state != C_DEAD) return;
-  struct tail *t = c->g->tails[c->tail]; /* (a slot dialed is allocated, and stays) */
+  struct tail *t = slot_tail(c->g, c->tail); /* (a slot dialed is allocated, and stays) */
   if (t->gen == c->tail_gen && c->tail_gen != 0) __atomic_sub_fetch(&t->open, 1, __ATOMIC_RELAXED);
   c->tail = -1;
 }
@@ -430,7 +430,7 @@ static void dial_failed(struct engine *e, struct conn *c, int err) {
   struct group *g = c->g;
   dial_unwatch(e, c);
   if (c->tail >= 0) {
-    struct tail *t = g->tails[c->tail];
+    struct tail *t = slot_tail(g, c->tail);
     __atomic_add_fetch(&t->failed, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&t->failed_at, e->now_ms, __ATOMIC_RELAXED);
     c->tail = -1;
@@ -449,7 +449,7 @@ static void dial_failed(struct engine *e, struct conn *c, int err) {
 
 /* Dial slot i for connection c (client already in c->fd[0]). */
 static void conn_dial_tail(struct engine *e, struct conn *c, int i) {
-  struct tail *t = c->g->tails[i];
+  struct tail *t = slot_tail(c->g, i);
   c->tried |= 1ULL << i;
   c->tail = (int8_t)i;
   /* a PROXY header or a transparent source needs the client's socket: a peer's stream has
@@ -532,7 +532,7 @@ static void dial_done(struct engine *e, struct conn *c) {
   if (err) return dial_failed(e, c, err);
   c->state = C_OPEN;
   __atomic_store_n(&c->g->dial_ok_at, e->now_ms, __ATOMIC_RELAXED);
-  struct tail *t = c->g->tails[c->tail];
+  struct tail *t = slot_tail(c->g, c->tail);
   c->tail_gen = t->gen;
   __atomic_add_fetch(&t->open, 1, __ATOMIC_RELAXED);
   __atomic_add_fetch(&t->total, 1, __ATOMIC_RELAXED);

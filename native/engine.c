@@ -85,9 +85,30 @@ void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
 }
 
 void group_free(struct group *g) {
-  for (int i = 0; i < MAX_TAILS; i++) free(g->tails[i]);
+  free(g->tail0);
+  if (g->more)
+    for (int i = 0; i < MAX_TAILS - 1; i++) free(g->more[i]);
+  free(g->more);
   free(g->ls); /* (only if never unlistened: a group closes unlistened) */
   free(g);
+}
+
+/*
+ * Publish a new tail in slot i (engine thread): false when the slots past 0 need their array
+ * and there is no memory for it (the slot stays empty).
+ */
+static bool put_tail(struct group *g, int i, struct tail *t) {
+  if (i == 0) {
+    __atomic_store_n(&g->tail0, t, __ATOMIC_RELEASE);
+    return true;
+  }
+  if (!g->more) {
+    struct tail **more = calloc(MAX_TAILS - 1, sizeof *more);
+    if (!more) return false;
+    __atomic_store_n(&g->more, more, __ATOMIC_RELEASE);
+  }
+  __atomic_store_n(&g->more[i - 1], t, __ATOMIC_RELEASE);
+  return true;
 }
 
 /* ---- commands -------------------------------------------------------------------------- */
@@ -155,7 +176,7 @@ static void group_close(struct engine *e, struct group *g) {
     else conn_end(e, c, 0, false);
   }
   for (int i = 0; i < g->ntails; i++) {
-    struct tail *t = g->tails[i];
+    struct tail *t = slot_tail(g, i);
     if (!t) continue;
     if (t->set && t->ns >= 0) close(t->ns);
     if (t->set && t->root >= 0) close(t->root);
@@ -194,11 +215,14 @@ static void run_cmd(struct engine *e, struct cmd *c) {
   case CMD_TAIL: {
     /* a slot gets a tail (or loses it): its counters start again, connections to the old
        one no longer count against it */
-    struct tail *t = g->tails[c->arg];
+    struct tail *t = slot_tail(g, c->arg);
     if (!t && c->flag && (t = calloc(1, sizeof *t)) != NULL) {
       t->ns = t->root = -1;
       /* (published whole: JavaScript's groupTailStats reads the pointer on its own thread) */
-      __atomic_store_n(&g->tails[c->arg], t, __ATOMIC_RELEASE);
+      if (!put_tail(g, c->arg, t)) {
+        free(t);
+        t = NULL;
+      }
     }
     if (!t) {
       /* an empty slot emptied, or no memory for a new one: the slot stays empty (what the
@@ -241,14 +265,18 @@ static void run_cmd(struct engine *e, struct cmd *c) {
     emit(e, EV_TAIL_SET, g, c->seq, 0, 0, 0);
     break;
   }
-  case CMD_HEALTH:
-    if (g->tails[c->arg] && g->tails[c->arg]->set) g->tails[c->arg]->up = c->flag;
+  case CMD_HEALTH: {
+    struct tail *t = slot_tail(g, c->arg);
+    if (t && t->set) t->up = c->flag;
     break;
+  }
   case CMD_TAIL_COUNT:
     /* a connection JavaScript carries to this tail opened or closed: least-conn counts it too
        (JavaScript says nothing of one whose slot was given a new tail since: its count went) */
-    if (g->tails[c->arg] && g->tails[c->arg]->set)
-      __atomic_add_fetch(&g->tails[c->arg]->open, c->delta, __ATOMIC_RELAXED);
+    {
+      struct tail *t = slot_tail(g, c->arg);
+      if (t && t->set) __atomic_add_fetch(&t->open, c->delta, __ATOMIC_RELAXED);
+    }
     break;
   case CMD_BALANCE:
     g->policy = (uint8_t)c->arg;

@@ -241,8 +241,12 @@ struct group {
   struct conn *conns;           /* its connections */
   /* its tail slots, each allocated when first set and kept until the group is freed (so that
      JavaScript's reads of its counters never meet freed memory): 64 slots inline were 14 KiB
-     a group, most of an idle segment's memory with 10,000 of them */
-  struct tail *tails[MAX_TAILS];
+     a group, most of an idle segment's memory with 10,000 of them. Slot 0 is here; the others
+     in `more`, allocated whole when the first of them is set (a group of one tail, nearly
+     every segment, has none: 64 pointers inline were another 0.5 KiB a group). Read them
+     with slot_tail() */
+  struct tail *tail0;
+  struct tail **more;           /* slots 1 .. MAX_TAILS - 1 (NULL: none set yet) */
   int ntails;                   /* one past the highest slot ever set */
   uint32_t rr;                  /* the pick's cursor: round-robin's next slot */
   uint8_t policy;               /* enum balance */
@@ -258,6 +262,13 @@ struct group {
   /* main thread only */
   uint32_t tail_seq;            /* the number of the last groupTail command (EV_TAIL_SET's a) */
 };
+
+/* The tail in slot i (NULL: never set), on any thread: each pointer is published whole. */
+static inline struct tail *slot_tail(struct group *g, int i) {
+  if (i == 0) return __atomic_load_n(&g->tail0, __ATOMIC_ACQUIRE);
+  struct tail **more = __atomic_load_n(&g->more, __ATOMIC_ACQUIRE);
+  return more ? __atomic_load_n(&more[i - 1], __ATOMIC_ACQUIRE) : NULL;
+}
 
 /* What JavaScript asks of the engine thread (engine_napi.c queues, engine.c runs). */
 enum cmd_type {

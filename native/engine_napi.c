@@ -429,7 +429,7 @@ static napi_value group_tail_stats(napi_env env, napi_callback_info info) {
   double *v;
   NAPI_CALL(env, napi_create_arraybuffer(env, (size_t)n * TS_COUNT * sizeof(double), (void **)&v, &ab));
   for (int i = 0; i < n; i++, v += TS_COUNT) {
-    struct tail *t = __atomic_load_n(&g->tails[i], __ATOMIC_ACQUIRE);
+    struct tail *t = slot_tail(g, i);
     if (!t) {
       for (int k = 0; k < TS_COUNT; k++) v[k] = 0; /* (never set: empty) */
       continue;

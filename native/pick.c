@@ -83,7 +83,7 @@ int pick_tail(struct group *g, struct conn *c) {
   struct pick_tail view[MAX_TAILS];
   int n = g->ntails;
   for (int i = 0; i < n; i++) {
-    const struct tail *t = g->tails[i];
+    const struct tail *t = slot_tail(g, i);
     if (!t) {
       view[i] = (struct pick_tail){.set = false};
       continue;

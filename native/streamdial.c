@@ -136,7 +136,7 @@ void streamdial_ended(struct engine *e, struct stream *st, bool rst) {
   struct group *g = st->g;
   st->g = NULL;
   release_open(g);
-  struct tail *t = st->tail >= 0 ? g->tails[st->tail] : NULL;
+  struct tail *t = st->tail >= 0 ? slot_tail(g, st->tail) : NULL;
   if (t && t->gen == st->tail_gen && st->tail_gen != 0) __atomic_sub_fetch(&t->open, 1, __ATOMIC_RELAXED);
   if (!g->report) return;
   /* the access log's line, as a connection's (the client is the peer's: unknown here) */

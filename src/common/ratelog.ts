@@ -19,7 +19,8 @@ interface Pending {
 
 /** Folds repeated warnings of one kind (the message is the kind) into one line per interval. */
 export class RateLimitedLog {
-  private readonly pending = new Map<string, Pending>();
+  /** Kinds logged within the interval; made at the first warning (every segment has one of these, and an empty Map is 184 bytes: issue 20). */
+  private pending: Map<string, Pending> | undefined;
 
   constructor(
     private readonly log: Logger,
@@ -28,7 +29,8 @@ export class RateLimitedLog {
 
   /** Log `msg` now, or count it if `msg` was logged less than an interval ago. */
   warn(fields: Record<string, unknown>, msg: string): void {
-    const p = this.pending.get(msg);
+    const pending = (this.pending ??= new Map());
+    const p = pending.get(msg);
     if (p) {
       p.count++;
       p.fields = fields;
@@ -38,18 +40,19 @@ export class RateLimitedLog {
     const timer = setTimeout(() => this.flush(msg), this.intervalMs);
     // A pending count must never keep the daemon alive at exit.
     timer.unref();
-    this.pending.set(msg, { count: 0, fields, timer });
+    pending.set(msg, { count: 0, fields, timer });
   }
 
   private flush(msg: string): void {
-    const p = this.pending.get(msg);
-    this.pending.delete(msg);
+    const pending = this.pending!; // (set by the warn() that started the timer)
+    const p = pending.get(msg);
+    pending.delete(msg);
     if (p && p.count > 0) {
       // The repeats open a new interval of their own, so a steady stream is one line per interval.
       this.log.warn({ ...p.fields, repeated: p.count, seconds: this.intervalMs / 1000 }, msg);
       const timer = setTimeout(() => this.flush(msg), this.intervalMs);
       timer.unref();
-      this.pending.set(msg, { count: 0, fields: p.fields, timer });
+      pending.set(msg, { count: 0, fields: p.fields, timer });
     }
   }
 }

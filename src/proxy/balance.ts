@@ -9,6 +9,7 @@
  * JavaScript carries (WORMHOLE_ENGINE=off, a peer's attach, UDP sessions). One hash and one
  * algorithm, so that a client maps to the same tail with either mover.
  */
+import { placed } from '../common/slots';
 import { native } from '../native';
 
 export const POLICIES = ['round-robin', 'least-conn', 'source'] as const;
@@ -21,10 +22,11 @@ export function policyCode(p: Policy): number {
 
 /** Slots of tails (null: empty), their health and open counts, and the pick. */
 export class Balancer<T> {
-  readonly slots: (T | null)[] = [];
-  private readonly up: boolean[] = [];
-  private readonly open: number[] = [];
-  private readonly keys: string[] = [];
+  // (each sized to its slots, not grown by V8's 17 at a time: common/slots.ts)
+  private tails: (T | null)[] = [];
+  private up: boolean[] = [];
+  private open: number[] = [];
+  private keys: string[] = [];
   /** The pick's cursor (round-robin's next slot), as the engine keeps one per group. */
   private cursor = 0;
   policy: Policy = 'round-robin';
@@ -34,12 +36,17 @@ export class Balancer<T> {
    */
   openElsewhere: (() => readonly (number | undefined)[]) | undefined;
 
+  /** The tail in each slot (null or a hole: none). */
+  get slots(): readonly (T | null)[] {
+    return this.tails;
+  }
+
   /** Put a tail in a slot (null empties it); `key` names it for source affinity. */
   set(slot: number, tail: T | null, key = ''): void {
-    this.slots[slot] = tail;
-    this.up[slot] = true;
-    this.open[slot] = 0;
-    this.keys[slot] = key;
+    this.tails = placed(this.tails, slot, tail);
+    this.up = placed(this.up, slot, true);
+    this.open = placed(this.open, slot, 0);
+    this.keys = placed(this.keys, slot, key);
   }
 
   setHealth(slot: number, up: boolean): void {

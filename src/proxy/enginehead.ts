@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { packCidrs } from '../api/cidr';
 import { WormholeError } from '../common/errors';
+import { placed } from '../common/slots';
 import { native } from '../native';
 import { type Policy, policyCode } from './balance';
 import { dialWithRetry } from './dial';
@@ -17,10 +18,13 @@ import type { Origin } from './proxyproto';
 /** The engine accepts, dials and moves; JavaScript hears of what needs it. */
 export class EngineHead extends HeadBase {
   private readonly group: EngineGroup;
-  /** Client fds JavaScript holds (handed back), with who waits on a dial for each. */
-  private readonly held = new Map<number, { resolve: () => void; reject: (e: Error) => void } | null>();
+  /**
+   * Client fds JavaScript holds (handed back), with who waits on a dial for each; made at the
+   * first (an empty Map is 184 bytes, and an idle segment's head never holds one: issue 20).
+   */
+  private held: Map<number, { resolve: () => void; reject: (e: Error) => void } | null> | undefined;
   /** Each slot's generation: one more at each setTailSlot (a count for the old tail is not the new one's). */
-  private readonly slotGen: number[] = [];
+  private slotGen: number[] = [];
 
   constructor(engine: Engine, fds: readonly number[], opts: HeadOptions) {
     super(opts, fds);
@@ -31,8 +35,8 @@ export class EngineHead extends HeadBase {
         closed: opts.onClosed && ((c) => opts.onClosed?.(c)),
         handoff: (cfd, err, spentMs) => this.handoff(cfd, err, spentMs),
         dialed: (cfd) => {
-          const waiter = this.held.get(cfd);
-          this.held.delete(cfd);
+          const waiter = this.held?.get(cfd);
+          this.held?.delete(cfd);
           waiter?.resolve();
         },
         refused: () => opts.onWarning('refused'),
@@ -74,7 +78,7 @@ export class EngineHead extends HeadBase {
    * where the slot says now, never where it said before.
    */
   override async setTailSlot(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): Promise<void> {
-    this.slotGen[slot] = (this.slotGen[slot] ?? 0) + 1;
+    this.slotGen = placed(this.slotGen, slot, (this.slotGen[slot] ?? 0) + 1);
     if (!tail) {
       this.setJsTail(slot, null, key);
       return this.group.setTail(slot, null);
@@ -136,10 +140,11 @@ export class EngineHead extends HeadBase {
   }
 
   private handoff(fd: number, err: string | undefined, spentMs: number): void {
-    const waiter = this.held.get(fd);
+    const held = (this.held ??= new Map());
+    const waiter = held.get(fd);
     if (waiter) {
       // the answer to a dial() of ours: the retry loop decides
-      this.held.set(fd, null);
+      held.set(fd, null);
       const e = new Error(`connect: ${err}`) as NodeJS.ErrnoException;
       e.code = err;
       waiter.reject(e);
@@ -149,12 +154,12 @@ export class EngineHead extends HeadBase {
       this.dropFd(fd);
       return;
     }
-    this.held.set(fd, null);
+    held.set(fd, null);
     this.opts.onClient(this.fdClient(fd, spentMs));
   }
 
   private dropFd(fd: number): void {
-    this.held.delete(fd);
+    this.held?.delete(fd);
     closeQuietly(fd);
     this.group.release();
   }
@@ -183,7 +188,7 @@ export class EngineHead extends HeadBase {
     const dialOnce = (leftMs: number): Promise<void> =>
       new Promise<void>((resolve, reject) => {
         if (this.closed) return reject(new WormholeError('ABORTED', 'the segment closed'));
-        this.held.set(fd, { resolve, reject });
+        (this.held ??= new Map()).set(fd, { resolve, reject });
         this.group.dial(fd, leftMs);
       });
     return {
@@ -197,21 +202,21 @@ export class EngineHead extends HeadBase {
           onConnected?.();
         } catch (err) {
           // the engine handed it back for the last time (or never took it): ours to close
-          if (this.held.has(fd)) this.dropFd(fd);
+          if (this.held?.has(fd)) this.dropFd(fd);
           throw err;
         }
       },
       join: (stream) => {
-        this.held.delete(fd);
+        this.held?.delete(fd);
         const client = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
         client.on('error', () => undefined);
         this.moveJs(client, stream, () => this.group.release());
       },
       drop: () => {
-        if (this.held.has(fd)) this.dropFd(fd);
+        if (this.held?.has(fd)) this.dropFd(fd);
       },
       takeFd: () => {
-        if (this.closed || !this.held.has(fd)) return undefined;
+        if (this.closed || !this.held?.has(fd)) return undefined;
         this.held.delete(fd);
         const started = Date.now();
         const from = origin()?.src;
@@ -276,8 +281,8 @@ export class EngineHead extends HeadBase {
     if (!this.moverListens) this.letGo(); // (fds the engine never had are closed here)
     this.fds = [];
     this.destroyStreams();
-    for (const [fd, waiter] of [...this.held]) {
-      this.held.delete(fd);
+    for (const [fd, waiter] of [...(this.held ?? [])]) {
+      this.held?.delete(fd);
       if (waiter) {
         // the engine has it; closing the group closes it
         waiter.reject(new WormholeError('ABORTED', 'the segment closed'));

@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WormholeError } from '../common/errors';
+import { placed } from '../common/slots';
 import { Balancer, type Policy } from './balance';
 import { dialWithRetry } from './dial';
 import type { GroupStats } from './engine';
@@ -80,9 +81,13 @@ export function zeroStats(): GroupStats {
 export abstract class HeadBase implements TcpHead {
   protected readonly tails = new Balancer<TailTarget>();
   /** What the JavaScript mover counted per slot. */
-  protected readonly jsTails: TailStats[] = [];
+  protected jsTails: TailStats[] = [];
   protected readonly js = zeroStats();
-  protected readonly streams = new Set<Duplex>();
+  /**
+   * The streams JavaScript moves now; made at the first (an empty Set is 152 bytes, and an
+   * engine head's idle segment never has one: issue 20's memory per idle segment).
+   */
+  protected streams: Set<Duplex> | undefined;
   protected readonly abort = new AbortController();
   protected closed = false;
   /** Set by accept(): connections are welcome (a listening fd given later is accepted on too). */
@@ -116,7 +121,7 @@ export abstract class HeadBase implements TcpHead {
   /** The tail in a slot as the JavaScript mover sees it (its counters start again). */
   protected setJsTail(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): void {
     this.tails.set(slot, tail, key);
-    this.jsTails[slot] = { open: 0, total: 0, failed: 0, okAt: 0, failedAt: 0 };
+    this.jsTails = placed(this.jsTails, slot, { open: 0, total: 0, failed: 0, okAt: 0, failedAt: 0 });
   }
 
   setBalance(policy: Policy): void {
@@ -242,13 +247,14 @@ export abstract class HeadBase implements TcpHead {
 
   /** Move a pair of streams with JavaScript; `done` runs once when both have closed. */
   protected moveJs(a: Duplex, b: Duplex, done: () => void, started = Date.now()): void {
-    this.streams.add(a);
-    this.streams.add(b);
+    const streams = (this.streams ??= new Set());
+    streams.add(a);
+    streams.add(b);
     const client = remoteOf(a);
     this.js.lastActive = Date.now();
     splice(a, b, (st) => {
-      this.streams.delete(a);
-      this.streams.delete(b);
+      streams.delete(a);
+      streams.delete(b);
       this.js.bytesUp += st.up;
       this.js.bytesDown += st.down;
       this.js.lastActive = Date.now();
@@ -314,9 +320,9 @@ export abstract class HeadBase implements TcpHead {
         ? originOf(stream, this.opts.unixName)
         : undefined);
     const finish = once(release);
-    this.streams.add(stream);
+    (this.streams ??= new Set()).add(stream);
     stream.once('close', () => {
-      this.streams.delete(stream);
+      this.streams?.delete(stream);
     });
     return {
       get origin() {
@@ -346,6 +352,6 @@ export abstract class HeadBase implements TcpHead {
 
   protected destroyStreams(): void {
     this.abort.abort();
-    for (const s of this.streams) s.destroy();
+    for (const s of this.streams ?? []) s.destroy();
   }
 }

@@ -71,12 +71,12 @@ export class NodeHead extends HeadBase {
       return;
     }
     this.waiting++;
-    this.streams.add(socket); // (closed with the head, as any client)
+    (this.streams ??= new Set()).add(socket); // (closed with the head, as any client)
     let held = true;
     const letGo = (): void => {
       if (held) this.waiting--;
       held = false;
-      this.streams.delete(socket);
+      this.streams?.delete(socket);
     };
     const silent = (): void => {
       letGo();

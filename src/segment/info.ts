@@ -38,8 +38,8 @@ export interface SegmentView {
   /** The tail as messages name it. */
   tailText: string;
   closed: boolean;
-  /** Ends whose container is not running, with its name. */
-  down: ReadonlyMap<Side, string>;
+  /** Ends whose container is not running, with its name (undefined: none ever was). */
+  down: ReadonlyMap<Side, string> | undefined;
   /** A trigger run is under way (or has ended well). */
   triggering: boolean;
   /** Idle let go of what the trigger made. */
@@ -61,7 +61,7 @@ export interface SegmentView {
 /** The state list shows. */
 function stateOf(v: SegmentView): SegmentInfo['state'] {
   if (v.closed) return 'closed';
-  if (v.down.size > 0) return 'container-down';
+  if (v.down?.size) return 'container-down';
   if (v.tail && v.ready && v.ready.state !== 'ready') return 'not-ready';
   if (v.tail) return 'ready';
   if (v.triggering) return 'triggering';
@@ -124,6 +124,6 @@ export function segmentInfo(v: SegmentView): SegmentInfo {
           ? [tailHealth(v.tailText, okAt, failedAt, lastError)]
           : [],
     containers: [...v.containers],
-    down: v.down.size > 0 ? [...v.down].map(([end, container]) => ({ end, container })) : undefined,
+    down: v.down?.size ? [...v.down].map(([end, container]) => ({ end, container })) : undefined,
   };
 }

@@ -179,11 +179,11 @@ export class SegmentManager {
 
   /** The container whose label made top segment `id`, if one did. */
   labelOf(id: string): string | undefined {
-    return (this.keeper.records.get(id) ?? this.keeper.failed.get(id)?.record)?.label;
+    return (this.keeper.record(id) ?? this.keeper.failed.get(id)?.record)?.label;
   }
 
   private allRecords(): SegmentRecord[] {
-    return [...this.keeper.records.values(), ...[...this.keeper.failed.values()].map((f) => f.record)];
+    return [...this.keeper.built(), ...[...this.keeper.failed.values()].map((f) => f.record)];
   }
 
   /** `wormhole apply` for the key `owner`: the top segments made to match a declared set (apply.ts). */
@@ -213,7 +213,7 @@ export class SegmentManager {
   private async createChild(params: Params<'peer-create'>, owner: string): Promise<Result<'peer-create'>> {
     const plan = parsePlan(params.actions);
     const id = params.key ? peerChildId(params.key, plan) : (plan.id ?? randomUUID());
-    const had = this.keeper.records.get(id);
+    const had = this.keeper.record(id);
     // (only the key that asked first, or admin, may have its child back or replace it)
     const mine = (r: SegmentRecord): boolean => owner === 'admin' || (r.owner ?? 'admin') === owner;
     if (had && params.key && had.key === params.key && mine(had)) {
@@ -449,7 +449,7 @@ export class SegmentManager {
     const parentOf = (s: Segment): Segment | undefined =>
       s.parent === null ? undefined : this.segments.get(s.parent);
     for (let up = parentOf(top); up; up = parentOf(up)) top = up;
-    return this.keeper.records.get(top.id)?.owner ?? 'admin';
+    return this.keeper.record(top.id)?.owner ?? 'admin';
   }
 
   /**

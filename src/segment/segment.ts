@@ -48,12 +48,12 @@ export class Segment {
   private udpHead: UdpHead | undefined;
   /** A unix head's socket file, as bound (removed with the segment, if still that file). */
   private headIdentity: string | undefined;
-  /** A UDP segment's upstreams, its peer's sessions and its closed relays' counters. */
-  private readonly udp: UdpSide;
+  /** A UDP segment's upstreams, its peer's sessions and its closed relays' counters: see udp. */
+  private udpSide: UdpSide | undefined;
   /** Why the last connection could not reach the tail (for the tail's health in list). */
   private lastDialError: string | undefined;
-  /** Ends whose container is not running, with the container's name for list. */
-  private readonly down = new Map<Side, string>();
+  /** Ends whose container is not running, with the container's name for list (made at the first). */
+  private down: Map<Side, string> | undefined;
   /** While the tail's container is down, connections wait for it here. */
   private readonly tailBack = new TailWait();
   /** The following of the tail's container, replaced with the tail. */
@@ -65,7 +65,8 @@ export class Segment {
   private listening = true;
   /** Set by accept(): the tail is set (or the trigger armed), connections are served. */
   private accepting = false;
-  private readonly accepted: { promise: Promise<void>; resolve: () => void };
+  /** What waits for accept() (made by the first to wait: most segments have none). */
+  private accepted: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Repeated warnings (a burst of drops, EMFILE) become one line with a count. */
   private readonly warn: RateLimitedLog;
   readonly trigger: Trigger<Tail> | undefined;
@@ -96,21 +97,8 @@ export class Segment {
     this.containers = spec.made.containers;
     this.stack.add(spec.made.scope);
     this.routes = new TransparentRoutesHeld(spec, this.ctx.log);
-    this.stack.defer(() => this.routes.release());
+    this.stack.add(this.routes);
     this.warn = new RateLimitedLog(this.ctx.log);
-    let resolve!: () => void;
-    this.accepted = { promise: new Promise<void>((r) => (resolve = r)), resolve };
-    this.udp = new UdpSide({
-      ctx: this.ctx,
-      triggered: async () => {
-        await this.ensureTriggered();
-        return this.tail ?? Promise.reject(new Error('segment has no tail'));
-      },
-      tailRunning: () => this.tailRunning(),
-      pickUdp: (client) => this.tailSet?.pickUdp(client),
-      headAddress: () => ({ host: this.head.host, port: this.boundPort }),
-      transparentMark: () => this.routes.mark,
-    });
     if (spec.trigger) {
       this.trigger = new Trigger(spec.trigger, {
         id: this.id,
@@ -126,6 +114,24 @@ export class Segment {
     }
     if (spec.idleMs !== undefined) this.idle = this.idleWatch(spec.idleMs);
     this.kept = TriggerContainers.of(spec, this.ctx, () => this.closed, this.stack);
+  }
+
+  /**
+   * The UDP side, made at its first use: a TCP segment's never is (its five functions and
+   * counters were 0.5 KiB of each idle segment with 10,000 of them: issue 20).
+   */
+  private get udp(): UdpSide {
+    return (this.udpSide ??= new UdpSide({
+      ctx: this.ctx,
+      triggered: async () => {
+        await this.ensureTriggered();
+        return this.tail ?? Promise.reject(new Error('segment has no tail'));
+      },
+      tailRunning: () => this.tailRunning(),
+      pickUdp: (client) => this.tailSet?.pickUdp(client),
+      headAddress: () => ({ host: this.head.host, port: this.boundPort }),
+      transparentMark: () => this.routes.mark,
+    }));
   }
 
   /** Where the head listens, as printed by create. */
@@ -180,7 +186,7 @@ export class Segment {
   accept(): void {
     if (this.accepting || this.closed) return;
     this.accepting = true;
-    this.accepted.resolve();
+    this.accepted?.resolve();
     if (this.listening) this.theHead?.accept();
   }
 
@@ -280,14 +286,14 @@ export class Segment {
    */
   private containerDown(side: Side, container: string): void {
     if (this.closed) return;
-    this.down.set(side, container);
+    (this.down ??= new Map()).set(side, container);
     if (side === 'head') {
       this.theHead?.stopListening();
       return;
     }
     void this.tcpHead?.setTail(null); // every new connection comes to serve(), which waits
     this.udpHead?.endSessions(); // their upstream sockets are in the dead namespace
-    this.udp.endSessions();
+    this.udpSide?.endSessions();
     this.tailBack.hold();
     this.ready?.drop('the container is not running');
   }
@@ -302,7 +308,7 @@ export class Segment {
     if (!bound) return;
     if (bound.identity !== undefined) this.headIdentity = bound.identity;
     this.head = head;
-    this.down.delete('head');
+    this.down?.delete('head');
   }
 
   /** The tail's container runs again: dial into its new namespace, and let waiting connections go. */
@@ -314,13 +320,13 @@ export class Segment {
   }
 
   private tailIsUp(): void {
-    this.down.delete('tail');
+    this.down?.delete('tail');
     this.tailBack.release();
   }
 
   /** Wait while the tail's container is down, then until it is ready (up to the dial timeout). */
   private tailRunning(): Promise<void> {
-    return this.tailBack.wait(this.down.get('tail') ?? '', this.ctx.dialTimeoutMs, this.ready);
+    return this.tailBack.wait(this.down?.get('tail') ?? '', this.ctx.dialTimeoutMs, this.ready);
   }
 
   /**
@@ -328,7 +334,11 @@ export class Segment {
    * waits for it), after idle has let go (if it is), running the trigger if it must.
    */
   ensureTriggered(): Promise<void> {
-    if (!this.accepting && !this.closed) return this.accepted.promise.then(() => this.ensureTriggered());
+    if (!this.accepting && !this.closed) {
+      let resolve!: () => void;
+      this.accepted ??= { promise: new Promise<void>((r) => (resolve = r)), resolve };
+      return this.accepted.promise.then(() => this.ensureTriggered());
+    }
     // idle is letting go of the tail: the next run starts once it has
     const releasing = this.idle?.pending();
     if (releasing) return releasing.then(() => this.ensureTriggered());
@@ -389,7 +399,7 @@ export class Segment {
           this.tailSet?.dispose(); // (several tails: no more checks or following)
           this.tailSet = undefined;
           this.udpHead?.endSessions(); // the next datagram opens a session, which runs the trigger
-          this.udp.endSessions(); // (a peer's sessions too: the next attach runs it)
+          this.udpSide?.endSessions(); // (a peer's sessions too: the next attach runs it)
           this.tailIsUp(); // nothing waits for a container that is let go
           this.ready?.drop('idle: the next connection starts it');
           await scope?.dispose();
@@ -463,7 +473,7 @@ export class Segment {
       idle: this.idle?.idle ?? false,
       tcp: tcp && { stats: tcp.stats(), tails: tcp.tailStats() },
       udp: {
-        traffic: this.udp.traffic(relay),
+        traffic: this.udpSide?.traffic(relay) ?? UdpSide.none(relay),
         okAt: relay?.openOkAt ?? 0,
         failedAt: relay?.openFailedAt ?? 0,
         lastError: relay?.lastError,
@@ -484,7 +494,7 @@ export class Segment {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.accepted.resolve(); // what waits for accept() finds the segment closed
+    this.accepted?.resolve(); // what waits for accept() finds the segment closed
     this.idle?.stop();
     this.tailBack.release(); // waiting connections go, and find the segment closed
     this.ready?.dispose();

@@ -113,7 +113,8 @@ export function clientFor(tail: Endpoint, client: string): string {
  * tail's namespaces (one, or a new one after the tail's container restarted).
  */
 export class TransparentRoutesHeld {
-  private readonly held = new Map<string, Promise<TransparentRoutes>>();
+  /** By namespace and family; made at the first (most segments are not transparent: issue 20). */
+  private held: Map<string, Promise<TransparentRoutes>> | undefined;
   private readonly id: string;
   /** `transparent` at create, or in the trigger's steps (for list). */
   readonly wanted: boolean;
@@ -149,7 +150,8 @@ export class TransparentRoutesHeld {
       tag: this.id,
     };
     const key = `${r.ns}|${r.family}`;
-    let made = this.held.get(key);
+    const held = (this.held ??= new Map());
+    let made = held.get(key);
     if (!made) {
       made = installTransparentRoutes(r).then(async () => {
         // the tail's reply is routed once before the rules take it back: it needs a way out
@@ -160,16 +162,16 @@ export class TransparentRoutesHeld {
           );
         return r;
       });
-      this.held.set(key, made);
-      made.catch(() => this.held.delete(key));
+      held.set(key, made);
+      made.catch(() => held.delete(key));
     }
     await made;
   }
 
   /** Remove every route made (a namespace gone took its own with it). Never throws. */
-  async release(): Promise<void> {
-    const all = [...this.held.values()];
-    this.held.clear();
+  async dispose(): Promise<void> {
+    const all = [...(this.held?.values() ?? [])];
+    this.held?.clear();
     for (const made of all) {
       const r = await made.catch(() => undefined);
       if (!r || (r.ns !== null && !fs.existsSync(r.ns))) continue;

@@ -88,6 +88,11 @@ export class UdpSide {
     this.totals.retire(relay);
   }
 
+  /** The counts of a segment that never had a UDP side: the live relay's alone. */
+  static none(relay: UdpCounters | undefined): NonNullable<SegmentInfo['traffic']> {
+    return new UdpTotals().traffic(relay);
+  }
+
   /** Every datagram counted: the live relay's, closed relays' and the peer's sessions'. */
   traffic(relay: UdpCounters | undefined): NonNullable<SegmentInfo['traffic']> {
     return this.totals.traffic(relay, this.peerSessions);

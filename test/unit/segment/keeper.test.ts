@@ -21,7 +21,7 @@ it('writes a record before the build and again, complete, with what was built', 
   assert.deepEqual(ctx.store.writes, ['save web', 'save web complete']);
   const kept = ctx.store.records.get('web')!;
   assert.deepEqual([kept.url, kept.built], ['tcp://127.0.0.1:4000', [{ id: 'web', port: 4000 }]]);
-  assert.equal(keeper.records.get('web')?.complete, true);
+  assert.equal(keeper.record('web')?.complete, true);
 });
 
 it('forgets a new record whose build failed, and keeps one that was complete before', () => {
@@ -70,7 +70,7 @@ it('writes nothing for a kept segment built again as it was, and once when its p
   keeper.begin(kept);
   keeper.commit(kept, { url: 'tcp://127.0.0.1:4000', segments: [{ id: 'web', port: 4000 }] });
   assert.deepEqual(ctx.store.writes, [], 'a restart of 10,000 segments rewrites none of them');
-  assert.equal(keeper.records.get('web')?.url, 'tcp://127.0.0.1:4000');
+  assert.equal(keeper.record('web')?.url, 'tcp://127.0.0.1:4000');
 
   keeper.begin(kept);
   keeper.commit(kept, { url: 'tcp://127.0.0.1:4001', segments: [{ id: 'web', port: 4001 }] });
