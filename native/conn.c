@@ -346,7 +346,17 @@ bool watch_fd(struct engine *e, int fd, struct watch *w) {
   return epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
-struct conn *conn_new(struct engine *e, struct group *g, int client) {
+/* A range's client's place in it, from the port it reached (-1: not this group's range). */
+static int client_port_off(const struct group *g, int client) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (getsockname(client, (struct sockaddr *)&ss, &sl) != 0) return -1;
+  int port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                            : ((struct sockaddr_in *)&ss)->sin_port);
+  return port >= g->base_port && port - g->base_port < MAX_LISTENERS ? port - g->base_port : -1;
+}
+
+struct conn *conn_new(struct engine *e, struct group *g, int client, int port_off) {
   struct conn *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->w[0].kind = W_CONN0;
@@ -362,17 +372,10 @@ struct conn *conn_new(struct engine *e, struct group *g, int client) {
   if (client >= 0 && (g->report || g->policy == B_SOURCE)) note_client(c);
   if (g->policy == B_SOURCE && c->client_family)
     c->src = pick_key(c->client, c->client_family == 4 ? 4 : 16); /* not the port: one client, one tail */
-  /* a range's head: which of its ports the client came in on (read here, not passed from the
-     listener, so that a client JavaScript hands back (groupDial) knows it too) */
-  if (g->base_port) {
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(client, (struct sockaddr *)&ss, &sl) == 0) {
-      int port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                : ((struct sockaddr_in *)&ss)->sin_port);
-      if (port >= g->base_port && port - g->base_port < MAX_LISTENERS) c->port_off = (uint16_t)(port - g->base_port);
-    }
-  }
+  /* a range's head: which of its ports the client came in on. The accept knows it (its
+     listener's place in the array); a client JavaScript hands back (groupDial) is asked */
+  if (g->base_port && port_off < 0 && client >= 0) port_off = client_port_off(g, client);
+  if (g->base_port && port_off > 0) c->port_off = (uint16_t)port_off;
   c->next = g->conns;
   if (g->conns) g->conns->prev = c;
   g->conns = c;
@@ -488,14 +491,14 @@ void conn_dial(struct engine *e, struct conn *c) {
   conn_dial_tail(e, c, i);
 }
 
-void conn_wait_data(struct engine *e, struct group *g, int fd) {
+void conn_wait_data(struct engine *e, struct group *g, int fd, int port_off) {
   if (g->waiting >= g->max) {
     __atomic_add_fetch(&g->refused, 1, __ATOMIC_RELAXED);
     emit(e, EV_REFUSED, g, 0, 0, 0, 0);
     reset_close(fd);
     return;
   }
-  struct conn *c = conn_new(e, g, fd);
+  struct conn *c = conn_new(e, g, fd, port_off);
   if (!c) {
     reset_close(fd);
     return;

@@ -282,7 +282,7 @@ static void run_cmd(struct engine *e, struct cmd *c) {
     g->policy = (uint8_t)c->arg;
     break;
   case CMD_DIAL: {
-    struct conn *cn = conn_new(e, g, c->arg);
+    struct conn *cn = conn_new(e, g, c->arg, -1); /* (its port read from its socket) */
     __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
     if (!cn) {
       emit(e, EV_HANDOFF, g, c->arg, ENOMEM, 0, 0);

@@ -396,12 +396,13 @@ void pipe_stuck(struct engine *e, struct pipe_buf *p, bool stuck);
 
 /* ---- conn.c ---- */
 /* A connection for a client fd, in the group's list; NULL when out of memory. The caller marks
-   the group active (g->last): a client held for its first byte is not activity yet. */
-struct conn *conn_new(struct engine *e, struct group *g, int client);
+   the group active (g->last): a client held for its first byte is not activity yet. port_off:
+   a range's client's place in it (the listener's), -1 to read it from the client's socket. */
+struct conn *conn_new(struct engine *e, struct group *g, int client, int port_off);
 /* Take it off its group's list. */
 void unlink_conn(struct conn *c);
 /* `wake-on-data`: hold a new client unread until it sends its first byte (C_WAITING). */
-void conn_wait_data(struct engine *e, struct group *g, int fd);
+void conn_wait_data(struct engine *e, struct group *g, int fd, int port_off);
 /* Start dialing a tail for it (or hand the client back to JavaScript when there is none). */
 void conn_dial(struct engine *e, struct conn *c);
 /* Give the client back to JavaScript untouched (err: the failed dial's errno, 0: no tail). */

@@ -193,7 +193,7 @@ void accept_some(struct engine *e, struct listener *l) {
     }
     if (g->wake_on_data) {
       nodelay(fd);
-      conn_wait_data(e, g, fd); /* counted and dialed at its first byte (conn.c) */
+      conn_wait_data(e, g, fd, (int)(l - g->ls)); /* counted and dialed at its first byte (conn.c) */
       continue;
     }
     if (!acquire_open(g)) {
@@ -203,7 +203,8 @@ void accept_some(struct engine *e, struct listener *l) {
       continue;
     }
     nodelay(fd);
-    struct conn *c = conn_new(e, g, fd);
+    /* (a range's listeners are in port order: this one's place is the client's in the range) */
+    struct conn *c = conn_new(e, g, fd, (int)(l - g->ls));
     __atomic_store_n(&g->last, e->now_ms, __ATOMIC_RELAXED);
     if (!c || !watch_fd(e, fd, &c->w[0])) {
       if (c) {

@@ -66,7 +66,7 @@ void streamdial_open(struct engine *e, struct chan *ch, uint32_t id, const uint8
   }
   memcpy(st->target, p, n);
   st->target_len = n;
-  struct conn *c = conn_new(e, g, -1);
+  struct conn *c = conn_new(e, g, -1, 0); /* (no client socket; a range has no remote leg) */
   if (!c) {
     release_open(g);
     free(st->target);
