@@ -91,6 +91,8 @@ export class Peers {
   private closed = false;
   /** The engine, when it runs: channels are offered its format (enginechannel.ts). */
   private engine: Engine | null = null;
+  /** The address warmUp pings (this daemon's own): its line is dropped after. */
+  private warming: string | undefined;
 
   constructor(
     private key: Buffer,
@@ -166,18 +168,37 @@ export class Peers {
   }
 
   /**
-   * Open a channel to this daemon's own API (`self`), ping on it and close it, once at the
-   * start: the first channel to a real peer then takes code paths already run (Node's TLS and
-   * OpenSSL's first use, the `channel` request's parsing on both sides, the exporter, the
-   * engine's channel), which cost it most of its time cold (issue 17: 19.6 ms, target 5).
+   * Once at the start: a `ping self` request to this daemon's own API (`self`), which opens a
+   * channel to itself, pings on it, and closes it. The first call to a real peer then takes
+   * code paths already run: Node's TLS and OpenSSL's first use, the request's parsing and the
+   * ping handler, this file's channel(), dial() and ping() (each compiled on its first call:
+   * 0.5 ms of the first ping when only open() was warmed), the `channel` request on both
+   * sides, the exporter, the engine's channel (issue 17: 19.6 ms cold, target 5). The line to
+   * `self` is forgotten after: `peers` never lists it.
    */
   async warmUp(self: string): Promise<void> {
-    const channel = await this.open(self, {});
+    this.warming = self;
+    const conn = await connect(parseDaemonAddress(self), this.key);
     try {
-      await withDeadline(channel.ping(), PEER_LIMIT_MS.ping!, () => new Error('no answer'));
+      await conn.call('ping', { host: self }, PEER_LIMIT_MS.ping);
     } finally {
-      channel.close();
+      conn.close();
+      this.forget(self);
+      this.warming = undefined;
     }
+  }
+
+  /** Drop the line to `host` and close its channel, dialing it no more (warmUp's `self`). */
+  private forget(host: string): void {
+    const line = this.lines.get(host);
+    if (!line) return;
+    this.lines.delete(host);
+    clearTimeout(line.retry);
+    const channel = line.channel;
+    // (lost() then finds the line without it: no warning, no retry)
+    line.channel = undefined;
+    line.wasUp = false;
+    channel?.close();
   }
 
   private async dial(line: Line): Promise<PeerChannel> {
@@ -190,12 +211,18 @@ export class Peers {
           if (line.channel === channel) line.channel = undefined;
         },
       });
+      if (this.lines.get(line.host) !== line) {
+        // (forgotten while it opened: warmUp's line to `self` whose ping timed out)
+        channel.close();
+        throw new WormholeError('ABORTED', `the channel to ${line.host} is no longer wanted`);
+      }
       line.channel = channel;
       this.moved(line, 'up');
       line.wasUp = true;
       line.backoffMs = 0;
       line.lastError = undefined;
-      this.log.info(
+      // (the warm-up's channel to this daemon itself is no news)
+      this.log[line.host === this.warming ? 'debug' : 'info'](
         { peer: line.host, mover: channel instanceof EngineChannel ? 'engine' : 'javascript' },
         'peer channel up',
       );

@@ -247,6 +247,15 @@ describe('the channel between two daemons', () => {
     assert.equal(await answer, 'bye');
     assert.equal((await peers())[0].state, 'up');
   });
+
+  it('opens the channel to the peer its kept segment names when it starts, with no command', async () => {
+    await a.stop();
+    a = await startDaemon(suite, { netns: hosts.a, dir: a.dir });
+    // (restoring the segment asks the peer for its child again, on a new channel: the first
+    // connection or ping after the start finds it open; `peers` itself opens nothing)
+    const up = await until('the channel is up', peers, (ps) => ps.length === 1 && ps[0].state === 'up');
+    assert.equal(up[0].host, hosts.ipB);
+  });
 });
 
 describe('a daemon facing a peer that breaks the rules', () => {
