@@ -38,6 +38,8 @@ import { type Handed, TAKEOVER_SOCKET, TakeoverPoint, takeOver } from './takeove
 const SEGMENTS_LIMIT_MS = 1500;
 /** At stop, how long the Docker engine may take to remove the daemon's containers. */
 const DOCKER_LIMIT_MS = 10_000;
+/** At start, how long the warm-up channel to itself may hold up the daemon's READY=1. */
+const WARMUP_LIMIT_MS = 1000;
 
 /** Run the daemon; resolves when it has started. */
 export async function main(argv: string[]): Promise<void> {
@@ -331,19 +333,25 @@ export async function main(argv: string[]): Promise<void> {
       keysFile: opts.keysFile,
       stop,
     });
-    log.info({ stateDir: opts.stateDir, keys: keys.size }, 'wormholed started');
-    sdNotify(`READY=1\nMAINPID=${process.pid}`, log);
-    // A first channel to a peer cold took 20 ms: one to ourselves, now, in the background,
-    // runs its code paths once (Peers.warmUp); only TCP API addresses speak TLS as peers do.
+    // A first channel to a peer cold took 20 ms: one to ourselves runs its code paths once
+    // (Peers.warmUp) before the daemon says it has started, so that the first `ping` or
+    // `remote` connection after a start (systemd's READY=1, the log line) finds them warm.
+    // Bounded: a warm-up that fails or hangs only costs the first call its cold start. Only
+    // TCP API addresses speak TLS as peers do.
     const self = opts.listen.find((a) => a.kind === 'tcp' && a.port !== 0);
     if (self?.kind === 'tcp') {
       const host = self.host === '0.0.0.0' ? '127.0.0.1' : self.host === '::' ? '::1' : self.host;
       const t0 = Date.now();
-      peers
-        .warmUp(formatDaemonAddress({ ...self, host }))
+      await withDeadline(
+        peers.warmUp(formatDaemonAddress({ ...self, host })),
+        WARMUP_LIMIT_MS,
+        () => new Error(`no answer within ${WARMUP_LIMIT_MS} ms`),
+      )
         .then(() => log.debug({ ms: Date.now() - t0 }, 'peer paths warmed'))
         .catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'peer paths not warmed'));
     }
+    log.info({ stateDir: opts.stateDir, keys: keys.size }, 'wormholed started');
+    sdNotify(`READY=1\nMAINPID=${process.pid}`, log);
   } catch (err) {
     // (a takeover that fails here leaves the running daemon as it was)
     handed?.abandon();
