@@ -4,8 +4,10 @@
  * (WireGuard; IPsec, on a pair of its own whose daemons run `--tunnel-engine ipsec`), the
  * tunnel alone (to b's tunnel address, no proxy) and an `ssh -L` forward,
  * all measured from a to servers on b; and the control path's round trip, `wormhole ping
- * HOST` from a's daemon to b's. With `--beside`, the build
- * beside gets a pair of hosts of its own, and its rows follow each of this build's.
+ * HOST` from a's daemon to b's. Each throughput row's note says what the processes carrying
+ * it (the daemons, wireguard-go, charon, ssh, sshd, iperf3's server) spent per GB moved. With
+ * `--beside`, the build beside gets a pair of hosts of its own, and its rows follow each of
+ * this build's.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -29,6 +31,7 @@ import {
   start,
   waitPort,
 } from '../env';
+import { perGB, sampleCarriers } from '../cpu';
 import { rssMiB, throughput } from '../measure';
 import type { Row } from '../report';
 import { started, stop } from './restart';
@@ -147,7 +150,13 @@ export async function twoHosts(cfg: Config, builds: Build[]): Promise<TwoHosts> 
     try {
       await waitPort(host, e, p.a);
       await sleep(200);
+      // the CPU each process carrying the path spent on the bytes: on a shared machine a
+      // steadier figure than Gbit/s (what bounds the tunnel, issue 19, shows here)
+      const hosts = { a: p.a, b: p.b };
+      const before = sampleCarriers(hosts);
       row.gbps = await throughput(host, i, cfg.seconds, ['ip', 'netns', 'exec', p.a]);
+      const cpu = perGB(before, sampleCarriers(hosts), (row.gbps * 1e9 * cfg.seconds) / 8);
+      if (cpu) row.notes!.push(`CPU-seconds per GB moved: ${cpu}`);
       const lat = await probeIn<{ p50: number; p99: number }>(p.a, [host, e, cfg.quick ? 500 : 2000]);
       [row.p50us, row.p99us] = [lat.p50, lat.p99];
       row.connsPerSec = (

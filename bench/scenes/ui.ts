@@ -4,9 +4,9 @@
  * streaming (one event stream, as a tab holds, read for the same time). This build only: a
  * build beside may have no --ui.
  */
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { Config } from '../config';
+import { cpuSeconds } from '../cpu';
 import { rssMiB } from '../measure';
 import { type Daemon, THIS_BUILD, daemon, echoServer, port, sleep, waitPort } from '../env';
 
@@ -18,13 +18,6 @@ export interface UiCostRow {
   rssMiB: number;
   /** Events the page received in the window (0 without one). */
   events: number;
-}
-
-/** CPU seconds a process has used (user and system), from /proc/PID/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime: clock ticks (USER_HZ 100)
 }
 
 /** An event stream held open as the page holds it; counts the events it gets. */
@@ -59,9 +52,10 @@ export async function uiCost(cfg: Config): Promise<UiCostRow[]> {
     for (let i = 0; i < 100; i++) d.cli('create', 'url', `:${port()}`, 'tail', 'url', `:${echo}`);
     const page = flags.length > 0 ? openPage(d, uiPort) : undefined;
     await sleep(2000); // the first events and layouts out of the way
-    const [cpu0, events0, t0] = [cpuSeconds(d.pid), page?.events() ?? 0, Date.now()];
+    // (the daemon runs on: its figures are there; NaN, printed as such, if it died)
+    const [cpu0, events0, t0] = [cpuSeconds(d.pid) ?? NaN, page?.events() ?? 0, Date.now()];
     await sleep(cfg.seconds * 2000);
-    const cpu = cpuSeconds(d.pid) - cpu0;
+    const cpu = (cpuSeconds(d.pid) ?? NaN) - cpu0;
     rows.push({
       path,
       cpuPercent: (cpu * 100 * 1000) / (Date.now() - t0),
