@@ -161,6 +161,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!wh_sockbuf_init(env, exports)) return NULL;
   if (!wh_proxyproto_init(env, exports)) return NULL;
   if (!wh_transparent_init(env, exports)) return NULL;
+  if (!wh_heap_init(env, exports)) return NULL;
   return exports;
 }
 

@@ -133,5 +133,6 @@ napi_value wh_syncfs_init(napi_env env, napi_value exports);
 napi_value wh_sockbuf_init(napi_env env, napi_value exports);
 napi_value wh_proxyproto_init(napi_env env, napi_value exports);
 napi_value wh_transparent_init(napi_env env, napi_value exports);
+napi_value wh_heap_init(napi_env env, napi_value exports); /* heap.cc */
 
 #endif

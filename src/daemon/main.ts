@@ -27,6 +27,7 @@ import { ApiServer } from './server';
 import { KeyRing, loadKeysFile } from '../trust/keys';
 import type { UiServer } from '../ui/server';
 import { uiToken } from '../ui/token';
+import { MemoryGiveBack } from './memory';
 import { wireSignals } from './signals';
 import { StateDir } from './state';
 import { type Handed, TAKEOVER_SOCKET, TakeoverPoint, takeOver } from './takeover';
@@ -123,6 +124,7 @@ export async function main(argv: string[]): Promise<void> {
     const engine = startEngine(log, opts.pipeBudget);
     peers.useEngine(engine);
     const store = new SegmentStore(state.file('segments'));
+    const memory = new MemoryGiveBack(log);
     const manager = new SegmentManager({
       log,
       ownerId: state.ownerId,
@@ -139,6 +141,8 @@ export async function main(argv: string[]): Promise<void> {
       maxUdpSessions: opts.maxUdpSessions,
       accessLog: opts.accessLog,
       allowUnix,
+      // (after thousands made or removed, the heap's slack goes back to the system)
+      churned: () => memory.changed(),
     });
     // taking over: no create or delete until this daemon serves (its predecessor's are shut too)
     if (handed) void manager.gate.close();

@@ -346,4 +346,10 @@ export interface NativeBinding {
    * socket); returns its size after (SO_RCVBUF: twice `bytes`). Throws with the errno name.
    */
   raiseRcvbuf(pid: number, fd: number, bytes: number): number;
+  // ---- native/heap.cc ----
+  /**
+   * V8's LowMemoryNotification, then malloc_trim: the heap collected and compacted, its young
+   * generation shrunk, freed pages given back to the system. Blocks the event loop meanwhile.
+   */
+  reduceMemory(): void;
 }

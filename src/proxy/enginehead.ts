@@ -10,7 +10,7 @@ import { placed } from '../common/slots';
 import { native } from '../native';
 import { type Policy, policyCode } from './balance';
 import { dialWithRetry } from './dial';
-import type { Engine, EngineGroup, GroupStats } from './engine';
+import type { ClosedConnection, Engine, EngineGroup, GroupEvents, GroupStats } from './engine';
 import type { Client, HeadOptions, TailStats, TailTarget } from './head';
 import { HeadBase, closeQuietly } from './headbase';
 import type { Origin } from './proxyproto';
@@ -31,17 +31,8 @@ export class EngineHead extends HeadBase {
     this.group = engine.group(
       opts.maxConnections,
       opts.unixName,
-      {
-        closed: opts.onClosed && ((c) => opts.onClosed?.(c)),
-        handoff: (cfd, err, spentMs) => this.handoff(cfd, err, spentMs),
-        dialed: (cfd) => {
-          const waiter = this.held?.get(cfd);
-          this.held?.delete(cfd);
-          waiter?.resolve();
-        },
-        refused: () => opts.onWarning('refused'),
-        acceptError: (err) => opts.onWarning('accept-error', err),
-      },
+      // (one object for the five, not a closure each: issue 20's memory per idle segment)
+      opts.onClosed ? new ReportingEvents(this, opts) : new HeadEvents(this, opts),
       // (a tail that drops SYNs is given up after it, not after the kernel's ~2 minutes)
       opts.dialTimeoutMs,
       opts.allow && packCidrs(opts.allow),
@@ -139,7 +130,8 @@ export class EngineHead extends HeadBase {
     });
   }
 
-  private handoff(fd: number, err: string | undefined, spentMs: number): void {
+  /** A client fd the engine gave back (GroupEvents.handoff). */
+  handoff(fd: number, err: string | undefined, spentMs: number): void {
     const held = (this.held ??= new Map());
     const waiter = held.get(fd);
     if (waiter) {
@@ -156,6 +148,13 @@ export class EngineHead extends HeadBase {
     }
     held.set(fd, null);
     this.opts.onClient(this.fdClient(fd, spentMs));
+  }
+
+  /** The engine connected a client fd given with dial() (GroupEvents.dialed). */
+  dialed(fd: number): void {
+    const waiter = this.held?.get(fd);
+    this.held?.delete(fd);
+    waiter?.resolve();
   }
 
   private dropFd(fd: number): void {
@@ -291,5 +290,39 @@ export class EngineHead extends HeadBase {
       closeQuietly(fd);
     }
     await this.group.close();
+  }
+}
+
+/** What the engine tells an engine head's group, as methods of one object. */
+class HeadEvents implements GroupEvents {
+  constructor(
+    protected readonly head: EngineHead,
+    protected readonly opts: HeadOptions,
+  ) {}
+
+  handoff(fd: number, err: string | undefined, spentMs: number): void {
+    this.head.handoff(fd, err, spentMs);
+  }
+
+  dialed(fd: number): void {
+    this.head.dialed(fd);
+  }
+
+  refused(): void {
+    this.opts.onWarning('refused');
+  }
+
+  acceptError(err: string): void {
+    this.opts.onWarning('accept-error', err);
+  }
+}
+
+/**
+ * The same, with each connection's end: only for a head whose options want it (without
+ * `closed` the engine only counts, waking no one).
+ */
+class ReportingEvents extends HeadEvents {
+  closed(c: ClosedConnection): void {
+    this.opts.onClosed?.(c);
   }
 }

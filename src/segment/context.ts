@@ -102,4 +102,9 @@ export interface SegmentContext {
    * streams to the segment dialed by the engine itself (native/streamdial.c).
    */
   ownerOf?: (id: string) => string | undefined;
+  /**
+   * Told of each segment made or removed: once many have been, the daemon gives back the
+   * memory the change left behind (src/daemon/memory.ts).
+   */
+  churned?: () => void;
 }

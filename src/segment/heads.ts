@@ -10,7 +10,7 @@ import { errorMessage } from '../common/errors';
 import type { Logger } from '../common/log';
 import type { RateLimitedLog } from '../common/ratelog';
 import { bindUdp, bindUdpTransparent } from '../netns';
-import { type Client, type TcpHead, openTcpHead } from '../proxy/head';
+import { type Client, type ConnectionEnd, type HeadOptions, type TcpHead, openTcpHead } from '../proxy/head';
 import type { DatagramUpstream, UdpRelay } from '../proxy/udp';
 import { UdpHead } from '../proxy/udphead';
 import type { SegmentContext } from './context';
@@ -73,32 +73,57 @@ export async function relistenHead(
   return {};
 }
 
-/** A TCP or unix head on its listening fds (a port range's in port order). */
-export function openStreamHead(host: HeadHost, head: Endpoint, fds: readonly number[]): TcpHead {
-  const { ctx, id, warn } = host;
-  const opened = openTcpHead(ctx.engine, fds, {
-    unixName: head.proto === 'unix' ? head.path : undefined,
-    maxConnections: ctx.maxConnections,
-    dialTimeoutMs: ctx.dialTimeoutMs,
-    allow: host.allow,
-    wakeOnData: host.wakeOnData,
-    onClient: (client) => host.serve(client),
-    // each connection's end is heard of only when the log would show it
-    onClosed: accessLog(
+/**
+ * A stream head's options: its segment's settings, and methods that call the segment (one
+ * object, not a closure each: issue 20's memory per idle segment).
+ */
+class StreamHeadOptions implements HeadOptions {
+  readonly unixName: string | undefined;
+  readonly maxConnections: number;
+  readonly dialTimeoutMs: number;
+  readonly allow: readonly Cidr[] | undefined;
+  readonly wakeOnData: boolean | undefined;
+  /** Each connection's end is heard of only when the log would show it. */
+  readonly onClosed: ((end: ConnectionEnd) => void) | undefined;
+
+  constructor(
+    private readonly host: HeadHost,
+    head: Endpoint,
+  ) {
+    const { ctx } = host;
+    this.unixName = head.proto === 'unix' ? head.path : undefined;
+    this.maxConnections = ctx.maxConnections;
+    this.dialTimeoutMs = ctx.dialTimeoutMs;
+    this.allow = host.allow;
+    this.wakeOnData = host.wakeOnData;
+    this.onClosed = accessLog(
       ctx.log,
       ctx.accessLog,
-      id,
-      () => host.tailText(),
+      host.id,
+      host,
       head.proto === 'unix' ? 'unix' : 'unknown',
-    ),
-    onWarning: (kind, detail) =>
-      kind === 'refused'
-        ? warn.warn(
-            { segment: id, limit: ctx.maxConnections },
-            'connection refused: too many open (--max-connections)',
-          )
-        : warn.warn({ segment: id, err: detail }, 'accept failed'),
-  });
+    );
+  }
+
+  onClient(client: Client): void {
+    this.host.serve(client);
+  }
+
+  onWarning(kind: 'refused' | 'accept-error', detail?: string): void {
+    const { id, ctx, warn } = this.host;
+    if (kind === 'refused')
+      warn.warn(
+        { segment: id, limit: ctx.maxConnections },
+        'connection refused: too many open (--max-connections)',
+      );
+    else warn.warn({ segment: id, err: detail }, 'accept failed');
+  }
+}
+
+/** A TCP or unix head on its listening fds (a port range's in port order). */
+export function openStreamHead(host: HeadHost, head: Endpoint, fds: readonly number[]): TcpHead {
+  const { ctx, id } = host;
+  const opened = openTcpHead(ctx.engine, fds, new StreamHeadOptions(host, head));
   // a peer's stream for this segment, from a key that may reach it, is dialed by the engine
   const owner = ctx.ownerOf?.(id);
   if (owner) opened.attachable?.(id, owner);

@@ -302,6 +302,7 @@ export class SegmentManager {
         this.deps,
       );
       this.segments.set(id, seg);
+      this.ctx.churned?.();
       this.building.delete(id);
       const created: Segment[] = [seg];
       await seg.open();
@@ -419,6 +420,7 @@ export class SegmentManager {
   private async closeTree(id: string, seg: Segment): Promise<void> {
     await seg.close();
     this.segments.delete(id);
+    this.ctx.churned?.();
     this.ctx.log.info({ segment: id }, 'segment deleted');
   }
 

@@ -29,7 +29,7 @@ import { TransparentRoutesHeld } from './transparent';
 import { ReadyGate } from './ready';
 
 /** A segment, from listening to closed. */
-export class Segment {
+export class Segment implements HeadHost {
   readonly id: string;
   readonly parent: string | null;
   readonly remote: boolean;
@@ -68,13 +68,13 @@ export class Segment {
   /** What waits for accept() (made by the first to wait: most segments have none). */
   private accepted: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Repeated warnings (a burst of drops, EMFILE) become one line with a count. */
-  private readonly warn: RateLimitedLog;
+  readonly warn: RateLimitedLog;
   readonly trigger: Trigger<Tail> | undefined;
   /** Scale to zero (`idle`), when the segment has it. */
   private readonly idle: IdleWatch | undefined;
   /** The trigger's containers, kept across idle (`idle` with a docker-run trigger). */
   readonly kept: TriggerContainers | undefined;
-  private readonly ctx: SegmentContext;
+  readonly ctx: SegmentContext;
   private readonly follower: ContainerFollower;
   private readonly balance: Policy;
   private readonly healthMs: number | null;
@@ -153,7 +153,7 @@ export class Segment {
       this.headIdentity = identity;
       // a unix head's socket file goes once the head has closed (the stack runs backwards)
       this.stack.defer(() => releaseStreamHead(this.head, this.headIdentity, this.ctx.log));
-      const tcpHead = openStreamHead(this.headHost(), head, fds);
+      const tcpHead = openStreamHead(this, head, fds);
       this.tcpHead = tcpHead;
       // closing the head closes its connections too
       this.stack.defer(() => tcpHead.close());
@@ -163,7 +163,7 @@ export class Segment {
         for (const socket of sockets) socket.close();
         throw new WormholeError('ABORTED', `segment ${this.id} was deleted`);
       }
-      const udpHead = openUdpHead(this.headHost(), sockets, fds);
+      const udpHead = openUdpHead(this, sockets, fds);
       this.udpHead = udpHead;
       this.boundPort = sockets[0].address().port;
       this.stack.defer(() => udpHead.close());
@@ -190,18 +190,27 @@ export class Segment {
     if (this.listening) this.theHead?.accept();
   }
 
-  /** What the head tells the segment. */
-  private headHost(): HeadHost {
-    return {
-      id: this.id,
-      ctx: this.ctx,
-      warn: this.warn,
-      ...this.admits,
-      serve: (client) => void this.serve(client),
-      openUpstream: (client, port, offset) => this.udp.openUpstream(client, port, offset),
-      retired: (relay) => this.udp.retire(relay),
-      tailText: () => describeTail(this.tail, this.tailSet),
-    };
+  // What the head tells the segment (HeadHost): the segment is its own head's host, with no
+  // object or closures made for it (issue 20's memory per idle segment).
+
+  get allow(): SegmentSpec['allow'] {
+    return this.admits.allow;
+  }
+
+  get wakeOnData(): boolean | undefined {
+    return this.admits.wakeOnData;
+  }
+
+  openUpstream(client: string, port: number, offset: number): ReturnType<HeadHost['openUpstream']> {
+    return this.udp.openUpstream(client, port, offset);
+  }
+
+  retired(relay: Parameters<HeadHost['retired']>[0]): void {
+    this.udp.retire(relay);
+  }
+
+  tailText(): string {
+    return describeTail(this.tail, this.tailSet);
   }
 
   /**
@@ -413,7 +422,7 @@ export class Segment {
    * Take a connection to the tail, running the trigger first if needed. `ready`, when given,
    * is told before bytes flow (used by attach to answer the peer) or with the failure.
    */
-  private async serve(client: Client, ready?: (err?: unknown) => void): Promise<void> {
+  async serve(client: Client, ready?: (err?: unknown) => void): Promise<void> {
     try {
       await this.ensureTriggered();
       await this.tailRunning();

@@ -140,7 +140,8 @@ export function accessLog(
   log: Logger,
   on: boolean,
   segment: string,
-  tail: () => string,
+  /** Who names the tail (the segment itself: an object it has, not a closure made for this). */
+  tail: { tailText(): string },
   /** What a client without an address is called: `unix` behind a unix head. */
   anonymous = 'unknown',
 ): ((end: ConnectionEnd) => void) | undefined {
@@ -151,7 +152,7 @@ export function accessLog(
       {
         segment,
         client: end.client ?? anonymous,
-        tail: tail(),
+        tail: tail.tailText(),
         ms: Math.round(end.ms),
         up: end.up,
         down: end.down,

@@ -206,4 +206,34 @@ describe('apply of many segments', () => {
     for (const [f, mtime] of before)
       assert.equal(fs.statSync(path.join(records, f)).mtimeMs, mtime, `${f} is not written again at start`);
   });
+
+  it('gives the memory a bulk change left behind back to the system once it is over, and not after a small one', async () => {
+    const d = await startDaemon(suite);
+    const given = (): { changes: number; rssBeforeMiB: number; rssAfterMiB: number }[] =>
+      d
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('memory given back after a bulk change'))
+        .map((l) => JSON.parse(l) as { changes: number; rssBeforeMiB: number; rssAfterMiB: number });
+    const plans = (n: number, prefix: string): string =>
+      `segments:\n${Array.from({ length: n }, (_, i) => `  ${prefix}${i}: url :0 tail url :9`).join('\n')}\n`;
+    // (500: src/daemon/memory.ts's BULK_CHANGES, segments made or removed)
+    const r = await d.cli('apply', '-f', file(d, 'bulk.yaml', plans(500, 'b')));
+    assert.equal(r.code, 0, r.stderr);
+    const [once] = await until(
+      'the collection after the apply',
+      async () => given(),
+      (g) => g.length === 1,
+    );
+    assert.equal(once.changes, 500);
+    assert.ok(once.rssAfterMiB < once.rssBeforeMiB, JSON.stringify(once));
+    // the daemon's RSS as ps shows it stays below what it was before the collection
+    const rssMiB =
+      Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))?.[1]) / 1024;
+    assert.ok(rssMiB < once.rssBeforeMiB, `${rssMiB} MiB`);
+    // a small change is left to V8's own collections
+    assert.equal((await d.cli('apply', '-f', file(d, 'small.yaml', plans(3, 's')))).code, 0);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(given().length, 1);
+  });
 });
