@@ -104,7 +104,9 @@ export async function main(argv: string[]): Promise<void> {
           );
         },
       );
-    const peers = new Peers(key, log);
+    const memory = new MemoryGiveBack(log);
+    // (a burst of remote connections handed to channels leaves garbage as a bulk apply does)
+    const peers = new Peers(key, log, () => memory.changed());
     const tunnels = new TunnelService(
       {
         stateFile: state.file('tunnels.json'),
@@ -124,7 +126,6 @@ export async function main(argv: string[]): Promise<void> {
     const engine = startEngine(log, opts.pipeBudget);
     peers.useEngine(engine);
     const store = new SegmentStore(state.file('segments'));
-    const memory = new MemoryGiveBack(log);
     const manager = new SegmentManager({
       log,
       ownerId: state.ownerId,

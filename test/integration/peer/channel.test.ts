@@ -196,6 +196,44 @@ describe('the channel between two daemons', () => {
     assert.ok(rtt[0].rttMs! > 0);
   });
 
+  it('gives back the memory a burst of remote connections left, once the burst is over', async () => {
+    // (each tail reads what it is sent and answers the client's FIN with its own)
+    onTail = (s) => s.resume().on('end', () => s.end());
+    const given = (): { changes: number; rssBeforeMiB: number; rssAfterMiB: number }[] =>
+      a
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('memory given back after a bulk change'))
+        .map((l) => JSON.parse(l) as { changes: number; rssBeforeMiB: number; rssAfterMiB: number });
+    const earlier = given().length;
+    // (500: src/daemon/memory.ts's BULK_CHANGES; each client handed to the channel counts)
+    const seen = tails.length;
+    const open = Array.from({ length: 500 }, () => {
+      const c = net.connect({ port: headPort, host: '127.0.0.1', allowHalfOpen: true });
+      c.on('error', () => undefined);
+      return c;
+    });
+    await until(
+      'all 500 reach the tail',
+      async () => tails.length - seen,
+      (n) => n >= 500,
+    );
+    const [one] = await until(
+      'the collection after the burst',
+      async () => given().slice(earlier),
+      (g) => g.length >= 1,
+    );
+    assert.ok(one.changes >= 500, JSON.stringify(one));
+    assert.ok(one.rssAfterMiB < one.rssBeforeMiB, JSON.stringify(one));
+    // the streams it was given back under still carry bytes
+    const last = open[open.length - 1];
+    const echoed = readAll(last);
+    last.end('still here');
+    assert.equal(await echoed, '', 'the tail answers the FIN with its own');
+    for (const c of open) c.destroy();
+    await until('the streams are gone', peers, (ps) => ps[0].streams === 0);
+  });
+
   it('notices a peer gone silent (the link cut) by its keepalive, and comes back with the link', async () => {
     assert.equal((await peers())[0].state, 'up');
     // no FIN, no reset: the packets just stop
