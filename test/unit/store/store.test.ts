@@ -92,7 +92,11 @@ describe('SegmentStore', () => {
       JSON.stringify({ ...newRecord('old', 'local', []), version: 0 }),
     );
     fs.writeFileSync(path.join(dir, 'other.json'), JSON.stringify(newRecord('good2', 'local', [])));
-    fs.writeFileSync(path.join(dir, 'good.json.77.tmp'), 'partial');
+    // an interrupted write whose writer is dead: a pid above the kernel's pid_max, which no
+    // process can have (a small fixed pid was once another process's, alive: the file stayed)
+    const dead = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8')) + 1;
+    const tmp = path.join(dir, `good.json.${dead}.tmp`);
+    fs.writeFileSync(tmp, 'partial');
     fs.writeFileSync(path.join(dir, 'README'), 'not a record');
     const { records, skipped } = store.load();
     assert.deepEqual(
@@ -104,7 +108,7 @@ describe('SegmentStore', () => {
     assert.match(why['cut.json'], /JSON/);
     assert.match(why['old.json'], /not a segment record \(version/);
     assert.match(why['other.json'], /holds segment good2/);
-    assert.ok(!fs.existsSync(path.join(dir, 'good.json.77.tmp')));
+    assert.ok(!fs.existsSync(tmp));
   });
 });
 
