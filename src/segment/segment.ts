@@ -40,6 +40,27 @@ class StreamHeadRelease implements Disposable {
   }
 }
 
+/**
+ * A segment's fields that most never set (a `set` tail, a UDP head, a container followed,
+ * a warning, a failed dial...): in this side object, made at the first set, and read
+ * through accessors on Segment (below the class). Twelve fields of every Segment were 96
+ * bytes of each idle segment with 10,000 of them (issue 20).
+ */
+class SegmentRare {
+  tailSet: unknown = undefined;
+  udpHead: unknown = undefined;
+  headIdentity: unknown = undefined;
+  udpSide: unknown = undefined;
+  lastDialError: unknown = undefined;
+  down: unknown = undefined;
+  tailBack: unknown = undefined;
+  tailFollow: unknown = undefined;
+  tailFollowKept: unknown = undefined;
+  routes: unknown = undefined;
+  accepted: unknown = undefined;
+  warnings: unknown = undefined;
+}
+
 /** A segment, from listening to closed. */
 export class Segment implements HeadHost {
   readonly id: string;
@@ -55,35 +76,35 @@ export class Segment implements HeadHost {
   boundPort = 0;
   tail: Tail | undefined;
   /** The tails of a `set` tail. */
-  private tailSet: TailSet | undefined;
+  declare private tailSet: TailSet | undefined;
   private tcpHead: TcpHead | undefined;
-  private udpHead: UdpHead | undefined;
+  declare private udpHead: UdpHead | undefined;
   /** A unix head's socket file, as bound (removed with the segment, if still that file). */
-  private headIdentity: string | undefined;
+  declare private headIdentity: string | undefined;
   /** A UDP segment's upstreams, its peer's sessions and its closed relays' counters: see udp. */
-  private udpSide: UdpSide | undefined;
+  declare private udpSide: UdpSide | undefined;
   /** Why the last connection could not reach the tail (for the tail's health in list). */
-  private lastDialError: string | undefined;
+  declare private lastDialError: string | undefined;
   /** Ends whose container is not running, with the container's name for list (made at the first). */
-  private down: Map<Side, string> | undefined;
+  declare private down: Map<Side, string> | undefined;
   /** While the tail's container is down, connections wait for it here (made at the first time it is). */
-  private tailBack: TailWait | undefined;
+  declare private tailBack: TailWait | undefined;
   /** The following of the tail's container, replaced with the tail. */
-  private tailFollow: Disposable | undefined;
-  private tailFollowKept = false;
+  declare private tailFollow: Disposable | undefined;
+  declare private tailFollowKept: boolean | undefined;
   /**
    * A transparent tail's routes in its namespace (made when it is set, removed with the
    * segment); only a segment with `transparent` in its plan has this (issue 20).
    */
-  private routes: TransparentRoutesHeld | undefined;
+  declare private routes: TransparentRoutesHeld | undefined;
   /** False once the head stopped accepting for good (daemon stop): a restart binds nothing. */
   private listening = true;
   /** Set by accept(): the tail is set (or the trigger armed), connections are served. */
   private accepting = false;
   /** What waits for accept() (made by the first to wait: most segments have none). */
-  private accepted: { promise: Promise<void>; resolve: () => void } | undefined;
+  declare private accepted: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Repeated warnings (a burst of drops, EMFILE) become one line with a count: see warn. */
-  private warnings: RateLimitedLog | undefined;
+  declare private warnings: RateLimitedLog | undefined;
   readonly trigger: Trigger<Tail> | undefined;
   /** Scale to zero (`idle`), when the segment has it. */
   private readonly idle: IdleWatch | undefined;
@@ -99,6 +120,8 @@ export class Segment implements HeadHost {
   readonly allow: SegmentSpec['allow'];
   readonly wakeOnData: boolean | undefined;
   private closed = false;
+  /** The fields declared above, not set here: see SegmentRare (made at the first set). */
+  protected rare: SegmentRare | undefined;
 
   constructor(spec: SegmentSpec, deps: SegmentDeps) {
     checkSpec(spec);
@@ -541,4 +564,18 @@ export class Segment implements HeadHost {
   get isClosed(): boolean {
     return this.closed;
   }
+}
+
+// Segment's declared rare fields, kept in its SegmentRare: undefined until one is set (setting
+// undefined makes none).
+for (const name of Object.keys(new SegmentRare()) as (keyof SegmentRare)[]) {
+  Object.defineProperty(Segment.prototype, name, {
+    get(this: { rare?: SegmentRare }): unknown {
+      return this.rare?.[name];
+    },
+    set(this: { rare?: SegmentRare }, v: unknown): void {
+      if (v === undefined && !this.rare) return;
+      (this.rare ??= new SegmentRare())[name] = v;
+    },
+  });
 }
