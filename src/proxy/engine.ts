@@ -128,8 +128,12 @@ export class EngineGroup {
   private last: GroupStats | undefined;
   /** Set by the engine when it is done with the group. */
   onGone: (() => void) | undefined;
-  /** setTail calls the engine has not applied yet, in the order sent: the command's number, who waits. */
-  private readonly unapplied: { seq: number; done: () => void }[] = [];
+  /**
+   * setTail calls the engine has not applied yet, in the order sent: the command's number, who
+   * waits. None: undefined (an idle group kept an empty array, grown by its first push: 0.1
+   * KiB of each idle segment with 10,000 of them, issue 20).
+   */
+  private unapplied: { seq: number; done: () => void }[] | undefined;
 
   constructor(
     private readonly engine: Engine,
@@ -176,7 +180,7 @@ export class EngineGroup {
     // (an event is awaited: the engine keeps Node's loop alive until it comes)
     engine.hold();
     return new Promise<void>((resolve) =>
-      this.unapplied.push({
+      (this.unapplied ??= []).push({
         seq,
         done: () => {
           engine.unhold();
@@ -188,13 +192,18 @@ export class EngineGroup {
 
   /** The engine applied the setTail numbered `seq`, and (it runs them in order) every one before it. */
   tailApplied(seq: number): void {
-    const i = this.unapplied.findIndex((w) => w.seq === seq);
-    for (const w of this.unapplied.splice(0, i + 1)) w.done();
+    const waiting = this.unapplied ?? [];
+    const i = waiting.findIndex((w) => w.seq === seq);
+    const done = waiting.splice(0, i + 1);
+    if (waiting.length === 0) this.unapplied = undefined;
+    for (const w of done) w.done();
   }
 
   /** The engine is done with the group (closed, or the engine stopped): nothing waits on it any more. */
   gone(): void {
-    for (const w of this.unapplied.splice(0)) w.done();
+    const waiting = this.unapplied ?? [];
+    this.unapplied = undefined;
+    for (const w of waiting) w.done();
     this.onGone?.();
   }
 

@@ -8,7 +8,7 @@ import { packCidrs } from '../api/cidr';
 import { WormholeError } from '../common/errors';
 import { placed } from '../common/slots';
 import { native } from '../native';
-import { type Policy, policyCode } from './balance';
+import { type OpenElsewhere, type Policy, policyCode } from './balance';
 import { dialWithRetry } from './dial';
 import type { ClosedConnection, Engine, EngineGroup, GroupEvents, GroupStats } from './engine';
 import type { Client, HeadOptions, TailStats, TailTarget } from './head';
@@ -23,8 +23,11 @@ export class EngineHead extends HeadBase {
    * first (an empty Map is 184 bytes, and an idle segment's head never holds one: issue 20).
    */
   private held: Map<number, { resolve: () => void; reject: (e: Error) => void } | null> | undefined;
-  /** Each slot's generation: one more at each setTailSlot (a count for the old tail is not the new one's). */
-  private slotGen: number[] = [];
+  /**
+   * Each slot's generation: one more at each setTailSlot (a count for the old tail is not the
+   * new one's). Made at the first connection JavaScript counts on a tail (idle: never).
+   */
+  private slotGen: number[] | undefined;
 
   constructor(engine: Engine, fds: readonly number[], opts: HeadOptions) {
     super(opts, fds);
@@ -38,17 +41,25 @@ export class EngineHead extends HeadBase {
       opts.allow && packCidrs(opts.allow),
       opts.wakeOnData ?? false,
     );
-    // least-conn in JavaScript reads the engine's counts, which hold every open connection
-    this.tails.openElsewhere = () => this.group.tailStats().map((t) => t?.open);
+  }
+
+  /** least-conn in JavaScript reads the engine's counts, which hold every open connection. */
+  protected override get elsewhere(): OpenElsewhere {
+    return this;
+  }
+
+  openElsewhere(): readonly (number | undefined)[] {
+    return this.group.tailStats().map((t) => t?.open);
   }
 
   /** The engine counts JavaScript's connections to a tail with its own: one count per tail. */
   protected override openedOnTail(slot: number): () => void {
-    const gen = this.slotGen[slot];
+    const gens = (this.slotGen ??= []);
+    const gen = gens[slot] ?? 0;
     this.group.countOnTail(slot, 1);
     return () => {
       // (a slot given a new tail since has its count started again)
-      if (this.slotGen[slot] === gen) this.group.countOnTail(slot, -1);
+      if ((this.slotGen?.[slot] ?? 0) === gen) this.group.countOnTail(slot, -1);
     };
   }
 
@@ -69,7 +80,7 @@ export class EngineHead extends HeadBase {
    * where the slot says now, never where it said before.
    */
   override async setTailSlot(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): Promise<void> {
-    this.slotGen = placed(this.slotGen, slot, (this.slotGen[slot] ?? 0) + 1);
+    if (this.slotGen) this.slotGen = placed(this.slotGen, slot, (this.slotGen[slot] ?? 0) + 1);
     if (!tail) {
       this.setJsTail(slot, null, key);
       return this.group.setTail(slot, null);
@@ -258,14 +269,15 @@ export class EngineHead extends HeadBase {
 
   stats(): GroupStats {
     const s = this.group.stats();
+    const js = this.jsSeen;
     return {
       ...s,
-      bytesUp: s.bytesUp + this.js.bytesUp,
-      bytesDown: s.bytesDown + this.js.bytesDown,
-      dialFailures: s.dialFailures + this.js.dialFailures,
-      lastActive: Math.max(s.lastActive, this.js.lastActive),
-      dialOkAt: Math.max(s.dialOkAt, this.js.dialOkAt),
-      dialFailedAt: Math.max(s.dialFailedAt, this.js.dialFailedAt),
+      bytesUp: s.bytesUp + js.bytesUp,
+      bytesDown: s.bytesDown + js.bytesDown,
+      dialFailures: s.dialFailures + js.dialFailures,
+      lastActive: Math.max(s.lastActive, js.lastActive),
+      dialOkAt: Math.max(s.dialOkAt, js.dialOkAt),
+      dialFailedAt: Math.max(s.dialFailedAt, js.dialFailedAt),
     };
   }
 

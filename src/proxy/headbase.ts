@@ -8,7 +8,7 @@ import * as tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WormholeError } from '../common/errors';
 import { placed } from '../common/slots';
-import { Balancer, type Policy } from './balance';
+import { Balancer, type OpenElsewhere, type Policy } from './balance';
 import { dialWithRetry } from './dial';
 import type { GroupStats } from './engine';
 import type { Client, HeadOptions, Rebindable, TailStats, TailTarget, TcpHead } from './head';
@@ -77,18 +77,25 @@ export function zeroStats(): GroupStats {
     dialFailedAt: 0,
   };
 }
+/** A head's counters before JavaScript has moved anything (read only, shared). */
+const NO_STATS: Readonly<GroupStats> = Object.freeze(zeroStats());
+
 /** What both heads share: the tails, the streams moved by JavaScript, the abort on close. */
 export abstract class HeadBase implements TcpHead {
   protected readonly tails = new Balancer<TailTarget>();
-  /** What the JavaScript mover counted per slot. */
-  protected jsTails: TailStats[] = [];
-  protected readonly js = zeroStats();
+  /**
+   * What the JavaScript mover counted per slot, and in all: made at the first connection it
+   * moves (an engine head's idle segment never has one: their 0.2 KiB was issue 20's).
+   */
+  private jsTails: (TailStats | undefined)[] | undefined;
+  private jsCounts: GroupStats | undefined;
   /**
    * The streams JavaScript moves now; made at the first (an empty Set is 152 bytes, and an
    * engine head's idle segment never has one: issue 20's memory per idle segment).
    */
   protected streams: Set<Duplex> | undefined;
-  protected readonly abort = new AbortController();
+  /** Aborted at close: the dials JavaScript retries stop. Made at the first dial (idle: none). */
+  private aborter: AbortController | undefined;
   protected closed = false;
   /** Set by accept(): connections are welcome (a listening fd given later is accepted on too). */
   protected accepting = false;
@@ -108,8 +115,8 @@ export abstract class HeadBase implements TcpHead {
 
   async setTail(tail: TailTarget | null): Promise<void> {
     const emptied: Promise<void>[] = [];
-    for (let i = this.tails.slots.length - 1; i > 0; i--)
-      if (this.tails.slots[i]) emptied.push(this.setTailSlot(i, null));
+    for (let i = this.tails.size - 1; i > 0; i--)
+      if (this.tails.tail(i)) emptied.push(this.setTailSlot(i, null));
     await Promise.all([...emptied, this.setTailSlot(0, tail)]);
   }
 
@@ -121,7 +128,26 @@ export abstract class HeadBase implements TcpHead {
   /** The tail in a slot as the JavaScript mover sees it (its counters start again). */
   protected setJsTail(slot: number, tail: TailTarget | null, key = tail?.what ?? ''): void {
     this.tails.set(slot, tail, key);
-    this.jsTails = placed(this.jsTails, slot, { open: 0, total: 0, failed: 0, okAt: 0, failedAt: 0 });
+    if (this.jsTails && slot < this.jsTails.length) this.jsTails[slot] = undefined;
+  }
+
+  /** A slot's JavaScript counters, to count in (made at its first). */
+  private jsTail(slot: number): TailStats {
+    const have = this.jsTails?.[slot];
+    if (have) return have;
+    const made = { open: 0, total: 0, failed: 0, okAt: 0, failedAt: 0 };
+    this.jsTails = placed(this.jsTails ?? [], slot, made);
+    return made;
+  }
+
+  /** The head's JavaScript counters, to count in (made at the first). */
+  protected get js(): GroupStats {
+    return (this.jsCounts ??= zeroStats());
+  }
+
+  /** The same, to read: zeros until the first. */
+  protected get jsSeen(): Readonly<GroupStats> {
+    return this.jsCounts ?? NO_STATS;
   }
 
   setBalance(policy: Policy): void {
@@ -133,7 +159,9 @@ export abstract class HeadBase implements TcpHead {
   }
 
   tailStats(): (TailStats | null)[] {
-    return this.tails.slots.map((t, i) => (t ? this.jsTails[i] : null));
+    return this.tails.slots.map((t, i) =>
+      t ? (this.jsTails?.[i] ?? { open: 0, total: 0, failed: 0, okAt: 0, failedAt: 0 }) : null,
+    );
   }
 
   /** Is there a tail at all? */
@@ -212,10 +240,11 @@ export abstract class HeadBase implements TcpHead {
     const once = async (leftMs: number): Promise<{ socket: net.Socket; closed: () => void }> => {
       const tried = new Set<number>();
       let last: unknown = new WormholeError('NO_TAIL', 'the segment has no tail');
-      for (let i = this.tails.pick(tried, client); i >= 0; i = this.tails.pick(tried, client)) {
+      const pick = (): number => this.tails.pick(tried, client, this.elsewhere);
+      for (let i = pick(); i >= 0; i = pick()) {
         tried.add(i);
-        const tail = this.tails.slots[i]!;
-        const stats = this.jsTails[i];
+        const tail = this.tails.tail(i)!;
+        const stats = this.jsTail(i);
         try {
           // (each tail is given what is left of the dial timeout: one that drops SYNs is left)
           // (a port range's client: its place in the head's range, for a span tail)
@@ -238,6 +267,11 @@ export abstract class HeadBase implements TcpHead {
       throw last;
     };
     return dialWithRetry(once, this.tailsText, this.opts.dialTimeoutMs, this.abort.signal);
+  }
+
+  /** Who counts, for least-conn, the connections another mover carries to the same tails. */
+  protected get elsewhere(): OpenElsewhere | undefined {
+    return undefined;
   }
 
   /** A connection JavaScript carries to slot i opened (for least-conn); the function says it closed. */
@@ -350,8 +384,17 @@ export abstract class HeadBase implements TcpHead {
     };
   }
 
+  /** What ends the dials JavaScript retries when the head closes (aborted at once once it has closed). */
+  protected get abort(): AbortController {
+    if (!this.aborter) {
+      this.aborter = new AbortController();
+      if (this.closed) this.aborter.abort();
+    }
+    return this.aborter;
+  }
+
   protected destroyStreams(): void {
-    this.abort.abort();
+    this.aborter?.abort();
     for (const s of this.streams ?? []) s.destroy();
   }
 }

@@ -16,7 +16,7 @@ import { UdpHead } from '../proxy/udphead';
 import type { SegmentContext } from './context';
 import type { Endpoint } from './endpoint';
 import { bindAll, rangeCount, tailPortFor } from './range';
-import { accessLog } from './stats';
+import { accessLevel, logConnection } from './stats';
 import { bindStreamHead, releaseStreamHead } from './streamends';
 import { isStream } from '../api/url';
 
@@ -74,35 +74,30 @@ export async function relistenHead(
 }
 
 /**
- * A stream head's options: its segment's settings, and methods that call the segment (one
- * object, not a closure each: issue 20's memory per idle segment).
+ * A stream head's options: its segment's settings, read from the segment when asked, and
+ * methods that call the segment (one small object, not a closure each or a copy of each
+ * setting: issue 20's memory per idle segment).
  */
 class StreamHeadOptions implements HeadOptions {
-  readonly unixName: string | undefined;
-  readonly maxConnections: number;
-  readonly dialTimeoutMs: number;
-  readonly allow: readonly Cidr[] | undefined;
-  readonly wakeOnData: boolean | undefined;
-  /** Each connection's end is heard of only when the log would show it. */
-  readonly onClosed: ((end: ConnectionEnd) => void) | undefined;
-
   constructor(
-    private readonly host: HeadHost,
-    head: Endpoint,
-  ) {
-    const { ctx } = host;
-    this.unixName = head.proto === 'unix' ? head.path : undefined;
-    this.maxConnections = ctx.maxConnections;
-    this.dialTimeoutMs = ctx.dialTimeoutMs;
-    this.allow = host.allow;
-    this.wakeOnData = host.wakeOnData;
-    this.onClosed = accessLog(
-      ctx.log,
-      ctx.accessLog,
-      host.id,
-      host,
-      head.proto === 'unix' ? 'unix' : 'unknown',
-    );
+    protected readonly host: HeadHost,
+    readonly unixName: string | undefined,
+  ) {}
+
+  get maxConnections(): number {
+    return this.host.ctx.maxConnections;
+  }
+
+  get dialTimeoutMs(): number {
+    return this.host.ctx.dialTimeoutMs;
+  }
+
+  get allow(): readonly Cidr[] | undefined {
+    return this.host.allow;
+  }
+
+  get wakeOnData(): boolean | undefined {
+    return this.host.wakeOnData;
   }
 
   onClient(client: Client): void {
@@ -120,10 +115,34 @@ class StreamHeadOptions implements HeadOptions {
   }
 }
 
+/**
+ * The same, hearing of each connection's end for the access log: only when the log would
+ * show it (without onClosed the engine only counts, waking no one).
+ */
+class LoggingStreamHeadOptions extends StreamHeadOptions {
+  constructor(
+    host: HeadHost,
+    unixName: string | undefined,
+    private readonly level: 'info' | 'debug',
+  ) {
+    super(host, unixName);
+  }
+
+  onClosed(end: ConnectionEnd): void {
+    const { ctx, id } = this.host;
+    logConnection(ctx.log, this.level, id, this.host, this.unixName === undefined ? 'unknown' : 'unix', end);
+  }
+}
+
 /** A TCP or unix head on its listening fds (a port range's in port order). */
 export function openStreamHead(host: HeadHost, head: Endpoint, fds: readonly number[]): TcpHead {
   const { ctx, id } = host;
-  const opened = openTcpHead(ctx.engine, fds, new StreamHeadOptions(host, head));
+  const unixName = head.proto === 'unix' ? head.path : undefined;
+  const level = accessLevel(ctx.log, ctx.accessLog);
+  const opts = level
+    ? new LoggingStreamHeadOptions(host, unixName, level)
+    : new StreamHeadOptions(host, unixName);
+  const opened = openTcpHead(ctx.engine, fds, opts);
   // a peer's stream for this segment, from a key that may reach it, is dialed by the engine
   const owner = ctx.ownerOf?.(id);
   if (owner) opened.attachable?.(id, owner);

@@ -25,8 +25,41 @@ import { Trigger } from './trigger';
 import { type HeadHost, bindUdpHead, openStreamHead, openUdpHead, relistenHead } from './heads';
 import { joinRemote } from './remoteleg';
 import { UdpSide } from './udpside';
-import { TransparentRoutesHeld } from './transparent';
+import { TransparentRoutesHeld, transparentMark } from './transparent';
 import { ReadyGate } from './ready';
+
+/**
+ * A stream head's place in its segment's stack: one object, not the two closures (and their
+ * contexts) it was, 0.15 KiB of every idle segment with 10,000 of them (issue 20).
+ */
+class StreamHeadRelease implements Disposable {
+  constructor(private readonly segment: Segment) {}
+
+  dispose(): Promise<void> {
+    return this.segment.releaseStreamHead();
+  }
+}
+
+/**
+ * A segment's fields that most never set (a `set` tail, a UDP head, a container followed,
+ * a warning, a failed dial...): in this side object, made at the first set, and read
+ * through accessors on Segment (below the class). Twelve fields of every Segment were 96
+ * bytes of each idle segment with 10,000 of them (issue 20).
+ */
+class SegmentRare {
+  tailSet: unknown = undefined;
+  udpHead: unknown = undefined;
+  headIdentity: unknown = undefined;
+  udpSide: unknown = undefined;
+  lastDialError: unknown = undefined;
+  down: unknown = undefined;
+  tailBack: unknown = undefined;
+  tailFollow: unknown = undefined;
+  tailFollowKept: unknown = undefined;
+  routes: unknown = undefined;
+  accepted: unknown = undefined;
+  warnings: unknown = undefined;
+}
 
 /** A segment, from listening to closed. */
 export class Segment implements HeadHost {
@@ -43,32 +76,35 @@ export class Segment implements HeadHost {
   boundPort = 0;
   tail: Tail | undefined;
   /** The tails of a `set` tail. */
-  private tailSet: TailSet | undefined;
+  declare private tailSet: TailSet | undefined;
   private tcpHead: TcpHead | undefined;
-  private udpHead: UdpHead | undefined;
+  declare private udpHead: UdpHead | undefined;
   /** A unix head's socket file, as bound (removed with the segment, if still that file). */
-  private headIdentity: string | undefined;
+  declare private headIdentity: string | undefined;
   /** A UDP segment's upstreams, its peer's sessions and its closed relays' counters: see udp. */
-  private udpSide: UdpSide | undefined;
+  declare private udpSide: UdpSide | undefined;
   /** Why the last connection could not reach the tail (for the tail's health in list). */
-  private lastDialError: string | undefined;
+  declare private lastDialError: string | undefined;
   /** Ends whose container is not running, with the container's name for list (made at the first). */
-  private down: Map<Side, string> | undefined;
-  /** While the tail's container is down, connections wait for it here. */
-  private readonly tailBack = new TailWait();
+  declare private down: Map<Side, string> | undefined;
+  /** While the tail's container is down, connections wait for it here (made at the first time it is). */
+  declare private tailBack: TailWait | undefined;
   /** The following of the tail's container, replaced with the tail. */
-  private tailFollow: Disposable | undefined;
-  private tailFollowKept = false;
-  /** A transparent tail's routes in its namespace (made when it is set, removed with the segment). */
-  private readonly routes: TransparentRoutesHeld;
+  declare private tailFollow: Disposable | undefined;
+  declare private tailFollowKept: boolean | undefined;
+  /**
+   * A transparent tail's routes in its namespace (made when it is set, removed with the
+   * segment); only a segment with `transparent` in its plan has this (issue 20).
+   */
+  declare private routes: TransparentRoutesHeld | undefined;
   /** False once the head stopped accepting for good (daemon stop): a restart binds nothing. */
   private listening = true;
   /** Set by accept(): the tail is set (or the trigger armed), connections are served. */
   private accepting = false;
   /** What waits for accept() (made by the first to wait: most segments have none). */
-  private accepted: { promise: Promise<void>; resolve: () => void } | undefined;
-  /** Repeated warnings (a burst of drops, EMFILE) become one line with a count. */
-  readonly warn: RateLimitedLog;
+  declare private accepted: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Repeated warnings (a burst of drops, EMFILE) become one line with a count: see warn. */
+  declare private warnings: RateLimitedLog | undefined;
   readonly trigger: Trigger<Tail> | undefined;
   /** Scale to zero (`idle`), when the segment has it. */
   private readonly idle: IdleWatch | undefined;
@@ -80,25 +116,27 @@ export class Segment implements HeadHost {
   private readonly healthMs: number | null;
   /** `ready`: new connections wait here until the tail is ready (ready.ts). */
   private readonly ready: ReadyGate | undefined;
-  /** Which clients the head takes, and from when: `allow`, `wake-on-data`. */
-  private readonly admits: Pick<SegmentSpec, 'allow' | 'wakeOnData'>;
+  /** Which clients the head takes (`allow`), and from when (`wake-on-data`). */
+  readonly allow: SegmentSpec['allow'];
+  readonly wakeOnData: boolean | undefined;
   private closed = false;
+  /** The fields declared above, not set here: see SegmentRare (made at the first set). */
+  protected rare: SegmentRare | undefined;
 
   constructor(spec: SegmentSpec, deps: SegmentDeps) {
     checkSpec(spec);
     ({ id: this.id, parent: this.parent, remote: this.remote, head: this.head } = spec);
     ({ headDraft: this.headDraft, tailDrafts: this.tailDrafts } = spec);
     ({ balance: this.balance, healthMs: this.healthMs } = spec);
-    this.admits = { allow: spec.allow, wakeOnData: spec.wakeOnData };
+    ({ allow: this.allow, wakeOnData: this.wakeOnData } = spec);
     this.follower = deps.follower;
     // (`dial-timeout` in the plan: this segment's own, for its dials and its waits)
     this.ctx = spec.dialTimeoutMs ? { ...deps.ctx, dialTimeoutMs: spec.dialTimeoutMs } : deps.ctx;
     this.ready = spec.ready && new ReadyGate(spec.ready, this.id, this.ctx);
     this.containers = spec.made.containers;
     this.stack.add(spec.made.scope);
-    this.routes = new TransparentRoutesHeld(spec, this.ctx.log);
-    this.stack.add(this.routes);
-    this.warn = new RateLimitedLog(this.ctx.log);
+    const routes = new TransparentRoutesHeld(spec, this.ctx.log);
+    if (routes.wanted) this.routes = this.stack.add(routes);
     if (spec.trigger) {
       this.trigger = new Trigger(spec.trigger, {
         id: this.id,
@@ -130,7 +168,7 @@ export class Segment implements HeadHost {
       tailRunning: () => this.tailRunning(),
       pickUdp: (client) => this.tailSet?.pickUdp(client),
       headAddress: () => ({ host: this.head.host, port: this.boundPort }),
-      transparentMark: () => this.routes.mark,
+      transparentMark: () => transparentMark(this.id),
     }));
   }
 
@@ -151,12 +189,9 @@ export class Segment implements HeadHost {
           : await bindStreamHead(head);
       this.boundPort = port;
       this.headIdentity = identity;
-      // a unix head's socket file goes once the head has closed (the stack runs backwards)
-      this.stack.defer(() => releaseStreamHead(this.head, this.headIdentity, this.ctx.log));
-      const tcpHead = openStreamHead(this, head, fds);
-      this.tcpHead = tcpHead;
-      // closing the head closes its connections too
-      this.stack.defer(() => tcpHead.close());
+      // (in the stack before the head is made: a unix head's file goes even if making it fails)
+      this.stack.add(new StreamHeadRelease(this));
+      this.tcpHead = openStreamHead(this, head, fds);
     } else {
       const { sockets, fds } = await bindUdpHead(head, head.port, handed);
       if (this.closed) {
@@ -171,6 +206,18 @@ export class Segment implements HeadHost {
     }
     const follow = this.followEnd('head', head);
     if (follow) this.stack.add(follow);
+  }
+
+  /**
+   * Close the stream head (its connections too), then remove a unix head's socket file: run
+   * by the stack (StreamHeadRelease) when the segment closes.
+   */
+  async releaseStreamHead(): Promise<void> {
+    try {
+      await this.tcpHead?.close();
+    } finally {
+      await releaseStreamHead(this.head, this.headIdentity, this.ctx.log);
+    }
   }
 
   /** The head, TCP or UDP, while it is open. */
@@ -193,20 +240,17 @@ export class Segment implements HeadHost {
   // What the head tells the segment (HeadHost): the segment is its own head's host, with no
   // object or closures made for it (issue 20's memory per idle segment).
 
-  get allow(): SegmentSpec['allow'] {
-    return this.admits.allow;
-  }
-
-  get wakeOnData(): boolean | undefined {
-    return this.admits.wakeOnData;
-  }
-
   openUpstream(client: string, port: number, offset: number): ReturnType<HeadHost['openUpstream']> {
     return this.udp.openUpstream(client, port, offset);
   }
 
   retired(relay: Parameters<HeadHost['retired']>[0]): void {
     this.udp.retire(relay);
+  }
+
+  /** Repeated warnings become one line with a count (made at the first warning). */
+  get warn(): RateLimitedLog {
+    return (this.warnings ??= new RateLimitedLog(this.ctx.log));
   }
 
   tailText(): string {
@@ -267,6 +311,10 @@ export class Segment implements HeadHost {
       this.stack.defer(() => set.dispose());
       await set.start();
     } else if (tail.kind === 'local' && tail.ep.transparent) {
+      // (a transparent tail is in the plan, or made by its trigger's `transparent`: made then)
+      this.routes ??= this.stack.add(
+        new TransparentRoutesHeld({ id: this.id, tailDrafts: [], trigger: null }, this.ctx.log),
+      );
       await this.routes.point(head, tail.ep);
     } else if (head && tail.kind === 'local' && isStream(tail.ep.proto)) {
       await head.setTail(streamTarget(tail.ep));
@@ -303,7 +351,7 @@ export class Segment implements HeadHost {
     void this.tcpHead?.setTail(null); // every new connection comes to serve(), which waits
     this.udpHead?.endSessions(); // their upstream sockets are in the dead namespace
     this.udpSide?.endSessions();
-    this.tailBack.hold();
+    (this.tailBack ??= new TailWait()).hold();
     this.ready?.drop('the container is not running');
   }
 
@@ -330,12 +378,14 @@ export class Segment implements HeadHost {
 
   private tailIsUp(): void {
     this.down?.delete('tail');
-    this.tailBack.release();
+    this.tailBack?.release();
   }
 
   /** Wait while the tail's container is down, then until it is ready (up to the dial timeout). */
   private tailRunning(): Promise<void> {
-    return this.tailBack.wait(this.down?.get('tail') ?? '', this.ctx.dialTimeoutMs, this.ready);
+    if (this.tailBack)
+      return this.tailBack.wait(this.down?.get('tail') ?? '', this.ctx.dialTimeoutMs, this.ready);
+    return this.ready ? this.ready.wait(this.ctx.dialTimeoutMs) : Promise.resolve();
   }
 
   /**
@@ -474,7 +524,7 @@ export class Segment implements HeadHost {
       tail: this.tail,
       tailSet: this.tailSet,
       tailText: describeTail(this.tail, this.tailSet),
-      transparent: this.routes.wanted,
+      transparent: this.routes !== undefined,
       ready: this.ready?.info(),
       closed: this.closed,
       down: this.down,
@@ -505,7 +555,7 @@ export class Segment implements HeadHost {
     this.closed = true;
     this.accepted?.resolve(); // what waits for accept() finds the segment closed
     this.idle?.stop();
-    this.tailBack.release(); // waiting connections go, and find the segment closed
+    this.tailBack?.release(); // waiting connections go, and find the segment closed
     this.ready?.dispose();
     await this.idle?.pending(); // (what idle lets go of is not released twice at once)
     await this.stack.dispose();
@@ -514,4 +564,18 @@ export class Segment implements HeadHost {
   get isClosed(): boolean {
     return this.closed;
   }
+}
+
+// Segment's declared rare fields, kept in its SegmentRare: undefined until one is set (setting
+// undefined makes none).
+for (const name of Object.keys(new SegmentRare()) as (keyof SegmentRare)[]) {
+  Object.defineProperty(Segment.prototype, name, {
+    get(this: { rare?: SegmentRare }): unknown {
+      return this.rare?.[name];
+    },
+    set(this: { rare?: SegmentRare }, v: unknown): void {
+      if (v === undefined && !this.rare) return;
+      (this.rare ??= new SegmentRare())[name] = v;
+    },
+  });
 }

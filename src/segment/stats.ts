@@ -132,32 +132,38 @@ export function tailHealth(url: string, okAt: number, failedAt: number, lastErro
 }
 
 /**
- * The access log: one line per proxied connection when it ends, at info (at debug when the
- * access log is off and the log shows debug; no line otherwise, and then the engine wakes no
- * JavaScript per connection). Undefined when no line would be written.
+ * The access log's level: info, or debug when the access log is off and the log shows
+ * debug; undefined when no line would be written (and then the engine wakes no JavaScript
+ * per connection).
  */
-export function accessLog(
+export function accessLevel(log: Logger, on: boolean): 'info' | 'debug' | undefined {
+  return on ? 'info' : log.isLevelEnabled('debug') ? 'debug' : undefined;
+}
+
+/**
+ * The access log's line for one proxied connection, when it ends. (A function called with
+ * what it needs, not a closure kept per segment: issue 20's memory per idle segment.)
+ */
+export function logConnection(
   log: Logger,
-  on: boolean,
+  level: 'info' | 'debug',
   segment: string,
-  /** Who names the tail (the segment itself: an object it has, not a closure made for this). */
+  /** Who names the tail (the segment itself). */
   tail: { tailText(): string },
   /** What a client without an address is called: `unix` behind a unix head. */
-  anonymous = 'unknown',
-): ((end: ConnectionEnd) => void) | undefined {
-  const level = on ? 'info' : log.isLevelEnabled('debug') ? 'debug' : undefined;
-  if (!level) return undefined;
-  return (end) =>
-    log[level](
-      {
-        segment,
-        client: end.client ?? anonymous,
-        tail: tail.tailText(),
-        ms: Math.round(end.ms),
-        up: end.up,
-        down: end.down,
-        end: end.error === undefined ? 'closed' : end.error === 'ECONNRESET' ? 'reset' : end.error,
-      },
-      'connection',
-    );
+  anonymous: string,
+  end: ConnectionEnd,
+): void {
+  log[level](
+    {
+      segment,
+      client: end.client ?? anonymous,
+      tail: tail.tailText(),
+      ms: Math.round(end.ms),
+      up: end.up,
+      down: end.down,
+      end: end.error === undefined ? 'closed' : end.error === 'ECONNRESET' ? 'reset' : end.error,
+    },
+    'connection',
+  );
 }

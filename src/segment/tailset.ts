@@ -187,7 +187,7 @@ export class TailSet {
   /** A tail for a new UDP session (source: by the client's address). */
   pickUdp(client: string): Endpoint | undefined {
     const i = this.udp.pick(new Set(), client);
-    return i >= 0 ? (this.udp.slots[i] ?? undefined) : undefined;
+    return i >= 0 ? (this.udp.tail(i) ?? undefined) : undefined;
   }
 
   /** Every tail now. */

@@ -133,7 +133,7 @@ export class TransparentRoutesHeld {
    */
   async point(head: TcpHead | undefined, tail: Endpoint): Promise<void> {
     await this.ensure(tail);
-    if (head && isStream(tail.proto)) await head.setTail({ ...streamTarget(tail), mark: this.mark });
+    if (head && isStream(tail.proto)) await head.setTail(streamTarget(tail, this.mark));
   }
 
   /** The segment's mark. */

@@ -171,10 +171,12 @@ describe('Balancer (the pick as JavaScript asks it)', () => {
     const b = three('least-conn');
     b.opened(0);
     assert.equal(b.pick(new Set()), 1);
-    b.openElsewhere = () => [0, 5, 1];
-    assert.equal(b.pick(new Set()), 2, 'a: 1 here, b: 5 there, c: 1 there, ties go round');
-    b.openElsewhere = () => [0, 5, 2];
-    assert.equal(b.pick(new Set()), 0);
+    assert.equal(
+      b.pick(new Set(), '', { openElsewhere: () => [0, 5, 1] }),
+      2,
+      'a: 1 here, b: 5 there, c: 1 there, ties go round',
+    );
+    assert.equal(b.pick(new Set(), '', { openElsewhere: () => [0, 5, 2] }), 0);
   });
 
   it('source: a client keeps its tail, and only the clients of a tail that goes move', () => {
