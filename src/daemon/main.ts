@@ -72,6 +72,9 @@ export async function main(argv: string[]): Promise<void> {
   const log = createLogger('wormholed', opts.logLevel);
   let state: StateDir | undefined;
   let handed: Handed | undefined;
+  // (stopped before a failed start exits: a process that ends with the engine's thread
+  // running can die of SIGABRT instead of exiting 1)
+  let engine: Engine | null = null;
   try {
     if (opts.keyFile === DEFAULT_KEY_FILE && ensureKeyFile(opts.keyFile)) {
       log.warn({ file: opts.keyFile }, 'created a new key file: copy it to every peer');
@@ -123,7 +126,7 @@ export async function main(argv: string[]): Promise<void> {
       log,
     );
     await tunnels.start();
-    const engine = startEngine(log, opts.pipeBudget);
+    engine = startEngine(log, opts.pipeBudget);
     peers.useEngine(engine);
     const store = new SegmentStore(state.file('segments'));
     const manager = new SegmentManager({
@@ -360,6 +363,7 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     // (a takeover that fails here leaves the running daemon as it was)
     handed?.abandon();
+    engine?.stop();
     if (!opts.takeover) state?.release();
     // One line, never a stack trace: what failed is the user's to fix (a path, a flag).
     const msg = err instanceof WormholeError ? err.message : `cannot start: ${errorMessage(err)}`;

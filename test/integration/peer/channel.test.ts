@@ -224,7 +224,9 @@ describe('the channel between two daemons', () => {
       (g) => g.length >= 1,
     );
     assert.ok(one.changes >= 500, JSON.stringify(one));
-    assert.ok(one.rssAfterMiB < one.rssBeforeMiB, JSON.stringify(one));
+    // (under test/asan.sh the sanitizer's allocator keeps what is freed: no RSS to give back)
+    if (!/libasan/.test(process.env.LD_PRELOAD ?? ''))
+      assert.ok(one.rssAfterMiB < one.rssBeforeMiB, JSON.stringify(one));
     // the streams it was given back under still carry bytes
     const last = open[open.length - 1];
     const echoed = readAll(last);
