@@ -79,8 +79,9 @@ const FIRST_PING_STARTS = 3;
 
 /**
  * `wormhole ping --json B` from a's daemon: the first after a start (the CLI's whole round
- * trip, opening the channel), the median over the pair's own start and two more starts of
- * both daemons, each ping once both have said they started (as systemd's READY=1 would);
+ * trip, opening the channel), the median over the pair's own start (pinged once b's port and
+ * servers answer) and two restarts of both daemons, each pinged once both have said they
+ * started (as systemd's READY=1 would);
  * then the median of 5 of the daemons' own round trip (ms).
  */
 async function peerPing(
