@@ -15,11 +15,17 @@ import type { Logger } from '../common/log';
 import { native } from '../native';
 
 /**
- * Segments made or removed, or clients handed to a channel (since the last collection), that
+ * Segments made or removed, or clients handed to a channel, within BULK_WINDOW_MS, that
  * make a change bulk: below it the garbage is a few MiB at most, and V8's own collections
  * keep up with it.
  */
 export const BULK_CHANGES = 500;
+/**
+ * The time within which BULK_CHANGES make a bulk change: a trickle (a client every few
+ * seconds over a `remote` segment, a script creating a segment now and then) never adds up
+ * to one, and so never costs the daemon a full collection every few hundred connections.
+ */
+export const BULK_WINDOW_MS = 5000;
 /** How often a bulk change is looked at to see whether it is over. */
 const CHECK_MS = 100;
 /**
@@ -32,16 +38,31 @@ const IDLE_UTILIZATION = 0.25;
 /** Counts segments made and removed and clients handed off; collects once a bulk change is over and the daemon idle. */
 export class MemoryGiveBack {
   private changes = 0;
+  /** When the count of changes started (Date.now()): it starts again after BULK_WINDOW_MS. */
+  private since = 0;
   /** A segment made or removed since the last check. */
   private recent = false;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** What collects (the addon's; a test's stand-in). */
+    private readonly reduce: () => void = () => native().reduceMemory(),
+  ) {}
 
   /** A segment was made or removed, or a client handed to a channel. */
   changed(): void {
     this.recent = true;
-    if (++this.changes >= BULK_CHANGES && !this.timer) this.watch();
+    if (this.timer) {
+      this.changes++; // (a bulk change under way: counted until its collection)
+      return;
+    }
+    const now = Date.now();
+    if (now - this.since > BULK_WINDOW_MS) {
+      this.changes = 0;
+      this.since = now;
+    }
+    if (++this.changes >= BULK_CHANGES) this.watch();
   }
 
   /**
@@ -51,18 +72,19 @@ export class MemoryGiveBack {
   private watch(): void {
     let last = performance.eventLoopUtilization();
     this.recent = false;
-    // (unref: a daemon that stops does not wait for it)
-    this.timer = setInterval(() => {
+    const check = (): void => {
       const now = performance.eventLoopUtilization();
       const busy = performance.eventLoopUtilization(now, last).utilization;
       last = now;
       const over = !this.recent && busy < IDLE_UTILIZATION;
       this.recent = false;
-      if (!over) return;
-      clearInterval(this.timer);
+      if (!over) return arm();
       this.timer = undefined;
       this.collect();
-    }, CHECK_MS).unref();
+    };
+    // (unref: a daemon that stops does not wait for it)
+    const arm = (): void => void (this.timer = setTimeout(check, CHECK_MS)).unref();
+    arm();
   }
 
   /**
@@ -74,7 +96,7 @@ export class MemoryGiveBack {
     this.changes = 0;
     const before = process.memoryUsage.rss();
     const started = performance.now();
-    native().reduceMemory();
+    this.reduce();
     const MiB = (n: number): number => Math.round(n / 104857.6) / 10;
     this.log.info(
       {
