@@ -77,6 +77,10 @@ export function zeroStats(): GroupStats {
     dialFailedAt: 0,
   };
 }
+/** A tail's JavaScript counters before it carried anything. */
+function zeroTailStats(): TailStats {
+  return { open: 0, total: 0, failed: 0, okAt: 0, failedAt: 0 };
+}
 /** A head's counters before JavaScript has moved anything (read only, shared). */
 const NO_STATS: Readonly<GroupStats> = Object.freeze(zeroStats());
 
@@ -135,7 +139,7 @@ export abstract class HeadBase implements TcpHead {
   private jsTail(slot: number): TailStats {
     const have = this.jsTails?.[slot];
     if (have) return have;
-    const made = { open: 0, total: 0, failed: 0, okAt: 0, failedAt: 0 };
+    const made = zeroTailStats();
     this.jsTails = placed(this.jsTails ?? [], slot, made);
     return made;
   }
@@ -159,9 +163,7 @@ export abstract class HeadBase implements TcpHead {
   }
 
   tailStats(): (TailStats | null)[] {
-    return this.tails.slots.map((t, i) =>
-      t ? (this.jsTails?.[i] ?? { open: 0, total: 0, failed: 0, okAt: 0, failedAt: 0 }) : null,
-    );
+    return this.tails.slots.map((t, i) => (t ? (this.jsTails?.[i] ?? zeroTailStats()) : null));
   }
 
   /** Is there a tail at all? */
